@@ -1,0 +1,132 @@
+/* World setup, agreement on errors, broadcasts and reductions. Owns the mpq_comm handle and the
+ * node-local communicator. MPI is initialised with MPI_THREAD_FUNNELED: only the main thread
+ * calls MPI (the data reader's thread never does). */
+#include "mpi/comm.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "mpi/comm_impl.h"
+
+static void abort_world(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+static int mpi_fail(int err, const char *what)
+{
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(err, msg, &len);
+    return MPQ_FAIL(MPQ_E_MPI, "%s: %s", what, msg);
+}
+
+int mpq_comm_init(int *argc, char ***argv, mpq_comm **out)
+{
+    int provided = 0, err;
+    mpq_comm *c = calloc(1, sizeof *c);
+    if (!c) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
+    err = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    if (err != MPI_SUCCESS) {
+        free(c);
+        return mpi_fail(err, "MPI_Init_thread");
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    c->world = MPI_COMM_WORLD;
+    MPI_Comm_rank(c->world, &c->rank);
+    MPI_Comm_size(c->world, &c->size);
+    MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &c->node);
+    MPI_Comm_rank(c->node, &c->local_rank);
+    MPI_Comm_size(c->node, &c->local_size);
+    mpq_log_set_rank(c->rank);
+    mpq_set_abort_hook(abort_world);
+    c->reducer.ctx = c;
+    c->reducer.sum = mpq_comm_reducer_sum;
+    *out = c;
+    return MPQ_OK;
+}
+
+void mpq_comm_finalize(mpq_comm *c)
+{
+    if (!c) return;
+    MPI_Comm_free(&c->node);
+    mpq_set_abort_hook(NULL);
+    MPI_Finalize();
+    free(c);
+}
+
+int mpq_comm_rank(const mpq_comm *c) { return c->rank; }
+int mpq_comm_size(const mpq_comm *c) { return c->size; }
+int mpq_comm_local_rank(const mpq_comm *c) { return c->local_rank; }
+int mpq_comm_local_size(const mpq_comm *c) { return c->local_size; }
+double mpq_comm_wtime(void) { return MPI_Wtime(); }
+
+int mpq_comm_agree(mpq_comm *c, int rc)
+{
+    /* Agree on the minimum code; then the lowest failing rank broadcasts its message. */
+    int in[2] = {rc, rc < 0 ? c->rank : c->size}, agreed, first;
+    MPI_Allreduce(&in[0], &agreed, 1, MPI_INT, MPI_MIN, c->world);
+    if (agreed >= 0) return agreed;
+    MPI_Allreduce(&in[1], &first, 1, MPI_INT, MPI_MIN, c->world);
+    char msg[2048];
+    if (c->rank == first) snprintf(msg, sizeof msg, "%s", mpq_errmsg());
+    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, c->world);
+    if (rc >= 0) mpq_fail(agreed, "rank", first, "%s", msg);
+    return agreed;
+}
+
+void mpq_comm_barrier(mpq_comm *c) { MPI_Barrier(c->world); }
+
+int mpq_comm_bcast(mpq_comm *c, void *buf, size_t bytes, int root)
+{
+    char *p = buf;
+    while (bytes > 0) { /* counts are int: go in 1 GiB pieces */
+        int k = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
+        int err = MPI_Bcast(p, k, MPI_BYTE, root, c->world);
+        if (err != MPI_SUCCESS) return mpi_fail(err, "MPI_Bcast");
+        p += k;
+        bytes -= (size_t)k;
+    }
+    return MPQ_OK;
+}
+
+int mpq_comm_bcast_string(mpq_comm *c, char **s, int root)
+{
+    long len = c->rank == root ? (long)strlen(*s) : 0;
+    MPQ_TRY(mpq_comm_bcast(c, &len, sizeof len, root));
+    if (c->rank != root) {
+        *s = malloc((size_t)len + 1);
+        if (!*s) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
+        (*s)[len] = '\0';
+    }
+    return mpq_comm_bcast(c, *s, (size_t)len, root);
+}
+
+static int allreduce(mpq_comm *c, void *buf, size_t n, MPI_Datatype t, MPI_Op op)
+{
+    int err = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, op, c->world);
+    return err == MPI_SUCCESS ? MPQ_OK : mpi_fail(err, "MPI_Allreduce");
+}
+
+int mpq_comm_allreduce_sum_double(mpq_comm *c, double *buf, size_t n)
+{
+    return allreduce(c, buf, n, MPI_DOUBLE, MPI_SUM);
+}
+
+int mpq_comm_allreduce_max_double(mpq_comm *c, double *buf, size_t n)
+{
+    return allreduce(c, buf, n, MPI_DOUBLE, MPI_MAX);
+}
+
+int mpq_comm_allreduce_sum_long(mpq_comm *c, long *buf, size_t n)
+{
+    return allreduce(c, buf, n, MPI_LONG, MPI_SUM);
+}
+
+int mpq_comm_reducer_sum(void *ctx, double *buf, size_t n)
+{
+    return mpq_comm_allreduce_sum_double(ctx, buf, n);
+}
+
+const mpq_reducer *mpq_comm_reducer(mpq_comm *c) { return &c->reducer; }

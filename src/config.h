@@ -1,0 +1,100 @@
+/* Experiment configuration: the reference's .cfg format (INI sections named after experiments,
+ * keys inherited from [DEFAULT]; shared/spec/config.md) plus the keys mpq adds. One static key
+ * table in config.c (name, type, offset, default, range, help) drives parsing, inheritance,
+ * `--set key=value`, range errors, `mpq train --help-keys` and the effective dump stored in
+ * checkpoints. The parser takes text, not a file: rank 0 reads the file and broadcasts it. */
+#ifndef MPQ_CONFIG_H
+#define MPQ_CONFIG_H
+
+#include <stdio.h>
+
+#include "quant/quant.h"
+
+#define MPQ_PATH_MAX 1024
+
+typedef enum mpq_optimizer { MPQ_OPTIMIZER_SGD, MPQ_OPTIMIZER_ADAM } mpq_optimizer;
+typedef enum mpq_lr_schedule {
+    MPQ_LR_REFERENCE, /* 80/40/40 epochs at lr, lr/10, lr/100, scaled to `epochs` (4/8, 6/8) */
+    MPQ_LR_STEP,      /* lr * lr_decay_factor^(number of lr_decay_epochs passed) */
+    MPQ_LR_COSINE,    /* lr * 0.5 * (1 + cos(pi * t / T)) after warmup */
+    MPQ_LR_CONSTANT,
+} mpq_lr_schedule;
+typedef enum mpq_augment { MPQ_AUGMENT_NONE, MPQ_AUGMENT_CIFAR, MPQ_AUGMENT_IMAGENET } mpq_augment;
+
+#define MPQ_MAX_DECAY_EPOCHS 8
+
+typedef struct mpq_cfg {
+    char experiment[128];
+
+    /* model */
+    char model[32];         /* resnet20/32/44/56/110, resnet18, mobilenetv2 */
+    int num_layers;         /* CIFAR ResNet depth (0: from model) */
+    char shortcut_type[4];  /* "", "a", "b", "c" */
+    int scale_layer;
+    int num_classes;        /* 0: from the data */
+
+    /* quantization (reference keys) */
+    mpq_qsettings wq, aq;   /* w_* and a_* keys */
+    char weightfile[MPQ_PATH_MAX];
+    float target_weight_kbytes, target_activation_kbytes;
+    char target_activation_type[8]; /* "max" or "sum" */
+    float initial_cost_lambda2, initial_cost_lambda3;
+
+    /* optimisation */
+    mpq_optimizer optimizer;
+    float initial_learning_rate;
+    float momentum, weight_decay;
+    int decay_quant_params;          /* weight decay also on quantizer parameters (reference: 1) */
+    float adam_beta1, adam_beta2, adam_eps;
+    mpq_lr_schedule lr_schedule;
+    float lr_decay_epochs[MPQ_MAX_DECAY_EPOCHS];
+    int n_lr_decay_epochs;
+    float lr_decay_factor;
+    float warmup_epochs;
+    float bn_momentum;
+
+    /* data and schedule */
+    char train_data[MPQ_PATH_MAX], val_data[MPQ_PATH_MAX]; /* shard dirs, or "synthetic" */
+    mpq_augment augment;
+    int batch_size, val_batch_size; /* global */
+    float epochs;
+    long max_steps;
+    long seed;
+    int synthetic_samples, synthetic_height, synthetic_width, synthetic_channels;
+    int val_every_steps;    /* 0: after every epoch only */
+
+    /* distribution, performance */
+    int sync_bn, deterministic, virtual_shards;
+    int threads;            /* per rank; 0: from the binding (or OMP_NUM_THREADS) */
+    float bucket_mbytes;
+
+    /* outputs, checkpoints */
+    char output_dir[MPQ_PATH_MAX]; /* default: the experiment name */
+    long checkpoint_every_steps;
+    float checkpoint_every_minutes;
+    int keep_checkpoints;
+    int progress;           /* 1: live progress line on a terminal */
+} mpq_cfg;
+
+/* Every key at its default. */
+void mpq_cfg_defaults(mpq_cfg *c);
+/* Parses INI text (file name used in messages) and fills c with [DEFAULT] overlaid by
+ * [experiment]. Errors (unknown experiment, unknown key, bad value) name the file, the line,
+ * the section and the key. Returns 0 or MPQ_E_CONFIG. */
+int mpq_cfg_parse_text(const char *text, const char *filename, const char *experiment,
+                       mpq_cfg *c);
+/* Applies one "key=value" (from --set; origin names it in messages). */
+int mpq_cfg_set(mpq_cfg *c, const char *key, const char *value, const char *origin);
+/* Checks cross-key consistency after all settings (e.g. batch divisible by ranks is checked by
+ * the trainer). Returns 0 or MPQ_E_CONFIG. */
+int mpq_cfg_validate(const mpq_cfg *c);
+/* Experiment section names in the text (excluding DEFAULT), newline-separated, malloc'ed. */
+char *mpq_cfg_list_experiments(const char *text);
+/* Writes the effective configuration as an INI section "[experiment]" with every key. */
+void mpq_cfg_dump(const mpq_cfg *c, FILE *f);
+/* Same into a malloc'ed string (for checkpoints). */
+char *mpq_cfg_dump_string(const mpq_cfg *c);
+/* Prints the key table (name, default, help) for `mpq train --help-keys`. */
+void mpq_cfg_print_keys(FILE *f);
+
+#endif

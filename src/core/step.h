@@ -1,0 +1,32 @@
+/* What every layer's forward and backward receives: the flat buffers of one model replica and the
+ * size of the local batch. Layers read values from `val` (weights of conv/fc from `wq`, the
+ * quantized copy with the same offsets), write their outputs, and ADD into `grad`.
+ * Statistics that mix samples (BN) are formed per group of n / n_groups consecutive samples
+ * (ghost batches; 1 group normally) and, when `reduce` is set, summed across ranks (sync-BN). */
+#ifndef MPQ_CORE_STEP_H
+#define MPQ_CORE_STEP_H
+
+#include <stddef.h>
+
+/* A cross-replica sum over a small vector of doubles, provided by mpi/ for sync-BN.
+ * sum() replaces buf[0..n) by its elementwise sum over all ranks; returns 0 or MPQ_E_*. */
+typedef struct mpq_reducer {
+    void *ctx;
+    int (*sum)(void *ctx, double *buf, size_t n);
+} mpq_reducer;
+
+typedef struct mpq_step {
+    const float *val;   /* trainable values */
+    const float *wq;    /* conv/fc weights and biases after their quantizer (== val if none) */
+    float *grad;        /* gradients, same layout as val; layers add into it */
+    float *state;       /* non-trainable values (BN running statistics) */
+    float *arena;       /* activation arena: layer caches live here (slices set by the plan) */
+    float *ws;          /* scratch shared by all layers, at least ws_floats */
+    size_t ws_floats;
+    int n;              /* samples in the local batch */
+    int n_groups;       /* BN statistics groups; divides n */
+    int training;       /* 1: batch statistics, running-stat update, caches for backward */
+    const mpq_reducer *reduce; /* sync-BN across ranks, or NULL */
+} mpq_step;
+
+#endif

@@ -1,0 +1,60 @@
+/* The batch-source interface the trainer reads from. io/ implements it over HDF5 shards
+ * (io/reader.h); src/data_synth.c implements an in-memory synthetic set for tests and benchmarks.
+ * A source delivers, for each step of an epoch, this rank's slice of the global batch: samples
+ * [s*B, (s+1)*B) of the epoch's order, rank r of R taking positions [r*B/R, (r+1)*B/R), already
+ * augmented and normalized, as float NHWC. */
+#ifndef MPQ_DATA_H
+#define MPQ_DATA_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct mpq_data_info {
+    long n_samples;        /* in the whole split */
+    int h, w, c;           /* of the delivered (augmented) images */
+    int num_classes;
+    float mean[4], std[4]; /* per channel, of the training split */
+} mpq_data_info;
+
+typedef struct mpq_source_opts {
+    int global_batch;
+    int rank, n_ranks;
+    uint64_t seed;
+    int train;             /* 1: shuffled per epoch, drop last partial batch; 0: in order, all */
+    mpq_augment augment;   /* train only; validation uses none / centre crop */
+    int out_h, out_w;      /* output size (imagenet augment), 0: as stored */
+    int prefetch;          /* 1: background thread prepares the next batch */
+} mpq_source_opts;
+
+typedef struct mpq_source mpq_source;
+typedef struct mpq_source_ops {
+    /* Positions the source so that the next batch is (epoch, step). Returns 0 or MPQ_E_*. */
+    int (*seek)(mpq_source *s, long epoch, long step);
+    /* Delivers the local slice of the next global batch: x (n, H, W, C), y (n); *n is the number
+     * of local samples (the last validation batch may be short). Returns 0 or MPQ_E_* with a
+     * message naming the file. */
+    int (*next)(mpq_source *s, float *x, int *y, int *n);
+    /* Seconds spent waiting for data inside next() since the last call (prefetch stalls). */
+    double (*wait_seconds)(mpq_source *s);
+    void (*free)(mpq_source *s);
+} mpq_source_ops;
+
+struct mpq_source {
+    const mpq_source_ops *ops;
+    mpq_data_info info;
+    mpq_source_opts opts;
+    long steps_per_epoch;  /* train: floor(N / B); validation: ceil(N / B) */
+    int max_local_batch;   /* upper bound on *n */
+};
+
+/* A deterministic synthetic classification set of n samples (h, w, c) with k classes, whose
+ * labels are learnable from the pixels. Returns 0 or MPQ_E_*. */
+int mpq_source_synthetic_create(const mpq_source_opts *o, long n, int h, int w, int c, int k,
+                                uint64_t data_seed, mpq_source **out);
+static inline void mpq_source_free(mpq_source *s)
+{
+    if (s) s->ops->free(s);
+}
+
+#endif

@@ -1,0 +1,51 @@
+/* BLIS-backed sgemm (the only file that includes blis.h) and its naive reference twin.
+ * Threading: BLIS's own OpenMP threads, count set by mpq_gemm_set_threads. */
+#include "kernels/gemm.h"
+
+#include <blis.h>
+#include <omp.h>
+
+void mpq_sgemm(mpq_trans ta, mpq_trans tb, int m, int n, int k, float alpha, const float *a,
+               int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+        return;
+    }
+    /* Row-major with row stride ld: rs = ld, cs = 1. */
+    bli_sgemm(ta == MPQ_T ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+              tb == MPQ_T ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, lda, 1,
+              (float *)b, ldb, 1, &beta, c, ldc, 1);
+}
+
+void mpq_sgemm_ref(mpq_trans ta, mpq_trans tb, int m, int n, int k, float alpha, const float *a,
+                   int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double acc = 0.0;
+            for (int p = 0; p < k; p++) {
+                float av = ta == MPQ_T ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+                float bv = tb == MPQ_T ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                acc += (double)av * bv;
+            }
+            float *cij = &c[(size_t)i * ldc + j];
+            *cij = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *cij));
+        }
+}
+
+void mpq_gemm_set_threads(int n_threads)
+{
+    if (n_threads < 1) n_threads = 1;
+    bli_thread_set_num_threads(n_threads);
+    omp_set_num_threads(n_threads);
+}
+
+int mpq_gemm_threads(void)
+{
+    int n = (int)bli_thread_get_num_threads();
+    return n > 0 ? n : 1;
+}

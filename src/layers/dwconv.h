@@ -1,0 +1,26 @@
+/* Depthwise 2-D convolution in NHWC as a direct loop over channel vectors.
+ * x: (N, H, W, C)   W: (C, KH, KW, 1) read from s->wq   b: (C) or absent   y: (N, Ho, Wo, C). */
+#ifndef MPQ_LAYERS_DWCONV_H
+#define MPQ_LAYERS_DWCONV_H
+
+#include "core/params.h"
+#include "core/step.h"
+
+typedef struct mpq_dwconv {
+    int h, w, c;
+    int ho, wo;
+    int kh, kw, sh, sw, ph, pw;
+    mpq_slice w; /* (C, KH, KW, 1) */
+    mpq_slice b; /* (C) or absent */
+} mpq_dwconv;
+
+int mpq_dwconv_init(mpq_dwconv *l, int h, int w, int c, int kh, int kw, int sh, int sw, int ph,
+                    int pw);
+size_t mpq_dwconv_ws_floats(const mpq_dwconv *l, int n);
+void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y);
+/* Writes dx (NULL: not needed); adds dL/dW, dL/db into s->grad. */
+void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x, const float *dy,
+                         float *dx);
+double mpq_dwconv_flops(const mpq_dwconv *l);
+
+#endif

@@ -1,0 +1,58 @@
+/* Shared test helpers; see testutil.h. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+
+void mpq_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed)
+{
+    mpq_rng r;
+    mpq_rng_seed(&r, seed, 0, 0);
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * mpq_rng_uniform(&r);
+}
+
+int mpq_ck_allclose(const float *a, const float *b, size_t n, float rtol, float atol,
+                    const char *label)
+{
+    size_t first = n, worst = 0;
+    double maxdiff = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        int bad = !(d <= atol + rtol * fabs((double)b[i]));
+        if (bad && first == n) first = i;
+        if (d > maxdiff || (bad && isnan(d))) {
+            maxdiff = d;
+            worst = i;
+        }
+    }
+    if (first == n) return 1;
+    fprintf(stderr,
+            "%s: mismatch at %zu: got %.9g expected %.9g; max |diff| %.3g at %zu (%.9g vs %.9g)\n",
+            label, first, a[first], b[first], maxdiff, worst, a[worst], b[worst]);
+    return 0;
+}
+
+char *mpq_test_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *path = malloc(4096);
+    if (!path) return NULL;
+    snprintf(path, 4096, "%s/mpq-test-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(path)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+void mpq_test_rmtree(const char *path)
+{
+    char cmd[4200];
+    if (!path || !*path || strstr(path, "mpq-test-") == NULL) return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", path);
+}

@@ -1,0 +1,20 @@
+/* Helpers shared by the Check suites: seeded fills and a closeness check that prints the first
+ * mismatch and the largest difference (llm.c's check_tensor, made to fail). */
+#ifndef MPQ_TESTS_TESTUTIL_H
+#define MPQ_TESTS_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fills x with uniform values in [lo, hi) from the stream (seed, 0, 0) of core/rng.h. */
+void mpq_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
+/* 1 if |a[i] - b[i]| <= atol + rtol * |b[i]| for all i; else prints label, the first mismatch and
+ * the maximum difference to stderr and returns 0. */
+int mpq_ck_allclose(const float *a, const float *b, size_t n, float rtol, float atol,
+                    const char *label);
+/* A fresh temporary directory (mkdtemp under TMPDIR or /tmp), malloc'ed path. */
+char *mpq_test_tmpdir(void);
+/* rm -rf of a directory made by mpq_test_tmpdir. */
+void mpq_test_rmtree(const char *path);
+
+#endif

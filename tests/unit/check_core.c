@@ -1,0 +1,107 @@
+/* Core: the parameter registry, counter-based RNG, and the BLIS sgemm wrapper against its
+ * reference on odd shapes and every transpose combination. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/params.h"
+#include "core/rng.h"
+#include "kernels/gemm.h"
+#include "testutil.h"
+
+START_TEST(test_params_registry_orders_and_names)
+{
+    mpq_params p;
+    mpq_slice a, b;
+    int sa[2] = {3, 4}, sb[1] = {5};
+    mpq_params_init(&p);
+    ck_assert_int_eq(mpq_params_add(&p, "l1/W", MPQ_PKIND_WEIGHT, 2, sa, &a), 0);
+    ck_assert_int_eq(mpq_params_add(&p, "l1/b", MPQ_PKIND_BIAS, 1, sb, &b), 0);
+    ck_assert_int_lt(mpq_params_add(&p, "l1/W", MPQ_PKIND_WEIGHT, 1, sb, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "twice"));
+    ck_assert_uint_eq(a.off, 0);
+    ck_assert_uint_eq(a.n, 12);
+    ck_assert_uint_eq(b.off, 12);
+    ck_assert_uint_eq(p.n_floats, 17);
+    ck_assert_int_eq(mpq_params_alloc(&p, 1), 0);
+    ck_assert_int_eq(mpq_params_find(&p, "l1/b"), 1);
+    ck_assert_int_eq(mpq_params_find(&p, "nope"), -1);
+    ck_assert_uint_eq((uintptr_t)p.val % 64, 0);
+    ck_assert_float_eq(p.grad[16], 0.0f);
+    mpq_params_free(&p);
+}
+END_TEST
+
+START_TEST(test_rng_permutation_is_pure_and_complete)
+{
+    enum { N = 1000 };
+    int64_t p1[N], p2[N], p3[N];
+    int seen[N] = {0};
+    mpq_rng_permutation(7, MPQ_RNG_STREAM_PERM, 3, N, p1);
+    mpq_rng_permutation(7, MPQ_RNG_STREAM_PERM, 3, N, p2);
+    mpq_rng_permutation(7, MPQ_RNG_STREAM_PERM, 4, N, p3);
+    ck_assert_mem_eq(p1, p2, sizeof p1);
+    ck_assert_int_ne(memcmp(p1, p3, sizeof p1), 0);
+    for (int i = 0; i < N; i++) seen[p1[i]]++;
+    for (int i = 0; i < N; i++) ck_assert_int_eq(seen[i], 1);
+}
+END_TEST
+
+START_TEST(test_rng_uniform_range_and_mean)
+{
+    mpq_rng r;
+    double sum = 0.0;
+    mpq_rng_seed(&r, 1, 2, 3);
+    for (int i = 0; i < 100000; i++) {
+        float u = mpq_rng_uniform(&r);
+        ck_assert(u >= 0.0f && u < 1.0f);
+        sum += u;
+    }
+    ck_assert_double_eq_tol(sum / 100000, 0.5, 0.01);
+}
+END_TEST
+
+START_TEST(test_gemm_matches_reference_all_transposes)
+{
+    const int m = 37, n = 19, k = 53;
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+    float *c = malloc(sizeof(float) * m * n), *cr = malloc(sizeof(float) * m * n);
+    mpq_test_fill_uniform(a, (size_t)m * k, -1, 1, 1);
+    mpq_test_fill_uniform(b, (size_t)k * n, -1, 1, 2);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = ta ? m : k, ldb = tb ? k : n;
+            mpq_test_fill_uniform(c, (size_t)m * n, -1, 1, 3);
+            memcpy(cr, c, sizeof(float) * m * n);
+            mpq_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, c, n);
+            mpq_sgemm_ref(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, cr, n);
+            ck_assert(mpq_ck_allclose(c, cr, (size_t)m * n, 1e-5f, 1e-5f, "sgemm"));
+        }
+    free(a);
+    free(b);
+    free(c);
+    free(cr);
+}
+END_TEST
+
+static Suite *core_suite(void)
+{
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_params_registry_orders_and_names);
+    tcase_add_test(tc, test_rng_permutation_is_pure_and_complete);
+    tcase_add_test(tc, test_rng_uniform_range_and_mean);
+    tcase_add_test(tc, test_gemm_matches_reference_all_transposes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(core_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
