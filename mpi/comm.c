@@ -14,12 +14,12 @@
 
 static void abort_world(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
-static int mpi_fail(int err, const char *what)
+int mpq_comm_mpi_fail(int err, const char *what, const char *file, int line)
 {
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
-    MPI_Error_string(err, msg, &len);
-    return MPQ_FAIL(MPQ_E_MPI, "%s: %s", what, msg);
+    if (MPI_Error_string(err, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "code %d", err);
+    return mpq_fail(MPQ_E_MPI, file, line, "%s: %s", what, msg);
 }
 
 int mpq_comm_init(int *argc, char ***argv, mpq_comm **out)
@@ -30,7 +30,7 @@ int mpq_comm_init(int *argc, char ***argv, mpq_comm **out)
     err = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     if (err != MPI_SUCCESS) {
         free(c);
-        return mpi_fail(err, "MPI_Init_thread");
+        return MPQ_MPI_FAIL(err, "MPI_Init_thread");
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     c->world = MPI_COMM_WORLD;
@@ -64,11 +64,13 @@ double mpq_comm_wtime(void) { return MPI_Wtime(); }
 
 int mpq_comm_agree(mpq_comm *c, int rc)
 {
-    /* Agree on the minimum code; then the lowest failing rank broadcasts its message. */
-    int in[2] = {rc, rc < 0 ? c->rank : c->size}, agreed, first;
-    MPI_Allreduce(&in[0], &agreed, 1, MPI_INT, MPI_MIN, c->world);
+    /* Agree on the minimum code; then the lowest rank that failed with it broadcasts its
+     * message, so code and message always belong together. */
+    int agreed, mine, first;
+    MPI_Allreduce(&rc, &agreed, 1, MPI_INT, MPI_MIN, c->world);
     if (agreed >= 0) return agreed;
-    MPI_Allreduce(&in[1], &first, 1, MPI_INT, MPI_MIN, c->world);
+    mine = rc == agreed ? c->rank : c->size;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->world);
     char msg[2048];
     if (c->rank == first) snprintf(msg, sizeof msg, "%s", mpq_errmsg());
     MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, c->world);
@@ -84,7 +86,7 @@ int mpq_comm_bcast(mpq_comm *c, void *buf, size_t bytes, int root)
     while (bytes > 0) { /* counts are int: go in 1 GiB pieces */
         int k = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
         int err = MPI_Bcast(p, k, MPI_BYTE, root, c->world);
-        if (err != MPI_SUCCESS) return mpi_fail(err, "MPI_Bcast");
+        if (err != MPI_SUCCESS) return MPQ_MPI_FAIL(err, "MPI_Bcast");
         p += k;
         bytes -= (size_t)k;
     }
@@ -106,7 +108,7 @@ int mpq_comm_bcast_string(mpq_comm *c, char **s, int root)
 static int allreduce(mpq_comm *c, void *buf, size_t n, MPI_Datatype t, MPI_Op op)
 {
     int err = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, op, c->world);
-    return err == MPI_SUCCESS ? MPQ_OK : mpi_fail(err, "MPI_Allreduce");
+    return err == MPI_SUCCESS ? MPQ_OK : MPQ_MPI_FAIL(err, "MPI_Allreduce");
 }
 
 int mpq_comm_allreduce_sum_double(mpq_comm *c, double *buf, size_t n)

@@ -23,8 +23,9 @@ int mpq_comm_local_size(const mpq_comm *c);
 double mpq_comm_wtime(void);
 
 /* Collective agreement on an error: every rank passes its rc; every rank gets the minimum, and a
- * rank whose own rc was 0 while another failed gets the failing rank's message as its own
- * (mpq_errmsg), prefixed by that rank. Returns the agreed rc. */
+ * rank whose own rc was >= 0 while another failed gets, as its own message (mpq_errmsg), the
+ * message of the lowest rank that failed with that code, prefixed "rank:<r>: ". A failing rank
+ * keeps its own message. Returns the agreed rc. */
 int mpq_comm_agree(mpq_comm *c, int rc);
 void mpq_comm_barrier(mpq_comm *c);
 int mpq_comm_bcast(mpq_comm *c, void *buf, size_t bytes, int root);
@@ -36,25 +37,50 @@ int mpq_comm_allreduce_sum_long(mpq_comm *c, long *buf, size_t n);
 /* A reducer for sync-BN (sums doubles over all ranks). Valid while c lives. */
 const mpq_reducer *mpq_comm_reducer(mpq_comm *c);
 
-/* Bucketed, overlapped gradient averaging over the whole flat gradient buffer.
- * Buckets are contiguous runs of about bucket_floats from the END of the buffer backwards (the
- * order backward finishes them). */
+/* Deterministic sum over V virtual shards (deterministic = true, virtual_shards = V): rank r of
+ * R owns shards [r*V/R, (r+1)*V/R) and passes their n-element vectors in shard_bufs (read only;
+ * n_local_shards must be V/R and n the same on every rank, else the job aborts). All V vectors
+ * are added in one fixed binary tree over the shard index (a run of m shards is split into its
+ * first m/2 and last m - m/2, left operand first): this rank's subtree locally, then recursive
+ * doubling over MPI_Sendrecv along the same tree. out (n elements, may alias a shard buffer)
+ * receives the full sum on every rank, with the same bits for every power-of-two R dividing V.
+ * Collective. Returns 0, MPQ_E_ARG (R not a power of two dividing V), MPQ_E_NOMEM or MPQ_E_MPI. */
+int mpq_comm_tree_sum(mpq_comm *c, float *const *shard_bufs, int n_local_shards, int v,
+                      size_t n, float *out);
+/* The same for doubles (BN statistics, metrics). */
+int mpq_comm_tree_sum_double(mpq_comm *c, double *const *shard_bufs, int n_local_shards, int v,
+                             size_t n, double *out);
+
+/* Bucketed, overlapped gradient averaging over the whole flat gradient buffer (weights, BN
+ * affine, quantizer parameters: everything). Buckets are contiguous runs of about bucket_floats
+ * cut from the END of the buffer backwards (the order backward finishes them); a front remainder
+ * under a quarter bucket joins its neighbour. Collective create/free (duplicates the world
+ * communicator); grad stays owned by the caller and must outlive g. */
 typedef struct mpq_gradsync mpq_gradsync;
 int mpq_gradsync_create(mpq_comm *c, float *grad, size_t n_floats, size_t bucket_floats,
                         mpq_gradsync **out);
-/* Backward has finished grad[off, n_floats): start the allreduce of every bucket inside it. */
+/* Backward has finished grad[off, n_floats): starts MPI_Iallreduce (in place, sum) of every
+ * bucket lying wholly inside it that has not started yet, in bucket order, so the part of
+ * grad before off may still be written. Offsets only ever shrink within a step. */
 void mpq_gradsync_ready(mpq_gradsync *g, size_t off);
-/* Drives progress of the allreduces in flight (MPI_Test); cheap, call between compute chunks. */
+/* Drives progress of the allreduces in flight (MPI_Testsome); cheap, call between compute
+ * chunks: Open MPI does not progress them otherwise. */
 void mpq_gradsync_progress(mpq_gradsync *g);
-/* Starts what is left, waits for all, divides by the rank count. Returns 0 or MPQ_E_MPI. */
+/* Starts what is left, waits for all, multiplies grad by 1/R; then every bucket is cleared for
+ * the next step. With one rank only the scaling (by 1) remains. Returns 0 or MPQ_E_MPI (the first
+ * MPI failure of the step, from ready/progress/finish). */
 int mpq_gradsync_finish(mpq_gradsync *g);
-/* Seconds spent waiting in finish, bytes reduced, since the last call; resets them. */
+/* Seconds spent in finish and bytes handed to allreduces (0 with one rank), since the last
+ * call; resets them. */
 void mpq_gradsync_stats(mpq_gradsync *g, double *wait_s, double *bytes);
 void mpq_gradsync_free(mpq_gradsync *g);
 
-/* Binds this rank (hwloc) to its share of the node's cores and chooses the thread count:
- * requested > 0 wins, then OMP_NUM_THREADS, then cores / ranks-per-node. Prints the binding
- * line "rank r host h cores [..] threads t" on every rank into line (if non-NULL).
+/* Binds this rank (hwloc, whole process) to its share of the node's cores: the cores are divided
+ * into local_size contiguous runs, local rank i taking run i. With more node-local ranks than
+ * cores nothing is bound (ranks share the cores). Chooses the thread count: requested > 0 wins,
+ * then OMP_NUM_THREADS, then the cores in the share (1 when oversubscribed). Writes the binding
+ * line "rank r host h cores [list] threads t" (plus the reason when not bound) into line (if
+ * non-NULL) and logs it as a warning when binding was impossible. Not collective.
  * Returns the thread count (>= 1). */
 int mpq_comm_bind(mpq_comm *c, int requested, char *line, size_t line_bytes);
 

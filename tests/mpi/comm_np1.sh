@@ -1,0 +1,3 @@
+#!/bin/sh
+# tests/mpi/check_comm.mpi on 1 rank (make check runs it on 2 through the .mpi wrapper).
+MPQ_TEST_RANKS=1 exec sh "$top_srcdir/tests/mpirun.sh" "$top_builddir/tests/mpi/check_comm.mpi"
