@@ -76,21 +76,35 @@ typedef struct mpq_cfg {
     int progress;           /* 1: live progress line on a terminal */
 } mpq_cfg;
 
-/* Every key at its default. */
+/* Every key at its default (the reference's for its keys; see `mpq train --help-keys`). */
 void mpq_cfg_defaults(mpq_cfg *c);
-/* Parses INI text (file name used in messages) and fills c with [DEFAULT] overlaid by
- * [experiment]. Errors (unknown experiment, unknown key, bad value) name the file, the line,
- * the section and the key. Returns 0 or MPQ_E_CONFIG. */
+/* Parses INI text (file name used in messages) and fills c with the defaults, overlaid by the
+ * keys of [DEFAULT], overlaid by those of [experiment] ("DEFAULT" itself is accepted). Keys are
+ * case-blind; values may carry a trailing " # comment" or " ; comment" and surrounding quotes;
+ * "None" means empty/none; booleans read True/False, yes/no, on/off, 1/0. Keys of other sections
+ * are not checked. output_dir defaults to the experiment name. Errors (unknown experiment: the
+ * message lists the available ones; unknown key, with the nearest key name; bad number, out of
+ * range, bad choice, a key set twice in a section, syntax, lines over libinih's 200 characters,
+ * indented continuation lines) name the file, the line, the section and the key. Returns 0 or
+ * MPQ_E_CONFIG (MPQ_E_NOMEM). */
 int mpq_cfg_parse_text(const char *text, const char *filename, const char *experiment,
                        mpq_cfg *c);
-/* Applies one "key=value" (from --set; origin names it in messages). */
+/* Applies one key = value (from --set; origin, e.g. "--set", names it in messages), with the
+ * checks of the parser. num_layers and model are one choice for CIFAR: setting num_layers = N
+ * sets model = resnetN; setting model sets num_layers (0 for resnet18, mobilenetv2). Returns 0
+ * or MPQ_E_CONFIG; c is unchanged on error. */
 int mpq_cfg_set(mpq_cfg *c, const char *key, const char *value, const char *origin);
-/* Checks cross-key consistency after all settings (e.g. batch divisible by ranks is checked by
- * the trainer). Returns 0 or MPQ_E_CONFIG. */
+/* Checks cross-key consistency after all settings: a known model (or num_layers) that agrees
+ * with num_layers; for a quantized side (w_/a_quantize set) bitwidth_min <= bitwidth <=
+ * bitwidth_max, stepsize_min < stepsize_max, xmin_min < xmin_max, xmax_min < xmax_max;
+ * virtual_shards divides batch_size when deterministic; warmup_epochs < epochs; increasing
+ * lr_decay_epochs. (Batch divisible by ranks is checked by the trainer.) Returns 0 or
+ * MPQ_E_CONFIG naming the experiment and the keys. */
 int mpq_cfg_validate(const mpq_cfg *c);
 /* Experiment section names in the text (excluding DEFAULT), newline-separated, malloc'ed. */
 char *mpq_cfg_list_experiments(const char *text);
-/* Writes the effective configuration as an INI section "[experiment]" with every key. */
+/* Writes the effective configuration as an INI section "[experiment]" with every key, in a form
+ * mpq_cfg_parse_text reads back to the same struct (bytewise). */
 void mpq_cfg_dump(const mpq_cfg *c, FILE *f);
 /* Same into a malloc'ed string (for checkpoints). */
 char *mpq_cfg_dump_string(const mpq_cfg *c);
