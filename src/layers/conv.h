@@ -13,11 +13,11 @@ typedef struct mpq_conv {
     int h, w, cin;      /* input, per sample */
     int ho, wo, cout;   /* output, per sample */
     int kh, kw, sh, sw, ph, pw, groups;
-    mpq_slice w;        /* (Cout, KH, KW, Cin/groups) */
-    mpq_slice b;        /* (Cout), n == 0: no bias */
+    mpq_slice weight;   /* (Cout, KH, KW, Cin/groups) */
+    mpq_slice bias;     /* (Cout), n == 0: no bias */
 } mpq_conv;
 
-/* Fills the geometry (w, b slices are set by the model builder). Returns 0 or MPQ_E_ARG when the
+/* Fills the geometry (weight and bias slices are set by the model builder). Returns 0 or MPQ_E_ARG when the
  * geometry is impossible (channels not divisible by groups, empty output). */
 int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, int sh, int sw,
                   int ph, int pw, int groups);

@@ -10,8 +10,8 @@ typedef struct mpq_dwconv {
     int h, w, c;
     int ho, wo;
     int kh, kw, sh, sw, ph, pw;
-    mpq_slice w; /* (C, KH, KW, 1) */
-    mpq_slice b; /* (C) or absent */
+    mpq_slice weight; /* (C, KH, KW, 1) */
+    mpq_slice bias;   /* (C) or absent */
 } mpq_dwconv;
 
 int mpq_dwconv_init(mpq_dwconv *l, int h, int w, int c, int kh, int kw, int sh, int sw, int ph,

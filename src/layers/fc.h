@@ -9,7 +9,7 @@
 
 typedef struct mpq_fc {
     int cin, cout;
-    mpq_slice w, b;
+    mpq_slice weight, bias; /* (Cout, Cin), (Cout) */
 } mpq_fc;
 
 void mpq_fc_init(mpq_fc *l, int cin, int cout);
