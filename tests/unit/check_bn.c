@@ -1,0 +1,358 @@
+/* bn: training and eval against a double-precision reference (ghost groups 1 and 2, running
+ * statistics with the unbiased variance), central-difference gradients of x, gamma and beta in
+ * both modes, in-place forward with backward from the cache only, ghost groups equal separate
+ * batches, and sync-BN: two half-batch replicas in two threads whose reducer sums across them
+ * reproduce the full batch's outputs, gradients and running statistics. */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/params.h"
+#include "layers/bn.h"
+#include "layertest.h"
+#include "testutil.h"
+
+enum { HW = 6, C = 5 };
+static const float GRAD0 = 0.125f;
+
+typedef struct fixture {
+    mpq_bn l;
+    mpq_step s;
+    int n, groups;
+    size_t nx, ncache, nws;
+    float *x, *y, *r, *dx, *val, *grad, *state, *arena, *ws;
+} fixture;
+
+/* val: gamma (C) then beta (C); state: running mean (C) then running var (C). */
+static void fixture_init(fixture *f, int n, int groups, uint64_t seed)
+{
+    memset(f, 0, sizeof *f);
+    mpq_bn_init(&f->l, HW, C);
+    f->l.gamma = (mpq_slice){0, C};
+    f->l.beta = (mpq_slice){C, C};
+    f->l.mean = (mpq_slice){0, C};
+    f->l.var = (mpq_slice){C, C};
+    f->n = n, f->groups = groups;
+    f->nx = (size_t)n * HW * C;
+    f->ncache = mpq_bn_cache_floats(&f->l, n, groups);
+    f->l.cache = (mpq_slice){0, f->ncache};
+    f->nws = mpq_bn_ws_floats(&f->l, n, groups);
+    f->x = malloc(f->nx * sizeof(float));
+    f->y = malloc(f->nx * sizeof(float));
+    f->r = malloc(f->nx * sizeof(float));
+    f->dx = malloc(f->nx * sizeof(float));
+    f->val = malloc(2 * C * sizeof(float));
+    f->grad = malloc(2 * C * sizeof(float));
+    f->state = malloc(2 * C * sizeof(float));
+    f->arena = mpq_test_guarded_alloc(f->ncache);
+    f->ws = mpq_test_guarded_alloc(f->nws);
+    mpq_test_fill_uniform(f->x, f->nx, -2, 2, seed);
+    mpq_test_fill_uniform(f->r, f->nx, -1, 1, seed + 1);
+    mpq_test_fill_uniform(f->val, C, 0.5f, 1.5f, seed + 2);
+    mpq_test_fill_uniform(f->val + C, C, -1, 1, seed + 3);
+    mpq_test_fill_uniform(f->state, C, -0.5f, 0.5f, seed + 4);
+    mpq_test_fill_uniform(f->state + C, C, 0.5f, 2.0f, seed + 5);
+    for (int i = 0; i < 2 * C; i++)
+        f->grad[i] = GRAD0;
+    f->s = (mpq_step){.val = f->val,
+                      .wq = f->val,
+                      .grad = f->grad,
+                      .state = f->state,
+                      .arena = f->arena,
+                      .ws = f->ws,
+                      .ws_floats = f->nws,
+                      .n = n,
+                      .n_groups = groups,
+                      .training = 1};
+}
+
+/* Copies x, r, gamma, beta and state of samples [n0, n0 + g->n) of `from` into g. */
+static void fixture_take(fixture *g, const fixture *from, int n0)
+{
+    memcpy(g->x, from->x + (size_t)n0 * HW * C, g->nx * sizeof(float));
+    memcpy(g->r, from->r + (size_t)n0 * HW * C, g->nx * sizeof(float));
+    memcpy(g->val, from->val, 2 * C * sizeof(float));
+    memcpy(g->state, from->state, 2 * C * sizeof(float));
+}
+
+static void fixture_free(fixture *f)
+{
+    ck_assert(mpq_test_guard_ok(f->arena, f->ncache, "bn cache"));
+    ck_assert(mpq_test_guard_ok(f->ws, f->nws, "bn ws"));
+    free(f->x), free(f->y), free(f->r), free(f->dx), free(f->val), free(f->grad);
+    free(f->state), free(f->arena), free(f->ws);
+}
+
+/* Reference training step in double: y, dx, dgamma/dbeta (added to GRAD0), new running stats. */
+static void bn_ref_train(const fixture *f, float *y, float *dx, float *grad, float *state)
+{
+    const int per = f->n / f->groups;
+    const double m = (double)per * HW;
+    const float *gamma = f->val, *beta = f->val + C;
+    for (int i = 0; i < 2 * C; i++)
+        grad[i] = GRAD0;
+    for (int c = 0; c < C; c++) {
+        double mean_acc = 0.0, var_acc = 0.0;
+        for (int g = 0; g < f->groups; g++) {
+            const size_t i0 = (size_t)g * per * HW, i1 = i0 + (size_t)per * HW;
+            double mean = 0.0, var = 0.0, sdy = 0.0, sdyh = 0.0;
+            for (size_t i = i0; i < i1; i++)
+                mean += f->x[i * C + c];
+            mean /= m;
+            for (size_t i = i0; i < i1; i++)
+                var += pow(f->x[i * C + c] - mean, 2);
+            var /= m;
+            const double inv = 1.0 / sqrt(var + 1e-5);
+            for (size_t i = i0; i < i1; i++) {
+                const double h = (f->x[i * C + c] - mean) * inv;
+                y[i * C + c] = (float)(gamma[c] * h + beta[c]);
+                sdy += f->r[i * C + c];
+                sdyh += f->r[i * C + c] * h;
+            }
+            for (size_t i = i0; i < i1; i++) {
+                const double h = (f->x[i * C + c] - mean) * inv;
+                dx[i * C + c] =
+                    (float)(gamma[c] * inv / m * (m * f->r[i * C + c] - sdy - h * sdyh));
+            }
+            grad[c] += (float)sdyh;
+            grad[C + c] += (float)sdy;
+            mean_acc += mean;
+            var_acc += var * m / (m - 1.0);
+        }
+        state[c] = (float)(0.9 * f->state[c] + 0.1 * mean_acc / f->groups);
+        state[C + c] = (float)(0.9 * f->state[C + c] + 0.1 * var_acc / f->groups);
+    }
+}
+
+START_TEST(test_bn_training_matches_reference)
+{
+    for (int groups = 1; groups <= 2; groups++) {
+        fixture f;
+        fixture_init(&f, 4, groups, 10 + groups);
+        float *y = malloc(f.nx * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
+        float grad[2 * C], state[2 * C];
+        bn_ref_train(&f, y, dx, grad, state);
+        mpq_bn_forward(&f.l, &f.s, f.x, f.y);
+        ck_assert(mpq_ck_allclose(f.y, y, f.nx, 1e-5f, 1e-5f, "bn y"));
+        ck_assert(mpq_ck_allclose(f.state, state, 2 * C, 1e-5f, 1e-6f, "bn running stats"));
+        mpq_bn_backward(&f.l, &f.s, f.x, f.r, f.dx);
+        ck_assert(mpq_ck_allclose(f.dx, dx, f.nx, 1e-4f, 1e-5f, "bn dx"));
+        ck_assert(mpq_ck_allclose(f.grad, grad, 2 * C, 1e-5f, 1e-5f, "bn dgamma,dbeta"));
+        free(y), free(dx);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
+START_TEST(test_bn_eval_uses_running_statistics)
+{
+    fixture f;
+    fixture_init(&f, 3, 1, 20);
+    f.s.training = 0;
+    float state0[2 * C], *y = malloc(f.nx * sizeof *y);
+    memcpy(state0, f.state, sizeof state0);
+    for (size_t i = 0; i < f.nx; i++) {
+        const int c = (int)(i % C);
+        y[i] =
+            (float)(f.val[c] * (f.x[i] - f.state[c]) / sqrt(f.state[C + c] + 1e-5) + f.val[C + c]);
+    }
+    mpq_bn_forward(&f.l, &f.s, f.x, f.y);
+    ck_assert(mpq_ck_allclose(f.y, y, f.nx, 1e-5f, 1e-5f, "bn eval y"));
+    ck_assert_mem_eq(f.state, state0, sizeof state0); /* eval leaves the statistics alone */
+    free(y);
+    fixture_free(&f);
+}
+END_TEST
+
+static double probe_loss(void *ctx)
+{
+    fixture *f = ctx;
+    mpq_bn_forward(&f->l, &f->s, f->x, f->y);
+    return mpq_test_dot(f->y, f->r, f->nx);
+}
+
+static void check_fd(int groups, int training, float eps, double atol)
+{
+    fixture f;
+    fixture_init(&f, 4, groups, 30 + groups + 2 * training);
+    f.s.training = training;
+    for (int i = 0; i < 2 * C; i++)
+        f.grad[i] = 0.0f;
+    probe_loss(&f);
+    mpq_bn_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    ck_assert_int_eq(mpq_test_gradcheck(probe_loss, &f, f.x, f.nx, f.dx, eps, atol, 1e-2, "dx"), 0);
+    ck_assert_int_eq(
+        mpq_test_gradcheck(probe_loss, &f, f.val, 2 * C, f.grad, eps, atol, 1e-2, "dgamma,dbeta"),
+        0);
+    fixture_free(&f);
+}
+
+START_TEST(test_bn_gradients_match_central_differences)
+{
+    check_fd(1, 1, 1e-3f, 2e-3);
+    check_fd(2, 1, 1e-3f, 2e-3);
+    check_fd(1, 0, 0.25f, 1e-4); /* eval: affine in x, gamma and beta */
+}
+END_TEST
+
+START_TEST(test_bn_in_place_backward_reads_only_the_cache)
+{
+    fixture f;
+    fixture_init(&f, 4, 2, 40);
+    float *xy = malloc(f.nx * sizeof *xy), *g = malloc(f.nx * sizeof *g);
+    float grad[2 * C];
+    mpq_bn_forward(&f.l, &f.s, f.x, f.y);
+    mpq_bn_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    memcpy(grad, f.grad, sizeof grad);
+    for (int i = 0; i < 2 * C; i++)
+        f.grad[i] = GRAD0;
+    memcpy(xy, f.x, f.nx * sizeof *xy);
+    mpq_bn_forward(&f.l, &f.s, xy, xy);
+    ck_assert_mem_eq(xy, f.y, f.nx * sizeof *xy);
+    for (size_t i = 0; i < f.nx; i++)
+        xy[i] = NAN; /* x is gone */
+    memcpy(g, f.r, f.nx * sizeof *g);
+    mpq_bn_backward(&f.l, &f.s, xy, g, g); /* dx aliases dy */
+    ck_assert_mem_eq(g, f.dx, f.nx * sizeof *g);
+    ck_assert_mem_eq(f.grad, grad, sizeof grad);
+    free(xy), free(g);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_bn_ghost_groups_equal_separate_batches)
+{
+    fixture f, h[2];
+    fixture_init(&f, 4, 2, 50);
+    for (int k = 0; k < 2; k++) {
+        fixture_init(&h[k], 2, 1, 0);
+        fixture_take(&h[k], &f, 2 * k);
+        for (int i = 0; i < 2 * C; i++)
+            h[k].grad[i] = 0.0f;
+    }
+    mpq_bn_forward(&f.l, &f.s, f.x, f.y);
+    mpq_bn_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    float grad[2 * C];
+    for (int i = 0; i < 2 * C; i++)
+        grad[i] = GRAD0;
+    for (int k = 0; k < 2; k++) {
+        const size_t off = (size_t)k * h[0].nx;
+        mpq_bn_forward(&h[k].l, &h[k].s, h[k].x, h[k].y);
+        mpq_bn_backward(&h[k].l, &h[k].s, h[k].x, h[k].r, h[k].dx);
+        ck_assert(mpq_ck_allclose(f.y + off, h[k].y, h[k].nx, 1e-6f, 1e-6f, "ghost y"));
+        ck_assert(mpq_ck_allclose(f.dx + off, h[k].dx, h[k].nx, 1e-5f, 1e-6f, "ghost dx"));
+        for (int i = 0; i < 2 * C; i++)
+            grad[i] += h[k].grad[i];
+    }
+    ck_assert(mpq_ck_allclose(f.grad, grad, 2 * C, 1e-5f, 1e-5f, "ghost dgamma,dbeta"));
+    for (int i = 0; i < 2 * C; i++) /* running stats: the mean of the two groups' updates */
+        ck_assert_float_eq_tol(f.state[i], 0.5f * (h[0].state[i] + h[1].state[i]), 1e-6f);
+    fixture_free(&f), fixture_free(&h[0]), fixture_free(&h[1]);
+}
+END_TEST
+
+/* A reducer over two "ranks" that are threads of this process: each deposits its buffer, both
+ * receive the elementwise sum. */
+typedef struct xsum {
+    pthread_barrier_t bar;
+    double *slot[2];
+    int calls[2];
+} xsum;
+
+typedef struct rank_ctx {
+    xsum *shared;
+    int rank;
+    fixture *f;
+} rank_ctx;
+
+static int xsum_sum(void *ctx, double *buf, size_t n)
+{
+    rank_ctx *rc = ctx;
+    xsum *x = rc->shared;
+    x->slot[rc->rank] = buf;
+    x->calls[rc->rank]++;
+    pthread_barrier_wait(&x->bar);
+    if (rc->rank == 0)
+        for (size_t i = 0; i < n; i++)
+            x->slot[0][i] = x->slot[1][i] = x->slot[0][i] + x->slot[1][i];
+    pthread_barrier_wait(&x->bar);
+    return 0;
+}
+
+static void *rank_step(void *arg)
+{
+    rank_ctx *rc = arg;
+    fixture *f = rc->f;
+    mpq_bn_forward(&f->l, &f->s, f->x, f->y);
+    mpq_bn_backward(&f->l, &f->s, f->x, f->r, f->dx);
+    return NULL;
+}
+
+START_TEST(test_bn_sync_two_replicas_match_full_batch)
+{
+    fixture full, half[2];
+    xsum shared = {.calls = {0, 0}};
+    rank_ctx ctx[2];
+    mpq_reducer red[2];
+    pthread_t th[2];
+    fixture_init(&full, 4, 1, 60);
+    for (int i = 0; i < 2 * C; i++)
+        full.grad[i] = 0.0f;
+    pthread_barrier_init(&shared.bar, NULL, 2);
+    for (int k = 0; k < 2; k++) {
+        fixture_init(&half[k], 2, 1, 0);
+        fixture_take(&half[k], &full, 2 * k);
+        for (int i = 0; i < 2 * C; i++)
+            half[k].grad[i] = 0.0f;
+        ctx[k] = (rank_ctx){&shared, k, &half[k]};
+        red[k] = (mpq_reducer){&ctx[k], xsum_sum};
+        half[k].s.reduce = &red[k];
+    }
+    mpq_bn_forward(&full.l, &full.s, full.x, full.y);
+    mpq_bn_backward(&full.l, &full.s, full.x, full.r, full.dx);
+    for (int k = 0; k < 2; k++)
+        pthread_create(&th[k], NULL, rank_step, &ctx[k]);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    pthread_barrier_destroy(&shared.bar);
+    ck_assert_int_eq(shared.calls[0], shared.calls[1]);
+    ck_assert_int_gt(shared.calls[0], 0);
+
+    float grad[2 * C] = {0};
+    for (int k = 0; k < 2; k++) {
+        const size_t off = (size_t)k * half[0].nx;
+        ck_assert(mpq_ck_allclose(half[k].y, full.y + off, half[k].nx, 1e-5f, 1e-5f, "sync y"));
+        ck_assert(mpq_ck_allclose(half[k].dx, full.dx + off, half[k].nx, 1e-5f, 1e-5f, "sync dx"));
+        ck_assert(mpq_ck_allclose(half[k].state, full.state, 2 * C, 1e-5f, 1e-6f, "sync stats"));
+        for (int i = 0; i < 2 * C; i++)
+            grad[i] += half[k].grad[i]; /* what the allreduce sums */
+    }
+    ck_assert(mpq_ck_allclose(grad, full.grad, 2 * C, 1e-5f, 1e-5f, "sync dgamma,dbeta"));
+    fixture_free(&full), fixture_free(&half[0]), fixture_free(&half[1]);
+}
+END_TEST
+
+static Suite *bn_suite(void)
+{
+    Suite *s = suite_create("bn");
+    TCase *tc = tcase_create("bn");
+    tcase_add_test(tc, test_bn_training_matches_reference);
+    tcase_add_test(tc, test_bn_eval_uses_running_statistics);
+    tcase_add_test(tc, test_bn_gradients_match_central_differences);
+    tcase_add_test(tc, test_bn_in_place_backward_reads_only_the_cache);
+    tcase_add_test(tc, test_bn_ghost_groups_equal_separate_batches);
+    tcase_add_test(tc, test_bn_sync_two_replicas_match_full_batch);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(bn_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,299 @@
+/* conv: the im2col/sgemm layer against a direct double-precision reference on odd shapes
+ * (strides, padding, groups, the 1x1 direct path, 7x7, rectangular kernels, the chunked im2col
+ * path), central-difference gradients of x, W and b, accumulation into grad, exact workspace
+ * size, and geometry validation. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "kernels/gemm.h"
+#include "layers/conv.h"
+#include "layertest.h"
+#include "testutil.h"
+
+typedef struct conv_case {
+    int n, h, w, cin, cout, kh, kw, sh, sw, ph, pw, groups, bias;
+} conv_case;
+
+typedef struct fixture {
+    conv_case c;
+    mpq_conv l;
+    mpq_step s;
+    size_t nx, ny, nw, nb, nws;
+    float *x, *y, *r, *dx, *val, *grad, *ws;
+} fixture;
+
+static const float GRAD0 = 0.25f; /* grad is pre-filled: backward must add to it */
+
+static void fixture_init(fixture *f, const conv_case *c, uint64_t seed)
+{
+    memset(f, 0, sizeof *f);
+    f->c = *c;
+    ck_assert_int_eq(mpq_conv_init(&f->l, c->h, c->w, c->cin, c->cout, c->kh, c->kw, c->sh, c->sw,
+                                   c->ph, c->pw, c->groups),
+                     0);
+    f->nx = (size_t)c->n * c->h * c->w * c->cin;
+    f->ny = (size_t)c->n * f->l.ho * f->l.wo * c->cout;
+    f->nw = (size_t)c->cout * c->kh * c->kw * (c->cin / c->groups);
+    f->nb = c->bias ? (size_t)c->cout : 0;
+    f->l.weight = (mpq_slice){0, f->nw};
+    f->l.bias = (mpq_slice){f->nw, f->nb};
+    f->nws = mpq_conv_ws_floats(&f->l, c->n);
+    f->x = malloc(f->nx * sizeof(float));
+    f->dx = malloc(f->nx * sizeof(float));
+    f->y = malloc(f->ny * sizeof(float));
+    f->r = malloc(f->ny * sizeof(float));
+    f->val = malloc((f->nw + f->nb + 1) * sizeof(float));
+    f->grad = malloc((f->nw + f->nb + 1) * sizeof(float));
+    f->ws = mpq_test_guarded_alloc(f->nws);
+    mpq_test_fill_uniform(f->x, f->nx, -1, 1, seed);
+    mpq_test_fill_uniform(f->r, f->ny, -1, 1, seed + 1);
+    mpq_test_fill_uniform(f->val, f->nw + f->nb, -1, 1, seed + 2);
+    for (size_t i = 0; i < f->nw + f->nb; i++)
+        f->grad[i] = GRAD0;
+    f->s = (mpq_step){.val = f->val,
+                      .wq = f->val,
+                      .grad = f->grad,
+                      .ws = f->ws,
+                      .ws_floats = f->nws,
+                      .n = c->n,
+                      .n_groups = 1,
+                      .training = 1};
+}
+
+static void fixture_free(fixture *f)
+{
+    ck_assert(mpq_test_guard_ok(f->ws, f->nws, "conv ws"));
+    free(f->x), free(f->dx), free(f->y), free(f->r), free(f->val), free(f->grad), free(f->ws);
+}
+
+/* Direct convolution in double. y: forward output; with dy: dx, dw, db (each may be NULL)
+ * accumulate the backward. Returns the multiply-adds per sample (padded taps included). */
+static double conv_ref(const fixture *f, const float *x, double *y, const float *dy, double *dx,
+                       double *dw, double *db)
+{
+    const conv_case *c = &f->c;
+    const mpq_conv *l = &f->l;
+    const float *w = f->val, *b = c->bias ? f->val + f->nw : NULL;
+    const int cg = c->cin / c->groups, cog = c->cout / c->groups;
+    double macs = 0.0;
+    for (int n = 0; n < c->n; n++)
+        for (int oh = 0; oh < l->ho; oh++)
+            for (int ow = 0; ow < l->wo; ow++)
+                for (int o = 0; o < c->cout; o++) {
+                    const size_t yi = (((size_t)n * l->ho + oh) * l->wo + ow) * c->cout + o;
+                    const int g = o / cog;
+                    double acc = b ? b[o] : 0.0;
+                    if (dy && db) db[o] += dy[yi];
+                    for (int kh = 0; kh < c->kh; kh++)
+                        for (int kw = 0; kw < c->kw; kw++)
+                            for (int ci = 0; ci < cg; ci++) {
+                                const int ih = oh * c->sh - c->ph + kh,
+                                          iw = ow * c->sw - c->pw + kw;
+                                if (n == 0) macs += 1.0;
+                                if (ih < 0 || ih >= c->h || iw < 0 || iw >= c->w) continue;
+                                const size_t xi =
+                                    (((size_t)n * c->h + ih) * c->w + iw) * c->cin + g * cg + ci;
+                                const size_t wi = (((size_t)o * c->kh + kh) * c->kw + kw) * cg + ci;
+                                acc += (double)x[xi] * w[wi];
+                                if (dy && dx) dx[xi] += (double)dy[yi] * w[wi];
+                                if (dy && dw) dw[wi] += (double)dy[yi] * x[xi];
+                            }
+                    if (y) y[yi] = acc;
+                }
+    return macs;
+}
+
+static float *to_float(const double *d, size_t n, float add)
+{
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    for (size_t i = 0; i < n; i++)
+        f[i] = (float)(d[i] + add);
+    return f;
+}
+
+/* Forward, backward (into grad pre-filled with GRAD0) and the reference agree. */
+static void check_against_ref(const conv_case *c, uint64_t seed, float tol)
+{
+    fixture f;
+    fixture_init(&f, c, seed);
+    double *y = calloc(f.ny, sizeof *y), *dx = calloc(f.nx, sizeof *dx);
+    double *dw = calloc(f.nw + f.nb + 1, sizeof *dw);
+    const double macs = conv_ref(&f, f.x, y, f.r, dx, dw, f.nb ? dw + f.nw : NULL);
+    ck_assert_double_eq_tol(mpq_conv_flops(&f.l), macs, 0.5);
+
+    mpq_conv_forward(&f.l, &f.s, f.x, f.y);
+    float *yf = to_float(y, f.ny, 0.0f), *dxf = to_float(dx, f.nx, 0.0f);
+    float *gf = to_float(dw, f.nw + f.nb, GRAD0);
+    ck_assert(mpq_ck_allclose(f.y, yf, f.ny, tol, tol, "conv y"));
+    mpq_conv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    ck_assert(mpq_ck_allclose(f.dx, dxf, f.nx, tol, tol, "conv dx"));
+    ck_assert(mpq_ck_allclose(f.grad, gf, f.nw, tol, tol, "conv dW"));
+    ck_assert(mpq_ck_allclose(f.grad + f.nw, gf + f.nw, f.nb, tol, tol, "conv db"));
+
+    /* without dx: the same parameter gradients, added once more */
+    for (size_t i = 0; i < f.nw + f.nb; i++)
+        f.grad[i] = GRAD0;
+    mpq_conv_backward(&f.l, &f.s, f.x, f.r, NULL);
+    ck_assert(mpq_ck_allclose(f.grad, gf, f.nw + f.nb, tol, tol, "conv dW (dx NULL)"));
+    free(y), free(dx), free(dw), free(yf), free(dxf), free(gf);
+    fixture_free(&f);
+}
+
+static double probe_loss(void *ctx)
+{
+    fixture *f = ctx;
+    mpq_conv_forward(&f->l, &f->s, f->x, f->y);
+    return mpq_test_dot(f->y, f->r, f->ny);
+}
+
+/* Central differences of L = sum(y * r) for every element of x, W and b. The layer is linear in
+ * each of them, so a large step has no truncation error. */
+static void check_fd(const conv_case *c, uint64_t seed)
+{
+    fixture f;
+    fixture_init(&f, c, seed);
+    for (size_t i = 0; i < f.nw + f.nb; i++)
+        f.grad[i] = 0.0f;
+    probe_loss(&f);
+    mpq_conv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    ck_assert_int_eq(mpq_test_gradcheck(probe_loss, &f, f.x, f.nx, f.dx, 0.5f, 1e-3, 1e-3, "dx"),
+                     0);
+    ck_assert_int_eq(
+        mpq_test_gradcheck(probe_loss, &f, f.val, f.nw + f.nb, f.grad, 0.5f, 1e-3, 1e-3, "dW,db"),
+        0);
+    fixture_free(&f);
+}
+
+/*                                    n  h  w cin cout kh kw sh sw ph pw  g bias */
+static const conv_case CASE_S2P1 = {2, 7, 5, 3, 5, 3, 3, 2, 2, 1, 1, 1, 1};
+static const conv_case CASE_GROUPS = {2, 7, 5, 6, 4, 3, 3, 1, 1, 1, 1, 2, 1};
+static const conv_case CASE_DW_LIKE = {2, 6, 5, 4, 8, 3, 3, 2, 1, 1, 1, 4, 0};
+static const conv_case CASE_1X1 = {2, 7, 5, 6, 5, 1, 1, 1, 1, 0, 0, 1, 1};
+static const conv_case CASE_1X1_G3 = {2, 7, 5, 6, 6, 1, 1, 1, 1, 0, 0, 3, 0};
+static const conv_case CASE_1X1_S2 = {2, 7, 5, 3, 5, 1, 1, 2, 2, 0, 0, 1, 1};
+static const conv_case CASE_7X7 = {2, 9, 7, 3, 4, 7, 7, 2, 2, 3, 3, 1, 0};
+static const conv_case CASE_RECT = {3, 6, 7, 2, 3, 3, 2, 2, 1, 1, 0, 1, 1};
+static const conv_case CASE_CHUNK = {15, 8, 8, 256, 4, 3, 3, 1, 1, 1, 1, 1, 1};
+static const conv_case CASE_CHUNK_G = {15, 8, 8, 256, 8, 3, 3, 1, 1, 1, 1, 4, 0};
+
+START_TEST(test_conv_matches_reference_stride2_pad1) { check_against_ref(&CASE_S2P1, 10, 1e-4f); }
+END_TEST
+
+START_TEST(test_conv_matches_reference_groups)
+{
+    check_against_ref(&CASE_GROUPS, 20, 1e-4f);
+    check_against_ref(&CASE_DW_LIKE, 21, 1e-4f);
+}
+END_TEST
+
+START_TEST(test_conv_matches_reference_1x1)
+{
+    fixture f;
+    fixture_init(&f, &CASE_1X1, 0);
+    ck_assert_uint_eq(f.nws, 0); /* the direct path needs no column buffer */
+    fixture_free(&f);
+    check_against_ref(&CASE_1X1, 30, 1e-4f);
+    check_against_ref(&CASE_1X1_G3, 31, 1e-4f);
+    check_against_ref(&CASE_1X1_S2, 32, 1e-4f);
+}
+END_TEST
+
+START_TEST(test_conv_matches_reference_7x7_and_rectangular)
+{
+    check_against_ref(&CASE_7X7, 40, 1e-4f);
+    check_against_ref(&CASE_RECT, 41, 1e-4f);
+}
+END_TEST
+
+START_TEST(test_conv_chunked_im2col_matches_reference)
+{
+    fixture f;
+    fixture_init(&f, &CASE_CHUNK, 0);
+    const size_t full = (size_t)CASE_CHUNK.n * f.l.ho * f.l.wo * 9 * CASE_CHUNK.cin;
+    ck_assert_uint_lt(f.nws, full); /* more than one chunk */
+    ck_assert_uint_ne(f.nws % ((size_t)f.l.ho * f.l.wo * 9 * CASE_CHUNK.cin),
+                      0); /* spans samples */
+    fixture_free(&f);
+    check_against_ref(&CASE_CHUNK, 50, 1e-3f);
+    mpq_gemm_set_threads(2);
+    check_against_ref(&CASE_CHUNK_G, 51, 1e-3f);
+    mpq_gemm_set_threads(1);
+}
+END_TEST
+
+START_TEST(test_conv_gradients_match_central_differences)
+{
+    check_fd(&CASE_S2P1, 60);
+    check_fd(&CASE_GROUPS, 61);
+    check_fd(&CASE_DW_LIKE, 62);
+    check_fd(&CASE_1X1, 63);
+    check_fd(&CASE_1X1_G3, 64);
+    check_fd(&CASE_1X1_S2, 65);
+    check_fd(&CASE_7X7, 66);
+    check_fd(&CASE_RECT, 67);
+}
+END_TEST
+
+START_TEST(test_conv_backward_adds_into_grad)
+{
+    fixture f;
+    fixture_init(&f, &CASE_GROUPS, 70);
+    for (size_t i = 0; i < f.nw + f.nb; i++)
+        f.grad[i] = 0.0f;
+    mpq_conv_forward(&f.l, &f.s, f.x, f.y);
+    mpq_conv_backward(&f.l, &f.s, f.x, f.r, NULL);
+    float *once = malloc((f.nw + f.nb) * sizeof *once),
+          *twice = malloc((f.nw + f.nb) * sizeof *twice);
+    for (size_t i = 0; i < f.nw + f.nb; i++)
+        once[i] = 2.0f * f.grad[i];
+    mpq_conv_backward(&f.l, &f.s, f.x, f.r, NULL);
+    memcpy(twice, f.grad, (f.nw + f.nb) * sizeof *twice);
+    ck_assert(mpq_ck_allclose(twice, once, f.nw + f.nb, 1e-5f, 1e-5f, "grad after two backwards"));
+    free(once), free(twice);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_conv_init_rejects_bad_geometry)
+{
+    mpq_conv l;
+    ck_assert_int_eq(mpq_conv_init(&l, 8, 8, 6, 4, 3, 3, 1, 1, 1, 1, 4), MPQ_E_ARG);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "groups"));
+    ck_assert_int_eq(mpq_conv_init(&l, 2, 8, 4, 4, 5, 3, 1, 1, 1, 1, 1), MPQ_E_ARG);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "larger"));
+    ck_assert_int_eq(mpq_conv_init(&l, 8, 8, 4, 4, 3, 3, 0, 1, 1, 1, 1), MPQ_E_ARG);
+    ck_assert_int_eq(mpq_conv_init(&l, 8, 8, 4, 4, 3, 3, 1, 1, -1, 1, 1), MPQ_E_ARG);
+    ck_assert_int_eq(mpq_conv_init(&l, 8, 6, 4, 4, 3, 3, 2, 2, 1, 1, 2), MPQ_OK);
+    ck_assert_int_eq(l.ho, 4);
+    ck_assert_int_eq(l.wo, 3);
+}
+END_TEST
+
+static Suite *conv_suite(void)
+{
+    Suite *s = suite_create("conv");
+    TCase *tc = tcase_create("conv");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_conv_matches_reference_stride2_pad1);
+    tcase_add_test(tc, test_conv_matches_reference_groups);
+    tcase_add_test(tc, test_conv_matches_reference_1x1);
+    tcase_add_test(tc, test_conv_matches_reference_7x7_and_rectangular);
+    tcase_add_test(tc, test_conv_chunked_im2col_matches_reference);
+    tcase_add_test(tc, test_conv_gradients_match_central_differences);
+    tcase_add_test(tc, test_conv_backward_adds_into_grad);
+    tcase_add_test(tc, test_conv_init_rejects_bad_geometry);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(conv_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,231 @@
+/* dwconv: the direct NHWC depthwise layer against a double-precision reference (strides,
+ * asymmetric kernels and padding, channel counts off the vector width), central-difference
+ * gradients of x, W and b, accumulation into grad, bitwise independence of the thread count,
+ * exact workspace size, and geometry validation. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "kernels/gemm.h"
+#include "layers/dwconv.h"
+#include "layertest.h"
+#include "testutil.h"
+
+typedef struct dw_case {
+    int n, h, w, c, kh, kw, sh, sw, ph, pw, bias;
+} dw_case;
+
+typedef struct fixture {
+    dw_case c;
+    mpq_dwconv l;
+    mpq_step s;
+    size_t nx, ny, nw, nb, nws;
+    float *x, *y, *r, *dx, *val, *grad, *ws;
+} fixture;
+
+static const float GRAD0 = -0.5f;
+
+static void fixture_init(fixture *f, const dw_case *c, uint64_t seed)
+{
+    memset(f, 0, sizeof *f);
+    f->c = *c;
+    ck_assert_int_eq(
+        mpq_dwconv_init(&f->l, c->h, c->w, c->c, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw), 0);
+    f->nx = (size_t)c->n * c->h * c->w * c->c;
+    f->ny = (size_t)c->n * f->l.ho * f->l.wo * c->c;
+    f->nw = (size_t)c->c * c->kh * c->kw;
+    f->nb = c->bias ? (size_t)c->c : 0;
+    f->l.weight = (mpq_slice){0, f->nw};
+    f->l.bias = (mpq_slice){f->nw, f->nb};
+    f->nws = mpq_dwconv_ws_floats(&f->l, c->n);
+    f->x = malloc(f->nx * sizeof(float));
+    f->dx = malloc(f->nx * sizeof(float));
+    f->y = malloc(f->ny * sizeof(float));
+    f->r = malloc(f->ny * sizeof(float));
+    f->val = malloc((f->nw + f->nb) * sizeof(float));
+    f->grad = malloc((f->nw + f->nb) * sizeof(float));
+    f->ws = mpq_test_guarded_alloc(f->nws);
+    mpq_test_fill_uniform(f->x, f->nx, -1, 1, seed);
+    mpq_test_fill_uniform(f->r, f->ny, -1, 1, seed + 1);
+    mpq_test_fill_uniform(f->val, f->nw + f->nb, -1, 1, seed + 2);
+    for (size_t i = 0; i < f->nw + f->nb; i++)
+        f->grad[i] = GRAD0;
+    f->s = (mpq_step){.val = f->val,
+                      .wq = f->val,
+                      .grad = f->grad,
+                      .ws = f->ws,
+                      .ws_floats = f->nws,
+                      .n = c->n,
+                      .n_groups = 1,
+                      .training = 1};
+}
+
+static void fixture_free(fixture *f)
+{
+    ck_assert(mpq_test_guard_ok(f->ws, f->nws, "dwconv ws"));
+    free(f->x), free(f->dx), free(f->y), free(f->r), free(f->val), free(f->grad), free(f->ws);
+}
+
+/* Direct depthwise convolution in double; with dy, accumulates dx, dw, db. */
+static void dw_ref(const fixture *f, double *y, const float *dy, double *dx, double *dw, double *db)
+{
+    const dw_case *c = &f->c;
+    const float *w = f->val, *b = c->bias ? f->val + f->nw : NULL;
+    for (int n = 0; n < c->n; n++)
+        for (int oh = 0; oh < f->l.ho; oh++)
+            for (int ow = 0; ow < f->l.wo; ow++)
+                for (int ch = 0; ch < c->c; ch++) {
+                    const size_t yi = (((size_t)n * f->l.ho + oh) * f->l.wo + ow) * c->c + ch;
+                    double acc = b ? b[ch] : 0.0;
+                    if (b) db[ch] += dy[yi];
+                    for (int kh = 0; kh < c->kh; kh++)
+                        for (int kw = 0; kw < c->kw; kw++) {
+                            const int ih = oh * c->sh - c->ph + kh, iw = ow * c->sw - c->pw + kw;
+                            if (ih < 0 || ih >= c->h || iw < 0 || iw >= c->w) continue;
+                            const size_t xi = (((size_t)n * c->h + ih) * c->w + iw) * c->c + ch;
+                            const size_t wi = ((size_t)ch * c->kh + kh) * c->kw + kw;
+                            acc += (double)f->x[xi] * w[wi];
+                            dx[xi] += (double)dy[yi] * w[wi];
+                            dw[wi] += (double)dy[yi] * f->x[xi];
+                        }
+                    y[yi] = acc;
+                }
+}
+
+static float *to_float(const double *d, size_t n, float add)
+{
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    for (size_t i = 0; i < n; i++)
+        f[i] = (float)(d[i] + add);
+    return f;
+}
+
+static void check_against_ref(const dw_case *c, uint64_t seed)
+{
+    fixture f;
+    fixture_init(&f, c, seed);
+    double *y = calloc(f.ny, sizeof *y), *dx = calloc(f.nx, sizeof *dx);
+    double *dw = calloc(f.nw + f.nb + 1, sizeof *dw);
+    dw_ref(&f, y, f.r, dx, dw, dw + f.nw);
+    ck_assert_double_eq_tol(mpq_dwconv_flops(&f.l), (double)f.l.ho * f.l.wo * c->c * c->kh * c->kw,
+                            0.5);
+    float *yf = to_float(y, f.ny, 0.0f), *dxf = to_float(dx, f.nx, 0.0f);
+    float *gf = to_float(dw, f.nw + f.nb, GRAD0);
+    mpq_dwconv_forward(&f.l, &f.s, f.x, f.y);
+    ck_assert(mpq_ck_allclose(f.y, yf, f.ny, 1e-5f, 1e-5f, "dwconv y"));
+    mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    ck_assert(mpq_ck_allclose(f.dx, dxf, f.nx, 1e-5f, 1e-5f, "dwconv dx"));
+    ck_assert(mpq_ck_allclose(f.grad, gf, f.nw + f.nb, 1e-4f, 1e-4f, "dwconv dW,db"));
+    for (size_t i = 0; i < f.nw + f.nb; i++)
+        f.grad[i] = GRAD0;
+    mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, NULL);
+    ck_assert(mpq_ck_allclose(f.grad, gf, f.nw + f.nb, 1e-4f, 1e-4f, "dwconv dW,db (dx NULL)"));
+    free(y), free(dx), free(dw), free(yf), free(dxf), free(gf);
+    fixture_free(&f);
+}
+
+static double probe_loss(void *ctx)
+{
+    fixture *f = ctx;
+    mpq_dwconv_forward(&f->l, &f->s, f->x, f->y);
+    return mpq_test_dot(f->y, f->r, f->ny);
+}
+
+static void check_fd(const dw_case *c, uint64_t seed)
+{
+    fixture f;
+    fixture_init(&f, c, seed);
+    for (size_t i = 0; i < f.nw + f.nb; i++)
+        f.grad[i] = 0.0f;
+    probe_loss(&f);
+    mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    ck_assert_int_eq(mpq_test_gradcheck(probe_loss, &f, f.x, f.nx, f.dx, 0.5f, 1e-4, 1e-4, "dx"),
+                     0);
+    ck_assert_int_eq(
+        mpq_test_gradcheck(probe_loss, &f, f.val, f.nw + f.nb, f.grad, 0.5f, 1e-4, 1e-4, "dW,db"),
+        0);
+    fixture_free(&f);
+}
+
+/*                               n  h  w   c kh kw sh sw ph pw bias */
+static const dw_case CASE_S2 = {2, 7, 5, 5, 3, 3, 2, 2, 1, 1, 1};
+static const dw_case CASE_RECT = {3, 6, 7, 19, 5, 3, 1, 2, 2, 1, 0};
+static const dw_case CASE_WIDE = {2, 5, 4, 70, 3, 3, 1, 1, 1, 1, 1};
+static const dw_case CASE_BIG = {40, 8, 8, 33, 3, 3, 1, 1, 1, 1, 1}; /* rows > partial count */
+
+START_TEST(test_dwconv_matches_reference)
+{
+    check_against_ref(&CASE_S2, 1);
+    check_against_ref(&CASE_RECT, 2);
+    check_against_ref(&CASE_WIDE, 3);
+    check_against_ref(&CASE_BIG, 4);
+}
+END_TEST
+
+START_TEST(test_dwconv_gradients_match_central_differences)
+{
+    check_fd(&CASE_S2, 11);
+    check_fd(&CASE_RECT, 12);
+    check_fd(&CASE_WIDE, 13);
+}
+END_TEST
+
+START_TEST(test_dwconv_is_independent_of_threads)
+{
+    fixture f;
+    fixture_init(&f, &CASE_BIG, 20);
+    const size_t np = f.nw + f.nb;
+    float *y1 = malloc(f.ny * sizeof *y1), *dx1 = malloc(f.nx * sizeof *dx1);
+    float *g1 = malloc(np * sizeof *g1);
+    mpq_gemm_set_threads(1);
+    mpq_dwconv_forward(&f.l, &f.s, f.x, y1);
+    mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, dx1);
+    memcpy(g1, f.grad, np * sizeof *g1);
+    for (size_t i = 0; i < np; i++)
+        f.grad[i] = GRAD0;
+    mpq_gemm_set_threads(2);
+    mpq_dwconv_forward(&f.l, &f.s, f.x, f.y);
+    mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    mpq_gemm_set_threads(1);
+    ck_assert_mem_eq(y1, f.y, f.ny * sizeof *y1);
+    ck_assert_mem_eq(dx1, f.dx, f.nx * sizeof *dx1);
+    ck_assert_mem_eq(g1, f.grad, np * sizeof *g1);
+    free(y1), free(dx1), free(g1);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_dwconv_init_rejects_bad_geometry)
+{
+    mpq_dwconv l;
+    ck_assert_int_eq(mpq_dwconv_init(&l, 2, 8, 4, 5, 3, 1, 1, 1, 1), MPQ_E_ARG);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "larger"));
+    ck_assert_int_eq(mpq_dwconv_init(&l, 8, 8, 0, 3, 3, 1, 1, 1, 1), MPQ_E_ARG);
+    ck_assert_int_eq(mpq_dwconv_init(&l, 8, 8, 4, 3, 3, 1, 0, 1, 1), MPQ_E_ARG);
+    ck_assert_int_eq(mpq_dwconv_init(&l, 7, 8, 4, 3, 3, 2, 2, 1, 1), MPQ_OK);
+    ck_assert_int_eq(l.ho, 4);
+    ck_assert_int_eq(l.wo, 4);
+}
+END_TEST
+
+static Suite *dwconv_suite(void)
+{
+    Suite *s = suite_create("dwconv");
+    TCase *tc = tcase_create("dwconv");
+    tcase_add_test(tc, test_dwconv_matches_reference);
+    tcase_add_test(tc, test_dwconv_gradients_match_central_differences);
+    tcase_add_test(tc, test_dwconv_is_independent_of_threads);
+    tcase_add_test(tc, test_dwconv_init_rejects_bad_geometry);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(dwconv_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
