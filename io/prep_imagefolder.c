@@ -284,7 +284,7 @@ static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int 
                 break;
             }
             if (r < 0) {
-                mpq_log_warn("prep imagefolder: skipping %s", mpq_errmsg());
+                mpq_log_warn("prep imagefolder: left out: %s", mpq_errmsg());
                 continue;
             }
         }

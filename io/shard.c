@@ -32,7 +32,7 @@ struct mpq_split {
     int32_t *labels;
     int n_open;
     unsigned long clock;
-    hid_t mem_space;            /* one image, [H*W*C] */
+    hid_t mem_space;            /* one image, [1,H,W,C] */
 };
 
 static char *path_join(const char *dir, const char *name)
@@ -293,8 +293,8 @@ int mpq_split_open(const char *dir, mpq_split **out)
     for (int i = 0; i < n && rc == MPQ_OK; i++)
         rc = probe_shard(&s->shards[i], &s->info, &s->labels, &cap);
     if (rc == MPQ_OK) {
-        hsize_t m = (hsize_t)s->info.h * s->info.w * s->info.c;
-        s->mem_space = H5Screate_simple(1, &m, NULL);
+        hsize_t m[4] = {1, (hsize_t)s->info.h, (hsize_t)s->info.w, (hsize_t)s->info.c};
+        s->mem_space = H5Screate_simple(4, m, NULL);
         if (s->mem_space < 0) rc = MPQ_FAIL(MPQ_E_IO, "HDF5: cannot create a dataspace");
     }
     mpq_h5_unlock();

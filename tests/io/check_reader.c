@@ -18,7 +18,9 @@
 #include "iofix.h"
 #include "testutil.h"
 
-static char *tmp;
+enum { MAX_PATHS = 512 };
+static char *tmp, *paths[MAX_PATHS];
+static int n_paths;
 
 static void setup(void)
 {
@@ -31,16 +33,19 @@ static void teardown(void)
 {
     mpq_test_rmtree(tmp);
     free(tmp);
+    for (int i = 0; i < n_paths; i++) free(paths[i]);
+    n_paths = 0;
 }
 
-/* tmp/name, in one of 4 rotating buffers (several may be live in one call). */
+/* tmp/name, a string that lives until the end of the test (freed by teardown). */
 static const char *sub(const char *name)
 {
-    static char path[4][2048];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", tmp, name);
-    return path[k];
+    char *p = malloc(strlen(tmp) + strlen(name) + 2);
+    ck_assert_ptr_nonnull(p);
+    sprintf(p, "%s/%s", tmp, name);
+    ck_assert_int_lt(n_paths, MAX_PATHS);
+    paths[n_paths++] = p;
+    return p;
 }
 
 /* Concatenation over ranks of n_steps batches (from (0, 0) on), for R sources of one split. */
