@@ -1,0 +1,236 @@
+/* Shared converter plumbing (see prep_util.h). */
+#include "io/prep_util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "io/shard.h"
+
+static int mkdir_p(const char *dir)
+{
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path) return MPQ_FAIL(MPQ_E_ARG, "bad output directory '%s'", dir);
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0') continue;
+        char keep = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return MPQ_FAIL(MPQ_E_IO, "cannot create directory '%s': %s", path, strerror(errno));
+        path[i] = keep;
+    }
+    return MPQ_OK;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int mpq_prep_begin(const char *dir)
+{
+    char path[4096];
+    DIR *d;
+    struct dirent *e;
+    FILE *f;
+    int rc = MPQ_OK;
+    MPQ_TRY(mkdir_p(dir));
+    if (!(d = opendir(dir)))
+        return MPQ_FAIL(MPQ_E_IO, "cannot read directory '%s': %s", dir, strerror(errno));
+    while ((e = readdir(d)) && rc == MPQ_OK)
+        if (ends_with(e->d_name, ".h5") && strncmp(e->d_name, "shard-", 6) != 0)
+            rc = MPQ_FAIL(MPQ_E_ARG, "output directory '%s' holds other HDF5 files (%s) "
+                          "---> HINT: choose an empty directory", dir, e->d_name);
+    closedir(d);
+    MPQ_TRY(rc);
+    snprintf(path, sizeof path, "%s/%s", dir, MPQ_SPLIT_INCOMPLETE);
+    if (!(f = fopen(path, "w")))
+        return MPQ_FAIL(MPQ_E_IO, "cannot write '%s': %s", path, strerror(errno));
+    fprintf(f, "mpq prep is writing this split; it is not usable until this file is gone\n");
+    if (fclose(f) != 0) return MPQ_FAIL(MPQ_E_IO, "cannot write '%s': %s", path, strerror(errno));
+    if (!(d = opendir(dir)))
+        return MPQ_FAIL(MPQ_E_IO, "cannot read directory '%s': %s", dir, strerror(errno));
+    while ((e = readdir(d)) && rc == MPQ_OK) {
+        if (!(strncmp(e->d_name, "shard-", 6) == 0 && ends_with(e->d_name, ".h5")) &&
+            !ends_with(e->d_name, ".h5.tmp"))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0)
+            rc = MPQ_FAIL(MPQ_E_IO, "cannot remove the earlier shard '%s': %s", path,
+                          strerror(errno));
+    }
+    closedir(d);
+    return rc;
+}
+
+int mpq_prep_end(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, MPQ_SPLIT_INCOMPLETE);
+    if (unlink(path) != 0)
+        return MPQ_FAIL(MPQ_E_IO, "cannot remove '%s': %s", path, strerror(errno));
+    return MPQ_OK;
+}
+
+void mpq_prep_shard_path(const char *dir, int k, char *buf, size_t n_bytes)
+{
+    snprintf(buf, n_bytes, "%s/shard-%05d.h5", dir, k);
+}
+
+long mpq_prep_shard_start(long n, int n_shards, int k) { return k * n / n_shards; }
+
+int mpq_prep_write_shards(const char *dir, int n_shards, long n, int h, int w, int c,
+                          const uint8_t *images, const int32_t *labels, int num_classes,
+                          const float *mean, const float *std)
+{
+    char path[4096];
+    const size_t img = (size_t)h * w * c;
+    if (n_shards > n) n_shards = (int)n;
+    for (int k = 0; k < n_shards; k++) {
+        long lo = mpq_prep_shard_start(n, n_shards, k), hi = mpq_prep_shard_start(n, n_shards, k + 1);
+        mpq_prep_shard_path(dir, k, path, sizeof path);
+        MPQ_TRY(mpq_shard_write(path, hi - lo, h, w, c, images + (size_t)lo * img, labels + lo,
+                                num_classes, mean, std));
+    }
+    return MPQ_OK;
+}
+
+int mpq_prep_stats_from(const char *dir, int c, float *mean, float *std, int *num_classes)
+{
+    mpq_split *s;
+    const mpq_data_info *in;
+    int rc = MPQ_OK;
+    MPQ_TRY(mpq_err_push(mpq_split_open(dir, &s), "--stats-from"));
+    in = mpq_split_info(s);
+    if (in->c != c) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "--stats-from %s: %d channels, the data here have %d", dir,
+                      in->c, c);
+    } else {
+        for (int ch = 0; ch < c; ch++) {
+            mean[ch] = in->mean[ch];
+            std[ch] = in->std[ch];
+        }
+        *num_classes = in->num_classes;
+    }
+    mpq_split_close(s);
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void mpq_progress_init(mpq_progress *p, const char *what, const char *units, long total)
+{
+    p->what = what;
+    p->units = units;
+    p->total = total;
+    p->t0 = p->last = now_s();
+}
+
+void mpq_progress_update(mpq_progress *p, long done)
+{
+    double t = now_s(), rate;
+    if (t - p->last < 5.0 || done <= 0) return;
+    p->last = t;
+    rate = done / (t - p->t0);
+    mpq_log_info("%s: %ld/%ld %s (%.0f%%), %.0f %s/s, ETA %.0f s", p->what, done, p->total,
+                 p->units, 100.0 * done / (p->total > 0 ? p->total : 1), rate, p->units,
+                 (p->total - done) / (rate > 0 ? rate : 1));
+}
+
+void mpq_progress_done(mpq_progress *p, long done)
+{
+    double t = now_s() - p->t0;
+    mpq_log_info("%s: %ld %s in %.1f s (%.0f %s/s)", p->what, done, p->units, t,
+                 done / (t > 0 ? t : 1e-9), p->units);
+}
+
+int mpq_prep_usage_error(const char *usage, const char *message)
+{
+    if (mpq_log_rank() == 0) fprintf(stderr, "mpq prep: %s\n%s", message, usage);
+    return 2;
+}
+
+static int parse_value(const mpq_prep_opt *o, const char *v, const char *usage)
+{
+    char *end, msg[256];
+    long x;
+    switch (o->kind) {
+    case MPQ_PREP_OPT_STR:
+        *(const char **)o->dst = v;
+        return 0;
+    case MPQ_PREP_OPT_INT:
+    case MPQ_PREP_OPT_LONG:
+        errno = 0;
+        x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < 0 || (o->kind == MPQ_PREP_OPT_INT && x > 1 << 30)) {
+            snprintf(msg, sizeof msg, "--%s wants a non-negative integer, not '%s'", o->name, v);
+            return mpq_prep_usage_error(usage, msg);
+        }
+        if (o->kind == MPQ_PREP_OPT_INT) *(int *)o->dst = (int)x;
+        else *(long *)o->dst = x;
+        return 0;
+    case MPQ_PREP_OPT_FLAG:
+        *(int *)o->dst = 1;
+        return 0;
+    }
+    return 2;
+}
+
+int mpq_prep_parse(int argc, char **argv, const mpq_prep_opt *opts, int n_opts, const char *usage)
+{
+    char msg[256];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *name, *eq, *val = NULL;
+        size_t len;
+        const mpq_prep_opt *o = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            if (mpq_log_rank() == 0) fputs(usage, stdout);
+            return 1;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            snprintf(msg, sizeof msg, "unexpected argument '%s'", a);
+            return mpq_prep_usage_error(usage, msg);
+        }
+        name = a[1] == '-' ? a + 2 : a + 1;
+        eq = strchr(name, '=');
+        len = eq ? (size_t)(eq - name) : strlen(name);
+        for (int k = 0; k < n_opts && !o; k++)
+            if (strlen(opts[k].name) == len && !strncmp(opts[k].name, name, len) &&
+                (a[1] == '-') == (len > 1))
+                o = &opts[k];
+        if (!o) {
+            snprintf(msg, sizeof msg, "unknown option '%s'", a);
+            return mpq_prep_usage_error(usage, msg);
+        }
+        if (o->kind == MPQ_PREP_OPT_FLAG) {
+            if (eq) {
+                snprintf(msg, sizeof msg, "option '--%s' takes no value", o->name);
+                return mpq_prep_usage_error(usage, msg);
+            }
+        } else if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            snprintf(msg, sizeof msg, "option '%s' needs a value", a);
+            return mpq_prep_usage_error(usage, msg);
+        }
+        if (parse_value(o, val, usage) != 0) return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* Reader throughput (images/s on one thread, no prefetch): `bench_reader` makes synthetic splits
+ * of 32x32x3 and 224x224x3 images in a temporary directory and reads them with each
+ * augmentation; `bench_reader DIR {cifar|imagenet|none} [BATCH STEPS]` measures an existing
+ * split. Not a test: it prints numbers and asserts nothing about them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "io/shard.h"
+#include "iofix.h"
+#include "testutil.h"
+
+static const char *aug_name(mpq_augment a)
+{
+    return a == MPQ_AUGMENT_CIFAR ? "cifar" : a == MPQ_AUGMENT_IMAGENET ? "imagenet" : "none";
+}
+
+static int bench(const char *dir, const char *label, mpq_augment aug, int batch, int steps)
+{
+    double rate = 0.0;
+    int rc = mpq_bench_reader(dir, aug, batch, steps, &rate);
+    if (rc < 0) {
+        fprintf(stderr, "bench_reader: %s\n", mpq_errmsg());
+        return rc;
+    }
+    printf("%-12s augment %-8s batch %4d: %9.0f images/s per thread\n", label, aug_name(aug), batch,
+           rate);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char path[4096];
+    char *tmp;
+    int rc = 0;
+    mpq_log_set_quiet(1);
+    if (argc >= 3) {
+        mpq_augment aug = !strcmp(argv[2], "cifar")      ? MPQ_AUGMENT_CIFAR
+                          : !strcmp(argv[2], "imagenet") ? MPQ_AUGMENT_IMAGENET
+                                                         : MPQ_AUGMENT_NONE;
+        int batch = argc > 3 ? atoi(argv[3]) : 128, steps = argc > 4 ? atoi(argv[4]) : 20;
+        return bench(argv[1], argv[1], aug, batch, steps) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    }
+    if (!(tmp = mpq_test_tmpdir())) return EXIT_FAILURE;
+    snprintf(path, sizeof path, "%s/s32", tmp);
+    rc = iofix_make_split(path, 8192, 32, 32, 3, 4, 10);
+    if (rc == 0) rc = bench(path, "32x32x3", MPQ_AUGMENT_CIFAR, 256, 30);
+    if (rc == 0) rc = bench(path, "32x32x3", MPQ_AUGMENT_NONE, 256, 30);
+    snprintf(path, sizeof path, "%s/s224", tmp);
+    if (rc == 0) rc = iofix_make_split(path, 640, 224, 224, 3, 2, 10);
+    if (rc == 0) rc = bench(path, "224x224x3", MPQ_AUGMENT_IMAGENET, 64, 9);
+    if (rc == 0) rc = bench(path, "224x224x3", MPQ_AUGMENT_NONE, 64, 9);
+    if (rc < 0) fprintf(stderr, "bench_reader: %s\n", mpq_errmsg());
+    mpq_test_rmtree(tmp);
+    free(tmp);
+    return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
