@@ -11,7 +11,7 @@
  *                     .d_min = 0x1p-8f, .d_max = 1.0f, .xmax_min = 0x1p-8f, .xmax_max = 127.0f };
  *     float x[4] = {0.1f, -0.3f, 0.7f, 0.0f}, q[4];
  *     if (mpq_quantize(&s, 4, x, q) != 0) fprintf(stderr, "%s\n", mpq_last_error());
- *     // q = {0.125, -0.25, 0.5, 0}; mpq_qspec_bitwidth(&s) == 3 (sign + 2 bits for 4 levels)
+ *     // q = {0.125, -0.25, 0.5, 0}; mpq_qspec_bitwidth(&s) == 4 (sign + 3 bits for levels 0..4)
  *
  * Return codes: 0 on success, a negative code with a message (mpq_last_error) otherwise.
  */

@@ -37,6 +37,9 @@ typedef struct mpq_quant {
     size_t count;     /* elements (weights) or elements per sample (activations) */
     int is_act;
     int n_min, n_max; /* bitwidth bounds of the size model (w_/a_bitwidth_min/max) */
+    float xmin_max_cfg; /* the cfg's w_/a_xmin_max: the size model and the projection clip xmin
+                           there, while activation quantizers clip it at a_xmax_max (spec.xmin_max),
+                           as the reference does */
 } mpq_quant;
 
 /* Method from a cfg name ("parametric_fp_d_xmax", "..._relu", "fp_relu", "" / "none" -> NONE).
@@ -49,13 +52,15 @@ int mpq_qmethod_n_params(mpq_qmethod m);
 const char *mpq_qmethod_param_name(mpq_qmethod m, int i);
 
 /* Sets up a quantizer of the given side from cfg settings: method, sign (weights 1,
- * activations 0), with_zero (activations with pow2: 1), bounds. Returns 0 or MPQ_E_CONFIG. */
+ * activations 0), with_zero (activations with pow2: 1), bounds. q->p is left empty: the caller
+ * registers mpq_qmethod_n_params(q->method) floats (named by mpq_qmethod_param_name) and stores
+ * the slice in q->p. Returns 0 or MPQ_E_CONFIG naming the setting. */
 int mpq_quant_setup(mpq_quant *q, const mpq_qsettings *st, int is_act, size_t count);
 /* The reference's find_delta(w, bw) (spec section 8). */
 float mpq_find_delta(const float *w, size_t n, int bw);
-/* Initial values of a quantizer (spec section 8) given the initial step `delta` (find_delta of
- * loaded weights, or the cfg stepsize): writes the parametric pair to val[q->p] or the fixed
- * (n, delta|m) into q->spec.p. */
+/* Initial values of a quantizer (spec section 8) given the initial step `delta` (weights:
+ * find_delta of loaded weights, or w_stepsize; activations: a_stepsize): writes the parametric
+ * pair to val[q->p] or the fixed (n, delta|m) into q->spec.p. */
 void mpq_quant_init_values(mpq_quant *q, const mpq_qsettings *st, float delta, float *val);
 
 /* y = Q(x) over len floats with the parameters read from val (NONE: copy). */
