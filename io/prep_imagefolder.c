@@ -85,7 +85,7 @@ static int list_dir(const char *dir, int want_dirs, char ***out, int *n_out)
         free(names);
         return MPQ_FAIL(MPQ_E_NOMEM, "out of memory listing '%s'", dir);
     }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str);
     *out = names;
     *n_out = n;
     return MPQ_OK;

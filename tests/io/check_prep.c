@@ -4,6 +4,7 @@
  * that never look complete. */
 #include <check.h>
 #include <dirent.h>
+#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,10 @@ static void setup(void)
     ck_assert_ptr_nonnull(tmp);
 }
 
+/* Every HDF5 object the io code opened is closed again (error paths included). */
 static void teardown(void)
 {
+    ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
     mpq_test_rmtree(tmp);
     free(tmp);
     for (int i = 0; i < n_paths; i++) free(paths[i]);
