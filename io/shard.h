@@ -57,7 +57,6 @@ int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_sour
 /* Reader throughput on one thread (no prefetch): `steps` training batches of `batch` images of
  * the split in dir with augmentation aug at the stored size, after one warm-up batch. Writes
  * the rate to *images_per_s. Returns 0 or MPQ_E_*. */
-int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps,
-                     double *images_per_s);
+int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, double *images_per_s);
 
 #endif

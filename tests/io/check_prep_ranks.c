@@ -20,10 +20,7 @@
 static mpq_comm *comm;
 static char *tmp; /* shared by the ranks: made by rank 0, broadcast */
 
-static void path_of(char *buf, size_t n, const char *name)
-{
-    snprintf(buf, n, "%s/%s", tmp, name);
-}
+static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmp, name); }
 
 /* tmp/name: 3 classes x 5 JPEGs of assorted sizes (rank 0 writes, all wait). */
 static void write_folder(const char *name)
