@@ -50,6 +50,7 @@ int mpq_shard_commit(const char *path, int c, const float *mean, const float *st
  * s*B + (r+1)*b/R) (integer division), so max_local_batch = ceil(B/R). With o->prefetch a
  * background thread reads and augments the next batch (two buffers); it is the only thread that
  * calls HDF5 for this source. next() moves on to (epoch + 1, 0) after the last step.
+ * wait_seconds() counts the time next() blocked on the thread (without prefetch: all of next()).
  * Returns 0 or MPQ_E_* (split errors above; MPQ_E_ARG for bad options or fewer samples than one
  * training batch). */
 int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_source **out);

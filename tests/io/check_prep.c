@@ -522,6 +522,38 @@ START_TEST(test_prep_imagefolder_bad_inputs_fail_naming_the_file)
 }
 END_TEST
 
+/* CMYK JPEGs (stored as YCCK, Adobe-inverted as Photoshop writes them) become RGB: with K = 255
+ * (no black) the RGB pixel is the stored C, M, Y. */
+START_TEST(test_prep_imagefolder_cmyk_becomes_rgb)
+{
+    mpq_prep_imagefolder_opts o = {.dir = sub("cmyk"), .out_dir = sub("out"), .size = 8};
+    static const uint8_t cmyk[4] = {200, 100, 50, 255};
+    uint8_t px[8 * 8 * 4], rgb[8 * 8 * 3];
+    unsigned char *buf = NULL;
+    unsigned long size = 0;
+    tjhandle tj = tjInitCompress();
+    mpq_split *s;
+    FILE *f;
+    for (int i = 0; i < 8 * 8; i++)
+        memcpy(px + 4 * i, cmyk, 4);
+    ck_assert_int_eq(tjCompress2(tj, px, 8, 0, 8, TJPF_CMYK, &buf, &size, TJSAMP_444, 100, 0), 0);
+    tjDestroy(tj);
+    mkdir(sub("cmyk"), 0777);
+    mkdir(sub("cmyk/only"), 0777);
+    f = fopen(sub("cmyk/only/k.jpg"), "wb");
+    fwrite(buf, 1, size, f);
+    fclose(f);
+    tjFree(buf);
+    ck_assert_msg(mpq_prep_imagefolder(&o, NULL) == 0, "%s", mpq_errmsg());
+    ck_assert_int_eq(mpq_split_open(sub("out"), &s), 0);
+    ck_assert_int_eq(mpq_split_read(s, 0, rgb, NULL), 0);
+    for (int i = 0; i < 8 * 8; i++)
+        for (int ch = 0; ch < 3; ch++)
+            ck_assert_int_le(abs(rgb[3 * i + ch] - cmyk[ch]), 3);
+    mpq_split_close(s);
+}
+END_TEST
+
 /* An interrupted rerun (marker written, old shards gone, a half-written temporary left) is
  * refused; finishing the conversion again restores a complete split with no leftovers. Other
  * HDF5 files in the output directory are never deleted. */
@@ -565,6 +597,7 @@ static Suite *prep_suite(void)
     tcase_add_test(tc, test_prep_cifar10_bad_batches_fail_naming_the_file);
     tcase_add_test(tc, test_prep_imagefolder_round_trip);
     tcase_add_test(tc, test_prep_imagefolder_bad_inputs_fail_naming_the_file);
+    tcase_add_test(tc, test_prep_imagefolder_cmyk_becomes_rgb);
     tcase_add_test(tc, test_prep_interrupted_conversion_never_looks_complete);
     suite_add_tcase(s, tc);
     return s;
