@@ -27,20 +27,23 @@ static void add_float(void *dst, const void *a, const void *b, size_t n)
 {
     float *d = dst;
     const float *x = a, *y = b;
-    for (size_t i = 0; i < n; i++) d[i] = x[i] + y[i];
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i] + y[i];
 }
 
 static void add_double(void *dst, const void *a, const void *b, size_t n)
 {
     double *d = dst;
     const double *x = a, *y = b;
-    for (size_t i = 0; i < n; i++) d[i] = x[i] + y[i];
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i] + y[i];
 }
 
 static int tree_depth(int m)
 {
     int d = 0;
-    while ((1 << d) < m) d++;
+    while ((1 << d) < m)
+        d++;
     return d;
 }
 
@@ -79,7 +82,8 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
         free(level);
         return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     }
-    for (size_t j = 0; j < rows; j++) level[j] = buf + j * BLOCK * t->bytes;
+    for (size_t j = 0; j < rows; j++)
+        level[j] = buf + j * BLOCK * t->bytes;
     /* This rank's subtree, BLOCK elements at a time (addition is elementwise: same bits). */
     for (size_t at = 0; at < n; at += BLOCK) {
         size_t k = n - at < BLOCK ? n - at : BLOCK;
@@ -94,8 +98,8 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
         for (size_t at = 0; at < n; at += MSG_ELEMS) {
             size_t k = n - at < MSG_ELEMS ? n - at : MSG_ELEMS;
             char *mine = (char *)out + at * t->bytes;
-            int err = MPI_Sendrecv(mine, (int)k, t->mpi, peer, TREE_TAG, buf, (int)k, t->mpi,
-                                   peer, TREE_TAG, c->world, MPI_STATUS_IGNORE);
+            int err = MPI_Sendrecv(mine, (int)k, t->mpi, peer, TREE_TAG, buf, (int)k, t->mpi, peer,
+                                   TREE_TAG, c->world, MPI_STATUS_IGNORE);
             if (err != MPI_SUCCESS) {
                 rc = MPQ_MPI_FAIL(err, "tree sum: MPI_Sendrecv");
                 break;
@@ -111,15 +115,15 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
     return rc;
 }
 
-int mpq_comm_tree_sum(mpq_comm *c, float *const *shard_bufs, int n_local_shards, int v,
-                      size_t n, float *out)
+int mpq_comm_tree_sum(mpq_comm *c, float *const *shard_bufs, int n_local_shards, int v, size_t n,
+                      float *out)
 {
     static const elem_type t = {sizeof(float), MPI_FLOAT, add_float};
     return tree_sum(c, &t, (const void *const *)shard_bufs, n_local_shards, v, n, out);
 }
 
-int mpq_comm_tree_sum_double(mpq_comm *c, double *const *shard_bufs, int n_local_shards,
-                             int v, size_t n, double *out)
+int mpq_comm_tree_sum_double(mpq_comm *c, double *const *shard_bufs, int n_local_shards, int v,
+                             size_t n, double *out)
 {
     static const elem_type t = {sizeof(double), MPI_DOUBLE, add_double};
     return tree_sum(c, &t, (const void *const *)shard_bufs, n_local_shards, v, n, out);
