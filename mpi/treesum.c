@@ -47,8 +47,9 @@ static int tree_depth(int m)
     return d;
 }
 
-/* level[0..) are BLOCK-element scratch rows; writes the tree sum of elements [at, at + k) of
- * shards [lo, lo + m) into level[0]. Row j+1 holds the right subtree while row j holds the left. */
+/* Writes the tree sum of elements [at, at + k) of shards [lo, lo + m) into level[0]; level[j]
+ * are scratch rows of k or more elements, row j+1 holding the right subtree while row j holds
+ * the left. */
 static void local_tree(const elem_type *t, const void *const *shards, int lo, int m, size_t at,
                        size_t k, char *const *level)
 {
@@ -72,9 +73,10 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
                         size, v);
     MPQ_ASSERT(m == v / size, "tree sum: rank %d passed %d shards, owns %d of %d", r, m, v / size,
                v);
-    const int depth = tree_depth(m);
-    size_t rows = (size_t)depth + 1;
-    size_t scratch = rows * BLOCK > MSG_ELEMS ? rows * BLOCK : MSG_ELEMS;
+    if (n == 0) return MPQ_OK;
+    const size_t rows = (size_t)tree_depth(m) + 1;
+    const size_t blk = n < BLOCK ? n : BLOCK, msg = n < MSG_ELEMS ? n : MSG_ELEMS;
+    const size_t scratch = rows * blk > msg ? rows * blk : msg;
     char *buf = malloc(scratch * t->bytes);
     char **level = malloc(rows * sizeof *level);
     if (!buf || !level) {
@@ -83,10 +85,10 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
         return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     }
     for (size_t j = 0; j < rows; j++)
-        level[j] = buf + j * BLOCK * t->bytes;
+        level[j] = buf + j * blk * t->bytes;
     /* This rank's subtree, BLOCK elements at a time (addition is elementwise: same bits). */
-    for (size_t at = 0; at < n; at += BLOCK) {
-        size_t k = n - at < BLOCK ? n - at : BLOCK;
+    for (size_t at = 0; at < n; at += blk) {
+        size_t k = n - at < blk ? n - at : blk;
         local_tree(t, shards, 0, m, at, k, level);
         memcpy((char *)out + at * t->bytes, level[0], k * t->bytes);
     }
