@@ -105,9 +105,14 @@ void mpq_gradsync_ready(mpq_gradsync *g, size_t off)
         } else {
             int err = MPI_Iallreduce(MPI_IN_PLACE, g->grad + b->off, (int)b->n, MPI_FLOAT, MPI_SUM,
                                      g->comm, &g->req[g->next]);
-            record(g, err, "gradsync: MPI_Iallreduce");
-            b->state = err == MPI_SUCCESS ? BUCKET_STARTED : BUCKET_DONE;
-            g->bytes += err == MPI_SUCCESS ? (double)b->n * sizeof(float) : 0.0;
+            if (err == MPI_SUCCESS) {
+                b->state = BUCKET_STARTED;
+                g->bytes += (double)b->n * sizeof(float);
+            } else { /* finish reports it; the bucket is left unreduced */
+                record(g, err, "gradsync: MPI_Iallreduce");
+                g->req[g->next] = MPI_REQUEST_NULL;
+                b->state = BUCKET_DONE;
+            }
         }
         g->next++;
     }

@@ -141,13 +141,14 @@ int main(int argc, char **argv)
         const double mb = (double)n * sizeof(float) / 1e9;
         float *grad = calloc(n, sizeof *grad);
         MPQ_ASSERT(grad, "out of memory");
-        double plain = 0.0;
-        for (int it = 0; it < 3; it++) { /* a first estimate sizes the compute */
+        double first[5]; /* a first estimate of the plain time sizes the compute */
+        for (int it = 0; it < 5; it++) {
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
             MPI_Allreduce(MPI_IN_PLACE, grad, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-            plain = max_over_ranks(MPI_Wtime() - t0);
+            first[it] = max_over_ranks(MPI_Wtime() - t0);
         }
+        const double plain = median(first, 5);
         const long reps_per_layer = (long)(1.5 * plain * rate / LAYERS) + CHUNKS;
         for (size_t k = 0; k < sizeof buckets / sizeof buckets[0]; k++) {
             const size_t bucket = buckets[k] ? buckets[k] : n; /* 0: one bucket */
