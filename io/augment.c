@@ -1,5 +1,6 @@
 /* Augmentations (see augment.h). The random draws of one sample happen in a fixed order from its
- * own stream: cifar (crop y, crop x, flip), imagenet (up to 10 x (area, log-aspect, y, x), flip). */
+ * own stream: cifar (crop y, crop x, flip), imagenet (up to 10 x (area, log-aspect, y, x), flip).
+ */
 #include "io/augment.h"
 
 #include <math.h>
@@ -28,8 +29,8 @@ int mpq_augmenter_init(mpq_augmenter *a, mpq_augment kind, int train, int h, int
     a->out_w = out_w ? out_w : w;
     if (kind != MPQ_AUGMENT_IMAGENET && (a->out_h != h || a->out_w != w))
         return MPQ_FAIL(MPQ_E_ARG,
-                        "augment: only 'imagenet' resizes; images are %dx%d, asked for %dx%d", h,
-                        w, a->out_h, a->out_w);
+                        "augment: only 'imagenet' resizes; images are %dx%d, asked for %dx%d", h, w,
+                        a->out_h, a->out_w);
     for (int ch = 0; ch < c; ch++) {
         a->mean[ch] = mean[ch];
         a->inv_std[ch] = std[ch] > 1e-6f ? 1.0f / std[ch] : 1.0f;
@@ -160,6 +161,7 @@ void mpq_augment_apply(const mpq_augmenter *a, const uint8_t *src, uint64_t seed
     case MPQ_AUGMENT_NONE:
         break;
     }
-    for (size_t i = 0; i < (size_t)a->h * a->w * a->c; i++) dst[i] = (float)src[i];
+    for (size_t i = 0; i < (size_t)a->h * a->w * a->c; i++)
+        dst[i] = (float)src[i];
     flip_normalize(a, 0, dst);
 }

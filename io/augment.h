@@ -20,10 +20,10 @@
 typedef struct mpq_augmenter {
     mpq_augment kind;
     int train;
-    int h, w, c;          /* stored image size */
-    int out_h, out_w;     /* delivered size */
+    int h, w, c;      /* stored image size */
+    int out_h, out_w; /* delivered size */
     float mean[4], inv_std[4];
-    size_t ws_bytes;      /* workspace mpq_augment_apply needs */
+    size_t ws_bytes; /* workspace mpq_augment_apply needs */
 } mpq_augmenter;
 
 /* Sets up a for images of h x w x c; out_h, out_w: delivered size (0: as stored; only imagenet may

@@ -25,8 +25,8 @@ static int attr_write(hid_t obj, const char *name, hid_t file_type, hid_t mem_ty
 {
     hsize_t dims[1] = {(hsize_t)n};
     hid_t sp = n > 0 ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR);
-    hid_t a = sp < 0 ? H5I_INVALID_HID : H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT,
-                                                     H5P_DEFAULT);
+    hid_t a =
+        sp < 0 ? H5I_INVALID_HID : H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
     int rc = MPQ_OK;
     if (a < 0 || H5Awrite(a, mem_type, v) < 0)
         rc = MPQ_FAIL(MPQ_E_IO, "cannot write attribute '%s'", name);
@@ -65,9 +65,9 @@ static int attr_read(hid_t obj, const char *name, const char *where, hid_t mem_t
     }
     n = H5Sget_simple_extent_npoints(sp);
     if (H5Tget_class(t) != cls || n != (n_want > 0 ? n_want : 1)) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' must be %d %s value(s), found %lld",
-                      where, name, n_want > 0 ? n_want : 1,
-                      cls == H5T_INTEGER ? "integer" : "float", (long long)n);
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' must be %d %s value(s), found %lld", where,
+                      name, n_want > 0 ? n_want : 1, cls == H5T_INTEGER ? "integer" : "float",
+                      (long long)n);
         goto out;
     }
     if (H5Aread(a, mem_type, v) < 0)

@@ -45,7 +45,8 @@ static void coeffs(int in_size, double start, double len, int out_size, int k, i
             sum += v;
         }
         if (sum > 0.0) {
-            for (int j = 0; j < hi - lo; j++) wi[j] = (float)(wi[j] / sum);
+            for (int j = 0; j < hi - lo; j++)
+                wi[j] = (float)(wi[j] / sum);
         } else { /* degenerate region: nearest pixel */
             lo = (int)floor(center);
             lo = lo < 0 ? 0 : lo >= in_size ? in_size - 1 : lo;
@@ -86,7 +87,8 @@ void mpq_image_resample(const uint8_t *src, int h, int w, int c, double y0, doub
             const uint8_t *sp = srow + (size_t)fx[ox] * c;
             for (int ch = 0; ch < c; ch++) {
                 float acc = 0.0f;
-                for (int k = 0; k < kxe; k++) acc += wi[k] * (float)sp[(size_t)k * c + ch];
+                for (int k = 0; k < kxe; k++)
+                    acc += wi[k] * (float)sp[(size_t)k * c + ch];
                 trow[(size_t)ox * c + ch] = acc;
             }
         }
@@ -99,7 +101,8 @@ void mpq_image_resample(const uint8_t *src, int h, int w, int c, double y0, doub
             const float wk = wi[k];
             const float *trow = tmp + (size_t)(fy[oy] + k - r_lo) * row_floats;
             if (wk == 0.0f) continue;
-            for (size_t j = 0; j < row_floats; j++) drow[j] += wk * trow[j];
+            for (size_t j = 0; j < row_floats; j++)
+                drow[j] += wk * trow[j];
         }
     }
 }

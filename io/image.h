@@ -26,7 +26,7 @@ void mpq_image_to_u8(const float *x, size_t n, uint8_t *y);
  * (the number of ranks). Up to 4 channels. */
 typedef struct mpq_pixel_stats {
     int c;
-    uint64_t n_pixels;           /* per channel */
+    uint64_t n_pixels; /* per channel */
     uint64_t sum[4], sum_sq[4];
 } mpq_pixel_stats;
 

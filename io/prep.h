@@ -17,10 +17,10 @@ struct mpq_comm;
 typedef struct mpq_prep_idx_opts {
     const char *images, *labels; /* file names; gzip or plain */
     const char *out_dir;
-    int shards;                  /* >= 1 (clamped to the sample count) */
-    long limit;                  /* convert only the first `limit` samples; 0: all */
-    const char *stats_from;      /* NULL, or a split (the training one) whose mean, std and
-                                    num_classes this split gets: for test splits */
+    int shards;             /* >= 1 (clamped to the sample count) */
+    long limit;             /* convert only the first `limit` samples; 0: all */
+    const char *stats_from; /* NULL, or a split (the training one) whose mean, std and
+                               num_classes this split gets: for test splits */
 } mpq_prep_idx_opts;
 int mpq_prep_idx(const mpq_prep_idx_opts *o);
 
@@ -29,7 +29,7 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o);
  * the training statistics. */
 typedef struct mpq_prep_cifar10_opts {
     const char *dir, *out_dir;
-    int shards;                  /* per split, >= 1 */
+    int shards; /* per split, >= 1 */
 } mpq_prep_cifar10_opts;
 int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o);
 
@@ -41,11 +41,11 @@ int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o);
  * r, r + R, ... (decoding with the rank's OpenMP threads), so the output does not depend on R. */
 typedef struct mpq_prep_imagefolder_opts {
     const char *dir, *out_dir;
-    int size;                    /* output height = width */
-    int shards;                  /* 0: one per 1000 images */
-    const char *classes_file;    /* NULL: sorted sub-folder names */
-    const char *stats_from;      /* as for idx (validation folders) */
-    int skip_bad;                /* 1: warn about and skip files that do not decode; 0: fail */
+    int size;                 /* output height = width */
+    int shards;               /* 0: one per 1000 images */
+    const char *classes_file; /* NULL: sorted sub-folder names */
+    const char *stats_from;   /* as for idx (validation folders) */
+    int skip_bad;             /* 1: warn about and skip files that do not decode; 0: fail */
 } mpq_prep_imagefolder_opts;
 /* c: the ranks sharing the work (collective: every rank calls it), or NULL for one process. */
 int mpq_prep_imagefolder(const mpq_prep_imagefolder_opts *o, struct mpq_comm *c);

@@ -29,16 +29,20 @@ static int read_batch(const char *path, split_buf *b)
     long size, n;
     int rc = MPQ_OK;
     if (!f)
-        return MPQ_FAIL(MPQ_E_IO, "cannot open '%s': %s ---> HINT: --dir is the folder of the "
-                        "binary version (cifar-10-batches-bin)", path, strerror(errno));
+        return MPQ_FAIL(MPQ_E_IO,
+                        "cannot open '%s': %s ---> HINT: --dir is the folder of the "
+                        "binary version (cifar-10-batches-bin)",
+                        path, strerror(errno));
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
         return MPQ_FAIL(MPQ_E_IO, "cannot read '%s': %s", path, strerror(errno));
     }
     if (size == 0 || size % RECORD != 0) {
         fclose(f);
-        return MPQ_FAIL(MPQ_E_FORMAT, "'%s': %ld bytes is not a whole number of %d-byte records "
-                        "(truncated?)", path, size, RECORD);
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "'%s': %ld bytes is not a whole number of %d-byte records "
+                        "(truncated?)",
+                        path, size, RECORD);
     }
     n = size / RECORD;
     if (b->n + n > b->cap) {
@@ -66,7 +70,8 @@ static int read_batch(const char *path, split_buf *b)
         }
         b->labels[b->n + i] = rec[0];
         for (int p = 0; p < PLANE; p++) /* CHW planes -> HWC */
-            for (int ch = 0; ch < 3; ch++) img[3 * p + ch] = rec[1 + ch * PLANE + p];
+            for (int ch = 0; ch < 3; ch++)
+                img[3 * p + ch] = rec[1 + ch * PLANE + p];
     }
     fclose(f);
     if (rc == MPQ_OK) b->n += n;
@@ -79,8 +84,8 @@ static int write_split(const char *out_dir, const char *name, int shards, const 
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", out_dir, name);
     MPQ_TRY(mpq_prep_begin(dir));
-    MPQ_TRY(mpq_prep_write_shards(dir, shards, b->n, SIDE, SIDE, 3, b->images, b->labels,
-                                  N_CLASSES, mean, std));
+    MPQ_TRY(mpq_prep_write_shards(dir, shards, b->n, SIDE, SIDE, 3, b->images, b->labels, N_CLASSES,
+                                  mean, std));
     MPQ_TRY(mpq_prep_end(dir));
     mpq_log_info("prep cifar10: %s: %ld images", dir, b->n);
     return MPQ_OK;

@@ -45,8 +45,10 @@ static int idx_read(const char *path, long limit, int dims[4], int *nd, uint8_t 
     if (!g) return MPQ_FAIL(MPQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
     if ((rc = gz_read_all(g, path, head, 4)) < 0) goto out;
     if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] < 1 || head[3] > 4) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s' is not an IDX file of unsigned bytes (header %02x %02x "
-                      "%02x %02x)", path, head[0], head[1], head[2], head[3]);
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "'%s' is not an IDX file of unsigned bytes (header %02x %02x "
+                      "%02x %02x)",
+                      path, head[0], head[1], head[2], head[3]);
         goto out;
     }
     *nd = head[3];
@@ -61,7 +63,8 @@ static int idx_read(const char *path, long limit, int dims[4], int *nd, uint8_t 
         dims[i] = (int)v;
     }
     if (limit > 0 && limit < dims[0]) dims[0] = (int)limit;
-    for (int i = 0; i < *nd; i++) n_bytes *= (size_t)dims[i];
+    for (int i = 0; i < *nd; i++)
+        n_bytes *= (size_t)dims[i];
     if (!(*data = malloc(n_bytes))) {
         rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory for '%s' (%zu bytes)", path, n_bytes);
         goto out;
@@ -90,14 +93,17 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
     if ((rc = idx_read(o->images, o->limit, di, &ndi, &images)) < 0) goto out;
     if ((rc = idx_read(o->labels, o->limit, dl, &ndl, &lab)) < 0) goto out;
     if (ndi != 3 && ndi != 4) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s': images must be IDX3 [n,H,W] or IDX4 [n,H,W,C], found "
-                      "%d dimensions", o->images, ndi);
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "'%s': images must be IDX3 [n,H,W] or IDX4 [n,H,W,C], found "
+                      "%d dimensions",
+                      o->images, ndi);
         goto out;
     }
     if (ndl != 1 || dl[0] != di[0]) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s': labels must be IDX1 with one entry per image of '%s' "
-                      "(%d), found %d dimension(s), %d entries", o->labels, o->images, di[0], ndl,
-                      dl[0]);
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "'%s': labels must be IDX1 with one entry per image of '%s' "
+                      "(%d), found %d dimension(s), %d entries",
+                      o->labels, o->images, di[0], ndl, dl[0]);
         goto out;
     }
     n = di[0];
@@ -132,8 +138,8 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
         mpq_pixel_stats_finish(&st, mean, std);
     }
     if ((rc = mpq_prep_begin(o->out_dir)) < 0) goto out;
-    if ((rc = mpq_prep_write_shards(o->out_dir, o->shards, n, h, w, c, images, labels,
-                                    num_classes, mean, std)) < 0)
+    if ((rc = mpq_prep_write_shards(o->out_dir, o->shards, n, h, w, c, images, labels, num_classes,
+                                    mean, std)) < 0)
         goto out;
     if ((rc = mpq_prep_end(o->out_dir)) < 0) goto out;
     mpq_progress_done(&pr, n);

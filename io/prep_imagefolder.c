@@ -28,14 +28,16 @@ typedef struct plan {
     int n_classes;
     char **classes;
     long n, cap;
-    char **files;     /* full paths, (class, name) order */
+    char **files; /* full paths, (class, name) order */
     int32_t *labels;
 } plan;
 
 static void plan_free(plan *p)
 {
-    for (int i = 0; i < p->n_classes; i++) free(p->classes[i]);
-    for (long i = 0; i < p->n; i++) free(p->files[i]);
+    for (int i = 0; i < p->n_classes; i++)
+        free(p->classes[i]);
+    for (long i = 0; i < p->n; i++)
+        free(p->files[i]);
     free(p->classes);
     free(p->files);
     free(p->labels);
@@ -81,11 +83,12 @@ static int list_dir(const char *dir, int want_dirs, char ***out, int *n_out)
     }
     closedir(d);
     if (e) { /* stopped early: out of memory */
-        for (int i = 0; i < n; i++) free(names[i]);
+        for (int i = 0; i < n; i++)
+            free(names[i]);
         free(names);
         return MPQ_FAIL(MPQ_E_NOMEM, "out of memory listing '%s'", dir);
     }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str);
     *out = names;
     *n_out = n;
     return MPQ_OK;
@@ -101,9 +104,11 @@ static int read_classes(const char *file, const char *dir, plan *p)
     while (rc == MPQ_OK && fgets(line, sizeof line, f)) {
         char *s = line, *end;
         lineno++;
-        while (isspace((unsigned char)*s)) s++;
+        while (isspace((unsigned char)*s))
+            s++;
         end = s + strlen(s);
-        while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+        while (end > s && isspace((unsigned char)end[-1]))
+            *--end = '\0';
         if (!*s) continue;
         snprintf(path, sizeof path, "%s/%s", dir, s);
         for (int i = 0; i < p->n_classes && rc == MPQ_OK; i++)
@@ -139,8 +144,10 @@ static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
     memset(p, 0, sizeof *p);
     if (!is_dir(o->dir))
         return MPQ_FAIL(MPQ_E_IO, "image folder '%s' does not exist or is not a directory", o->dir);
-    if (o->classes_file) MPQ_TRY(read_classes(o->classes_file, o->dir, p));
-    else MPQ_TRY(list_dir(o->dir, 1, &p->classes, &p->n_classes));
+    if (o->classes_file)
+        MPQ_TRY(read_classes(o->classes_file, o->dir, p));
+    else
+        MPQ_TRY(list_dir(o->dir, 1, &p->classes, &p->n_classes));
     if (p->n_classes == 0)
         return MPQ_FAIL(MPQ_E_FORMAT, "image folder '%s' has no class sub-folders", o->dir);
     for (int k = 0; k < p->n_classes; k++) {
@@ -155,7 +162,8 @@ static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
             if (f) p->files = f;
             if (l) p->labels = l;
             if (!f || !l) {
-                for (int i = 0; i < n; i++) free(names[i]);
+                for (int i = 0; i < n; i++)
+                    free(names[i]);
                 free(names);
                 return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
             }
@@ -167,7 +175,8 @@ static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
             if (full) snprintf(full, len, "%s/%s", path, names[i]);
             free(names[i]);
             if (!full) {
-                for (int j = i + 1; j < n; j++) free(names[j]);
+                for (int j = i + 1; j < n; j++)
+                    free(names[j]);
                 free(names);
                 return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
             }
@@ -177,8 +186,10 @@ static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
         free(names);
     }
     if (p->n == 0)
-        return MPQ_FAIL(MPQ_E_FORMAT, "image folder '%s': no JPEG files (*.jpg, *.jpeg) in its "
-                        "%d class folders", o->dir, p->n_classes);
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "image folder '%s': no JPEG files (*.jpg, *.jpeg) in its "
+                        "%d class folders",
+                        o->dir, p->n_classes);
     return MPQ_OK;
 }
 
@@ -231,7 +242,8 @@ static int decode_one(tjhandle tj, const char *path, int size, uint8_t *out)
     if (cmyk) /* Adobe (inverted) CMYK: channel * K / 255, in place, front to back */
         for (size_t i = 0; i < (size_t)w * h; i++) {
             unsigned k = rgb[4 * i + 3];
-            for (int ch = 0; ch < 3; ch++) rgb[3 * i + ch] = (uint8_t)((rgb[4 * i + ch] * k + 127) / 255);
+            for (int ch = 0; ch < 3; ch++)
+                rgb[3 * i + ch] = (uint8_t)((rgb[4 * i + ch] * k + 127) / 255);
         }
     {
         int m = w < h ? w : h;
@@ -249,8 +261,8 @@ out:
 
 /* Decodes shard k's files [lo, hi) into a buffer and writes it as a temporary shard. Writes the
  * number kept (bad files skipped with skip_bad) to *kept and adds its pixels to st. */
-static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int k, long lo,
-                         long hi, long *kept, mpq_pixel_stats *st)
+static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int k, long lo, long hi,
+                         long *kept, mpq_pixel_stats *st)
 {
     const size_t img = (size_t)o->size * o->size * 3;
     const long n = hi - lo;
@@ -269,8 +281,8 @@ static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int 
         tjhandle tj = tjInitDecompress();
 #pragma omp for schedule(dynamic, 4)
         for (long i = 0; i < n; i++)
-            rcs[i] = tj ? decode_one(tj, p->files[lo + i], o->size, buf + img * (size_t)i)
-                        : MPQ_E_NOMEM;
+            rcs[i] =
+                tj ? decode_one(tj, p->files[lo + i], o->size, buf + img * (size_t)i) : MPQ_E_NOMEM;
         if (tj) tjDestroy(tj);
     }
     for (long i = 0; i < n && rc == MPQ_OK; i++) {
@@ -317,8 +329,10 @@ int mpq_prep_imagefolder(const mpq_prep_imagefolder_opts *o, mpq_comm *c)
     int n_shards = 0, rc;
     char path[4096];
     if (!o->dir || !o->out_dir || o->size < 1 || o->size > MAX_SIZE || o->shards < 0)
-        return agree(c, MPQ_FAIL(MPQ_E_ARG, "prep imagefolder: dir, output and a size in 1..%d "
-                                 "are needed", MAX_SIZE));
+        return agree(c, MPQ_FAIL(MPQ_E_ARG,
+                                 "prep imagefolder: dir, output and a size in 1..%d "
+                                 "are needed",
+                                 MAX_SIZE));
     mpq_pixel_stats_init(&st, 3);
     rc = agree(c, rank == 0 ? mpq_prep_begin(o->out_dir) : MPQ_OK);
     if (rc == MPQ_OK) rc = agree(c, plan_build(o, &p));
@@ -331,16 +345,17 @@ int mpq_prep_imagefolder(const mpq_prep_imagefolder_opts *o, mpq_comm *c)
         rc = agree(c, rc);
     }
     if (rc == MPQ_OK) {
-        n_shards = o->shards ? o->shards
-                             : (int)((p.n + DEFAULT_SHARD_IMAGES - 1) / DEFAULT_SHARD_IMAGES);
+        n_shards =
+            o->shards ? o->shards : (int)((p.n + DEFAULT_SHARD_IMAGES - 1) / DEFAULT_SHARD_IMAGES);
         if (n_shards > p.n) n_shards = (int)p.n;
         if (!(kept = calloc((size_t)n_shards, sizeof *kept)))
             rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
         for (int k = rank; k < n_shards; k += n_ranks)
-            total += mpq_prep_shard_start(p.n, n_shards, k + 1) - mpq_prep_shard_start(p.n, n_shards, k);
+            total +=
+                mpq_prep_shard_start(p.n, n_shards, k + 1) - mpq_prep_shard_start(p.n, n_shards, k);
         mpq_progress_init(&pr, "prep imagefolder (rank 0)", "files", total);
-        mpq_log_info("prep imagefolder: %ld files, %d classes, %d shards, %d rank(s) -> %s",
-                     p.n, p.n_classes, n_shards, n_ranks, o->out_dir);
+        mpq_log_info("prep imagefolder: %ld files, %d classes, %d shards, %d rank(s) -> %s", p.n,
+                     p.n_classes, n_shards, n_ranks, o->out_dir);
         for (int k = rank; k < n_shards && rc == MPQ_OK; k += n_ranks) {
             long lo = mpq_prep_shard_start(p.n, n_shards, k);
             long hi = mpq_prep_shard_start(p.n, n_shards, k + 1);
@@ -377,10 +392,10 @@ int mpq_prep_imagefolder(const mpq_prep_imagefolder_opts *o, mpq_comm *c)
     if (rc == MPQ_OK) {
         mpq_progress_done(&pr, done);
         mpq_log_info("prep imagefolder: %s: %ld images %dx%dx3 (%ld skipped), mean %.3f %.3f %.3f, "
-                     "std %.3f %.3f %.3f", o->out_dir,
-                     (long)(st.n_pixels / ((uint64_t)o->size * o->size)), o->size, o->size,
-                     p.n - (long)(st.n_pixels / ((uint64_t)o->size * o->size)), mean[0], mean[1],
-                     mean[2], std[0], std[1], std[2]);
+                     "std %.3f %.3f %.3f",
+                     o->out_dir, (long)(st.n_pixels / ((uint64_t)o->size * o->size)), o->size,
+                     o->size, p.n - (long)(st.n_pixels / ((uint64_t)o->size * o->size)), mean[0],
+                     mean[1], mean[2], std[0], std[1], std[2]);
     }
     free(kept);
     plan_free(&p);
@@ -408,8 +423,8 @@ int mpq_prep_imagefolder_main(struct mpq_comm *c, int argc, char **argv)
         {"stats-from", MPQ_PREP_OPT_STR, &o.stats_from},
         {"skip-bad", MPQ_PREP_OPT_FLAG, &o.skip_bad},
     };
-    int rc = mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
-                            imagefolder_usage);
+    int rc =
+        mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), imagefolder_usage);
     if (rc) return rc == 1 ? 0 : rc;
     if (!o.dir || !o.out_dir || !o.size)
         return mpq_prep_usage_error(imagefolder_usage, "--dir, -o and --size are required");

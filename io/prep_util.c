@@ -18,7 +18,8 @@ static int mkdir_p(const char *dir)
 {
     char path[4096];
     size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof path) return MPQ_FAIL(MPQ_E_ARG, "bad output directory '%s'", dir);
+    if (len == 0 || len >= sizeof path)
+        return MPQ_FAIL(MPQ_E_ARG, "bad output directory '%s'", dir);
     memcpy(path, dir, len + 1);
     for (size_t i = 1; i <= len; i++) {
         if (path[i] != '/' && path[i] != '\0') continue;
@@ -49,8 +50,10 @@ int mpq_prep_begin(const char *dir)
         return MPQ_FAIL(MPQ_E_IO, "cannot read directory '%s': %s", dir, strerror(errno));
     while ((e = readdir(d)) && rc == MPQ_OK)
         if (ends_with(e->d_name, ".h5") && strncmp(e->d_name, "shard-", 6) != 0)
-            rc = MPQ_FAIL(MPQ_E_ARG, "output directory '%s' holds other HDF5 files (%s) "
-                          "---> HINT: choose an empty directory", dir, e->d_name);
+            rc = MPQ_FAIL(MPQ_E_ARG,
+                          "output directory '%s' holds other HDF5 files (%s) "
+                          "---> HINT: choose an empty directory",
+                          dir, e->d_name);
     closedir(d);
     MPQ_TRY(rc);
     snprintf(path, sizeof path, "%s/%s", dir, MPQ_SPLIT_INCOMPLETE);
@@ -97,7 +100,8 @@ int mpq_prep_write_shards(const char *dir, int n_shards, long n, int h, int w, i
     const size_t img = (size_t)h * w * c;
     if (n_shards > n) n_shards = (int)n;
     for (int k = 0; k < n_shards; k++) {
-        long lo = mpq_prep_shard_start(n, n_shards, k), hi = mpq_prep_shard_start(n, n_shards, k + 1);
+        long lo = mpq_prep_shard_start(n, n_shards, k),
+             hi = mpq_prep_shard_start(n, n_shards, k + 1);
         mpq_prep_shard_path(dir, k, path, sizeof path);
         MPQ_TRY(mpq_shard_write(path, hi - lo, h, w, c, images + (size_t)lo * img, labels + lo,
                                 num_classes, mean, std));
@@ -181,8 +185,10 @@ static int parse_value(const mpq_prep_opt *o, const char *v, const char *usage)
             snprintf(msg, sizeof msg, "--%s wants a non-negative integer, not '%s'", o->name, v);
             return mpq_prep_usage_error(usage, msg);
         }
-        if (o->kind == MPQ_PREP_OPT_INT) *(int *)o->dst = (int)x;
-        else *(long *)o->dst = x;
+        if (o->kind == MPQ_PREP_OPT_INT)
+            *(int *)o->dst = (int)x;
+        else
+            *(long *)o->dst = x;
         return 0;
     case MPQ_PREP_OPT_FLAG:
         *(int *)o->dst = 1;

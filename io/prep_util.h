@@ -44,15 +44,14 @@ typedef enum mpq_prep_optkind {
     MPQ_PREP_OPT_FLAG,
 } mpq_prep_optkind;
 typedef struct mpq_prep_opt {
-    const char *name;            /* without the dashes; "o" is written -o */
+    const char *name; /* without the dashes; "o" is written -o */
     mpq_prep_optkind kind;
-    void *dst;                   /* const char **, int *, long *, int * */
+    void *dst; /* const char **, int *, long *, int * */
 } mpq_prep_opt;
 /* Parses argv[1..]. Returns 0, 1 for --help (usage printed on stdout), 2 for a usage error
  * (message and usage on stderr). Prints on rank 0 only. Required options are checked by the
  * caller with mpq_prep_usage_error. */
-int mpq_prep_parse(int argc, char **argv, const mpq_prep_opt *opts, int n_opts,
-                   const char *usage);
+int mpq_prep_parse(int argc, char **argv, const mpq_prep_opt *opts, int n_opts, const char *usage);
 /* Prints "mpq prep: <message>" and the usage on stderr (rank 0); returns 2. */
 int mpq_prep_usage_error(const char *usage, const char *message);
 

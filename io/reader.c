@@ -21,17 +21,17 @@ typedef struct slot {
     int *y;
     int n, state, rc;
     long epoch, step;
-    unsigned long gen;     /* the seek generation it was made for */
+    unsigned long gen; /* the seek generation it was made for */
     char err[1024];
 } slot;
 
-typedef struct pick {     /* one local sample: global index and position in the batch */
+typedef struct pick { /* one local sample: global index and position in the batch */
     long index;
     int pos;
 } pick;
 
 typedef struct shard_source {
-    mpq_source base;      /* first: the public part */
+    mpq_source base; /* first: the public part */
     mpq_split *split;
     mpq_augmenter aug;
     size_t in_bytes, out_floats;
@@ -48,8 +48,8 @@ typedef struct shard_source {
     int has_thread, stop;
     slot slots[2];
     unsigned long gen;
-    long pe, ps;          /* next batch to produce */
-    long ce, cs;          /* next batch to deliver */
+    long pe, ps; /* next batch to produce */
+    long ce, cs; /* next batch to deliver */
     double wait_s;
 } shard_source;
 
@@ -85,8 +85,7 @@ static int produce(shard_source *s, long epoch, long step, float *x, int *y, int
     const long hi = start + (long)(o->rank + 1) * b / o->n_ranks;
     const int k = (int)(hi - lo);
     if (o->train && s->perm_epoch != epoch) {
-        mpq_rng_permutation(o->seed, MPQ_RNG_STREAM_PERM, (uint64_t)epoch, (size_t)n_all,
-                            s->perm);
+        mpq_rng_permutation(o->seed, MPQ_RNG_STREAM_PERM, (uint64_t)epoch, (size_t)n_all, s->perm);
         s->perm_epoch = epoch;
     }
     for (int j = 0; j < k; j++) {
@@ -96,13 +95,13 @@ static int produce(shard_source *s, long epoch, long step, float *x, int *y, int
     qsort(s->picks, (size_t)k, sizeof *s->picks, cmp_pick); /* read in file order */
     for (int j = 0; j < k; j++) {
         const pick *p = &s->picks[j];
-        MPQ_TRY(mpq_split_read(s->split, p->index, s->raw + (size_t)p->pos * s->in_bytes,
-                               &y[p->pos]));
+        MPQ_TRY(
+            mpq_split_read(s->split, p->index, s->raw + (size_t)p->pos * s->in_bytes, &y[p->pos]));
     }
     for (int j = 0; j < k; j++) {
         const pick *p = &s->picks[j];
-        mpq_augment_apply(&s->aug, s->raw + (size_t)p->pos * s->in_bytes, o->seed, epoch,
-                          p->index, x + (size_t)p->pos * s->out_floats, s->ws);
+        mpq_augment_apply(&s->aug, s->raw + (size_t)p->pos * s->in_bytes, o->seed, epoch, p->index,
+                          x + (size_t)p->pos * s->out_floats, s->ws);
     }
     *n = k;
     return MPQ_OK;
@@ -144,8 +143,10 @@ static int src_seek(mpq_source *base, long epoch, long step)
 {
     shard_source *s = (shard_source *)base;
     if (epoch < 0 || epoch >= (1L << 31) || step < 0 || step >= base->steps_per_epoch)
-        return MPQ_FAIL(MPQ_E_ARG, "data reader: cannot seek to epoch %ld step %ld (%ld steps "
-                        "per epoch)", epoch, step, base->steps_per_epoch);
+        return MPQ_FAIL(MPQ_E_ARG,
+                        "data reader: cannot seek to epoch %ld step %ld (%ld steps "
+                        "per epoch)",
+                        epoch, step, base->steps_per_epoch);
     pthread_mutex_lock(&s->mu);
     s->gen++;
     s->pe = s->ce = epoch;
@@ -193,7 +194,8 @@ static int src_next(mpq_source *base, float *x, int *y, int *n)
     }
     pthread_mutex_lock(&s->mu);
     sl->state = SLOT_EMPTY;
-    if (rc == MPQ_OK) advance(s, &s->ce, &s->cs);
+    if (rc == MPQ_OK)
+        advance(s, &s->ce, &s->cs);
     else { /* produce the failed batch again if asked again */
         s->gen++;
         s->pe = s->ce;
@@ -272,8 +274,8 @@ int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_sour
                       o->global_batch);
         goto fail;
     }
-    rc = mpq_augmenter_init(&s->aug, o->augment, o->train, in->h, in->w, in->c, o->out_h,
-                            o->out_w, in->mean, in->std);
+    rc = mpq_augmenter_init(&s->aug, o->augment, o->train, in->h, in->w, in->c, o->out_h, o->out_w,
+                            in->mean, in->std);
     if (rc < 0) {
         rc = mpq_err_push(rc, "%s", dir);
         goto fail;
@@ -281,8 +283,8 @@ int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_sour
     s->base.info = *in;
     s->base.info.h = s->aug.out_h;
     s->base.info.w = s->aug.out_w;
-    s->base.steps_per_epoch = o->train ? n_all / o->global_batch
-                                       : (n_all + o->global_batch - 1) / o->global_batch;
+    s->base.steps_per_epoch =
+        o->train ? n_all / o->global_batch : (n_all + o->global_batch - 1) / o->global_batch;
     max_local = (o->global_batch + o->n_ranks - 1) / o->n_ranks;
     s->base.max_local_batch = max_local;
     s->in_bytes = (size_t)in->h * in->w * in->c;
@@ -314,11 +316,15 @@ fail:
     return rc;
 }
 
-int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps,
-                     double *images_per_s)
+int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, double *images_per_s)
 {
-    mpq_source_opts o = {.global_batch = batch, .rank = 0, .n_ranks = 1, .seed = 1, .train = 1,
-                         .augment = aug, .prefetch = 0};
+    mpq_source_opts o = {.global_batch = batch,
+                         .rank = 0,
+                         .n_ranks = 1,
+                         .seed = 1,
+                         .train = 1,
+                         .augment = aug,
+                         .prefetch = 0};
     mpq_source *src;
     float *x = NULL;
     int *y = NULL, n = 0, rc;

@@ -20,8 +20,8 @@ enum { MAX_OPEN_SHARDS = 32 };
 
 typedef struct shard {
     char *path;
-    long first, n;              /* global index of the first sample, number of samples */
-    hid_t file, images, space;  /* open handles, or H5I_INVALID_HID */
+    long first, n;             /* global index of the first sample, number of samples */
+    hid_t file, images, space; /* open handles, or H5I_INVALID_HID */
     unsigned long last_use;
 } shard;
 
@@ -32,7 +32,7 @@ struct mpq_split {
     int32_t *labels;
     int n_open;
     unsigned long clock;
-    hid_t mem_space;            /* one image, [1,H,W,C] */
+    hid_t mem_space; /* one image, [1,H,W,C] */
 };
 
 static char *path_join(const char *dir, const char *name)
@@ -56,7 +56,8 @@ static int cmp_str(const void *a, const void *b)
 
 static void free_names(char **names, int n)
 {
-    for (int i = 0; i < n; i++) free(names[i]);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
     free(names);
 }
 
@@ -69,15 +70,19 @@ static int list_shards(const char *dir, char ***out, int *n_out)
     char **names = NULL, *marker;
     int n = 0, cap = 0, rc = MPQ_OK;
     if (stat(dir, &st) != 0)
-        return MPQ_FAIL(MPQ_E_IO, "split directory '%s': %s ---> HINT: convert the data with "
-                        "`mpq prep` first", dir, strerror(errno));
+        return MPQ_FAIL(MPQ_E_IO,
+                        "split directory '%s': %s ---> HINT: convert the data with "
+                        "`mpq prep` first",
+                        dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return MPQ_FAIL(MPQ_E_IO, "split '%s' is not a directory of shards", dir);
     marker = path_join(dir, MPQ_SPLIT_INCOMPLETE);
     if (!marker) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     if (access(marker, F_OK) == 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "split '%s' is an interrupted conversion (found %s) "
-                      "---> HINT: rerun `mpq prep`", dir, marker);
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "split '%s' is an interrupted conversion (found %s) "
+                      "---> HINT: rerun `mpq prep`",
+                      dir, marker);
         free(marker);
         return rc;
     }
@@ -102,8 +107,10 @@ static int list_shards(const char *dir, char ***out, int *n_out)
     }
     closedir(d);
     if (rc == MPQ_OK && n == 0)
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "split directory '%s' holds no shards (*.h5) ---> HINT: "
-                      "convert the data with `mpq prep`", dir);
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "split directory '%s' holds no shards (*.h5) ---> HINT: "
+                      "convert the data with `mpq prep`",
+                      dir);
     if (rc < 0) {
         free_names(names, n);
         return rc;
@@ -165,15 +172,19 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
     }
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "cannot open shard '%s': not an HDF5 file, or truncated or "
-                      "corrupt ---> HINT: rerun `mpq prep`", path);
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "cannot open shard '%s': not an HDF5 file, or truncated or "
+                      "corrupt ---> HINT: rerun `mpq prep`",
+                      path);
         goto out;
     }
     if ((rc = open_dataset(f, path, "/images", 1, H5T_SGN_NONE, 4, dims, &di)) < 0) goto out;
     if ((rc = open_dataset(f, path, "/labels", 4, H5T_SGN_2, 1, ldims, &dl)) < 0) goto out;
     if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1 || dims[3] < 1 || dims[3] > 4) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: /images has shape [%llu,%llu,%llu,%llu]; want [n>=1,H,W,"
-                      "C<=4]", path, (unsigned long long)dims[0], (unsigned long long)dims[1],
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "%s: /images has shape [%llu,%llu,%llu,%llu]; want [n>=1,H,W,"
+                      "C<=4]",
+                      path, (unsigned long long)dims[0], (unsigned long long)dims[1],
                       (unsigned long long)dims[2], (unsigned long long)dims[3]);
         goto out;
     }
@@ -188,10 +199,12 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
         (rc = mpq_h5_attr_read_int(f, "channels", path, &ac)) < 0)
         goto out;
     if (nc < 1 || (hsize_t)ah != dims[1] || (hsize_t)aw != dims[2] || (hsize_t)ac != dims[3]) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: attributes num_classes %d, height %d, width %d, channels "
-                      "%d do not match /images [%llu,%llu,%llu,%llu]", path, nc, ah, aw, ac,
-                      (unsigned long long)dims[0], (unsigned long long)dims[1],
-                      (unsigned long long)dims[2], (unsigned long long)dims[3]);
+        rc =
+            MPQ_FAIL(MPQ_E_FORMAT,
+                     "%s: attributes num_classes %d, height %d, width %d, channels "
+                     "%d do not match /images [%llu,%llu,%llu,%llu]",
+                     path, nc, ah, aw, ac, (unsigned long long)dims[0], (unsigned long long)dims[1],
+                     (unsigned long long)dims[2], (unsigned long long)dims[3]);
         goto out;
     }
     if ((rc = mpq_h5_attr_read_floats(f, "mean", path, mean, ac)) < 0 ||
@@ -207,9 +220,10 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
             info->std[ch] = std[ch];
         }
     } else if (info->h != ah || info->w != aw || info->c != ac || info->num_classes != nc) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: images %dx%dx%d with %d classes, but earlier shards of "
-                      "the split hold %dx%dx%d with %d classes", path, ah, aw, ac, nc, info->h,
-                      info->w, info->c, info->num_classes);
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "%s: images %dx%dx%d with %d classes, but earlier shards of "
+                      "the split hold %dx%dx%d with %d classes",
+                      path, ah, aw, ac, nc, info->h, info->w, info->c, info->num_classes);
         goto out;
     }
     sh->first = info->n_samples;
@@ -348,8 +362,10 @@ int mpq_split_read(mpq_split *s, long i, uint8_t *pixels, int *label)
         return MPQ_FAIL(MPQ_E_ARG, "sample %ld outside the split's %ld", i, s->info.n_samples);
     while (lo < hi) { /* the last shard whose first sample is <= i */
         int mid = (lo + hi + 1) / 2;
-        if (s->shards[mid].first <= i) lo = mid;
-        else hi = mid - 1;
+        if (s->shards[mid].first <= i)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     sh = &s->shards[lo];
     start[0] = (hsize_t)(i - sh->first);
@@ -362,10 +378,9 @@ int mpq_split_read(mpq_split *s, long i, uint8_t *pixels, int *label)
     if (rc == MPQ_OK) {
         sh->last_use = ++s->clock;
         if (H5Sselect_hyperslab(sh->space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-            H5Dread(sh->images, H5T_NATIVE_UINT8, s->mem_space, sh->space, H5P_DEFAULT,
-                    pixels) < 0)
-            rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read image %llu (truncated or corrupt?)",
-                          sh->path, (unsigned long long)start[0]);
+            H5Dread(sh->images, H5T_NATIVE_UINT8, s->mem_space, sh->space, H5P_DEFAULT, pixels) < 0)
+            rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read image %llu (truncated or corrupt?)", sh->path,
+                          (unsigned long long)start[0]);
     }
     mpq_h5_unlock();
     if (rc == MPQ_OK && label) *label = s->labels[i];

@@ -50,6 +50,7 @@ int mpq_shard_commit(const char *path, int c, const float *mean, const float *st
  * s*B + (r+1)*b/R) (integer division), so max_local_batch = ceil(B/R). With o->prefetch a
  * background thread reads and augments the next batch (two buffers); it is the only thread that
  * calls HDF5 for this source. next() moves on to (epoch + 1, 0) after the last step.
+ * wait_seconds() counts the time next() blocked on the thread (without prefetch: all of next()).
  * Returns 0 or MPQ_E_* (split errors above; MPQ_E_ARG for bad options or fewer samples than one
  * training batch). */
 int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_source **out);
@@ -57,7 +58,6 @@ int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_sour
 /* Reader throughput on one thread (no prefetch): `steps` training batches of `batch` images of
  * the split in dir with augmentation aug at the stored size, after one warm-up batch. Writes
  * the rate to *images_per_s. Returns 0 or MPQ_E_*. */
-int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps,
-                     double *images_per_s);
+int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, double *images_per_s);
 
 #endif

@@ -45,8 +45,8 @@ const mpq_reducer *mpq_comm_reducer(mpq_comm *c);
  * doubling over MPI_Sendrecv along the same tree. out (n elements, may alias a shard buffer)
  * receives the full sum on every rank, with the same bits for every power-of-two R dividing V.
  * Collective. Returns 0, MPQ_E_ARG (R not a power of two dividing V), MPQ_E_NOMEM or MPQ_E_MPI. */
-int mpq_comm_tree_sum(mpq_comm *c, float *const *shard_bufs, int n_local_shards, int v,
-                      size_t n, float *out);
+int mpq_comm_tree_sum(mpq_comm *c, float *const *shard_bufs, int n_local_shards, int v, size_t n,
+                      float *out);
 /* The same for doubles (BN statistics, metrics). */
 int mpq_comm_tree_sum_double(mpq_comm *c, double *const *shard_bufs, int n_local_shards, int v,
                              size_t n, double *out);

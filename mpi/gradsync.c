@@ -28,8 +28,8 @@ struct mpq_gradsync {
     int size;
     float *grad;
     size_t n;
-    int nb;           /* buckets; bucket 0 ends the buffer, bucket nb-1 starts it */
-    int next;         /* first bucket not yet ready */
+    int nb;   /* buckets; bucket 0 ends the buffer, bucket nb-1 starts it */
+    int next; /* first bucket not yet ready */
     bucket *b;
     MPI_Request *req; /* one per bucket; MPI_REQUEST_NULL unless started */
     int *idx;         /* scratch for MPI_Testsome */
@@ -103,11 +103,16 @@ void mpq_gradsync_ready(mpq_gradsync *g, size_t off)
         if (g->size == 1) {
             b->state = BUCKET_DONE;
         } else {
-            int err = MPI_Iallreduce(MPI_IN_PLACE, g->grad + b->off, (int)b->n, MPI_FLOAT,
-                                     MPI_SUM, g->comm, &g->req[g->next]);
-            record(g, err, "gradsync: MPI_Iallreduce");
-            b->state = err == MPI_SUCCESS ? BUCKET_STARTED : BUCKET_DONE;
-            g->bytes += err == MPI_SUCCESS ? (double)b->n * sizeof(float) : 0.0;
+            int err = MPI_Iallreduce(MPI_IN_PLACE, g->grad + b->off, (int)b->n, MPI_FLOAT, MPI_SUM,
+                                     g->comm, &g->req[g->next]);
+            if (err == MPI_SUCCESS) {
+                b->state = BUCKET_STARTED;
+                g->bytes += (double)b->n * sizeof(float);
+            } else { /* finish reports it; the bucket is left unreduced */
+                record(g, err, "gradsync: MPI_Iallreduce");
+                g->req[g->next] = MPI_REQUEST_NULL;
+                b->state = BUCKET_DONE;
+            }
         }
         g->next++;
     }
@@ -120,7 +125,8 @@ void mpq_gradsync_progress(mpq_gradsync *g)
     int err = MPI_Testsome(g->next, g->req, &done, g->idx, MPI_STATUSES_IGNORE);
     record(g, err, "gradsync: MPI_Testsome");
     if (err != MPI_SUCCESS || done == MPI_UNDEFINED) return;
-    for (int i = 0; i < done; i++) g->b[g->idx[i]].state = BUCKET_DONE;
+    for (int i = 0; i < done; i++)
+        g->b[g->idx[i]].state = BUCKET_DONE;
 }
 
 int mpq_gradsync_finish(mpq_gradsync *g)
@@ -131,7 +137,8 @@ int mpq_gradsync_finish(mpq_gradsync *g)
         int err = MPI_Waitall(g->nb, g->req, MPI_STATUSES_IGNORE);
         record(g, err, "gradsync: MPI_Waitall");
         const float scale = 1.0f / (float)g->size;
-        for (size_t i = 0; i < g->n; i++) g->grad[i] *= scale;
+        for (size_t i = 0; i < g->n; i++)
+            g->grad[i] *= scale;
     }
     g->wait_s += MPI_Wtime() - t0;
     for (int i = 0; i < g->nb; i++) {

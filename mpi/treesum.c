@@ -27,25 +27,29 @@ static void add_float(void *dst, const void *a, const void *b, size_t n)
 {
     float *d = dst;
     const float *x = a, *y = b;
-    for (size_t i = 0; i < n; i++) d[i] = x[i] + y[i];
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i] + y[i];
 }
 
 static void add_double(void *dst, const void *a, const void *b, size_t n)
 {
     double *d = dst;
     const double *x = a, *y = b;
-    for (size_t i = 0; i < n; i++) d[i] = x[i] + y[i];
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i] + y[i];
 }
 
 static int tree_depth(int m)
 {
     int d = 0;
-    while ((1 << d) < m) d++;
+    while ((1 << d) < m)
+        d++;
     return d;
 }
 
-/* level[0..) are BLOCK-element scratch rows; writes the tree sum of elements [at, at + k) of
- * shards [lo, lo + m) into level[0]. Row j+1 holds the right subtree while row j holds the left. */
+/* Writes the tree sum of elements [at, at + k) of shards [lo, lo + m) into level[0]; level[j]
+ * are scratch rows of k or more elements, row j+1 holding the right subtree while row j holds
+ * the left. */
 static void local_tree(const elem_type *t, const void *const *shards, int lo, int m, size_t at,
                        size_t k, char *const *level)
 {
@@ -69,9 +73,10 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
                         size, v);
     MPQ_ASSERT(m == v / size, "tree sum: rank %d passed %d shards, owns %d of %d", r, m, v / size,
                v);
-    const int depth = tree_depth(m);
-    size_t rows = (size_t)depth + 1;
-    size_t scratch = rows * BLOCK > MSG_ELEMS ? rows * BLOCK : MSG_ELEMS;
+    if (n == 0) return MPQ_OK;
+    const size_t rows = (size_t)tree_depth(m) + 1;
+    const size_t blk = n < BLOCK ? n : BLOCK, msg = n < MSG_ELEMS ? n : MSG_ELEMS;
+    const size_t scratch = rows * blk > msg ? rows * blk : msg;
     char *buf = malloc(scratch * t->bytes);
     char **level = malloc(rows * sizeof *level);
     if (!buf || !level) {
@@ -79,10 +84,11 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
         free(level);
         return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     }
-    for (size_t j = 0; j < rows; j++) level[j] = buf + j * BLOCK * t->bytes;
+    for (size_t j = 0; j < rows; j++)
+        level[j] = buf + j * blk * t->bytes;
     /* This rank's subtree, BLOCK elements at a time (addition is elementwise: same bits). */
-    for (size_t at = 0; at < n; at += BLOCK) {
-        size_t k = n - at < BLOCK ? n - at : BLOCK;
+    for (size_t at = 0; at < n; at += blk) {
+        size_t k = n - at < blk ? n - at : blk;
         local_tree(t, shards, 0, m, at, k, level);
         memcpy((char *)out + at * t->bytes, level[0], k * t->bytes);
     }
@@ -94,8 +100,8 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
         for (size_t at = 0; at < n; at += MSG_ELEMS) {
             size_t k = n - at < MSG_ELEMS ? n - at : MSG_ELEMS;
             char *mine = (char *)out + at * t->bytes;
-            int err = MPI_Sendrecv(mine, (int)k, t->mpi, peer, TREE_TAG, buf, (int)k, t->mpi,
-                                   peer, TREE_TAG, c->world, MPI_STATUS_IGNORE);
+            int err = MPI_Sendrecv(mine, (int)k, t->mpi, peer, TREE_TAG, buf, (int)k, t->mpi, peer,
+                                   TREE_TAG, c->world, MPI_STATUS_IGNORE);
             if (err != MPI_SUCCESS) {
                 rc = MPQ_MPI_FAIL(err, "tree sum: MPI_Sendrecv");
                 break;
@@ -111,15 +117,15 @@ static int tree_sum(mpq_comm *c, const elem_type *t, const void *const *shards, 
     return rc;
 }
 
-int mpq_comm_tree_sum(mpq_comm *c, float *const *shard_bufs, int n_local_shards, int v,
-                      size_t n, float *out)
+int mpq_comm_tree_sum(mpq_comm *c, float *const *shard_bufs, int n_local_shards, int v, size_t n,
+                      float *out)
 {
     static const elem_type t = {sizeof(float), MPI_FLOAT, add_float};
     return tree_sum(c, &t, (const void *const *)shard_bufs, n_local_shards, v, n, out);
 }
 
-int mpq_comm_tree_sum_double(mpq_comm *c, double *const *shard_bufs, int n_local_shards,
-                             int v, size_t n, double *out)
+int mpq_comm_tree_sum_double(mpq_comm *c, double *const *shard_bufs, int n_local_shards, int v,
+                             size_t n, double *out)
 {
     static const elem_type t = {sizeof(double), MPI_DOUBLE, add_double};
     return tree_sum(c, &t, (const void *const *)shard_bufs, n_local_shards, v, n, out);

@@ -4,6 +4,7 @@
  * that never look complete. */
 #include <check.h>
 #include <dirent.h>
+#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +32,14 @@ static void setup(void)
     ck_assert_ptr_nonnull(tmp);
 }
 
+/* Every HDF5 object the io code opened is closed again (error paths included). */
 static void teardown(void)
 {
+    ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
     mpq_test_rmtree(tmp);
     free(tmp);
-    for (int i = 0; i < n_paths; i++) free(paths[i]);
+    for (int i = 0; i < n_paths; i++)
+        free(paths[i]);
     n_paths = 0;
 }
 
@@ -100,7 +104,8 @@ static void write_idx(const char *path, int gz, int nd, const int *dims, const u
 {
     uint8_t head[4 + 16] = {0, 0, 8, (uint8_t)nd};
     for (int i = 0; i < nd; i++)
-        for (int b = 0; b < 4; b++) head[4 + 4 * i + b] = (uint8_t)((unsigned)dims[i] >> (24 - 8 * b));
+        for (int b = 0; b < 4; b++)
+            head[4 + 4 * i + b] = (uint8_t)((unsigned)dims[i] >> (24 - 8 * b));
     if (gz) {
         gzFile g = gzopen(path, "wb");
         ck_assert_ptr_nonnull(g);
@@ -126,7 +131,8 @@ static void write_idx_pair(const char *images, const char *labels, int images_gz
     uint8_t *px = malloc((size_t)IN * IH * IW * c), lab[IN];
     int di[4] = {IN, IH, IW, c}, dl[1] = {IN};
     for (long i = 0; i < IN; i++) {
-        for (int p = 0; p < IH * IW * c; p++) px[i * IH * IW * c + p] = idx_pixel(i, p);
+        for (int p = 0; p < IH * IW * c; p++)
+            px[i * IH * IW * c + p] = idx_pixel(i, p);
         lab[i] = (uint8_t)((i * 5) % 4);
     }
     write_idx(images, images_gz, c > 1 ? 4 : 3, di, px, (size_t)IN * IH * IW * c);
@@ -139,8 +145,10 @@ static void check_idx_split(const char *dir, long n, int c, int own_stats)
 {
     mpq_split *s = NULL;
     const mpq_data_info *in;
-    if (own_stats) s = open_checked(dir);
-    else ck_assert_int_eq(mpq_split_open(dir, &s), 0);
+    if (own_stats)
+        s = open_checked(dir);
+    else
+        ck_assert_int_eq(mpq_split_open(dir, &s), 0);
     in = mpq_split_info(s);
     uint8_t px[IH * IW * 3];
     int label;
@@ -151,7 +159,8 @@ static void check_idx_split(const char *dir, long n, int c, int own_stats)
     ck_assert_int_eq(in->num_classes, 4);
     for (long i = 0; i < n; i++) {
         ck_assert_int_eq(mpq_split_read(s, i, px, &label), 0);
-        for (int p = 0; p < IH * IW * c; p++) ck_assert_int_eq(px[p], idx_pixel(i, p));
+        for (int p = 0; p < IH * IW * c; p++)
+            ck_assert_int_eq(px[p], idx_pixel(i, p));
         ck_assert_int_eq(label, (i * 5) % 4);
     }
     mpq_split_close(s);
@@ -210,8 +219,8 @@ END_TEST
 
 static void expect_idx_error(const char *images, const char *labels, int rc, const char *name)
 {
-    mpq_prep_idx_opts o = {.images = images, .labels = labels, .out_dir = sub("bad_out"),
-                           .shards = 1};
+    mpq_prep_idx_opts o = {
+        .images = images, .labels = labels, .out_dir = sub("bad_out"), .shards = 1};
     int got = mpq_prep_idx(&o);
     ck_assert_msg(got == rc, "got %d want %d: %s", got, rc, mpq_errmsg());
     ck_assert_msg(strstr(mpq_errmsg(), name), "'%s' does not name %s", mpq_errmsg(), name);
@@ -235,8 +244,11 @@ START_TEST(test_prep_idx_bad_files_fail_naming_the_file)
     expect_idx_error(sub("img.gz"), sub("lab_2d"), MPQ_E_FORMAT, sub("lab_2d"));
     expect_idx_error(sub("img.gz"), sub("lab"), MPQ_OK, "");
     { /* --stats-from a split that is not there */
-        mpq_prep_idx_opts o = {.images = sub("img.gz"), .labels = sub("lab"),
-                               .out_dir = sub("o2"), .shards = 1, .stats_from = sub("none")};
+        mpq_prep_idx_opts o = {.images = sub("img.gz"),
+                               .labels = sub("lab"),
+                               .out_dir = sub("o2"),
+                               .shards = 1,
+                               .stats_from = sub("none")};
         ck_assert_int_eq(mpq_prep_idx(&o), MPQ_E_IO);
         ck_assert_ptr_nonnull(strstr(mpq_errmsg(), sub("none")));
     }
@@ -247,7 +259,10 @@ END_TEST
 
 enum { CREC = 3073, CPER = 3 };
 
-static uint8_t cifar_value(long rec, int ch, int p) { return (uint8_t)((rec * 13 + ch * 71 + p * 3) & 255); }
+static uint8_t cifar_value(long rec, int ch, int p)
+{
+    return (uint8_t)((rec * 13 + ch * 71 + p * 3) & 255);
+}
 static int cifar_label(long rec) { return (int)((rec * 3 + 1) % 10); }
 
 /* Records first..first+n-1 into path (CHW planes). */
@@ -259,7 +274,8 @@ static void write_cifar_batch(const char *path, long first, long n, long bytes_c
     for (long r = first; r < first + n; r++) {
         rec[0] = (uint8_t)cifar_label(r);
         for (int ch = 0; ch < 3; ch++)
-            for (int p = 0; p < 1024; p++) rec[1 + ch * 1024 + p] = cifar_value(r, ch, p);
+            for (int p = 0; p < 1024; p++)
+                rec[1 + ch * 1024 + p] = cifar_value(r, ch, p);
         fwrite(rec, 1, r == first + n - 1 ? CREC - (size_t)bytes_cut : CREC, f);
     }
     ck_assert_int_eq(fclose(f), 0);
@@ -382,7 +398,8 @@ static void smooth_image(int seed, uint8_t *px, int channels)
 
 static void solid(int w, int h, const uint8_t *rgb, uint8_t *px)
 {
-    for (int i = 0; i < w * h; i++) memcpy(px + 3 * i, rgb, 3);
+    for (int i = 0; i < w * h; i++)
+        memcpy(px + 3 * i, rgb, 3);
 }
 
 /* imgs/ant: a1.jpg, a2.JPG (S x S colour), g.jpeg (S x S gray); imgs/cat: c1.jpg (40 x 24),
@@ -411,13 +428,14 @@ static void write_folder(void)
 static void check_solid(const uint8_t *px, const uint8_t *rgb)
 {
     for (int i = 0; i < S * S; i++)
-        for (int ch = 0; ch < 3; ch++) ck_assert_int_le(abs(px[3 * i + ch] - rgb[ch]), 3);
+        for (int ch = 0; ch < 3; ch++)
+            ck_assert_int_le(abs(px[3 * i + ch] - rgb[ch]), 3);
 }
 
 START_TEST(test_prep_imagefolder_round_trip)
 {
-    mpq_prep_imagefolder_opts o = {.dir = sub("imgs"), .out_dir = sub("out"), .size = S,
-                                   .shards = 2};
+    mpq_prep_imagefolder_opts o = {
+        .dir = sub("imgs"), .out_dir = sub("out"), .size = S, .shards = 2};
     mpq_split *s;
     uint8_t px[S * S * 3], direct[S * S * 3], orig[S * S * 3];
     int label;
@@ -436,7 +454,8 @@ START_TEST(test_prep_imagefolder_round_trip)
         decode_direct(file, S, direct);
         ck_assert_mem_eq(px, direct, sizeof px);
         smooth_image(i ? 30 : 0, orig, 3);
-        for (int p = 0; p < S * S * 3; p++) ck_assert_int_le(abs(px[p] - orig[p]), 6);
+        for (int p = 0; p < S * S * 3; p++)
+            ck_assert_int_le(abs(px[p] - orig[p]), 6);
     }
     ck_assert_int_eq(mpq_split_read(s, 2, px, &label), 0); /* gray -> R = G = B */
     ck_assert_int_eq(label, 0);
@@ -503,6 +522,38 @@ START_TEST(test_prep_imagefolder_bad_inputs_fail_naming_the_file)
 }
 END_TEST
 
+/* CMYK JPEGs (stored as YCCK, Adobe-inverted as Photoshop writes them) become RGB: with K = 255
+ * (no black) the RGB pixel is the stored C, M, Y. */
+START_TEST(test_prep_imagefolder_cmyk_becomes_rgb)
+{
+    mpq_prep_imagefolder_opts o = {.dir = sub("cmyk"), .out_dir = sub("out"), .size = 8};
+    static const uint8_t cmyk[4] = {200, 100, 50, 255};
+    uint8_t px[8 * 8 * 4], rgb[8 * 8 * 3];
+    unsigned char *buf = NULL;
+    unsigned long size = 0;
+    tjhandle tj = tjInitCompress();
+    mpq_split *s;
+    FILE *f;
+    for (int i = 0; i < 8 * 8; i++)
+        memcpy(px + 4 * i, cmyk, 4);
+    ck_assert_int_eq(tjCompress2(tj, px, 8, 0, 8, TJPF_CMYK, &buf, &size, TJSAMP_444, 100, 0), 0);
+    tjDestroy(tj);
+    mkdir(sub("cmyk"), 0777);
+    mkdir(sub("cmyk/only"), 0777);
+    f = fopen(sub("cmyk/only/k.jpg"), "wb");
+    fwrite(buf, 1, size, f);
+    fclose(f);
+    tjFree(buf);
+    ck_assert_msg(mpq_prep_imagefolder(&o, NULL) == 0, "%s", mpq_errmsg());
+    ck_assert_int_eq(mpq_split_open(sub("out"), &s), 0);
+    ck_assert_int_eq(mpq_split_read(s, 0, rgb, NULL), 0);
+    for (int i = 0; i < 8 * 8; i++)
+        for (int ch = 0; ch < 3; ch++)
+            ck_assert_int_le(abs(rgb[3 * i + ch] - cmyk[ch]), 3);
+    mpq_split_close(s);
+}
+END_TEST
+
 /* An interrupted rerun (marker written, old shards gone, a half-written temporary left) is
  * refused; finishing the conversion again restores a complete split with no leftovers. Other
  * HDF5 files in the output directory are never deleted. */
@@ -546,6 +597,7 @@ static Suite *prep_suite(void)
     tcase_add_test(tc, test_prep_cifar10_bad_batches_fail_naming_the_file);
     tcase_add_test(tc, test_prep_imagefolder_round_trip);
     tcase_add_test(tc, test_prep_imagefolder_bad_inputs_fail_naming_the_file);
+    tcase_add_test(tc, test_prep_imagefolder_cmyk_becomes_rgb);
     tcase_add_test(tc, test_prep_interrupted_conversion_never_looks_complete);
     suite_add_tcase(s, tc);
     return s;

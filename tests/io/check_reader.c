@@ -29,11 +29,14 @@ static void setup(void)
     ck_assert_ptr_nonnull(tmp);
 }
 
+/* Every HDF5 object the io code opened is closed again (error paths included). */
 static void teardown(void)
 {
+    ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
     mpq_test_rmtree(tmp);
     free(tmp);
-    for (int i = 0; i < n_paths; i++) free(paths[i]);
+    for (int i = 0; i < n_paths; i++)
+        free(paths[i]);
     n_paths = 0;
 }
 
@@ -128,8 +131,8 @@ static long index_of(const float *x) { return lroundf(x[0] * 50.0f + 100.0f); }
 START_TEST(test_reader_train_epoch_is_the_seeded_permutation)
 {
     enum { N = 43, B = 8, H = 3, W = 3 };
-    mpq_source_opts o = {.global_batch = B, .n_ranks = 1, .seed = 5, .train = 1,
-                         .augment = MPQ_AUGMENT_NONE};
+    mpq_source_opts o = {
+        .global_batch = B, .n_ranks = 1, .seed = 5, .train = 1, .augment = MPQ_AUGMENT_NONE};
     int64_t perm[N];
     run r;
     ck_assert_int_eq(iofix_make_split(sub("a"), N, H, W, 1, 3, 4), 0);
@@ -183,13 +186,16 @@ START_TEST(test_reader_batches_do_not_depend_on_rank_count)
         mpq_augment aug;
         int h, w, c, out, train, batch;
     } cases[] = {
-        {MPQ_AUGMENT_CIFAR, 8, 8, 3, 0, 1, 8},    {MPQ_AUGMENT_CIFAR, 28, 28, 1, 0, 1, 6},
+        {MPQ_AUGMENT_CIFAR, 8, 8, 3, 0, 1, 8},       {MPQ_AUGMENT_CIFAR, 28, 28, 1, 0, 1, 6},
         {MPQ_AUGMENT_IMAGENET, 20, 24, 3, 16, 1, 8}, {MPQ_AUGMENT_IMAGENET, 20, 24, 3, 16, 0, 8},
-        {MPQ_AUGMENT_NONE, 6, 5, 2, 0, 1, 10},   {MPQ_AUGMENT_CIFAR, 8, 8, 3, 0, 0, 8},
+        {MPQ_AUGMENT_NONE, 6, 5, 2, 0, 1, 10},       {MPQ_AUGMENT_CIFAR, 8, 8, 3, 0, 0, 8},
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
-        mpq_source_opts o = {.global_batch = cases[t].batch, .seed = 11, .train = cases[t].train,
-                             .augment = cases[t].aug, .out_h = cases[t].out,
+        mpq_source_opts o = {.global_batch = cases[t].batch,
+                             .seed = 11,
+                             .train = cases[t].train,
+                             .augment = cases[t].aug,
+                             .out_h = cases[t].out,
                              .out_w = cases[t].out};
         const int out_h = cases[t].out ? cases[t].out : cases[t].h;
         const int out_w = cases[t].out ? cases[t].out : cases[t].w;
@@ -217,8 +223,8 @@ END_TEST
 START_TEST(test_reader_prefetch_and_seek_match_sequential_reading)
 {
     enum { N = 50, B = 6, H = 8, W = 8, C = 3 };
-    mpq_source_opts o = {.global_batch = B, .n_ranks = 1, .seed = 3, .train = 1,
-                         .augment = MPQ_AUGMENT_CIFAR};
+    mpq_source_opts o = {
+        .global_batch = B, .n_ranks = 1, .seed = 3, .train = 1, .augment = MPQ_AUGMENT_CIFAR};
     const size_t img = (size_t)H * W * C;
     mpq_source *seq, *pre;
     float *xs = malloc(sizeof(float) * img * B * 20), x[B * H * W * C];
@@ -283,11 +289,13 @@ START_TEST(test_reader_cifar_augment_is_pad_crop_flip)
         ck_assert_msg(found, "sample %ld is no padded crop of its input", i);
     }
     ck_assert(seen_flip[0] && seen_flip[1]);
-    for (int k = 0; k <= 8; k++) ck_assert_msg(seen_shift[k], "offset %d never drawn", k);
+    for (int k = 0; k <= 8; k++)
+        ck_assert_msg(seen_shift[k], "offset %d never drawn", k);
     /* validation: the identity, normalized */
     ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 0, H, W, C, 0, 0, mean, std), 0);
     mpq_augment_apply(&a, src, 9, 2, 0, out, NULL);
-    for (int p = 0; p < H * W * C; p++) ck_assert_float_eq(out[p], (src[p] / 255.0f - 0.5f) * 2.0f);
+    for (int p = 0; p < H * W * C; p++)
+        ck_assert_float_eq(out[p], (src[p] / 255.0f - 0.5f) * 2.0f);
 }
 END_TEST
 
@@ -299,8 +307,8 @@ START_TEST(test_reader_imagenet_augment_crops_resamples_and_centres)
     uint8_t src[H * W * C];
     void *ws;
     iofix_pixels(4, H, W, C, src);
-    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 1, H, W, C, OUT, OUT, mean,
-                                        std), 0);
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 1, H, W, C, OUT, OUT, mean, std),
+                     0);
     ws = malloc(a.ws_bytes);
     mpq_augment_apply(&a, src, 1, 0, 4, out, ws);
     mpq_augment_apply(&a, src, 1, 1, 4, out2, ws);
@@ -312,15 +320,16 @@ START_TEST(test_reader_imagenet_augment_crops_resamples_and_centres)
     }
     free(ws);
     /* validation: 0.875 of the short side, here exactly the centre 28 x 28 */
-    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 0, H, W, C, OUT, OUT, mean,
-                                        std), 0);
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 0, H, W, C, OUT, OUT, mean, std),
+                     0);
     ws = malloc(a.ws_bytes);
     mpq_augment_apply(&a, src, 1, 0, 4, out, ws);
     for (int y = 0; y < OUT; y++)
         for (int x = 0; x < OUT; x++)
             for (int ch = 0; ch < C; ch++) {
                 float v = src[((y + 2) * W + x + 2) * C + ch];
-                ck_assert_float_eq_tol(out[(y * OUT + x) * C + ch], (v - mean[ch]) / std[ch], 1e-5f);
+                ck_assert_float_eq_tol(out[(y * OUT + x) * C + ch], (v - mean[ch]) / std[ch],
+                                       1e-5f);
             }
     free(ws);
     ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 1, H, W, C, OUT, OUT, mean, std),
@@ -337,16 +346,19 @@ START_TEST(test_reader_resample_keeps_ramps_and_copies_at_scale_one)
     void *ws = malloc(mpq_image_resample_ws_bytes(H, W, 1, H, 8));
     void *ws1 = malloc(mpq_image_resample_ws_bytes(H, W, 1, H, W));
     for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) src[y * W + x] = (uint8_t)(4 * x + 10 + y);
+        for (int x = 0; x < W; x++)
+            src[y * W + x] = (uint8_t)(4 * x + 10 + y);
     mpq_image_resample(src, H, W, 1, 0, 0, H, W, H, 8, out, ws);
     for (int y = 0; y < H; y++)
         for (int i = 1; i < 7; i++) /* value at source position t: 4 (t - 0.5) + 10 + y */
             ck_assert_float_eq_tol(out[y * 8 + i], 4.0f * (2.0f * i + 0.5f) + 10.0f + y, 1e-3f);
     mpq_image_resample(src, H, W, 1, 0, 0, H, W, H, W, same, ws1);
-    for (int p = 0; p < H * W; p++) ck_assert_float_eq(same[p], (float)src[p]);
+    for (int p = 0; p < H * W; p++)
+        ck_assert_float_eq(same[p], (float)src[p]);
     mpq_image_resample(src, H, W, 1, 1, 3, 4, 8, 4, 8, same, ws1); /* integer window: a copy */
     for (int y = 0; y < 4; y++)
-        for (int x = 0; x < 8; x++) ck_assert_float_eq(same[y * 8 + x], (float)src[(y + 1) * W + x + 3]);
+        for (int x = 0; x < 8; x++)
+            ck_assert_float_eq(same[y * 8 + x], (float)src[(y + 1) * W + x + 3]);
     free(ws);
     free(ws1);
 }
@@ -355,10 +367,10 @@ END_TEST
 /* ---- bad inputs -------------------------------------------------------------------------- */
 
 typedef struct bad {
-    int rank;          /* of /images */
-    int float_images;  /* /images as float */
+    int rank;         /* of /images */
+    int float_images; /* /images as float */
     int no_labels;
-    int label;         /* value of every label (num_classes is 2) */
+    int label; /* value of every label (num_classes is 2) */
     int no_mean;
     int h;
 } bad;
@@ -412,7 +424,8 @@ static void expect_open_error(const char *dir, int rc, const char *names, const 
     ck_assert_ptr_null(s);
     ck_assert_msg(strstr(mpq_errmsg(), names), "message '%s' does not name '%s'", mpq_errmsg(),
                   names);
-    if (also) ck_assert_msg(strstr(mpq_errmsg(), also), "message '%s' lacks '%s'", mpq_errmsg(), also);
+    if (also)
+        ck_assert_msg(strstr(mpq_errmsg(), also), "message '%s' lacks '%s'", mpq_errmsg(), also);
 }
 
 START_TEST(test_reader_bad_splits_fail_naming_the_file)

@@ -12,7 +12,8 @@
 void iofix_pixels(long i, int h, int w, int c, uint8_t *out)
 {
     size_t n = (size_t)h * w * c;
-    for (size_t p = 0; p < n; p++) out[p] = (uint8_t)(mpq_rng_hash(77, (uint64_t)i, p) >> 56);
+    for (size_t p = 0; p < n; p++)
+        out[p] = (uint8_t)(mpq_rng_hash(77, (uint64_t)i, p) >> 56);
     out[0] = (uint8_t)(i % 256);
 }
 

@@ -12,8 +12,7 @@ void iofix_pixels(long i, int h, int w, int c, uint8_t *out);
 int iofix_label(long i, int num_classes);
 /* Writes dir (created) as n samples in n_shards contiguous shards shard-NNNNN.h5, with mean 100
  * and std 50 per channel. Returns 0 or MPQ_E_*. */
-int iofix_make_split(const char *dir, long n, int h, int w, int c, int n_shards,
-                     int num_classes);
+int iofix_make_split(const char *dir, long n, int h, int w, int c, int n_shards, int num_classes);
 /* Copies the first `bytes` bytes of src to dst (all when bytes < 0). Returns 0 or -1. */
 int iofix_copy_file(const char *src, const char *dst, long bytes);
 /* Writes text to path. Returns 0 or -1. */

@@ -88,8 +88,10 @@ static int gradsync_case(size_t n, size_t bucket, int use_ready)
         mpq_test_fill_uniform(mine, n, -1.0f, 1.0f, 1000u + 7u * (uint64_t)rank + (uint64_t)round);
         memcpy(ref, mine, n * sizeof *ref);
         MPI_Allreduce(MPI_IN_PLACE, ref, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        for (size_t i = 0; i < n; i++) ref[i] *= 1.0f / (float)size;
-        for (size_t i = 0; i < n; i++) grad[i] = NAN;
+        for (size_t i = 0; i < n; i++)
+            ref[i] *= 1.0f / (float)size;
+        for (size_t i = 0; i < n; i++)
+            grad[i] = NAN;
         size_t end = n;
         int k = use_ready ? fake_layers(n, round, cuts) : 0;
         for (int j = 0; j < k; j++) {
@@ -120,8 +122,8 @@ static int gradsync_case(size_t n, size_t bucket, int use_ready)
 START_TEST(test_comm_gradsync_averages_like_allreduce)
 {
     static const size_t cases[][2] = {
-        {1000, 1},     {1000, 7},      {1000, 256},   {1000, 333}, /* 333: tiny front merged */
-        {1000, 1000},  {1000, 5000},   {100003, 4096}, {100003, 25000},
+        {1000, 1},    {1000, 7},    {1000, 256},    {1000, 333}, /* 333: tiny front merged */
+        {1000, 1000}, {1000, 5000}, {100003, 4096}, {100003, 25000},
     };
     int ok = 1;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
@@ -178,7 +180,8 @@ static int tree_case(int v, size_t n, int *order_matters)
         alld[s] = malloc(n * sizeof *alld[s]);
         ok = all[s] && alld[s];
         if (ok) fill_shard(all[s], n, s);
-        for (size_t i = 0; ok && i < n; i++) alld[s][i] = (double)all[s][i] * (1.0 + 1e-9 * s);
+        for (size_t i = 0; ok && i < n; i++)
+            alld[s][i] = (double)all[s][i] * (1.0 + 1e-9 * s);
     }
     MPQ_ASSERT(ok, "out of memory in the test");
     int rc = mpq_comm_tree_sum(comm, all + rank * m, m, v, n, out);
@@ -191,7 +194,8 @@ static int tree_case(int v, size_t n, int *order_matters)
     for (size_t i = 0; i < n; i++) {
         ref[i] = tree_ref(all, 0, v, i);
         seq[i] = 0.0f;
-        for (int s = 0; s < v; s++) seq[i] += all[s][i];
+        for (int s = 0; s < v; s++)
+            seq[i] += all[s][i];
         ok = ok && tree_ref_double(alld, 0, v, i) == outd[i];
     }
     ok = ok && memcmp(out, ref, n * sizeof *out) == 0;
@@ -211,7 +215,10 @@ static int tree_case(int v, size_t n, int *order_matters)
 
 START_TEST(test_comm_tree_sum_is_bit_identical_to_serial_tree)
 {
-    static const struct { int v; size_t n; } cases[] = {
+    static const struct {
+        int v;
+        size_t n;
+    } cases[] = {
         {4, 10000}, {8, 4097}, {6, 333}, {1, 50}, {12, 999}, {4, ((size_t)1 << 20) + 17},
     };
     int ok = 1, order_matters = 0, bad_args = 1, valid = 0;
