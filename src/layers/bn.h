@@ -19,13 +19,16 @@ typedef struct mpq_bn {
     mpq_slice cache;       /* arena, mpq_bn_cache_floats(l, n, groups) floats; set by the plan */
 } mpq_bn;
 
+/* Sets the geometry, eps = 1e-5 and momentum = 0.9; the slices are set by the model builder. */
 void mpq_bn_init(mpq_bn *l, int hw, int c);
 size_t mpq_bn_cache_floats(const mpq_bn *l, int n, int n_groups);
 size_t mpq_bn_ws_floats(const mpq_bn *l, int n, int n_groups);
 /* Writes y (may alias x); in training also updates the running statistics in s->state. */
 void mpq_bn_forward(const mpq_bn *l, const mpq_step *s, const float *x, float *y);
-/* Writes dx (may alias dy); adds dL/dgamma, dL/dbeta into s->grad. With s->reduce the two
- * per-channel sums of backward are reduced across ranks too (sync-BN). */
+/* Writes dx (may alias dy); adds dL/dgamma, dL/dbeta (this rank's share) into s->grad. Training:
+ * reads only the cache (x may be gone after an in-place forward); with s->reduce the two
+ * per-channel sums of backward are reduced across ranks too (sync-BN; with n_groups > 1, group g
+ * of every rank forms one statistics group). Eval (frozen statistics): reads x. */
 void mpq_bn_backward(const mpq_bn *l, const mpq_step *s, const float *x, const float *dy,
                      float *dx);
 

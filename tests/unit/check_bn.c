@@ -338,6 +338,7 @@ static Suite *bn_suite(void)
 {
     Suite *s = suite_create("bn");
     TCase *tc = tcase_create("bn");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_bn_training_matches_reference);
     tcase_add_test(tc, test_bn_eval_uses_running_statistics);
     tcase_add_test(tc, test_bn_gradients_match_central_differences);

@@ -107,6 +107,7 @@ static Suite *eltwise_suite(void)
 {
     Suite *s = suite_create("eltwise");
     TCase *tc = tcase_create("eltwise");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_eltwise_add_sums_and_may_alias);
     tcase_add_test(tc, test_eltwise_chanpad_pads_and_backward_is_its_adjoint);
     tcase_add_test(tc, test_eltwise_scale_gradients_match_central_differences);

@@ -117,6 +117,7 @@ static Suite *fc_suite(void)
 {
     Suite *s = suite_create("fc");
     TCase *tc = tcase_create("fc");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_fc_matches_reference);
     tcase_add_test(tc, test_fc_gradients_match_central_differences);
     tcase_add_test(tc, test_fc_backward_adds_into_grad);

@@ -101,6 +101,7 @@ static Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_kernels_colsum_matches_naive);
     tcase_add_test(tc, test_kernels_colsum_is_independent_of_threads);
     tcase_add_test(tc, test_kernels_colsum_add_accumulates);

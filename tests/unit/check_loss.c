@@ -105,6 +105,7 @@ static Suite *loss_suite(void)
 {
     Suite *s = suite_create("loss");
     TCase *tc = tcase_create("loss");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_loss_matches_reference);
     tcase_add_test(tc, test_loss_is_stable_for_huge_logits);
     tcase_add_test(tc, test_loss_counts_errors_with_first_argmax);
