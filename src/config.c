@@ -213,6 +213,8 @@ static const key keys[] = {
          "checkpoint every this many minutes (0: off)"),
     KINT("keep_checkpoints", keep_checkpoints, "3", 0, 1 << 20, "checkpoints kept (0: all)"),
     KBOOL("progress", progress, "true", "live progress line on a terminal"),
+    KBOOL("check_replicas", check_replicas, "false",
+          "verify after every step that all ranks hold bit-identical parameters"),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 

@@ -74,6 +74,7 @@ typedef struct mpq_cfg {
     float checkpoint_every_minutes;
     int keep_checkpoints;
     int progress;           /* 1: live progress line on a terminal */
+    int check_replicas;     /* 1: compare a parameter checksum over the ranks every step */
 } mpq_cfg;
 
 /* Every key at its default (the reference's for its keys; see `mpq train --help-keys`). */

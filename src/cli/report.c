@@ -1,4 +1,5 @@
-/* Failure reporting shared by the verbs. */
+/* Failure reporting shared by the verbs. Errors are agreed over the ranks before they get here,
+ * so rank 0 prints the one message. */
 #include <stdio.h>
 
 #include "cli/cli.h"
@@ -7,6 +8,6 @@
 
 int mpq_cli_report(const char *verb, int rc)
 {
-    if (rc < 0) fprintf(stderr, "mpq %s: error (rank %d): %s\n", verb, mpq_log_rank(), mpq_errmsg());
+    if (rc < 0 && mpq_log_rank() == 0) fprintf(stderr, "mpq %s: error: %s\n", verb, mpq_errmsg());
     return rc;
 }

@@ -1,8 +1,133 @@
-/* `mpq train`: not implemented yet (see the open issues). */
+/* `mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]`: rank 0 reads the
+ * .cfg file and broadcasts its bytes, every rank parses the same text, errors are agreed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
+#include "config.h"
 #include "core/err.h"
+#include "train.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]\n"
+               "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
+               "       mpq train --help-keys              (every configuration key)\n"
+               "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
+               "Run distributed with `mpirun -np N mpq train ...`.\n");
+}
+
+/* Reads a whole file into a malloc'ed NUL-terminated string. */
+static int read_text(const char *path, char **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot open config file '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0, k;
+    char *buf = malloc(cap);
+    while (buf && (k = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += k;
+        if (len + 1 == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) free(buf);
+            buf = b;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", path);
+    if (bad) {
+        free(buf);
+        return MPQ_FAIL(MPQ_E_IO, "cannot read config file '%s'", path);
+    }
+    buf[len] = '\0';
+    *out = buf;
+    return MPQ_OK;
+}
 
 int mpq_cli_train(mpq_comm *c, int argc, char **argv)
 {
-    return mpq_cli_report("train", MPQ_FAIL(MPQ_E_NOTYET, "'mpq train' is not implemented yet"));
+    const char *cfg_path = NULL, *experiment = NULL, *resume = NULL;
+    const char *sets[128];
+    int n_sets = 0, list = 0, rank = mpq_comm_rank(c), rc = MPQ_OK;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            if (rank == 0) usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--help-keys")) {
+            if (rank == 0) mpq_cfg_print_keys(stdout);
+            return 0;
+        } else if (!strcmp(a, "--list")) {
+            list = 1;
+        } else if (!strcmp(a, "--cfg") && i + 1 < argc) {
+            cfg_path = argv[++i];
+        } else if (!strcmp(a, "--set") && i + 1 < argc && n_sets < 128) {
+            sets[n_sets++] = argv[++i];
+        } else if (!strcmp(a, "--resume") && i + 1 < argc) {
+            resume = argv[++i];
+        } else if (a[0] != '-' && !experiment) {
+            experiment = a;
+        } else {
+            if (rank == 0) {
+                fprintf(stderr, "mpq train: unexpected argument '%s'\n", a);
+                usage(stderr);
+            }
+            return 2;
+        }
+    }
+    if (!cfg_path || (!experiment && !list)) {
+        if (rank == 0) usage(stderr);
+        return 2;
+    }
+
+    char *text = NULL;
+    if (rank == 0) rc = read_text(cfg_path, &text);
+    rc = mpq_comm_agree(c, rc);
+    if (rc == 0) rc = mpq_comm_bcast_string(c, &text, 0);
+    if (rc < 0) return mpq_cli_report("train", rc);
+    if (list) {
+        char *names = mpq_cfg_list_experiments(text);
+        if (rank == 0 && names) printf("%s", names);
+        free(names);
+        free(text);
+        return 0;
+    }
+
+    mpq_cfg cfg;
+    rc = mpq_cfg_parse_text(text, cfg_path, experiment, &cfg);
+    for (int i = 0; rc == 0 && i < n_sets; i++) {
+        char key[128];
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof key) {
+            rc = MPQ_FAIL(MPQ_E_CONFIG, "--set '%s': expected key=value", sets[i]);
+            break;
+        }
+        memcpy(key, sets[i], (size_t)(eq - sets[i]));
+        key[eq - sets[i]] = '\0';
+        rc = mpq_cfg_set(&cfg, key, eq + 1, "--set");
+    }
+    if (rc == 0) rc = mpq_cfg_validate(&cfg);
+    rc = mpq_comm_agree(c, rc);
+    if (rc < 0) {
+        free(text);
+        return mpq_cli_report("train", rc);
+    }
+    mpq_train_opts o = {.resume = resume};
+    mpq_train_result res;
+    rc = mpq_train(c, &cfg, text, &o, &res);
+    free(text);
+    if (rc < 0) return mpq_cli_report("train", rc);
+    if (rank == 0) {
+        printf("done: %ld steps in %.1f s (%.0f img/s); final loss %.4f (first %.4f)\n", res.steps,
+               res.seconds, res.images_per_s, res.last_loss, res.first_loss);
+        if (res.val_err == res.val_err)
+            printf("test accuracy %.2f%% (error %.2f%%); best within budget: %.2f%%\n",
+                   100.0 * (1.0 - res.val_err), 100.0 * res.val_err,
+                   100.0 * (1.0 - res.best_val_err));
+        printf("weights %.2f KB, activations %.2f KB (%s)\n", res.size.kbytes_w,
+               res.size.kbytes_a, cfg.target_activation_type);
+    }
+    return 0;
 }

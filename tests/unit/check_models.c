@@ -1,0 +1,234 @@
+/* Models: the graph builders give the documented shapes and names, and the whole-model backward
+ * (every layer, the residual fan-out, the shortcut types, the weight and activation quantizers'
+ * plumbing) agrees with central finite differences on a small ResNet and a MobileNetV2 block. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "models/models.h"
+#include "testutil.h"
+
+enum { N = 3 };
+
+/* L = sum(logits * r): dL/dlogits = r. */
+static double loss_of(mpq_model *m, const mpq_step *s, const float *x, const float *r)
+{
+    size_t in = (size_t)N * m->in_h * m->in_w * m->in_c, k = (size_t)N * m->num_classes;
+    double acc = 0.0;
+    memcpy(mpq_model_input(m), x, in * sizeof(float));
+    mpq_model_forward(m, s);
+    const float *y = mpq_model_logits(m);
+    for (size_t i = 0; i < k; i++) acc += (double)y[i] * r[i];
+    return acc;
+}
+
+/* Compares the backward gradient of `count` sampled trainable values (at least one per tensor)
+ * with central differences; returns the relative error norm ||g - fd|| / ||fd||. */
+static double model_fd_error(mpq_model *m, int per_tensor)
+{
+    size_t in = (size_t)N * m->in_h * m->in_w * m->in_c, k = (size_t)N * m->num_classes;
+    float *x = malloc(in * sizeof(float)), *r = malloc(k * sizeof(float));
+    float *state0 = malloc((m->state.n_floats + 1) * sizeof(float));
+    mpq_test_fill_uniform(x, in, -1.0f, 1.0f, 11);
+    mpq_test_fill_uniform(r, k, -1.0f, 1.0f, 12);
+    memcpy(state0, m->state.val, m->state.n_floats * sizeof(float));
+    mpq_step s = mpq_model_step(m, N, 1);
+    memset(m->params.grad, 0, m->params.n_floats * sizeof(float));
+    loss_of(m, &s, x, r);
+    memcpy(mpq_model_dlogits(m), r, k * sizeof(float));
+    mpq_model_backward(m, &s, NULL, NULL);
+    double num = 0.0, den = 0.0;
+    mpq_rng rng;
+    mpq_rng_seed(&rng, 5, 0, 0);
+    for (int t = 0; t < m->params.n_info; t++) {
+        const mpq_param_info *p = &m->params.info[t];
+        if (p->kind == MPQ_PKIND_QUANT) continue; /* piecewise constant: checked in quant tests */
+        for (int j = 0; j < per_tensor; j++) {
+            size_t i = p->s.off + (size_t)mpq_rng_below(&rng, p->s.n);
+            float v0 = m->params.val[i], eps = 1e-4f * fmaxf(1.0f, fabsf(v0));
+            m->params.val[i] = v0 + eps;
+            double up = loss_of(m, &s, x, r);
+            m->params.val[i] = v0 - eps;
+            double dn = loss_of(m, &s, x, r);
+            m->params.val[i] = v0;
+            double fd = (up - dn) / (2.0 * eps), g = m->params.grad[i];
+            num += (g - fd) * (g - fd);
+            den += fd * fd;
+            if (getenv("MPQ_FD_VERBOSE")) fprintf(stderr, "%s[%zu]: %g vs fd %g\n", p->name, i - p->s.off, g, fd);
+        }
+    }
+    memcpy(m->state.val, state0, m->state.n_floats * sizeof(float));
+    free(x);
+    free(r);
+    free(state0);
+    return sqrt(num / (den > 0 ? den : 1.0));
+}
+
+static void settings(mpq_qsettings *w, mpq_qsettings *a)
+{
+    mpq_cfg c;
+    mpq_cfg_defaults(&c);
+    *w = c.wq;
+    *a = c.aq;
+}
+
+START_TEST(test_models_resnet20_shapes_and_names)
+{
+    mpq_qsettings w, a;
+    mpq_model m;
+    settings(&w, &a);
+    mpq_model_init(&m, 32, 32, 3, 10, &w, &a, 0.9f);
+    ck_assert_int_eq(mpq_resnet_cifar_build(&m, 20, "b", 0), 0);
+    ck_assert_int_eq(mpq_model_alloc(&m), 0);
+    ck_assert_int_ge(mpq_params_find(&m.params, "conv1/quantized_conv/W"), 0);
+    ck_assert_int_ge(mpq_params_find(&m.params, "res1/layer1/basicblock1/quantized_conv/W"), 0);
+    ck_assert_int_ge(mpq_params_find(&m.params, "res3/layer3/basicblock2/bn/gamma"), 0);
+    ck_assert_int_ge(mpq_params_find(&m.params, "res2/layer1/basicblock_s/shortcut_conv/"
+                                                "quantized_conv/W"), 0);
+    ck_assert_int_ge(mpq_params_find(&m.params, "fc/quantized_affine/b"), 0);
+    ck_assert_int_ge(mpq_params_find(&m.state, "conv1/bn/mean"), 0);
+    const mpq_node *out = &m.nodes[m.out];
+    ck_assert_int_eq(out->c, 10);
+    /* 19 convolutions + 2 shortcut convs + fc: the classic ~0.27M parameters */
+    size_t w_count = 0;
+    for (int i = 0; i < m.params.n_info; i++)
+        if (m.params.info[i].kind == MPQ_PKIND_WEIGHT) w_count += m.params.info[i].s.n;
+    ck_assert_uint_eq(w_count, 432 + 6 * 2304 + 4608 + 5 * 9216 + 18432 + 5 * 36864 + 512 + 2048 +
+                                   640);
+    /* ~41 MFLOP (multiply-adds) per 32x32 image */
+    ck_assert(mpq_model_flops(&m) > 40e6 && mpq_model_flops(&m) < 42e6);
+    mpq_model_free(&m);
+}
+END_TEST
+
+START_TEST(test_models_every_family_builds)
+{
+    static const char *names[] = {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+                                  "resnet18", "mobilenetv2"};
+    mpq_qsettings w, a;
+    settings(&w, &a);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        mpq_model m;
+        mpq_model_desc d = {names[i], "a", 1};
+        mpq_model_init(&m, 28, 28, 1, 10, &w, &a, 0.9f);
+        ck_assert_msg(mpq_model_build(&m, &d) == 0, "%s: %s", names[i], mpq_errmsg());
+        ck_assert_int_eq(m.nodes[m.out].c, 10);
+        mpq_model_free(&m);
+    }
+    mpq_model m;
+    mpq_model_desc bad = {"resnet21", "", 0};
+    mpq_model_init(&m, 28, 28, 1, 10, &w, &a, 0.9f);
+    ck_assert_int_eq(mpq_model_build(&m, &bad), MPQ_E_CONFIG);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "resnet21"));
+    mpq_model_free(&m);
+}
+END_TEST
+
+START_TEST(test_models_resnet_backward_matches_central_differences)
+{
+    static const char *shortcuts[] = {"a", "b", "c"};
+    mpq_qsettings w, a;
+    settings(&w, &a);
+    for (int i = 0; i < 3; i++) {
+        mpq_model m;
+        mpq_model_init(&m, 8, 8, 2, 5, &w, &a, 0.9f);
+        ck_assert_int_eq(mpq_resnet_cifar_build(&m, 20, shortcuts[i], 1), 0);
+        ck_assert_int_eq(mpq_model_alloc(&m), 0);
+        ck_assert_int_eq(mpq_model_plan(&m, N), 0);
+        mpq_model_init_values(&m, 3, 0);
+        double err = model_fd_error(&m, 3);
+        if (getenv("MPQ_FD_VERBOSE")) fprintf(stderr, "shortcut %s: %g\n", shortcuts[i], err);
+        ck_assert_msg(err < 2e-2, "shortcut %s: relative gradient error %g", shortcuts[i], err);
+        mpq_model_free(&m);
+    }
+}
+END_TEST
+
+START_TEST(test_models_mobilenetv2_block_backward_matches_central_differences)
+{
+    mpq_qsettings w, a;
+    mpq_model m;
+    settings(&w, &a);
+    mpq_model_init(&m, 6, 6, 8, 4, &w, &a, 0.9f);
+    int x = mpq_g_input(&m);
+    int h = mpq_g_act(&m, "b/expand", mpq_g_bn(&m, "b/expand", mpq_g_conv(&m, "b/expand", x, 48,
+                                                                           1, 1, 0, 0)), 1);
+    h = mpq_g_act(&m, "b/dw", mpq_g_bn(&m, "b/dw", mpq_g_dwconv(&m, "b/dw", h, 3, 1, 1)), 1);
+    h = mpq_g_bn(&m, "b/project", mpq_g_conv(&m, "b/project", h, 8, 1, 1, 0, 0));
+    h = mpq_g_add(&m, h, x);
+    mpq_g_fc(&m, "fc", mpq_g_gap(&m, h), 4);
+    ck_assert_int_eq(m.err, 0);
+    ck_assert_int_eq(mpq_model_alloc(&m), 0);
+    ck_assert_int_eq(mpq_model_plan(&m, N), 0);
+    mpq_model_init_values(&m, 4, 0);
+    double err = model_fd_error(&m, 6);
+    ck_assert_msg(err < 2e-2, "relative gradient error %g", err);
+    mpq_model_free(&m);
+}
+END_TEST
+
+START_TEST(test_models_quantized_backward_passes_ste_to_weights)
+{
+    /* With weight quantizers, dL/dW = STE(dL/dWq): zero where the weight is clipped. */
+    mpq_qsettings w, a;
+    mpq_model m;
+    settings(&w, &a);
+    strcpy(w.method, "parametric_fp_d_xmax");
+    w.stepsize = 0.015625f; /* xmax = 7 * 2^-6 */
+    mpq_model_init(&m, 6, 6, 2, 3, &w, &a, 0.9f);
+    int x = mpq_g_input(&m);
+    mpq_g_fc(&m, "fc", mpq_g_act(&m, "c", mpq_g_conv(&m, "c", x, 4, 3, 1, 1, 0), 0), 3);
+    ck_assert_int_eq(mpq_model_alloc(&m), 0);
+    ck_assert_int_eq(mpq_model_plan(&m, N), 0);
+    mpq_model_init_values(&m, 9, 0);
+    ck_assert_ptr_nonnull(m.wq);
+    const mpq_node *c = &m.nodes[1];
+    float *wv = mpq_at(m.params.val, c->u.conv.weight);
+    wv[0] = 10.0f; /* far beyond xmax: clipped */
+    size_t in = (size_t)N * 6 * 6 * 2, k = (size_t)N * 3;
+    float xin[N * 6 * 6 * 2], r[N * 3];
+    mpq_test_fill_uniform(xin, in, -1, 1, 1);
+    mpq_test_fill_uniform(r, k, -1, 1, 2);
+    mpq_step s = mpq_model_step(&m, N, 1);
+    memset(m.params.grad, 0, m.params.n_floats * sizeof(float));
+    loss_of(&m, &s, xin, r);
+    ck_assert_float_eq(m.wq[c->u.conv.weight.off], 0.109375f);
+    memcpy(mpq_model_dlogits(&m), r, k * sizeof(float));
+    mpq_model_backward(&m, &s, NULL, NULL);
+    ck_assert_float_eq(m.params.grad[c->u.conv.weight.off], 0.0f);
+    /* the clipped weight's gradient went to the quantizer's xmax */
+    const mpq_quant *q = &m.quants[c->quant[0]];
+    ck_assert(m.params.grad[q->p.off + 1] != 0.0f);
+    mpq_model_free(&m);
+}
+END_TEST
+
+static Suite *models_suite(void)
+{
+    Suite *s = suite_create("models");
+    TCase *tc = tcase_create("models");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_models_resnet20_shapes_and_names);
+    tcase_add_test(tc, test_models_every_family_builds);
+    tcase_add_test(tc, test_models_resnet_backward_matches_central_differences);
+    tcase_add_test(tc, test_models_mobilenetv2_block_backward_matches_central_differences);
+    tcase_add_test(tc, test_models_quantized_backward_passes_ste_to_weights);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    mpq_log_set_quiet(1);
+    SRunner *sr = srunner_create(models_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

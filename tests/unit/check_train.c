@@ -1,0 +1,186 @@
+/* The trainer, single process: a ResNet-20 overfits a small synthetic set, the same seed gives a
+ * bit-identical steps.csv, and every experiment section of a reference-style .cfg (float, fixed
+ * fp/pow2, the six parametric methods, budgets, scale_layer, Adam) trains a few steps. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "mpi/comm.h"
+#include "testutil.h"
+#include "train.h"
+
+static mpq_comm *comm;
+static char *tmp;
+
+static int run(const char *text, const char *experiment, const char *outdir, mpq_train_result *r)
+{
+    mpq_cfg c;
+    int rc = mpq_cfg_parse_text(text, "test.cfg", experiment, &c);
+    if (rc < 0) return rc;
+    snprintf(c.output_dir, sizeof c.output_dir, "%s/%s", tmp, outdir);
+    c.progress = 0;
+    mpq_train_opts o = {.quiet = 1};
+    return mpq_train(comm, &c, text, &o, r);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static const char overfit_cfg[] = "[DEFAULT]\n"
+                                   "model = resnet20\n"
+                                   "shortcut_type = b\n"
+                                   "train_data = synthetic\n"
+                                   "synthetic_samples = 64\n"
+                                   "synthetic_height = 12\n"
+                                   "synthetic_width = 12\n"
+                                   "synthetic_channels = 3\n"
+                                   "batch_size = 32\n"
+                                   "initial_learning_rate = 0.05\n"
+                                   "lr_schedule = constant\n"
+                                   "epochs = 50\n"
+                                   "seed = 3\n"
+                                   "[OVERFIT]\n";
+
+START_TEST(test_train_resnet20_overfits_small_set)
+{
+    mpq_train_result r;
+    int rc = run(overfit_cfg, "OVERFIT", "overfit", &r);
+    ck_assert_msg(rc == 0, "%s", mpq_errmsg());
+    ck_assert_int_eq(r.steps, 100);
+    ck_assert_msg(r.last_loss < r.first_loss / 10, "loss %g -> %g", r.first_loss, r.last_loss);
+}
+END_TEST
+
+START_TEST(test_train_same_seed_gives_identical_steps_csv)
+{
+    mpq_train_result r;
+    char p1[4200], p2[4200];
+    const char *text = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nsynthetic_samples = 64\n"
+                       "synthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
+                       "initial_learning_rate = 0.05\nmax_steps = 6\nseed = 9\n"
+                       "w_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
+                       "target_weight_kbytes = 50\ntarget_activation_kbytes = 0.5\n[A]\n";
+    ck_assert_int_eq(run(text, "A", "det1", &r), 0);
+    ck_assert_int_eq(run(text, "A", "det2", &r), 0);
+    snprintf(p1, sizeof p1, "%s/det1/steps.csv", tmp);
+    snprintf(p2, sizeof p2, "%s/det2/steps.csv", tmp);
+    char *a = slurp(p1), *b = slurp(p2);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_gt(strlen(a), 100);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* A .cfg in the reference's style: [DEFAULT] plus one section per method. */
+static const char reference_cfg[] =
+    "[DEFAULT]\n"
+    "num_layers = 20\n"
+    "shortcut_type = b\n"
+    "initial_learning_rate = 0.01\n"
+    "w_bitwidth = 4\n"
+    "a_bitwidth = 4\n"
+    "train_data = synthetic\n"
+    "val_data = synthetic\n"
+    "synthetic_samples = 32\n"
+    "synthetic_height = 8\n"
+    "synthetic_width = 8\n"
+    "batch_size = 16\n"
+    "val_batch_size = 8\n"
+    "max_steps = 2\n"
+    "[FP32] # float baseline\n"
+    "[FP_W4A4]\nw_quantize = fp\na_quantize = fp_relu\n"
+    "[POW2_W4A4]\nw_quantize = pow2\na_quantize = pow2_relu\n"
+    "[U1]\nw_quantize = parametric_fp_d_b\na_quantize = parametric_fp_d_b_relu\n"
+    "[U2]\nw_quantize = parametric_fp_b_xmax\na_quantize = parametric_fp_b_xmax_relu\n"
+    "[U3]\nw_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
+    "[P1]\nw_quantize = parametric_pow2_b_xmax\na_quantize = parametric_pow2_b_xmax_relu\n"
+    "[P2]\nw_quantize = parametric_pow2_b_xmin\na_quantize = parametric_pow2_b_xmin_relu\n"
+    "[P3]\nw_quantize = parametric_pow2_xmin_xmax\na_quantize = parametric_pow2_xmin_xmax_relu\n"
+    "[U3_W_ONLY]\nw_quantize = parametric_fp_d_xmax\n"
+    "[U3_BUDGET]\nw_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
+    "target_weight_kbytes = 70.1\ntarget_activation_kbytes = 8.1\n"
+    "[P3_BUDGET_SUM]\nw_quantize = parametric_pow2_xmin_xmax\n"
+    "a_quantize = parametric_pow2_xmin_xmax_relu\ntarget_weight_kbytes = 70.1\n"
+    "target_activation_kbytes = 92.1\ntarget_activation_type = sum\n"
+    "[U3_SCALE]\nw_quantize = parametric_fp_d_xmax\nscale_layer = True\n"
+    "[U3_ADAM]\nw_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
+    "optimizer = adam\ninitial_learning_rate = 0.001\n";
+
+START_TEST(test_train_every_reference_section_trains)
+{
+    char *names = mpq_cfg_list_experiments(reference_cfg);
+    ck_assert_ptr_nonnull(names);
+    int count = 0;
+    for (char *name = strtok(names, "\n"); name; name = strtok(NULL, "\n")) {
+        mpq_train_result r;
+        int rc = run(reference_cfg, name, name, &r);
+        ck_assert_msg(rc == 0, "[%s]: %s", name, mpq_errmsg());
+        ck_assert_int_eq(r.steps, 2);
+        ck_assert_msg(isfinite(r.last_loss), "[%s]: loss %g", name, r.last_loss);
+        ck_assert_msg(r.val_err >= 0.0 && r.val_err <= 1.0, "[%s]: val err %g", name, r.val_err);
+        count++;
+    }
+    free(names);
+    ck_assert_int_eq(count, 14);
+}
+END_TEST
+
+START_TEST(test_train_diverging_run_stops_with_message)
+{
+    mpq_train_result r;
+    const char *text = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nsynthetic_samples = 32\n"
+                       "synthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
+                       "initial_learning_rate = 1e30\nmax_steps = 20\n[NAN]\n";
+    int rc = run(text, "NAN", "nan", &r);
+    ck_assert_int_eq(rc, MPQ_E_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "diverged"));
+}
+END_TEST
+
+static Suite *train_suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_train_resnet20_overfits_small_set);
+    tcase_add_test(tc, test_train_same_seed_gives_identical_steps_csv);
+    tcase_add_test(tc, test_train_every_reference_section_trains);
+    tcase_add_test(tc, test_train_diverging_run_stops_with_message);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    if (mpq_comm_init(&argc, &argv, &comm) < 0) {
+        fprintf(stderr, "%s\n", mpq_errmsg());
+        return EXIT_FAILURE;
+    }
+    mpq_log_set_quiet(1);
+    tmp = mpq_test_tmpdir();
+    SRunner *sr = srunner_create(train_suite());
+    srunner_set_fork_status(sr, CK_NOFORK); /* MPI is running: no fork() */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    mpq_test_rmtree(tmp);
+    free(tmp);
+    mpq_comm_finalize(comm);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
