@@ -584,36 +584,52 @@ START_TEST(test_quant_constants_and_round)
 }
 END_TEST
 
+/* Q2 over n floats through the block routine of the library. */
+static void q2_lib(const float *a, float *q, size_t n)
+{
+    for (size_t b = 0; b < n; b += MPQ_QBLOCK)
+        mpq_q2_block(a + b, q + b, n - b < MPQ_QBLOCK ? n - b : MPQ_QBLOCK);
+}
+
 START_TEST(test_quant_q2_bits_match_exact_logs)
 {
     /* Every float whose mantissa lies near the rounding tie at sqrt(2), for every exponent, and
-     * random floats: the bit shortcut equals both exact formulas wherever it decides. */
+     * random floats: the bit shortcut equals both exact formulas wherever it decides, and the
+     * block routine equals Q2 everywhere. */
+    enum { W = 2 * MPQ_QTIE_WINDOW + 129, R = 1 << 20 };
+    float *a = malloc(R * sizeof *a), *q = malloc(R * sizeof *q);
+    ck_assert(a && q);
     for (uint32_t e = 0; e < 255; e++) {
-        for (uint32_t m = MPQ_QSQRT2_MANT - MPQ_QTIE_WINDOW - 64;
-             m <= MPQ_QSQRT2_MANT + MPQ_QTIE_WINDOW + 64; m++) {
-            uint32_t bits = e << 23 | m;
-            float a, fast;
-            memcpy(&a, &bits, 4);
-            EXPECT(mpq_q2_elem(a) == r_q2(a), "Q2(%a)", (double)a);
-            fast = mpq_qpow2_round_bits(a);
-            if (fast != 0.0f)
-                EXPECT(fast == (float)pow(2.0, roundf(log2f(a))), "pow2(%a)", (double)a);
+        for (uint32_t j = 0; j < W; j++) {
+            uint32_t bits = e << 23 | (MPQ_QSQRT2_MANT - MPQ_QTIE_WINDOW - 64 + j);
+            memcpy(&a[j], &bits, 4);
+        }
+        q2_lib(a, q, W);
+        for (uint32_t j = 0; j < W; j++) {
+            float fast = mpq_qpow2_round_bits(a[j]);
+            EXPECT(q[j] == r_q2(a[j]), "Q2(%a) = %a", (double)a[j], (double)q[j]);
+            if (fast >= 0.0f)
+                EXPECT(fast == (float)pow(2.0, roundf(log2f(a[j]))), "pow2(%a)", (double)a[j]);
         }
     }
     mpq_rng r;
     mpq_rng_seed(&r, 4, 0, 0);
-    for (int i = 0; i < 2000000; i++) {
-        uint32_t bits = (uint32_t)(mpq_rng_uniform(&r) * 2147483648.0);
-        float a, fast;
-        memcpy(&a, &bits, 4);
-        if (!isfinite(a)) continue;
-        EXPECT(mpq_q2_elem(a) == (a == 0.0f ? 0.0f : r_q2(a)), "Q2(%a)", (double)a);
-        fast = mpq_qpow2_round_bits(a);
-        if (fast != 0.0f)
-            EXPECT(fast == (float)pow(2.0, roundf(log2f(a))), "pow2(%a)", (double)a);
+    for (int i = 0; i < R; i++) {
+        uint32_t bits = (uint32_t)(mpq_rng_uniform(&r) * 2139095040.0); /* below +inf */
+        memcpy(&a[i], &bits, 4);
     }
-    ck_assert_float_eq(mpq_q2_elem(0.0f), 0.0f);
-    ck_assert_float_eq(mpq_q2_elem(0x1p-149f), 0x1p-149f);
+    a[0] = 0.0f;
+    a[1] = 0x1p-149f;
+    q2_lib(a, q, R);
+    for (int i = 0; i < R; i++) {
+        float fast = mpq_qpow2_round_bits(a[i]);
+        EXPECT(q[i] == (a[i] == 0.0f ? 0.0f : r_q2(a[i])), "Q2(%a)", (double)a[i]);
+        if (fast >= 0.0f)
+            EXPECT(fast == (float)pow(2.0, roundf(log2f(a[i]))), "pow2(%a)", (double)a[i]);
+    }
+    ck_assert(q[0] == 0.0f && q[1] == 0x1p-149f);
+    free(a);
+    free(q);
 }
 END_TEST
 
