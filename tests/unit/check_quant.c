@@ -656,7 +656,10 @@ START_TEST(test_quant_bitwidth_formulas)
     /* the example of mpq.h: levels 0..4 plus sign */
     mpq_qspec ex = {.method = "parametric_fp_d_xmax", .sign = 1, .p = {0.125f, 0.5f},
                     .d_min = 0x1p-8f, .d_max = 1.0f, .xmax_min = 0x1p-8f, .xmax_max = 127.0f};
+    float ex_x[4] = {0.1f, -0.3f, 0.7f, 0.0f}, ex_q[4];
     ck_assert_float_eq(mpq_qspec_bitwidth(&ex), 4.0f);
+    ck_assert_int_eq(mpq_quantize(&ex, 4, ex_x, ex_q), 0);
+    ck_assert(ex_q[0] == 0.125f && ex_q[1] == -0.25f && ex_q[2] == 0.5f && ex_q[3] == 0.0f);
     /* d_xmax: n = max(bitlen(k) + 1, bmin) signed, max(bitlen(k), bmin) unsigned, for every
      * k = round(xmax / d) up to 32512 */
     for (int sign = 0; sign < 2; sign++) {

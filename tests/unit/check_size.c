@@ -131,7 +131,7 @@ START_TEST(test_size_bitwidth_gradient_is_the_ste_of_the_smooth_quantity)
             ck_assert_double_eq_tol(gp[1] / qq, fq, 1e-4 * fabs(fq));
             ck_assert_double_eq_tol(gp[0] / qn, fn, 1e-4 * fabs(fn));
         }
-    /* the max with bmin passes no gradient when ceil(...) <= bmin: k = 1 gives 2 = w_bitwidth_min */
+    /* max(ceil(...), bmin) passes no gradient when ceil(...) <= bmin: k = 1 gives 2 = bmin */
     mpq_quant q = make_q("parametric_fp_d_xmax", 0, 1, 0);
     float val[2] = {0.125f, 0.125f}, gp[2];
     ck_assert_float_eq(bits_grad(&q, val, gp), 2.0f);
