@@ -94,52 +94,82 @@ static void chain(mpq_qmethod m, const pcore *k, float gn, float gx, float gp[2]
     gp[1] = k->pass1 ? g1 : 0.0f;
 }
 
-/* The region masks of one element: I1 (to +-xmin), I2 (to +-2^round(log2 a)), I3 (to +-xmax). */
-static inline __attribute__((always_inline)) void
-masks(const pcore *k, float a, int with_zero, float *i1, float *i2, float *i3)
-{
-    *i1 = with_zero ? (float)(a >= k->thr && a < k->xn) : (float)(a < k->xn);
-    *i2 = (float)(a >= k->xn && a < k->xq);
-    *i3 = (float)(a >= k->xq);
-}
-
 /* x' = relu(x) for unsigned quantizers (nnabla: max(0, x)). */
 static inline float relu(float x) { return x > 0.0f ? x : 0.0f; }
 
 /* F.sign with alpha = 1: sign(0) = +1. */
 static inline float sgn(float v) { return v < 0.0f ? -1.0f : 1.0f; }
 
+/* a[j] = |x'| and qp[j] = Q2(a[j]) for one block. SIGN is a constant at each call site. */
+static inline __attribute__((always_inline)) void
+block_magnitudes(const float *x, float *a, float *qp, size_t m, int sign)
+{
+#pragma omp simd
+    for (size_t j = 0; j < m; j++) a[j] = fabsf(sign ? x[j] : relu(x[j]));
+    mpq_q2_block(a, qp, m);
+}
+
+/* The core's forward over one chunk: q = s * ((xmin I1 + qp I2) + xmax I3), where
+ * I1 = [thr <= a < xmin] (with zero) or [a < xmin], I2 = [xmin <= a < xmax], I3 = [a >= xmax].
+ * SIGN and WITH_ZERO are constants at each call site; the masks combine with & (not &&) so
+ * that the loops have no branches and vectorize. */
 static inline __attribute__((always_inline)) void
 core_forward(const pcore *k, const float *x, float *q, size_t n, int sign, int with_zero)
 {
-#pragma omp parallel for schedule(static) if (n >= MPQ_QPAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float xp = sign ? x[i] : relu(x[i]), a = fabsf(xp), i1, i2, i3;
-        masks(k, a, with_zero, &i1, &i2, &i3);
-        q[i] = sgn(xp) * (((k->xn * i1) + (mpq_q2_elem(a) * i2)) + (k->xq * i3));
+    const float xn = k->xn, xq = k->xq, thr = k->thr;
+    float a[MPQ_QBLOCK], qp[MPQ_QBLOCK];
+    for (size_t b = 0; b < n; b += MPQ_QBLOCK) {
+        const size_t m = n - b < MPQ_QBLOCK ? n - b : MPQ_QBLOCK;
+        const float *xb = x + b;
+        float *qb = q + b;
+        block_magnitudes(xb, a, qp, m, sign);
+#pragma omp simd
+        for (size_t j = 0; j < m; j++) {
+            float i1 = with_zero ? (float)((a[j] >= thr) & (a[j] < xn)) : (float)(a[j] < xn);
+            float i2 = (float)((a[j] >= xn) & (a[j] < xq)), i3 = (float)(a[j] >= xq);
+            float s = sgn(sign ? xb[j] : relu(xb[j]));
+            qb[j] = s * (((xn * i1) + (qp[j] * i2)) + (xq * i3));
+        }
     }
 }
 
+static void chunk_forward(const void *kp, const float *x, float *q, size_t n)
+{
+    const pcore *k = kp;
+    if (k->sign && k->with_zero) core_forward(k, x, q, n, 1, 1);
+    else if (k->sign) core_forward(k, x, q, n, 1, 0);
+    else if (k->with_zero) core_forward(k, x, q, n, 0, 1);
+    else core_forward(k, x, q, n, 0, 0);
+}
+
+/* The core's backward over one chunk: dq/dx = Q2'(a) on I2 (0 at x = 0: the reference's
+ * 0 * (0/0) = NaN is mpq's one deviation), e_xmin = g s I1, e_xmax = g s I3. */
 static inline __attribute__((always_inline)) void
 core_backward(const pcore *k, const float *x, const float *g, float *gx, size_t n, int sign,
               int with_zero, double acc[2])
 {
-    double sn = 0.0, sx = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        float xp = sign ? x[i] : relu(x[i]), a = fabsf(xp), i1, i2, i3;
-        masks(k, a, with_zero, &i1, &i2, &i3);
-        float g_in = g[i] * sgn(xp);          /* mul2(sx, .): sx carries no gradient */
-        float g_qp = g_in * i2;
-        float t = (((g_qp * mpq_q2_elem(a)) * MPQ_QL2) * MPQ_QC) / a; /* Q2' of |x'| */
-        t = xp < 0.0f ? -t : t;               /* abs backward */
-        if (!sign) t = x[i] > 0.0f ? t : 0.0f; /* relu backward */
-        else if (a == 0.0f) t = 0.0f;         /* the reference's 0 * (0/0) = NaN; mpq: 0 */
-        gx[i] = t;
-        sn += g_in * i1;
-        sx += g_in * i3;
+    const float xn = k->xn, xq = k->xq, thr = k->thr;
+    float a[MPQ_QBLOCK], qp[MPQ_QBLOCK], e_n[MPQ_QBLOCK], e_x[MPQ_QBLOCK];
+    for (size_t b = 0; b < n; b += MPQ_QBLOCK) {
+        const size_t m = n - b < MPQ_QBLOCK ? n - b : MPQ_QBLOCK;
+        const float *xb = x + b, *gb = g + b;
+        float *gxb = gx + b;
+        block_magnitudes(xb, a, qp, m, sign);
+#pragma omp simd
+        for (size_t j = 0; j < m; j++) {
+            float xp = sign ? xb[j] : relu(xb[j]), aj = a[j];
+            float i1 = with_zero ? (float)((aj >= thr) & (aj < xn)) : (float)(aj < xn);
+            float i2 = (float)((aj >= xn) & (aj < xq)), i3 = (float)(aj >= xq);
+            float g_in = gb[j] * sgn(xp);                   /* mul2(sx, .): no grad into sx */
+            float t = ((((g_in * i2) * qp[j]) * MPQ_QL2) * MPQ_QC) / aj; /* Q2' of |x'| */
+            t = xp < 0.0f ? -t : t;                          /* abs backward */
+            if (sign) gxb[j] = aj == 0.0f ? 0.0f : t;        /* mpq's deviation at x = +-0 */
+            else gxb[j] = xb[j] > 0.0f ? t : 0.0f;           /* relu backward */
+            e_n[j] = g_in * i1;
+            e_x[j] = g_in * i3;
+        }
+        mpq_qsum_block(acc, e_n, e_x, m);
     }
-    acc[0] += sn;
-    acc[1] += sx;
 }
 
 static void chunk_backward(const void *kp, const float *x, const float *g, float *gx, size_t n,
@@ -155,10 +185,7 @@ static void chunk_backward(const void *kp, const float *x, const float *g, float
 void mpq_pow2_forward(mpq_qmethod m, const mpq_qspec *s, const float *x, float *q, size_t len)
 {
     pcore k = prepare(m, s);
-    if (k.sign && k.with_zero) core_forward(&k, x, q, len, 1, 1);
-    else if (k.sign) core_forward(&k, x, q, len, 1, 0);
-    else if (k.with_zero) core_forward(&k, x, q, len, 0, 1);
-    else core_forward(&k, x, q, len, 0, 0);
+    mpq_qforward_chunks(chunk_forward, &k, x, q, len);
 }
 
 void mpq_pow2_backward(mpq_qmethod m, const mpq_qspec *s, const float *x, const float *g,

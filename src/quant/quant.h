@@ -73,9 +73,11 @@ float mpq_quant_bitwidth(const mpq_quant *q, const float *val);
 /* Current spec with p read from val (for reports and external use). */
 mpq_qspec mpq_quant_spec(const mpq_quant *q, const float *val);
 
-/* clip_quant_grads of the reference (d_xmax and xmin_xmax only; spec section 7). */
+/* clip_quant_grads of the reference (d_xmax and xmin_xmax only; spec section 7): both gradients
+ * clipped to +-(raw d, resp. xmin). The reference calls it only when a size budget is set. */
 void mpq_quant_clip_grads(const mpq_quant *q, const float *val, float *grad);
-/* clip_quant_vals of the reference (all parametric methods; spec section 7). */
+/* clip_quant_vals of the reference (all parametric methods; spec section 7): every value into
+ * its bounds +-1e-5, d (resp. xmin) kept below xmax. Call after every update. */
 void mpq_quant_project(const mpq_quant *q, float *val);
 
 #endif

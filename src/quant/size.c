@@ -90,7 +90,10 @@ float mpq_qbits(mpq_qmethod m, const mpq_qspec *s, float xmin_max, float dn_in, 
 }
 
 /* kbytes of one tensor: n * count / 8. / 1024. as three mul_scalars. */
-static float kbytes(float n, size_t count) { return ((n * (float)count) * 0.125f) * (1.0f / 1024.0f); }
+static float kbytes(float n, size_t count)
+{
+    return ((n * (float)count) * 0.125f) * (1.0f / 1024.0f);
+}
 
 /* Adds dL/dkbytes of one tensor through its bitwidth into its quantizer's parameter gradients. */
 static void add_tensor_grad(const mpq_quant *q, const float *val, float dkb, float *grad)
@@ -132,8 +135,10 @@ void mpq_size_eval(const mpq_quant *qs, int n_q, const float *val, const mpq_bud
         }
     }
     t.kbytes_a = b->act_sum ? asum : amax;
-    if (b->target_w_kbytes > 0.0f) t.loss2 = penalty(t.kbytes_w, b->target_w_kbytes, b->lambda2, &dkw);
-    if (b->target_a_kbytes > 0.0f) t.loss3 = penalty(t.kbytes_a, b->target_a_kbytes, b->lambda3, &dka);
+    if (b->target_w_kbytes > 0.0f)
+        t.loss2 = penalty(t.kbytes_w, b->target_w_kbytes, b->lambda2, &dkw);
+    if (b->target_a_kbytes > 0.0f)
+        t.loss3 = penalty(t.kbytes_a, b->target_a_kbytes, b->lambda3, &dka);
     if (grad) {
         for (int i = 0; i < n_q; i++) {
             if (!qs[i].is_act && dkw != 0.0f) add_tensor_grad(&qs[i], val, dkw, grad);

@@ -108,13 +108,13 @@ static void chain(mpq_qmethod m, const ucore *k, float gd, float gx, float gp[2]
     gp[1] = k->pass1 ? g1 : 0.0f;
 }
 
-/* Forward of the core over [0, n). RECIP (a constant at each call site) selects multiplication
+/* The core's forward over one chunk. RECIP (a constant at each call site) selects multiplication
  * by the exact reciprocal instead of the division. */
 static inline __attribute__((always_inline)) void
 core_forward(const ucore *k, const float *x, float *q, size_t n, int recip)
 {
     const float d = k->d, inv_d = k->inv_d, xmin = k->xmin, xmax = k->xmax;
-#pragma omp parallel for simd schedule(static) if (n >= MPQ_QPAR_MIN)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float c1 = x[i] > xmin ? x[i] : xmin;  /* maximum2(x, xmin) */
         float c2 = c1 < xmax ? c1 : xmax;      /* minimum2(c1, xmax) */
@@ -122,7 +122,14 @@ core_forward(const ucore *k, const float *x, float *q, size_t n, int recip)
     }
 }
 
-/* Backward of the core over one chunk; adds the chunk's sums of e_d and e_xmax into acc.
+static void chunk_forward(const void *kp, const float *x, float *q, size_t n)
+{
+    const ucore *k = kp;
+    if (k->inv_d != 0.0f) core_forward(k, x, q, n, 1);
+    else core_forward(k, x, q, n, 0);
+}
+
+/* The core's backward over one chunk: writes gx, adds the sums of e_d and e_xmax into acc.
  * SIGN and RECIP are constants at each call site. */
 static inline __attribute__((always_inline)) void
 core_backward(const ucore *k, const float *x, const float *g, float *gx, size_t n, int sign,
@@ -130,24 +137,28 @@ core_backward(const ucore *k, const float *x, const float *g, float *gx, size_t 
 {
     const float d = k->d, inv_d = k->inv_d, inv_dd = k->inv_dd, dd = k->d * k->d;
     const float xmin = k->xmin, xmax = k->xmax;
-    double sd = 0.0, sx = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        float xi = x[i], gi = g[i];
-        float c1 = xi > xmin ? xi : xmin;
-        float c2 = c1 < xmax ? c1 : xmax;
-        float r = mpq_qround(recip ? c2 * inv_d : c2 / d);
-        float g_r = gi * d;                                 /* mul2(d, r): d/dr */
-        float g_c2 = recip ? g_r * inv_d : g_r / d;         /* div2: d/dx0 */
-        float e_d = (gi * r) + (g_r * (recip ? (-c2) * inv_dd : (-c2) / dd));
-        float g_c1 = (float)(c1 < xmax) * g_c2;             /* minimum2: d/dx0 */
-        float e_x = (float)(c1 >= xmax) * g_c2;             /* minimum2: d/dx1 */
-        if (sign) e_x += ((float)(xi <= xmin) * g_c1) * -1.0f; /* maximum2 d/dx1, xmin = -xmax */
-        gx[i] = (float)(xi > xmin) * g_c1;                  /* maximum2: d/dx0 */
-        sd += e_d;
-        sx += e_x;
+    float e_d[MPQ_QBLOCK], e_x[MPQ_QBLOCK];
+    for (size_t b = 0; b < n; b += MPQ_QBLOCK) {
+        const size_t m = n - b < MPQ_QBLOCK ? n - b : MPQ_QBLOCK;
+        const float *xb = x + b, *gb = g + b;
+        float *gxb = gx + b;
+#pragma omp simd
+        for (size_t j = 0; j < m; j++) {
+            float xi = xb[j], gi = gb[j];
+            float c1 = xi > xmin ? xi : xmin;
+            float c2 = c1 < xmax ? c1 : xmax;
+            float r = mpq_qround(recip ? c2 * inv_d : c2 / d);
+            float g_r = gi * d;                                 /* mul2(d, r): d/dr */
+            float g_c2 = recip ? g_r * inv_d : g_r / d;         /* div2: d/dx0 */
+            float g_c1 = (float)(c1 < xmax) * g_c2;             /* minimum2: d/dx0 */
+            float ex = (float)(c1 >= xmax) * g_c2;              /* minimum2: d/dx1 */
+            if (sign) ex += ((float)(xi <= xmin) * g_c1) * -1.0f; /* maximum2 d/dx1, -xmax */
+            e_d[j] = (gi * r) + (g_r * (recip ? (-c2) * inv_dd : (-c2) / dd));
+            e_x[j] = ex;
+            gxb[j] = (float)(xi > xmin) * g_c1;                 /* maximum2: d/dx0 */
+        }
+        mpq_qsum_block(acc, e_d, e_x, m);
     }
-    acc[0] += sd;
-    acc[1] += sx;
 }
 
 static void chunk_backward(const void *kp, const float *x, const float *g, float *gx, size_t n,
@@ -164,8 +175,7 @@ static void chunk_backward(const void *kp, const float *x, const float *g, float
 void mpq_uniform_forward(mpq_qmethod m, const mpq_qspec *s, const float *x, float *q, size_t len)
 {
     ucore k = prepare(m, s);
-    if (k.inv_d != 0.0f) core_forward(&k, x, q, len, 1);
-    else core_forward(&k, x, q, len, 0);
+    mpq_qforward_chunks(chunk_forward, &k, x, q, len);
 }
 
 void mpq_uniform_backward(mpq_qmethod m, const mpq_qspec *s, const float *x, const float *g,

@@ -17,6 +17,7 @@
 #include "mpq.h"
 #include "quant/qcore.h"
 #include "quant/quant.h"
+#include "qsettings.h"
 #include "testutil.h"
 
 /* Check's ck_assert records every passing assertion through a pipe; loops over millions of
@@ -583,36 +584,52 @@ START_TEST(test_quant_constants_and_round)
 }
 END_TEST
 
+/* Q2 over n floats through the block routine of the library. */
+static void q2_lib(const float *a, float *q, size_t n)
+{
+    for (size_t b = 0; b < n; b += MPQ_QBLOCK)
+        mpq_q2_block(a + b, q + b, n - b < MPQ_QBLOCK ? n - b : MPQ_QBLOCK);
+}
+
 START_TEST(test_quant_q2_bits_match_exact_logs)
 {
     /* Every float whose mantissa lies near the rounding tie at sqrt(2), for every exponent, and
-     * random floats: the bit shortcut equals both exact formulas wherever it decides. */
+     * random floats: the bit shortcut equals both exact formulas wherever it decides, and the
+     * block routine equals Q2 everywhere. */
+    enum { W = 2 * MPQ_QTIE_WINDOW + 129, R = 1 << 20 };
+    float *a = malloc(R * sizeof *a), *q = malloc(R * sizeof *q);
+    ck_assert(a && q);
     for (uint32_t e = 0; e < 255; e++) {
-        for (uint32_t m = MPQ_QSQRT2_MANT - MPQ_QTIE_WINDOW - 64;
-             m <= MPQ_QSQRT2_MANT + MPQ_QTIE_WINDOW + 64; m++) {
-            uint32_t bits = e << 23 | m;
-            float a, fast;
-            memcpy(&a, &bits, 4);
-            EXPECT(mpq_q2_elem(a) == r_q2(a), "Q2(%a)", (double)a);
-            fast = mpq_qpow2_round_bits(a);
-            if (fast != 0.0f)
-                EXPECT(fast == (float)pow(2.0, roundf(log2f(a))), "pow2(%a)", (double)a);
+        for (uint32_t j = 0; j < W; j++) {
+            uint32_t bits = e << 23 | (MPQ_QSQRT2_MANT - MPQ_QTIE_WINDOW - 64 + j);
+            memcpy(&a[j], &bits, 4);
+        }
+        q2_lib(a, q, W);
+        for (uint32_t j = 0; j < W; j++) {
+            float fast = mpq_qpow2_round_bits(a[j]);
+            EXPECT(q[j] == r_q2(a[j]), "Q2(%a) = %a", (double)a[j], (double)q[j]);
+            if (fast >= 0.0f)
+                EXPECT(fast == (float)pow(2.0, roundf(log2f(a[j]))), "pow2(%a)", (double)a[j]);
         }
     }
     mpq_rng r;
     mpq_rng_seed(&r, 4, 0, 0);
-    for (int i = 0; i < 2000000; i++) {
-        uint32_t bits = (uint32_t)(mpq_rng_uniform(&r) * 2147483648.0);
-        float a, fast;
-        memcpy(&a, &bits, 4);
-        if (!isfinite(a)) continue;
-        EXPECT(mpq_q2_elem(a) == (a == 0.0f ? 0.0f : r_q2(a)), "Q2(%a)", (double)a);
-        fast = mpq_qpow2_round_bits(a);
-        if (fast != 0.0f)
-            EXPECT(fast == (float)pow(2.0, roundf(log2f(a))), "pow2(%a)", (double)a);
+    for (int i = 0; i < R; i++) {
+        uint32_t bits = (uint32_t)(mpq_rng_uniform(&r) * 2139095040.0); /* below +inf */
+        memcpy(&a[i], &bits, 4);
     }
-    ck_assert_float_eq(mpq_q2_elem(0.0f), 0.0f);
-    ck_assert_float_eq(mpq_q2_elem(0x1p-149f), 0x1p-149f);
+    a[0] = 0.0f;
+    a[1] = 0x1p-149f;
+    q2_lib(a, q, R);
+    for (int i = 0; i < R; i++) {
+        float fast = mpq_qpow2_round_bits(a[i]);
+        EXPECT(q[i] == (a[i] == 0.0f ? 0.0f : r_q2(a[i])), "Q2(%a)", (double)a[i]);
+        if (fast >= 0.0f)
+            EXPECT(fast == (float)pow(2.0, roundf(log2f(a[i]))), "pow2(%a)", (double)a[i]);
+    }
+    ck_assert(q[0] == 0.0f && q[1] == 0x1p-149f);
+    free(a);
+    free(q);
 }
 END_TEST
 
@@ -639,7 +656,10 @@ START_TEST(test_quant_bitwidth_formulas)
     /* the example of mpq.h: levels 0..4 plus sign */
     mpq_qspec ex = {.method = "parametric_fp_d_xmax", .sign = 1, .p = {0.125f, 0.5f},
                     .d_min = 0x1p-8f, .d_max = 1.0f, .xmax_min = 0x1p-8f, .xmax_max = 127.0f};
+    float ex_x[4] = {0.1f, -0.3f, 0.7f, 0.0f}, ex_q[4];
     ck_assert_float_eq(mpq_qspec_bitwidth(&ex), 4.0f);
+    ck_assert_int_eq(mpq_quantize(&ex, 4, ex_x, ex_q), 0);
+    ck_assert(ex_q[0] == 0.125f && ex_q[1] == -0.25f && ex_q[2] == 0.5f && ex_q[3] == 0.0f);
     /* d_xmax: n = max(bitlen(k) + 1, bmin) signed, max(bitlen(k), bmin) unsigned, for every
      * k = round(xmax / d) up to 32512 */
     for (int sign = 0; sign < 2; sign++) {
@@ -696,19 +716,6 @@ END_TEST
 
 /* ===================== setup, initial values, update-time plumbing ===================== */
 
-static mpq_qsettings settings(const char *method, int is_act)
-{
-    mpq_qsettings st = {.stepsize = 0.125f, .stepsize_min = 0x1p-8f, .stepsize_max = 1.0f,
-                        .bitwidth = 4, .bitwidth_max = 8};
-    snprintf(st.method, sizeof st.method, "%s", method);
-    st.xmin_min = is_act ? 0x1p-14f : 0x1p-16f;
-    st.xmin_max = is_act ? 255.0f : 127.0f;
-    st.xmax_min = 0x1p-8f;
-    st.xmax_max = is_act ? 255.0f : 127.0f;
-    st.bitwidth_min = is_act ? 1 : 2;
-    return st;
-}
-
 START_TEST(test_quant_parse_and_setup)
 {
     mpq_qmethod m;
@@ -729,24 +736,24 @@ START_TEST(test_quant_parse_and_setup)
     ck_assert_int_eq(mpq_qmethod_n_params(MPQ_QMETHOD_POW2), 0);
     ck_assert_int_eq(mpq_qmethod_n_params(MPQ_QMETHOD_FP_D_B), 2);
 
-    mpq_qsettings st = settings("parametric_pow2_xmin_xmax_relu", 1);
+    mpq_qsettings st = mpq_test_qsettings("parametric_pow2_xmin_xmax_relu", 1);
     st.xmin_max = 100.0f;
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 1, 1024), 0);
     ck_assert_int_eq(q.method, MPQ_QMETHOD_POW2_XMIN_XMAX);
     ck_assert(q.spec.sign == 0 && q.spec.with_zero == 1 && q.is_act == 1 && q.count == 1024);
     ck_assert_float_eq(q.spec.xmin_max, 255.0f); /* activations: a_xmax_max */
     ck_assert_float_eq(q.xmin_max_cfg, 100.0f);
-    st = settings("parametric_pow2_b_xmax", 0);
+    st = mpq_test_qsettings("parametric_pow2_b_xmax", 0);
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, 10), 0);
     ck_assert(q.spec.sign == 1 && q.spec.with_zero == 0 && q.n_min == 2 && q.n_max == 8);
     ck_assert_float_eq(q.spec.xmin_max, 127.0f);
-    st = settings("parametric_fp_dxmax", 0);
+    st = mpq_test_qsettings("parametric_fp_dxmax", 0);
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, 10), MPQ_E_CONFIG);
     ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "w_quantize"));
-    st = settings("parametric_fp_d_b", 0);
+    st = mpq_test_qsettings("parametric_fp_d_b", 0);
     st.bitwidth_min = 1; /* no value bits left with the sign */
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, 10), MPQ_E_CONFIG);
-    st = settings("parametric_fp_d_xmax_relu", 1);
+    st = mpq_test_qsettings("parametric_fp_d_xmax_relu", 1);
     st.stepsize_min = 0.0f;
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 1, 10), MPQ_E_CONFIG);
     ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "a_quantize"));
@@ -778,7 +785,7 @@ START_TEST(test_quant_init_values_and_their_bitwidth)
         {"pow2_relu", 1, 4.0f, 1.0f},
     };
     for (size_t i = 0; i < LEN(want); i++) {
-        mpq_qsettings st = settings(want[i].method, want[i].is_act);
+        mpq_qsettings st = mpq_test_qsettings(want[i].method, want[i].is_act);
         mpq_quant q;
         float val[4] = {0, 0, 0, 0};
         ck_assert_int_eq(mpq_quant_setup(&q, &st, want[i].is_act, 100), 0);
@@ -792,7 +799,7 @@ START_TEST(test_quant_init_values_and_their_bitwidth)
                       (double)mpq_quant_bitwidth(&q, val));
     }
     /* an 8-bit pow2 start at delta = 1: xmax = 2^round(log2 127) = 128 is clipped to 127 - 1e-5 */
-    mpq_qsettings st = settings("parametric_pow2_xmin_xmax", 0);
+    mpq_qsettings st = mpq_test_qsettings("parametric_pow2_xmin_xmax", 0);
     mpq_quant q;
     float val[2];
     st.bitwidth = 8;
@@ -801,7 +808,7 @@ START_TEST(test_quant_init_values_and_their_bitwidth)
     mpq_quant_init_values(&q, &st, 1.0f, val);
     ck_assert_float_eq(val[1], (float)(127.0 - 1e-5));
     ck_assert_float_eq(val[0], (float)(0x1p-16 + 1e-5)); /* 2^7 / 2^127, clipped */
-    st = settings("pow2", 0);
+    st = mpq_test_qsettings("pow2", 0);
     st.bitwidth = 8;
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, 10), 0);
     mpq_quant_init_values(&q, &st, 1.0f, val);
@@ -822,7 +829,7 @@ END_TEST
 
 START_TEST(test_quant_clip_grads)
 {
-    mpq_qsettings st = settings("parametric_fp_d_xmax", 0);
+    mpq_qsettings st = mpq_test_qsettings("parametric_fp_d_xmax", 0);
     mpq_quant q;
     float val[2] = {0.125f, 0.5f}, grad[2] = {NAN, 5.0f};
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, 10), 0);
@@ -833,7 +840,7 @@ START_TEST(test_quant_clip_grads)
     grad[1] = -3.0f;
     mpq_quant_clip_grads(&q, val, grad);
     ck_assert(grad[0] == -0.01f && grad[1] == -0.125f);
-    st = settings("parametric_pow2_xmin_xmax_relu", 1);
+    st = mpq_test_qsettings("parametric_pow2_xmin_xmax_relu", 1);
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 1, 10), 0);
     q.p = (mpq_slice){0, 2};
     val[0] = 0.01f;
@@ -841,7 +848,7 @@ START_TEST(test_quant_clip_grads)
     grad[1] = -1.0f;
     mpq_quant_clip_grads(&q, val, grad);
     ck_assert(grad[0] == 0.01f && grad[1] == -0.01f);
-    st = settings("parametric_fp_b_xmax", 0); /* not clipped */
+    st = mpq_test_qsettings("parametric_fp_b_xmax", 0); /* not clipped */
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, 10), 0);
     q.p = (mpq_slice){0, 2};
     grad[0] = 7.0f;
@@ -855,7 +862,7 @@ START_TEST(test_quant_project)
     mpq_quant q;
     float v[2];
     /* n_min == n_max == 2: n -> clipS(n; 2.00001, 1.99999) = 1.99999 */
-    mpq_qsettings st = settings("parametric_fp_b_xmax", 0);
+    mpq_qsettings st = mpq_test_qsettings("parametric_fp_b_xmax", 0);
     st.bitwidth_max = 2;
     st.bitwidth = 2;
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, 10), 0);
@@ -869,7 +876,7 @@ START_TEST(test_quant_project)
     mpq_quant_project(&q, v);
     ck_assert_float_eq(v[0], (float)(2.0 - 1e-5));
     /* d >= xmax - 1e-5 moves both */
-    st = settings("parametric_fp_d_xmax", 0);
+    st = mpq_test_qsettings("parametric_fp_d_xmax", 0);
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, 10), 0);
     q.p = (mpq_slice){0, 2};
     v[0] = 0.5f;
@@ -885,7 +892,7 @@ START_TEST(test_quant_project)
     mpq_quant_project(&q, v);
     ck_assert(v[0] == (float)(0x1p-8 + 1e-5) && v[1] == 0.3f);
     /* activations: xmin is clipped at the cfg's a_xmin_max, not a_xmax_max */
-    st = settings("parametric_pow2_xmin_xmax_relu", 1);
+    st = mpq_test_qsettings("parametric_pow2_xmin_xmax_relu", 1);
     st.xmin_max = 0.5f;
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 1, 10), 0);
     q.p = (mpq_slice){0, 2};
@@ -903,7 +910,7 @@ END_TEST
 START_TEST(test_quant_model_wrappers_use_flat_buffers)
 {
     enum { N = 300 };
-    mpq_qsettings st = settings("parametric_fp_d_b", 0);
+    mpq_qsettings st = mpq_test_qsettings("parametric_fp_d_b", 0);
     mpq_quant q;
     float val[5] = {0, 0, 0, 0, 0}, grad[5] = {0, 0, 0.5f, -0.25f, 0}, x[N], y[N], yr[N];
     float dy[N], dx[N], dxr[N], gp[2];
@@ -923,7 +930,7 @@ START_TEST(test_quant_model_wrappers_use_flat_buffers)
     ck_assert(grad[2] == 0.5f + gp[0] && grad[3] == -0.25f + gp[1]);
     ck_assert(grad[0] == 0.0f && grad[1] == 0.0f && grad[4] == 0.0f);
     /* no quantizer: identity */
-    st = settings("", 0);
+    st = mpq_test_qsettings("", 0);
     ck_assert_int_eq(mpq_quant_setup(&q, &st, 0, N), 0);
     mpq_quant_forward(&q, val, x, y, N);
     ck_assert_mem_eq(y, x, sizeof y);
