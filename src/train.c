@@ -75,7 +75,7 @@ static int open_source(const trainer *t, const char *spec, int train, mpq_source
         .n_ranks = t->n_ranks,
         .seed = (uint64_t)c->seed,
         .train = train,
-        .augment = train ? c->augment : MPQ_AUGMENT_NONE,
+        .augment = c->augment, /* validation: the same normalization, no random transforms */
         .prefetch = 1,
     };
     if (!strcmp(spec, "synthetic")) {
