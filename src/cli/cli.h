@@ -1,6 +1,7 @@
 /* The verbs of the `mpq` command, one file each in src/cli/. Each parses its own argv (argv[0] is
  * the verb), prints its usage on --help, and returns 0 on success, 2 on a usage error, or a
- * negative MPQ_E_* after printing the message (on the rank that has it). */
+ * negative MPQ_E_* after printing the message (on the rank that has it); MPQ_E_INTERRUPTED (train
+ * stopped by a signal after a checkpoint) makes main exit with 75. */
 #ifndef MPQ_CLI_CLI_H
 #define MPQ_CLI_CLI_H
 

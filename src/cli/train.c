@@ -16,6 +16,9 @@ static void usage(FILE *f)
                "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
                "       mpq train --help-keys              (every configuration key)\n"
                "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
+               "--resume auto: continue from the newest checkpoint in <output_dir>/checkpoints\n"
+               "               (or start at step 0 if there is none); --resume FILE: from FILE.\n"
+               "SIGUSR1/SIGTERM: checkpoint at the next step and exit with status 75.\n"
                "Run distributed with `mpirun -np N mpq train ...`.\n");
 }
 
@@ -118,6 +121,10 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     mpq_train_result res;
     rc = mpq_train(c, &cfg, text, &o, &res);
     free(text);
+    if (rc == MPQ_E_INTERRUPTED) { /* not an error: the job is requeued and resumes */
+        if (rank == 0) fprintf(stderr, "mpq train: %s\n", mpq_errmsg());
+        return rc;
+    }
     if (rc < 0) return mpq_cli_report("train", rc);
     if (rank == 0) {
         printf("done: %ld steps in %.1f s (%.0f img/s); final loss %.4f (first %.4f)\n", res.steps,
