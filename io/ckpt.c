@@ -19,233 +19,10 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "io/h5.h"
+#include "io/ckpt_impl.h"
+#include "io/h5par.h"
 
-#define PATH_BYTES (MPQ_NAME_MAX + 64)
-
-/* ---- parallel files --------------------------------------------------------------------------- */
-
-/* A file opened over the world communicator, with the property lists every object uses. */
-typedef struct pfile {
-    hid_t f, dxpl, lcpl, dcpl;
-    int rank, size;
-    const char *path; /* for messages */
-} pfile;
-
-static void pfile_close(pfile *p, int *rc)
-{
-    if (p->dcpl >= 0) H5Pclose(p->dcpl);
-    if (p->lcpl >= 0) H5Pclose(p->lcpl);
-    if (p->dxpl >= 0) H5Pclose(p->dxpl);
-    if (p->f >= 0 && H5Fclose(p->f) < 0 && *rc == MPQ_OK)
-        *rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot close the file (disk full?)", p->path);
-    p->f = p->dxpl = p->lcpl = p->dcpl = H5I_INVALID_HID;
-}
-
-/* Collective: creates path (create = 1) or opens it read-only, through MPI-IO with collective
- * metadata operations and collective data transfers. Lock held. */
-static int pfile_open(mpq_comm *c, const char *path, int create, pfile *p)
-{
-    MPI_Comm mc;
-    hid_t fapl = H5I_INVALID_HID;
-    int rc = MPQ_OK;
-    struct stat st;
-    *p = (pfile){H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID,
-                 mpq_comm_rank(c), mpq_comm_size(c), path};
-    if (!create && stat(path, &st) != 0)
-        return MPQ_FAIL(MPQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
-    if (!create && S_ISDIR(st.st_mode))
-        return MPQ_FAIL(MPQ_E_IO, "'%s' is a directory, not a checkpoint file", path);
-    mpq_comm_get_mpi(c, &mc);
-    fapl = H5Pcreate(H5P_FILE_ACCESS);
-    p->dxpl = H5Pcreate(H5P_DATASET_XFER);
-    p->lcpl = H5Pcreate(H5P_LINK_CREATE);
-    p->dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (fapl < 0 || p->dxpl < 0 || p->lcpl < 0 || p->dcpl < 0 ||
-        H5Pset_fapl_mpio(fapl, mc, MPI_INFO_NULL) < 0 ||
-        H5Pset_all_coll_metadata_ops(fapl, 1) < 0 || H5Pset_coll_metadata_write(fapl, 1) < 0 ||
-        H5Pset_dxpl_mpio(p->dxpl, H5FD_MPIO_COLLECTIVE) < 0 ||
-        H5Pset_create_intermediate_group(p->lcpl, 1) < 0 ||
-        H5Pset_alloc_time(p->dcpl, H5D_ALLOC_TIME_EARLY) < 0 ||
-        H5Pset_fill_time(p->dcpl, H5D_FILL_TIME_NEVER) < 0) {
-        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot set up parallel HDF5 (MPI-IO)", path);
-        goto out;
-    }
-    p->f = create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
-                  : H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (p->f < 0)
-        rc = create ? MPQ_FAIL(MPQ_E_IO, "cannot create '%s' ---> HINT: check that the directory "
-                               "exists and is writable", path)
-                    : MPQ_FAIL(MPQ_E_IO, "cannot open '%s': not an HDF5 file, or truncated or "
-                               "damaged (an interrupted copy?)", path);
-out:
-    if (fapl >= 0) H5Pclose(fapl);
-    if (rc < 0) pfile_close(p, &(int){0});
-    return rc;
-}
-
-/* Whether the absolute path (e.g. "/params/a/b/W") exists, walking its groups one by one. */
-static int path_exists(hid_t f, const char *path)
-{
-    char buf[PATH_BYTES];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return 0;
-    for (char *s = buf + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char saved = *s;
-        *s = '\0';
-        if (H5Lexists(f, buf, H5P_DEFAULT) <= 0) return 0;
-        if (saved == '\0') return 1;
-        *s = saved;
-    }
-}
-
-/* Collective: creates dataset `name` of file type ft and shape dims, and writes this rank's share
- * of data (memory type mt, esize bytes per element): rows [r*d0/R, (r+1)*d0/R) of the first
- * dimension. With rank0_only, rank 0 writes everything. */
-static int write_array(pfile *p, const char *name, int ndim, const hsize_t *dims, hid_t ft,
-                       hid_t mt, size_t esize, const void *data, int rank0_only)
-{
-    hid_t sp = H5I_INVALID_HID, mem = H5I_INVALID_HID, d = H5I_INVALID_HID;
-    hsize_t start[MPQ_MAX_DIMS + 1] = {0}, count[MPQ_MAX_DIMS + 1], row = 1, n_mem;
-    int rc = MPQ_OK;
-    for (int i = 1; i < ndim; i++) row *= dims[i];
-    hsize_t r0 = dims[0] * (hsize_t)p->rank / (hsize_t)p->size;
-    hsize_t r1 = dims[0] * (hsize_t)(p->rank + 1) / (hsize_t)p->size;
-    if (rank0_only) {
-        r0 = 0;
-        r1 = p->rank == 0 ? dims[0] : 0;
-    }
-    sp = H5Screate_simple(ndim, dims, NULL);
-    d = sp < 0 ? H5I_INVALID_HID : H5Dcreate2(p->f, name, ft, sp, p->lcpl, p->dcpl, H5P_DEFAULT);
-    if (d < 0) {
-        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot create dataset '%s'", p->path, name);
-        goto out;
-    }
-    n_mem = (r1 - r0) * row;
-    mem = H5Screate_simple(1, (hsize_t[]){n_mem ? n_mem : 1}, NULL);
-    if (mem < 0) {
-        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot make a dataspace for '%s'", p->path, name);
-        goto out;
-    }
-    if (n_mem) {
-        memcpy(count, dims, sizeof(hsize_t) * (size_t)ndim);
-        start[0] = r0;
-        count[0] = r1 - r0;
-        rc = H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ? -1 : 0;
-    } else {
-        rc = H5Sselect_none(sp) < 0 || H5Sselect_none(mem) < 0 ? -1 : 0;
-    }
-    if (rc == 0 && dims[0] > 0 &&
-        H5Dwrite(d, mt, mem, sp, p->dxpl, (const char *)data + r0 * row * esize) < 0)
-        rc = -1;
-    if (rc < 0) rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot write dataset '%s'", p->path, name);
-out:
-    if (mem >= 0) H5Sclose(mem);
-    if (d >= 0) H5Dclose(d);
-    if (sp >= 0) H5Sclose(sp);
-    return rc;
-}
-
-static int write_floats(pfile *p, const char *name, int ndim, const int *shape, const float *data)
-{
-    hsize_t dims[MPQ_MAX_DIMS];
-    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
-    return write_array(p, name, ndim, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float), data,
-                       0);
-}
-
-/* Collective: a scalar fixed-length string dataset, written by rank 0. */
-static int write_string(pfile *p, const char *name, const char *text)
-{
-    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), d = H5I_INVALID_HID;
-    int rc = MPQ_OK;
-    if (t < 0 || sp < 0 || H5Tset_size(t, strlen(text) + 1) < 0 ||
-        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 ||
-        (d = H5Dcreate2(p->f, name, t, sp, p->lcpl, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        (p->rank != 0 && H5Sselect_none(sp) < 0) || H5Dwrite(d, t, sp, sp, p->dxpl, text) < 0)
-        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot write '%s'", p->path, name);
-    if (d >= 0) H5Dclose(d);
-    if (sp >= 0) H5Sclose(sp);
-    if (t >= 0) H5Tclose(t);
-    return rc;
-}
-
-/* Collective: reads a scalar string dataset into a malloc'ed string. */
-static int read_string(pfile *p, const char *name, char **out)
-{
-    hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
-    int rc = MPQ_OK;
-    size_t len = 0;
-    *out = NULL;
-    if (!path_exists(p->f, name))
-        return MPQ_FAIL(MPQ_E_FORMAT, "%s: no dataset '%s'", p->path, name);
-    d = H5Dopen2(p->f, name, H5P_DEFAULT);
-    t = d < 0 ? H5I_INVALID_HID : H5Dget_type(d);
-    if (t < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a fixed-length string", p->path, name);
-        goto out;
-    }
-    len = H5Tget_size(t);
-    *out = calloc(len + 1, 1);
-    mt = H5Tcopy(t);
-    if (!*out) {
-        rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", name);
-    } else if (mt < 0 || H5Tset_size(mt, len + 1) < 0 ||
-               H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
-               H5Dread(d, mt, H5S_ALL, H5S_ALL, p->dxpl, *out) < 0) {
-        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read '%s'", p->path, name);
-    }
-out:
-    if (rc < 0) {
-        free(*out);
-        *out = NULL;
-    }
-    if (mt >= 0) H5Tclose(mt);
-    if (t >= 0) H5Tclose(t);
-    if (d >= 0) H5Dclose(d);
-    return rc;
-}
-
-/* The shape of dataset name; MPQ_E_FORMAT naming it when it is missing. */
-static int dset_dims(pfile *p, const char *name, int *ndim, hsize_t *dims, int max_dims)
-{
-    hid_t d = H5I_INVALID_HID, sp = H5I_INVALID_HID;
-    int rc = MPQ_OK;
-    if (!path_exists(p->f, name))
-        return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' is missing", p->path, name);
-    d = H5Dopen2(p->f, name, H5P_DEFAULT);
-    sp = d < 0 ? H5I_INVALID_HID : H5Dget_space(d);
-    *ndim = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
-    if (*ndim < 0 || *ndim > max_dims)
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a dataset of at most %d dimensions", p->path,
-                      name, max_dims);
-    else
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-    if (sp >= 0) H5Sclose(sp);
-    if (d >= 0) H5Dclose(d);
-    return rc;
-}
-
-/* Collective: reads all of dataset name (converted to memory type mt) on every rank. */
-static int read_all(pfile *p, const char *name, hid_t mt, void *out)
-{
-    hid_t d = H5Dopen2(p->f, name, H5P_DEFAULT);
-    int rc = MPQ_OK;
-    if (d < 0 || H5Dread(d, mt, H5S_ALL, H5S_ALL, p->dxpl, out) < 0)
-        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read '%s'", p->path, name);
-    if (d >= 0) H5Dclose(d);
-    return rc;
-}
-
-/* "(a, b, c)" for messages. */
-static const char *shape_str(int ndim, const hsize_t *dims, char *buf, size_t bytes)
-{
-    size_t k = (size_t)snprintf(buf, bytes, "(");
-    for (int i = 0; i < ndim && k < bytes; i++)
-        k += (size_t)snprintf(buf + k, bytes - k, "%s%llu", i ? ", " : "",
-                              (unsigned long long)dims[i]);
-    if (k < bytes) snprintf(buf + k, bytes - k, ")");
-    return buf;
-}
+#define PATH_BYTES MPQ_PF_PATH_BYTES
 
 /* The registered shape of t as hsize_t. */
 static void info_dims(const mpq_param_info *t, hsize_t *dims)
@@ -253,55 +30,12 @@ static void info_dims(const mpq_param_info *t, hsize_t *dims)
     for (int i = 0; i < t->ndim; i++) dims[i] = (hsize_t)t->shape[i];
 }
 
-/* ---- names in a group --------------------------------------------------------------------------- */
-
-typedef struct namelist {
-    char (*names)[MPQ_NAME_MAX];
-    int n, cap, too_long;
-} namelist;
-
-static herr_t collect_dataset(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
-{
-    namelist *l = ctx;
-    (void)info;
-    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
-    int is_dset = o >= 0 && H5Iget_type(o) == H5I_DATASET;
-    if (o >= 0) H5Oclose(o);
-    if (!is_dset) return 0;
-    if (strlen(name) >= MPQ_NAME_MAX) {
-        l->too_long++;
-        return 0;
-    }
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 256;
-        void *names = realloc(l->names, (size_t)cap * sizeof *l->names);
-        if (!names) return -1;
-        l->names = names;
-        l->cap = cap;
-    }
-    strcpy(l->names[l->n++], name);
-    return 0;
-}
-
-/* The datasets below group (relative paths, e.g. "res1/layer1/.../W"); none if it is missing. */
-static int list_datasets(pfile *p, const char *group, namelist *l)
-{
-    memset(l, 0, sizeof *l);
-    if (strcmp(group, "/") && !path_exists(p->f, group)) return MPQ_OK;
-    hid_t g = H5Gopen2(p->f, group, H5P_DEFAULT);
-    int rc = MPQ_OK;
-    if (g < 0 || H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, l) < 0)
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot list the group '%s'", p->path, group);
-    if (g >= 0) H5Gclose(g);
-    return rc;
-}
-
 /* ---- saving ----------------------------------------------------------------------------------- */
 
-static int write_root_attrs(pfile *p, const mpq_ckpt_info *in, const char *kind)
+int mpq_ckpt_write_root(mpq_pf *p, const mpq_ckpt_info *in, const char *format, const char *kind)
 {
     hid_t f = p->f;
-    MPQ_TRY(mpq_h5_attr_write_string(f, "mpq_format", MPQ_CKPT_FORMAT));
+    MPQ_TRY(mpq_h5_attr_write_string(f, "mpq_format", format));
     MPQ_TRY(mpq_h5_attr_write_int(f, "mpq_format_version", MPQ_CKPT_VERSION));
     MPQ_TRY(mpq_h5_attr_write_string(f, "kind", kind));
     MPQ_TRY(mpq_h5_attr_write_string(f, "experiment", in->experiment));
@@ -337,7 +71,7 @@ static void param_names(mpq_qmethod m, char *buf, size_t bytes)
         snprintf(buf, bytes, "%s", m == MPQ_QMETHOD_FP ? "n,delta" : m == MPQ_QMETHOD_POW2 ? "n,m" : "");
 }
 
-static int write_quantizer(pfile *p, const mpq_model *m, int i)
+int mpq_ckpt_write_quantizer(mpq_pf *p, const mpq_model *m, int i)
 {
     const mpq_quant *q = &m->quants[i];
     const float *v = m->params.val;
@@ -365,22 +99,22 @@ static int write_quantizer(pfile *p, const mpq_model *m, int i)
 }
 
 /* Every tensor of a registry under prefix ("/params", "/state"), each agreed. */
-static int write_registry(mpq_comm *c, pfile *p, const mpq_params *r, const char *prefix)
+static int write_registry(mpq_comm *c, mpq_pf *p, const mpq_params *r, const char *prefix)
 {
     char path[PATH_BYTES];
     for (int i = 0; i < r->n_info; i++) {
         const mpq_param_info *t = &r->info[i];
         snprintf(path, sizeof path, "%s/%s", prefix, t->name);
-        int rc = mpq_comm_agree(c, write_floats(p, path, t->ndim, t->shape, mpq_cat(r->val, t->s)));
+        int rc = mpq_comm_agree(c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(r->val, t->s)));
         if (rc < 0) return rc;
     }
     return MPQ_OK;
 }
 
-static int write_history(pfile *p, const mpq_ckpt_info *in)
+int mpq_ckpt_write_history(mpq_pf *p, const mpq_ckpt_info *in)
 {
     hsize_t dims[2] = {(hsize_t)in->history_rows, (hsize_t)in->history_cols};
-    int rc = write_array(p, "/history/results", 2, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+    int rc = mpq_pf_write_array(p, "/history/results", 2, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                          sizeof(double), in->history, 1);
     if (rc < 0) return rc;
     hid_t d = H5Dopen2(p->f, "/history/results", H5P_DEFAULT);
@@ -390,12 +124,12 @@ static int write_history(pfile *p, const mpq_ckpt_info *in)
     return rc;
 }
 
-static int write_optimizer(mpq_comm *c, pfile *p, const mpq_model *m, const char *optimizer)
+static int write_optimizer(mpq_comm *c, mpq_pf *p, const mpq_model *m, const char *optimizer)
 {
     hsize_t n = (hsize_t)m->params.n_floats;
     static const char *const names[2] = {"/optimizer/m", "/optimizer/v"};
     for (int k = 0; k < 2; k++) {
-        int rc = write_array(p, names[k], 1, &n, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float),
+        int rc = mpq_pf_write_array(p, names[k], 1, &n, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float),
                              m->params.opt[k], 0);
         MPQ_TRY(mpq_comm_agree(c, rc));
     }
@@ -406,89 +140,57 @@ static int write_optimizer(mpq_comm *c, pfile *p, const mpq_model *m, const char
     return mpq_comm_agree(c, rc);
 }
 
-static void test_delay(void)
-{
-    const char *e = getenv("MPQ_TEST_SAVE_DELAY_MS");
-    long ms = e ? strtol(e, NULL, 10) : 0;
-    if (ms > 0) nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
-
-/* Rank 0: fsync the file, rename it into place, fsync the directory. */
-static int commit_file(const char *tmp, const char *path)
-{
-    int fd = open(tmp, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        if (fd >= 0) close(fd);
-        return MPQ_FAIL(MPQ_E_IO, "cannot sync '%s': %s", tmp, strerror(errno));
-    }
-    close(fd);
-    if (rename(tmp, path) != 0)
-        return MPQ_FAIL(MPQ_E_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    return MPQ_OK;
-}
-
 int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model *m, const mpq_ckpt_info *info,
                   int with_optimizer)
 {
     char tmp[PATH_MAX];
-    pfile p;
+    mpq_pf p;
     int rc, close_rc = MPQ_OK;
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return mpq_comm_agree(c, MPQ_FAIL(MPQ_E_ARG, "checkpoint path too long: '%s'", path));
     mpq_h5_lock();
-    rc = mpq_comm_agree(c, pfile_open(c, tmp, 1, &p));
+    rc = mpq_comm_agree(c, mpq_pf_open(c, tmp, 1, &p));
     if (rc < 0) {
-        pfile_close(&p, &close_rc);
+        mpq_pf_close(&p, &close_rc);
         mpq_h5_unlock();
         return rc;
     }
-    rc = write_root_attrs(&p, info, with_optimizer ? "checkpoint" : "params");
-    if (rc == 0) rc = write_string(&p, "/config", info->config ? info->config : "");
+    rc = mpq_ckpt_write_root(&p, info, MPQ_CKPT_FORMAT, with_optimizer ? "checkpoint" : "params");
+    if (rc == 0) rc = mpq_pf_write_string(&p, "/config", info->config ? info->config : "");
     rc = mpq_comm_agree(c, rc);
     if (rc == 0) rc = write_registry(c, &p, &m->params, "/params");
     if (rc == 0) rc = write_registry(c, &p, &m->state, "/state");
     for (int i = 0; rc == 0 && i < m->n_quants; i++)
-        rc = mpq_comm_agree(c, write_quantizer(&p, m, i));
+        rc = mpq_comm_agree(c, mpq_ckpt_write_quantizer(&p, m, i));
     if (rc == 0 && with_optimizer) rc = write_optimizer(c, &p, m, info->optimizer);
-    if (rc == 0) rc = mpq_comm_agree(c, write_history(&p, info));
-    pfile_close(&p, &close_rc);
+    if (rc == 0) rc = mpq_comm_agree(c, mpq_ckpt_write_history(&p, info));
+    mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
-    if (rc == 0) rc = close_rc;
-    rc = mpq_comm_agree(c, rc);
-    if (rc == 0) test_delay();
-    if (rc == 0 && p.rank == 0) rc = commit_file(tmp, path);
-    if (rc < 0 && p.rank == 0) unlink(tmp);
-    rc = mpq_comm_agree(c, rc);
+    rc = mpq_pf_commit(c, tmp, path, rc < 0 ? rc : close_rc);
     return rc < 0 ? mpq_err_push(rc, "saving checkpoint '%s'", path) : rc;
 }
 
 /* ---- reading ---------------------------------------------------------------------------------- */
 
-/* Checks the root attributes of an mpq file; names what the file looks like otherwise. */
-static int check_format(pfile *p)
+/* Checks the root attributes of an mpq checkpoint (or, with allow_export, of an exported model);
+ * names what the file looks like otherwise. */
+static int check_format(mpq_pf *p, int allow_export)
 {
     int version = 0;
     char fmt[64];
     if (H5Aexists(p->f, "mpq_format") <= 0) {
-        if (path_exists(p->f, "/images"))
+        if (mpq_pf_exists(p->f, "/images"))
             return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is a dataset shard (it has /images), not an mpq "
                             "checkpoint", p->path);
         return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is not an mpq checkpoint (no mpq_format attribute "
                         "on /; an nnabla parameter file can be a weightfile)", p->path);
     }
     MPQ_TRY(mpq_h5_attr_read_string(p->f, "mpq_format", p->path, fmt, sizeof fmt));
-    if (strcmp(fmt, MPQ_CKPT_FORMAT))
-        return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is an mpq file of format '%s', not a checkpoint%s",
-                        p->path, fmt, strcmp(fmt, "mpq-export") ? "" : " (an exported model)");
+    if (!strcmp(fmt, MPQ_EXPORT_FORMAT) && !allow_export)
+        return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is an exported model, not a checkpoint ---> HINT: "
+                        "evaluate it with `mpq eval`", p->path);
+    if (strcmp(fmt, MPQ_CKPT_FORMAT) && strcmp(fmt, MPQ_EXPORT_FORMAT))
+        return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is an mpq file of unknown format '%s'", p->path, fmt);
     MPQ_TRY(mpq_h5_attr_read_int(p->f, "mpq_format_version", p->path, &version));
     if (version < 1 || version > MPQ_CKPT_VERSION)
         return MPQ_FAIL(MPQ_E_FORMAT, "'%s' has checkpoint format version %d; this mpq reads "
@@ -496,12 +198,12 @@ static int check_format(pfile *p)
     return MPQ_OK;
 }
 
-static int read_root(pfile *p, mpq_ckpt_info *o)
+static int read_root(mpq_pf *p, mpq_ckpt_info *o)
 {
     hid_t f = p->f;
     const char *w = p->path;
     long v;
-    MPQ_TRY(check_format(p));
+    MPQ_TRY(check_format(p, 1));
     MPQ_TRY(mpq_h5_attr_read_string(f, "kind", w, o->kind, sizeof o->kind));
     MPQ_TRY(mpq_h5_attr_read_string(f, "experiment", w, o->experiment, sizeof o->experiment));
     MPQ_TRY(mpq_h5_attr_read_string(f, "model", w, o->model, sizeof o->model));
@@ -525,11 +227,11 @@ static int read_root(pfile *p, mpq_ckpt_info *o)
     return MPQ_OK;
 }
 
-static int read_history(pfile *p, mpq_ckpt_info *o)
+static int read_history(mpq_pf *p, mpq_ckpt_info *o)
 {
     hsize_t dims[2];
     int ndim;
-    MPQ_TRY(dset_dims(p, "/history/results", &ndim, dims, 2));
+    MPQ_TRY(mpq_pf_dims(p, "/history/results", &ndim, dims, 2));
     if (ndim != 2 || dims[1] < 1 || dims[1] > 64 || dims[0] > 10000000)
         return MPQ_FAIL(MPQ_E_FORMAT, "%s: /history/results must be [rows, columns]", p->path);
     o->history_rows = (int)dims[0];
@@ -542,7 +244,7 @@ static int read_history(pfile *p, mpq_ckpt_info *o)
     if (rc < 0 || dims[0] == 0) return rc;
     o->history = malloc(sizeof(double) * dims[0] * dims[1]);
     if (!o->history) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory for the history");
-    return read_all(p, "/history/results", H5T_NATIVE_DOUBLE, o->history);
+    return mpq_pf_read(p, "/history/results", H5T_NATIVE_DOUBLE, o->history);
 }
 
 void mpq_ckpt_info_free(mpq_ckpt_info *i)
@@ -556,15 +258,15 @@ void mpq_ckpt_info_free(mpq_ckpt_info *i)
 
 int mpq_ckpt_read_info(mpq_comm *c, const char *path, mpq_ckpt_info *out)
 {
-    pfile p;
+    mpq_pf p;
     int rc, close_rc = MPQ_OK;
     memset(out, 0, sizeof *out);
     mpq_h5_lock();
-    rc = mpq_comm_agree(c, pfile_open(c, path, 0, &p));
+    rc = mpq_comm_agree(c, mpq_pf_open(c, path, 0, &p));
     if (rc == 0) rc = read_root(&p, out);
-    if (rc == 0) rc = read_string(&p, "/config", &out->config);
+    if (rc == 0) rc = mpq_pf_read_string(&p, "/config", &out->config);
     if (rc == 0) rc = read_history(&p, out);
-    pfile_close(&p, &close_rc);
+    mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     rc = mpq_comm_agree(c, rc);
     if (rc < 0) mpq_ckpt_info_free(out);
@@ -574,14 +276,14 @@ int mpq_ckpt_read_info(mpq_comm *c, const char *path, mpq_ckpt_info *out)
 /* ---- loading into a model ----------------------------------------------------------------------- */
 
 /* Checks that the file's group `prefix` holds exactly the registry's tensors with their shapes. */
-static int check_registry(pfile *p, const mpq_params *r, const char *prefix)
+static int check_registry(mpq_pf *p, const mpq_params *r, const char *prefix)
 {
     char path[PATH_BYTES], a[96], b[96];
     hsize_t dims[MPQ_MAX_DIMS], want[MPQ_MAX_DIMS];
     int ndim, missing = 0, first = -1, rc = MPQ_OK;
     for (int i = 0; i < r->n_info; i++) {
         snprintf(path, sizeof path, "%s/%s", prefix, r->info[i].name);
-        if (!path_exists(p->f, path)) {
+        if (!mpq_pf_exists(p->f, path)) {
             if (first < 0) first = i;
             missing++;
         }
@@ -593,15 +295,15 @@ static int check_registry(pfile *p, const mpq_params *r, const char *prefix)
     for (int i = 0; i < r->n_info; i++) {
         const mpq_param_info *t = &r->info[i];
         snprintf(path, sizeof path, "%s/%s", prefix, t->name);
-        MPQ_TRY(dset_dims(p, path, &ndim, dims, MPQ_MAX_DIMS));
+        MPQ_TRY(mpq_pf_dims(p, path, &ndim, dims, MPQ_MAX_DIMS));
         info_dims(t, want);
         if (ndim != t->ndim || memcmp(dims, want, sizeof(hsize_t) * (size_t)ndim))
             return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has shape %s in the checkpoint but %s "
-                            "in the model", p->path, path + 1, shape_str(ndim, dims, a, sizeof a),
-                            shape_str(t->ndim, want, b, sizeof b));
+                            "in the model", p->path, path + 1, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+                            mpq_pf_shape_str(t->ndim, want, b, sizeof b));
     }
-    namelist l;
-    rc = list_datasets(p, prefix, &l);
+    mpq_pf_names l;
+    rc = mpq_pf_list_datasets(p, prefix, &l);
     for (int i = 0; rc == 0 && i < l.n; i++)
         if (mpq_params_find(r, l.names[i]) < 0)
             rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s/%s' of the checkpoint is not in the model: "
@@ -613,12 +315,12 @@ static int check_registry(pfile *p, const mpq_params *r, const char *prefix)
     return rc;
 }
 
-static int check_quantizers(pfile *p, const mpq_model *m)
+static int check_quantizers(mpq_pf *p, const mpq_model *m)
 {
     char path[PATH_BYTES], method[64];
     for (int i = 0; i < m->n_quants; i++) {
         snprintf(path, sizeof path, "/quantizers/%s", m->qinfo[i].name);
-        if (!path_exists(p->f, path))
+        if (!mpq_pf_exists(p->f, path))
             return MPQ_FAIL(MPQ_E_FORMAT, "%s: quantizer '%s' of the model is missing in the "
                             "checkpoint", p->path, m->qinfo[i].name);
         hid_t g = H5Gopen2(p->f, path, H5P_DEFAULT);
@@ -636,7 +338,7 @@ static int check_quantizers(pfile *p, const mpq_model *m)
 }
 
 /* The fixed methods' (n, delta | m) live in the quantizer, not in the parameter buffer. */
-static int read_fixed_specs(pfile *p, mpq_model *m)
+int mpq_ckpt_read_fixed_specs(mpq_pf *p, mpq_model *m)
 {
     char path[PATH_BYTES];
     for (int i = 0; i < m->n_quants; i++) {
@@ -657,18 +359,18 @@ static int read_fixed_specs(pfile *p, mpq_model *m)
     return MPQ_OK;
 }
 
-static int read_registry(mpq_comm *c, pfile *p, mpq_params *r, const char *prefix)
+static int read_registry(mpq_comm *c, mpq_pf *p, mpq_params *r, const char *prefix)
 {
     char path[PATH_BYTES];
     for (int i = 0; i < r->n_info; i++) {
         snprintf(path, sizeof path, "%s/%s", prefix, r->info[i].name);
-        int rc = read_all(p, path, H5T_NATIVE_FLOAT, mpq_at(r->val, r->info[i].s));
+        int rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, mpq_at(r->val, r->info[i].s));
         MPQ_TRY(mpq_comm_agree(c, rc));
     }
     return MPQ_OK;
 }
 
-static int check_optimizer(pfile *p, const mpq_model *m)
+static int check_optimizer(mpq_pf *p, const mpq_model *m)
 {
     char kind[16];
     hsize_t dims[1];
@@ -680,7 +382,7 @@ static int check_optimizer(pfile *p, const mpq_model *m)
                         p->path);
     for (int k = 0; k < 2; k++) {
         const char *name = k ? "/optimizer/v" : "/optimizer/m";
-        MPQ_TRY(dset_dims(p, name, &ndim, dims, 1));
+        MPQ_TRY(mpq_pf_dims(p, name, &ndim, dims, 1));
         if (ndim != 1 || dims[0] != (hsize_t)m->params.n_floats)
             return MPQ_FAIL(MPQ_E_FORMAT, "%s: %s holds %llu values, the model has %zu parameters",
                             p->path, name, (unsigned long long)dims[0], m->params.n_floats);
@@ -690,12 +392,12 @@ static int check_optimizer(pfile *p, const mpq_model *m)
 
 int mpq_ckpt_load(mpq_comm *c, const char *path, mpq_model *m, const char *model_name, int flags)
 {
-    pfile p;
+    mpq_pf p;
     int rc, close_rc = MPQ_OK;
     char model[64];
     mpq_h5_lock();
-    rc = mpq_comm_agree(c, pfile_open(c, path, 0, &p));
-    if (rc == 0) rc = check_format(&p);
+    rc = mpq_comm_agree(c, mpq_pf_open(c, path, 0, &p));
+    if (rc == 0) rc = check_format(&p, 0);
     if (rc == 0 && model_name) {
         rc = mpq_h5_attr_read_string(p.f, "model", path, model, sizeof model);
         if (rc == 0 && strcmp(model, model_name))
@@ -709,11 +411,11 @@ int mpq_ckpt_load(mpq_comm *c, const char *path, mpq_model *m, const char *model
     rc = mpq_comm_agree(c, rc);
     if (rc == 0) rc = read_registry(c, &p, &m->params, "/params");
     if (rc == 0) rc = read_registry(c, &p, &m->state, "/state");
-    if (rc == 0) rc = mpq_comm_agree(c, read_fixed_specs(&p, m));
+    if (rc == 0) rc = mpq_comm_agree(c, mpq_ckpt_read_fixed_specs(&p, m));
     for (int k = 0; rc == 0 && (flags & MPQ_CKPT_LOAD_OPTIMIZER) && k < 2; k++)
-        rc = mpq_comm_agree(c, read_all(&p, k ? "/optimizer/v" : "/optimizer/m",
+        rc = mpq_comm_agree(c, mpq_pf_read(&p, k ? "/optimizer/v" : "/optimizer/m",
                                         H5T_NATIVE_FLOAT, m->params.opt[k]));
-    pfile_close(&p, &close_rc);
+    mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     return mpq_comm_agree(c, rc);
 }
@@ -744,7 +446,7 @@ static const mpq_node *weight_node(const mpq_model *m, const mpq_param_info *t)
 }
 
 /* Decides how tensor t is read from an nnabla file whose dataset has shape dims. */
-static int nnabla_plan(pfile *p, const mpq_model *m, wplan *w, int ndim, const hsize_t *dims)
+static int nnabla_plan(mpq_pf *p, const mpq_model *m, wplan *w, int ndim, const hsize_t *dims)
 {
     const mpq_param_info *t = w->t;
     const int *s = t->shape;
@@ -764,8 +466,8 @@ static int nnabla_plan(pfile *p, const mpq_model *m, wplan *w, int ndim, const h
             return MPQ_OK;
         }
         return MPQ_FAIL(MPQ_E_FORMAT, "%s: convolution weight '%s' has shape %s; expected nnabla's "
-                        "(O, I, KH, KW) = %s", p->path, t->name, shape_str(ndim, dims, a, sizeof a),
-                        shape_str(4, nchw, b, sizeof b));
+                        "(O, I, KH, KW) = %s", p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+                        mpq_pf_shape_str(4, nchw, b, sizeof b));
     }
     if (t->kind == MPQ_PKIND_WEIGHT && t->ndim == 2) {
         hsize_t io[2] = {(hsize_t)s[1], (hsize_t)s[0]};
@@ -773,7 +475,7 @@ static int nnabla_plan(pfile *p, const mpq_model *m, wplan *w, int ndim, const h
         if (ndim != 2 || memcmp(dims, io, sizeof io))
             return MPQ_FAIL(MPQ_E_FORMAT, "%s: affine weight '%s' has shape %s; expected nnabla's "
                             "(Cin, Cout) = %s", p->path, t->name,
-                            shape_str(ndim, dims, a, sizeof a), shape_str(2, io, b, sizeof b));
+                            mpq_pf_shape_str(ndim, dims, a, sizeof a), mpq_pf_shape_str(2, io, b, sizeof b));
         if (nd && m->nodes[nd->in[0]].h * m->nodes[nd->in[0]].w != 1)
             return MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' follows a %dx%d spatial input, whose NCHW and "
                             "NHWC flattenings differ: not supported", p->path, t->name,
@@ -783,21 +485,21 @@ static int nnabla_plan(pfile *p, const mpq_model *m, wplan *w, int ndim, const h
     }
     if (n != (hsize_t)t->s.n) /* BN (1, C, 1, 1) -> (C), biases, scalars */
         return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has shape %s in the file but %s in the model",
-                        p->path, t->name, shape_str(ndim, dims, a, sizeof a),
-                        shape_str(t->ndim, want, b, sizeof b));
+                        p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+                        mpq_pf_shape_str(t->ndim, want, b, sizeof b));
     w->conv = CONV_COPY;
     return MPQ_OK;
 }
 
 /* Reads one planned tensor (converting the layout). */
-static int read_planned(pfile *p, const wplan *w)
+static int read_planned(mpq_pf *p, const wplan *w)
 {
     const int *s = w->t->shape;
     size_t n = w->t->s.n;
-    if (w->conv == CONV_COPY) return read_all(p, w->path, H5T_NATIVE_FLOAT, w->dst);
+    if (w->conv == CONV_COPY) return mpq_pf_read(p, w->path, H5T_NATIVE_FLOAT, w->dst);
     float *tmp = malloc(n * sizeof *tmp);
     if (!tmp) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", w->path);
-    int rc = read_all(p, w->path, H5T_NATIVE_FLOAT, tmp);
+    int rc = mpq_pf_read(p, w->path, H5T_NATIVE_FLOAT, tmp);
     if (rc == 0 && w->conv == CONV_NCHW) {
         int o_n = s[0], kh_n = s[1], kw_n = s[2], i_n = s[3];
         for (int o = 0; o < o_n; o++)
@@ -817,7 +519,7 @@ static int read_planned(pfile *p, const wplan *w)
 
 /* Plans every non-quantizer tensor of both registries; the first missing one and the count of
  * missing ones are reported together. */
-static int plan_weights(pfile *p, mpq_model *m, int nnabla, wplan *plan, int *n_plan)
+static int plan_weights(mpq_pf *p, mpq_model *m, int nnabla, wplan *plan, int *n_plan)
 {
     int missing = 0, k = 0;
     const char *first = NULL;
@@ -832,7 +534,7 @@ static int plan_weights(pfile *p, mpq_model *m, int nnabla, wplan *plan, int *n_
             w->conv = CONV_COPY;
             snprintf(w->path, sizeof w->path, "%s/%s", nnabla ? "" : reg ? "/state" : "/params",
                      t->name);
-            if (!path_exists(p->f, w->path)) {
+            if (!mpq_pf_exists(p->f, w->path)) {
                 if (!first) first = t->name;
                 missing++;
                 continue;
@@ -848,7 +550,7 @@ static int plan_weights(pfile *p, mpq_model *m, int nnabla, wplan *plan, int *n_
         hsize_t dims[MPQ_MAX_DIMS + 1], want[MPQ_MAX_DIMS];
         char a[96], b[96];
         int ndim;
-        MPQ_TRY(dset_dims(p, plan[i].path, &ndim, dims, MPQ_MAX_DIMS + 1));
+        MPQ_TRY(mpq_pf_dims(p, plan[i].path, &ndim, dims, MPQ_MAX_DIMS + 1));
         if (nnabla) {
             MPQ_TRY(nnabla_plan(p, m, &plan[i], ndim, dims));
             continue;
@@ -856,31 +558,31 @@ static int plan_weights(pfile *p, mpq_model *m, int nnabla, wplan *plan, int *n_
         info_dims(plan[i].t, want);
         if (ndim != plan[i].t->ndim || memcmp(dims, want, sizeof(hsize_t) * (size_t)ndim))
             return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has shape %s in the file but %s in the "
-                            "model", p->path, plan[i].t->name, shape_str(ndim, dims, a, sizeof a),
-                            shape_str(plan[i].t->ndim, want, b, sizeof b));
+                            "model", p->path, plan[i].t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+                            mpq_pf_shape_str(plan[i].t->ndim, want, b, sizeof b));
     }
     return MPQ_OK;
 }
 
 int mpq_ckpt_load_weights(mpq_comm *c, const char *path, mpq_model *m)
 {
-    pfile p;
+    mpq_pf p;
     int rc, close_rc = MPQ_OK, n_plan = 0, nnabla = 0;
     wplan *plan = calloc((size_t)(m->params.n_info + m->state.n_info + 1), sizeof *plan);
     if (!plan) return mpq_comm_agree(c, MPQ_FAIL(MPQ_E_NOMEM, "out of memory"));
     mpq_h5_lock();
-    rc = mpq_comm_agree(c, pfile_open(c, path, 0, &p));
+    rc = mpq_comm_agree(c, mpq_pf_open(c, path, 0, &p));
     if (rc == 0) {
         nnabla = H5Aexists(p.f, "mpq_format") <= 0;
-        if (!nnabla) rc = check_format(&p);
-        else if (path_exists(p.f, "/images"))
+        if (!nnabla) rc = check_format(&p, 0);
+        else if (mpq_pf_exists(p.f, "/images"))
             rc = MPQ_FAIL(MPQ_E_FORMAT, "weightfile '%s' is a dataset shard (it has /images)",
                           path);
     }
     if (rc == 0) rc = plan_weights(&p, m, nnabla, plan, &n_plan);
     rc = mpq_comm_agree(c, rc);
     for (int i = 0; rc == 0 && i < n_plan; i++) rc = mpq_comm_agree(c, read_planned(&p, &plan[i]));
-    pfile_close(&p, &close_rc);
+    mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     free(plan);
     if (rc == 0) rc = close_rc;

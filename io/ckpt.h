@@ -31,6 +31,7 @@
 #include "mpi/comm.h"
 
 #define MPQ_CKPT_FORMAT "mpq-checkpoint"
+#define MPQ_EXPORT_FORMAT "mpq-export" /* io/export.h; same root attributes and /config */
 #define MPQ_CKPT_VERSION 1
 #define MPQ_CKPT_SUBDIR "checkpoints"
 #define MPQ_CKPT_BEST "params_best.h5"
@@ -62,10 +63,11 @@ typedef struct mpq_ckpt_info {
 int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model *m, const mpq_ckpt_info *info,
                   int with_optimizer);
 
-/* Collective. Reads the attributes, the configuration text and the history of an mpq checkpoint
- * or parameter file into *out (free with mpq_ckpt_info_free). Refuses, naming the file: a missing
- * or unreadable file, a truncated or non-HDF5 file (MPQ_E_IO), a file without mpq's root
- * attributes (a dataset shard, an nnabla parameter file: MPQ_E_FORMAT). Returns 0 or MPQ_E_*. */
+/* Collective. Reads the attributes, the configuration text and the history of an mpq checkpoint,
+ * parameter file or exported model (kind "export") into *out (free with mpq_ckpt_info_free).
+ * Refuses, naming the file: a missing or unreadable file, a truncated or non-HDF5 file
+ * (MPQ_E_IO), a file without mpq's root attributes (a dataset shard, an nnabla parameter file:
+ * MPQ_E_FORMAT). Returns 0 or MPQ_E_*. */
 int mpq_ckpt_read_info(mpq_comm *c, const char *path, mpq_ckpt_info *out);
 void mpq_ckpt_info_free(mpq_ckpt_info *i);
 
@@ -76,6 +78,7 @@ void mpq_ckpt_info_free(mpq_ckpt_info *i);
  * a quantizer's method, a parameter file where optimizer state is required. Returns 0 or an
  * agreed MPQ_E_FORMAT / MPQ_E_IO. */
 #define MPQ_CKPT_LOAD_OPTIMIZER 1
+/* (Exported models are refused: io/export.h loads them.) */
 int mpq_ckpt_load(mpq_comm *c, const char *path, mpq_model *m, const char *model_name, int flags);
 
 /* Collective. The cfg key weightfile: loads weights, biases, BN affine and BN state (never

@@ -46,6 +46,11 @@ int mpq_h5_attr_write_floats(hid_t obj, const char *name, const float *v, int n)
     return attr_write(obj, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, n, v);
 }
 
+int mpq_h5_attr_write_ints(hid_t obj, const char *name, const int *v, int n)
+{
+    return attr_write(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, n, v);
+}
+
 int mpq_h5_attr_write_long(hid_t obj, const char *name, long v)
 {
     long long w = v;

@@ -17,6 +17,7 @@ void mpq_h5_unlock(void);
  * (where: the file name for messages). */
 int mpq_h5_attr_write_int(hid_t obj, const char *name, int v);
 int mpq_h5_attr_write_floats(hid_t obj, const char *name, const float *v, int n);
+int mpq_h5_attr_write_ints(hid_t obj, const char *name, const int *v, int n);
 int mpq_h5_attr_read_int(hid_t obj, const char *name, const char *where, int *v);
 /* Reads a float array attribute of exactly n elements. */
 int mpq_h5_attr_read_floats(hid_t obj, const char *name, const char *where, float *v, int n);

@@ -162,6 +162,17 @@ static int setup_batching(trainer *t)
     return MPQ_OK;
 }
 
+mpq_budget mpq_train_budget(const mpq_cfg *c)
+{
+    return (mpq_budget){
+        .target_w_kbytes = c->target_weight_kbytes,
+        .target_a_kbytes = c->target_activation_kbytes,
+        .act_sum = !strcmp(c->target_activation_type, "sum"),
+        .lambda2 = c->initial_cost_lambda2,
+        .lambda3 = c->initial_cost_lambda3,
+    };
+}
+
 int mpq_train_model_build(const mpq_cfg *c, int h, int w, int ch, int classes, int plan_n,
                           mpq_model *m)
 {
@@ -206,13 +217,7 @@ static int setup_model(trainer *t)
         size_t bucket = (size_t)(c->bucket_mbytes * 1e6 / sizeof(float));
         MPQ_TRY(mpq_gradsync_create(t->comm, t->m.params.grad, nf, bucket ? bucket : nf, &t->gs));
     }
-    t->budget = (mpq_budget){
-        .target_w_kbytes = c->target_weight_kbytes,
-        .target_a_kbytes = c->target_activation_kbytes,
-        .act_sum = !strcmp(c->target_activation_type, "sum"),
-        .lambda2 = c->initial_cost_lambda2,
-        .lambda3 = c->initial_cost_lambda3,
-    };
+    t->budget = mpq_train_budget(c);
     return MPQ_OK;
 }
 
