@@ -5,6 +5,7 @@
 #  - a 2-rank deterministic checkpoint resumed on 1 and on 4 ranks: steps.csv bit-identical to
 #    the uninterrupted run;
 #  - sync_bn: a 2-rank checkpoint resumed on 1 rank matches the 2-rank run within 1e-4;
+#  - checkpoint_every_minutes on rank 0's clock: 2 ranks agree on every save (no hang);
 #  - a checkpoint of another configuration is refused, naming the key.
 set -eu
 mpq="$top_builddir/mpq"
@@ -92,6 +93,13 @@ if awk -F, 'NR == FNR { if (FNR > 1) l[$1] = $4; next }
                   exit !(n == 8 && worst <= 1e-4) }' "$tmp/syncfull/steps.csv" "$tmp/sync1/steps.csv"
 then echo "PASS sync-BN: 2-rank checkpoint resumed on 1 rank within tolerance"
 else echo "FAIL sync-BN resume"; fail=1; fi
+
+run 2 PLAIN timed --set max_steps=3 --set checkpoint_every_steps=0 \
+    --set checkpoint_every_minutes=0.00001 --set keep_checkpoints=0
+if [ "$(ls "$tmp/timed/checkpoints" | tr '\n' ' ')" = \
+     "ckpt-000000001.h5 ckpt-000000002.h5 ckpt-000000003.h5 " ]; then
+    echo "PASS time-based checkpoints after every step on 2 ranks"
+else echo "FAIL time-based checkpoints"; ls "$tmp/timed/checkpoints"; fail=1; fi
 
 if MPQ_TEST_RANKS=1 sh "$top_srcdir/tests/mpirun.sh" "$mpq" train --cfg "$tmp/t.cfg" PLAIN \
     --set "output_dir=$tmp/half1" --set batch_size=64 --resume auto > "$tmp/bad.log" 2>&1; then
