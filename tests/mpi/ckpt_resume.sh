@@ -6,6 +6,7 @@
 #    the uninterrupted run;
 #  - sync_bn: a 2-rank checkpoint resumed on 1 rank matches the 2-rank run within 1e-4;
 #  - checkpoint_every_minutes on rank 0's clock: 2 ranks agree on every save (no hang);
+#  - a diverging run (NaN/Inf) stops with a message and writes no checkpoint of a non-finite state;
 #  - a checkpoint of another configuration is refused, naming the key.
 set -eu
 mpq="$top_builddir/mpq"
@@ -100,6 +101,19 @@ if [ "$(ls "$tmp/timed/checkpoints" | tr '\n' ' ')" = \
      "ckpt-000000001.h5 ckpt-000000002.h5 ckpt-000000003.h5 " ]; then
     echo "PASS time-based checkpoints after every step on 2 ranks"
 else echo "FAIL time-based checkpoints"; ls "$tmp/timed/checkpoints"; fail=1; fi
+
+if MPQ_TEST_RANKS=2 sh "$top_srcdir/tests/mpirun.sh" "$mpq" train --cfg "$tmp/t.cfg" PLAIN \
+    --set "output_dir=$tmp/nan" --set optimizer=sgd --set initial_learning_rate=1e30 \
+    --set checkpoint_every_steps=1 > "$tmp/nan.log" 2>&1; then
+    echo "FAIL a diverging run succeeded"; fail=1
+elif ! grep -q "training diverged\|is -\?inf after step\|is nan after step" "$tmp/nan.log"; then
+    echo "FAIL divergence message"; cat "$tmp/nan.log"; fail=1
+else
+    newest=$(ls "$tmp/nan/checkpoints" | tail -1)
+    if [ -z "$newest" ] || "$mpq" eval "$tmp/nan/checkpoints/$newest" | grep -q "^accuracy.*cross-entropy [0-9]"; then
+        echo "PASS a diverging run stops and its checkpoints hold finite states ($newest)"
+    else echo "FAIL the checkpoint $newest of a diverging run"; fail=1; fi
+fi
 
 if MPQ_TEST_RANKS=1 sh "$top_srcdir/tests/mpirun.sh" "$mpq" train --cfg "$tmp/t.cfg" PLAIN \
     --set "output_dir=$tmp/half1" --set batch_size=64 --resume auto > "$tmp/bad.log" 2>&1; then

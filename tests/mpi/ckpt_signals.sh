@@ -123,8 +123,11 @@ if "$mpq" inspect "$tmp/model--pack.h5" | grep -q "quantized weights: .* KB at t
     "$mpq" inspect "$c" | grep -q "^weights: .* KB"
 then echo "PASS inspect shows the layer tables"; else echo "FAIL inspect"; fail=1; fi
 
-# ---- a checkpoint as another run's weightfile
-train wf --set "weightfile=$c" --set max_steps=1
-if grep -q "weightfile .*loaded .* tensors (mpq layout)" "$tmp/wf.log"; then echo "PASS weightfile from a checkpoint"
+# ---- the best parameters within budget as another run's weightfile
+best="$tmp/full/params_best.h5"
+train wf --set "weightfile=$best" --set max_steps=1
+if grep -q "weightfile .*loaded .* tensors (mpq layout)" "$tmp/wf.log" &&
+    "$mpq" inspect "$best" | grep -q "params_best.h5: params of experiment"
+then echo "PASS params_best.h5 as weightfile"
 else echo "FAIL weightfile"; cat "$tmp/wf.log"; fail=1; fi
 exit $fail
