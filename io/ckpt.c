@@ -18,8 +18,8 @@
 
 #include "core/err.h"
 #include "core/log.h"
-#include "io/h5.h"
 #include "io/ckpt_impl.h"
+#include "io/h5.h"
 #include "io/h5par.h"
 
 #define PATH_BYTES MPQ_PF_PATH_BYTES
@@ -27,10 +27,12 @@
 /* The registered shape of t as hsize_t. */
 static void info_dims(const mpq_param_info *t, hsize_t *dims)
 {
-    for (int i = 0; i < t->ndim; i++) dims[i] = (hsize_t)t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        dims[i] = (hsize_t)t->shape[i];
 }
 
-/* ---- saving ----------------------------------------------------------------------------------- */
+/* ---- saving -----------------------------------------------------------------------------------
+ */
 
 int mpq_ckpt_write_root(mpq_pf *p, const mpq_ckpt_info *in, const char *format, const char *kind)
 {
@@ -68,7 +70,10 @@ static void param_names(mpq_qmethod m, char *buf, size_t bytes)
     if (mpq_qmethod_n_params(m) == 2)
         snprintf(buf, bytes, "%s,%s", mpq_qmethod_param_name(m, 0), mpq_qmethod_param_name(m, 1));
     else
-        snprintf(buf, bytes, "%s", m == MPQ_QMETHOD_FP ? "n,delta" : m == MPQ_QMETHOD_POW2 ? "n,m" : "");
+        snprintf(buf, bytes, "%s",
+                 m == MPQ_QMETHOD_FP     ? "n,delta"
+                 : m == MPQ_QMETHOD_POW2 ? "n,m"
+                                         : "");
 }
 
 int mpq_ckpt_write_quantizer(mpq_pf *p, const mpq_model *m, int i)
@@ -105,7 +110,8 @@ static int write_registry(mpq_comm *c, mpq_pf *p, const mpq_params *r, const cha
     for (int i = 0; i < r->n_info; i++) {
         const mpq_param_info *t = &r->info[i];
         snprintf(path, sizeof path, "%s/%s", prefix, t->name);
-        int rc = mpq_comm_agree(c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(r->val, t->s)));
+        int rc = mpq_comm_agree(
+            c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(r->val, t->s)));
         if (rc < 0) return rc;
     }
     return MPQ_OK;
@@ -115,7 +121,7 @@ int mpq_ckpt_write_history(mpq_pf *p, const mpq_ckpt_info *in)
 {
     hsize_t dims[2] = {(hsize_t)in->history_rows, (hsize_t)in->history_cols};
     int rc = mpq_pf_write_array(p, "/history/results", 2, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                         sizeof(double), in->history, 1);
+                                sizeof(double), in->history, 1);
     if (rc < 0) return rc;
     hid_t d = H5Dopen2(p->f, "/history/results", H5P_DEFAULT);
     if (d < 0) return MPQ_FAIL(MPQ_E_IO, "%s: cannot reopen /history/results", p->path);
@@ -129,8 +135,8 @@ static int write_optimizer(mpq_comm *c, mpq_pf *p, const mpq_model *m, const cha
     hsize_t n = (hsize_t)m->params.n_floats;
     static const char *const names[2] = {"/optimizer/m", "/optimizer/v"};
     for (int k = 0; k < 2; k++) {
-        int rc = mpq_pf_write_array(p, names[k], 1, &n, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float),
-                             m->params.opt[k], 0);
+        int rc = mpq_pf_write_array(p, names[k], 1, &n, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
+                                    sizeof(float), m->params.opt[k], 0);
         MPQ_TRY(mpq_comm_agree(c, rc));
     }
     hid_t g = H5Gopen2(p->f, "/optimizer", H5P_DEFAULT);
@@ -170,7 +176,8 @@ int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model *m, const mpq_c
     return rc < 0 ? mpq_err_push(rc, "saving checkpoint '%s'", path) : rc;
 }
 
-/* ---- reading ---------------------------------------------------------------------------------- */
+/* ---- reading ----------------------------------------------------------------------------------
+ */
 
 /* Checks the root attributes of an mpq checkpoint (or, with allow_export, of an exported model);
  * names what the file looks like otherwise. */
@@ -180,21 +187,29 @@ static int check_format(mpq_pf *p, int allow_export)
     char fmt[64];
     if (H5Aexists(p->f, "mpq_format") <= 0) {
         if (mpq_pf_exists(p->f, "/images"))
-            return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is a dataset shard (it has /images), not an mpq "
-                            "checkpoint", p->path);
-        return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is not an mpq checkpoint (no mpq_format attribute "
-                        "on /; an nnabla parameter file can be a weightfile)", p->path);
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "'%s' is a dataset shard (it has /images), not an mpq "
+                            "checkpoint",
+                            p->path);
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "'%s' is not an mpq checkpoint (no mpq_format attribute "
+                        "on /; an nnabla parameter file can be a weightfile)",
+                        p->path);
     }
     MPQ_TRY(mpq_h5_attr_read_string(p->f, "mpq_format", p->path, fmt, sizeof fmt));
     if (!strcmp(fmt, MPQ_EXPORT_FORMAT) && !allow_export)
-        return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is an exported model, not a checkpoint ---> HINT: "
-                        "evaluate it with `mpq eval`", p->path);
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "'%s' is an exported model, not a checkpoint ---> HINT: "
+                        "evaluate it with `mpq eval`",
+                        p->path);
     if (strcmp(fmt, MPQ_CKPT_FORMAT) && strcmp(fmt, MPQ_EXPORT_FORMAT))
         return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is an mpq file of unknown format '%s'", p->path, fmt);
     MPQ_TRY(mpq_h5_attr_read_int(p->f, "mpq_format_version", p->path, &version));
     if (version < 1 || version > MPQ_CKPT_VERSION)
-        return MPQ_FAIL(MPQ_E_FORMAT, "'%s' has checkpoint format version %d; this mpq reads "
-                        "1..%d ---> HINT: use a newer mpq", p->path, version, MPQ_CKPT_VERSION);
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "'%s' has checkpoint format version %d; this mpq reads "
+                        "1..%d ---> HINT: use a newer mpq",
+                        p->path, version, MPQ_CKPT_VERSION);
     return MPQ_OK;
 }
 
@@ -273,7 +288,8 @@ int mpq_ckpt_read_info(mpq_comm *c, const char *path, mpq_ckpt_info *out)
     return rc;
 }
 
-/* ---- loading into a model ----------------------------------------------------------------------- */
+/* ---- loading into a model -----------------------------------------------------------------------
+ */
 
 /* Checks that the file's group `prefix` holds exactly the registry's tensors with their shapes. */
 static int check_registry(mpq_pf *p, const mpq_params *r, const char *prefix)
@@ -289,28 +305,33 @@ static int check_registry(mpq_pf *p, const mpq_params *r, const char *prefix)
         }
     }
     if (missing)
-        return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s%s' of the model is missing in the checkpoint "
-                        "(%d missing): another model or configuration?", p->path, prefix + 1,
-                        r->info[first].name, missing);
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "%s: tensor '%s%s' of the model is missing in the checkpoint "
+                        "(%d missing): another model or configuration?",
+                        p->path, prefix + 1, r->info[first].name, missing);
     for (int i = 0; i < r->n_info; i++) {
         const mpq_param_info *t = &r->info[i];
         snprintf(path, sizeof path, "%s/%s", prefix, t->name);
         MPQ_TRY(mpq_pf_dims(p, path, &ndim, dims, MPQ_MAX_DIMS));
         info_dims(t, want);
         if (ndim != t->ndim || memcmp(dims, want, sizeof(hsize_t) * (size_t)ndim))
-            return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has shape %s in the checkpoint but %s "
-                            "in the model", p->path, path + 1, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "%s: tensor '%s' has shape %s in the checkpoint but %s "
+                            "in the model",
+                            p->path, path + 1, mpq_pf_shape_str(ndim, dims, a, sizeof a),
                             mpq_pf_shape_str(t->ndim, want, b, sizeof b));
     }
     mpq_pf_names l;
     rc = mpq_pf_list_datasets(p, prefix, &l);
     for (int i = 0; rc == 0 && i < l.n; i++)
         if (mpq_params_find(r, l.names[i]) < 0)
-            rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s/%s' of the checkpoint is not in the model: "
-                          "another model or configuration?", p->path, prefix + 1, l.names[i]);
+            rc = MPQ_FAIL(MPQ_E_FORMAT,
+                          "%s: tensor '%s/%s' of the checkpoint is not in the model: "
+                          "another model or configuration?",
+                          p->path, prefix + 1, l.names[i]);
     if (rc == 0 && l.too_long)
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: %s holds tensors the model does not have", p->path,
-                      prefix);
+        rc =
+            MPQ_FAIL(MPQ_E_FORMAT, "%s: %s holds tensors the model does not have", p->path, prefix);
     free(l.names);
     return rc;
 }
@@ -321,8 +342,10 @@ static int check_quantizers(mpq_pf *p, const mpq_model *m)
     for (int i = 0; i < m->n_quants; i++) {
         snprintf(path, sizeof path, "/quantizers/%s", m->qinfo[i].name);
         if (!mpq_pf_exists(p->f, path))
-            return MPQ_FAIL(MPQ_E_FORMAT, "%s: quantizer '%s' of the model is missing in the "
-                            "checkpoint", p->path, m->qinfo[i].name);
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "%s: quantizer '%s' of the model is missing in the "
+                            "checkpoint",
+                            p->path, m->qinfo[i].name);
         hid_t g = H5Gopen2(p->f, path, H5P_DEFAULT);
         int rc = g < 0 ? MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a group", p->path, path)
                        : mpq_h5_attr_read_string(g, "method", p->path, method, sizeof method);
@@ -330,9 +353,10 @@ static int check_quantizers(mpq_pf *p, const mpq_model *m)
         MPQ_TRY(rc);
         const char *want = mpq_qmethod_name(m->quants[i].method);
         if (strcmp(method, want))
-            return MPQ_FAIL(MPQ_E_FORMAT, "%s: quantizer '%s' uses method '%s' in the checkpoint "
-                            "but '%s' in the model (w_quantize / a_quantize differ)", p->path,
-                            m->qinfo[i].name, method, want);
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "%s: quantizer '%s' uses method '%s' in the checkpoint "
+                            "but '%s' in the model (w_quantize / a_quantize differ)",
+                            p->path, m->qinfo[i].name, method, want);
     }
     return MPQ_OK;
 }
@@ -377,7 +401,8 @@ static int check_optimizer(mpq_pf *p, const mpq_model *m)
     int ndim;
     MPQ_TRY(mpq_h5_attr_read_string(p->f, "kind", p->path, kind, sizeof kind));
     if (strcmp(kind, "checkpoint"))
-        return MPQ_FAIL(MPQ_E_FORMAT, "'%s' is a parameter file without optimizer state; resuming "
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "'%s' is a parameter file without optimizer state; resuming "
                         "needs a checkpoint ---> HINT: use it as weightfile to start a new run",
                         p->path);
     for (int k = 0; k < 2; k++) {
@@ -414,13 +439,14 @@ int mpq_ckpt_load(mpq_comm *c, const char *path, mpq_model *m, const char *model
     if (rc == 0) rc = mpq_comm_agree(c, mpq_ckpt_read_fixed_specs(&p, m));
     for (int k = 0; rc == 0 && (flags & MPQ_CKPT_LOAD_OPTIMIZER) && k < 2; k++)
         rc = mpq_comm_agree(c, mpq_pf_read(&p, k ? "/optimizer/v" : "/optimizer/m",
-                                        H5T_NATIVE_FLOAT, m->params.opt[k]));
+                                           H5T_NATIVE_FLOAT, m->params.opt[k]));
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     return mpq_comm_agree(c, rc);
 }
 
-/* ---- weight files ------------------------------------------------------------------------------- */
+/* ---- weight files -------------------------------------------------------------------------------
+ */
 
 /* How a tensor is read from a weight file. */
 typedef enum conv_kind { CONV_COPY, CONV_NCHW, CONV_AFFINE } conv_kind;
@@ -452,7 +478,8 @@ static int nnabla_plan(mpq_pf *p, const mpq_model *m, wplan *w, int ndim, const 
     const int *s = t->shape;
     char a[96], b[96];
     hsize_t want[MPQ_MAX_DIMS], n = 1;
-    for (int i = 0; i < ndim; i++) n *= dims[i];
+    for (int i = 0; i < ndim; i++)
+        n *= dims[i];
     info_dims(t, want);
     if (t->kind == MPQ_PKIND_WEIGHT && t->ndim == 4) {
         hsize_t nchw[4] = {(hsize_t)s[0], (hsize_t)s[3], (hsize_t)s[1], (hsize_t)s[2]};
@@ -465,27 +492,33 @@ static int nnabla_plan(mpq_pf *p, const mpq_model *m, wplan *w, int ndim, const 
             w->conv = CONV_COPY;
             return MPQ_OK;
         }
-        return MPQ_FAIL(MPQ_E_FORMAT, "%s: convolution weight '%s' has shape %s; expected nnabla's "
-                        "(O, I, KH, KW) = %s", p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "%s: convolution weight '%s' has shape %s; expected nnabla's "
+                        "(O, I, KH, KW) = %s",
+                        p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
                         mpq_pf_shape_str(4, nchw, b, sizeof b));
     }
     if (t->kind == MPQ_PKIND_WEIGHT && t->ndim == 2) {
         hsize_t io[2] = {(hsize_t)s[1], (hsize_t)s[0]};
         const mpq_node *nd = weight_node(m, t);
         if (ndim != 2 || memcmp(dims, io, sizeof io))
-            return MPQ_FAIL(MPQ_E_FORMAT, "%s: affine weight '%s' has shape %s; expected nnabla's "
-                            "(Cin, Cout) = %s", p->path, t->name,
-                            mpq_pf_shape_str(ndim, dims, a, sizeof a), mpq_pf_shape_str(2, io, b, sizeof b));
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "%s: affine weight '%s' has shape %s; expected nnabla's "
+                            "(Cin, Cout) = %s",
+                            p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+                            mpq_pf_shape_str(2, io, b, sizeof b));
         if (nd && m->nodes[nd->in[0]].h * m->nodes[nd->in[0]].w != 1)
-            return MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' follows a %dx%d spatial input, whose NCHW and "
-                            "NHWC flattenings differ: not supported", p->path, t->name,
-                            m->nodes[nd->in[0]].h, m->nodes[nd->in[0]].w);
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "%s: '%s' follows a %dx%d spatial input, whose NCHW and "
+                            "NHWC flattenings differ: not supported",
+                            p->path, t->name, m->nodes[nd->in[0]].h, m->nodes[nd->in[0]].w);
         w->conv = CONV_AFFINE;
         return MPQ_OK;
     }
     if (n != (hsize_t)t->s.n) /* BN (1, C, 1, 1) -> (C), biases, scalars */
-        return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has shape %s in the file but %s in the model",
-                        p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "%s: tensor '%s' has shape %s in the file but %s in the model", p->path,
+                        t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
                         mpq_pf_shape_str(t->ndim, want, b, sizeof b));
     w->conv = CONV_COPY;
     return MPQ_OK;
@@ -511,7 +544,8 @@ static int read_planned(mpq_pf *p, const wplan *w)
     } else if (rc == 0) { /* (Cin, Cout) -> (Cout, Cin) */
         int cout = s[0], cin = s[1];
         for (int i = 0; i < cin; i++)
-            for (int o = 0; o < cout; o++) w->dst[(size_t)o * cin + i] = tmp[(size_t)i * cout + o];
+            for (int o = 0; o < cout; o++)
+                w->dst[(size_t)o * cin + i] = tmp[(size_t)i * cout + o];
     }
     free(tmp);
     return rc;
@@ -532,7 +566,10 @@ static int plan_weights(mpq_pf *p, mpq_model *m, int nnabla, wplan *plan, int *n
             w->t = t;
             w->dst = mpq_at(r->val, t->s);
             w->conv = CONV_COPY;
-            snprintf(w->path, sizeof w->path, "%s/%s", nnabla ? "" : reg ? "/state" : "/params",
+            snprintf(w->path, sizeof w->path, "%s/%s",
+                     nnabla ? ""
+                     : reg  ? "/state"
+                            : "/params",
                      t->name);
             if (!mpq_pf_exists(p->f, w->path)) {
                 if (!first) first = t->name;
@@ -544,8 +581,10 @@ static int plan_weights(mpq_pf *p, mpq_model *m, int nnabla, wplan *plan, int *n
     }
     *n_plan = k;
     if (missing)
-        return MPQ_FAIL(MPQ_E_FORMAT, "weightfile '%s' lacks tensor '%s' of the model (%d missing; "
-                        "only quantizer parameters may be absent)", p->path, first, missing);
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "weightfile '%s' lacks tensor '%s' of the model (%d missing; "
+                        "only quantizer parameters may be absent)",
+                        p->path, first, missing);
     for (int i = 0; i < k; i++) {
         hsize_t dims[MPQ_MAX_DIMS + 1], want[MPQ_MAX_DIMS];
         char a[96], b[96];
@@ -557,8 +596,10 @@ static int plan_weights(mpq_pf *p, mpq_model *m, int nnabla, wplan *plan, int *n
         }
         info_dims(plan[i].t, want);
         if (ndim != plan[i].t->ndim || memcmp(dims, want, sizeof(hsize_t) * (size_t)ndim))
-            return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has shape %s in the file but %s in the "
-                            "model", p->path, plan[i].t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "%s: tensor '%s' has shape %s in the file but %s in the "
+                            "model",
+                            p->path, plan[i].t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
                             mpq_pf_shape_str(plan[i].t->ndim, want, b, sizeof b));
     }
     return MPQ_OK;
@@ -574,14 +615,16 @@ int mpq_ckpt_load_weights(mpq_comm *c, const char *path, mpq_model *m)
     rc = mpq_comm_agree(c, mpq_pf_open(c, path, 0, &p));
     if (rc == 0) {
         nnabla = H5Aexists(p.f, "mpq_format") <= 0;
-        if (!nnabla) rc = check_format(&p, 0);
+        if (!nnabla)
+            rc = check_format(&p, 0);
         else if (mpq_pf_exists(p.f, "/images"))
-            rc = MPQ_FAIL(MPQ_E_FORMAT, "weightfile '%s' is a dataset shard (it has /images)",
-                          path);
+            rc =
+                MPQ_FAIL(MPQ_E_FORMAT, "weightfile '%s' is a dataset shard (it has /images)", path);
     }
     if (rc == 0) rc = plan_weights(&p, m, nnabla, plan, &n_plan);
     rc = mpq_comm_agree(c, rc);
-    for (int i = 0; rc == 0 && i < n_plan; i++) rc = mpq_comm_agree(c, read_planned(&p, &plan[i]));
+    for (int i = 0; rc == 0 && i < n_plan; i++)
+        rc = mpq_comm_agree(c, read_planned(&p, &plan[i]));
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     free(plan);
@@ -593,7 +636,8 @@ int mpq_ckpt_load_weights(mpq_comm *c, const char *path, mpq_model *m)
     return rc;
 }
 
-/* ---- the checkpoint directory ------------------------------------------------------------------- */
+/* ---- the checkpoint directory -------------------------------------------------------------------
+ */
 
 void mpq_ckpt_path(const char *output_dir, long step, char *out, size_t bytes)
 {
@@ -604,8 +648,7 @@ void mpq_ckpt_path(const char *output_dir, long step, char *out, size_t bytes)
 static int is_ckpt_name(const char *name, int tmp)
 {
     size_t n = strlen(name);
-    if (n != (tmp ? 21 : 17) || strncmp(name, "ckpt-", 5) || strncmp(name + 14, ".h5", 3))
-        return 0;
+    if (n != (tmp ? 21 : 17) || strncmp(name, "ckpt-", 5) || strncmp(name + 14, ".h5", 3)) return 0;
     for (int i = 5; i < 14; i++)
         if (name[i] < '0' || name[i] > '9') return 0;
     return tmp ? !strcmp(name + 17, ".tmp") : 1;
@@ -625,8 +668,9 @@ static int list_ckpts(const char *dir, int tmp, char ***out, int *n_out)
     struct dirent *e;
     *out = NULL;
     *n_out = 0;
-    if (!d) return errno == ENOENT ? MPQ_OK : MPQ_FAIL(MPQ_E_IO, "cannot list '%s': %s", dir,
-                                                        strerror(errno));
+    if (!d)
+        return errno == ENOENT ? MPQ_OK
+                               : MPQ_FAIL(MPQ_E_IO, "cannot list '%s': %s", dir, strerror(errno));
     while ((e = readdir(d))) {
         if (!is_ckpt_name(e->d_name, tmp)) continue;
         if (n == cap) {
@@ -646,7 +690,8 @@ static int list_ckpts(const char *dir, int tmp, char ***out, int *n_out)
 
 static void free_list(char **v, int n)
 {
-    for (int i = 0; i < n; i++) free(v[i]);
+    for (int i = 0; i < n; i++)
+        free(v[i]);
     free(v);
 }
 

@@ -39,19 +39,19 @@
 /* What a checkpoint records besides the tensors. On save every rank passes the same values,
  * except config and history, which are taken from rank 0 (rows and cols must agree). */
 typedef struct mpq_ckpt_info {
-    char kind[16];        /* "checkpoint" or "params" (set by save) */
+    char kind[16]; /* "checkpoint" or "params" (set by save) */
     char experiment[128], model[32], optimizer[8];
-    long step;            /* global steps done */
+    long step;                 /* global steps done */
     long epoch, step_in_epoch; /* the data position of the next step */
     long steps_per_epoch, seed;
-    int n_ranks;          /* of the run that wrote it */
+    int n_ranks; /* of the run that wrote it */
     int in_h, in_w, in_c, num_classes;
-    double lr;            /* of the last step */
+    double lr; /* of the last step */
     double first_loss, best_val_err;
-    double epoch_err;     /* the running train-error sum of the current epoch, and its steps */
+    double epoch_err; /* the running train-error sum of the current epoch, and its steps */
     long epoch_n;
-    char *config;         /* the configuration text (mpq_cfg_dump); malloc'ed when read */
-    double *history;      /* history_rows x history_cols; malloc'ed when read (NULL if empty) */
+    char *config;    /* the configuration text (mpq_cfg_dump); malloc'ed when read */
+    double *history; /* history_rows x history_cols; malloc'ed when read (NULL if empty) */
     int history_rows, history_cols;
     char history_columns[256]; /* comma-separated names */
 } mpq_ckpt_info;

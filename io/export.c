@@ -37,16 +37,20 @@ static const mpq_param_info *info_at(const mpq_params *r, size_t off)
 static const mpq_slice *layer_slice(const mpq_node *n, int k)
 {
     switch (n->kind) {
-    case MPQ_NODE_CONV: return k ? &n->u.conv.bias : &n->u.conv.weight;
-    case MPQ_NODE_DWCONV: return k ? &n->u.dw.bias : &n->u.dw.weight;
-    case MPQ_NODE_FC: return k ? &n->u.fc.bias : &n->u.fc.weight;
+    case MPQ_NODE_CONV:
+        return k ? &n->u.conv.bias : &n->u.conv.weight;
+    case MPQ_NODE_DWCONV:
+        return k ? &n->u.dw.bias : &n->u.dw.weight;
+    case MPQ_NODE_FC:
+        return k ? &n->u.fc.bias : &n->u.fc.weight;
     case MPQ_NODE_INPUT:
     case MPQ_NODE_BN:
     case MPQ_NODE_ACT:
     case MPQ_NODE_POOL:
     case MPQ_NODE_ADD:
     case MPQ_NODE_CHANPAD:
-    case MPQ_NODE_SCALE: break;
+    case MPQ_NODE_SCALE:
+        break;
     }
     return NULL;
 }
@@ -84,7 +88,8 @@ static int list_tensors(const mpq_model *m, int fold_bn, etensor *out)
     return k;
 }
 
-/* ---- codes -------------------------------------------------------------------------------------- */
+/* ---- codes --------------------------------------------------------------------------------------
+ */
 
 /* Signed bits that hold every code. */
 static int code_bits(const int32_t *c, size_t n)
@@ -95,7 +100,8 @@ static int code_bits(const int32_t *c, size_t n)
         if (c[i] > hi) hi = c[i];
     }
     int b = 1;
-    while (b < 32 && (hi > ((int64_t)1 << (b - 1)) - 1 || lo < -((int64_t)1 << (b - 1)))) b++;
+    while (b < 32 && (hi > ((int64_t)1 << (b - 1)) - 1 || lo < -((int64_t)1 << (b - 1))))
+        b++;
     return b;
 }
 
@@ -126,9 +132,10 @@ static int encode(ekind k, const float *wq, size_t n, float step, int32_t *codes
             codes[i] = wq[i] < 0.0f ? -c : c;
         }
         if (dequant(k, codes[i], step, emin) != wq[i])
-            return MPQ_FAIL(MPQ_E_NUMERIC, "export: quantized value %a of '%s' (element %zu) is not "
-                            "%s code %d exactly", (double)wq[i], name, i, ekind_names[k],
-                            (int)codes[i]);
+            return MPQ_FAIL(MPQ_E_NUMERIC,
+                            "export: quantized value %a of '%s' (element %zu) is not "
+                            "%s code %d exactly",
+                            (double)wq[i], name, i, ekind_names[k], (int)codes[i]);
     }
     *exp_min = emin;
     return MPQ_OK;
@@ -147,7 +154,8 @@ static void unpack(const uint8_t *in, size_t n, int bits, int32_t *c)
 {
     for (size_t i = 0, pos = 0; i < n; i++) {
         uint32_t u = 0;
-        for (int b = 0; b < bits; b++, pos++) u |= (uint32_t)((in[pos / 8] >> (pos % 8)) & 1u) << b;
+        for (int b = 0; b < bits; b++, pos++)
+            u |= (uint32_t)((in[pos / 8] >> (pos % 8)) & 1u) << b;
         if (bits < 32 && (u >> (bits - 1)) & 1u) u |= ~0u << bits; /* sign extension */
         c[i] = (int32_t)u;
     }
@@ -155,7 +163,8 @@ static void unpack(const uint8_t *in, size_t n, int bits, int32_t *c)
 
 static size_t packed_bytes(size_t n, int bits) { return (n * (size_t)bits + 7) / 8; }
 
-/* ---- writing ------------------------------------------------------------------------------------ */
+/* ---- writing ------------------------------------------------------------------------------------
+ */
 
 typedef struct ebuf {
     float *wq, *scale, *bias;
@@ -182,12 +191,14 @@ static int write_tensor(mpq_pf *p, const mpq_model *m, const etensor *e, const m
     const float *w = mpq_cat(m->params.val, t->s);
     char path[PATH_BYTES], sub[PATH_BYTES + 16];
     size_t n = t->s.n;
-    ekind k = !e->q ? EKIND_FLOAT : mpq_quant_step(e->q, m->params.val) > 0 ? EKIND_UNIFORM
-                                                                            : EKIND_POW2;
+    ekind k = !e->q                                     ? EKIND_FLOAT
+              : mpq_quant_step(e->q, m->params.val) > 0 ? EKIND_UNIFORM
+                                                        : EKIND_POW2;
     float step = k == EKIND_UNIFORM ? mpq_quant_step(e->q, m->params.val) : 0.0f;
     int exp_min = 0, bits = 32, stored_bits = 32, rc = MPQ_OK;
     hsize_t dims[MPQ_MAX_DIMS];
-    for (int i = 0; i < t->ndim; i++) dims[i] = (hsize_t)t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        dims[i] = (hsize_t)t->shape[i];
     snprintf(path, sizeof path, "/tensors/%s", t->name);
     if (k != EKIND_FLOAT) {
         mpq_quant_forward(e->q, m->params.val, w, eb->wq, n);
@@ -198,7 +209,9 @@ static int write_tensor(mpq_pf *p, const mpq_model *m, const etensor *e, const m
         if (!o->pack) stored_bits = stored_bits <= 8 ? 8 : stored_bits <= 16 ? 16 : 32;
     }
     snprintf(sub, sizeof sub, "%s/%s", path,
-             k == EKIND_FLOAT ? "values" : o->pack ? "packed" : "codes");
+             k == EKIND_FLOAT ? "values"
+             : o->pack        ? "packed"
+                              : "codes");
     if (k == EKIND_FLOAT) {
         rc = mpq_pf_write_floats(p, sub, t->ndim, t->shape, w);
     } else if (o->pack) {
@@ -206,8 +219,9 @@ static int write_tensor(mpq_pf *p, const mpq_model *m, const etensor *e, const m
         pack(eb->codes, n, stored_bits, eb->packed, (size_t)nb);
         rc = mpq_pf_write_array(p, sub, 1, &nb, H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, eb->packed, 0);
     } else {
-        hid_t ft = stored_bits == 8 ? H5T_STD_I8LE : stored_bits == 16 ? H5T_STD_I16LE
-                                                                      : H5T_STD_I32LE;
+        hid_t ft = stored_bits == 8    ? H5T_STD_I8LE
+                   : stored_bits == 16 ? H5T_STD_I16LE
+                                       : H5T_STD_I32LE;
         rc = mpq_pf_write_array(p, sub, t->ndim, dims, ft, H5T_NATIVE_INT32, sizeof(int32_t),
                                 eb->codes, 0);
     }
@@ -224,8 +238,8 @@ static int write_tensor(mpq_pf *p, const mpq_model *m, const etensor *e, const m
     if (g < 0) return MPQ_FAIL(MPQ_E_IO, "%s: cannot open '%s'", p->path, path);
     double kb = bits * (double)n / 8.0 / 1024.0;
     rc = mpq_h5_attr_write_string(g, "kind", ekind_names[k]);
-    if (rc == 0) rc = mpq_h5_attr_write_string(g, "method", e->q ? mpq_qmethod_name(e->q->method)
-                                                                 : "none");
+    if (rc == 0)
+        rc = mpq_h5_attr_write_string(g, "method", e->q ? mpq_qmethod_name(e->q->method) : "none");
     if (rc == 0) rc = mpq_h5_attr_write_int(g, "bits", bits);
     if (rc == 0) rc = mpq_h5_attr_write_int(g, "stored_bits", stored_bits);
     if (rc == 0) rc = mpq_h5_attr_write_long(g, "elements", (long)n);
@@ -269,8 +283,7 @@ static int folded_state(const mpq_model *m, const etensor *es, int n_es, const m
 }
 
 static int write_contents(mpq_comm *c, mpq_pf *p, const mpq_model *m, const mpq_ckpt_info *info,
-                          const mpq_export_opts *o, etensor *es, int n_es, ebuf *eb,
-                          double *kbytes)
+                          const mpq_export_opts *o, etensor *es, int n_es, ebuf *eb, double *kbytes)
 {
     char path[PATH_BYTES];
     double stored = 0.0;
@@ -284,17 +297,18 @@ static int write_contents(mpq_comm *c, mpq_pf *p, const mpq_model *m, const mpq_
         const mpq_param_info *t = &m->params.info[i];
         if (covered(m, es, n_es, t)) continue;
         snprintf(path, sizeof path, "/float/%s", t->name);
-        MPQ_TRY(mpq_comm_agree(c, mpq_pf_write_floats(p, path, t->ndim, t->shape,
-                                                      mpq_cat(m->params.val, t->s))));
+        MPQ_TRY(mpq_comm_agree(
+            c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(m->params.val, t->s))));
     }
     for (int i = 0; i < m->state.n_info; i++) {
         const mpq_param_info *t = &m->state.info[i];
         if (folded_state(m, es, n_es, t)) continue;
         snprintf(path, sizeof path, "/state/%s", t->name);
-        MPQ_TRY(mpq_comm_agree(c, mpq_pf_write_floats(p, path, t->ndim, t->shape,
-                                                      mpq_cat(m->state.val, t->s))));
+        MPQ_TRY(mpq_comm_agree(
+            c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(m->state.val, t->s))));
     }
-    for (int i = 0; i < m->n_quants; i++) MPQ_TRY(mpq_comm_agree(c, mpq_ckpt_write_quantizer(p, m, i)));
+    for (int i = 0; i < m->n_quants; i++)
+        MPQ_TRY(mpq_comm_agree(c, mpq_ckpt_write_quantizer(p, m, i)));
     rc = mpq_h5_attr_write_double(p->f, "weights_kbytes", *kbytes);
     if (rc == 0) rc = mpq_h5_attr_write_double(p->f, "stored_kbytes", stored);
     if (rc == 0) rc = mpq_h5_attr_write_int(p->f, "fold_bn", o->fold_bn);
@@ -346,7 +360,8 @@ int mpq_export_write(mpq_comm *c, const char *path, const mpq_model *m, const mp
     return rc < 0 ? mpq_err_push(rc, "exporting '%s'", path) : rc;
 }
 
-/* ---- reading ------------------------------------------------------------------------------------ */
+/* ---- reading ------------------------------------------------------------------------------------
+ */
 
 static int read_entry(mpq_pf *p, const char *name, mpq_export_entry *e)
 {
@@ -371,8 +386,10 @@ static int read_entry(mpq_pf *p, const char *name, mpq_export_entry *e)
         rc = mpq_h5_attr_read_int(g, "exp_min", p->path, &e->exp_min);
     e->folded = rc == 0 && H5Aexists(g, "folded_bn") > 0;
     H5Gclose(g);
-    if (rc == 0 && strcmp(e->kind, "uniform") && strcmp(e->kind, "pow2") && strcmp(e->kind, "float"))
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has unknown kind '%s'", p->path, name, e->kind);
+    if (rc == 0 && strcmp(e->kind, "uniform") && strcmp(e->kind, "pow2") &&
+        strcmp(e->kind, "float"))
+        rc =
+            MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has unknown kind '%s'", p->path, name, e->kind);
     if (rc == 0 && (e->stored_bits < 1 || e->stored_bits > 32))
         rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s': stored_bits %d", p->path, name,
                       e->stored_bits);
@@ -388,8 +405,10 @@ static int read_tensor(mpq_pf *p, const mpq_export_entry *e, const mpq_param_inf
     size_t n = t->s.n;
     int rc;
     if ((size_t)e->elements != n)
-        return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has %ld elements in the export but %zu in "
-                        "the model", p->path, t->name, e->elements, n);
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "%s: tensor '%s' has %ld elements in the export but %zu in "
+                        "the model",
+                        p->path, t->name, e->elements, n);
     if (!strcmp(e->kind, "float")) {
         snprintf(path, sizeof path, "/tensors/%s/values", t->name);
         rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, w);
@@ -408,7 +427,8 @@ static int read_tensor(mpq_pf *p, const mpq_export_entry *e, const mpq_param_inf
     snprintf(path, sizeof path, "/tensors/%s/bias", t->name);
     MPQ_TRY(mpq_pf_read(p, path, H5T_NATIVE_FLOAT, bias));
     size_t per = n / (size_t)t->shape[0];
-    for (size_t i = 0; i < n; i++) w[i] *= eb->scale[i / per];
+    for (size_t i = 0; i < n; i++)
+        w[i] *= eb->scale[i / per];
     return MPQ_OK;
 }
 
@@ -438,8 +458,8 @@ static int load_contents(mpq_comm *c, mpq_pf *p, mpq_model *m, etensor *es, int 
         mpq_export_entry e;
         rc = read_entry(p, es[j].t->name, &e);
         if (rc == 0 && e.folded != (es[j].bn >= 0))
-            rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: BN folding of '%s' does not match the model",
-                          p->path, es[j].t->name);
+            rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: BN folding of '%s' does not match the model", p->path,
+                          es[j].t->name);
         if (rc == 0)
             rc = read_tensor(p, &e, es[j].t, mpq_at(m->params.val, es[j].t->s), eb->bias, packed,
                              eb);
@@ -456,7 +476,8 @@ static int load_contents(mpq_comm *c, mpq_pf *p, mpq_model *m, etensor *es, int 
             hsize_t dims[MPQ_MAX_DIMS + 1];
             size_t count = 1;
             rc = mpq_pf_dims(p, path, &ndim, dims, MPQ_MAX_DIMS + 1);
-            for (int d = 0; rc == 0 && d < ndim; d++) count *= (size_t)dims[d];
+            for (int d = 0; rc == 0 && d < ndim; d++)
+                count *= (size_t)dims[d];
             if (rc == 0 && count != t->s.n)
                 rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' has %zu elements, the model %zu", p->path,
                               path, count, t->s.n);
@@ -488,10 +509,13 @@ int mpq_export_load(mpq_comm *c, const char *path, mpq_model *m)
     etensor *es = calloc(2 * (size_t)m->n_nodes + 1, sizeof *es);
     for (int i = 0; i < m->params.n_info; i++)
         if (m->params.info[i].s.n > n_max) n_max = m->params.info[i].s.n;
-    ebuf eb = {.scale = malloc(n_max * sizeof(float)), .bias = malloc(n_max * sizeof(float)),
-               .codes = malloc(n_max * sizeof(int32_t)), .packed = malloc(n_max * sizeof(int32_t))};
-    rc = es && eb.scale && eb.bias && eb.codes && eb.packed ? MPQ_OK
-                                                           : MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
+    ebuf eb = {.scale = malloc(n_max * sizeof(float)),
+               .bias = malloc(n_max * sizeof(float)),
+               .codes = malloc(n_max * sizeof(int32_t)),
+               .packed = malloc(n_max * sizeof(int32_t))};
+    rc = es && eb.scale && eb.bias && eb.codes && eb.packed
+             ? MPQ_OK
+             : MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     rc = mpq_comm_agree(c, rc);
     if (rc == 0) {
         mpq_h5_lock();
@@ -527,8 +551,8 @@ int mpq_export_table(mpq_comm *c, const char *path, mpq_export_entry **out, int 
     if (rc == 0 && !e) rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     for (int i = 0; rc == 0 && i < names.n; i++) {
         char *slash = strrchr(names.names[i], '/');
-        if (!slash || (strcmp(slash, "/codes") && strcmp(slash, "/packed") &&
-                       strcmp(slash, "/values")))
+        if (!slash ||
+            (strcmp(slash, "/codes") && strcmp(slash, "/packed") && strcmp(slash, "/values")))
             continue;
         *slash = '\0';
         rc = read_entry(&p, names.names[i], &e[(*n)++]);

@@ -35,15 +35,15 @@ typedef struct mpq_export_opts {
 /* One row of an export's tensor table. */
 typedef struct mpq_export_entry {
     char name[128];
-    char kind[16];     /* "uniform", "pow2", "float" */
+    char kind[16]; /* "uniform", "pow2", "float" */
     char method[48];
-    int bits;          /* inferred bitwidth (32 for float) */
-    int stored_bits;   /* per code in the file */
+    int bits;        /* inferred bitwidth (32 for float) */
+    int stored_bits; /* per code in the file */
     long elements;
-    double kbytes;     /* bits * elements / 8 / 1024 */
-    double step;       /* uniform (0 otherwise) */
-    int exp_min;       /* pow2 */
-    int folded;        /* a BN was folded into it */
+    double kbytes; /* bits * elements / 8 / 1024 */
+    double step;   /* uniform (0 otherwise) */
+    int exp_min;   /* pow2 */
+    int folded;    /* a BN was folded into it */
 } mpq_export_entry;
 
 /* Collective: writes model m (its values and fixed quantizers) with info's attributes and
@@ -57,8 +57,8 @@ int mpq_export_write(mpq_comm *c, const char *path, const mpq_model *m, const mp
  * replaced by the bias, where folded), the other tensors, the BN state and the activation
  * quantizers. Refusals name the missing or mismatched tensor. Returns 0 or an agreed MPQ_E_*. */
 int mpq_export_load(mpq_comm *c, const char *path, mpq_model *m);
-/* Collective: the tensor table of an export (malloc'ed, *n rows, sorted by name) and its packed / fold_bn
- * flags. Returns 0 or an agreed MPQ_E_*. */
+/* Collective: the tensor table of an export (malloc'ed, *n rows, sorted by name) and its packed /
+ * fold_bn flags. Returns 0 or an agreed MPQ_E_*. */
 int mpq_export_table(mpq_comm *c, const char *path, mpq_export_entry **out, int *n, int *packed,
                      int *fold_bn);
 

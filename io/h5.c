@@ -130,8 +130,7 @@ int mpq_h5_attr_read_double(hid_t obj, const char *name, const char *where, doub
     return attr_read(obj, name, where, H5T_NATIVE_DOUBLE, H5T_FLOAT, 0, v);
 }
 
-int mpq_h5_attr_read_string(hid_t obj, const char *name, const char *where, char *out,
-                            size_t bytes)
+int mpq_h5_attr_read_string(hid_t obj, const char *name, const char *where, char *out, size_t bytes)
 {
     int rc = MPQ_OK;
     hid_t a = H5I_INVALID_HID, t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
@@ -142,14 +141,13 @@ int mpq_h5_attr_read_string(hid_t obj, const char *name, const char *where, char
     a = H5Aopen(obj, name, H5P_DEFAULT);
     t = a < 0 ? H5I_INVALID_HID : H5Aget_type(a);
     if (t < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' must be a fixed-length string", where,
-                      name);
+        rc =
+            MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' must be a fixed-length string", where, name);
         goto out;
     }
     len = H5Tget_size(t);
     if (len + 1 > bytes) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' is too long (%zu bytes)", where, name,
-                      len);
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' is too long (%zu bytes)", where, name, len);
         goto out;
     }
     mt = H5Tcopy(t);

@@ -33,8 +33,13 @@ int mpq_pf_open(mpq_comm *c, const char *path, int create, mpq_pf *p)
     hid_t fapl = H5I_INVALID_HID;
     int rc = MPQ_OK;
     struct stat st;
-    *p = (mpq_pf){H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID,
-                 mpq_comm_rank(c), mpq_comm_size(c), path};
+    *p = (mpq_pf){H5I_INVALID_HID,
+                  H5I_INVALID_HID,
+                  H5I_INVALID_HID,
+                  H5I_INVALID_HID,
+                  mpq_comm_rank(c),
+                  mpq_comm_size(c),
+                  path};
     if (!create && stat(path, &st) != 0)
         return MPQ_FAIL(MPQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
     if (!create && S_ISDIR(st.st_mode))
@@ -57,10 +62,14 @@ int mpq_pf_open(mpq_comm *c, const char *path, int create, mpq_pf *p)
     p->f = create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
                   : H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (p->f < 0)
-        rc = create ? MPQ_FAIL(MPQ_E_IO, "cannot create '%s' ---> HINT: check that the directory "
-                               "exists and is writable", path)
-                    : MPQ_FAIL(MPQ_E_IO, "cannot open '%s': not an HDF5 file, or truncated or "
-                               "damaged (an interrupted copy?)", path);
+        rc = create ? MPQ_FAIL(MPQ_E_IO,
+                               "cannot create '%s' ---> HINT: check that the directory "
+                               "exists and is writable",
+                               path)
+                    : MPQ_FAIL(MPQ_E_IO,
+                               "cannot open '%s': not an HDF5 file, or truncated or "
+                               "damaged (an interrupted copy?)",
+                               path);
 out:
     if (fapl >= 0) H5Pclose(fapl);
     if (rc < 0) mpq_pf_close(p, &(int){0});
@@ -91,7 +100,8 @@ int mpq_pf_write_array(mpq_pf *p, const char *name, int ndim, const hsize_t *dim
     hid_t sp = H5I_INVALID_HID, mem = H5I_INVALID_HID, d = H5I_INVALID_HID;
     hsize_t start[MPQ_MAX_DIMS + 1] = {0}, count[MPQ_MAX_DIMS + 1], row = 1, n_mem;
     int rc = MPQ_OK;
-    for (int i = 1; i < ndim; i++) row *= dims[i];
+    for (int i = 1; i < ndim; i++)
+        row *= dims[i];
     hsize_t r0 = dims[0] * (hsize_t)p->rank / (hsize_t)p->size;
     hsize_t r1 = dims[0] * (hsize_t)(p->rank + 1) / (hsize_t)p->size;
     if (rank0_only) {
@@ -132,9 +142,10 @@ out:
 int mpq_pf_write_floats(mpq_pf *p, const char *name, int ndim, const int *shape, const float *data)
 {
     hsize_t dims[MPQ_MAX_DIMS];
-    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
-    return mpq_pf_write_array(p, name, ndim, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float), data,
-                       0);
+    for (int i = 0; i < ndim; i++)
+        dims[i] = (hsize_t)shape[i];
+    return mpq_pf_write_array(p, name, ndim, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float),
+                              data, 0);
 }
 
 /* Collective: a scalar fixed-length string dataset, written by rank 0. */
@@ -173,8 +184,7 @@ int mpq_pf_read_string(mpq_pf *p, const char *name, char **out)
     mt = H5Tcopy(t);
     if (!*out) {
         rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", name);
-    } else if (mt < 0 || H5Tset_size(mt, len + 1) < 0 ||
-               H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
+    } else if (mt < 0 || H5Tset_size(mt, len + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
                H5Dread(d, mt, H5S_ALL, H5S_ALL, p->dxpl, *out) < 0) {
         rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read '%s'", p->path, name);
     }
@@ -231,7 +241,8 @@ const char *mpq_pf_shape_str(int ndim, const hsize_t *dims, char *buf, size_t by
     return buf;
 }
 
-/* ---- names in a group --------------------------------------------------------------------------- */
+/* ---- names in a group ---------------------------------------------------------------------------
+ */
 
 static herr_t collect_dataset(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
 {
@@ -268,7 +279,6 @@ int mpq_pf_list_datasets(mpq_pf *p, const char *group, mpq_pf_names *l)
     if (g >= 0) H5Gclose(g);
     return rc;
 }
-
 
 static void test_delay(void)
 {

@@ -17,7 +17,7 @@
 typedef struct mpq_pf {
     hid_t f, dxpl, lcpl, dcpl; /* file, collective transfers, intermediate groups, no fill */
     int rank, size;
-    const char *path;          /* for messages */
+    const char *path; /* for messages */
 } mpq_pf;
 
 /* Creates path (create = 1, truncating) or opens it read-only. Returns 0 or MPQ_E_IO saying

@@ -66,7 +66,8 @@ static const char results_header[] =
     "iter,train_err,val_err,loss,loss1,loss2,loss3,kbytes_w,kbytes_a,epoch,lr,seconds";
 static const char steps_header[] =
     "step,epoch,lr,loss,loss1,loss2,loss3,train_err,kbytes_w,kbytes_a";
-static const char timing_header[] = "step,compute_s,data_wait_s,comm_wait_s,comm_bytes,images_per_s";
+static const char timing_header[] =
+    "step,compute_s,data_wait_s,comm_wait_s,comm_bytes,images_per_s";
 
 /* The signal that asked for a checkpoint and exit (SIGUSR1 from SLURM before the time limit,
  * SIGTERM), or 0. Set by the handler; read at step boundaries. */
@@ -521,7 +522,12 @@ static int train_step(trainer *t, float lr, long step, step_stats *st)
     return MPQ_OK;
 }
 
-/* ---- checkpoints ------------------------------------------------------------------------------- */
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+static const char *optimizer_name(mpq_optimizer o)
+{
+    return o == MPQ_OPTIMIZER_ADAM ? "adam" : "sgd";
+}
 
 static void fill_info(const trainer *t, long steps_done, double lr, const mpq_train_result *res,
                       mpq_ckpt_info *in)
@@ -530,8 +536,7 @@ static void fill_info(const trainer *t, long steps_done, double lr, const mpq_tr
     memset(in, 0, sizeof *in);
     snprintf(in->experiment, sizeof in->experiment, "%s", c->experiment);
     snprintf(in->model, sizeof in->model, "%s", c->model);
-    snprintf(in->optimizer, sizeof in->optimizer, "%s",
-             c->optimizer == MPQ_OPTIMIZER_ADAM ? "adam" : "sgd");
+    snprintf(in->optimizer, sizeof in->optimizer, "%s", optimizer_name(c->optimizer));
     in->step = steps_done;
     in->epoch = steps_done / t->spe;
     in->step_in_epoch = steps_done % t->spe;
@@ -614,8 +619,6 @@ static int resume_path(trainer *t, const char *spec, char *path, size_t bytes)
     return rc;
 }
 
-static const char *optimizer_name(mpq_optimizer o) { return o == MPQ_OPTIMIZER_ADAM ? "adam" : "sgd"; }
-
 /* Refuses a checkpoint whose configuration differs from this one in a key that decides the
  * model, the data order or the optimizer state (the message names the key and both values). */
 static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *path)
@@ -672,6 +675,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
 static int resume(trainer *t, const char *path, mpq_train_result *res)
 {
     mpq_ckpt_info in;
+    double t0 = mpq_comm_wtime();
     int rc = mpq_ckpt_read_info(t->comm, path, &in);
     if (rc < 0) return rc;
     rc = mpq_comm_agree(t->comm, check_config(t, &in, path));
@@ -687,7 +691,8 @@ static int resume(trainer *t, const char *path, mpq_train_result *res)
         res->best_val_err = in.best_val_err;
         if (!t->quiet)
             mpq_log_info("resuming from %s: step %ld (epoch %ld, step %ld of it), written by %d "
-                         "rank(s)", path, in.step, in.epoch, in.step_in_epoch, in.n_ranks);
+                         "rank(s); loaded in %.2f s", path, in.step, in.epoch, in.step_in_epoch,
+                         in.n_ranks, mpq_comm_wtime() - t0);
     }
     mpq_ckpt_info_free(&in);
     return mpq_comm_agree(t->comm, rc);

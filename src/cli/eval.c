@@ -67,8 +67,10 @@ int mpq_cli_eval(mpq_comm *c, int argc, char **argv)
         rc = mpq_cli_read_text(c, cfg_path, &text);
         if (rc == 0) rc = mpq_cli_parse_cfg(c, text, cfg_path, experiment, sets, n_sets, &cfg);
         if (rc == 0 && !file && !*cfg.weightfile)
-            rc = mpq_comm_agree(c, MPQ_FAIL(MPQ_E_CONFIG, "[%s] no FILE and no weightfile to "
-                                            "evaluate", cfg.experiment));
+            rc = mpq_comm_agree(c, MPQ_FAIL(MPQ_E_CONFIG,
+                                            "[%s] no FILE and no weightfile to "
+                                            "evaluate",
+                                            cfg.experiment));
         if (rc == 0 && !file) file = cfg.weightfile;
     } else { /* the file's own configuration */
         rc = mpq_ckpt_read_info(c, file, &info);
@@ -79,8 +81,9 @@ int mpq_cli_eval(mpq_comm *c, int argc, char **argv)
     if (batch > 0) cfg.val_batch_size = batch;
     if (!data) data = cfg.val_data;
     if (!*data) {
-        rc = mpq_comm_agree(c, MPQ_FAIL(MPQ_E_CONFIG, "no split to evaluate on ---> HINT: pass "
-                                        "--data DIR (a shard directory, or synthetic)"));
+        rc = mpq_comm_agree(c,
+                            MPQ_FAIL(MPQ_E_CONFIG, "no split to evaluate on ---> HINT: pass "
+                                                   "--data DIR (a shard directory, or synthetic)"));
         goto out;
     }
     rc = mpq_comm_agree(c, mpq_train_source_open(&cfg, data, 0, rank, mpq_comm_size(c), &src));
@@ -104,8 +107,7 @@ int mpq_cli_eval(mpq_comm *c, int argc, char **argv)
         mpq_size_terms size;
         mpq_budget budget = mpq_train_budget(&lm.cfg);
         mpq_model_size(&lm.m, &budget, NULL, &size);
-        printf("%s on %s: %ld samples, %d rank(s)\n", file, data, in->n_samples,
-               mpq_comm_size(c));
+        printf("%s on %s: %ld samples, %d rank(s)\n", file, data, in->n_samples, mpq_comm_size(c));
         printf("accuracy %.4f%%  error %.4f%%  cross-entropy %.6f\n", 100.0 * (1.0 - err),
                100.0 * err, ce);
         if (!lm.is_export)

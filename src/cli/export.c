@@ -56,9 +56,8 @@ int mpq_cli_export(mpq_comm *c, int argc, char **argv)
     rc = mpq_comm_agree(c, rc);
     if (rc == 0) rc = mpq_export_write(c, out, &lm.m, &lm.info, &o, &kb);
     if (rc == 0 && rank == 0)
-        printf("exported %s (step %ld) to %s: weights %.2f KB at the learned bitwidths%s%s\n",
-               file, lm.info.step, out, kb, o.pack ? ", bit-packed" : "",
-               o.fold_bn ? ", BN folded" : "");
+        printf("exported %s (step %ld) to %s: weights %.2f KB at the learned bitwidths%s%s\n", file,
+               lm.info.step, out, kb, o.pack ? ", bit-packed" : "", o.fold_bn ? ", BN folded" : "");
     mpq_cli_model_free(&lm);
     return rc < 0 ? mpq_cli_report("export", rc) : 0;
 }

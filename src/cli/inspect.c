@@ -53,8 +53,10 @@ static int print_export(mpq_comm *c, const char *file)
         for (int i = 0; i < n; i++) {
             printf("%-52s %-8s %-26s %5d %6d %10ld %9.2f ", e[i].name, e[i].kind, e[i].method,
                    e[i].bits, e[i].stored_bits, e[i].elements, e[i].kbytes);
-            if (!strcmp(e[i].kind, "uniform")) printf("%.6g", e[i].step);
-            else if (!strcmp(e[i].kind, "pow2")) printf("2^%d", e[i].exp_min);
+            if (!strcmp(e[i].kind, "uniform"))
+                printf("%.6g", e[i].step);
+            else if (!strcmp(e[i].kind, "pow2"))
+                printf("2^%d", e[i].exp_min);
             printf("%s\n", e[i].folded ? "  (BN folded)" : "");
             if (strcmp(e[i].kind, "float")) kb += e[i].kbytes;
         }

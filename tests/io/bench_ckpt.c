@@ -26,9 +26,12 @@ int main(int argc, char **argv)
     int reps = 5, rc;
     if (mpq_comm_init(&argc, &argv, &c) < 0) return 1;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
+        if (!strcmp(argv[i], "--model"))
+            model = argv[i + 1];
+        else if (!strcmp(argv[i], "--reps"))
+            reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
     }
     mpq_cfg cfg;
     mpq_cfg_defaults(&cfg);
@@ -61,7 +64,8 @@ int main(int argc, char **argv)
     if (rc == 0 && mpq_comm_rank(c) == 0 && stat(path, &st) == 0) {
         qsort(ts, (size_t)reps, sizeof *ts, cmp);
         qsort(ts + reps, (size_t)reps, sizeof *ts, cmp);
-        printf("%s: %zu parameters, %d ranks: save %.3f s, load %.3f s (medians of %d), file %.1f MB\n",
+        printf("%s: %zu parameters, %d ranks: save %.3f s, load %.3f s (medians of %d), file %.1f "
+               "MB\n",
                model, m.params.n_floats, mpq_comm_size(c), ts[reps / 2], ts[reps + reps / 2], reps,
                st.st_size / 1e6);
         unlink(path);

@@ -49,7 +49,8 @@ static void scramble(mpq_model *m, uint64_t seed)
     for (int i = 0; i < m->params.n_info; i++) {
         const mpq_param_info *t = &m->params.info[i];
         for (size_t k = 0; k < t->s.n; k++)
-            m->params.val[t->s.off + k] += t->kind == MPQ_PKIND_QUANT ? 0.0f : 50 * noise[t->s.off + k];
+            m->params.val[t->s.off + k] +=
+                t->kind == MPQ_PKIND_QUANT ? 0.0f : 50 * noise[t->s.off + k];
     }
     mpq_test_fill_uniform(m->params.opt[0], n, -1, 1, seed + 1);
     mpq_test_fill_uniform(m->params.opt[1], n, 0, 1, seed + 2);
@@ -300,7 +301,8 @@ START_TEST(test_ckpt_directory_newest_and_prune)
 }
 END_TEST
 
-/* ---- nnabla parameter files -------------------------------------------------------------------- */
+/* ---- nnabla parameter files --------------------------------------------------------------------
+ */
 
 /* Writes every non-quantizer tensor of m in nnabla's layout (values from ref, ours) into path:
  * conv W (O, I, KH, KW), affine W (Cin, Cout), BN vectors (1, C, 1, 1); skip: a name left out. */
@@ -334,14 +336,16 @@ static void write_nnabla(const char *path, const mpq_model *m, const char *skip)
                 nd = 2;
                 dims[0] = (hsize_t)s[1], dims[1] = (hsize_t)s[0];
                 for (int o = 0; o < s[0]; o++)
-                    for (int c = 0; c < s[1]; c++) buf[c * s[0] + o] = v[o * s[1] + c];
+                    for (int c = 0; c < s[1]; c++)
+                        buf[c * s[0] + o] = v[o * s[1] + c];
             } else if (strstr(t->name, "bn/")) {
                 nd = 4;
                 dims[0] = dims[2] = dims[3] = 1, dims[1] = (hsize_t)s[0];
                 memcpy(buf, v, t->s.n * sizeof *buf);
             } else {
                 nd = t->ndim;
-                for (int k = 0; k < nd; k++) dims[k] = (hsize_t)s[k];
+                for (int k = 0; k < nd; k++)
+                    dims[k] = (hsize_t)s[k];
                 memcpy(buf, v, t->s.n * sizeof *buf);
             }
             hid_t sp = H5Screate_simple(nd, dims, NULL);
@@ -410,7 +414,8 @@ START_TEST(test_ckpt_nnabla_weightfile)
 }
 END_TEST
 
-/* ---- exports ------------------------------------------------------------------------------------ */
+/* ---- exports ------------------------------------------------------------------------------------
+ */
 
 START_TEST(test_export_codes_dequantize_exactly)
 {

@@ -59,8 +59,10 @@ for n in 1 2; do
     run $n PLAIN full$n
     run $n PLAIN half$n --set max_steps=4
     run $n PLAIN half$n --resume auto
-    grep -q "resuming from .*ckpt-000000004.h5" "$tmp/half$n.log" || { echo "FAIL no resume"; fail=1; }
-    same "$tmp/full$n/steps.csv" "$tmp/half$n/steps.csv" "$n rank(s): steps.csv of 4 + resume + 4 == 8 steps"
+    grep -q "resuming from .*ckpt-000000004.h5" "$tmp/half$n.log" ||
+        { echo "FAIL no resume"; fail=1; }
+    same "$tmp/full$n/steps.csv" "$tmp/half$n/steps.csv" \
+        "$n rank(s): steps.csv of 4 + resume + 4 == 8 steps"
     no_seconds "$tmp/full$n/results.csv" > "$tmp/a.csv"
     no_seconds "$tmp/half$n/results.csv" > "$tmp/b.csv"
     same "$tmp/a.csv" "$tmp/b.csv" "$n rank(s): results.csv rows"
@@ -78,7 +80,8 @@ for n in 1 4; do
     cp "$tmp/det2/checkpoints/ckpt-000000004.h5" "$tmp/det$n/checkpoints/"
     cp "$tmp/det2/steps.csv" "$tmp/det$n/steps.csv"
     run $n DET det$n --resume auto
-    same "$tmp/detfull/steps.csv" "$tmp/det$n/steps.csv" "deterministic: 2-rank checkpoint resumed on $n rank(s) is bit-identical"
+    same "$tmp/detfull/steps.csv" "$tmp/det$n/steps.csv" \
+        "deterministic: 2-rank checkpoint resumed on $n rank(s) is bit-identical"
     a=$(checksum "$tmp/detfull.log"); b=$(checksum "$tmp/det$n.log")
     if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "PASS deterministic final parameters on $n rank(s)"
     else echo "FAIL deterministic final parameters '$a' vs '$b'"; fail=1; fi
@@ -90,8 +93,9 @@ run 1 SYNC sync1 --resume "$tmp/sync1/checkpoints/ckpt-000000004.h5"
 if awk -F, 'NR == FNR { if (FNR > 1) l[$1] = $4; next }
             FNR > 1 { d = $4 - l[$1]; if (d < 0) d = -d; r = d / (l[$1] < 0 ? -l[$1] : l[$1]);
                       if (r > worst) worst = r; n++ }
-            END { printf "sync-BN resumed on 1 rank: %d steps, worst relative loss difference %.3g\n", n, worst;
-                  exit !(n == 8 && worst <= 1e-4) }' "$tmp/syncfull/steps.csv" "$tmp/sync1/steps.csv"
+            END { printf "sync-BN resumed on 1 rank: %d steps, worst relative loss " \
+                         "difference %.3g\n", n, worst; exit !(n == 8 && worst <= 1e-4) }' \
+       "$tmp/syncfull/steps.csv" "$tmp/sync1/steps.csv"
 then echo "PASS sync-BN: 2-rank checkpoint resumed on 1 rank within tolerance"
 else echo "FAIL sync-BN resume"; fail=1; fi
 
@@ -110,7 +114,9 @@ elif ! grep -q "training diverged\|is -\?inf after step\|is nan after step" "$tm
     echo "FAIL divergence message"; cat "$tmp/nan.log"; fail=1
 else
     newest=$(ls "$tmp/nan/checkpoints" | tail -1)
-    if [ -z "$newest" ] || "$mpq" eval "$tmp/nan/checkpoints/$newest" | grep -q "^accuracy.*cross-entropy [0-9]"; then
+    if [ -z "$newest" ] ||
+        "$mpq" eval "$tmp/nan/checkpoints/$newest" | grep -q "^accuracy.*cross-entropy [0-9]"
+    then
         echo "PASS a diverging run stops and its checkpoints hold finite states ($newest)"
     else echo "FAIL the checkpoint $newest of a diverging run"; fail=1; fi
 fi
