@@ -31,8 +31,7 @@ static void info_dims(const mpq_param_info *t, hsize_t *dims)
         dims[i] = (hsize_t)t->shape[i];
 }
 
-/* ---- saving -----------------------------------------------------------------------------------
- */
+/* ---- saving ---------------------------------------------------------------------------------- */
 
 int mpq_ckpt_write_root(mpq_pf *p, const mpq_ckpt_info *in, const char *format, const char *kind)
 {
@@ -176,8 +175,7 @@ int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model *m, const mpq_c
     return rc < 0 ? mpq_err_push(rc, "saving checkpoint '%s'", path) : rc;
 }
 
-/* ---- reading ----------------------------------------------------------------------------------
- */
+/* ---- reading --------------------------------------------------------------------------------- */
 
 /* Checks the root attributes of an mpq checkpoint (or, with allow_export, of an exported model);
  * names what the file looks like otherwise. */
@@ -288,8 +286,7 @@ int mpq_ckpt_read_info(mpq_comm *c, const char *path, mpq_ckpt_info *out)
     return rc;
 }
 
-/* ---- loading into a model -----------------------------------------------------------------------
- */
+/* ---- loading into a model -------------------------------------------------------------------- */
 
 /* Checks that the file's group `prefix` holds exactly the registry's tensors with their shapes. */
 static int check_registry(mpq_pf *p, const mpq_params *r, const char *prefix)
@@ -442,11 +439,10 @@ int mpq_ckpt_load(mpq_comm *c, const char *path, mpq_model *m, const char *model
                                            H5T_NATIVE_FLOAT, m->params.opt[k]));
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
-    return mpq_comm_agree(c, rc);
+    return mpq_comm_agree(c, rc < 0 ? rc : close_rc);
 }
 
-/* ---- weight files -------------------------------------------------------------------------------
- */
+/* ---- weight files ---------------------------------------------------------------------------- */
 
 /* How a tensor is read from a weight file. */
 typedef enum conv_kind { CONV_COPY, CONV_NCHW, CONV_AFFINE } conv_kind;
@@ -636,8 +632,7 @@ int mpq_ckpt_load_weights(mpq_comm *c, const char *path, mpq_model *m)
     return rc;
 }
 
-/* ---- the checkpoint directory -------------------------------------------------------------------
- */
+/* ---- the checkpoint directory ---------------------------------------------------------------- */
 
 void mpq_ckpt_path(const char *output_dir, long step, char *out, size_t bytes)
 {

@@ -88,8 +88,7 @@ static int list_tensors(const mpq_model *m, int fold_bn, etensor *out)
     return k;
 }
 
-/* ---- codes --------------------------------------------------------------------------------------
- */
+/* ---- codes ----------------------------------------------------------------------------------- */
 
 /* Signed bits that hold every code. */
 static int code_bits(const int32_t *c, size_t n)
@@ -163,8 +162,7 @@ static void unpack(const uint8_t *in, size_t n, int bits, int32_t *c)
 
 static size_t packed_bytes(size_t n, int bits) { return (n * (size_t)bits + 7) / 8; }
 
-/* ---- writing ------------------------------------------------------------------------------------
- */
+/* ---- writing --------------------------------------------------------------------------------- */
 
 typedef struct ebuf {
     float *wq, *scale, *bias;
@@ -360,8 +358,7 @@ int mpq_export_write(mpq_comm *c, const char *path, const mpq_model *m, const mp
     return rc < 0 ? mpq_err_push(rc, "exporting '%s'", path) : rc;
 }
 
-/* ---- reading ------------------------------------------------------------------------------------
- */
+/* ---- reading --------------------------------------------------------------------------------- */
 
 static int read_entry(mpq_pf *p, const char *name, mpq_export_entry *e)
 {

@@ -241,8 +241,7 @@ const char *mpq_pf_shape_str(int ndim, const hsize_t *dims, char *buf, size_t by
     return buf;
 }
 
-/* ---- names in a group ---------------------------------------------------------------------------
- */
+/* ---- names in a group ------------------------------------------------------------------------ */
 
 static herr_t collect_dataset(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
 {

@@ -564,14 +564,17 @@ static void fill_info(const trainer *t, long steps_done, double lr, const mpq_tr
 static int save(trainer *t, const char *path, long steps_done, double lr,
                 const mpq_train_result *res, int with_optimizer)
 {
-    const float *v = t->m.params.val;
     int rc = MPQ_OK;
-    for (size_t i = 0; i < t->m.params.n_floats; i++)
-        if (!isfinite(v[i])) {
-            rc = MPQ_FAIL(MPQ_E_NUMERIC, "[%s] parameter %zu is %g after step %ld: not writing "
-                          "'%s'", t->cfg->experiment, i, v[i], steps_done, path);
-            break;
-        }
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        const mpq_params *r = k ? &t->m.state : &t->m.params;
+        for (size_t i = 0; i < r->n_floats; i++)
+            if (!isfinite(r->val[i])) {
+                rc = MPQ_FAIL(MPQ_E_NUMERIC, "[%s] %s %zu is %g after step %ld: not writing '%s'",
+                              t->cfg->experiment, k ? "BN statistic" : "parameter", i,
+                              r->val[i], steps_done, path);
+                break;
+            }
+    }
     if (t->rank == 0) { /* what a crash after this checkpoint must not lose */
         fflush(t->steps_csv);
         fflush(t->timing_csv);
@@ -751,7 +754,6 @@ static void progress(const trainer *t, long step, const step_stats *st, double e
         mpq_log_info("%s", line);
     }
 }
-
 
 /* Collective, after the last step of an epoch (or of the run): validation, the best parameters
  * within budget, the results row and the quantizer histories. */

@@ -301,8 +301,7 @@ START_TEST(test_ckpt_directory_newest_and_prune)
 }
 END_TEST
 
-/* ---- nnabla parameter files --------------------------------------------------------------------
- */
+/* ---- nnabla parameter files ------------------------------------------------------------------ */
 
 /* Writes every non-quantizer tensor of m in nnabla's layout (values from ref, ours) into path:
  * conv W (O, I, KH, KW), affine W (Cin, Cout), BN vectors (1, C, 1, 1); skip: a name left out. */
@@ -414,8 +413,7 @@ START_TEST(test_ckpt_nnabla_weightfile)
 }
 END_TEST
 
-/* ---- exports ------------------------------------------------------------------------------------
- */
+/* ---- exports --------------------------------------------------------------------------------- */
 
 START_TEST(test_export_codes_dequantize_exactly)
 {
