@@ -728,7 +728,9 @@ int mpq_ckpt_find_latest(const char *output_dir, char *out, size_t bytes)
     return found;
 }
 
-int mpq_ckpt_prune(const char *output_dir, int keep)
+/* Removes the complete checkpoints after the newest `keep` (keep < 0: all of them) and every
+ * temporary; counts the removed checkpoints into *n_removed. */
+static int remove_ckpts(const char *output_dir, int keep, int *n_removed)
 {
     char dir[PATH_MAX], path[PATH_MAX + 32];
     char **v;
@@ -736,12 +738,31 @@ int mpq_ckpt_prune(const char *output_dir, int keep)
     snprintf(dir, sizeof dir, "%s/%s", output_dir, MPQ_CKPT_SUBDIR);
     for (int tmp = 0; tmp < 2; tmp++) {
         MPQ_TRY(list_ckpts(dir, tmp, &v, &n));
-        for (int i = tmp ? 0 : keep; i < n && (tmp || keep > 0); i++) {
+        for (int i = tmp || keep < 0 ? 0 : keep; i < n && (tmp || keep != 0); i++) {
             snprintf(path, sizeof path, "%s/%s", dir, v[i]);
             if (unlink(path) != 0 && rc == MPQ_OK)
                 rc = MPQ_FAIL(MPQ_E_IO, "cannot remove '%s': %s", path, strerror(errno));
+            else if (!tmp)
+                ++*n_removed;
         }
         free_list(v, n);
     }
     return rc;
+}
+
+int mpq_ckpt_prune(const char *output_dir, int keep)
+{
+    int n = 0;
+    return remove_ckpts(output_dir, keep, &n);
+}
+
+int mpq_ckpt_clear(const char *output_dir, int *n_removed)
+{
+    char path[PATH_MAX + 32];
+    *n_removed = 0;
+    MPQ_TRY(remove_ckpts(output_dir, -1, n_removed));
+    snprintf(path, sizeof path, "%s/%s", output_dir, MPQ_CKPT_BEST);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return MPQ_FAIL(MPQ_E_IO, "cannot remove '%s': %s", path, strerror(errno));
+    return MPQ_OK;
 }

@@ -99,5 +99,9 @@ int mpq_ckpt_find_latest(const char *output_dir, char *out, size_t bytes);
 /* Not collective (rank 0): removes all but the newest keep checkpoints (keep 0: none) and every
  * temporary left by an interrupted save. Returns 0 or MPQ_E_IO. */
 int mpq_ckpt_prune(const char *output_dir, int keep);
+/* Not collective (rank 0): removes every checkpoint, temporary and the params_best.h5 of
+ * output_dir (a run that starts at step 0 there), writing how many checkpoints went to
+ * *n_removed. Returns 0 or MPQ_E_IO. */
+int mpq_ckpt_clear(const char *output_dir, int *n_removed);
 
 #endif

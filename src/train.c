@@ -290,6 +290,14 @@ static int open_outputs(trainer *t, int resumed)
     if (t->rank != 0) return MPQ_OK;
     snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_SUBDIR);
     MPQ_TRY(mkdirs(path));
+    if (!resumed) { /* like the csv files, an earlier run's checkpoints do not belong to this one */
+        int n = 0;
+        MPQ_TRY(mpq_ckpt_clear(t->dir, &n));
+        if (n > 0)
+            mpq_log_warn("starting at step 0: removed %d checkpoint(s) of an earlier run in %s/%s "
+                         "(--resume auto continues a run)",
+                         n, t->dir, MPQ_CKPT_SUBDIR);
+    }
     if (resumed) {
         snprintf(path, sizeof path, "%s/steps.csv", t->dir);
         MPQ_TRY(truncate_csv(path, steps_header, t->start_step, 1));

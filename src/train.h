@@ -32,14 +32,15 @@ typedef struct mpq_train_result {
 } mpq_train_result;
 
 /* Runs the experiment: from step 0 (initial values, or the weightfile's weights with quantizers
- * initialised from them), or with o->resume from a checkpoint ("auto": the newest complete one
- * under <output_dir>/checkpoints, or step 0 if there is none), continuing the csv files without
- * duplicate or missing rows. Checkpoints every checkpoint_every_steps steps and every
- * checkpoint_every_minutes (rank 0's clock), at the end when either is on, and on SIGUSR1 or
- * SIGTERM (any rank, agreed at the next step boundary): then returns MPQ_E_INTERRUPTED (main
- * exits with 75). The best validation error within budget is kept as <output_dir>/params_best.h5.
- * A NaN/Inf loss stops the run with MPQ_E_NUMERIC and no checkpoint of that state. Returns 0, or
- * a negative MPQ_E_* agreed by all ranks (the message is set on every rank). */
+ * initialised from them; an earlier run's checkpoints in output_dir are removed), or with
+ * o->resume from a checkpoint ("auto": the newest complete one under <output_dir>/checkpoints,
+ * or step 0 if there is none), continuing the csv files without duplicate or missing rows.
+ * Checkpoints every checkpoint_every_steps steps and every checkpoint_every_minutes (rank 0's
+ * clock), at the end when either is on, and on SIGUSR1 or SIGTERM (any rank, agreed at the next
+ * step boundary): then returns MPQ_E_INTERRUPTED (main exits with 75). The best validation error
+ * within budget is kept as <output_dir>/params_best.h5. A NaN/Inf loss stops the run with
+ * MPQ_E_NUMERIC and no checkpoint of that state. Returns 0, or a negative MPQ_E_* agreed by all
+ * ranks (the message is set on every rank). */
 int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mpq_train_opts *o,
               mpq_train_result *res);
 

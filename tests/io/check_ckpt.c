@@ -1,9 +1,9 @@
 /* Checkpoints, weight files and exports on one rank: save then load gives bitwise-equal flat
  * buffers (values, BN state, optimizer state) and fixed quantizer values, with no HDF5 handle
  * left open; truncated files, dataset shards, other models, other shapes and other quantizer
- * methods are refused with messages saying so; the checkpoint directory finds the newest complete
- * checkpoint and prunes; nnabla parameter files (NCHW, (Cin, Cout)) load with their layouts
- * converted; exported codes dequantize to the quantized weights exactly. */
+ * methods are refused with messages saying so; the checkpoint directory finds the newest
+ * complete checkpoint, prunes and clears; nnabla parameter files (NCHW, (Cin, Cout)) load with
+ * their layouts converted; exported codes dequantize to the quantized weights exactly. */
 #include <check.h>
 #include <hdf5.h>
 #include <math.h>
@@ -296,6 +296,14 @@ START_TEST(test_ckpt_directory_newest_and_prune)
     }
     strcat(p, ".tmp");
     ck_assert_int_ne(access(p, F_OK), 0);
+    /* a run starting at step 0 removes an earlier run's checkpoints and best parameters */
+    snprintf(p, sizeof p, "%s/%s", dir, MPQ_CKPT_BEST);
+    ck_assert_int_eq(iofix_write_text(p, "old"), 0);
+    int n_removed = 0;
+    ck_assert_int_eq(mpq_ckpt_clear(dir, &n_removed), 0);
+    ck_assert_int_eq(n_removed, 2);
+    ck_assert_int_ne(access(p, F_OK), 0);
+    ck_assert_int_eq(mpq_ckpt_find_latest(dir, found, sizeof found), 0);
     assert_no_open_handles();
     mpq_model_free(&a);
 }
