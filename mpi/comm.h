@@ -21,6 +21,9 @@ int mpq_comm_size(const mpq_comm *c);
 int mpq_comm_local_rank(const mpq_comm *c);
 int mpq_comm_local_size(const mpq_comm *c);
 double mpq_comm_wtime(void);
+/* Writes the world communicator (an MPI_Comm) to *mpi_comm_out, which must point to an MPI_Comm:
+ * for io/'s parallel HDF5 (MPI-IO), since files outside mpi/ and io/ cannot name the type. */
+void mpq_comm_get_mpi(const mpq_comm *c, void *mpi_comm_out);
 
 /* Collective agreement on an error: every rank passes its rc; every rank gets the minimum, and a
  * rank whose own rc was >= 0 while another failed gets, as its own message (mpq_errmsg), the

@@ -4,11 +4,14 @@
  * penalties (identical on every rank, so added after the averaging), weight decay, the
  * reference's quantizer-gradient clipping, the optimizer, the quantizer projections. BN running
  * statistics are averaged over replicas every step, so every rank holds the same state.
+ * Checkpoints (io/ckpt.h) are taken at step boundaries, on a schedule or on SIGUSR1/SIGTERM
+ * (agreed over the ranks), and a run resumes from one exactly where it stopped.
  * Owns every buffer it allocates (freed on every path through trainer_free). */
 #include "train.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include "core/log.h"
 #include "data.h"
 #include "evaluate.h"
+#include "io/ckpt.h"
 #include "io/shard.h"
 #include "kernels/gemm.h"
 #include "layers/loss.h"
@@ -44,9 +48,32 @@ typedef struct trainer {
     mpq_gradsync *gs;
     mpq_budget budget;
     long spe, total_steps;
+    long start_step;     /* 0, or the step a resumed run starts from */
+    double epoch_err;    /* train error summed over the steps of the current epoch so far */
+    long epoch_n;
+    double *hist;        /* results.csv rows so far (HIST_COLS each), for checkpoints */
+    double epoch_start;  /* wall time the current epoch started */
+    int quiet;
+    int hist_rows, hist_cap;
+    char *cfg_dump;      /* the effective configuration (checkpoints) */
+    double last_save;    /* rank 0: wall time of the last checkpoint (or the start) */
     FILE *steps_csv, *results_csv, *timing_csv;
     char dir[MPQ_PATH_MAX + 64];
 } trainer;
+
+#define HIST_COLS 12
+static const char results_header[] =
+    "iter,train_err,val_err,loss,loss1,loss2,loss3,kbytes_w,kbytes_a,epoch,lr,seconds";
+static const char steps_header[] =
+    "step,epoch,lr,loss,loss1,loss2,loss3,train_err,kbytes_w,kbytes_a";
+static const char timing_header[] =
+    "step,compute_s,data_wait_s,comm_wait_s,comm_bytes,images_per_s";
+
+/* The signal that asked for a checkpoint and exit (SIGUSR1 from SLURM before the time limit,
+ * SIGTERM), or 0. Set by the handler; read at step boundaries. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
 
 /* ---- set-up -------------------------------------------------------------------------------- */
 
@@ -66,13 +93,13 @@ static int mkdirs(const char *path)
     return MPQ_OK;
 }
 
-static int open_source(const trainer *t, const char *spec, int train, mpq_source **out)
+int mpq_train_source_open(const mpq_cfg *c, const char *spec, int train, int rank, int n_ranks,
+                          mpq_source **out)
 {
-    const mpq_cfg *c = t->cfg;
     mpq_source_opts o = {
         .global_batch = train ? c->batch_size : c->val_batch_size,
-        .rank = t->rank,
-        .n_ranks = t->n_ranks,
+        .rank = rank,
+        .n_ranks = n_ranks,
         .seed = (uint64_t)c->seed,
         .train = train,
         .augment = c->augment, /* validation: the same normalization, no random transforms */
@@ -97,8 +124,9 @@ static int setup_data(trainer *t)
     if (!*c->train_data)
         rc = MPQ_FAIL(MPQ_E_CONFIG, "[%s] train_data is not set ---> HINT: make shards with "
                       "`mpq prep`, or use train_data = synthetic", c->experiment);
-    if (rc == 0) rc = open_source(t, c->train_data, 1, &t->train);
-    if (rc == 0 && *c->val_data) rc = open_source(t, c->val_data, 0, &t->val);
+    if (rc == 0) rc = mpq_train_source_open(c, c->train_data, 1, t->rank, t->n_ranks, &t->train);
+    if (rc == 0 && *c->val_data)
+        rc = mpq_train_source_open(c, c->val_data, 0, t->rank, t->n_ranks, &t->val);
     if (rc == 0 && t->val) {
         const mpq_data_info *a = &t->train->info, *b = &t->val->info;
         if (a->h != b->h || a->w != b->w || a->c != b->c)
@@ -135,20 +163,34 @@ static int setup_batching(trainer *t)
     return MPQ_OK;
 }
 
+mpq_budget mpq_train_budget(const mpq_cfg *c)
+{
+    return (mpq_budget){
+        .target_w_kbytes = c->target_weight_kbytes,
+        .target_a_kbytes = c->target_activation_kbytes,
+        .act_sum = !strcmp(c->target_activation_type, "sum"),
+        .lambda2 = c->initial_cost_lambda2,
+        .lambda3 = c->initial_cost_lambda3,
+    };
+}
+
+int mpq_train_model_build(const mpq_cfg *c, int h, int w, int ch, int classes, int plan_n,
+                          mpq_model *m)
+{
+    mpq_model_desc d = {c->model, c->shortcut_type, c->scale_layer};
+    mpq_model_init(m, h, w, ch, classes, &c->wq, &c->aq, c->bn_momentum);
+    MPQ_TRY(mpq_model_build(m, &d));
+    return mpq_model_plan(m, plan_n);
+}
+
 static int setup_model(trainer *t)
 {
     const mpq_cfg *c = t->cfg;
     const mpq_data_info *in = &t->train->info;
     int classes = c->num_classes > 0 ? c->num_classes : in->num_classes;
-    mpq_model_desc d = {c->model, c->shortcut_type, c->scale_layer};
-    mpq_model_init(&t->m, in->h, in->w, in->c, classes, &c->wq, &c->aq, c->bn_momentum);
-    MPQ_TRY(mpq_model_build(&t->m, &d));
     int plan = t->micro_n;
     if (t->val && t->val->max_local_batch > plan) plan = t->val->max_local_batch;
-    MPQ_TRY(mpq_model_plan(&t->m, plan));
-    if (*c->weightfile)
-        return MPQ_FAIL(MPQ_E_NOTYET, "[%s] weightfile: loading checkpoints is not implemented yet "
-                        "(issue 6)", c->experiment);
+    MPQ_TRY(mpq_train_model_build(c, in->h, in->w, in->c, classes, plan, &t->m));
     mpq_model_init_values(&t->m, (unsigned long)c->seed, 0);
 
     size_t len = (size_t)in->h * in->w * in->c, nf = t->m.params.n_floats;
@@ -176,13 +218,7 @@ static int setup_model(trainer *t)
         size_t bucket = (size_t)(c->bucket_mbytes * 1e6 / sizeof(float));
         MPQ_TRY(mpq_gradsync_create(t->comm, t->m.params.grad, nf, bucket ? bucket : nf, &t->gs));
     }
-    t->budget = (mpq_budget){
-        .target_w_kbytes = c->target_weight_kbytes,
-        .target_a_kbytes = c->target_activation_kbytes,
-        .act_sum = !strcmp(c->target_activation_type, "sum"),
-        .lambda2 = c->initial_cost_lambda2,
-        .lambda3 = c->initial_cost_lambda3,
-    };
+    t->budget = mpq_train_budget(c);
     return MPQ_OK;
 }
 
@@ -193,26 +229,103 @@ static int broadcast_values(trainer *t)
     return mpq_comm_bcast(t->comm, t->m.state.val, t->m.state.n_floats * sizeof(float), 0);
 }
 
-static int open_outputs(trainer *t)
+/* Rank 0, on resume: rewrites path keeping its header and the complete data lines that belong
+ * before the checkpoint (by_step: whose first field is below limit; else the first limit lines),
+ * so nothing is duplicated or missing when the run appends. A missing file gets the header. */
+static int truncate_csv(const char *path, const char *header, long limit, int by_step)
+{
+    char tmp[MPQ_PATH_MAX + 128], *line = NULL;
+    size_t cap = 0;
+    long kept = 0;
+    int rc = MPQ_OK;
+    FILE *in = fopen(path, "r");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        if (in) fclose(in);
+        return MPQ_FAIL(MPQ_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+    ssize_t k = in ? getline(&line, &cap, in) : -1;
+    if (k > 0 && line[k - 1] == '\n') fputs(line, out);
+    else if (header) fprintf(out, "%s\n", header);
+    while (in && (k = getline(&line, &cap, in)) > 0 && line[k - 1] == '\n') {
+        int keep = by_step ? strtol(line, NULL, 10) < limit : kept < limit;
+        if (!keep) break;
+        fputs(line, out);
+        kept++;
+    }
+    free(line);
+    if (in) fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0)
+        rc = MPQ_FAIL(MPQ_E_IO, "cannot rewrite '%s': %s", path, strerror(errno));
+    return rc;
+}
+
+static void write_results_row(FILE *f, const double *r)
+{
+    fprintf(f, "%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%ld,%.9g,%.3f\n", (long)r[0], r[1],
+            r[2], r[3], r[4], r[5], r[6], r[7], r[8], (long)r[9], r[10], r[11]);
+}
+
+static int append_hist(trainer *t, const double *row)
+{
+    if (t->hist_rows == t->hist_cap) {
+        int cap = t->hist_cap ? 2 * t->hist_cap : 64;
+        double *h = realloc(t->hist, sizeof(double) * HIST_COLS * (size_t)cap);
+        if (!h) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory for the metric history");
+        t->hist = h;
+        t->hist_cap = cap;
+    }
+    memcpy(t->hist + (size_t)HIST_COLS * t->hist_rows++, row, sizeof(double) * HIST_COLS);
+    return MPQ_OK;
+}
+
+/* Rank 0 writes the run's csv files: fresh ones, or on resume the files cut back to the
+ * checkpoint (results.csv is rewritten from the checkpoint's history). */
+static int open_outputs(trainer *t, int resumed)
 {
     const mpq_cfg *c = t->cfg;
     char path[sizeof t->dir + 32];
-    snprintf(t->dir, sizeof t->dir, "%s", *c->output_dir ? c->output_dir : c->experiment);
+    static const char *const hist_files[] = {"n", "d", "max", "min"};
     if (t->rank != 0) return MPQ_OK;
-    MPQ_TRY(mkdirs(t->dir));
+    snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_SUBDIR);
+    MPQ_TRY(mkdirs(path));
+    if (!resumed) { /* like the csv files, an earlier run's checkpoints do not belong to this one */
+        int n = 0;
+        MPQ_TRY(mpq_ckpt_clear(t->dir, &n));
+        if (n > 0)
+            mpq_log_warn("starting at step 0: removed %d checkpoint(s) of an earlier run in %s/%s "
+                         "(--resume auto continues a run)",
+                         n, t->dir, MPQ_CKPT_SUBDIR);
+    }
+    if (resumed) {
+        snprintf(path, sizeof path, "%s/steps.csv", t->dir);
+        MPQ_TRY(truncate_csv(path, steps_header, t->start_step, 1));
+        snprintf(path, sizeof path, "%s/timing.csv", t->dir);
+        MPQ_TRY(truncate_csv(path, timing_header, t->start_step, 1));
+        for (int h = 0; h < 8; h++) { /* the epoch-0 row and one per results row */
+            snprintf(path, sizeof path, "%s/res_%s_%c.csv", t->dir, hist_files[h / 2],
+                     h % 2 ? 'a' : 'w');
+            MPQ_TRY(truncate_csv(path, NULL, 1 + t->hist_rows, 0));
+        }
+    }
+    const char *mode = resumed ? "a" : "w";
     snprintf(path, sizeof path, "%s/steps.csv", t->dir);
-    t->steps_csv = fopen(path, "w");
+    t->steps_csv = fopen(path, mode);
     snprintf(path, sizeof path, "%s/results.csv", t->dir);
     t->results_csv = fopen(path, "w");
     snprintf(path, sizeof path, "%s/timing.csv", t->dir);
-    t->timing_csv = fopen(path, "w");
+    t->timing_csv = fopen(path, mode);
     if (!t->steps_csv || !t->results_csv || !t->timing_csv)
         return MPQ_FAIL(MPQ_E_IO, "cannot write into '%s': %s", t->dir, strerror(errno));
-    fprintf(t->steps_csv, "step,epoch,lr,loss,loss1,loss2,loss3,train_err,kbytes_w,kbytes_a\n");
-    fprintf(t->results_csv,
-            "iter,train_err,val_err,loss,loss1,loss2,loss3,kbytes_w,kbytes_a,epoch,lr,seconds\n");
-    fprintf(t->timing_csv,
-            "step,compute_s,data_wait_s,comm_wait_s,comm_bytes,images_per_s\n");
+    if (!resumed) {
+        fprintf(t->steps_csv, "%s\n", steps_header);
+        fprintf(t->timing_csv, "%s\n", timing_header);
+    }
+    fprintf(t->results_csv, "%s\n", results_header);
+    for (int i = 0; i < t->hist_rows; i++)
+        write_results_row(t->results_csv, t->hist + (size_t)HIST_COLS * i);
+    fflush(t->results_csv);
     snprintf(path, sizeof path, "%s/config.cfg", t->dir);
     FILE *f = fopen(path, "w");
     if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot write '%s': %s", path, strerror(errno));
@@ -238,6 +351,8 @@ static void trainer_free(trainer *t)
     mpq_model_free(&t->m);
     mpq_source_free(t->train);
     mpq_source_free(t->val);
+    free(t->hist);
+    free(t->cfg_dump);
     if (t->steps_csv) fclose(t->steps_csv);
     if (t->results_csv) fclose(t->results_csv);
     if (t->timing_csv) fclose(t->timing_csv);
@@ -415,6 +530,218 @@ static int train_step(trainer *t, float lr, long step, step_stats *st)
     return MPQ_OK;
 }
 
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+static const char *optimizer_name(mpq_optimizer o)
+{
+    return o == MPQ_OPTIMIZER_ADAM ? "adam" : "sgd";
+}
+
+static void fill_info(const trainer *t, long steps_done, double lr, const mpq_train_result *res,
+                      mpq_ckpt_info *in)
+{
+    const mpq_cfg *c = t->cfg;
+    memset(in, 0, sizeof *in);
+    snprintf(in->experiment, sizeof in->experiment, "%s", c->experiment);
+    snprintf(in->model, sizeof in->model, "%s", c->model);
+    snprintf(in->optimizer, sizeof in->optimizer, "%s", optimizer_name(c->optimizer));
+    in->step = steps_done;
+    in->epoch = steps_done / t->spe;
+    in->step_in_epoch = steps_done % t->spe;
+    in->steps_per_epoch = t->spe;
+    in->seed = c->seed;
+    in->n_ranks = t->n_ranks;
+    in->in_h = t->m.in_h;
+    in->in_w = t->m.in_w;
+    in->in_c = t->m.in_c;
+    in->num_classes = t->m.num_classes;
+    in->lr = lr;
+    in->first_loss = res->first_loss;
+    in->best_val_err = res->best_val_err;
+    in->epoch_err = t->epoch_err;
+    in->epoch_n = t->epoch_n;
+    in->config = t->cfg_dump;
+    in->history = t->hist;
+    in->history_rows = t->hist_rows;
+    in->history_cols = HIST_COLS;
+    snprintf(in->history_columns, sizeof in->history_columns, "%s", results_header);
+}
+
+/* Collective: writes a checkpoint (with_optimizer; then the directory is pruned to
+ * keep_checkpoints) or a parameter file. A state with a non-finite value is never written. */
+static int save(trainer *t, const char *path, long steps_done, double lr,
+                const mpq_train_result *res, int with_optimizer)
+{
+    int rc = MPQ_OK;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        const mpq_params *r = k ? &t->m.state : &t->m.params;
+        for (size_t i = 0; i < r->n_floats; i++)
+            if (!isfinite(r->val[i])) {
+                rc = MPQ_FAIL(MPQ_E_NUMERIC, "[%s] %s %zu is %g after step %ld: not writing '%s'",
+                              t->cfg->experiment, k ? "BN statistic" : "parameter", i,
+                              r->val[i], steps_done, path);
+                break;
+            }
+    }
+    if (t->rank == 0) { /* what a crash after this checkpoint must not lose */
+        fflush(t->steps_csv);
+        fflush(t->timing_csv);
+        fflush(t->results_csv);
+    }
+    mpq_ckpt_info in;
+    fill_info(t, steps_done, lr, res, &in);
+    double t0 = mpq_comm_wtime();
+    rc = mpq_comm_agree(t->comm, rc);
+    if (rc == 0) rc = mpq_ckpt_save(t->comm, path, &t->m, &in, with_optimizer);
+    if (rc == 0 && with_optimizer && t->rank == 0)
+        rc = mpq_ckpt_prune(t->dir, t->cfg->keep_checkpoints);
+    rc = mpq_comm_agree(t->comm, rc);
+    if (rc == 0 && !t->quiet)
+        mpq_log_info("%s %s after step %ld (%.2f s)", with_optimizer ? "checkpoint" : "best params",
+                     path, steps_done, mpq_comm_wtime() - t0);
+    t->last_save = mpq_comm_wtime();
+    return rc;
+}
+
+/* Collective: the checkpoint to resume from into path ("" to start fresh): spec "auto" is the
+ * newest complete checkpoint of the output directory, if any; anything else is a file. */
+static int resume_path(trainer *t, const char *spec, char *path, size_t bytes)
+{
+    char *found = NULL;
+    int rc = MPQ_OK;
+    path[0] = '\0';
+    if (!spec) return MPQ_OK;
+    if (strcmp(spec, "auto")) {
+        snprintf(path, bytes, "%s", spec);
+        return MPQ_OK;
+    }
+    if (t->rank == 0) {
+        found = calloc(bytes, 1);
+        rc = found ? mpq_ckpt_find_latest(t->dir, found, bytes)
+                   : MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
+    }
+    rc = mpq_comm_agree(t->comm, rc < 0 ? rc : MPQ_OK);
+    if (rc == 0) rc = mpq_comm_bcast_string(t->comm, &found, 0);
+    if (rc == 0) snprintf(path, bytes, "%s", found);
+    free(found);
+    if (rc == 0 && !path[0] && !t->quiet)
+        mpq_log_info("--resume auto: no checkpoint in %s/%s, starting at step 0", t->dir,
+                     MPQ_CKPT_SUBDIR);
+    return rc;
+}
+
+/* Refuses a checkpoint whose configuration differs from this one in a key that decides the
+ * model, the data order or the optimizer state (the message names the key and both values). */
+static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *path)
+{
+    const mpq_cfg *c = t->cfg;
+    mpq_cfg old;
+    int rc = mpq_cfg_parse_text(in->config, path, in->experiment, &old);
+    if (rc < 0) return mpq_err_push(rc, "the configuration stored in checkpoint '%s'", path);
+    const struct {
+        const char *key, *was, *now;
+    } str[] = {
+        {"model", old.model, c->model},
+        {"shortcut_type", old.shortcut_type, c->shortcut_type},
+        {"w_quantize", old.wq.method, c->wq.method},
+        {"a_quantize", old.aq.method, c->aq.method},
+        {"optimizer", optimizer_name(old.optimizer), optimizer_name(c->optimizer)},
+        {"train_data", old.train_data, c->train_data},
+    };
+    const struct {
+        const char *key;
+        double was, now;
+    } num[] = {
+        {"batch_size", old.batch_size, c->batch_size},
+        {"seed", (double)old.seed, (double)c->seed},
+        {"scale_layer", old.scale_layer, c->scale_layer},
+        {"num_classes", old.num_classes, c->num_classes},
+        {"augment", old.augment, c->augment},
+        {"synthetic_samples", old.synthetic_samples, c->synthetic_samples},
+        {"synthetic_height", old.synthetic_height, c->synthetic_height},
+        {"synthetic_width", old.synthetic_width, c->synthetic_width},
+        {"synthetic_channels", old.synthetic_channels, c->synthetic_channels},
+        {"steps per epoch", (double)in->steps_per_epoch, (double)t->spe},
+    };
+    static const char hint[] = "---> HINT: resume with the checkpoint's configuration (`mpq "
+                               "inspect` prints it) or train into another output_dir";
+    for (size_t i = 0; i < sizeof str / sizeof str[0]; i++)
+        if (strcmp(str[i].was, str[i].now))
+            return MPQ_FAIL(MPQ_E_CONFIG, "checkpoint '%s' does not fit the configuration: %s is "
+                            "'%s' there and '%s' here %s", path, str[i].key, str[i].was,
+                            str[i].now, hint);
+    for (size_t i = 0; i < sizeof num / sizeof num[0]; i++)
+        if (num[i].was != num[i].now)
+            return MPQ_FAIL(MPQ_E_CONFIG, "checkpoint '%s' does not fit the configuration: %s is "
+                            "%g there and %g here %s", path, num[i].key, num[i].was, num[i].now,
+                            hint);
+    if (in->history_cols != HIST_COLS)
+        return MPQ_FAIL(MPQ_E_FORMAT, "checkpoint '%s': its history has %d columns, not %d", path,
+                        in->history_cols, HIST_COLS);
+    return MPQ_OK;
+}
+
+/* Collective: restores the model, the optimizer, the data position, the metric history and the
+ * running sums from the checkpoint at path. */
+static int resume(trainer *t, const char *path, mpq_train_result *res)
+{
+    mpq_ckpt_info in;
+    double t0 = mpq_comm_wtime();
+    int rc = mpq_ckpt_read_info(t->comm, path, &in);
+    if (rc < 0) return rc;
+    rc = mpq_comm_agree(t->comm, check_config(t, &in, path));
+    if (rc == 0)
+        rc = mpq_ckpt_load(t->comm, path, &t->m, t->cfg->model, MPQ_CKPT_LOAD_OPTIMIZER);
+    for (int i = 0; rc == 0 && i < in.history_rows; i++)
+        rc = append_hist(t, in.history + (size_t)HIST_COLS * i);
+    if (rc == 0) {
+        t->start_step = in.step;
+        t->epoch_err = in.epoch_err;
+        t->epoch_n = in.epoch_n;
+        res->first_loss = in.first_loss;
+        res->best_val_err = in.best_val_err;
+        if (!t->quiet)
+            mpq_log_info("resuming from %s: step %ld (epoch %ld, step %ld of it), written by %d "
+                         "rank(s); loaded in %.2f s", path, in.step, in.epoch, in.step_in_epoch,
+                         in.n_ranks, mpq_comm_wtime() - t0);
+    }
+    mpq_ckpt_info_free(&in);
+    return mpq_comm_agree(t->comm, rc);
+}
+
+/* Collective: the cfg's weightfile (mpq or nnabla); quantizers start from the loaded weights. */
+static int load_weightfile(trainer *t)
+{
+    MPQ_TRY(mpq_ckpt_load_weights(t->comm, t->cfg->weightfile, &t->m));
+    mpq_model_init_quantizers(&t->m, 1);
+    return MPQ_OK;
+}
+
+static void signals_install(struct sigaction old[2])
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    stop_signal = 0;
+    sigaction(SIGUSR1, &sa, &old[0]);
+    sigaction(SIGTERM, &sa, &old[1]);
+}
+
+static void signals_restore(const struct sigaction old[2])
+{
+    sigaction(SIGUSR1, &old[0], NULL);
+    sigaction(SIGTERM, &old[1], NULL);
+}
+
+/* Rank 0: whether checkpoint_every_minutes have passed since the last checkpoint. */
+static int due_by_time(const trainer *t)
+{
+    double minutes = t->cfg->checkpoint_every_minutes;
+    return minutes > 0 && mpq_comm_wtime() - t->last_save >= 60.0 * minutes;
+}
+
 /* ---- the loop ------------------------------------------------------------------------------ */
 
 static void progress(const trainer *t, long step, const step_stats *st, double elapsed,
@@ -436,10 +763,62 @@ static void progress(const trainer *t, long step, const step_stats *st, double e
     }
 }
 
+/* Collective, after the last step of an epoch (or of the run): validation, the best parameters
+ * within budget, the results row and the quantizer histories. */
+static int end_epoch(trainer *t, long step, float lr, const step_stats *st, mpq_train_result *res,
+                     int live)
+{
+    double verr = NAN, vce = NAN;
+    long epoch = step / t->spe;
+    int rc, best = 0;
+    if (t->val) {
+        MPQ_TRY(mpq_evaluate(t->comm, &t->m, t->val, t->xb, t->yb, &verr, &vce));
+        res->val_err = verr;
+        mpq_size_terms now;
+        mpq_model_size(&t->m, &t->budget, NULL, &now);
+        if (mpq_size_within_budget(&now, &t->budget) &&
+            (isnan(res->best_val_err) || verr < res->best_val_err)) {
+            res->best_val_err = verr;
+            best = 1;
+        }
+    }
+    res->train_err = t->epoch_err / (double)t->epoch_n;
+    double row[HIST_COLS] = {(double)(step + 1), res->train_err, verr, st->loss, st->ce,
+                             st->size.loss2, st->size.loss3, st->size.kbytes_w,
+                             st->size.kbytes_a, (double)(epoch + 1), lr,
+                             mpq_comm_wtime() - t->epoch_start};
+    rc = append_hist(t, row);
+    if (t->rank == 0 && rc == 0) {
+        if (live) printf("\n");
+        write_results_row(t->results_csv, row);
+        fflush(t->results_csv);
+        fflush(t->steps_csv);
+        fflush(t->timing_csv);
+        if (!t->quiet)
+            mpq_log_info("epoch %ld: train err %.2f%%  val err %.2f%%  loss %.4f  "
+                         "W %.2f KB  A %.2f KB  (%.1f s)",
+                         epoch + 1, 100.0 * res->train_err, 100.0 * verr, st->loss,
+                         st->size.kbytes_w, st->size.kbytes_a, row[11]);
+        rc = mpq_report_histories(t->dir, &t->m, epoch + 1);
+    }
+    rc = mpq_comm_agree(t->comm, rc);
+    if (rc == 0 && best) {
+        char path[sizeof t->dir + 32];
+        snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_BEST);
+        rc = save(t, path, step + 1, lr, res, 0);
+    }
+    t->epoch_err = 0.0;
+    t->epoch_n = 0;
+    t->epoch_start = mpq_comm_wtime();
+    return rc;
+}
+
 int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mpq_train_opts *o,
               mpq_train_result *res)
 {
     trainer t;
+    struct sigaction old_actions[2];
+    char ckpt[sizeof t.dir + 64];
     int rc;
     memset(&t, 0, sizeof t);
     memset(res, 0, sizeof *res);
@@ -448,7 +827,10 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
     t.comm = comm;
     t.rank = mpq_comm_rank(comm);
     t.n_ranks = mpq_comm_size(comm);
+    t.quiet = o->quiet;
+    snprintf(t.dir, sizeof t.dir, "%s", *cfg->output_dir ? cfg->output_dir : cfg->experiment);
     (void)cfg_text;
+    signals_install(old_actions);
 
     char bind[256];
     int threads = mpq_comm_bind(comm, cfg->threads, bind, sizeof bind);
@@ -459,19 +841,24 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
     if (rc == 0) rc = setup_data(&t);
     rc = mpq_comm_agree(comm, rc);
     if (rc == 0) rc = mpq_comm_agree(comm, setup_model(&t));
-    if (rc == 0) rc = mpq_comm_agree(comm, broadcast_values(&t));
-    if (rc == 0) rc = mpq_comm_agree(comm, open_outputs(&t));
-    if (rc < 0) goto out;
-
-    t.spe = t.train->steps_per_epoch;
-    t.total_steps = (long)floor(cfg->epochs * (double)t.spe);
-    if (cfg->max_steps > 0 && cfg->max_steps < t.total_steps) t.total_steps = cfg->max_steps;
-    if (t.total_steps < 1) t.total_steps = 1;
-    if (o->resume) {
-        rc = mpq_comm_agree(comm, MPQ_FAIL(MPQ_E_NOTYET, "--resume: checkpoints are not "
-                                           "implemented yet (issue 6)"));
-        goto out;
+    if (rc == 0) {
+        t.spe = t.train->steps_per_epoch;
+        t.total_steps = (long)floor(cfg->epochs * (double)t.spe);
+        if (cfg->max_steps > 0 && cfg->max_steps < t.total_steps) t.total_steps = cfg->max_steps;
+        if (t.total_steps < 1) t.total_steps = 1;
+        t.cfg_dump = mpq_cfg_dump_string(cfg);
+        rc = mpq_comm_agree(comm, t.cfg_dump ? MPQ_OK : MPQ_FAIL(MPQ_E_NOMEM, "out of memory"));
     }
+    if (rc == 0) rc = resume_path(&t, o->resume, ckpt, sizeof ckpt);
+    if (rc == 0 && !ckpt[0] && *cfg->weightfile) rc = load_weightfile(&t);
+    if (rc == 0) rc = mpq_comm_agree(comm, broadcast_values(&t));
+    if (rc == 0 && ckpt[0]) rc = resume(&t, ckpt, res);
+    if (rc == 0) rc = mpq_comm_agree(comm, open_outputs(&t, ckpt[0] != '\0'));
+    if (rc < 0) goto out;
+    if (!o->quiet)
+        mpq_log_info("signal handlers installed on %d rank(s): SIGUSR1 or SIGTERM checkpoints and "
+                     "stops with exit status 75", t.n_ranks);
+
     mpq_size_terms size0;
     mpq_model_size(&t.m, &t.budget, NULL, &size0);
     if (t.rank == 0 && !o->quiet) {
@@ -481,82 +868,72 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
                t.n_ranks, threads, cfg->batch_size, t.micro, t.micro_n, t.spe, t.total_steps);
         mpq_report_table(stdout, &t.m, &t.budget);
     }
-    if (t.rank == 0) rc = mpq_report_histories(t.dir, &t.m, 0);
+    if (t.rank == 0 && !ckpt[0]) rc = mpq_report_histories(t.dir, &t.m, 0);
     rc = mpq_comm_agree(comm, rc);
     if (rc < 0) goto out;
-    rc = mpq_comm_agree(comm, t.train->ops->seek(t.train, 0, 0));
+    rc = mpq_comm_agree(comm, t.train->ops->seek(t.train, t.start_step / t.spe,
+                                                 t.start_step % t.spe));
     if (rc < 0) goto out;
 
     int live = t.rank == 0 && !o->quiet && cfg->progress && isatty(STDOUT_FILENO);
+    int ckpt_on = cfg->checkpoint_every_steps > 0 || cfg->checkpoint_every_minutes > 0;
     long report_every = t.spe / 4 > 0 ? t.spe / 4 : 1;
-    double start = mpq_comm_wtime(), epoch_err = 0.0, epoch_start = start;
-    long epoch_n = 0;
+    double start = mpq_comm_wtime();
+    t.epoch_start = t.last_save = start;
     step_stats st;
-    for (long step = 0; step < t.total_steps; step++) {
+    for (long step = t.start_step; step < t.total_steps; step++) {
         long epoch = step / t.spe;
         float lr = mpq_lr_at(cfg, step, t.spe);
         double ts = mpq_comm_wtime();
         rc = mpq_comm_agree(comm, train_step(&t, lr, step, &st));
-        if (rc < 0) goto out;
+        if (rc < 0) goto out; /* a diverged state is never checkpointed */
         if (cfg->check_replicas) {
             rc = check_replicas(&t, step);
             if (rc < 0) goto out;
         }
         if (step == 0) res->first_loss = st.loss;
         res->last_loss = st.loss;
-        epoch_err += st.err;
-        epoch_n++;
-        double stimes[4] = {st.t_compute, st.t_data, st.t_comm, st.bytes};
-        MPQ_TRY(mpq_comm_allreduce_max_double(comm, stimes, 4));
+        t.epoch_err += st.err;
+        t.epoch_n++;
+        /* step times (max over ranks), then: a stop signal on any rank, rank 0's clock */
+        double stimes[6] = {st.t_compute, st.t_data, st.t_comm, st.bytes, (double)stop_signal,
+                            t.rank == 0 && due_by_time(&t) ? 1.0 : 0.0};
+        rc = mpq_comm_allreduce_max_double(comm, stimes, 6);
+        if (rc < 0) goto out;
         if (t.rank == 0) {
             fprintf(t.steps_csv, "%ld,%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", step, epoch,
                     lr, st.loss, st.ce, st.size.loss2, st.size.loss3, st.err, st.size.kbytes_w,
                     st.size.kbytes_a);
             fprintf(t.timing_csv, "%ld,%.6f,%.6f,%.6f,%.0f,%.1f\n", step, stimes[0], stimes[1],
                     stimes[2], stimes[3], cfg->batch_size / (mpq_comm_wtime() - ts));
-            if (!o->quiet && (live || (step + 1) % report_every == 0 || step == 0))
-                progress(&t, step, &st, mpq_comm_wtime() - start, step + 1, live);
+            if (!o->quiet && (live || (step + 1) % report_every == 0 || step == t.start_step))
+                progress(&t, step, &st, mpq_comm_wtime() - start, step + 1 - t.start_step, live);
         }
-        int epoch_end = (step + 1) % t.spe == 0 || step + 1 == t.total_steps;
-        if (!epoch_end) continue;
-
-        double verr = NAN, vce = NAN;
-        if (t.val) {
-            rc = mpq_evaluate(comm, &t.m, t.val, t.xb, t.yb, &verr, &vce);
+        int last = step + 1 == t.total_steps;
+        if ((step + 1) % t.spe == 0 || last) {
+            rc = end_epoch(&t, step, lr, &st, res, live);
             if (rc < 0) goto out;
-            res->val_err = verr;
-            mpq_size_terms now;
-            mpq_model_size(&t.m, &t.budget, NULL, &now);
-            if (mpq_size_within_budget(&now, &t.budget) &&
-                (isnan(res->best_val_err) || verr < res->best_val_err))
-                res->best_val_err = verr;
         }
-        res->train_err = epoch_err / epoch_n;
-        if (t.rank == 0) {
-            if (live) printf("\n");
-            fprintf(t.results_csv, "%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%ld,%.9g,%.3f\n",
-                    step + 1, res->train_err, verr, st.loss, st.ce, st.size.loss2, st.size.loss3,
-                    st.size.kbytes_w, st.size.kbytes_a, epoch + 1, lr,
-                    mpq_comm_wtime() - epoch_start);
-            fflush(t.results_csv);
-            fflush(t.steps_csv);
-            fflush(t.timing_csv);
-            if (!o->quiet)
-                mpq_log_info("epoch %ld: train err %.2f%%  val err %.2f%%  loss %.4f  "
-                             "W %.2f KB  A %.2f KB  (%.1f s)",
-                             epoch + 1, 100.0 * res->train_err, 100.0 * verr, st.loss,
-                             st.size.kbytes_w, st.size.kbytes_a, mpq_comm_wtime() - epoch_start);
-            rc = mpq_report_histories(t.dir, &t.m, epoch + 1);
+        int sig = stimes[4] > 0 && !last;
+        if (sig || stimes[5] > 0 || (last && ckpt_on) ||
+            (cfg->checkpoint_every_steps > 0 && (step + 1) % cfg->checkpoint_every_steps == 0)) {
+            mpq_ckpt_path(t.dir, step + 1, ckpt, sizeof ckpt);
+            rc = save(&t, ckpt, step + 1, lr, res, 1);
+            if (rc < 0) goto out;
         }
-        rc = mpq_comm_agree(comm, rc);
-        if (rc < 0) goto out;
-        epoch_err = 0.0;
-        epoch_n = 0;
-        epoch_start = mpq_comm_wtime();
+        if (sig) {
+            rc = MPQ_FAIL(MPQ_E_INTERRUPTED, "stopped by %s after step %ld of %ld; checkpoint "
+                          "'%s' ---> HINT: run the same command with --resume auto to continue",
+                          (int)stimes[4] == SIGTERM ? "SIGTERM" : "SIGUSR1", step + 1,
+                          t.total_steps, ckpt);
+            goto out;
+        }
     }
     res->steps = t.total_steps;
     res->seconds = mpq_comm_wtime() - start;
-    res->images_per_s = res->seconds > 0 ? t.total_steps * (double)cfg->batch_size / res->seconds : 0;
+    res->images_per_s = res->seconds > 0 ? (double)(t.total_steps - t.start_step) *
+                                               cfg->batch_size / res->seconds
+                                         : 0;
     mpq_model_size(&t.m, &t.budget, NULL, &res->size);
     res->checksum = params_checksum(&t.m);
     if (t.rank == 0) {
@@ -573,6 +950,7 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
     }
     rc = mpq_comm_agree(comm, rc);
 out:
+    signals_restore(old_actions);
     trainer_free(&t);
     return rc;
 }

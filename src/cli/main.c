@@ -1,11 +1,14 @@
 /* The `mpq` command: dispatches verbs (prep, train, eval, export, inspect, bench). MPI is started
- * once here for every verb; only main() exits. Exit status: 0 ok, 1 failure, 2 usage. */
+ * once here for every verb; only main() exits. Exit status: 0 ok, 1 failure, 2 usage, 75
+ * (EX_TEMPFAIL) when training stopped on a signal after writing a checkpoint (jobs requeue). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "core/err.h"
 #include "mpi/comm.h"
+
+#define MPQ_EXIT_INTERRUPTED 75 /* sysexits.h EX_TEMPFAIL: try again (requeue and resume) */
 
 static void usage(FILE *f)
 {
@@ -46,7 +49,7 @@ int main(int argc, char **argv)
         }
         rc = verbs[i].run(comm, argc - 1, argv + 1);
         mpq_comm_finalize(comm);
-        return rc == 0 ? 0 : rc == 2 ? 2 : 1;
+        return rc == 0 ? 0 : rc == 2 ? 2 : rc == MPQ_E_INTERRUPTED ? MPQ_EXIT_INTERRUPTED : 1;
     }
     fprintf(stderr, "mpq: unknown verb '%s'\n", argv[1]);
     usage(stderr);

@@ -1,6 +1,5 @@
 /* `mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]`: rank 0 reads the
  * .cfg file and broadcasts its bytes, every rank parses the same text, errors are agreed. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,34 +15,10 @@ static void usage(FILE *f)
                "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
                "       mpq train --help-keys              (every configuration key)\n"
                "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
+               "--resume auto: continue from the newest checkpoint in <output_dir>/checkpoints\n"
+               "               (or start at step 0 if there is none); --resume FILE: from FILE.\n"
+               "SIGUSR1/SIGTERM: checkpoint at the next step and exit with status 75.\n"
                "Run distributed with `mpirun -np N mpq train ...`.\n");
-}
-
-/* Reads a whole file into a malloc'ed NUL-terminated string. */
-static int read_text(const char *path, char **out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot open config file '%s': %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0, k;
-    char *buf = malloc(cap);
-    while (buf && (k = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += k;
-        if (len + 1 == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) free(buf);
-            buf = b;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", path);
-    if (bad) {
-        free(buf);
-        return MPQ_FAIL(MPQ_E_IO, "cannot read config file '%s'", path);
-    }
-    buf[len] = '\0';
-    *out = buf;
-    return MPQ_OK;
 }
 
 int mpq_cli_train(mpq_comm *c, int argc, char **argv)
@@ -83,9 +58,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     }
 
     char *text = NULL;
-    if (rank == 0) rc = read_text(cfg_path, &text);
-    rc = mpq_comm_agree(c, rc);
-    if (rc == 0) rc = mpq_comm_bcast_string(c, &text, 0);
+    rc = mpq_cli_read_text(c, cfg_path, &text);
     if (rc < 0) return mpq_cli_report("train", rc);
     if (list) {
         char *names = mpq_cfg_list_experiments(text);
@@ -96,20 +69,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     }
 
     mpq_cfg cfg;
-    rc = mpq_cfg_parse_text(text, cfg_path, experiment, &cfg);
-    for (int i = 0; rc == 0 && i < n_sets; i++) {
-        char key[128];
-        const char *eq = strchr(sets[i], '=');
-        if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof key) {
-            rc = MPQ_FAIL(MPQ_E_CONFIG, "--set '%s': expected key=value", sets[i]);
-            break;
-        }
-        memcpy(key, sets[i], (size_t)(eq - sets[i]));
-        key[eq - sets[i]] = '\0';
-        rc = mpq_cfg_set(&cfg, key, eq + 1, "--set");
-    }
-    if (rc == 0) rc = mpq_cfg_validate(&cfg);
-    rc = mpq_comm_agree(c, rc);
+    rc = mpq_cli_parse_cfg(c, text, cfg_path, experiment, sets, n_sets, &cfg);
     if (rc < 0) {
         free(text);
         return mpq_cli_report("train", rc);
@@ -118,6 +78,10 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     mpq_train_result res;
     rc = mpq_train(c, &cfg, text, &o, &res);
     free(text);
+    if (rc == MPQ_E_INTERRUPTED) { /* not an error: the job is requeued and resumes */
+        if (rank == 0) fprintf(stderr, "mpq train: %s\n", mpq_errmsg());
+        return rc;
+    }
     if (rc < 0) return mpq_cli_report("train", rc);
     if (rank == 0) {
         printf("done: %ld steps in %.1f s (%.0f img/s); final loss %.4f (first %.4f)\n", res.steps,

@@ -175,6 +175,8 @@ static inline void mpq_q2_block(const float *a, float *qp, size_t m)
 void mpq_uniform_forward(mpq_qmethod m, const mpq_qspec *s, const float *x, float *q, size_t len);
 void mpq_uniform_backward(mpq_qmethod m, const mpq_qspec *s, const float *x, const float *g,
                           float *gx, size_t len, float gp[2]);
+/* The core's step d for the values s->p (what forward multiplies the rounded value by). */
+float mpq_uniform_step(mpq_qmethod m, const mpq_qspec *s);
 /* pow2.c: P1 parametric_pow2_b_xmax, P2 parametric_pow2_b_xmin, P3 parametric_pow2_xmin_xmax */
 void mpq_pow2_forward(mpq_qmethod m, const mpq_qspec *s, const float *x, float *q, size_t len);
 void mpq_pow2_backward(mpq_qmethod m, const mpq_qspec *s, const float *x, const float *g,

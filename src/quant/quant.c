@@ -350,6 +350,23 @@ void mpq_quant_backward(const mpq_quant *q, const float *val, float *grad, const
     }
 }
 
+float mpq_quant_step(const mpq_quant *q, const float *val)
+{
+    mpq_qspec s = mpq_quant_spec(q, val);
+    switch (q->method) {
+    case MPQ_QMETHOD_FP: return s.p[1];
+    case MPQ_QMETHOD_FP_D_B:
+    case MPQ_QMETHOD_FP_B_XMAX:
+    case MPQ_QMETHOD_FP_D_XMAX: return mpq_uniform_step(q->method, &s);
+    case MPQ_QMETHOD_NONE:
+    case MPQ_QMETHOD_POW2:
+    case MPQ_QMETHOD_POW2_B_XMAX:
+    case MPQ_QMETHOD_POW2_B_XMIN:
+    case MPQ_QMETHOD_POW2_XMIN_XMAX: break;
+    }
+    return 0.0f;
+}
+
 float mpq_quant_bitwidth(const mpq_quant *q, const float *val)
 {
     mpq_qspec s = mpq_quant_spec(q, val);

@@ -70,6 +70,10 @@ void mpq_quant_backward(const mpq_quant *q, const float *val, float *grad, const
                         const float *dy, float *dx, size_t len);
 /* The bitwidth the size model infers now (32 for NONE). */
 float mpq_quant_bitwidth(const mpq_quant *q, const float *val);
+/* The step size of a uniform quantizer (fp: delta; U1-U3: the d of the core q = d * round(x / d)
+ * after clipping and Q2), read from val; 0 for power-of-two methods and NONE. Exporters write
+ * integer codes c with Q(x) = c * step. */
+float mpq_quant_step(const mpq_quant *q, const float *val);
 /* Current spec with p read from val (for reports and external use). */
 mpq_qspec mpq_quant_spec(const mpq_quant *q, const float *val);
 

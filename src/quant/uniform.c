@@ -172,6 +172,8 @@ static void chunk_backward(const void *kp, const float *x, const float *g, float
     else core_backward(k, x, g, gx, n, 0, 0, acc);
 }
 
+float mpq_uniform_step(mpq_qmethod m, const mpq_qspec *s) { return prepare(m, s).d; }
+
 void mpq_uniform_forward(mpq_qmethod m, const mpq_qspec *s, const float *x, float *q, size_t len)
 {
     ucore k = prepare(m, s);

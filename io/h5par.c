@@ -1,0 +1,319 @@
+/* Parallel HDF5 plumbing (see h5par.h). Every hid_t is closed on every path; nothing is kept
+ * between calls. */
+#include "io/h5par.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/params.h"
+
+void mpq_pf_close(mpq_pf *p, int *rc)
+{
+    if (p->dcpl >= 0) H5Pclose(p->dcpl);
+    if (p->lcpl >= 0) H5Pclose(p->lcpl);
+    if (p->dxpl >= 0) H5Pclose(p->dxpl);
+    if (p->f >= 0 && H5Fclose(p->f) < 0 && *rc == MPQ_OK)
+        *rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot close the file (disk full?)", p->path);
+    p->f = p->dxpl = p->lcpl = p->dcpl = H5I_INVALID_HID;
+}
+
+/* Collective: creates path (create = 1) or opens it read-only, through MPI-IO with collective
+ * metadata operations and collective data transfers. Lock held. */
+int mpq_pf_open(mpq_comm *c, const char *path, int create, mpq_pf *p)
+{
+    MPI_Comm mc;
+    hid_t fapl = H5I_INVALID_HID;
+    int rc = MPQ_OK;
+    struct stat st;
+    *p = (mpq_pf){H5I_INVALID_HID,
+                  H5I_INVALID_HID,
+                  H5I_INVALID_HID,
+                  H5I_INVALID_HID,
+                  mpq_comm_rank(c),
+                  mpq_comm_size(c),
+                  path};
+    if (!create && stat(path, &st) != 0)
+        return MPQ_FAIL(MPQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (!create && S_ISDIR(st.st_mode))
+        return MPQ_FAIL(MPQ_E_IO, "'%s' is a directory, not a checkpoint file", path);
+    mpq_comm_get_mpi(c, &mc);
+    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    p->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    p->lcpl = H5Pcreate(H5P_LINK_CREATE);
+    p->dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (fapl < 0 || p->dxpl < 0 || p->lcpl < 0 || p->dcpl < 0 ||
+        H5Pset_fapl_mpio(fapl, mc, MPI_INFO_NULL) < 0 ||
+        H5Pset_all_coll_metadata_ops(fapl, 1) < 0 || H5Pset_coll_metadata_write(fapl, 1) < 0 ||
+        H5Pset_dxpl_mpio(p->dxpl, H5FD_MPIO_COLLECTIVE) < 0 ||
+        H5Pset_create_intermediate_group(p->lcpl, 1) < 0 ||
+        H5Pset_alloc_time(p->dcpl, H5D_ALLOC_TIME_EARLY) < 0 ||
+        H5Pset_fill_time(p->dcpl, H5D_FILL_TIME_NEVER) < 0) {
+        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot set up parallel HDF5 (MPI-IO)", path);
+        goto out;
+    }
+    p->f = create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
+                  : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (p->f < 0)
+        rc = create ? MPQ_FAIL(MPQ_E_IO,
+                               "cannot create '%s' ---> HINT: check that the directory "
+                               "exists and is writable",
+                               path)
+                    : MPQ_FAIL(MPQ_E_IO,
+                               "cannot open '%s': not an HDF5 file, or truncated or "
+                               "damaged (an interrupted copy?)",
+                               path);
+out:
+    if (fapl >= 0) H5Pclose(fapl);
+    if (rc < 0) mpq_pf_close(p, &(int){0});
+    return rc;
+}
+
+/* Whether the absolute path (e.g. "/params/a/b/W") exists, walking its groups one by one. */
+int mpq_pf_exists(hid_t f, const char *path)
+{
+    char buf[MPQ_PF_PATH_BYTES];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return 0;
+    for (char *s = buf + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        if (H5Lexists(f, buf, H5P_DEFAULT) <= 0) return 0;
+        if (saved == '\0') return 1;
+        *s = saved;
+    }
+}
+
+/* Collective: creates dataset `name` of file type ft and shape dims, and writes this rank's share
+ * of data (memory type mt, esize bytes per element): rows [r*d0/R, (r+1)*d0/R) of the first
+ * dimension. With rank0_only, rank 0 writes everything. */
+int mpq_pf_write_array(mpq_pf *p, const char *name, int ndim, const hsize_t *dims, hid_t ft,
+                       hid_t mt, size_t esize, const void *data, int rank0_only)
+{
+    hid_t sp = H5I_INVALID_HID, mem = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    hsize_t start[MPQ_MAX_DIMS + 1] = {0}, count[MPQ_MAX_DIMS + 1], row = 1, n_mem;
+    int rc = MPQ_OK;
+    for (int i = 1; i < ndim; i++)
+        row *= dims[i];
+    hsize_t r0 = dims[0] * (hsize_t)p->rank / (hsize_t)p->size;
+    hsize_t r1 = dims[0] * (hsize_t)(p->rank + 1) / (hsize_t)p->size;
+    if (rank0_only) {
+        r0 = 0;
+        r1 = p->rank == 0 ? dims[0] : 0;
+    }
+    sp = H5Screate_simple(ndim, dims, NULL);
+    d = sp < 0 ? H5I_INVALID_HID : H5Dcreate2(p->f, name, ft, sp, p->lcpl, p->dcpl, H5P_DEFAULT);
+    if (d < 0) {
+        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot create dataset '%s'", p->path, name);
+        goto out;
+    }
+    n_mem = (r1 - r0) * row;
+    mem = H5Screate_simple(1, (hsize_t[]){n_mem ? n_mem : 1}, NULL);
+    if (mem < 0) {
+        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot make a dataspace for '%s'", p->path, name);
+        goto out;
+    }
+    if (n_mem) {
+        memcpy(count, dims, sizeof(hsize_t) * (size_t)ndim);
+        start[0] = r0;
+        count[0] = r1 - r0;
+        rc = H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ? -1 : 0;
+    } else {
+        rc = H5Sselect_none(sp) < 0 || H5Sselect_none(mem) < 0 ? -1 : 0;
+    }
+    if (rc == 0 && dims[0] > 0 &&
+        H5Dwrite(d, mt, mem, sp, p->dxpl, (const char *)data + r0 * row * esize) < 0)
+        rc = -1;
+    if (rc < 0) rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot write dataset '%s'", p->path, name);
+out:
+    if (mem >= 0) H5Sclose(mem);
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+int mpq_pf_write_floats(mpq_pf *p, const char *name, int ndim, const int *shape, const float *data)
+{
+    hsize_t dims[MPQ_MAX_DIMS];
+    for (int i = 0; i < ndim; i++)
+        dims[i] = (hsize_t)shape[i];
+    return mpq_pf_write_array(p, name, ndim, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float),
+                              data, 0);
+}
+
+/* Collective: a scalar fixed-length string dataset, written by rank 0. */
+int mpq_pf_write_string(mpq_pf *p, const char *name, const char *text)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), d = H5I_INVALID_HID;
+    int rc = MPQ_OK;
+    if (t < 0 || sp < 0 || H5Tset_size(t, strlen(text) + 1) < 0 ||
+        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 ||
+        (d = H5Dcreate2(p->f, name, t, sp, p->lcpl, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        (p->rank != 0 && H5Sselect_none(sp) < 0) || H5Dwrite(d, t, sp, sp, p->dxpl, text) < 0)
+        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot write '%s'", p->path, name);
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    return rc;
+}
+
+/* Collective: reads a scalar string dataset into a malloc'ed string. */
+int mpq_pf_read_string(mpq_pf *p, const char *name, char **out)
+{
+    hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    int rc = MPQ_OK;
+    size_t len = 0;
+    *out = NULL;
+    if (!mpq_pf_exists(p->f, name))
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: no dataset '%s'", p->path, name);
+    d = H5Dopen2(p->f, name, H5P_DEFAULT);
+    t = d < 0 ? H5I_INVALID_HID : H5Dget_type(d);
+    if (t < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a fixed-length string", p->path, name);
+        goto out;
+    }
+    len = H5Tget_size(t);
+    *out = calloc(len + 1, 1);
+    mt = H5Tcopy(t);
+    if (!*out) {
+        rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", name);
+    } else if (mt < 0 || H5Tset_size(mt, len + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
+               H5Dread(d, mt, H5S_ALL, H5S_ALL, p->dxpl, *out) < 0) {
+        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read '%s'", p->path, name);
+    }
+out:
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}
+
+/* The shape of dataset name; MPQ_E_FORMAT naming it when it is missing. */
+int mpq_pf_dims(mpq_pf *p, const char *name, int *ndim, hsize_t *dims, int max_dims)
+{
+    hid_t d = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    int rc = MPQ_OK;
+    if (!mpq_pf_exists(p->f, name))
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' is missing", p->path, name);
+    d = H5Dopen2(p->f, name, H5P_DEFAULT);
+    sp = d < 0 ? H5I_INVALID_HID : H5Dget_space(d);
+    *ndim = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    if (*ndim < 0 || *ndim > max_dims)
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a dataset of at most %d dimensions", p->path,
+                      name, max_dims);
+    else
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}
+
+/* Collective: reads all of dataset name (converted to memory type mt) on every rank. */
+int mpq_pf_read(mpq_pf *p, const char *name, hid_t mt, void *out)
+{
+    hid_t d = H5Dopen2(p->f, name, H5P_DEFAULT);
+    int rc = MPQ_OK;
+    if (d < 0 || H5Dread(d, mt, H5S_ALL, H5S_ALL, p->dxpl, out) < 0)
+        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read '%s'", p->path, name);
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}
+
+/* "(a, b, c)" for messages. */
+const char *mpq_pf_shape_str(int ndim, const hsize_t *dims, char *buf, size_t bytes)
+{
+    size_t k = (size_t)snprintf(buf, bytes, "(");
+    for (int i = 0; i < ndim && k < bytes; i++)
+        k += (size_t)snprintf(buf + k, bytes - k, "%s%llu", i ? ", " : "",
+                              (unsigned long long)dims[i]);
+    if (k < bytes) snprintf(buf + k, bytes - k, ")");
+    return buf;
+}
+
+/* ---- names in a group ------------------------------------------------------------------------ */
+
+static herr_t collect_dataset(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
+{
+    mpq_pf_names *l = ctx;
+    (void)info;
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    int is_dset = o >= 0 && H5Iget_type(o) == H5I_DATASET;
+    if (o >= 0) H5Oclose(o);
+    if (!is_dset) return 0;
+    if (strlen(name) >= 128) {
+        l->too_long++;
+        return 0;
+    }
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 256;
+        void *names = realloc(l->names, (size_t)cap * sizeof *l->names);
+        if (!names) return -1;
+        l->names = names;
+        l->cap = cap;
+    }
+    strcpy(l->names[l->n++], name);
+    return 0;
+}
+
+/* The datasets below group (relative paths, e.g. "res1/layer1/.../W"); none if it is missing. */
+int mpq_pf_list_datasets(mpq_pf *p, const char *group, mpq_pf_names *l)
+{
+    memset(l, 0, sizeof *l);
+    if (strcmp(group, "/") && !mpq_pf_exists(p->f, group)) return MPQ_OK;
+    hid_t g = H5Gopen2(p->f, group, H5P_DEFAULT);
+    int rc = MPQ_OK;
+    if (g < 0 || H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, l) < 0)
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot list the group '%s'", p->path, group);
+    if (g >= 0) H5Gclose(g);
+    return rc;
+}
+
+static void test_delay(void)
+{
+    const char *e = getenv("MPQ_TEST_SAVE_DELAY_MS");
+    long ms = e ? strtol(e, NULL, 10) : 0;
+    if (ms > 0) nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* Rank 0: fsync the file, rename it into place, fsync the directory. */
+static int commit_file(const char *tmp, const char *path)
+{
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) {
+        if (fd >= 0) close(fd);
+        return MPQ_FAIL(MPQ_E_IO, "cannot sync '%s': %s", tmp, strerror(errno));
+    }
+    close(fd);
+    if (rename(tmp, path) != 0)
+        return MPQ_FAIL(MPQ_E_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return MPQ_OK;
+}
+
+int mpq_pf_commit(mpq_comm *c, const char *tmp, const char *path, int rc)
+{
+    rc = mpq_comm_agree(c, rc);
+    if (rc == 0) test_delay();
+    if (rc == 0 && mpq_comm_rank(c) == 0) rc = commit_file(tmp, path);
+    if (rc < 0 && mpq_comm_rank(c) == 0) unlink(tmp);
+    return mpq_comm_agree(c, rc);
+}

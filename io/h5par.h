@@ -1,0 +1,60 @@
+/* Parallel HDF5 plumbing shared by io/ckpt.c and io/export.c (internal to io/): a file opened
+ * collectively over the world communicator through MPI-IO (collective metadata, collective data
+ * transfers), datasets whose rows are divided among the ranks, whole reads on every rank, string
+ * datasets, and the atomic finish of a written file (temporary name, then rename by rank 0).
+ * Every function is collective (every rank makes the same calls in the same order) unless it
+ * says otherwise, and is called with io/h5.h's lock held. Messages name the file. */
+#ifndef MPQ_IO_H5PAR_H
+#define MPQ_IO_H5PAR_H
+
+#include <stddef.h>
+
+#include "io/h5.h"
+#include "mpi/comm.h"
+
+#define MPQ_PF_PATH_BYTES 256 /* object paths: a prefix and a registry name */
+
+typedef struct mpq_pf {
+    hid_t f, dxpl, lcpl, dcpl; /* file, collective transfers, intermediate groups, no fill */
+    int rank, size;
+    const char *path; /* for messages */
+} mpq_pf;
+
+/* Creates path (create = 1, truncating) or opens it read-only. Returns 0 or MPQ_E_IO saying
+ * whether the file is missing, a directory, or not HDF5 / truncated. On failure p holds nothing. */
+int mpq_pf_open(mpq_comm *c, const char *path, int create, mpq_pf *p);
+/* Closes everything; a failed close sets *rc when it is still 0. */
+void mpq_pf_close(mpq_pf *p, int *rc);
+/* Collective, after every rank closed the written file tmp with result rc: on success waits
+ * MPQ_TEST_SAVE_DELAY_MS milliseconds if that environment variable is set (tests widen the
+ * window of an interrupted save with it), then rank 0 syncs tmp, renames it to path and syncs the
+ * directory; on failure rank 0 removes tmp. Returns the agreed rc. */
+int mpq_pf_commit(mpq_comm *c, const char *tmp, const char *path, int rc);
+
+/* Not collective: whether the absolute object path exists (walking its groups). */
+int mpq_pf_exists(hid_t f, const char *path);
+/* Creates dataset name (file type ft, shape dims; intermediate groups made) and writes this
+ * rank's rows [r*d0/R, (r+1)*d0/R) of data (memory type mt, esize bytes per element), or with
+ * rank0_only everything from rank 0. Returns 0 or MPQ_E_IO. */
+int mpq_pf_write_array(mpq_pf *p, const char *name, int ndim, const hsize_t *dims, hid_t ft,
+                       hid_t mt, size_t esize, const void *data, int rank0_only);
+/* float32 of a registry shape, rows divided among the ranks. */
+int mpq_pf_write_floats(mpq_pf *p, const char *name, int ndim, const int *shape, const float *data);
+/* A scalar fixed-length string dataset written by rank 0, and its reader (malloc'ed result). */
+int mpq_pf_write_string(mpq_pf *p, const char *name, const char *text);
+int mpq_pf_read_string(mpq_pf *p, const char *name, char **out);
+/* The rank and dimensions (at most max_dims) of dataset name; MPQ_E_FORMAT when it is missing. */
+int mpq_pf_dims(mpq_pf *p, const char *name, int *ndim, hsize_t *dims, int max_dims);
+/* Reads all of dataset name, converted to memory type mt, on every rank. */
+int mpq_pf_read(mpq_pf *p, const char *name, hid_t mt, void *out);
+/* "(a, b, c)" into buf, for messages. */
+const char *mpq_pf_shape_str(int ndim, const hsize_t *dims, char *buf, size_t bytes);
+
+/* The datasets below a group, as paths relative to it; none if the group is missing. */
+typedef struct mpq_pf_names {
+    char (*names)[128];
+    int n, cap, too_long; /* too_long: names of 128 bytes or more, not listed */
+} mpq_pf_names;
+int mpq_pf_list_datasets(mpq_pf *p, const char *group, mpq_pf_names *l);
+
+#endif
