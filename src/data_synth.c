@@ -41,7 +41,9 @@ static void sample(const synth *s, long idx, float *x, int *y)
     const mpq_data_info *in = &s->base.info;
     size_t len = (size_t)in->h * in->w * in->c;
     mpq_rng r;
-    mpq_rng_seed(&r, s->data_seed, MPQ_RNG_STREAM_SYNTHETIC, (uint64_t)idx);
+    /* validation samples are other draws around the same class prototypes */
+    uint64_t key = (uint64_t)idx | (s->base.opts.train ? 0 : (uint64_t)1 << 61);
+    mpq_rng_seed(&r, s->data_seed, MPQ_RNG_STREAM_SYNTHETIC, key);
     int label = (int)mpq_rng_below(&r, (uint64_t)in->num_classes);
     const float *p = s->protos + (size_t)label * len;
     for (size_t i = 0; i < len; i++) x[i] = p[i] + 0.5f * (2.0f * mpq_rng_uniform(&r) - 1.0f);

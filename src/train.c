@@ -109,10 +109,10 @@ int mpq_train_source_open(const mpq_cfg *c, const char *spec, int train, int ran
         long n = train ? c->synthetic_samples : c->synthetic_samples / 4;
         if (n < o.global_batch && !train) n = o.global_batch;
         int k = c->num_classes > 0 ? c->num_classes : 10;
-        /* validation draws other samples of the same distribution */
+        /* validation draws other samples around the same class prototypes (data_synth.c) */
         return mpq_source_synthetic_create(&o, n, c->synthetic_height, c->synthetic_width,
                                            c->synthetic_channels, k,
-                                           (uint64_t)c->seed * 2654435761u + (train ? 0 : 1), out);
+                                           (uint64_t)c->seed * 2654435761u, out);
     }
     return mpq_source_shards_create(spec, &o, out);
 }
