@@ -68,8 +68,12 @@ void mpq_dconv_wgrad_ref(const mpq_dconv_geom *g, const float *in, const float *
 
 int mpq_dconv_vec(void) { return VW; }
 
-/* Largest pixel (forward) or channel (weight gradient) tile for J vectors: P*J accumulators plus
- * J vectors of the shared operand, and one spare register for broadcasts. */
+/* Largest channel tile of the weight gradient for J vectors: A*J accumulators plus J vectors of
+ * the shared operand, and one spare register for broadcasts. Forward tiles are at most
+ * FWD_PMAX pixels x FWD_JMAX vectors: each pixel of a tile needs its own broadcast address, and
+ * longer tiles run out of general-purpose registers, while short ones reload weights too often
+ * (measured on Zen 5: 8 x 2 beats 16 x 1 by 20% on 32x32x16 layers and 4 x 4 by 35% on 8x8x64;
+ * a reduction slice of FWD_KBLOCK_BYTES of weights stays in L1 across all tiles of a block). */
 #if NREG == 32
 #define PMAX1 16
 #define PMAX2 12
@@ -82,15 +86,24 @@ int mpq_dconv_vec(void) { return VW; }
 #define PMAX4 2
 #endif
 #define JMAX 4
+#define FWD_PMAX 8
+#define FWD_JMAX 2
+#define FWD_KBLOCK_BYTES (24 * 1024)
 static const int pmax_of[JMAX + 1] = {0, PMAX1, PMAX2, PMAX3, PMAX4};
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* P pixels x J vectors of one output row: out (row stride ignored) at pixel stride ops. */
-ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, const float *in,
-                            const float *w, float *out, int accumulate)
+/* The slice of the reduction one pass of forward tiles covers: taps [t0, t1), channels [k0, k1)
+ * of each. */
+typedef struct kblock {
+    int t0, t1, k0, k1;
+} kblock;
+
+/* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb. */
+ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, const kblock *kb,
+                            const float *in, const float *w, float *out, int accumulate)
 {
-    vf acc[PMAX1][JMAX];
+    vf acc[FWD_PMAX][FWD_JMAX];
     const ptrdiff_t ps = g->in_ps, ops = g->out_ps;
     const int c = g->c, nv = g->nv;
 #pragma GCC unroll 16
@@ -98,11 +111,11 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, c
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++)
             acc[p][j] = VZERO();
-    for (int t = 0; t < g->n_taps; t++) {
+    for (int t = kb->t0; t < kb->t1; t++) {
         const float *it = in + g->off[t];
         const float *wt = w + (size_t)t * c * nv;
-        for (int k = 0; k < c; k++) {
-            vf wv[JMAX];
+        for (int k = kb->k0; k < kb->k1; k++) {
+            vf wv[FWD_JMAX];
 #pragma GCC unroll 4
             for (int j = 0; j < J; j++)
                 wv[j] = VLOAD(wt + (size_t)k * nv + j * VW);
@@ -161,43 +174,40 @@ ALWAYS_INLINE void wgrad_tile(const int A, const int J, const mpq_dconv_geom *g,
         }
 }
 
-typedef void (*fwd_fn)(const mpq_dconv_geom *, const float *, const float *, float *, int);
+typedef void (*fwd_fn)(const mpq_dconv_geom *, const kblock *, const float *, const float *,
+                       float *, int);
 typedef void (*wgrad_fn)(const mpq_dconv_geom *, const float *, const float *, float *);
 
-/* One function per tile shape (P or A, J): fwd_P_J and wg_P_J. */
-#define TILE(P, J)                                                                                \
-    static void fwd_##P##_##J(const mpq_dconv_geom *g, const float *in, const float *w,          \
-                              float *out, int accumulate)                                          \
+/* One function per tile shape: fwd_P_J (P pixels) and wg_A_J (A channels). */
+#define FWD(P, J)                                                                                 \
+    static void fwd_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, const float *in,        \
+                              const float *w, float *out, int accumulate)                          \
     {                                                                                              \
-        fwd_tile(P, J, g, in, w, out, accumulate);                                                 \
-    }                                                                                              \
-    static void wg_##P##_##J(const mpq_dconv_geom *g, const float *in, const float *gy,           \
+        fwd_tile(P, J, g, kb, in, w, out, accumulate);                                             \
+    }
+#define WG(A, J)                                                                                  \
+    static void wg_##A##_##J(const mpq_dconv_geom *g, const float *in, const float *gy,           \
                              float *dwt)                                                           \
     {                                                                                              \
-        wgrad_tile(P, J, g, in, gy, dwt);                                                          \
+        wgrad_tile(A, J, g, in, gy, dwt);                                                          \
     }
-#define TILES_J(J) TILE(1, J) TILE(2, J)
-TILES_J(1)
-TILES_J(2)
-TILES_J(3)
-TILES_J(4)
-#define TILES_3_6(J) TILE(3, J) TILE(4, J) TILE(5, J) TILE(6, J)
-#if PMAX4 >= 6
-TILES_3_6(1)
-TILES_3_6(2)
-TILES_3_6(3)
-TILES_3_6(4)
-TILE(7, 1) TILE(8, 1) TILE(7, 2) TILE(8, 2) TILE(7, 3) TILE(8, 3)
-TILE(9, 1) TILE(10, 1) TILE(11, 1) TILE(12, 1) TILE(13, 1) TILE(14, 1) TILE(15, 1) TILE(16, 1)
-TILE(9, 2) TILE(10, 2) TILE(11, 2) TILE(12, 2)
-static const fwd_fn fwd_tab[JMAX + 1][PMAX1 + 1] = {
+#define FWD_J(J) FWD(1, J) FWD(2, J) FWD(3, J) FWD(4, J) FWD(5, J) FWD(6, J)
+#define WG_6(J) WG(1, J) WG(2, J) WG(3, J) WG(4, J) WG(5, J) WG(6, J)
+FWD_J(1)
+FWD_J(2)
+WG_6(1)
+WG_6(2)
+FWD(7, 1) FWD(8, 1) WG(7, 1) WG(8, 1)
+#if NREG == 32
+FWD(7, 2) FWD(8, 2)
+WG_6(3)
+WG_6(4)
+WG(7, 2) WG(8, 2) WG(9, 2) WG(10, 2) WG(11, 2) WG(12, 2) WG(7, 3) WG(8, 3)
+WG(9, 1) WG(10, 1) WG(11, 1) WG(12, 1) WG(13, 1) WG(14, 1) WG(15, 1) WG(16, 1)
+static const fwd_fn fwd_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {
     {NULL},
-    {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1, fwd_9_1,
-     fwd_10_1, fwd_11_1, fwd_12_1, fwd_13_1, fwd_14_1, fwd_15_1, fwd_16_1},
-    {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2, fwd_9_2,
-     fwd_10_2, fwd_11_2, fwd_12_2},
-    {NULL, fwd_1_3, fwd_2_3, fwd_3_3, fwd_4_3, fwd_5_3, fwd_6_3, fwd_7_3, fwd_8_3},
-    {NULL, fwd_1_4, fwd_2_4, fwd_3_4, fwd_4_4, fwd_5_4, fwd_6_4},
+    {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+    {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
 };
 static const wgrad_fn wg_tab[JMAX + 1][PMAX1 + 1] = {
     {NULL},
@@ -209,14 +219,11 @@ static const wgrad_fn wg_tab[JMAX + 1][PMAX1 + 1] = {
     {NULL, wg_1_4, wg_2_4, wg_3_4, wg_4_4, wg_5_4, wg_6_4},
 };
 #else
-TILE(3, 1) TILE(4, 1) TILE(5, 1) TILE(6, 1) TILE(7, 1) TILE(8, 1)
-TILE(3, 2) TILE(4, 2) TILE(5, 2) TILE(6, 2) TILE(3, 3)
-static const fwd_fn fwd_tab[JMAX + 1][PMAX1 + 1] = {
+WG(1, 3) WG(2, 3) WG(3, 3) WG(1, 4) WG(2, 4)
+static const fwd_fn fwd_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {
     {NULL},
     {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
     {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
-    {NULL, fwd_1_3, fwd_2_3, fwd_3_3},
-    {NULL, fwd_1_4, fwd_2_4},
 };
 static const wgrad_fn wg_tab[JMAX + 1][PMAX1 + 1] = {
     {NULL},
@@ -243,18 +250,28 @@ void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w,
         mpq_dconv_forward_ref(g, in, w, out, accumulate);
         return;
     }
-    for (int r = 0; r < g->rows; r++) {
-        const float *ir = in + r * g->in_rs;
-        float *orow = out + r * g->out_rs;
-        for (int j0 = 0; j0 < nvec; j0 += JMAX) {
-            const int J = nvec - j0 < JMAX ? nvec - j0 : JMAX;
-            const int P = tile_size(g->pix, pmax_of[J]);
-            for (int p0 = 0; p0 < g->pix; p0 += P) {
-                const int np = g->pix - p0 < P ? g->pix - p0 : P;
-                fwd_tab[J][np](g, ir + p0 * g->in_ps, w + j0 * VW, orow + p0 * g->out_ps + j0 * VW,
-                               accumulate);
+    for (int j0 = 0; j0 < nvec; j0 += FWD_JMAX) {
+        const int J = nvec - j0 < FWD_JMAX ? nvec - j0 : FWD_JMAX;
+        const int P = tile_size(g->pix, pmax_of[J] < FWD_PMAX ? pmax_of[J] : FWD_PMAX);
+        /* reduction slices whose weights (J vectors per step) stay in L1 across the block */
+        const int steps = FWD_KBLOCK_BYTES / (J * VW * (int)sizeof(float));
+        const int taps = g->c <= steps ? steps / g->c : 1;
+        const int kstep = g->c <= steps ? g->c : tile_size(g->c, steps);
+        for (int t0 = 0; t0 < g->n_taps || t0 == 0; t0 += taps)
+            for (int k0 = 0; k0 < g->c || k0 == 0; k0 += kstep) {
+                const kblock kb = {t0, t0 + taps < g->n_taps ? t0 + taps : g->n_taps, k0,
+                                   k0 + kstep < g->c ? k0 + kstep : g->c};
+                const int acc = accumulate || t0 > 0 || k0 > 0;
+                for (int r = 0; r < g->rows; r++) {
+                    const float *ir = in + r * g->in_rs;
+                    float *orow = out + r * g->out_rs + j0 * VW;
+                    for (int p0 = 0; p0 < g->pix; p0 += P) {
+                        const int np = g->pix - p0 < P ? g->pix - p0 : P;
+                        fwd_tab[J][np](g, &kb, ir + p0 * g->in_ps, w + j0 * VW,
+                                       orow + p0 * g->out_ps, acc);
+                    }
+                }
             }
-        }
     }
 }
 

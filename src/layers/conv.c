@@ -10,6 +10,7 @@
  * added in range order: results do not depend on the thread count. */
 #include "layers/conv.h"
 
+#include <omp.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -20,7 +21,7 @@
 enum {
     CONV_COL_FLOATS = 2 * 1024 * 1024, /* 8 MB column buffer per chunk */
     CONV_PARTS = 16,                   /* sample ranges of the direct weight gradient */
-    CONV_BAND_FLOATS = 48 * 1024,      /* input + gradient floats per weight-gradient band */
+    CONV_BAND_FLOATS = 48 * 1024,      /* floats of outputs (or input + gradient) per band */
     CONV_DIRECT_MAX_C = 128,           /* wider layers run as BLIS GEMMs */
 };
 
@@ -345,23 +346,39 @@ static void transpose(int rows, int cols, const float *a, float *t)
             t[(size_t)j * rows + i] = a[(size_t)i * cols + j];
 }
 
+/* Output rows per direct-kernel call: a band whose outputs stay near CONV_BAND_FLOATS (weights
+ * are reused across a band), cut smaller when the batch gives too few bands for the threads. */
+static int band_rows(int n, int rows, size_t row_floats)
+{
+    int band = row_floats >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / row_floats);
+    const int want = 4 * omp_get_max_threads();
+    if (band > rows) band = rows;
+    while (band > 1 && n * ((rows + band - 1) / band) < want)
+        band = (band + 1) / 2;
+    return band;
+}
+
 static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x, float *y)
 {
     const direct_ws v = direct_views(l, s);
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
-    const int k = l->kh * l->kw * l->cin, rows = s->n * l->ho;
+    const int k = l->kh * l->kw * l->cin;
+    const int band = band_rows(s->n, l->ho, (size_t)l->wo * l->cout);
+    const int per = (l->ho + band - 1) / band, items = s->n * per;
     int hp, wp;
     ptrdiff_t off[MPQ_CONV_MAX_TAPS];
     fwd_pads(l, &hp, &wp);
     pad_copy(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
     transpose(l->cout, k, mpq_cat(s->wq, l->weight), v.wpack);
-    const mpq_dconv_geom g = fwd_geom(l, wp, off);
+    const mpq_dconv_geom g0 = fwd_geom(l, wp, off);
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) {
-        const int i = r / l->ho, oh = r % l->ho;
-        float *yr = y + (size_t)r * l->wo * l->cout;
+    for (int it = 0; it < items; it++) {
+        const int i = it / per, oh = it % per * band;
+        mpq_dconv_geom g = g0;
+        g.rows = l->ho - oh < band ? l->ho - oh : band;
+        float *yr = y + ((size_t)i * l->ho + oh) * l->wo * l->cout;
         if (b)
-            for (int p = 0; p < l->wo; p++)
+            for (int p = 0; p < g.rows * l->wo; p++)
                 copy_floats(yr + (size_t)p * l->cout, b, (size_t)l->cout);
         mpq_dconv_forward(&g, v.xpad + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin,
                           v.wpack, yr, b != NULL);
@@ -439,20 +456,24 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
         for (int rx = 0; rx < l->sw && rx < l->w; rx++) {
             ptrdiff_t off[MPQ_CONV_MAX_TAPS];
             const int nt = dx_phase(l, &d, ry, rx, w, off, wb);
-            const int na = (l->h - ry + l->sh - 1) / l->sh, rows = s->n * na;
-            const mpq_dconv_geom g = {.rows = 1,
-                                      .pix = (l->w - rx + l->sw - 1) / l->sw,
-                                      .in_rs = (ptrdiff_t)d.wd * l->cout,
-                                      .in_ps = l->cout,
-                                      .out_rs = (ptrdiff_t)l->sh * l->w * l->cin,
-                                      .out_ps = (ptrdiff_t)l->sw * l->cin,
-                                      .n_taps = nt,
-                                      .off = off,
-                                      .c = l->cout,
-                                      .nv = l->cin};
+            const int na = (l->h - ry + l->sh - 1) / l->sh;
+            const mpq_dconv_geom g0 = {.rows = 1,
+                                       .pix = (l->w - rx + l->sw - 1) / l->sw,
+                                       .in_rs = (ptrdiff_t)d.wd * l->cout,
+                                       .in_ps = l->cout,
+                                       .out_rs = (ptrdiff_t)l->sh * l->w * l->cin,
+                                       .out_ps = (ptrdiff_t)l->sw * l->cin,
+                                       .n_taps = nt,
+                                       .off = off,
+                                       .c = l->cout,
+                                       .nv = l->cin};
+            const int band = band_rows(s->n, na, (size_t)g0.pix * l->cin);
+            const int per = (na + band - 1) / band, items = s->n * per;
 #pragma omp parallel for schedule(static)
-            for (int r = 0; r < rows; r++) {
-                const int i = r / na, a = r % na;
+            for (int it = 0; it < items; it++) {
+                const int i = it / per, a = it % per * band;
+                mpq_dconv_geom g = g0;
+                g.rows = na - a < band ? na - a : band;
                 mpq_dconv_forward(&g, v->dypad + ((size_t)i * d.hd + a) * d.wd * l->cout, wb,
                                   dx + (((size_t)i * l->h + (size_t)a * l->sh + ry) * l->w + rx) *
                                            l->cin,
