@@ -292,16 +292,21 @@ static inline float act_mask(int kind, float o, float dy)
     return dy;
 }
 
-/* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx. g is read from
- * g (row r0 first) when set, else recomputed from dy through the mask of `kind` (-1: none). */
-static void sums_rows(int c, int kind, const bn_coefs *k, const float *x, const float *dy,
-                      const float *g, size_t r0, size_t r1, double *sdy, double *sdyx)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* Mask kinds of the row loops below: the activation kinds, KIND_NONE (identity) and KIND_G (g is
+ * read from a buffer). Each loop is instantiated per kind so that it vectorizes. */
+enum { KIND_NONE = -1, KIND_G = -2 };
+
+/* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx. */
+ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
+                               const float *dy, const float *g, size_t r0, size_t r1,
+                               double *sdy, double *sdyx)
 {
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c, *dr = dy + r * c, *gr = g ? g + (r - r0) * c : NULL;
+        const float *xr = x + r * c, *dr = dy + r * c, *gr = g + (r - r0) * c;
 #pragma omp simd
         for (int j = 0; j < c; j++) {
-            const float gj = gr ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
+            const float gj = kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
             const float h = (xr[j] - k->mu[j]) * k->iv[j];
             sdy[j] += (double)gj;
             sdyx[j] += (double)gj * (double)h;
@@ -309,18 +314,64 @@ static void sums_rows(int c, int kind, const bn_coefs *k, const float *x, const 
     }
 }
 
-/* dx = g * a over rows [r0, r1) (eval: frozen statistics), g read from g or recomputed. */
-static void scale_rows(int c, int kind, const bn_coefs *k, const float *x, const float *dy,
-                       const float *g, size_t r0, size_t r1, float *dx)
+/* dx = g * a over rows [r0, r1) (eval: frozen statistics). */
+ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
+                                const float *dy, const float *g, size_t r0, size_t r1, float *dx)
 {
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c, *dr = dy + r * c, *gr = g ? g + (r - r0) * c : NULL;
+        const float *xr = x + r * c, *dr = dy + r * c, *gr = g + (r - r0) * c;
         float *d = dx + r * c;
 #pragma omp simd
         for (int j = 0; j < c; j++)
-            d[j] = (gr ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j])) * k->a[j];
+            d[j] = (kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j])) *
+                   k->a[j];
     }
 }
+
+/* Pass 2 (training): dx = a * (g - mg - xhat * mgh) with the group means mg of g and mgh of
+ * g * xhat; g read from dx (KIND_G) or recomputed. */
+ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const float *mg,
+                             const float *mgh, const float *x, const float *dy, size_t r0,
+                             size_t r1, float *dx)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * c, *dr = dy + r * c;
+        float *d = dx + r * c;
+#pragma omp simd
+        for (int j = 0; j < c; j++) {
+            const float g = kind == KIND_G ? d[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
+            const float h = (xr[j] - k->mu[j]) * k->iv[j];
+            d[j] = k->a[j] * (g - mg[j] - h * mgh[j]);
+        }
+    }
+}
+
+/* One instance per kind of each row loop. */
+#define BN_ROWS(name, args, call)                                                                 \
+    static void name args                                                                          \
+    {                                                                                              \
+        switch (kind) {                                                                            \
+        case MPQ_ACT_RELU: call(MPQ_ACT_RELU); break;                                              \
+        case MPQ_ACT_RELU6: call(MPQ_ACT_RELU6); break;                                            \
+        case KIND_G: call(KIND_G); break;                                                          \
+        default: call(KIND_NONE); break;                                                           \
+        }                                                                                          \
+    }
+#define SUMS_CALL(K) sums_rows_k(K, c, k, x, dy, g, r0, r1, sdy, sdyx)
+#define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
+#define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, r0, r1, dx)
+BN_ROWS(sums_rows,
+        (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
+         size_t r0, size_t r1, double *sdy, double *sdyx),
+        SUMS_CALL)
+BN_ROWS(scale_rows,
+        (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
+         size_t r0, size_t r1, float *dx),
+        SCALE_CALL)
+BN_ROWS(dx_rows,
+        (int c, int kind, const bn_coefs *k, const float *mg, const float *mgh, const float *x,
+         const float *dy, size_t r0, size_t r1, float *dx),
+        DX_CALL)
 
 /* The quantizer as one chunk sees it: a copy reading its two values from pv and adding its
  * parameter gradients into a chunk-local pg, so chunks run concurrently. */
@@ -352,7 +403,7 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view
         sdy[j] = sdyx[j] = 0.0;
     qacc[0] = qacc[1] = 0.0;
     if (!act || act->kind != MPQ_ACT_QUANT) {
-        const int kind = act ? (int)act->kind : -1;
+        const int kind = act ? (int)act->kind : KIND_NONE;
         sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx);
         if (!s->training && dx) scale_rows(c, kind, k, x, dy, NULL, r0, r1, dx);
         return;
@@ -373,26 +424,8 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view
         mpq_quant_backward(&qv->q, qv->pv, pg, o, dy + r * c, g, len);
         qacc[0] += pg[0];
         qacc[1] += pg[1];
-        sums_rows(c, -1, k, x, dy, g, r, e, sdy, sdyx);
-        if (!s->training && dx) scale_rows(c, -1, k, x, dy, g, r, e, dx);
-    }
-}
-
-/* Pass 2 (training): dx = a * (g - mg - xhat * mgh) with the group means mg of g and mgh of
- * g * xhat; g from dx (quantizer) or recomputed. */
-static void dx_rows(int c, int kind, const bn_coefs *k, const float *mg, const float *mgh,
-                    const float *x, const float *dy, size_t r0, size_t r1, float *dx)
-{
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c, *dr = dy + r * c;
-        float *d = dx + r * c;
-#pragma omp simd
-        for (int j = 0; j < c; j++) {
-            const float g = kind == MPQ_ACT_QUANT ? d[j]
-                                                  : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
-            const float h = (xr[j] - k->mu[j]) * k->iv[j];
-            d[j] = k->a[j] * (g - mg[j] - h * mgh[j]);
-        }
+        sums_rows(c, KIND_G, k, x, dy, g, r, e, sdy, sdyx);
+        if (!s->training && dx) scale_rows(c, KIND_G, k, x, dy, g, r, e, dx);
     }
 }
 
@@ -457,7 +490,7 @@ void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, con
         v.kc[i] = (float)(sdy[i] / *cnt);
         v.kd[i] = (float)(sdyx[i] / *cnt);
     }
-    const int kind = act ? (int)act->kind : -1;
+    const int kind = !act ? KIND_NONE : act->kind == MPQ_ACT_QUANT ? KIND_G : (int)act->kind;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k.total; i++) {
         size_t r0, r1;
