@@ -20,6 +20,7 @@ enum {
     BN_CHUNK_FLOATS = 16384, /* floats per row chunk (fewer chunks for small tensors) */
     BN_MAX_CHUNKS = 256,     /* per statistics group */
     BN_SUB_FLOATS = 2048,    /* quantizer calls work on sub-chunks this large, staged on stack */
+    BN_JB = 16,              /* channels per register block of the per-channel sums */
 };
 
 void mpq_bn_init(mpq_bn *l, int hw, int c)
@@ -284,11 +285,22 @@ typedef struct bn_coefs {
     const float *a, *b, *mu, *iv;
 } bn_coefs;
 
+/* d if keep, else +0: a bit mask, since GCC does not vectorize a float select on a comparison
+ * (it may trap); the loops below rely on it. */
+static inline float keep_if(int keep, float d)
+{
+    uint32_t u;
+    memcpy(&u, &d, sizeof u);
+    u &= (uint32_t)0 - (uint32_t)keep;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
 /* The activation's gradient mask for one element, from the BN output o (none: identity). */
 static inline float act_mask(int kind, float o, float dy)
 {
-    if (kind == MPQ_ACT_RELU) return o > 0.0f ? dy : 0.0f;
-    if (kind == MPQ_ACT_RELU6) return o > 0.0f && o < 6.0f ? dy : 0.0f;
+    if (kind == MPQ_ACT_RELU) return keep_if(o > 0.0f, dy);
+    if (kind == MPQ_ACT_RELU6) return keep_if((o > 0.0f) & (o < 6.0f), dy);
     return dy;
 }
 
@@ -302,14 +314,59 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
                                const float *dy, const float *g, size_t r0, size_t r1,
                                double *sdy, double *sdyx)
 {
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c, *dr = dy + r * c, *gr = g + (r - r0) * c;
+    if (c > 2 * BN_JB) { /* wide rows: sums in memory, one pass per row */
+        for (size_t r = r0; r < r1; r++) {
+            const float *xr = x + r * c, *dr = dy + r * c, *gr = g + (r - r0) * c;
 #pragma omp simd
-        for (int j = 0; j < c; j++) {
-            const float gj = kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
-            const float h = (xr[j] - k->mu[j]) * k->iv[j];
-            sdy[j] += (double)gj;
-            sdyx[j] += (double)gj * (double)h;
+            for (int j = 0; j < c; j++) {
+                const float gj =
+                    kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
+                const float h = (xr[j] - k->mu[j]) * k->iv[j];
+                sdy[j] += (double)gj;
+                sdyx[j] += (double)gj * (double)h;
+            }
+        }
+        return;
+    }
+    /* narrow rows (measured 1.4x faster for C = 16): blocks of BN_JB channels keep their double
+     * sums in registers over a block of rows */
+    const size_t rb = c >= BN_SUB_FLOATS / 4 ? 4 : BN_SUB_FLOATS / (size_t)c;
+    const int cfull = c - c % BN_JB;
+    for (size_t q0 = r0; q0 < r1; q0 += rb) {
+        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+        for (int j0 = 0; j0 < c; j0 += BN_JB) {
+            const int w = j0 < cfull ? BN_JB : c - j0;
+            double s1[BN_JB], s2[BN_JB];
+#pragma omp simd
+            for (int j = 0; j < BN_JB; j++)
+                s1[j] = s2[j] = 0.0;
+            for (size_t r = q0; r < q1; r++) {
+                const size_t o = r * c + j0;
+                const float *xr = x + o, *dr = dy + o, *gr = g + (r - r0) * c + j0;
+                const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+                if (w == BN_JB) {
+#pragma omp simd
+                    for (int j = 0; j < BN_JB; j++) {
+                        const float gj =
+                            kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * a[j] + b[j], dr[j]);
+                        const float h = (xr[j] - mu[j]) * iv[j];
+                        s1[j] += (double)gj;
+                        s2[j] += (double)gj * (double)h;
+                    }
+                } else {
+                    for (int j = 0; j < w; j++) {
+                        const float gj =
+                            kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * a[j] + b[j], dr[j]);
+                        const float h = (xr[j] - mu[j]) * iv[j];
+                        s1[j] += (double)gj;
+                        s2[j] += (double)gj * (double)h;
+                    }
+                }
+            }
+            for (int j = 0; j < w; j++) {
+                sdy[j0 + j] += s1[j];
+                sdyx[j0 + j] += s2[j];
+            }
         }
     }
 }
