@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "kernels/vecops.h"
 
 enum {
     BN_CHUNK_FLOATS = 16384, /* floats per row chunk (fewer chunks for small tensors) */
@@ -285,22 +286,11 @@ typedef struct bn_coefs {
     const float *a, *b, *mu, *iv;
 } bn_coefs;
 
-/* d if keep, else +0: a bit mask, since GCC does not vectorize a float select on a comparison
- * (it may trap); the loops below rely on it. */
-static inline float keep_if(int keep, float d)
-{
-    uint32_t u;
-    memcpy(&u, &d, sizeof u);
-    u &= (uint32_t)0 - (uint32_t)keep;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
 /* The activation's gradient mask for one element, from the BN output o (none: identity). */
 static inline float act_mask(int kind, float o, float dy)
 {
-    if (kind == MPQ_ACT_RELU) return keep_if(o > 0.0f, dy);
-    if (kind == MPQ_ACT_RELU6) return keep_if((o > 0.0f) & (o < 6.0f), dy);
+    if (kind == MPQ_ACT_RELU) return mpq_keep_if(o > 0.0f, dy);
+    if (kind == MPQ_ACT_RELU6) return mpq_keep_if((o > 0.0f) & (o < 6.0f), dy);
     return dy;
 }
 

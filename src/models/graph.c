@@ -514,9 +514,10 @@ int mpq_model_plan(mpq_model *m, int n)
     if (m->err) return m->err;
     fuse_nodes(m);
     int *last_y = malloc((size_t)nn * sizeof *last_y), *first_d = malloc((size_t)nn * sizeof *first_d);
+    int *alias = malloc((size_t)nn * sizeof *alias), *dend = malloc((size_t)nn * sizeof *dend);
     block *bl = malloc((size_t)(3 * nn + 1) * sizeof *bl);
-    if (!last_y || !first_d || !bl) {
-        free(last_y), free(first_d), free(bl);
+    if (!last_y || !first_d || !alias || !dend || !bl) {
+        free(last_y), free(first_d), free(alias), free(dend), free(bl);
         return MPQ_FAIL(MPQ_E_NOMEM, "cannot plan the model");
     }
     /* lifetimes: an output lives until its last reader (forward, or a backward that reads x);
@@ -538,6 +539,24 @@ int mpq_model_plan(mpq_model *m, int n)
             if (first_d[p] < 0 || tw < first_d[p]) first_d[p] = tw;
         }
     }
+    /* an add passes its gradient unchanged: an input with no other consumer reads the add's
+     * gradient in place (alias: the node whose gradient buffer it shares; dend: when the shared
+     * buffer is last read) */
+    for (int i = 0; i < nn; i++) {
+        alias[i] = -1;
+        dend[i] = bwd_t(m, runner(m, i));
+    }
+    for (int a = nn - 1; a > 0; a--) {
+        if (m->nodes[a].kind != MPQ_NODE_ADD) continue;
+        const int root = alias[a] >= 0 ? alias[a] : a;
+        for (int k = 0; k < 2; k++) {
+            const int p = m->nodes[a].in[k];
+            const mpq_node *np = &m->nodes[p];
+            if (p <= 0 || np->n_consumers != 1 || np->kind == MPQ_NODE_INPUT) continue;
+            alias[p] = root;
+            if (dend[p] > dend[root]) dend[root] = dend[p];
+        }
+    }
     int nb = 0;
     for (int i = 0; i < nn; i++) {
         mpq_node *nd = &m->nodes[i];
@@ -550,9 +569,9 @@ int mpq_model_plan(mpq_model *m, int n)
             const int t1 = last_y[i] >= t0 ? last_y[i] : t0;
             bl[nb++] = (block){round16(len), 0, t0, t1, &nd->y};
         }
-        if (nd->dy.n)
+        if (nd->dy.n && alias[i] < 0)
             bl[nb++] = (block){round16(len), 0, first_d[i] >= 0 ? first_d[i] : bwd_t(m, i),
-                               bwd_t(m, runner(m, i)), &nd->dy};
+                               dend[i], &nd->dy};
         if (nd->n_consumers > 1 && len > tmp) tmp = len;
         size_t need = 0;
         switch (nd->kind) {
@@ -581,7 +600,9 @@ int mpq_model_plan(mpq_model *m, int n)
     if (tmp) bl[nb++] = (block){round16(tmp), 0, loss_t(m), 2 * nn, &dtmp};
     m->arena_floats = place_blocks(bl, nb);
     m->dtmp_off = dtmp.off;
-    free(last_y), free(first_d), free(bl);
+    for (int i = 0; i < nn; i++)
+        if (alias[i] >= 0) m->nodes[i].dy.off = m->nodes[alias[i]].dy.off;
+    free(last_y), free(first_d), free(alias), free(dend), free(bl);
     m->ws_floats = ws;
     free(m->arena);
     free(m->ws);
@@ -682,6 +703,13 @@ static float *grad_target(const mpq_model *m, const mpq_step *s, int p, unsigned
     return s->arena + m->dtmp_off;
 }
 
+static void copy_par(float *d, const float *x, size_t len)
+{
+#pragma omp parallel for simd schedule(static) if (len > 65536)
+    for (size_t i = 0; i < len; i++)
+        d[i] = x[i];
+}
+
 static void grad_settle(const mpq_model *m, const mpq_step *s, int p, const float *dx)
 {
     if (!dx || dx != s->arena + m->dtmp_off) return;
@@ -729,11 +757,11 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
         case MPQ_NODE_ACT: mpq_act_backward(&n->u.act, s, x, dy, dx); break;
         case MPQ_NODE_POOL: mpq_pool_backward(&n->u.pool, s, x, dy, dx); break;
         case MPQ_NODE_FC: mpq_fc_backward(&n->u.fc, s, x, dy, dx); break;
-        case MPQ_NODE_ADD:
-            if (dx) memcpy(dx, dy, len * sizeof *dx);
+        case MPQ_NODE_ADD: /* inputs with no other consumer share dy (see the plan) */
+            if (dx && dx != dy) copy_par(dx, dy, len);
             grad_settle(m, s, n->in[0], dx);
             dx = grad_target(m, s, n->in[1], written);
-            if (dx) memcpy(dx, dy, len * sizeof *dx);
+            if (dx && dx != dy) copy_par(dx, dy, len);
             grad_settle(m, s, n->in[1], dx);
             dx = NULL;
             break;
