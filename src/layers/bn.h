@@ -1,15 +1,18 @@
-/* Batch normalization over the channel axis of NHWC tensors (x viewed as (N, HW, C)).
+/* Batch normalization over the channel axis of NHWC tensors (x viewed as (N, HW, C)), optionally
+ * fused with the nonlinearity that consumes its output (ReLU, ReLU6 or the activation quantizer of
+ * layers/act.h), so the normalized tensor never goes to memory.
  * Training: statistics of each group of n / n_groups consecutive samples (or, with s->reduce,
  * of the whole global batch across ranks), running statistics updated as
  * running = momentum * running + (1 - momentum) * batch (momentum 0.9, like nnabla; the running
  * variance takes the unbiased batch variance). Eval: running statistics.
- * gamma, beta in s->val/s->grad; running mean/var in s->state; xhat and the per-group
- * mean/inverse std are cached in the arena slice `cache` for backward. */
+ * gamma, beta in s->val/s->grad; running mean/var in s->state; the per-group mean and inverse
+ * std are cached in the arena slice `cache`; backward recomputes the normalized input from x. */
 #ifndef MPQ_LAYERS_BN_H
 #define MPQ_LAYERS_BN_H
 
 #include "core/params.h"
 #include "core/step.h"
+#include "layers/act.h"
 
 typedef struct mpq_bn {
     int hw, c;
@@ -23,13 +26,18 @@ typedef struct mpq_bn {
 void mpq_bn_init(mpq_bn *l, int hw, int c);
 size_t mpq_bn_cache_floats(const mpq_bn *l, int n, int n_groups);
 size_t mpq_bn_ws_floats(const mpq_bn *l, int n, int n_groups);
-/* Writes y (may alias x); in training also updates the running statistics in s->state. */
-void mpq_bn_forward(const mpq_bn *l, const mpq_step *s, const float *x, float *y);
-/* Writes dx (may alias dy); adds dL/dgamma, dL/dbeta (this rank's share) into s->grad. Training:
- * reads only the cache (x may be gone after an in-place forward); with s->reduce the two
- * per-channel sums of backward are reduced across ranks too (sync-BN; with n_groups > 1, group g
- * of every rank forms one statistics group). Eval (frozen statistics): reads x. */
-void mpq_bn_backward(const mpq_bn *l, const mpq_step *s, const float *x, const float *dy,
-                     float *dx);
+
+/* Writes y = act(BN(x)) (act NULL: y = BN(x)); y must not alias x. Training also updates the
+ * running statistics in s->state. With act, act->len must equal hw * c. */
+void mpq_bn_forward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                    float *y);
+/* From dy = dL/dy of the forward above: writes dx (NULL: not needed; may alias dy); adds
+ * dL/dgamma, dL/dbeta (this rank's share) and the quantizer's parameter gradients into s->grad.
+ * Reads x (the forward's input) and the cache. With s->reduce the two per-channel sums of the
+ * input gradient are reduced across ranks too (sync-BN; with n_groups > 1, group g of every rank
+ * forms one statistics group). Sums run over fixed row chunks added in chunk order: results do
+ * not depend on the thread count. */
+void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                     const float *dy, float *dx);
 
 #endif

@@ -1,19 +1,51 @@
-/* 2-D convolution in NHWC as chunked im2col + BLIS sgemm (see conv.h).
- * Column layout per output pixel: (groups, KH, KW, Cin/groups), so group g's patch is a
- * contiguous run of K = KH*KW*Cin/groups floats at offset g*K, in W's (KH, KW, Cin/g) order, and
- * each group is one strided GEMM over the whole chunk. Chunks are runs of output rows (n, oh) of
- * all samples, sized so the column buffer stays near CONV_COL_FLOATS; they live in s->ws.
- * No allocation. Threading: BLIS inside sgemm; OpenMP over pixels/rows in im2col/col2im, each
- * output element written by one thread in a fixed order (deterministic). */
+/* 2-D convolution in NHWC (see conv.h).
+ * im2col path: column layout per output pixel (groups, KH, KW, Cin/groups), so group g's patch
+ * is a contiguous run of K = KH*KW*Cin/groups floats at offset g*K, in W's (KH, KW, Cin/g) order,
+ * and each group is one strided GEMM over the whole chunk. Chunks are runs of output rows (n, oh)
+ * of all samples, sized so the column buffer stays near CONV_COL_FLOATS; they live in s->ws.
+ * Direct path: s->ws holds the zero-padded input, the repacked weights and, in backward, the
+ * padded output gradient and the weight-gradient partial sums of CONV_PARTS fixed sample ranges.
+ * No allocation. Threading: BLIS inside sgemm; OpenMP over output rows (each output element
+ * written by one thread) and over the fixed sample ranges, whose partial weight gradients are
+ * added in range order: results do not depend on the thread count. */
 #include "layers/conv.h"
 
+#include <omp.h>
 #include <string.h>
 
 #include "core/err.h"
 #include "kernels/colsum.h"
+#include "kernels/dconv.h"
 #include "kernels/gemm.h"
 
-enum { CONV_COL_FLOATS = 2 * 1024 * 1024 }; /* 8 MB column buffer per chunk */
+enum {
+    CONV_COL_FLOATS = 2 * 1024 * 1024, /* 8 MB column buffer per chunk */
+    CONV_PARTS = 16,                   /* sample ranges of the direct weight gradient */
+    CONV_BAND_FLOATS = 48 * 1024,      /* floats of outputs (or input + gradient) per band */
+    CONV_DIRECT_MAX_C = 128,           /* wider layers run as BLIS GEMMs */
+};
+
+/* 1x1, stride 1, no padding: the input is the column matrix. */
+static int is_direct(const mpq_conv *l)
+{
+    return l->kh == 1 && l->kw == 1 && l->sh == 1 && l->sw == 1 && l->ph == 0 && l->pw == 0;
+}
+
+int mpq_conv_direct_ok(const mpq_conv *l)
+{
+    return l->groups == 1 && l->kh * l->kw <= MPQ_CONV_MAX_TAPS;
+}
+
+/* The direct kernels win where the GEMMs are skinny: few channels, vector-aligned outputs (and
+ * inputs, unless they are so few that the input gradient is rarely needed: the stem). */
+static mpq_conv_algo pick_algo(const mpq_conv *l)
+{
+    const int v = mpq_dconv_vec();
+    if (!v || !mpq_conv_direct_ok(l) || is_direct(l)) return MPQ_CONV_IM2COL;
+    if (l->cout % v || (l->cin % v && l->cin >= v)) return MPQ_CONV_IM2COL;
+    if (l->cin > CONV_DIRECT_MAX_C || l->cout > CONV_DIRECT_MAX_C) return MPQ_CONV_IM2COL;
+    return MPQ_CONV_DIRECT;
+}
 
 int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, int sh, int sw,
                   int ph, int pw, int groups)
@@ -35,13 +67,8 @@ int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, 
     l->kh = kh, l->kw = kw, l->sh = sh, l->sw = sw, l->ph = ph, l->pw = pw, l->groups = groups;
     l->ho = (h + 2 * ph - kh) / sh + 1;
     l->wo = (w + 2 * pw - kw) / sw + 1;
+    l->algo = pick_algo(l);
     return MPQ_OK;
-}
-
-/* 1x1, stride 1, no padding: the input is the column matrix. */
-static int is_direct(const mpq_conv *l)
-{
-    return l->kh == 1 && l->kw == 1 && l->sh == 1 && l->sw == 1 && l->ph == 0 && l->pw == 0;
 }
 
 /* Floats per output pixel in the column buffer (all groups). */
@@ -59,9 +86,85 @@ static int chunk_rows(const mpq_conv *l, int n)
     return (total + n_chunks - 1) / n_chunks;
 }
 
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* The padded input of the direct path: (N, hp, wp, Cin) with x at rows ph.., columns pw... */
+static void fwd_pads(const mpq_conv *l, int *hp, int *wp)
+{
+    const int hn = (l->ho - 1) * l->sh + l->kh, wn = (l->wo - 1) * l->sw + l->kw;
+    *hp = l->h + l->ph > hn ? l->h + l->ph : hn;
+    *wp = l->w + l->pw > wn ? l->w + l->pw : wn;
+}
+
+/* Along one axis of the input gradient (input length in, output length out, kernel k, stride
+ * s, padding p): input position s*a + r takes output position a + d for every tap t with
+ * r + p - t = s*d. Returns the padding lo before the output and the padded length, so that every
+ * a + d of every phase r lands inside. */
+static void axis_pads(int in, int out, int k, int s, int p, int *lo, int *len)
+{
+    int dmin = 0, dend = out;
+    for (int r = 0; r < s && r < in; r++) {
+        const int na = (in - r + s - 1) / s;
+        for (int t = 0; t < k; t++) {
+            if ((r + p - t) % s) continue;
+            const int d = (r + p - t) / s;
+            if (d < dmin) dmin = d;
+            if (na + d > dend) dend = na + d;
+        }
+    }
+    *lo = -dmin;
+    *len = dend - dmin;
+}
+
+typedef struct dx_pads {
+    int top, left, hd, wd; /* padded output gradient (N, hd, wd, Cout) */
+} dx_pads;
+
+static dx_pads dx_pad_geom(const mpq_conv *l)
+{
+    dx_pads d;
+    axis_pads(l->h, l->ho, l->kh, l->sh, l->ph, &d.top, &d.hd);
+    axis_pads(l->w, l->wo, l->kw, l->sw, l->pw, &d.left, &d.wd);
+    return d;
+}
+
+/* Direct-path scratch: [padded x | repacked W | padded dy | weight-gradient partials]. */
+typedef struct direct_ws {
+    float *xpad, *wpack, *dypad, *parts;
+} direct_ws;
+
+static size_t direct_sizes(const mpq_conv *l, int n, size_t sz[4])
+{
+    int hp, wp;
+    fwd_pads(l, &hp, &wp);
+    const dx_pads d = dx_pad_geom(l);
+    const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout;
+    const int parts = n < CONV_PARTS ? n : CONV_PARTS;
+    sz[0] = round16((size_t)n * hp * wp * l->cin);
+    sz[1] = round16(kc);
+    sz[2] = round16((size_t)n * d.hd * d.wd * l->cout);
+    sz[3] = (size_t)parts * round16(kc);
+    return sz[0] + sz[1] + sz[2] + sz[3];
+}
+
+static direct_ws direct_views(const mpq_conv *l, const mpq_step *s)
+{
+    size_t sz[4];
+    MPQ_ASSERT(s->ws_floats >= direct_sizes(l, s->n, sz), "conv: workspace too small");
+    direct_ws v;
+    v.xpad = s->ws;
+    v.wpack = v.xpad + sz[0];
+    v.dypad = v.wpack + sz[1];
+    v.parts = v.dypad + sz[2];
+    return v;
+}
+
 size_t mpq_conv_ws_floats(const mpq_conv *l, int n)
 {
-    if (is_direct(l) || n < 1) return 0;
+    size_t sz[4];
+    if (n < 1) return 0;
+    if (l->algo == MPQ_CONV_DIRECT) return direct_sizes(l, n, sz);
+    if (is_direct(l)) return 0;
     return (size_t)chunk_rows(l, n) * l->wo * col_stride(l);
 }
 
@@ -195,10 +298,212 @@ static void gemm_forward(const mpq_conv *l, const float *wq, const float *b, con
                   wq + (size_t)g * cog * k, k, b ? 1.0f : 0.0f, y + (size_t)g * cog, l->cout);
 }
 
+/* ---- direct path ---------------------------------------------------------------------------- */
+
+/* dst (n, hp, wp, c) = src (n, h, w, c) at rows top.., columns left.., zeros elsewhere. */
+static void pad_copy(int n, int h, int w, int c, const float *src, int hp, int wp, int top,
+                     int left, float *dst)
+{
+    const size_t rowlen = (size_t)wp * c;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n * hp; r++) {
+        const int i = r / hp, y = r % hp - top;
+        float *d = dst + (size_t)r * rowlen;
+        if (y < 0 || y >= h) {
+            zero_floats(d, rowlen);
+            continue;
+        }
+        zero_floats(d, (size_t)left * c);
+        copy_floats(d + (size_t)left * c, src + ((size_t)i * h + y) * w * c, (size_t)w * c);
+        zero_floats(d + (size_t)(left + w) * c, (size_t)(wp - left - w) * c);
+    }
+}
+
+/* Forward geometry over the padded input, for one output row: taps (kh, kw) of (KH, KW, Cin). */
+static mpq_dconv_geom fwd_geom(const mpq_conv *l, int wp, ptrdiff_t *off)
+{
+    for (int kh = 0; kh < l->kh; kh++)
+        for (int kw = 0; kw < l->kw; kw++)
+            off[kh * l->kw + kw] = ((ptrdiff_t)kh * wp + kw) * l->cin;
+    return (mpq_dconv_geom){.rows = 1,
+                            .pix = l->wo,
+                            .in_rs = (ptrdiff_t)l->sh * wp * l->cin,
+                            .in_ps = (ptrdiff_t)l->sw * l->cin,
+                            .out_rs = (ptrdiff_t)l->wo * l->cout,
+                            .out_ps = l->cout,
+                            .n_taps = l->kh * l->kw,
+                            .off = off,
+                            .c = l->cin,
+                            .nv = l->cout};
+}
+
+/* wt (K, Cout) = W (Cout, K)^T. */
+static void transpose(int rows, int cols, const float *a, float *t)
+{
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int j = 0; j < cols; j++)
+        for (int i = 0; i < rows; i++)
+            t[(size_t)j * rows + i] = a[(size_t)i * cols + j];
+}
+
+/* Output rows per direct-kernel call: a band whose outputs stay near CONV_BAND_FLOATS (weights
+ * are reused across a band), cut smaller when the batch gives too few bands for the threads. */
+static int band_rows(int n, int rows, size_t row_floats)
+{
+    int band = row_floats >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / row_floats);
+    const int want = 4 * omp_get_max_threads();
+    if (band > rows) band = rows;
+    while (band > 1 && n * ((rows + band - 1) / band) < want)
+        band = (band + 1) / 2;
+    return band;
+}
+
+static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x, float *y)
+{
+    const direct_ws v = direct_views(l, s);
+    const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
+    const int k = l->kh * l->kw * l->cin;
+    const int band = band_rows(s->n, l->ho, (size_t)l->wo * l->cout);
+    const int per = (l->ho + band - 1) / band, items = s->n * per;
+    int hp, wp;
+    ptrdiff_t off[MPQ_CONV_MAX_TAPS];
+    fwd_pads(l, &hp, &wp);
+    pad_copy(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
+    transpose(l->cout, k, mpq_cat(s->wq, l->weight), v.wpack);
+    const mpq_dconv_geom g0 = fwd_geom(l, wp, off);
+#pragma omp parallel for schedule(static)
+    for (int it = 0; it < items; it++) {
+        const int i = it / per, oh = it % per * band;
+        mpq_dconv_geom g = g0;
+        g.rows = l->ho - oh < band ? l->ho - oh : band;
+        float *yr = y + ((size_t)i * l->ho + oh) * l->wo * l->cout;
+        if (b)
+            for (int p = 0; p < g.rows * l->wo; p++)
+                copy_floats(yr + (size_t)p * l->cout, b, (size_t)l->cout);
+        mpq_dconv_forward(&g, v.xpad + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin,
+                          v.wpack, yr, b != NULL);
+    }
+}
+
+/* dW += dy^T (patches of x): CONV_PARTS fixed sample ranges into partials, added in order. */
+static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, int hp,
+                         int wp, const float *dy)
+{
+    const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout, stride = round16(kc);
+    const int n = s->n, parts = n < CONV_PARTS ? n : CONV_PARTS;
+    const size_t per_row = (size_t)l->wo * l->cout + (size_t)l->sh * wp * l->cin;
+    const int band = per_row >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / per_row);
+    ptrdiff_t off[MPQ_CONV_MAX_TAPS];
+    mpq_dconv_geom g = fwd_geom(l, wp, off);
+#pragma omp parallel for schedule(static) firstprivate(g)
+    for (int p = 0; p < parts; p++) {
+        float *part = v->parts + (size_t)p * stride;
+        zero_floats(part, kc);
+        for (int i = n * p / parts; i < n * (p + 1) / parts; i++)
+            for (int r0 = 0; r0 < l->ho; r0 += band) {
+                g.rows = l->ho - r0 < band ? l->ho - r0 : band;
+                mpq_dconv_wgrad(&g,
+                                v->xpad + ((size_t)i * hp + (size_t)r0 * l->sh) * wp * l->cin,
+                                dy + ((size_t)i * l->ho + r0) * l->wo * l->cout, part);
+            }
+    }
+    float *dw = mpq_at(s->grad, l->weight);
+    const int k = l->kh * l->kw * l->cin;
+#pragma omp parallel for schedule(static)
+    for (int co = 0; co < l->cout; co++)
+        for (int j = 0; j < k; j++) {
+            float acc = 0.0f;
+            for (int p = 0; p < parts; p++)
+                acc += v->parts[(size_t)p * stride + (size_t)j * l->cout + co];
+            dw[(size_t)co * k + j] += acc;
+        }
+}
+
+/* The taps of stride phase (ry, rx) of the input gradient: input pixel (sh*a + ry, sw*b + rx)
+ * takes the padded output gradient at (a, b) + offset of each tap, times W[:, kh, kw, :].
+ * Writes the offsets and the packed weights (taps, Cout, Cin); returns the tap count. */
+static int dx_phase(const mpq_conv *l, const dx_pads *d, int ry, int rx, const float *w,
+                    ptrdiff_t *off, float *wb)
+{
+    int nt = 0;
+    const int kin = l->kh * l->kw * l->cin;
+    for (int kh = 0; kh < l->kh; kh++) {
+        if ((ry + l->ph - kh) % l->sh) continue;
+        const int dyo = (ry + l->ph - kh) / l->sh + d->top;
+        for (int kw = 0; kw < l->kw; kw++) {
+            if ((rx + l->pw - kw) % l->sw) continue;
+            const int dxo = (rx + l->pw - kw) / l->sw + d->left;
+            off[nt] = ((ptrdiff_t)dyo * d->wd + dxo) * l->cout;
+            for (int co = 0; co < l->cout; co++)
+                copy_floats(wb + ((size_t)nt * l->cout + co) * l->cin,
+                            w + (size_t)co * kin + ((size_t)kh * l->kw + kw) * l->cin,
+                            (size_t)l->cin);
+            nt++;
+        }
+    }
+    return nt;
+}
+
+/* dx = the transposed convolution of dy, phase by phase (each dx element written once). */
+static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v,
+                         const float *dy, float *dx)
+{
+    const dx_pads d = dx_pad_geom(l);
+    const float *w = mpq_cat(s->wq, l->weight);
+    pad_copy(s->n, l->ho, l->wo, l->cout, dy, d.hd, d.wd, d.top, d.left, v->dypad);
+    float *wb = v->wpack;
+    for (int ry = 0; ry < l->sh && ry < l->h; ry++)
+        for (int rx = 0; rx < l->sw && rx < l->w; rx++) {
+            ptrdiff_t off[MPQ_CONV_MAX_TAPS];
+            const int nt = dx_phase(l, &d, ry, rx, w, off, wb);
+            const int na = (l->h - ry + l->sh - 1) / l->sh;
+            const mpq_dconv_geom g0 = {.rows = 1,
+                                       .pix = (l->w - rx + l->sw - 1) / l->sw,
+                                       .in_rs = (ptrdiff_t)d.wd * l->cout,
+                                       .in_ps = l->cout,
+                                       .out_rs = (ptrdiff_t)l->sh * l->w * l->cin,
+                                       .out_ps = (ptrdiff_t)l->sw * l->cin,
+                                       .n_taps = nt,
+                                       .off = off,
+                                       .c = l->cout,
+                                       .nv = l->cin};
+            const int band = band_rows(s->n, na, (size_t)g0.pix * l->cin);
+            const int per = (na + band - 1) / band, items = s->n * per;
+#pragma omp parallel for schedule(static)
+            for (int it = 0; it < items; it++) {
+                const int i = it / per, a = it % per * band;
+                mpq_dconv_geom g = g0;
+                g.rows = na - a < band ? na - a : band;
+                mpq_dconv_forward(&g, v->dypad + ((size_t)i * d.hd + a) * d.wd * l->cout, wb,
+                                  dx + (((size_t)i * l->h + (size_t)a * l->sh + ry) * l->w + rx) *
+                                           l->cin,
+                                  0);
+            }
+            wb += (size_t)nt * l->cout * l->cin;
+        }
+}
+
+static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
+                            const float *dy, float *dx)
+{
+    const direct_ws v = direct_views(l, s);
+    int hp, wp;
+    fwd_pads(l, &hp, &wp);
+    pad_copy(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
+    wgrad_direct(l, s, &v, hp, wp, dy);
+    if (dx) dgrad_direct(l, s, &v, dy, dx);
+}
+
+/* ---- entry points ---------------------------------------------------------------------------- */
+
 void mpq_conv_forward(const mpq_conv *l, const mpq_step *s, const float *x, float *y)
 {
     const float *wq = mpq_cat(s->wq, l->weight);
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
+    if (l->algo == MPQ_CONV_DIRECT) {
+        forward_direct(l, s, x, y);
+        return;
+    }
     if (is_direct(l)) {
         gemm_forward(l, wq, b, x, (size_t)l->cin, s->n * l->h * l->w, y);
         return;
@@ -235,6 +540,10 @@ void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, con
     if (l->bias.n)
         mpq_colsum_add((size_t)s->n * l->ho * l->wo, l->cout, dy, (size_t)l->cout,
                        mpq_at(s->grad, l->bias));
+    if (l->algo == MPQ_CONV_DIRECT) {
+        backward_direct(l, s, x, dy, dx);
+        return;
+    }
     if (is_direct(l)) {
         gemm_backward(l, wq, dw, dy, x, (size_t)l->cin, s->n * l->h * l->w, dx);
         return;

@@ -1,15 +1,24 @@
-/* 2-D convolution in NHWC (any kernel, stride, padding, groups) as im2col + BLIS sgemm.
+/* 2-D convolution in NHWC (any kernel, stride, padding, groups), by one of two algorithms:
+ * - im2col + BLIS sgemm: 1x1 stride-1 unpadded convolutions use x directly as the GEMM operand;
+ *   im2col is chunked over output rows so the column buffer (s->ws) stays bounded;
+ * - direct (kernels/dconv.h) over a zero-padded copy of the input in s->ws: small channel counts
+ *   (ResNet 3x3 layers), where BLIS's skinny GEMMs are weak; the input gradient runs as
+ *   stride-1 convolutions of the padded output gradient, one per stride phase.
  * x: (N, H, W, Cin)   W: (Cout, KH, KW, Cin/groups) read from s->wq   b: (Cout) or absent
- * y: (N, Ho, Wo, Cout) with Ho = (H + 2*ph - kh) / sh + 1.
- * 1x1 stride-1 unpadded convolutions use x directly as the GEMM operand; im2col is chunked over
- * output rows so the column buffer (s->ws) stays bounded. Depthwise layers use dwconv.h. */
+ * y: (N, Ho, Wo, Cout) with Ho = (H + 2*ph - kh) / sh + 1. Depthwise layers use dwconv.h. */
 #ifndef MPQ_LAYERS_CONV_H
 #define MPQ_LAYERS_CONV_H
 
 #include "core/params.h"
 #include "core/step.h"
 
+typedef enum mpq_conv_algo {
+    MPQ_CONV_IM2COL, /* im2col (or x itself for 1x1) + BLIS sgemm */
+    MPQ_CONV_DIRECT, /* direct kernels over a padded input (groups == 1 only) */
+} mpq_conv_algo;
+
 typedef struct mpq_conv {
+    mpq_conv_algo algo; /* chosen by mpq_conv_init; may be overridden before sizing ws */
     int h, w, cin;      /* input, per sample */
     int ho, wo, cout;   /* output, per sample */
     int kh, kw, sh, sw, ph, pw, groups;
@@ -17,10 +26,15 @@ typedef struct mpq_conv {
     mpq_slice bias;     /* (Cout), n == 0: no bias */
 } mpq_conv;
 
-/* Fills the geometry (weight and bias slices are set by the model builder). Returns 0 or MPQ_E_ARG when the
- * geometry is impossible (channels not divisible by groups, empty output). */
+/* Fills the geometry and picks the algorithm (weight and bias slices are set by the model
+ * builder). Returns 0 or MPQ_E_ARG when the geometry is impossible (channels not divisible by
+ * groups, empty output). */
 int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, int sh, int sw,
                   int ph, int pw, int groups);
+/* Whether the direct algorithm can run this geometry (groups == 1, at most MPQ_CONV_MAX_TAPS
+ * kernel taps); it is fast when mpq_dconv_vec() divides Cout (and Cin, for the input gradient). */
+#define MPQ_CONV_MAX_TAPS 64
+int mpq_conv_direct_ok(const mpq_conv *l);
 /* Scratch floats (s->ws) forward and backward need for a local batch of n. */
 size_t mpq_conv_ws_floats(const mpq_conv *l, int n);
 /* Writes y. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "kernels/vecops.h"
 
 enum { POOL_CBLOCK = 64 }; /* channels per block in max-pool backward (stack arrays) */
 
@@ -83,7 +84,9 @@ void mpq_pool_forward(const mpq_pool *l, const mpq_step *s, const float *x, floa
     }
 }
 
-/* dxs (one sample) += dy of output (oh, ow) routed to the first maximum of its window. */
+/* dxs (one sample) += dy of output (oh, ow) routed to the first maximum of its window: the
+ * window position of each channel's maximum first, then a masked add at every position (both
+ * loops vectorize; no scatter). */
 static void max_route(const mpq_pool *l, const float *xs, const float *g, int oh, int ow,
                       float *dxs)
 {
@@ -93,23 +96,30 @@ static void max_route(const mpq_pool *l, const float *xs, const float *g, int oh
     for (int c0 = 0; c0 < c; c0 += POOL_CBLOCK) {
         const int nb = c - c0 < POOL_CBLOCK ? c - c0 : POOL_CBLOCK;
         float best[POOL_CBLOCK];
-        size_t at[POOL_CBLOCK];
-        const size_t first = ((size_t)h0 * l->w + w0) * c + c0;
-        for (int i = 0; i < nb; i++) {
-            best[i] = xs[first + i];
-            at[i] = first + i;
-        }
+        int arg[POOL_CBLOCK];
+        memcpy(best, xs + ((size_t)h0 * l->w + w0) * c + c0, (size_t)nb * sizeof *best);
+        memset(arg, 0, sizeof arg);
+        int t = 0;
         for (int ih = h0; ih < h1; ih++)
-            for (int iw = w0; iw < w1; iw++) {
-                const size_t o = ((size_t)ih * l->w + iw) * c + c0;
-                for (int i = 0; i < nb; i++)
-                    if (xs[o + i] > best[i]) {
-                        best[i] = xs[o + i];
-                        at[i] = o + i;
-                    }
+            for (int iw = w0; iw < w1; iw++, t++) {
+                const float *xi = xs + ((size_t)ih * l->w + iw) * c + c0;
+#pragma omp simd
+                for (int i = 0; i < nb; i++) {
+                    const float v = xi[i];
+                    const int gt = v > best[i];
+                    best[i] = v > best[i] ? v : best[i];
+                    arg[i] = gt ? t : arg[i];
+                }
             }
-        for (int i = 0; i < nb; i++)
-            dxs[at[i]] += g[c0 + i];
+        t = 0;
+        for (int ih = h0; ih < h1; ih++)
+            for (int iw = w0; iw < w1; iw++, t++) {
+                float *d = dxs + ((size_t)ih * l->w + iw) * c + c0;
+                const float *gi = g + c0;
+#pragma omp simd
+                for (int i = 0; i < nb; i++)
+                    d[i] += mpq_keep_if(arg[i] == t, gi[i]);
+            }
     }
 }
 

@@ -421,25 +421,166 @@ void mpq_model_init_quantizers(mpq_model *m, int from_weights)
 
 static size_t node_len(const mpq_node *n) { return (size_t)n->h * n->w * n->c; }
 
+/* Whether a node's backward reads its (first) input's forward output. */
+static int backward_reads_input(const mpq_node *n)
+{
+    switch (n->kind) {
+    case MPQ_NODE_CONV:
+    case MPQ_NODE_DWCONV:
+    case MPQ_NODE_BN:
+    case MPQ_NODE_ACT:
+    case MPQ_NODE_FC:
+    case MPQ_NODE_SCALE: return 1;
+    case MPQ_NODE_POOL: return n->u.pool.kind == MPQ_POOL_MAX;
+    case MPQ_NODE_INPUT:
+    case MPQ_NODE_ADD:
+    case MPQ_NODE_CHANPAD: return 0;
+    }
+    return 1;
+}
+
+/* BN -> activation pairs computed in one pass: the BN's only consumer is the activation. */
+static void fuse_nodes(mpq_model *m)
+{
+    for (int i = 0; i < m->n_nodes; i++)
+        m->nodes[i].fused = 0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        mpq_node *a = &m->nodes[i];
+        if (a->kind != MPQ_NODE_ACT) continue;
+        mpq_node *b = &m->nodes[a->in[0]];
+        if (b->kind != MPQ_NODE_BN || b->n_consumers != 1) continue;
+        b->fused = i;
+        a->fused = a->in[0];
+    }
+}
+
+/* The step at which a node runs: forward i, backward 2 * n_nodes - i; the loss runs at n_nodes. */
+static int fwd_t(int i) { return i; }
+static int loss_t(const mpq_model *m) { return m->n_nodes; }
+static int bwd_t(const mpq_model *m, int i) { return 2 * m->n_nodes - i; }
+/* The node whose backward runs a node's work (a fused activation runs inside its BN). */
+static int runner(const mpq_model *m, int i)
+{
+    const mpq_node *n = &m->nodes[i];
+    return n->kind == MPQ_NODE_ACT && n->fused ? n->fused : i;
+}
+
+/* One arena block: its size, lifetime [t0, t1] in steps, and the slice it sets. */
+typedef struct block {
+    size_t len, off;
+    int t0, t1;
+    mpq_slice *dst;
+} block;
+
+static int block_by_size(const void *a, const void *b)
+{
+    const block *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    return x->t0 - y->t0;
+}
+
+/* Greedy placement: largest blocks first, each at the lowest offset clear of every placed block
+ * whose lifetime overlaps. Returns the arena size. */
+static size_t place_blocks(block *bl, int nb)
+{
+    size_t top = 0;
+    qsort(bl, (size_t)nb, sizeof *bl, block_by_size);
+    for (int i = 0; i < nb; i++) {
+        size_t off = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                const block *o = &bl[j];
+                if (o->t1 < bl[i].t0 || bl[i].t1 < o->t0) continue;
+                if (off + bl[i].len <= o->off || o->off + o->len <= off) continue;
+                off = o->off + o->len;
+                moved = 1;
+            }
+        }
+        bl[i].off = off;
+        if (off + bl[i].len > top) top = off + bl[i].len;
+    }
+    for (int i = 0; i < nb; i++)
+        *bl[i].dst = (mpq_slice){bl[i].off, bl[i].dst->n};
+    return top;
+}
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
 int mpq_model_plan(mpq_model *m, int n)
 {
-    size_t off = 0, ws = 0, maxact = 0;
+    size_t ws = 0, tmp = 0;
+    const int nn = m->n_nodes;
     if (m->err) return m->err;
-    for (int i = 0; i < m->n_nodes; i++) {
+    fuse_nodes(m);
+    int *last_y = malloc((size_t)nn * sizeof *last_y), *first_d = malloc((size_t)nn * sizeof *first_d);
+    int *alias = malloc((size_t)nn * sizeof *alias), *dend = malloc((size_t)nn * sizeof *dend);
+    block *bl = malloc((size_t)(3 * nn + 1) * sizeof *bl);
+    if (!last_y || !first_d || !alias || !dend || !bl) {
+        free(last_y), free(first_d), free(alias), free(dend), free(bl);
+        return MPQ_FAIL(MPQ_E_NOMEM, "cannot plan the model");
+    }
+    /* lifetimes: an output lives until its last reader (forward, or a backward that reads x);
+     * a gradient from its first writer (the latest consumer's backward) to its owner's backward */
+    for (int i = 0; i < nn; i++)
+        last_y[i] = first_d[i] = -1;
+    last_y[m->out] = 2 * nn; /* the loss reads the logits; the caller may too */
+    first_d[m->out] = loss_t(m); /* the loss writes dlogits before backward */
+    for (int c = 1; c < nn; c++) {
+        const mpq_node *nc = &m->nodes[c];
+        if (nc->kind == MPQ_NODE_ACT && nc->fused) continue; /* its BN reads the BN's input */
+        for (int k = 0; k < 2; k++) {
+            const int p = nc->in[k];
+            if (p < 0) continue;
+            const int reads = k == 0 && backward_reads_input(nc);
+            const int t = reads ? bwd_t(m, c) : fwd_t(c);
+            if (t > last_y[p]) last_y[p] = t;
+            const int tw = bwd_t(m, c);
+            if (first_d[p] < 0 || tw < first_d[p]) first_d[p] = tw;
+        }
+    }
+    /* an add passes its gradient unchanged: an input with no other consumer reads the add's
+     * gradient in place (alias: the node whose gradient buffer it shares; dend: when the shared
+     * buffer is last read) */
+    for (int i = 0; i < nn; i++) {
+        alias[i] = -1;
+        dend[i] = bwd_t(m, runner(m, i));
+    }
+    for (int a = nn - 1; a > 0; a--) {
+        if (m->nodes[a].kind != MPQ_NODE_ADD) continue;
+        const int root = alias[a] >= 0 ? alias[a] : a;
+        for (int k = 0; k < 2; k++) {
+            const int p = m->nodes[a].in[k];
+            const mpq_node *np = &m->nodes[p];
+            if (p <= 0 || np->n_consumers != 1 || np->kind == MPQ_NODE_INPUT) continue;
+            alias[p] = root;
+            if (dend[p] > dend[root]) dend[root] = dend[p];
+        }
+    }
+    int nb = 0;
+    for (int i = 0; i < nn; i++) {
         mpq_node *nd = &m->nodes[i];
-        size_t len = (size_t)n * node_len(nd), need = 0;
-        nd->y = (mpq_slice){off, len};
-        off += (len + 15) & ~(size_t)15;
-        nd->dy = (mpq_slice){off, nd->kind == MPQ_NODE_INPUT ? 0 : len};
-        off += nd->kind == MPQ_NODE_INPUT ? 0 : (len + 15) & ~(size_t)15;
-        if (len > maxact) maxact = len;
+        const size_t len = (size_t)n * node_len(nd);
+        const int skip = nd->kind == MPQ_NODE_BN && nd->fused; /* output never materialized */
+        const int t0 = nd->kind == MPQ_NODE_ACT && nd->fused ? fwd_t(nd->fused) : fwd_t(i);
+        nd->y = (mpq_slice){0, skip ? 0 : len};
+        nd->dy = (mpq_slice){0, skip || nd->kind == MPQ_NODE_INPUT ? 0 : len};
+        if (!skip) {
+            const int t1 = last_y[i] >= t0 ? last_y[i] : t0;
+            bl[nb++] = (block){round16(len), 0, t0, t1, &nd->y};
+        }
+        if (nd->dy.n && alias[i] < 0)
+            bl[nb++] = (block){round16(len), 0, first_d[i] >= 0 ? first_d[i] : bwd_t(m, i),
+                               dend[i], &nd->dy};
+        if (nd->n_consumers > 1 && len > tmp) tmp = len;
+        size_t need = 0;
         switch (nd->kind) {
         case MPQ_NODE_CONV: need = mpq_conv_ws_floats(&nd->u.conv, n); break;
         case MPQ_NODE_DWCONV: need = mpq_dwconv_ws_floats(&nd->u.dw, n); break;
         case MPQ_NODE_BN: {
-            size_t c = mpq_bn_cache_floats(&nd->u.bn, n, 1);
-            nd->u.bn.cache = (mpq_slice){off, c};
-            off += (c + 15) & ~(size_t)15;
+            const size_t c = mpq_bn_cache_floats(&nd->u.bn, n, 1);
+            nd->u.bn.cache = (mpq_slice){0, c};
+            bl[nb++] = (block){round16(c), 0, fwd_t(i), bwd_t(m, i), &nd->u.bn.cache};
             need = mpq_bn_ws_floats(&nd->u.bn, n, 1);
             break;
         }
@@ -454,9 +595,14 @@ int mpq_model_plan(mpq_model *m, int n)
         }
         if (need > ws) ws = need;
     }
-    /* The last block is the temporary gradient used when a node feeds two consumers. */
-    m->dtmp_off = off;
-    m->arena_floats = off + maxact;
+    /* the temporary gradient of nodes with two consumers, live through backward */
+    mpq_slice dtmp = {0, tmp};
+    if (tmp) bl[nb++] = (block){round16(tmp), 0, loss_t(m), 2 * nn, &dtmp};
+    m->arena_floats = place_blocks(bl, nb);
+    m->dtmp_off = dtmp.off;
+    for (int i = 0; i < nn; i++)
+        if (alias[i] >= 0) m->nodes[i].dy.off = m->nodes[alias[i]].dy.off;
+    free(last_y), free(first_d), free(alias), free(dend), free(bl);
     m->ws_floats = ws;
     free(m->arena);
     free(m->ws);
@@ -519,8 +665,17 @@ void mpq_model_forward(mpq_model *m, const mpq_step *s)
         switch (n->kind) {
         case MPQ_NODE_CONV: mpq_conv_forward(&n->u.conv, s, x, y); break;
         case MPQ_NODE_DWCONV: mpq_dwconv_forward(&n->u.dw, s, x, y); break;
-        case MPQ_NODE_BN: mpq_bn_forward(&n->u.bn, s, x, y); break;
-        case MPQ_NODE_ACT: mpq_act_forward(&n->u.act, s, x, y); break;
+        case MPQ_NODE_BN:
+            if (n->fused) {
+                const mpq_node *a = &m->nodes[n->fused];
+                mpq_bn_forward(&n->u.bn, &a->u.act, s, x, mpq_at(s->arena, a->y));
+            } else {
+                mpq_bn_forward(&n->u.bn, NULL, s, x, y);
+            }
+            break;
+        case MPQ_NODE_ACT:
+            if (!n->fused) mpq_act_forward(&n->u.act, s, x, y);
+            break;
         case MPQ_NODE_POOL: mpq_pool_forward(&n->u.pool, s, x, y); break;
         case MPQ_NODE_FC: mpq_fc_forward(&n->u.fc, s, x, y); break;
         case MPQ_NODE_ADD:
@@ -546,6 +701,13 @@ static float *grad_target(const mpq_model *m, const mpq_step *s, int p, unsigned
         return mpq_at(s->arena, m->nodes[p].dy);
     }
     return s->arena + m->dtmp_off;
+}
+
+static void copy_par(float *d, const float *x, size_t len)
+{
+#pragma omp parallel for simd schedule(static) if (len > 65536)
+    for (size_t i = 0; i < len; i++)
+        d[i] = x[i];
 }
 
 static void grad_settle(const mpq_model *m, const mpq_step *s, int p, const float *dx)
@@ -578,24 +740,28 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
     written[m->out] = 1;
     for (int i = m->n_nodes - 1; i > 0; i--) {
         mpq_node *n = &m->nodes[i];
-        MPQ_ASSERT(written[i], "node %d (%s) has no gradient", i, n->name);
+        if (n->kind == MPQ_NODE_ACT && n->fused) continue; /* runs inside its BN */
+        const mpq_node *out = n->kind == MPQ_NODE_BN && n->fused ? &m->nodes[n->fused] : n;
+        MPQ_ASSERT(written[out - m->nodes], "node %d (%s) has no gradient", i, n->name);
         const float *x = mpq_cat(s->arena, m->nodes[n->in[0]].y);
-        const float *dy = mpq_cat(s->arena, n->dy);
+        const float *dy = mpq_cat(s->arena, out->dy);
         size_t len = (size_t)s->n * node_len(n);
         double t0 = omp_get_wtime();
         float *dx = grad_target(m, s, n->in[0], written);
         switch (n->kind) {
         case MPQ_NODE_CONV: mpq_conv_backward(&n->u.conv, s, x, dy, dx); break;
         case MPQ_NODE_DWCONV: mpq_dwconv_backward(&n->u.dw, s, x, dy, dx); break;
-        case MPQ_NODE_BN: mpq_bn_backward(&n->u.bn, s, x, dy, dx); break;
+        case MPQ_NODE_BN:
+            mpq_bn_backward(&n->u.bn, n->fused ? &out->u.act : NULL, s, x, dy, dx);
+            break;
         case MPQ_NODE_ACT: mpq_act_backward(&n->u.act, s, x, dy, dx); break;
         case MPQ_NODE_POOL: mpq_pool_backward(&n->u.pool, s, x, dy, dx); break;
         case MPQ_NODE_FC: mpq_fc_backward(&n->u.fc, s, x, dy, dx); break;
-        case MPQ_NODE_ADD:
-            if (dx) memcpy(dx, dy, len * sizeof *dx);
+        case MPQ_NODE_ADD: /* inputs with no other consumer share dy (see the plan) */
+            if (dx && dx != dy) copy_par(dx, dy, len);
             grad_settle(m, s, n->in[0], dx);
             dx = grad_target(m, s, n->in[1], written);
-            if (dx) memcpy(dx, dy, len * sizeof *dx);
+            if (dx && dx != dy) copy_par(dx, dy, len);
             grad_settle(m, s, n->in[1], dx);
             dx = NULL;
             break;
@@ -610,8 +776,9 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
         t0 = omp_get_wtime();
         weights_backward(m, n, s);
         m->t_bwd[MPQ_CLASS_WQUANT] += omp_get_wtime() - t0;
-        if (n->param_lo < lo) {
-            lo = n->param_lo;
+        const size_t plo = out->param_lo < n->param_lo ? out->param_lo : n->param_lo;
+        if (plo < lo) {
+            lo = plo;
             if (ready) ready(ctx, lo);
         }
     }

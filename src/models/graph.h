@@ -67,7 +67,11 @@ typedef struct mpq_node {
     } u;
     int quant[2];            /* CONV/DWCONV/FC: quantizer ids of W and b (-1: none);
                                 ACT: quant[0] is the activation quantizer id (-1: plain) */
-    mpq_slice y, dy;         /* arena: output and its gradient, for the planned batch */
+    mpq_slice y, dy;         /* arena: output and its gradient, for the planned batch (n == 0:
+                                never materialized); slices of different nodes share memory
+                                when their lifetimes do not overlap (see mpq_model_plan) */
+    int fused;               /* BN: the ACT node it computes in the same pass; ACT: that BN
+                                (the ACT node is then skipped); 0: not fused */
     int n_consumers;
     size_t param_lo;         /* lowest trainable offset registered by this node (or SIZE_MAX) */
     double flops;            /* multiply-adds per sample, forward */
@@ -134,7 +138,12 @@ int mpq_model_alloc(mpq_model *m);
 void mpq_model_init_values(mpq_model *m, unsigned long seed, int from_weights);
 /* Re-initialises only the quantizer values (after weights were loaded from a weightfile). */
 void mpq_model_init_quantizers(mpq_model *m, int from_weights);
-/* Sizes the arena and scratch for local batches up to n and n_groups BN groups. */
+/* Sizes the arena and scratch for local batches up to n (one BN group). Fuses each BN whose only
+ * consumer is an activation into one node pass, then places every materialized output, gradient
+ * and BN cache in the arena by lifetime (forward step of the producer to the last forward or
+ * backward step that reads it; gradients from the first consumer's backward to the owner's), so
+ * buffers with disjoint lifetimes share memory: after forward only the input, the logits and the
+ * outputs backward needs are intact. Returns 0 or MPQ_E_*. */
 int mpq_model_plan(mpq_model *m, int n);
 
 /* A step context over the model's buffers for a local batch of n (<= plan_n). */

@@ -1,15 +1,19 @@
 /* bn: training and eval against a double-precision reference (ghost groups 1 and 2, running
  * statistics with the unbiased variance), central-difference gradients of x, gamma and beta in
- * both modes, in-place forward with backward from the cache only, ghost groups equal separate
- * batches, and sync-BN: two half-batch replicas in two threads whose reducer sums across them
- * reproduce the full batch's outputs, gradients and running statistics. */
+ * both modes, the fused activations (ReLU, ReLU6, the activation quantizer) against BN followed
+ * by layers/act in both modes, dx aliasing dy, a cache of statistics only, independence of the
+ * thread count over many row chunks, ghost groups equal separate batches, and sync-BN: two
+ * half-batch replicas in two threads whose reducer sums across them reproduce the full batch's
+ * outputs, gradients and running statistics. */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "core/params.h"
+#include "kernels/gemm.h"
 #include "layers/bn.h"
 #include "layertest.h"
 #include "testutil.h"
@@ -43,8 +47,8 @@ static void fixture_init(fixture *f, int n, int groups, uint64_t seed)
     f->y = malloc(f->nx * sizeof(float));
     f->r = malloc(f->nx * sizeof(float));
     f->dx = malloc(f->nx * sizeof(float));
-    f->val = malloc(2 * C * sizeof(float));
-    f->grad = malloc(2 * C * sizeof(float));
+    f->val = malloc((2 * C + 2) * sizeof(float)); /* gamma, beta, a quantizer's pair */
+    f->grad = malloc((2 * C + 2) * sizeof(float));
     f->state = malloc(2 * C * sizeof(float));
     f->arena = mpq_test_guarded_alloc(f->ncache);
     f->ws = mpq_test_guarded_alloc(f->nws);
@@ -54,8 +58,9 @@ static void fixture_init(fixture *f, int n, int groups, uint64_t seed)
     mpq_test_fill_uniform(f->val + C, C, -1, 1, seed + 3);
     mpq_test_fill_uniform(f->state, C, -0.5f, 0.5f, seed + 4);
     mpq_test_fill_uniform(f->state + C, C, 0.5f, 2.0f, seed + 5);
-    for (int i = 0; i < 2 * C; i++)
+    for (int i = 0; i < 2 * C + 2; i++)
         f->grad[i] = GRAD0;
+    f->val[2 * C] = f->val[2 * C + 1] = 0.0f;
     f->s = (mpq_step){.val = f->val,
                       .wq = f->val,
                       .grad = f->grad,
@@ -134,10 +139,10 @@ START_TEST(test_bn_training_matches_reference)
         float *y = malloc(f.nx * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
         float grad[2 * C], state[2 * C];
         bn_ref_train(&f, y, dx, grad, state);
-        mpq_bn_forward(&f.l, &f.s, f.x, f.y);
+        mpq_bn_forward(&f.l, NULL, &f.s, f.x, f.y);
         ck_assert(mpq_ck_allclose(f.y, y, f.nx, 1e-5f, 1e-5f, "bn y"));
         ck_assert(mpq_ck_allclose(f.state, state, 2 * C, 1e-5f, 1e-6f, "bn running stats"));
-        mpq_bn_backward(&f.l, &f.s, f.x, f.r, f.dx);
+        mpq_bn_backward(&f.l, NULL, &f.s, f.x, f.r, f.dx);
         ck_assert(mpq_ck_allclose(f.dx, dx, f.nx, 1e-4f, 1e-5f, "bn dx"));
         ck_assert(mpq_ck_allclose(f.grad, grad, 2 * C, 1e-5f, 1e-5f, "bn dgamma,dbeta"));
         free(y), free(dx);
@@ -158,7 +163,7 @@ START_TEST(test_bn_eval_uses_running_statistics)
         y[i] =
             (float)(f.val[c] * (f.x[i] - f.state[c]) / sqrt(f.state[C + c] + 1e-5) + f.val[C + c]);
     }
-    mpq_bn_forward(&f.l, &f.s, f.x, f.y);
+    mpq_bn_forward(&f.l, NULL, &f.s, f.x, f.y);
     ck_assert(mpq_ck_allclose(f.y, y, f.nx, 1e-5f, 1e-5f, "bn eval y"));
     ck_assert_mem_eq(f.state, state0, sizeof state0); /* eval leaves the statistics alone */
     free(y);
@@ -169,7 +174,7 @@ END_TEST
 static double probe_loss(void *ctx)
 {
     fixture *f = ctx;
-    mpq_bn_forward(&f->l, &f->s, f->x, f->y);
+    mpq_bn_forward(&f->l, NULL, &f->s, f->x, f->y);
     return mpq_test_dot(f->y, f->r, f->nx);
 }
 
@@ -181,7 +186,7 @@ static void check_fd(int groups, int training, float eps, double atol)
     for (int i = 0; i < 2 * C; i++)
         f.grad[i] = 0.0f;
     probe_loss(&f);
-    mpq_bn_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    mpq_bn_backward(&f.l, NULL, &f.s, f.x, f.r, f.dx);
     ck_assert_int_eq(mpq_test_gradcheck(probe_loss, &f, f.x, f.nx, f.dx, eps, atol, 1e-2, "dx"), 0);
     ck_assert_int_eq(
         mpq_test_gradcheck(probe_loss, &f, f.val, 2 * C, f.grad, eps, atol, 1e-2, "dgamma,dbeta"),
@@ -197,27 +202,108 @@ START_TEST(test_bn_gradients_match_central_differences)
 }
 END_TEST
 
-START_TEST(test_bn_in_place_backward_reads_only_the_cache)
+START_TEST(test_bn_cache_holds_statistics_and_dx_may_alias_dy)
 {
     fixture f;
     fixture_init(&f, 4, 2, 40);
-    float *xy = malloc(f.nx * sizeof *xy), *g = malloc(f.nx * sizeof *g);
+    ck_assert_uint_eq(f.ncache, 2 * 2 * C); /* mean and inverse std per group */
+    float *g = malloc(f.nx * sizeof *g);
     float grad[2 * C];
-    mpq_bn_forward(&f.l, &f.s, f.x, f.y);
-    mpq_bn_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    mpq_bn_forward(&f.l, NULL, &f.s, f.x, f.y);
+    mpq_bn_backward(&f.l, NULL, &f.s, f.x, f.r, f.dx);
     memcpy(grad, f.grad, sizeof grad);
     for (int i = 0; i < 2 * C; i++)
         f.grad[i] = GRAD0;
-    memcpy(xy, f.x, f.nx * sizeof *xy);
-    mpq_bn_forward(&f.l, &f.s, xy, xy);
-    ck_assert_mem_eq(xy, f.y, f.nx * sizeof *xy);
-    for (size_t i = 0; i < f.nx; i++)
-        xy[i] = NAN; /* x is gone */
     memcpy(g, f.r, f.nx * sizeof *g);
-    mpq_bn_backward(&f.l, &f.s, xy, g, g); /* dx aliases dy */
+    mpq_bn_backward(&f.l, NULL, &f.s, f.x, g, g); /* dx aliases dy */
     ck_assert_mem_eq(g, f.dx, f.nx * sizeof *g);
     ck_assert_mem_eq(f.grad, grad, sizeof grad);
-    free(xy), free(g);
+    free(g);
+    fixture_free(&f);
+}
+END_TEST
+
+/* An activation over the fixture's per-sample tensor; QUANT uses the default activation
+ * settings with parametric_fp_d_xmax_relu, its pair at val[2C], val[2C + 1]. */
+static mpq_act make_act(fixture *f, mpq_act_kind kind)
+{
+    mpq_act a = {.kind = kind, .len = (size_t)HW * C};
+    if (kind == MPQ_ACT_QUANT) {
+        mpq_cfg cfg;
+        mpq_cfg_defaults(&cfg);
+        strcpy(cfg.aq.method, "parametric_fp_d_xmax_relu");
+        ck_assert_int_eq(mpq_quant_setup(&a.q, &cfg.aq, 1, a.len), 0);
+        a.q.p = (mpq_slice){2 * C, 2};
+        mpq_quant_init_values(&a.q, &cfg.aq, cfg.aq.stepsize, f->val);
+    }
+    return a;
+}
+
+/* BN with a fused activation equals BN followed by the activation layer: forward bitwise,
+ * backward (dx, dgamma, dbeta, the quantizer's gradients) to rounding. */
+static void check_fused(mpq_act_kind kind, int training, int groups, uint64_t seed)
+{
+    fixture f, u;
+    fixture_init(&f, 4, groups, seed);
+    fixture_init(&u, 4, groups, seed);
+    f.s.training = u.s.training = training;
+    if (kind == MPQ_ACT_RELU6) f.val[0] = u.val[0] = 5.0f; /* some outputs above 6 */
+    mpq_act a = make_act(&f, kind);
+    make_act(&u, kind);
+    float *t = malloc(f.nx * sizeof *t), *g = malloc(f.nx * sizeof *g);
+    mpq_bn_forward(&f.l, &a, &f.s, f.x, f.y);
+    mpq_bn_forward(&u.l, NULL, &u.s, u.x, t);
+    mpq_act_forward(&a, &u.s, t, u.y);
+    ck_assert_mem_eq(f.y, u.y, f.nx * sizeof(float));
+    ck_assert_mem_eq(f.state, u.state, 2 * C * sizeof(float));
+    mpq_bn_backward(&f.l, &a, &f.s, f.x, f.r, f.dx);
+    mpq_act_backward(&a, &u.s, t, u.r, g);
+    mpq_bn_backward(&u.l, NULL, &u.s, u.x, g, u.dx);
+    ck_assert(mpq_ck_allclose(f.dx, u.dx, f.nx, 1e-5f, 1e-6f, "fused dx"));
+    ck_assert(mpq_ck_allclose(f.grad, u.grad, 2 * C + 2, 1e-5f, 1e-5f, "fused grads"));
+    if (kind == MPQ_ACT_QUANT) ck_assert(f.grad[2 * C + 1] != GRAD0); /* xmax got a gradient */
+    free(t), free(g);
+    fixture_free(&f), fixture_free(&u);
+}
+
+START_TEST(test_bn_fused_activation_matches_separate_layers)
+{
+    static const mpq_act_kind kinds[3] = {MPQ_ACT_RELU, MPQ_ACT_RELU6, MPQ_ACT_QUANT};
+    for (int k = 0; k < 3; k++)
+        for (int training = 0; training < 2; training++)
+            check_fused(kinds[k], training, 1 + training, 70 + 4 * k + training);
+}
+END_TEST
+
+/* Many row chunks (more rows than one chunk holds): 1 and 2 threads give identical bits. */
+START_TEST(test_bn_is_independent_of_threads)
+{
+    fixture f;
+    fixture_init(&f, 1200, 2, 80);
+    mpq_act a = make_act(&f, MPQ_ACT_QUANT);
+    float *y1 = malloc(f.nx * sizeof *y1), *dx1 = malloc(f.nx * sizeof *dx1);
+    float g1[2 * C + 2], st1[2 * C], st0[2 * C];
+    memcpy(st0, f.state, sizeof st0);
+    for (int t = 1; t <= 2; t++) {
+        mpq_gemm_set_threads(t);
+        memcpy(f.state, st0, sizeof st0);
+        for (int i = 0; i < 2 * C + 2; i++)
+            f.grad[i] = 0.0f;
+        mpq_bn_forward(&f.l, &a, &f.s, f.x, f.y);
+        mpq_bn_backward(&f.l, &a, &f.s, f.x, f.r, f.dx);
+        if (t == 1) {
+            memcpy(y1, f.y, f.nx * sizeof *y1);
+            memcpy(dx1, f.dx, f.nx * sizeof *dx1);
+            memcpy(g1, f.grad, sizeof g1);
+            memcpy(st1, f.state, sizeof st1);
+        }
+    }
+    mpq_gemm_set_threads(1);
+    ck_assert_mem_eq(y1, f.y, f.nx * sizeof *y1);
+    ck_assert_mem_eq(dx1, f.dx, f.nx * sizeof *dx1);
+    ck_assert_mem_eq(g1, f.grad, sizeof g1);
+    ck_assert_mem_eq(st1, f.state, sizeof st1);
+    free(y1), free(dx1);
     fixture_free(&f);
 }
 END_TEST
@@ -232,15 +318,15 @@ START_TEST(test_bn_ghost_groups_equal_separate_batches)
         for (int i = 0; i < 2 * C; i++)
             h[k].grad[i] = 0.0f;
     }
-    mpq_bn_forward(&f.l, &f.s, f.x, f.y);
-    mpq_bn_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    mpq_bn_forward(&f.l, NULL, &f.s, f.x, f.y);
+    mpq_bn_backward(&f.l, NULL, &f.s, f.x, f.r, f.dx);
     float grad[2 * C];
     for (int i = 0; i < 2 * C; i++)
         grad[i] = GRAD0;
     for (int k = 0; k < 2; k++) {
         const size_t off = (size_t)k * h[0].nx;
-        mpq_bn_forward(&h[k].l, &h[k].s, h[k].x, h[k].y);
-        mpq_bn_backward(&h[k].l, &h[k].s, h[k].x, h[k].r, h[k].dx);
+        mpq_bn_forward(&h[k].l, NULL, &h[k].s, h[k].x, h[k].y);
+        mpq_bn_backward(&h[k].l, NULL, &h[k].s, h[k].x, h[k].r, h[k].dx);
         ck_assert(mpq_ck_allclose(f.y + off, h[k].y, h[k].nx, 1e-6f, 1e-6f, "ghost y"));
         ck_assert(mpq_ck_allclose(f.dx + off, h[k].dx, h[k].nx, 1e-5f, 1e-6f, "ghost dx"));
         for (int i = 0; i < 2 * C; i++)
@@ -285,8 +371,8 @@ static void *rank_step(void *arg)
 {
     rank_ctx *rc = arg;
     fixture *f = rc->f;
-    mpq_bn_forward(&f->l, &f->s, f->x, f->y);
-    mpq_bn_backward(&f->l, &f->s, f->x, f->r, f->dx);
+    mpq_bn_forward(&f->l, NULL, &f->s, f->x, f->y);
+    mpq_bn_backward(&f->l, NULL, &f->s, f->x, f->r, f->dx);
     return NULL;
 }
 
@@ -310,8 +396,8 @@ START_TEST(test_bn_sync_two_replicas_match_full_batch)
         red[k] = (mpq_reducer){&ctx[k], xsum_sum};
         half[k].s.reduce = &red[k];
     }
-    mpq_bn_forward(&full.l, &full.s, full.x, full.y);
-    mpq_bn_backward(&full.l, &full.s, full.x, full.r, full.dx);
+    mpq_bn_forward(&full.l, NULL, &full.s, full.x, full.y);
+    mpq_bn_backward(&full.l, NULL, &full.s, full.x, full.r, full.dx);
     for (int k = 0; k < 2; k++)
         pthread_create(&th[k], NULL, rank_step, &ctx[k]);
     for (int k = 0; k < 2; k++)
@@ -342,7 +428,9 @@ static Suite *bn_suite(void)
     tcase_add_test(tc, test_bn_training_matches_reference);
     tcase_add_test(tc, test_bn_eval_uses_running_statistics);
     tcase_add_test(tc, test_bn_gradients_match_central_differences);
-    tcase_add_test(tc, test_bn_in_place_backward_reads_only_the_cache);
+    tcase_add_test(tc, test_bn_cache_holds_statistics_and_dx_may_alias_dy);
+    tcase_add_test(tc, test_bn_fused_activation_matches_separate_layers);
+    tcase_add_test(tc, test_bn_is_independent_of_threads);
     tcase_add_test(tc, test_bn_ghost_groups_equal_separate_batches);
     tcase_add_test(tc, test_bn_sync_two_replicas_match_full_batch);
     suite_add_tcase(s, tc);

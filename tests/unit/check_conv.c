@@ -1,13 +1,16 @@
-/* conv: the im2col/sgemm layer against a direct double-precision reference on odd shapes
- * (strides, padding, groups, the 1x1 direct path, 7x7, rectangular kernels, the chunked im2col
- * path), central-difference gradients of x, W and b, accumulation into grad, exact workspace
- * size, and geometry validation. */
+/* conv: both algorithms (im2col/sgemm and the direct kernels) against a direct double-precision
+ * reference on odd shapes (strides, padding, groups, the 1x1 path, 7x7, rectangular kernels, the
+ * chunked im2col path; for the direct path vector-aligned and unaligned channels, every stride
+ * phase of the input gradient, more samples than weight-gradient parts), central-difference
+ * gradients of x, W and b, accumulation into grad, independence of the thread count, exact
+ * workspace size, the automatic algorithm choice, and geometry validation. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "kernels/dconv.h"
 #include "kernels/gemm.h"
 #include "layers/conv.h"
 #include "layertest.h"
@@ -15,6 +18,7 @@
 
 typedef struct conv_case {
     int n, h, w, cin, cout, kh, kw, sh, sw, ph, pw, groups, bias;
+    int direct; /* 0: the algorithm mpq_conv_init picks, 1: direct, -1: im2col */
 } conv_case;
 
 typedef struct fixture {
@@ -34,6 +38,7 @@ static void fixture_init(fixture *f, const conv_case *c, uint64_t seed)
     ck_assert_int_eq(mpq_conv_init(&f->l, c->h, c->w, c->cin, c->cout, c->kh, c->kw, c->sh, c->sw,
                                    c->ph, c->pw, c->groups),
                      0);
+    if (c->direct) f->l.algo = c->direct > 0 ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL;
     f->nx = (size_t)c->n * c->h * c->w * c->cin;
     f->ny = (size_t)c->n * f->l.ho * f->l.wo * c->cout;
     f->nw = (size_t)c->cout * c->kh * c->kw * (c->cin / c->groups);
@@ -168,17 +173,32 @@ static void check_fd(const conv_case *c, uint64_t seed)
     fixture_free(&f);
 }
 
-/*                                    n  h  w cin cout kh kw sh sw ph pw  g bias */
-static const conv_case CASE_S2P1 = {2, 7, 5, 3, 5, 3, 3, 2, 2, 1, 1, 1, 1};
-static const conv_case CASE_GROUPS = {2, 7, 5, 6, 4, 3, 3, 1, 1, 1, 1, 2, 1};
-static const conv_case CASE_DW_LIKE = {2, 6, 5, 4, 8, 3, 3, 2, 1, 1, 1, 4, 0};
-static const conv_case CASE_1X1 = {2, 7, 5, 6, 5, 1, 1, 1, 1, 0, 0, 1, 1};
-static const conv_case CASE_1X1_G3 = {2, 7, 5, 6, 6, 1, 1, 1, 1, 0, 0, 3, 0};
-static const conv_case CASE_1X1_S2 = {2, 7, 5, 3, 5, 1, 1, 2, 2, 0, 0, 1, 1};
-static const conv_case CASE_7X7 = {2, 9, 7, 3, 4, 7, 7, 2, 2, 3, 3, 1, 0};
-static const conv_case CASE_RECT = {3, 6, 7, 2, 3, 3, 2, 2, 1, 1, 0, 1, 1};
-static const conv_case CASE_CHUNK = {15, 8, 8, 256, 4, 3, 3, 1, 1, 1, 1, 1, 1};
-static const conv_case CASE_CHUNK_G = {15, 8, 8, 256, 8, 3, 3, 1, 1, 1, 1, 4, 0};
+/*                                    n  h  w cin cout kh kw sh sw ph pw  g bias direct */
+static const conv_case CASE_S2P1 = {2, 7, 5, 3, 5, 3, 3, 2, 2, 1, 1, 1, 1, -1};
+static const conv_case CASE_GROUPS = {2, 7, 5, 6, 4, 3, 3, 1, 1, 1, 1, 2, 1, -1};
+static const conv_case CASE_DW_LIKE = {2, 6, 5, 4, 8, 3, 3, 2, 1, 1, 1, 4, 0, -1};
+static const conv_case CASE_1X1 = {2, 7, 5, 6, 5, 1, 1, 1, 1, 0, 0, 1, 1, -1};
+static const conv_case CASE_1X1_G3 = {2, 7, 5, 6, 6, 1, 1, 1, 1, 0, 0, 3, 0, -1};
+static const conv_case CASE_1X1_S2 = {2, 7, 5, 3, 5, 1, 1, 2, 2, 0, 0, 1, 1, -1};
+static const conv_case CASE_7X7 = {2, 9, 7, 3, 4, 7, 7, 2, 2, 3, 3, 1, 0, -1};
+static const conv_case CASE_RECT = {3, 6, 7, 2, 3, 3, 2, 2, 1, 1, 0, 1, 1, -1};
+static const conv_case CASE_CHUNK = {15, 8, 8, 256, 4, 3, 3, 1, 1, 1, 1, 1, 1, -1};
+static const conv_case CASE_CHUNK_G = {15, 8, 8, 256, 8, 3, 3, 1, 1, 1, 1, 4, 0, -1};
+/* direct path: ResNet-like 3x3 layers on odd images, stride 2 (four input-gradient phases),
+ * J = 1..4(+1) vector blocks, pixel tails, the stem (Cin 3), 7x7/2, rectangular, 1x1/2, and
+ * unaligned channels (reference kernels) */
+static const conv_case D_S1 = {3, 7, 9, 16, 16, 3, 3, 1, 1, 1, 1, 1, 0, 1};
+static const conv_case D_S2 = {2, 9, 8, 16, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1};
+static const conv_case D_WIDE = {2, 5, 19, 32, 80, 3, 3, 1, 1, 1, 1, 1, 0, 1};
+static const conv_case D_J3 = {2, 6, 5, 48, 48, 3, 3, 1, 1, 0, 2, 1, 1, 1};
+static const conv_case D_STEM = {2, 11, 10, 3, 16, 3, 3, 1, 1, 1, 1, 1, 0, 1};
+static const conv_case D_7X7 = {2, 13, 12, 3, 64, 7, 7, 2, 2, 3, 3, 1, 0, 1};
+static const conv_case D_RECT = {2, 7, 6, 16, 16, 3, 2, 2, 1, 1, 0, 1, 1, 1};
+static const conv_case D_1X1S2 = {2, 7, 7, 32, 16, 1, 1, 2, 2, 0, 0, 1, 0, 1};
+static const conv_case D_ODD = {2, 6, 7, 5, 6, 3, 3, 2, 1, 1, 1, 1, 1, 1};
+static const conv_case D_PARTS = {19, 4, 5, 16, 16, 3, 3, 1, 1, 1, 1, 1, 0, 1};
+static const conv_case D_FD = {2, 5, 4, 16, 16, 3, 3, 2, 1, 1, 1, 1, 1, 1};
+static const conv_case D_AS_IM2COL = {2, 9, 8, 16, 32, 3, 3, 2, 2, 1, 1, 1, 1, -1};
 
 START_TEST(test_conv_matches_reference_stride2_pad1) { check_against_ref(&CASE_S2P1, 10, 1e-4f); }
 END_TEST
@@ -225,6 +245,68 @@ START_TEST(test_conv_chunked_im2col_matches_reference)
 }
 END_TEST
 
+START_TEST(test_conv_direct_matches_reference)
+{
+    check_against_ref(&D_S1, 80, 1e-4f);
+    check_against_ref(&D_S2, 81, 1e-4f);
+    check_against_ref(&D_WIDE, 82, 1e-4f);
+    check_against_ref(&D_J3, 83, 1e-4f);
+    check_against_ref(&D_STEM, 84, 1e-4f);
+    check_against_ref(&D_7X7, 85, 1e-4f);
+    check_against_ref(&D_RECT, 86, 1e-4f);
+    check_against_ref(&D_1X1S2, 87, 1e-4f);
+    check_against_ref(&D_ODD, 88, 1e-4f);
+    check_against_ref(&D_PARTS, 89, 1e-4f);
+    check_against_ref(&D_AS_IM2COL, 81, 1e-4f); /* the same layer through BLIS */
+}
+END_TEST
+
+/* Forward, dx and dW of one case with 1 and 2 threads: bitwise equal. */
+START_TEST(test_conv_direct_is_independent_of_threads)
+{
+    fixture f;
+    fixture_init(&f, &D_PARTS, 90);
+    float *y1 = malloc(f.ny * sizeof *y1), *dx1 = malloc(f.nx * sizeof *dx1);
+    float *g1 = malloc(f.nw * sizeof *g1);
+    for (int t = 1; t <= 2; t++) {
+        mpq_gemm_set_threads(t);
+        for (size_t i = 0; i < f.nw; i++)
+            f.grad[i] = 0.0f;
+        mpq_conv_forward(&f.l, &f.s, f.x, f.y);
+        mpq_conv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+        if (t == 1) {
+            memcpy(y1, f.y, f.ny * sizeof *y1);
+            memcpy(dx1, f.dx, f.nx * sizeof *dx1);
+            memcpy(g1, f.grad, f.nw * sizeof *g1);
+        }
+    }
+    mpq_gemm_set_threads(1);
+    ck_assert_mem_eq(y1, f.y, f.ny * sizeof *y1);
+    ck_assert_mem_eq(dx1, f.dx, f.nx * sizeof *dx1);
+    ck_assert_mem_eq(g1, f.grad, f.nw * sizeof *g1);
+    free(y1), free(dx1), free(g1);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_conv_picks_direct_for_small_aligned_channels)
+{
+    mpq_conv l;
+    const int v = mpq_dconv_vec();
+    ck_assert_int_eq(mpq_conv_init(&l, 32, 32, 16, 16, 3, 3, 1, 1, 1, 1, 1), 0);
+    ck_assert_int_eq(l.algo, v ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL);
+    ck_assert_int_eq(mpq_conv_init(&l, 32, 32, 3, 16, 3, 3, 1, 1, 1, 1, 1), 0);
+    ck_assert_int_eq(l.algo, v ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL);
+    ck_assert_int_eq(mpq_conv_init(&l, 32, 32, 16, 16, 1, 1, 1, 1, 0, 0, 1), 0);
+    ck_assert_int_eq(l.algo, MPQ_CONV_IM2COL); /* 1x1: x is the GEMM operand */
+    ck_assert_int_eq(mpq_conv_init(&l, 14, 14, 256, 256, 3, 3, 1, 1, 1, 1, 1), 0);
+    ck_assert_int_eq(l.algo, MPQ_CONV_IM2COL); /* wide: BLIS */
+    ck_assert_int_eq(mpq_conv_init(&l, 8, 8, 16, 16, 3, 3, 1, 1, 1, 1, 2), 0);
+    ck_assert_int_eq(l.algo, MPQ_CONV_IM2COL); /* groups */
+    ck_assert(!mpq_conv_direct_ok(&l));
+}
+END_TEST
+
 START_TEST(test_conv_gradients_match_central_differences)
 {
     check_fd(&CASE_S2P1, 60);
@@ -235,6 +317,8 @@ START_TEST(test_conv_gradients_match_central_differences)
     check_fd(&CASE_1X1_S2, 65);
     check_fd(&CASE_7X7, 66);
     check_fd(&CASE_RECT, 67);
+    check_fd(&D_FD, 68);
+    check_fd(&D_ODD, 69);
 }
 END_TEST
 
@@ -283,6 +367,9 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_conv_matches_reference_1x1);
     tcase_add_test(tc, test_conv_matches_reference_7x7_and_rectangular);
     tcase_add_test(tc, test_conv_chunked_im2col_matches_reference);
+    tcase_add_test(tc, test_conv_direct_matches_reference);
+    tcase_add_test(tc, test_conv_direct_is_independent_of_threads);
+    tcase_add_test(tc, test_conv_picks_direct_for_small_aligned_channels);
     tcase_add_test(tc, test_conv_gradients_match_central_differences);
     tcase_add_test(tc, test_conv_backward_adds_into_grad);
     tcase_add_test(tc, test_conv_init_rejects_bad_geometry);

@@ -1,12 +1,15 @@
 /* kernels: per-column reductions against naive double loops (every op, a row stride wider than
  * the columns, more columns than one block, fewer rows than parts), their independence of the
- * thread count, and the BLIS kernel-set selection. */
+ * thread count, the BLIS kernel-set selection, and the direct convolution kernels against their
+ * scalar twins (pixel and channel tails, vector-block tails, strides, reduction slices, no taps,
+ * accumulation). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/colsum.h"
+#include "kernels/dconv.h"
 #include "kernels/gemm.h"
 #include "testutil.h"
 
@@ -97,6 +100,68 @@ START_TEST(test_kernels_gemm_uses_fast_kernels_on_avx512_amd)
 }
 END_TEST
 
+/* One direct-convolution case: rows x pix outputs, taps on a 3-wide window of an input with
+ * pixel stride ps * c, nv = vec_mult vectors (or a plain count when the build has no SIMD). */
+typedef struct dconv_case {
+    int rows, pix, ps, c, n_taps, nv_vecs;
+} dconv_case;
+
+static void check_dconv(const dconv_case *k, uint64_t seed)
+{
+    const int v = mpq_dconv_vec() ? mpq_dconv_vec() : 4, nv = k->nv_vecs * v;
+    const int wp = (k->pix - 1) * k->ps + 3, hp = k->rows + 2;
+    ptrdiff_t off[9];
+    for (int t = 0; t < k->n_taps; t++)
+        off[t] = ((ptrdiff_t)(t / 3) * wp + t % 3) * k->c;
+    const mpq_dconv_geom g = {.rows = k->rows,
+                              .pix = k->pix,
+                              .in_rs = (ptrdiff_t)wp * k->c,
+                              .in_ps = (ptrdiff_t)k->ps * k->c,
+                              .out_rs = (ptrdiff_t)(k->pix + 1) * nv, /* a gap between rows */
+                              .out_ps = nv,
+                              .n_taps = k->n_taps,
+                              .off = off,
+                              .c = k->c,
+                              .nv = nv};
+    const size_t nin = (size_t)hp * wp * k->c, nw = (size_t)(k->n_taps ? k->n_taps : 1) * k->c * nv;
+    const size_t nout = (size_t)k->rows * (k->pix + 1) * nv;
+    float *in = malloc(nin * sizeof *in), *w = malloc(nw * sizeof *w);
+    float *o1 = malloc(nout * sizeof *o1), *o2 = malloc(nout * sizeof *o2);
+    float *d1 = malloc(nw * sizeof *d1), *d2 = malloc(nw * sizeof *d2);
+    mpq_test_fill_uniform(in, nin, -1, 1, seed);
+    mpq_test_fill_uniform(w, nw, -1, 1, seed + 1);
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        mpq_test_fill_uniform(o1, nout, -1, 1, seed + 2);
+        memcpy(o2, o1, nout * sizeof *o2);
+        mpq_dconv_forward(&g, in, w, o1, accumulate);
+        mpq_dconv_forward_ref(&g, in, w, o2, accumulate);
+        ck_assert(mpq_ck_allclose(o1, o2, nout, 1e-4f, 1e-4f, "dconv forward"));
+    }
+    mpq_test_fill_uniform(d1, nw, -1, 1, seed + 3);
+    memcpy(d2, d1, nw * sizeof *d2);
+    mpq_dconv_wgrad(&g, in, o1, d1);
+    mpq_dconv_wgrad_ref(&g, in, o1, d2);
+    ck_assert(mpq_ck_allclose(d1, d2, nw, 1e-4f, 1e-4f, "dconv wgrad"));
+    free(in), free(w), free(o1), free(o2), free(d1), free(d2);
+}
+
+START_TEST(test_kernels_dconv_matches_reference)
+{
+    /*                         rows pix ps    c taps nv */
+    static const dconv_case cases[] = {
+        {3, 13, 1, 16, 9, 1},  /* pixel tails, J = 1 */
+        {2, 7, 2, 5, 9, 3},    /* stride 2, odd channels, J = 2 + 1 */
+        {1, 17, 1, 3, 9, 5},   /* stem-like c = 3, weight-gradient J = 4 + 1 */
+        {2, 9, 1, 37, 4, 2},   /* channel tails of the weight gradient */
+        {2, 5, 1, 400, 2, 2},  /* reduction split inside a tap */
+        {3, 11, 1, 24, 9, 4},  /* reduction split across taps */
+        {2, 6, 1, 8, 0, 2},    /* no taps: zeros (or the accumulated output) */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_dconv(&cases[i], 100 + 10 * i);
+}
+END_TEST
+
 static Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -106,6 +171,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_kernels_colsum_is_independent_of_threads);
     tcase_add_test(tc, test_kernels_colsum_add_accumulates);
     tcase_add_test(tc, test_kernels_gemm_uses_fast_kernels_on_avx512_amd);
+    tcase_add_test(tc, test_kernels_dconv_matches_reference);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,312 @@
+/* Direct convolution kernels (see dconv.h). The fast kernels keep a tile of output vectors in
+ * registers for the whole reduction: forward tiles are P pixels x J channel vectors (each step
+ * loads J weight vectors and broadcasts P inputs), weight-gradient tiles are A input channels of
+ * one tap x J gradient vectors (each pixel loads J gradient vectors and broadcasts A inputs).
+ * Tiles are instantiated for constant (P|A, J) through an always-inlined body, so accumulators
+ * stay in registers. AVX-512 (32 registers, 16 floats) or AVX2+FMA (16 registers, 8 floats);
+ * other builds run the scalar references. No allocation; single-threaded (callers split work). */
+#include "kernels/dconv.h"
+
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define VW 16
+#define NREG 32
+typedef __m512 vf;
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VBCAST(x) _mm512_set1_ps(x)
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VADD(a, b) _mm512_add_ps((a), (b))
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define VW 8
+#define NREG 16
+typedef __m256 vf;
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define VBCAST(x) _mm256_set1_ps(x)
+#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define VADD(a, b) _mm256_add_ps((a), (b))
+#endif
+
+void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
+                           int accumulate)
+{
+    for (int r = 0; r < g->rows; r++)
+        for (int p = 0; p < g->pix; p++) {
+            const float *ip = in + r * g->in_rs + p * g->in_ps;
+            float *op = out + r * g->out_rs + p * g->out_ps;
+            for (int j = 0; j < g->nv; j++) {
+                float acc = accumulate ? op[j] : 0.0f;
+                for (int t = 0; t < g->n_taps; t++)
+                    for (int k = 0; k < g->c; k++)
+                        acc += ip[g->off[t] + k] * w[((size_t)t * g->c + k) * g->nv + j];
+                op[j] = acc;
+            }
+        }
+}
+
+void mpq_dconv_wgrad_ref(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt)
+{
+    for (int t = 0; t < g->n_taps; t++)
+        for (int k = 0; k < g->c; k++)
+            for (int j = 0; j < g->nv; j++) {
+                float acc = 0.0f;
+                for (int r = 0; r < g->rows; r++)
+                    for (int p = 0; p < g->pix; p++)
+                        acc += in[r * g->in_rs + p * g->in_ps + g->off[t] + k] *
+                               gy[r * g->out_rs + p * g->out_ps + j];
+                dwt[((size_t)t * g->c + k) * g->nv + j] += acc;
+            }
+}
+
+#ifdef VW
+
+int mpq_dconv_vec(void) { return VW; }
+
+/* Largest channel tile of the weight gradient for J vectors: A*J accumulators plus J vectors of
+ * the shared operand, and one spare register for broadcasts. Forward tiles are at most
+ * FWD_PMAX pixels x FWD_JMAX vectors: each pixel of a tile needs its own broadcast address, and
+ * longer tiles run out of general-purpose registers, while short ones reload weights too often
+ * (measured on Zen 5: 8 x 2 beats 16 x 1 by 20% on 32x32x16 layers and 4 x 4 by 35% on 8x8x64;
+ * a reduction slice of FWD_KBLOCK_BYTES of weights stays in L1 across all tiles of a block). */
+#if NREG == 32
+#define PMAX1 16
+#define PMAX2 12
+#define PMAX3 8
+#define PMAX4 6
+#else
+#define PMAX1 8
+#define PMAX2 6
+#define PMAX3 3
+#define PMAX4 2
+#endif
+#define JMAX 4
+#define FWD_PMAX 8
+#define FWD_JMAX 2
+#define FWD_KBLOCK_BYTES (24 * 1024)
+static const int pmax_of[JMAX + 1] = {0, PMAX1, PMAX2, PMAX3, PMAX4};
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* The slice of the reduction one pass of forward tiles covers: taps [t0, t1), channels [k0, k1)
+ * of each. */
+typedef struct kblock {
+    int t0, t1, k0, k1;
+} kblock;
+
+/* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb. */
+ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, const kblock *kb,
+                            const float *in, const float *w, float *out, int accumulate)
+{
+    vf acc[FWD_PMAX][FWD_JMAX];
+    const ptrdiff_t ps = g->in_ps, ops = g->out_ps;
+    const int c = g->c, nv = g->nv;
+#pragma GCC unroll 16
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+        for (int j = 0; j < J; j++)
+            acc[p][j] = VZERO();
+    for (int t = kb->t0; t < kb->t1; t++) {
+        const float *it = in + g->off[t];
+        const float *wt = w + (size_t)t * c * nv;
+        for (int k = kb->k0; k < kb->k1; k++) {
+            vf wv[FWD_JMAX];
+#pragma GCC unroll 4
+            for (int j = 0; j < J; j++)
+                wv[j] = VLOAD(wt + (size_t)k * nv + j * VW);
+#pragma GCC unroll 16
+            for (int p = 0; p < P; p++) {
+                const vf b = VBCAST(it[p * ps + k]);
+#pragma GCC unroll 4
+                for (int j = 0; j < J; j++)
+                    acc[p][j] = VFMA(b, wv[j], acc[p][j]);
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+        for (int j = 0; j < J; j++) {
+            float *o = out + p * ops + j * VW;
+            VSTORE(o, accumulate ? VADD(VLOAD(o), acc[p][j]) : acc[p][j]);
+        }
+}
+
+/* A channels (k0 .. k0+A of tap t) x J gradient vectors, summed over the block's pixels. */
+ALWAYS_INLINE void wgrad_tile(const int A, const int J, const mpq_dconv_geom *g, const float *in,
+                              const float *gy, float *dwt)
+{
+    vf acc[PMAX1][JMAX];
+#pragma GCC unroll 16
+    for (int a = 0; a < A; a++)
+#pragma GCC unroll 4
+        for (int j = 0; j < J; j++)
+            acc[a][j] = VZERO();
+    for (int r = 0; r < g->rows; r++) {
+        const float *ir = in + r * g->in_rs;
+        const float *gr = gy + r * g->out_rs;
+        for (int p = 0; p < g->pix; p++) {
+            const float *ip = ir + p * g->in_ps, *gp = gr + p * g->out_ps;
+            vf gv[JMAX];
+#pragma GCC unroll 4
+            for (int j = 0; j < J; j++)
+                gv[j] = VLOAD(gp + j * VW);
+#pragma GCC unroll 16
+            for (int a = 0; a < A; a++) {
+                const vf b = VBCAST(ip[a]);
+#pragma GCC unroll 4
+                for (int j = 0; j < J; j++)
+                    acc[a][j] = VFMA(b, gv[j], acc[a][j]);
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int a = 0; a < A; a++)
+#pragma GCC unroll 4
+        for (int j = 0; j < J; j++) {
+            float *o = dwt + (size_t)a * g->nv + j * VW;
+            VSTORE(o, VADD(VLOAD(o), acc[a][j]));
+        }
+}
+
+typedef void (*fwd_fn)(const mpq_dconv_geom *, const kblock *, const float *, const float *,
+                       float *, int);
+typedef void (*wgrad_fn)(const mpq_dconv_geom *, const float *, const float *, float *);
+
+/* One function per tile shape: fwd_P_J (P pixels) and wg_A_J (A channels). */
+#define FWD(P, J)                                                                                 \
+    static void fwd_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, const float *in,        \
+                              const float *w, float *out, int accumulate)                          \
+    {                                                                                              \
+        fwd_tile(P, J, g, kb, in, w, out, accumulate);                                             \
+    }
+#define WG(A, J)                                                                                  \
+    static void wg_##A##_##J(const mpq_dconv_geom *g, const float *in, const float *gy,           \
+                             float *dwt)                                                           \
+    {                                                                                              \
+        wgrad_tile(A, J, g, in, gy, dwt);                                                          \
+    }
+#define FWD_J(J) FWD(1, J) FWD(2, J) FWD(3, J) FWD(4, J) FWD(5, J) FWD(6, J)
+#define WG_6(J) WG(1, J) WG(2, J) WG(3, J) WG(4, J) WG(5, J) WG(6, J)
+FWD_J(1)
+FWD_J(2)
+WG_6(1)
+WG_6(2)
+FWD(7, 1) FWD(8, 1) WG(7, 1) WG(8, 1)
+#if NREG == 32
+FWD(7, 2) FWD(8, 2)
+WG_6(3)
+WG_6(4)
+WG(7, 2) WG(8, 2) WG(9, 2) WG(10, 2) WG(11, 2) WG(12, 2) WG(7, 3) WG(8, 3)
+WG(9, 1) WG(10, 1) WG(11, 1) WG(12, 1) WG(13, 1) WG(14, 1) WG(15, 1) WG(16, 1)
+static const fwd_fn fwd_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {
+    {NULL},
+    {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+    {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
+};
+static const wgrad_fn wg_tab[JMAX + 1][PMAX1 + 1] = {
+    {NULL},
+    {NULL, wg_1_1, wg_2_1, wg_3_1, wg_4_1, wg_5_1, wg_6_1, wg_7_1, wg_8_1, wg_9_1, wg_10_1,
+     wg_11_1, wg_12_1, wg_13_1, wg_14_1, wg_15_1, wg_16_1},
+    {NULL, wg_1_2, wg_2_2, wg_3_2, wg_4_2, wg_5_2, wg_6_2, wg_7_2, wg_8_2, wg_9_2, wg_10_2,
+     wg_11_2, wg_12_2},
+    {NULL, wg_1_3, wg_2_3, wg_3_3, wg_4_3, wg_5_3, wg_6_3, wg_7_3, wg_8_3},
+    {NULL, wg_1_4, wg_2_4, wg_3_4, wg_4_4, wg_5_4, wg_6_4},
+};
+#else
+WG(1, 3) WG(2, 3) WG(3, 3) WG(1, 4) WG(2, 4)
+static const fwd_fn fwd_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {
+    {NULL},
+    {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+    {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
+};
+static const wgrad_fn wg_tab[JMAX + 1][PMAX1 + 1] = {
+    {NULL},
+    {NULL, wg_1_1, wg_2_1, wg_3_1, wg_4_1, wg_5_1, wg_6_1, wg_7_1, wg_8_1},
+    {NULL, wg_1_2, wg_2_2, wg_3_2, wg_4_2, wg_5_2, wg_6_2},
+    {NULL, wg_1_3, wg_2_3, wg_3_3},
+    {NULL, wg_1_4, wg_2_4},
+};
+#endif
+
+/* Splits n into the fewest tiles of at most pmax, of balanced sizes: returns the tile size
+ * (the last tile may be smaller). */
+static int tile_size(int n, int pmax)
+{
+    const int tiles = (n + pmax - 1) / pmax;
+    return (n + tiles - 1) / tiles;
+}
+
+void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
+                       int accumulate)
+{
+    const int nvec = g->nv / VW;
+    if (g->nv % VW) {
+        mpq_dconv_forward_ref(g, in, w, out, accumulate);
+        return;
+    }
+    for (int j0 = 0; j0 < nvec; j0 += FWD_JMAX) {
+        const int J = nvec - j0 < FWD_JMAX ? nvec - j0 : FWD_JMAX;
+        const int P = tile_size(g->pix, pmax_of[J] < FWD_PMAX ? pmax_of[J] : FWD_PMAX);
+        /* reduction slices whose weights (J vectors per step) stay in L1 across the block */
+        const int steps = FWD_KBLOCK_BYTES / (J * VW * (int)sizeof(float));
+        const int taps = g->c <= steps ? steps / g->c : 1;
+        const int kstep = g->c <= steps ? g->c : tile_size(g->c, steps);
+        for (int t0 = 0; t0 < g->n_taps || t0 == 0; t0 += taps)
+            for (int k0 = 0; k0 < g->c || k0 == 0; k0 += kstep) {
+                const kblock kb = {t0, t0 + taps < g->n_taps ? t0 + taps : g->n_taps, k0,
+                                   k0 + kstep < g->c ? k0 + kstep : g->c};
+                const int acc = accumulate || t0 > 0 || k0 > 0;
+                for (int r = 0; r < g->rows; r++) {
+                    const float *ir = in + r * g->in_rs;
+                    float *orow = out + r * g->out_rs + j0 * VW;
+                    for (int p0 = 0; p0 < g->pix; p0 += P) {
+                        const int np = g->pix - p0 < P ? g->pix - p0 : P;
+                        fwd_tab[J][np](g, &kb, ir + p0 * g->in_ps, w + j0 * VW,
+                                       orow + p0 * g->out_ps, acc);
+                    }
+                }
+            }
+    }
+}
+
+void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt)
+{
+    const int nvec = g->nv / VW;
+    if (g->nv % VW) {
+        mpq_dconv_wgrad_ref(g, in, gy, dwt);
+        return;
+    }
+    for (int j0 = 0; j0 < nvec; j0 += JMAX) {
+        const int J = nvec - j0 < JMAX ? nvec - j0 : JMAX;
+        const int A = tile_size(g->c, pmax_of[J]);
+        for (int t = 0; t < g->n_taps; t++)
+            for (int k0 = 0; k0 < g->c; k0 += A) {
+                const int na = g->c - k0 < A ? g->c - k0 : A;
+                wg_tab[J][na](g, in + g->off[t] + k0, gy + j0 * VW,
+                              dwt + ((size_t)t * g->c + k0) * g->nv + j0 * VW);
+            }
+    }
+}
+
+#else /* no SIMD kernels in this build */
+
+int mpq_dconv_vec(void) { return 0; }
+
+void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
+                       int accumulate)
+{
+    mpq_dconv_forward_ref(g, in, w, out, accumulate);
+}
+
+void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt)
+{
+    mpq_dconv_wgrad_ref(g, in, gy, dwt);
+}
+
+#endif
