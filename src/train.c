@@ -54,6 +54,7 @@ typedef struct trainer {
     double *hist;        /* results.csv rows so far (HIST_COLS each), for checkpoints */
     double epoch_start;  /* wall time the current epoch started */
     int quiet;
+    int quantized;       /* some weight or activation quantizer is not float */
     int hist_rows, hist_cap;
     char *cfg_dump;      /* the effective configuration (checkpoints) */
     double last_save;    /* rank 0: wall time of the last checkpoint (or the start) */
@@ -422,6 +423,16 @@ static int shard_sums(trainer *t, double *v, int per, double *out)
     return MPQ_OK;
 }
 
+/* Test hook: MPQ_TEST_FAIL_RANK=r and MPQ_TEST_FAIL_STEP=s make rank r's batch of step s fail
+ * like an unreadable shard, so tests can show that one rank's error ends every rank. */
+static int injected_failure(const trainer *t, long step)
+{
+    const char *r = getenv("MPQ_TEST_FAIL_RANK"), *s = getenv("MPQ_TEST_FAIL_STEP");
+    if (!r || atoi(r) != t->rank || (s ? atol(s) : 0) != step) return MPQ_OK;
+    return MPQ_FAIL(MPQ_E_IO, "rank %d: cannot read its batch of step %ld (injected by "
+                    "MPQ_TEST_FAIL_RANK)", t->rank, step);
+}
+
 static int train_step(trainer *t, float lr, long step, step_stats *st)
 {
     const mpq_cfg *c = t->cfg;
@@ -435,6 +446,7 @@ static int train_step(trainer *t, float lr, long step, step_stats *st)
     memset(st, 0, sizeof *st);
     rc = t->train->ops->next(t->train, t->xb, t->yb, &n);
     st->t_data = t->train->ops->wait_seconds(t->train);
+    if (rc == 0) rc = injected_failure(t, step);
     rc = mpq_comm_agree(t->comm, rc);
     if (rc < 0) return rc;
     MPQ_ASSERT(n == t->micro * t->micro_n, "got %d samples, expected %d", n,
@@ -799,6 +811,7 @@ static int end_epoch(trainer *t, long step, float lr, const step_stats *st, mpq_
                          "W %.2f KB  A %.2f KB  (%.1f s)",
                          epoch + 1, 100.0 * res->train_err, 100.0 * verr, st->loss,
                          st->size.kbytes_w, st->size.kbytes_a, row[11]);
+        if (!t->quiet && t->quantized) mpq_report_table(stdout, &t->m, &t->budget);
         rc = mpq_report_histories(t->dir, &t->m, epoch + 1);
     }
     rc = mpq_comm_agree(t->comm, rc);
@@ -828,6 +841,7 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
     t.rank = mpq_comm_rank(comm);
     t.n_ranks = mpq_comm_size(comm);
     t.quiet = o->quiet;
+    t.quantized = *cfg->wq.method || *cfg->aq.method;
     snprintf(t.dir, sizeof t.dir, "%s", *cfg->output_dir ? cfg->output_dir : cfg->experiment);
     (void)cfg_text;
     signals_install(old_actions);

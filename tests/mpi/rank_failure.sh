@@ -1,0 +1,33 @@
+#!/bin/sh
+# An error on one rank only (its batch of step 3 cannot be read) ends every rank within seconds,
+# with the failing rank's message and a nonzero exit status, instead of leaving rank 0 waiting in
+# a collective.
+set -u
+mpq="$top_builddir/mpq"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/t.cfg" <<'CFG'
+[FAIL]
+model = resnet20
+train_data = synthetic
+synthetic_samples = 128
+synthetic_height = 8
+synthetic_width = 8
+batch_size = 16
+max_steps = 50
+progress = false
+threads = 1
+CFG
+start=$(date +%s)
+MPQ_TEST_FAIL_RANK=1 MPQ_TEST_FAIL_STEP=3 MPQ_TEST_RANKS=2 timeout 60 \
+    sh "$top_srcdir/tests/mpirun.sh" -x MPQ_TEST_FAIL_RANK -x MPQ_TEST_FAIL_STEP \
+    "$mpq" train --cfg "$tmp/t.cfg" FAIL --set "output_dir=$tmp/out" > "$tmp/log" 2>&1
+status=$?
+secs=$(( $(date +%s) - start ))
+cat "$tmp/log"
+fail=0
+if [ "$status" -eq 0 ] || [ "$status" -eq 124 ]; then echo "FAIL exit status $status"; fail=1; fi
+grep -q "rank 1: cannot read its batch of step 3" "$tmp/log" || { echo "FAIL no message"; fail=1; }
+if [ "$(grep -c '^step ' "$tmp/log")" -gt 3 ]; then echo "FAIL trained past the error"; fail=1; fi
+[ "$fail" -eq 0 ] && echo "PASS all ranks ended with rank 1's message in ${secs} s (exit $status)"
+exit $fail
