@@ -20,6 +20,10 @@ typedef __m512 vf;
 #define VBCAST(x) _mm512_set1_ps(x)
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm512_add_ps((a), (b))
+typedef __mmask16 vmask;
+#define VMASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define VLOADM(p, m) _mm512_maskz_loadu_ps((m), (p))
+#define VSTOREM(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define VW 8
@@ -31,15 +35,32 @@ typedef __m256 vf;
 #define VBCAST(x) _mm256_set1_ps(x)
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm256_add_ps((a), (b))
+typedef __m256i vmask;
+#define VMASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define VLOADM(p, m) _mm256_maskload_ps((p), (m))
+#define VSTOREM(p, m, v) _mm256_maskstore_ps((p), (m), (v))
 #endif
+
+/* Offsets of row q (image q / rows, row q % rows) in the input and the output. */
+static inline ptrdiff_t in_row(const mpq_dconv_geom *g, int q)
+{
+    return q < g->rows ? q * g->in_rs : (q / g->rows) * g->in_is + (q % g->rows) * g->in_rs;
+}
+
+static inline ptrdiff_t out_row(const mpq_dconv_geom *g, int q)
+{
+    return q < g->rows ? q * g->out_rs : (q / g->rows) * g->out_is + (q % g->rows) * g->out_rs;
+}
+
+static inline int all_rows(const mpq_dconv_geom *g) { return (g->imgs > 1 ? g->imgs : 1) * g->rows; }
 
 void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                            int accumulate)
 {
-    for (int r = 0; r < g->rows; r++)
+    for (int r = 0; r < all_rows(g); r++)
         for (int p = 0; p < g->pix; p++) {
-            const float *ip = in + r * g->in_rs + p * g->in_ps;
-            float *op = out + r * g->out_rs + p * g->out_ps;
+            const float *ip = in + in_row(g, r) + p * g->in_ps;
+            float *op = out + out_row(g, r) + p * g->out_ps;
             for (int j = 0; j < g->nv; j++) {
                 float acc = accumulate ? op[j] : 0.0f;
                 for (int t = 0; t < g->n_taps; t++)
@@ -56,10 +77,10 @@ void mpq_dconv_wgrad_ref(const mpq_dconv_geom *g, const float *in, const float *
         for (int k = 0; k < g->c; k++)
             for (int j = 0; j < g->nv; j++) {
                 float acc = 0.0f;
-                for (int r = 0; r < g->rows; r++)
+                for (int r = 0; r < all_rows(g); r++)
                     for (int p = 0; p < g->pix; p++)
-                        acc += in[r * g->in_rs + p * g->in_ps + g->off[t] + k] *
-                               gy[r * g->out_rs + p * g->out_ps + j];
+                        acc += in[in_row(g, r) + p * g->in_ps + g->off[t] + k] *
+                               gy[out_row(g, r) + p * g->out_ps + j];
                 dwt[((size_t)t * g->c + k) * g->nv + j] += acc;
             }
 }
@@ -99,9 +120,11 @@ typedef struct kblock {
     int t0, t1, k0, k1;
 } kblock;
 
-/* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb. */
+/* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb;
+ * the last vector covers the lanes of `last` only (channel tails). */
 ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, const kblock *kb,
-                            const float *in, const float *w, float *out, int accumulate)
+                            const float *in, const float *w, float *out, int accumulate,
+                            vmask last)
 {
     vf acc[FWD_PMAX][FWD_JMAX];
     const ptrdiff_t ps = g->in_ps, ops = g->out_ps;
@@ -118,7 +141,8 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, c
             vf wv[FWD_JMAX];
 #pragma GCC unroll 4
             for (int j = 0; j < J; j++)
-                wv[j] = VLOAD(wt + (size_t)k * nv + j * VW);
+                wv[j] = j < J - 1 ? VLOAD(wt + (size_t)k * nv + j * VW)
+                                  : VLOADM(wt + (size_t)k * nv + j * VW, last);
 #pragma GCC unroll 16
             for (int p = 0; p < P; p++) {
                 const vf b = VBCAST(it[p * ps + k]);
@@ -133,13 +157,17 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, c
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++) {
             float *o = out + p * ops + j * VW;
-            VSTORE(o, accumulate ? VADD(VLOAD(o), acc[p][j]) : acc[p][j]);
+            if (j < J - 1)
+                VSTORE(o, accumulate ? VADD(VLOAD(o), acc[p][j]) : acc[p][j]);
+            else
+                VSTOREM(o, last, accumulate ? VADD(VLOADM(o, last), acc[p][j]) : acc[p][j]);
         }
 }
 
-/* A channels (k0 .. k0+A of tap t) x J gradient vectors, summed over the block's pixels. */
+/* A channels (k0 .. k0+A of tap t) x J gradient vectors, summed over the block's pixels; the
+ * last vector covers the lanes of `last` only. */
 ALWAYS_INLINE void wgrad_tile(const int A, const int J, const mpq_dconv_geom *g, const float *in,
-                              const float *gy, float *dwt)
+                              const float *gy, float *dwt, vmask last)
 {
     vf acc[PMAX1][JMAX];
 #pragma GCC unroll 16
@@ -147,15 +175,15 @@ ALWAYS_INLINE void wgrad_tile(const int A, const int J, const mpq_dconv_geom *g,
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++)
             acc[a][j] = VZERO();
-    for (int r = 0; r < g->rows; r++) {
-        const float *ir = in + r * g->in_rs;
-        const float *gr = gy + r * g->out_rs;
+    for (int r = 0; r < all_rows(g); r++) {
+        const float *ir = in + in_row(g, r);
+        const float *gr = gy + out_row(g, r);
         for (int p = 0; p < g->pix; p++) {
             const float *ip = ir + p * g->in_ps, *gp = gr + p * g->out_ps;
             vf gv[JMAX];
 #pragma GCC unroll 4
             for (int j = 0; j < J; j++)
-                gv[j] = VLOAD(gp + j * VW);
+                gv[j] = j < J - 1 ? VLOAD(gp + j * VW) : VLOADM(gp + j * VW, last);
 #pragma GCC unroll 16
             for (int a = 0; a < A; a++) {
                 const vf b = VBCAST(ip[a]);
@@ -170,26 +198,29 @@ ALWAYS_INLINE void wgrad_tile(const int A, const int J, const mpq_dconv_geom *g,
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++) {
             float *o = dwt + (size_t)a * g->nv + j * VW;
-            VSTORE(o, VADD(VLOAD(o), acc[a][j]));
+            if (j < J - 1)
+                VSTORE(o, VADD(VLOAD(o), acc[a][j]));
+            else
+                VSTOREM(o, last, VADD(VLOADM(o, last), acc[a][j]));
         }
 }
 
 typedef void (*fwd_fn)(const mpq_dconv_geom *, const kblock *, const float *, const float *,
-                       float *, int);
-typedef void (*wgrad_fn)(const mpq_dconv_geom *, const float *, const float *, float *);
+                       float *, int, vmask);
+typedef void (*wgrad_fn)(const mpq_dconv_geom *, const float *, const float *, float *, vmask);
 
 /* One function per tile shape: fwd_P_J (P pixels) and wg_A_J (A channels). */
 #define FWD(P, J)                                                                                 \
     static void fwd_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, const float *in,        \
-                              const float *w, float *out, int accumulate)                          \
+                              const float *w, float *out, int accumulate, vmask last)              \
     {                                                                                              \
-        fwd_tile(P, J, g, kb, in, w, out, accumulate);                                             \
+        fwd_tile(P, J, g, kb, in, w, out, accumulate, last);                                       \
     }
 #define WG(A, J)                                                                                  \
     static void wg_##A##_##J(const mpq_dconv_geom *g, const float *in, const float *gy,           \
-                             float *dwt)                                                           \
+                             float *dwt, vmask last)                                               \
     {                                                                                              \
-        wgrad_tile(A, J, g, in, gy, dwt);                                                          \
+        wgrad_tile(A, J, g, in, gy, dwt, last);                                                    \
     }
 #define FWD_J(J) FWD(1, J) FWD(2, J) FWD(3, J) FWD(4, J) FWD(5, J) FWD(6, J)
 #define WG_6(J) WG(1, J) WG(2, J) WG(3, J) WG(4, J) WG(5, J) WG(6, J)
@@ -242,17 +273,20 @@ static int tile_size(int n, int pmax)
     return (n + tiles - 1) / tiles;
 }
 
+/* Vector blocks: nvec vectors cover nv channels; the last one has `rem` lanes. */
+static vmask block_mask(int j0, int J, int nvec, int rem)
+{
+    return VMASK(j0 + J == nvec ? rem : VW);
+}
+
 void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                        int accumulate)
 {
-    const int nvec = g->nv / VW;
-    if (g->nv % VW) {
-        mpq_dconv_forward_ref(g, in, w, out, accumulate);
-        return;
-    }
+    const int nvec = (g->nv + VW - 1) / VW, rem = g->nv - (nvec - 1) * VW;
     for (int j0 = 0; j0 < nvec; j0 += FWD_JMAX) {
         const int J = nvec - j0 < FWD_JMAX ? nvec - j0 : FWD_JMAX;
         const int P = tile_size(g->pix, pmax_of[J] < FWD_PMAX ? pmax_of[J] : FWD_PMAX);
+        const vmask last = block_mask(j0, J, nvec, rem);
         /* reduction slices whose weights (J vectors per step) stay in L1 across the block */
         const int steps = FWD_KBLOCK_BYTES / (J * VW * (int)sizeof(float));
         const int taps = g->c <= steps ? steps / g->c : 1;
@@ -262,13 +296,13 @@ void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w,
                 const kblock kb = {t0, t0 + taps < g->n_taps ? t0 + taps : g->n_taps, k0,
                                    k0 + kstep < g->c ? k0 + kstep : g->c};
                 const int acc = accumulate || t0 > 0 || k0 > 0;
-                for (int r = 0; r < g->rows; r++) {
-                    const float *ir = in + r * g->in_rs;
-                    float *orow = out + r * g->out_rs + j0 * VW;
+                for (int r = 0; r < all_rows(g); r++) {
+                    const float *ir = in + in_row(g, r);
+                    float *orow = out + out_row(g, r) + j0 * VW;
                     for (int p0 = 0; p0 < g->pix; p0 += P) {
                         const int np = g->pix - p0 < P ? g->pix - p0 : P;
                         fwd_tab[J][np](g, &kb, ir + p0 * g->in_ps, w + j0 * VW,
-                                       orow + p0 * g->out_ps, acc);
+                                       orow + p0 * g->out_ps, acc, last);
                     }
                 }
             }
@@ -277,19 +311,16 @@ void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w,
 
 void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt)
 {
-    const int nvec = g->nv / VW;
-    if (g->nv % VW) {
-        mpq_dconv_wgrad_ref(g, in, gy, dwt);
-        return;
-    }
+    const int nvec = (g->nv + VW - 1) / VW, rem = g->nv - (nvec - 1) * VW;
     for (int j0 = 0; j0 < nvec; j0 += JMAX) {
         const int J = nvec - j0 < JMAX ? nvec - j0 : JMAX;
         const int A = tile_size(g->c, pmax_of[J]);
+        const vmask last = block_mask(j0, J, nvec, rem);
         for (int t = 0; t < g->n_taps; t++)
             for (int k0 = 0; k0 < g->c; k0 += A) {
                 const int na = g->c - k0 < A ? g->c - k0 : A;
                 wg_tab[J][na](g, in + g->off[t] + k0, gy + j0 * VW,
-                              dwt + ((size_t)t * g->c + k0) * g->nv + j0 * VW);
+                              dwt + ((size_t)t * g->c + k0) * g->nv + j0 * VW, last);
             }
     }
 }

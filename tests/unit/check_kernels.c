@@ -100,16 +100,16 @@ START_TEST(test_kernels_gemm_uses_fast_kernels_on_avx512_amd)
 }
 END_TEST
 
-/* One direct-convolution case: rows x pix outputs, taps on a 3-wide window of an input with
- * pixel stride ps * c, nv = vec_mult vectors (or a plain count when the build has no SIMD). */
+/* One direct-convolution case: imgs x rows x pix outputs, taps on a 3-wide window of an input
+ * with pixel stride ps * c, nv = nv_vecs vectors + nv_tail channels. */
 typedef struct dconv_case {
-    int rows, pix, ps, c, n_taps, nv_vecs;
+    int rows, pix, ps, c, n_taps, nv_vecs, nv_tail, imgs;
 } dconv_case;
 
 static void check_dconv(const dconv_case *k, uint64_t seed)
 {
-    const int v = mpq_dconv_vec() ? mpq_dconv_vec() : 4, nv = k->nv_vecs * v;
-    const int wp = (k->pix - 1) * k->ps + 3, hp = k->rows + 2;
+    const int v = mpq_dconv_vec() ? mpq_dconv_vec() : 4, nv = k->nv_vecs * v + k->nv_tail;
+    const int wp = (k->pix - 1) * k->ps + 3, hp = k->rows + 2, imgs = k->imgs ? k->imgs : 1;
     ptrdiff_t off[9];
     for (int t = 0; t < k->n_taps; t++)
         off[t] = ((ptrdiff_t)(t / 3) * wp + t % 3) * k->c;
@@ -119,12 +119,16 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
                               .in_ps = (ptrdiff_t)k->ps * k->c,
                               .out_rs = (ptrdiff_t)(k->pix + 1) * nv, /* a gap between rows */
                               .out_ps = nv,
+                              .imgs = k->imgs,
+                              .in_is = (ptrdiff_t)(hp + 1) * wp * k->c, /* and images */
+                              .out_is = (ptrdiff_t)(k->rows + 1) * (k->pix + 1) * nv,
                               .n_taps = k->n_taps,
                               .off = off,
                               .c = k->c,
                               .nv = nv};
-    const size_t nin = (size_t)hp * wp * k->c, nw = (size_t)(k->n_taps ? k->n_taps : 1) * k->c * nv;
-    const size_t nout = (size_t)k->rows * (k->pix + 1) * nv;
+    const size_t nin = (size_t)imgs * (hp + 1) * wp * k->c;
+    const size_t nw = (size_t)(k->n_taps ? k->n_taps : 1) * k->c * nv;
+    const size_t nout = (size_t)imgs * (k->rows + 1) * (k->pix + 1) * nv;
     float *in = malloc(nin * sizeof *in), *w = malloc(nw * sizeof *w);
     float *o1 = malloc(nout * sizeof *o1), *o2 = malloc(nout * sizeof *o2);
     float *d1 = malloc(nw * sizeof *d1), *d2 = malloc(nw * sizeof *d2);
@@ -147,15 +151,18 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
 
 START_TEST(test_kernels_dconv_matches_reference)
 {
-    /*                         rows pix ps    c taps nv */
+    /*                         rows pix ps    c taps nv tail imgs */
     static const dconv_case cases[] = {
-        {3, 13, 1, 16, 9, 1},  /* pixel tails, J = 1 */
-        {2, 7, 2, 5, 9, 3},    /* stride 2, odd channels, J = 2 + 1 */
-        {1, 17, 1, 3, 9, 5},   /* stem-like c = 3, weight-gradient J = 4 + 1 */
-        {2, 9, 1, 37, 4, 2},   /* channel tails of the weight gradient */
-        {2, 5, 1, 400, 2, 2},  /* reduction split inside a tap */
-        {3, 11, 1, 24, 9, 4},  /* reduction split across taps */
-        {2, 6, 1, 8, 0, 2},    /* no taps: zeros (or the accumulated output) */
+        {3, 13, 1, 16, 9, 1, 0, 1},  /* pixel tails, J = 1 */
+        {2, 7, 2, 5, 9, 3, 0, 1},    /* stride 2, odd channels, J = 2 + 1 */
+        {1, 17, 1, 3, 9, 5, 0, 1},   /* stem-like c = 3, weight-gradient J = 4 + 1 */
+        {2, 9, 1, 37, 4, 2, 0, 1},   /* channel tails of the weight gradient */
+        {2, 5, 1, 400, 2, 2, 0, 1},  /* reduction split inside a tap */
+        {3, 11, 1, 24, 9, 4, 0, 1},  /* reduction split across taps */
+        {2, 6, 1, 8, 0, 2, 0, 1},    /* no taps: zeros (or the accumulated output) */
+        {2, 9, 1, 24, 1, 1, 3, 1},   /* masked output tail (1x1-like) */
+        {1, 5, 1, 7, 9, 0, 5, 1},    /* fewer outputs than one vector */
+        {2, 7, 1, 16, 9, 5, 7, 3},   /* several images, J = 2 + 2 + tail */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_dconv(&cases[i], 100 + 10 * i);
