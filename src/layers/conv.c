@@ -515,7 +515,7 @@ static int dx_phase(const mpq_conv *l, const dx_pads *d, int ry, int rx, const f
 
 /* dx = the transposed convolution of dy, phase by phase (each dx element written once). */
 static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v,
-                         const float *dy, float *dx)
+                         const float *dy, float *dx, int accumulate)
 {
     const dx_pads d = dx_pad_geom(l);
     const float *w = mpq_cat(s->wq, l->weight);
@@ -549,21 +549,21 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
                 mpq_dconv_forward(&g, dyp + ((size_t)i * d.hd + a) * d.wd * l->cout, wb,
                                   dx + (((size_t)i * l->h + (size_t)a * l->sh + ry) * l->w + rx) *
                                            l->cin,
-                                  0);
+                                  accumulate);
             }
             wb += (size_t)nt * l->cout * l->cin;
         }
 }
 
 static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
-                            const float *dy, float *dx)
+                            const float *dy, float *dx, int accumulate)
 {
     const direct_ws v = direct_views(l, s);
     int hp, wp;
     fwd_pads(l, &hp, &wp);
     const float *xp = padded(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
     wgrad_direct(l, s, &v, xp, hp, wp, dy);
-    if (dx) dgrad_direct(l, s, &v, dy, dx);
+    if (dx) dgrad_direct(l, s, &v, dy, dx, accumulate);
 }
 
 /* ---- entry points ---------------------------------------------------------------------------- */
@@ -592,7 +592,7 @@ void mpq_conv_forward(const mpq_conv *l, const mpq_step *s, const float *x, floa
 
 /* dW += dy^T col; if dcol: dcol = dy W (overwrites, may be col itself after dW is done). */
 static void gemm_backward(const mpq_conv *l, const float *wq, float *dw, const float *dy,
-                          const float *col, size_t kt, int m, float *dcol)
+                          const float *col, size_t kt, int m, float *dcol, int accumulate)
 {
     const int cog = l->cout / l->groups, k = l->kh * l->kw * (l->cin / l->groups);
     for (int g = 0; g < l->groups; g++)
@@ -601,11 +601,12 @@ static void gemm_backward(const mpq_conv *l, const float *wq, float *dw, const f
     if (!dcol) return;
     for (int g = 0; g < l->groups; g++)
         mpq_sgemm(MPQ_N, MPQ_N, m, k, cog, 1.0f, dy + (size_t)g * cog, l->cout,
-                  wq + (size_t)g * cog * k, k, 0.0f, dcol + (size_t)g * k, (int)kt);
+                  wq + (size_t)g * cog * k, k, accumulate ? 1.0f : 0.0f, dcol + (size_t)g * k, (int)kt);
 }
 
-void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
-                       float *dx)
+/* Backward with dx written (accumulate 0) or added to (1). */
+static void backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                     float *dx, int accumulate)
 {
     const float *wq = mpq_cat(s->wq, l->weight);
     float *dw = mpq_at(s->grad, l->weight);
@@ -613,16 +614,16 @@ void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, con
         mpq_colsum_add((size_t)s->n * l->ho * l->wo, l->cout, dy, (size_t)l->cout,
                        mpq_at(s->grad, l->bias));
     if (l->algo_bwd == MPQ_CONV_DIRECT) {
-        backward_direct(l, s, x, dy, dx);
+        backward_direct(l, s, x, dy, dx, accumulate);
         return;
     }
     if (is_direct(l)) {
-        gemm_backward(l, wq, dw, dy, x, (size_t)l->cin, s->n * l->h * l->w, dx);
+        gemm_backward(l, wq, dw, dy, x, (size_t)l->cin, s->n * l->h * l->w, dx, accumulate);
         return;
     }
     const int total = s->n * l->ho, rows = chunk_rows(l, s->n);
     MPQ_ASSERT(s->ws_floats >= mpq_conv_ws_floats(l, s->n), "conv: workspace too small");
-    if (dx) {
+    if (dx && !accumulate) {
         const size_t len = (size_t)s->n * l->h * l->w * l->cin;
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < len; i++)
@@ -632,7 +633,19 @@ void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, con
         const int r1 = r0 + rows < total ? r0 + rows : total;
         im2col(l, x, r0, r1, s->ws);
         gemm_backward(l, wq, dw, dy + (size_t)r0 * l->wo * l->cout, s->ws, col_stride(l),
-                      (r1 - r0) * l->wo, dx ? s->ws : NULL);
+                      (r1 - r0) * l->wo, dx ? s->ws : NULL, 0);
         if (dx) col2im(l, s->ws, r0, r1, dx);
     }
+}
+
+void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                       float *dx)
+{
+    backward(l, s, x, dy, dx, 0);
+}
+
+void mpq_conv_backward_add(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                           float *dx)
+{
+    backward(l, s, x, dy, dx, 1);
 }

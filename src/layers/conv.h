@@ -43,6 +43,9 @@ void mpq_conv_forward(const mpq_conv *l, const mpq_step *s, const float *x, floa
 /* Writes dx (NULL: not needed); adds dL/dW and dL/db into s->grad. */
 void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
                        float *dx);
+/* The same, adding dL/dx into dx (for inputs with several consumers). */
+void mpq_conv_backward_add(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                           float *dx);
 /* Multiply-adds per sample (forward). */
 double mpq_conv_flops(const mpq_conv *l);
 

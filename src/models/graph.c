@@ -782,9 +782,17 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
         const float *dy = mpq_cat(s->arena, n->dy);
         size_t len = (size_t)s->n * node_len(n);
         double t0 = omp_get_wtime();
-        float *dx = grad_target(m, s, b->in[0], written);
+        const int p = b->in[0];
+        /* a conv adds into an input gradient that is already written (no temporary) */
+        const int add = n->kind == MPQ_NODE_CONV && written[p] && m->nodes[p].kind != MPQ_NODE_INPUT;
+        float *dx = add ? mpq_at(s->arena, m->nodes[p].dy) : grad_target(m, s, p, written);
         switch (n->kind) {
-        case MPQ_NODE_CONV: mpq_conv_backward(&n->u.conv, s, x, dy, dx); break;
+        case MPQ_NODE_CONV:
+            if (add)
+                mpq_conv_backward_add(&n->u.conv, s, x, dy, dx);
+            else
+                mpq_conv_backward(&n->u.conv, s, x, dy, dx);
+            break;
         case MPQ_NODE_DWCONV: mpq_dwconv_backward(&n->u.dw, s, x, dy, dx); break;
         case MPQ_NODE_BN: mpq_bn_backward(&n->u.bn, NULL, s, x, dy, dx); break;
         case MPQ_NODE_ACT:

@@ -367,6 +367,29 @@ START_TEST(test_conv_backward_adds_into_grad)
 }
 END_TEST
 
+/* mpq_conv_backward_add: dx += the input gradient, the parameter gradients as usual (direct,
+ * im2col and 1x1 paths). */
+START_TEST(test_conv_backward_add_accumulates_dx)
+{
+    const conv_case *cases[3] = {&D_S2, &D_AS_IM2COL, &CASE_1X1};
+    for (int k = 0; k < 3; k++) {
+        fixture f;
+        fixture_init(&f, cases[k], 100 + k);
+        float *base = malloc(f.nx * sizeof *base), *ref = malloc(f.nx * sizeof *ref);
+        mpq_test_fill_uniform(base, f.nx, -1, 1, 7);
+        mpq_conv_forward(&f.l, &f.s, f.x, f.y);
+        mpq_conv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+        for (size_t i = 0; i < f.nx; i++)
+            ref[i] = base[i] + f.dx[i];
+        memcpy(f.dx, base, f.nx * sizeof *base);
+        mpq_conv_backward_add(&f.l, &f.s, f.x, f.r, f.dx);
+        ck_assert(mpq_ck_allclose(f.dx, ref, f.nx, 1e-5f, 1e-5f, "conv dx added"));
+        free(base), free(ref);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
 START_TEST(test_conv_init_rejects_bad_geometry)
 {
     mpq_conv l;
@@ -398,6 +421,7 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_conv_mixed_algorithms_match_reference);
     tcase_add_test(tc, test_conv_gradients_match_central_differences);
     tcase_add_test(tc, test_conv_backward_adds_into_grad);
+    tcase_add_test(tc, test_conv_backward_add_accumulates_dx);
     tcase_add_test(tc, test_conv_init_rejects_bad_geometry);
     suite_add_tcase(s, tc);
     return s;
