@@ -9,37 +9,28 @@
 
 #include <string.h>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define VW 16
-#define NREG 32
-typedef __m512 vf;
-#define VZERO() _mm512_setzero_ps()
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
-#define VBCAST(x) _mm512_set1_ps(x)
-#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define VADD(a, b) _mm512_add_ps((a), (b))
-#elif defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define VW 8
-#define NREG 16
-typedef __m256 vf;
-#define VZERO() _mm256_setzero_ps()
-#define VLOAD(p) _mm256_loadu_ps(p)
-#define VSTORE(p, v) _mm256_storeu_ps((p), (v))
-#define VBCAST(x) _mm256_set1_ps(x)
-#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
-#define VADD(a, b) _mm256_add_ps((a), (b))
-#endif
+#include "kernels/simd.h"
+
+/* Offsets of row q (image q / rows, row q % rows) in the input and the output. */
+static inline ptrdiff_t in_row(const mpq_dconv_geom *g, int q)
+{
+    return q < g->rows ? q * g->in_rs : (q / g->rows) * g->in_is + (q % g->rows) * g->in_rs;
+}
+
+static inline ptrdiff_t out_row(const mpq_dconv_geom *g, int q)
+{
+    return q < g->rows ? q * g->out_rs : (q / g->rows) * g->out_is + (q % g->rows) * g->out_rs;
+}
+
+static inline int all_rows(const mpq_dconv_geom *g) { return (g->imgs > 1 ? g->imgs : 1) * g->rows; }
 
 void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                            int accumulate)
 {
-    for (int r = 0; r < g->rows; r++)
+    for (int r = 0; r < all_rows(g); r++)
         for (int p = 0; p < g->pix; p++) {
-            const float *ip = in + r * g->in_rs + p * g->in_ps;
-            float *op = out + r * g->out_rs + p * g->out_ps;
+            const float *ip = in + in_row(g, r) + p * g->in_ps;
+            float *op = out + out_row(g, r) + p * g->out_ps;
             for (int j = 0; j < g->nv; j++) {
                 float acc = accumulate ? op[j] : 0.0f;
                 for (int t = 0; t < g->n_taps; t++)
@@ -56,10 +47,10 @@ void mpq_dconv_wgrad_ref(const mpq_dconv_geom *g, const float *in, const float *
         for (int k = 0; k < g->c; k++)
             for (int j = 0; j < g->nv; j++) {
                 float acc = 0.0f;
-                for (int r = 0; r < g->rows; r++)
+                for (int r = 0; r < all_rows(g); r++)
                     for (int p = 0; p < g->pix; p++)
-                        acc += in[r * g->in_rs + p * g->in_ps + g->off[t] + k] *
-                               gy[r * g->out_rs + p * g->out_ps + j];
+                        acc += in[in_row(g, r) + p * g->in_ps + g->off[t] + k] *
+                               gy[out_row(g, r) + p * g->out_ps + j];
                 dwt[((size_t)t * g->c + k) * g->nv + j] += acc;
             }
 }
@@ -91,7 +82,6 @@ int mpq_dconv_vec(void) { return VW; }
 #define FWD_KBLOCK_BYTES (24 * 1024)
 static const int pmax_of[JMAX + 1] = {0, PMAX1, PMAX2, PMAX3, PMAX4};
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* The slice of the reduction one pass of forward tiles covers: taps [t0, t1), channels [k0, k1)
  * of each. */
@@ -99,9 +89,11 @@ typedef struct kblock {
     int t0, t1, k0, k1;
 } kblock;
 
-/* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb. */
-ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, const kblock *kb,
-                            const float *in, const float *w, float *out, int accumulate)
+/* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb;
+ * the last vector covers the lanes of `last` only (channel tails). */
+ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const mpq_dconv_geom *g,
+                            const kblock *kb, const float *in, const float *w, float *out,
+                            int accumulate, vmask last)
 {
     vf acc[FWD_PMAX][FWD_JMAX];
     const ptrdiff_t ps = g->in_ps, ops = g->out_ps;
@@ -118,7 +110,8 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, c
             vf wv[FWD_JMAX];
 #pragma GCC unroll 4
             for (int j = 0; j < J; j++)
-                wv[j] = VLOAD(wt + (size_t)k * nv + j * VW);
+                wv[j] = j < J - 1 || !MASKED ? VLOAD(wt + (size_t)k * nv + j * VW)
+                                             : VLOADM(wt + (size_t)k * nv + j * VW, last);
 #pragma GCC unroll 16
             for (int p = 0; p < P; p++) {
                 const vf b = VBCAST(it[p * ps + k]);
@@ -133,13 +126,17 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const mpq_dconv_geom *g, c
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++) {
             float *o = out + p * ops + j * VW;
-            VSTORE(o, accumulate ? VADD(VLOAD(o), acc[p][j]) : acc[p][j]);
+            if (j < J - 1 || !MASKED)
+                VSTORE(o, accumulate ? VADD(VLOAD(o), acc[p][j]) : acc[p][j]);
+            else
+                VSTOREM(o, last, accumulate ? VADD(VLOADM(o, last), acc[p][j]) : acc[p][j]);
         }
 }
 
-/* A channels (k0 .. k0+A of tap t) x J gradient vectors, summed over the block's pixels. */
-ALWAYS_INLINE void wgrad_tile(const int A, const int J, const mpq_dconv_geom *g, const float *in,
-                              const float *gy, float *dwt)
+/* A channels (k0 .. k0+A of tap t) x J gradient vectors, summed over the block's pixels; the
+ * last vector covers the lanes of `last` only. */
+ALWAYS_INLINE void wgrad_tile(const int A, const int J, const int MASKED, const mpq_dconv_geom *g,
+                              const float *in, const float *gy, float *dwt, vmask last)
 {
     vf acc[PMAX1][JMAX];
 #pragma GCC unroll 16
@@ -147,15 +144,15 @@ ALWAYS_INLINE void wgrad_tile(const int A, const int J, const mpq_dconv_geom *g,
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++)
             acc[a][j] = VZERO();
-    for (int r = 0; r < g->rows; r++) {
-        const float *ir = in + r * g->in_rs;
-        const float *gr = gy + r * g->out_rs;
+    for (int r = 0; r < all_rows(g); r++) {
+        const float *ir = in + in_row(g, r);
+        const float *gr = gy + out_row(g, r);
         for (int p = 0; p < g->pix; p++) {
             const float *ip = ir + p * g->in_ps, *gp = gr + p * g->out_ps;
             vf gv[JMAX];
 #pragma GCC unroll 4
             for (int j = 0; j < J; j++)
-                gv[j] = VLOAD(gp + j * VW);
+                gv[j] = j < J - 1 || !MASKED ? VLOAD(gp + j * VW) : VLOADM(gp + j * VW, last);
 #pragma GCC unroll 16
             for (int a = 0; a < A; a++) {
                 const vf b = VBCAST(ip[a]);
@@ -170,26 +167,40 @@ ALWAYS_INLINE void wgrad_tile(const int A, const int J, const mpq_dconv_geom *g,
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++) {
             float *o = dwt + (size_t)a * g->nv + j * VW;
-            VSTORE(o, VADD(VLOAD(o), acc[a][j]));
+            if (j < J - 1 || !MASKED)
+                VSTORE(o, VADD(VLOAD(o), acc[a][j]));
+            else
+                VSTOREM(o, last, VADD(VLOADM(o, last), acc[a][j]));
         }
 }
 
 typedef void (*fwd_fn)(const mpq_dconv_geom *, const kblock *, const float *, const float *,
-                       float *, int);
-typedef void (*wgrad_fn)(const mpq_dconv_geom *, const float *, const float *, float *);
+                       float *, int, vmask);
+typedef void (*wgrad_fn)(const mpq_dconv_geom *, const float *, const float *, float *, vmask);
 
-/* One function per tile shape: fwd_P_J (P pixels) and wg_A_J (A channels). */
+/* One function per tile shape: fwd_P_J (P pixels) and wg_A_J (A channels), each in a plain and
+ * a masked (channel tail) version: masked stores of full vectors are slow on Zen 5. */
 #define FWD(P, J)                                                                                 \
     static void fwd_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, const float *in,        \
-                              const float *w, float *out, int accumulate)                          \
+                              const float *w, float *out, int accumulate, vmask last)              \
     {                                                                                              \
-        fwd_tile(P, J, g, kb, in, w, out, accumulate);                                             \
+        fwd_tile(P, J, 0, g, kb, in, w, out, accumulate, last);                                    \
+    }                                                                                              \
+    static void fwdm_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, const float *in,       \
+                               const float *w, float *out, int accumulate, vmask last)             \
+    {                                                                                              \
+        fwd_tile(P, J, 1, g, kb, in, w, out, accumulate, last);                                    \
     }
 #define WG(A, J)                                                                                  \
     static void wg_##A##_##J(const mpq_dconv_geom *g, const float *in, const float *gy,           \
-                             float *dwt)                                                           \
+                             float *dwt, vmask last)                                               \
     {                                                                                              \
-        wgrad_tile(A, J, g, in, gy, dwt);                                                          \
+        wgrad_tile(A, J, 0, g, in, gy, dwt, last);                                                 \
+    }                                                                                              \
+    static void wgm_##A##_##J(const mpq_dconv_geom *g, const float *in, const float *gy,          \
+                              float *dwt, vmask last)                                              \
+    {                                                                                              \
+        wgrad_tile(A, J, 1, g, in, gy, dwt, last);                                                 \
     }
 #define FWD_J(J) FWD(1, J) FWD(2, J) FWD(3, J) FWD(4, J) FWD(5, J) FWD(6, J)
 #define WG_6(J) WG(1, J) WG(2, J) WG(3, J) WG(4, J) WG(5, J) WG(6, J)
@@ -204,33 +215,67 @@ WG_6(3)
 WG_6(4)
 WG(7, 2) WG(8, 2) WG(9, 2) WG(10, 2) WG(11, 2) WG(12, 2) WG(7, 3) WG(8, 3)
 WG(9, 1) WG(10, 1) WG(11, 1) WG(12, 1) WG(13, 1) WG(14, 1) WG(15, 1) WG(16, 1)
-static const fwd_fn fwd_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {
-    {NULL},
-    {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
-    {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
+static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+    {
+        {NULL},
+        {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+        {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
+    },
+    {
+        {NULL},
+        {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
+        {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2, fwdm_7_2, fwdm_8_2},
+    },
 };
-static const wgrad_fn wg_tab[JMAX + 1][PMAX1 + 1] = {
-    {NULL},
-    {NULL, wg_1_1, wg_2_1, wg_3_1, wg_4_1, wg_5_1, wg_6_1, wg_7_1, wg_8_1, wg_9_1, wg_10_1,
-     wg_11_1, wg_12_1, wg_13_1, wg_14_1, wg_15_1, wg_16_1},
-    {NULL, wg_1_2, wg_2_2, wg_3_2, wg_4_2, wg_5_2, wg_6_2, wg_7_2, wg_8_2, wg_9_2, wg_10_2,
-     wg_11_2, wg_12_2},
-    {NULL, wg_1_3, wg_2_3, wg_3_3, wg_4_3, wg_5_3, wg_6_3, wg_7_3, wg_8_3},
-    {NULL, wg_1_4, wg_2_4, wg_3_4, wg_4_4, wg_5_4, wg_6_4},
+static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
+    {
+        {NULL},
+        {NULL, wg_1_1, wg_2_1, wg_3_1, wg_4_1, wg_5_1, wg_6_1, wg_7_1, wg_8_1, wg_9_1, wg_10_1,
+         wg_11_1, wg_12_1, wg_13_1, wg_14_1, wg_15_1, wg_16_1},
+        {NULL, wg_1_2, wg_2_2, wg_3_2, wg_4_2, wg_5_2, wg_6_2, wg_7_2, wg_8_2, wg_9_2, wg_10_2,
+         wg_11_2, wg_12_2},
+        {NULL, wg_1_3, wg_2_3, wg_3_3, wg_4_3, wg_5_3, wg_6_3, wg_7_3, wg_8_3},
+        {NULL, wg_1_4, wg_2_4, wg_3_4, wg_4_4, wg_5_4, wg_6_4},
+    },
+    {
+        {NULL},
+        {NULL, wgm_1_1, wgm_2_1, wgm_3_1, wgm_4_1, wgm_5_1, wgm_6_1, wgm_7_1, wgm_8_1, wgm_9_1,
+         wgm_10_1, wgm_11_1, wgm_12_1, wgm_13_1, wgm_14_1, wgm_15_1, wgm_16_1},
+        {NULL, wgm_1_2, wgm_2_2, wgm_3_2, wgm_4_2, wgm_5_2, wgm_6_2, wgm_7_2, wgm_8_2, wgm_9_2,
+         wgm_10_2, wgm_11_2, wgm_12_2},
+        {NULL, wgm_1_3, wgm_2_3, wgm_3_3, wgm_4_3, wgm_5_3, wgm_6_3, wgm_7_3, wgm_8_3},
+        {NULL, wgm_1_4, wgm_2_4, wgm_3_4, wgm_4_4, wgm_5_4, wgm_6_4},
+    },
 };
 #else
 WG(1, 3) WG(2, 3) WG(3, 3) WG(1, 4) WG(2, 4)
-static const fwd_fn fwd_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {
-    {NULL},
-    {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
-    {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
+static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+    {
+        {NULL},
+        {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+        {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
+    },
+    {
+        {NULL},
+        {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
+        {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2},
+    },
 };
-static const wgrad_fn wg_tab[JMAX + 1][PMAX1 + 1] = {
-    {NULL},
-    {NULL, wg_1_1, wg_2_1, wg_3_1, wg_4_1, wg_5_1, wg_6_1, wg_7_1, wg_8_1},
-    {NULL, wg_1_2, wg_2_2, wg_3_2, wg_4_2, wg_5_2, wg_6_2},
-    {NULL, wg_1_3, wg_2_3, wg_3_3},
-    {NULL, wg_1_4, wg_2_4},
+static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
+    {
+        {NULL},
+        {NULL, wg_1_1, wg_2_1, wg_3_1, wg_4_1, wg_5_1, wg_6_1, wg_7_1, wg_8_1},
+        {NULL, wg_1_2, wg_2_2, wg_3_2, wg_4_2, wg_5_2, wg_6_2},
+        {NULL, wg_1_3, wg_2_3, wg_3_3},
+        {NULL, wg_1_4, wg_2_4},
+    },
+    {
+        {NULL},
+        {NULL, wgm_1_1, wgm_2_1, wgm_3_1, wgm_4_1, wgm_5_1, wgm_6_1, wgm_7_1, wgm_8_1},
+        {NULL, wgm_1_2, wgm_2_2, wgm_3_2, wgm_4_2, wgm_5_2, wgm_6_2},
+        {NULL, wgm_1_3, wgm_2_3, wgm_3_3},
+        {NULL, wgm_1_4, wgm_2_4},
+    },
 };
 #endif
 
@@ -242,17 +287,21 @@ static int tile_size(int n, int pmax)
     return (n + tiles - 1) / tiles;
 }
 
+/* Vector blocks: nvec vectors cover nv channels; the last one has `rem` lanes. */
+static vmask block_mask(int j0, int J, int nvec, int rem)
+{
+    return VMASK(j0 + J == nvec ? rem : VW);
+}
+
 void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                        int accumulate)
 {
-    const int nvec = g->nv / VW;
-    if (g->nv % VW) {
-        mpq_dconv_forward_ref(g, in, w, out, accumulate);
-        return;
-    }
+    const int nvec = (g->nv + VW - 1) / VW, rem = g->nv - (nvec - 1) * VW;
     for (int j0 = 0; j0 < nvec; j0 += FWD_JMAX) {
         const int J = nvec - j0 < FWD_JMAX ? nvec - j0 : FWD_JMAX;
         const int P = tile_size(g->pix, pmax_of[J] < FWD_PMAX ? pmax_of[J] : FWD_PMAX);
+        const vmask last = block_mask(j0, J, nvec, rem);
+        const int masked = j0 + J == nvec && rem < VW;
         /* reduction slices whose weights (J vectors per step) stay in L1 across the block */
         const int steps = FWD_KBLOCK_BYTES / (J * VW * (int)sizeof(float));
         const int taps = g->c <= steps ? steps / g->c : 1;
@@ -262,13 +311,13 @@ void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w,
                 const kblock kb = {t0, t0 + taps < g->n_taps ? t0 + taps : g->n_taps, k0,
                                    k0 + kstep < g->c ? k0 + kstep : g->c};
                 const int acc = accumulate || t0 > 0 || k0 > 0;
-                for (int r = 0; r < g->rows; r++) {
-                    const float *ir = in + r * g->in_rs;
-                    float *orow = out + r * g->out_rs + j0 * VW;
+                for (int r = 0; r < all_rows(g); r++) {
+                    const float *ir = in + in_row(g, r);
+                    float *orow = out + out_row(g, r) + j0 * VW;
                     for (int p0 = 0; p0 < g->pix; p0 += P) {
                         const int np = g->pix - p0 < P ? g->pix - p0 : P;
-                        fwd_tab[J][np](g, &kb, ir + p0 * g->in_ps, w + j0 * VW,
-                                       orow + p0 * g->out_ps, acc);
+                        fwd_tab[masked][J][np](g, &kb, ir + p0 * g->in_ps, w + j0 * VW,
+                                               orow + p0 * g->out_ps, acc, last);
                     }
                 }
             }
@@ -277,19 +326,17 @@ void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w,
 
 void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt)
 {
-    const int nvec = g->nv / VW;
-    if (g->nv % VW) {
-        mpq_dconv_wgrad_ref(g, in, gy, dwt);
-        return;
-    }
+    const int nvec = (g->nv + VW - 1) / VW, rem = g->nv - (nvec - 1) * VW;
     for (int j0 = 0; j0 < nvec; j0 += JMAX) {
         const int J = nvec - j0 < JMAX ? nvec - j0 : JMAX;
         const int A = tile_size(g->c, pmax_of[J]);
+        const vmask last = block_mask(j0, J, nvec, rem);
+        const int masked = j0 + J == nvec && rem < VW;
         for (int t = 0; t < g->n_taps; t++)
             for (int k0 = 0; k0 < g->c; k0 += A) {
                 const int na = g->c - k0 < A ? g->c - k0 : A;
-                wg_tab[J][na](g, in + g->off[t] + k0, gy + j0 * VW,
-                              dwt + ((size_t)t * g->c + k0) * g->nv + j0 * VW);
+                wg_tab[masked][J][na](g, in + g->off[t] + k0, gy + j0 * VW,
+                                      dwt + ((size_t)t * g->c + k0) * g->nv + j0 * VW, last);
             }
     }
 }

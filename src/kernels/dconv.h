@@ -2,8 +2,8 @@
  * of layers/conv.c (forward, input gradient and weight gradient of small-channel convolutions,
  * where BLIS's skinny GEMMs are weak). A block is `rows` output rows of `pix` pixels; tap t of
  * output pixel (r, p) reads the `c` input channels at in + r*in_rs + p*in_ps + off[t]. The
- * vectorized channel count `nv` is a multiple of mpq_dconv_vec(). Each kernel has a scalar
- * reference twin (_ref) with the same contract. No allocation, no threads: callers split blocks. */
+ * vectorized channel count `nv` is any count (the last vector of a row is masked). Each kernel has
+ * a scalar reference twin (_ref) with the same contract. No allocation, no threads: callers split blocks. */
 #ifndef MPQ_KERNELS_DCONV_H
 #define MPQ_KERNELS_DCONV_H
 
@@ -13,26 +13,28 @@ typedef struct mpq_dconv_geom {
     int rows, pix;             /* output rows, pixels per row */
     ptrdiff_t in_rs, in_ps;    /* input strides in floats: between rows, between pixels */
     ptrdiff_t out_rs, out_ps;  /* output (forward) or output-gradient (weight gradient) strides */
+    int imgs;                  /* blocks of `rows` rows (images; 0 counts as 1), at strides: */
+    ptrdiff_t in_is, out_is;   /* between images, input and output */
     int n_taps;                /* kernel taps (may be 0: the output is zero) */
     const ptrdiff_t *off;      /* input offset of each tap, in floats */
     int c;                     /* reduction channels per tap */
     int nv;                    /* output channels (forward) or gradient channels (weights) */
 } mpq_dconv_geom;
 
-/* The SIMD width the kernels need nv to be a multiple of (16 with AVX-512, 8 with AVX2+FMA), or
- * 0 when the build has neither (callers then use another algorithm; the _ref kernels still work
- * for any nv). */
+/* The SIMD width of the kernels (16 with AVX-512, 8 with AVX2+FMA; nv that are multiples of it
+ * need no masked tails), or 0 when the build has neither (the kernels then run the references;
+ * callers prefer another algorithm). */
 int mpq_dconv_vec(void);
 
 /* out[r*out_rs + p*out_ps + j] = (accumulate ? out : 0)
  *     + sum_{t < n_taps, k < c} in[r*in_rs + p*in_ps + off[t] + k] * w[(t*c + k)*nv + j]
- * for r < rows, p < pix, j < nv. w: (n_taps, c, nv) row-major. */
+ * for r < imgs*rows, p < pix, j < nv. w: (n_taps, c, nv) row-major. */
 void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                        int accumulate);
 void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                            int accumulate);
 
-/* dwt[(t*c + k)*nv + j] += sum_{r < rows, p < pix} in[r*in_rs + p*in_ps + off[t] + k]
+/* dwt[(t*c + k)*nv + j] += sum_{r < imgs*rows, p < pix} in[r*in_rs + p*in_ps + off[t] + k]
  *                                                  * gy[r*out_rs + p*out_ps + j]
  * dwt: (n_taps, c, nv) row-major, accumulated (pixels summed in row-major order per tile). */
 void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt);

@@ -17,6 +17,8 @@
 #include "core/err.h"
 #include "kernels/vecops.h"
 
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
 enum {
     BN_CHUNK_FLOATS = 16384, /* floats per row chunk (fewer chunks for small tensors) */
     BN_MAX_CHUNKS = 256,     /* per statistics group */
@@ -163,27 +165,29 @@ static void sum_chunks(const chunks *k, const double *part, size_t stride, size_
         }
 }
 
-/* y = act(x * a + b) for rows [r0, r1) with the coefficients of their group. */
-static void output_rows(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
-                        const float *a, const float *b, size_t r0, size_t r1, float *y)
+/* y = act(x * a + b (+ res)) for rows [r0, r1) with the coefficients of their group. RES (a
+ * constant at each call site) adds the residual input. */
+ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *act,
+                                 const mpq_step *s, const float *x, const float *res,
+                                 const float *a, const float *b, size_t r0, size_t r1, float *y)
 {
     const int c = l->c;
     const mpq_act_kind kind = act ? act->kind : MPQ_ACT_QUANT;
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c;
+        const float *xr = x + r * c, *rr = RES ? res + r * c : NULL;
         float *yr = y + r * c;
         switch (kind) {
         case MPQ_ACT_RELU:
 #pragma omp simd
             for (int j = 0; j < c; j++) {
-                const float o = xr[j] * a[j] + b[j];
+                const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
                 yr[j] = o > 0.0f ? o : 0.0f;
             }
             break;
         case MPQ_ACT_RELU6:
 #pragma omp simd
             for (int j = 0; j < c; j++) {
-                const float o = xr[j] * a[j] + b[j];
+                const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
                 const float v = o > 0.0f ? o : 0.0f;
                 yr[j] = v < 6.0f ? v : 6.0f;
             }
@@ -191,7 +195,7 @@ static void output_rows(const mpq_bn *l, const mpq_act *act, const mpq_step *s, 
         case MPQ_ACT_QUANT: /* also the plain BN output (act NULL) */
 #pragma omp simd
             for (int j = 0; j < c; j++)
-                yr[j] = xr[j] * a[j] + b[j];
+                yr[j] = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
             break;
         }
     }
@@ -205,13 +209,17 @@ static void output_rows(const mpq_bn *l, const mpq_act *act, const mpq_step *s, 
 }
 
 static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const chunks *k,
-                        const float *x, const float *a, const float *b, float *y)
+                        const float *x, const float *res, const float *a, const float *b,
+                        float *y)
 {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
         size_t r0, r1;
-        const int g = chunk_rows(k, i, &r0, &r1);
-        output_rows(l, act, s, x, a + (size_t)g * l->c, b + (size_t)g * l->c, r0, r1, y);
+        const size_t o = (size_t)chunk_rows(k, i, &r0, &r1) * l->c;
+        if (res)
+            output_rows_k(1, l, act, s, x, res, a + o, b + o, r0, r1, y);
+        else
+            output_rows_k(0, l, act, s, x, NULL, a + o, b + o, r0, r1, y);
     }
 }
 
@@ -229,7 +237,13 @@ static void eval_coefs(const mpq_bn *l, const mpq_step *s, float *a, float *b)
 void mpq_bn_forward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                     float *y)
 {
-    MPQ_ASSERT(x != y, "bn: y must not alias x");
+    mpq_bn_forward_res(l, act, s, x, NULL, y);
+}
+
+void mpq_bn_forward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                        const float *res, float *y)
+{
+    MPQ_ASSERT(x != y && res != y, "bn: y must not alias x or res");
     if (!s->training) {
         const mpq_step s1 = {.val = s->val,
                              .state = s->state,
@@ -240,7 +254,7 @@ void mpq_bn_forward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, cons
         const chunks k = checked_plan(l, &s1, act);
         const bn_ws v = ws_views(l, &s1, &k);
         eval_coefs(l, s, v.ka, v.kb);
-        output_pass(l, act, s, &k, x, v.ka, v.kb, y);
+        output_pass(l, act, s, &k, x, res, v.ka, v.kb, y);
         return;
     }
     const chunks k = checked_plan(l, s, act);
@@ -276,7 +290,7 @@ void mpq_bn_forward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, cons
         rm[i] = (float)(mom * rm[i] + (1.0 - mom) * bm / ng);
         rv[i] = (float)(mom * rv[i] + (1.0 - mom) * unbias * bv / ng);
     }
-    output_pass(l, act, s, &k, x, v.ka, v.kb, y);
+    output_pass(l, act, s, &k, x, res, v.ka, v.kb, y);
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
@@ -294,7 +308,6 @@ static inline float act_mask(int kind, float o, float dy)
     return dy;
 }
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* Mask kinds of the row loops below: the activation kinds, KIND_NONE (identity) and KIND_G (g is
  * read from a buffer). Each loop is instantiated per kind so that it vectorizes. */
 enum { KIND_NONE = -1, KIND_G = -2 };
@@ -376,19 +389,39 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
 }
 
 /* Pass 2 (training): dx = a * (g - mg - xhat * mgh) with the group means mg of g and mgh of
- * g * xhat; g read from dx (KIND_G) or recomputed. */
+ * g * xhat; g read from gb (KIND_G; may be dx itself) or recomputed. */
 ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const float *mg,
-                             const float *mgh, const float *x, const float *dy, size_t r0,
-                             size_t r1, float *dx)
+                             const float *mgh, const float *x, const float *dy, const float *gb,
+                             size_t r0, size_t r1, float *dx)
 {
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c, *dr = dy + r * c;
+        const float *xr = x + r * c, *dr = dy + r * c, *gr = gb + r * c;
         float *d = dx + r * c;
 #pragma omp simd
         for (int j = 0; j < c; j++) {
-            const float g = kind == KIND_G ? d[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
+            const float g =
+                kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
             const float h = (xr[j] - k->mu[j]) * k->iv[j];
             d[j] = k->a[j] * (g - mg[j] - h * mgh[j]);
+        }
+    }
+}
+
+/* Pass 1 with a residual input: g = act'(x * a + b + res) * dy into gb, and the sums. */
+ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
+                              const float *res, const float *dy, float *gb, size_t r0, size_t r1,
+                              double *sdy, double *sdyx)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * c, *rr = res + r * c, *dr = dy + r * c;
+        float *gr = gb + r * c;
+#pragma omp simd
+        for (int j = 0; j < c; j++) {
+            const float gj = act_mask(kind, xr[j] * k->a[j] + k->b[j] + rr[j], dr[j]);
+            const float h = (xr[j] - k->mu[j]) * k->iv[j];
+            gr[j] = gj;
+            sdy[j] += (double)gj;
+            sdyx[j] += (double)gj * (double)h;
         }
     }
 }
@@ -406,7 +439,8 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
     }
 #define SUMS_CALL(K) sums_rows_k(K, c, k, x, dy, g, r0, r1, sdy, sdyx)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
-#define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, r0, r1, dx)
+#define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, dx)
+#define RES_CALL(K) res_rows_k(K, c, k, x, res, dy, gb, r0, r1, sdy, sdyx)
 BN_ROWS(sums_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
          size_t r0, size_t r1, double *sdy, double *sdyx),
@@ -417,8 +451,12 @@ BN_ROWS(scale_rows,
         SCALE_CALL)
 BN_ROWS(dx_rows,
         (int c, int kind, const bn_coefs *k, const float *mg, const float *mgh, const float *x,
-         const float *dy, size_t r0, size_t r1, float *dx),
+         const float *dy, const float *gb, size_t r0, size_t r1, float *dx),
         DX_CALL)
+BN_ROWS(res_rows,
+        (int c, int kind, const bn_coefs *k, const float *x, const float *res, const float *dy,
+         float *gb, size_t r0, size_t r1, double *sdy, double *sdyx),
+        RES_CALL)
 
 /* The quantizer as one chunk sees it: a copy reading its two values from pv and adding its
  * parameter gradients into a chunk-local pg, so chunks run concurrently. */
@@ -438,12 +476,14 @@ static quant_view quant_local(const mpq_act *act, const mpq_step *s)
     return v;
 }
 
-/* Pass 1 over one chunk: sums of g and g * xhat into sdy, sdyx; with the quantizer, g goes into
- * dx (or a stack buffer without dx) and its parameter sums into qacc; eval writes dx = g * a. */
+/* Pass 1 over one chunk: sums of g and g * xhat into sdy, sdyx. g is stored into gb when set
+ * (the residual's gradient, or the quantizer's gradient kept for pass 2; NULL: ReLU/ReLU6
+ * gradients are recomputed in pass 2); the quantizer's parameter sums go into qacc; eval
+ * writes dx = g * a. */
 static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view *qv,
-                           const mpq_step *s, const bn_coefs *k, const float *x, const float *dy,
-                           size_t r0, size_t r1, float *dx, double *sdy, double *sdyx,
-                           double qacc[2])
+                           const mpq_step *s, const bn_coefs *k, const float *x, const float *res,
+                           const float *dy, size_t r0, size_t r1, float *gb, float *dx,
+                           double *sdy, double *sdyx, double qacc[2])
 {
     const int c = l->c;
     for (int j = 0; j < c; j++)
@@ -451,8 +491,12 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view
     qacc[0] = qacc[1] = 0.0;
     if (!act || act->kind != MPQ_ACT_QUANT) {
         const int kind = act ? (int)act->kind : KIND_NONE;
-        sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx);
-        if (!s->training && dx) scale_rows(c, kind, k, x, dy, NULL, r0, r1, dx);
+        if (res)
+            res_rows(c, kind, k, x, res, dy, gb, r0, r1, sdy, sdyx);
+        else
+            sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx);
+        if (!s->training && dx)
+            scale_rows(c, res ? KIND_G : kind, k, x, dy, res ? gb + r0 * c : NULL, r0, r1, dx);
         return;
     }
     const size_t step = sub_rows(c);
@@ -460,14 +504,20 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view
     for (size_t r = r0; r < r1; r += step) {
         const size_t e = r + step < r1 ? r + step : r1, len = (e - r) * c;
         for (size_t i = r; i < e; i++) {
-            const float *xr = x + i * c;
+            const float *xr = x + i * c, *rr = res ? res + i * c : NULL;
             float *orow = o + (i - r) * c;
+            if (rr) {
 #pragma omp simd
-            for (int j = 0; j < c; j++)
-                orow[j] = xr[j] * k->a[j] + k->b[j];
+                for (int j = 0; j < c; j++)
+                    orow[j] = xr[j] * k->a[j] + k->b[j] + rr[j];
+            } else {
+#pragma omp simd
+                for (int j = 0; j < c; j++)
+                    orow[j] = xr[j] * k->a[j] + k->b[j];
+            }
         }
         float pg[2] = {0.0f, 0.0f};
-        float *g = dx ? dx + r * c : gtmp;
+        float *g = gb ? gb + r * c : gtmp;
         mpq_quant_backward(&qv->q, qv->pv, pg, o, dy + r * c, g, len);
         qacc[0] += pg[0];
         qacc[1] += pg[1];
@@ -479,6 +529,15 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view
 void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                      const float *dy, float *dx)
 {
+    mpq_bn_backward_res(l, act, s, x, NULL, dy, dx, NULL);
+}
+
+void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                         const float *res, const float *dy, float *dx, float *dres)
+{
+    MPQ_ASSERT(!res == !dres, "bn: a residual input needs its gradient buffer");
+    const int quant = act && act->kind == MPQ_ACT_QUANT;
+    float *gb = res ? dres : quant ? dx : NULL; /* where pass 1 keeps g */
     mpq_step st = *s;
     if (!s->training) st.n_groups = 1;
     const chunks k = checked_plan(l, &st, act);
@@ -503,7 +562,7 @@ void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, con
         mu = mpq_cat(s->state, l->mean);
         iv = v.kd;
     }
-    const quant_view qv = act && act->kind == MPQ_ACT_QUANT ? quant_local(act, s) : (quant_view){0};
+    const quant_view qv = quant ? quant_local(act, s) : (quant_view){0};
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k.total; i++) {
         size_t r0, r1;
@@ -511,7 +570,8 @@ void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, con
         const size_t o = (size_t)g * c;
         const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o};
         double *sdy = v.part + (size_t)i * 2 * c;
-        backward_chunk(l, act, &qv, s, &kc, x, dy, r0, r1, dx, sdy, sdy + c, v.qpart + 2 * i);
+        backward_chunk(l, act, &qv, s, &kc, x, res, dy, r0, r1, gb, dx, sdy, sdy + c,
+                       v.qpart + 2 * i);
     }
     double *sdy = v.red, *sdyx = sdy + gc, *cnt = sdyx + gc;
     sum_chunks(&k, v.part, 2 * (size_t)c, 0, c, sdy);
@@ -537,13 +597,13 @@ void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, con
         v.kc[i] = (float)(sdy[i] / *cnt);
         v.kd[i] = (float)(sdyx[i] / *cnt);
     }
-    const int kind = !act ? KIND_NONE : act->kind == MPQ_ACT_QUANT ? KIND_G : (int)act->kind;
+    const int kind = gb ? KIND_G : act ? (int)act->kind : KIND_NONE;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k.total; i++) {
         size_t r0, r1;
         const int g = chunk_rows(&k, i, &r0, &r1);
         const size_t o = (size_t)g * c;
         const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o};
-        dx_rows(c, kind, &kc, v.kc + o, v.kd + o, x, dy, r0, r1, dx);
+        dx_rows(c, kind, &kc, v.kc + o, v.kd + o, x, dy, gb ? gb : dx, r0, r1, dx);
     }
 }

@@ -40,4 +40,12 @@ void mpq_bn_forward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, cons
 void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                      const float *dy, float *dx);
 
+/* The same with a residual input added before the activation (a BN -> add -> activation chain):
+ * y = act(BN(x) + res), res (N, HW, C); backward writes dres = dL/dres (never NULL here; it may
+ * not alias dx or dy) besides dx. */
+void mpq_bn_forward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                        const float *res, float *y);
+void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                         const float *res, const float *dy, float *dx, float *dres);
+
 #endif

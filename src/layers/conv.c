@@ -4,7 +4,8 @@
  * and each group is one strided GEMM over the whole chunk. Chunks are runs of output rows (n, oh)
  * of all samples, sized so the column buffer stays near CONV_COL_FLOATS; they live in s->ws.
  * Direct path: s->ws holds the zero-padded input, the repacked weights and, in backward, the
- * padded output gradient and the weight-gradient partial sums of CONV_PARTS fixed sample ranges.
+ * padded output gradient and the weight-gradient partial sums of fixed sample ranges (at most
+ * CONV_PARTS, each of at least CONV_PART_PIXELS output pixels).
  * No allocation. Threading: BLIS inside sgemm; OpenMP over output rows (each output element
  * written by one thread) and over the fixed sample ranges, whose partial weight gradients are
  * added in range order: results do not depend on the thread count. */
@@ -20,9 +21,13 @@
 
 enum {
     CONV_COL_FLOATS = 2 * 1024 * 1024, /* 8 MB column buffer per chunk */
-    CONV_PARTS = 16,                   /* sample ranges of the direct weight gradient */
+    CONV_PARTS = 16,                   /* sample ranges of the direct weight gradient, */
+    CONV_PART_PIXELS = 256,            /* each with at least this many output pixels */
     CONV_BAND_FLOATS = 48 * 1024,      /* floats of outputs (or input + gradient) per band */
-    CONV_DIRECT_MAX_C = 128,           /* wider layers run as BLIS GEMMs */
+    CONV_DIRECT_MAX_KC = 160 * 1024,   /* larger weight tensors run as BLIS GEMMs, */
+    CONV_DIRECT_MAX_KC_SMALL = 96 * 1024, /* backward on images under CONV_BIG_IMAGE pixels, */
+    CONV_DIRECT_MAX_KC_FWD = 640 * 1024,  /* forward on larger images */
+    CONV_BIG_IMAGE = 14 * 14,
 };
 
 /* 1x1, stride 1, no padding: the input is the column matrix. */
@@ -36,15 +41,19 @@ int mpq_conv_direct_ok(const mpq_conv *l)
     return l->groups == 1 && l->kh * l->kw <= MPQ_CONV_MAX_TAPS;
 }
 
-/* The direct kernels win where the GEMMs are skinny: few channels, vector-aligned outputs (and
- * inputs, unless they are so few that the input gradient is rarely needed: the stem). */
-static mpq_conv_algo pick_algo(const mpq_conv *l)
+/* The direct kernels win where the GEMMs are skinny: few channels, or small images (measured
+ * on Zen 5, interleaved per layer against BLIS: every ResNet layer up to 128 channels and the
+ * MobileNetV2 1x1 layers up to 576 x 160 both ways; forward also on 14x14 ResNet-18 layers of
+ * 256 channels). Large weight tensors go to BLIS, whose blocking keeps them in cache; the
+ * direct weight gradient keeps partial sums of the whole tensor. */
+static mpq_conv_algo pick_algo(const mpq_conv *l, int backward)
 {
-    const int v = mpq_dconv_vec();
-    if (!v || !mpq_conv_direct_ok(l) || is_direct(l)) return MPQ_CONV_IM2COL;
-    if (l->cout % v || (l->cin % v && l->cin >= v)) return MPQ_CONV_IM2COL;
-    if (l->cin > CONV_DIRECT_MAX_C || l->cout > CONV_DIRECT_MAX_C) return MPQ_CONV_IM2COL;
-    return MPQ_CONV_DIRECT;
+    if (!mpq_dconv_vec() || !mpq_conv_direct_ok(l)) return MPQ_CONV_IM2COL;
+    const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout;
+    const int big_image = l->ho * l->wo >= CONV_BIG_IMAGE;
+    const size_t limit = backward ? (big_image ? CONV_DIRECT_MAX_KC : CONV_DIRECT_MAX_KC_SMALL)
+                                  : (big_image ? CONV_DIRECT_MAX_KC_FWD : CONV_DIRECT_MAX_KC);
+    return kc <= limit ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL;
 }
 
 int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, int sh, int sw,
@@ -67,7 +76,8 @@ int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, 
     l->kh = kh, l->kw = kw, l->sh = sh, l->sw = sw, l->ph = ph, l->pw = pw, l->groups = groups;
     l->ho = (h + 2 * ph - kh) / sh + 1;
     l->wo = (w + 2 * pw - kw) / sw + 1;
-    l->algo = pick_algo(l);
+    l->algo = pick_algo(l, 0);
+    l->algo_bwd = pick_algo(l, 1);
     return MPQ_OK;
 }
 
@@ -133,6 +143,16 @@ typedef struct direct_ws {
     float *xpad, *wpack, *dypad, *parts;
 } direct_ws;
 
+/* Sample ranges of the direct weight gradient: a function of the batch and the layer only. */
+static int wgrad_parts(const mpq_conv *l, int n)
+{
+    const long long pixels = (long long)n * l->ho * l->wo;
+    long long parts = pixels / CONV_PART_PIXELS;
+    if (parts > CONV_PARTS) parts = CONV_PARTS;
+    if (parts > n) parts = n;
+    return parts < 1 ? 1 : (int)parts;
+}
+
 static size_t direct_sizes(const mpq_conv *l, int n, size_t sz[4])
 {
     int hp, wp;
@@ -140,9 +160,11 @@ static size_t direct_sizes(const mpq_conv *l, int n, size_t sz[4])
     const dx_pads d = dx_pad_geom(l);
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout;
     const int parts = n < CONV_PARTS ? n : CONV_PARTS;
-    sz[0] = round16((size_t)n * hp * wp * l->cin);
+    const int xcopy = hp != l->h || wp != l->w || l->ph || l->pw;
+    const int dycopy = d.hd != l->ho || d.wd != l->wo || d.top || d.left;
+    sz[0] = xcopy ? round16((size_t)n * hp * wp * l->cin) : 0;
     sz[1] = round16(kc);
-    sz[2] = round16((size_t)n * d.hd * d.wd * l->cout);
+    sz[2] = dycopy ? round16((size_t)n * d.hd * d.wd * l->cout) : 0;
     sz[3] = (size_t)parts * round16(kc);
     return sz[0] + sz[1] + sz[2] + sz[3];
 }
@@ -159,13 +181,19 @@ static direct_ws direct_views(const mpq_conv *l, const mpq_step *s)
     return v;
 }
 
-size_t mpq_conv_ws_floats(const mpq_conv *l, int n)
+static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n)
 {
     size_t sz[4];
-    if (n < 1) return 0;
-    if (l->algo == MPQ_CONV_DIRECT) return direct_sizes(l, n, sz);
+    if (a == MPQ_CONV_DIRECT) return direct_sizes(l, n, sz);
     if (is_direct(l)) return 0;
     return (size_t)chunk_rows(l, n) * l->wo * col_stride(l);
+}
+
+size_t mpq_conv_ws_floats(const mpq_conv *l, int n)
+{
+    if (n < 1) return 0;
+    const size_t f = algo_ws(l, l->algo, n), b = algo_ws(l, l->algo_bwd, n);
+    return f > b ? f : b;
 }
 
 double mpq_conv_flops(const mpq_conv *l)
@@ -319,8 +347,18 @@ static void pad_copy(int n, int h, int w, int c, const float *src, int hp, int w
     }
 }
 
+/* The padded copy of src in dst, or src itself when no padding is needed (1x1 layers, the
+ * input gradient of stride-1 ones without padding). */
+static const float *padded(int n, int h, int w, int c, const float *src, int hp, int wp, int top,
+                           int left, float *dst)
+{
+    if (hp == h && wp == w && !top && !left) return src;
+    pad_copy(n, h, w, c, src, hp, wp, top, left, dst);
+    return dst;
+}
+
 /* Forward geometry over the padded input, for one output row: taps (kh, kw) of (KH, KW, Cin). */
-static mpq_dconv_geom fwd_geom(const mpq_conv *l, int wp, ptrdiff_t *off)
+static mpq_dconv_geom fwd_geom(const mpq_conv *l, int hp, int wp, ptrdiff_t *off)
 {
     for (int kh = 0; kh < l->kh; kh++)
         for (int kw = 0; kw < l->kw; kw++)
@@ -331,6 +369,9 @@ static mpq_dconv_geom fwd_geom(const mpq_conv *l, int wp, ptrdiff_t *off)
                             .in_ps = (ptrdiff_t)l->sw * l->cin,
                             .out_rs = (ptrdiff_t)l->wo * l->cout,
                             .out_ps = l->cout,
+                            .imgs = 1,
+                            .in_is = (ptrdiff_t)hp * wp * l->cin,
+                            .out_is = (ptrdiff_t)l->ho * l->wo * l->cout,
                             .n_taps = l->kh * l->kw,
                             .off = off,
                             .c = l->cin,
@@ -346,16 +387,43 @@ static void transpose(int rows, int cols, const float *a, float *t)
             t[(size_t)j * rows + i] = a[(size_t)i * cols + j];
 }
 
-/* Output rows per direct-kernel call: a band whose outputs stay near CONV_BAND_FLOATS (weights
- * are reused across a band), cut smaller when the batch gives too few bands for the threads. */
-static int band_rows(int n, int rows, size_t row_floats)
+/* Work items of the direct kernels over n images of `rows` output rows: several whole images, or
+ * a band of rows of one image, so an item's outputs (or inputs and gradients) stay near
+ * CONV_BAND_FLOATS and the weights of a reduction slice are reused across it; items are cut
+ * smaller until there are `want` of them (or they are single rows). */
+typedef struct bands {
+    int imgs, rows;      /* per item */
+    int row_items, total; /* items per image block, items in all */
+} bands;
+
+static bands make_bands(int n, int rows, size_t row_floats, int want)
 {
-    int band = row_floats >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / row_floats);
-    const int want = 4 * omp_get_max_threads();
-    if (band > rows) band = rows;
-    while (band > 1 && n * ((rows + band - 1) / band) < want)
-        band = (band + 1) / 2;
-    return band;
+    bands b;
+    const size_t per_img = (size_t)rows * row_floats;
+    b.imgs = per_img >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / per_img);
+    b.rows = b.imgs > 1 || row_floats >= CONV_BAND_FLOATS ? rows
+                                                          : (int)(CONV_BAND_FLOATS / row_floats);
+    if (b.imgs > n) b.imgs = n;
+    if (b.rows > rows) b.rows = rows;
+    for (;;) {
+        b.row_items = (rows + b.rows - 1) / b.rows;
+        b.total = (n + b.imgs - 1) / b.imgs * b.row_items;
+        if (b.total >= want) break;
+        if (b.imgs > 1) b.imgs = (b.imgs + 1) / 2;
+        else if (b.rows > 1) b.rows = (b.rows + 1) / 2;
+        else break;
+    }
+    return b;
+}
+
+/* Item k of b (over images [0, n)): its first image and row, and the geometry's counts. */
+static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0,
+                      mpq_dconv_geom *g)
+{
+    *i0 = k / b->row_items * b->imgs;
+    *r0 = k % b->row_items * b->rows;
+    g->imgs = n - *i0 < b->imgs ? n - *i0 : b->imgs;
+    g->rows = rows - *r0 < b->rows ? rows - *r0 : b->rows;
 }
 
 static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x, float *y)
@@ -363,49 +431,50 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
     const direct_ws v = direct_views(l, s);
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
     const int k = l->kh * l->kw * l->cin;
-    const int band = band_rows(s->n, l->ho, (size_t)l->wo * l->cout);
-    const int per = (l->ho + band - 1) / band, items = s->n * per;
+    const bands bd = make_bands(s->n, l->ho, (size_t)l->wo * l->cout, 4 * omp_get_max_threads());
     int hp, wp;
     ptrdiff_t off[MPQ_CONV_MAX_TAPS];
     fwd_pads(l, &hp, &wp);
-    pad_copy(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
+    const float *xp = padded(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
     transpose(l->cout, k, mpq_cat(s->wq, l->weight), v.wpack);
-    const mpq_dconv_geom g0 = fwd_geom(l, wp, off);
+    const mpq_dconv_geom g0 = fwd_geom(l, hp, wp, off);
 #pragma omp parallel for schedule(static)
-    for (int it = 0; it < items; it++) {
-        const int i = it / per, oh = it % per * band;
+    for (int it = 0; it < bd.total; it++) {
         mpq_dconv_geom g = g0;
-        g.rows = l->ho - oh < band ? l->ho - oh : band;
+        int i, oh;
+        band_item(&bd, s->n, l->ho, it, &i, &oh, &g);
         float *yr = y + ((size_t)i * l->ho + oh) * l->wo * l->cout;
-        if (b)
-            for (int p = 0; p < g.rows * l->wo; p++)
+        if (b) /* an item's outputs are contiguous */
+            for (int p = 0; p < g.imgs * g.rows * l->wo; p++)
                 copy_floats(yr + (size_t)p * l->cout, b, (size_t)l->cout);
-        mpq_dconv_forward(&g, v.xpad + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin,
-                          v.wpack, yr, b != NULL);
+        mpq_dconv_forward(&g, xp + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin, v.wpack,
+                          yr, b != NULL);
     }
 }
 
-/* dW += dy^T (patches of x): CONV_PARTS fixed sample ranges into partials, added in order. */
-static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, int hp,
-                         int wp, const float *dy)
+/* dW += dy^T (patches of x): fixed sample ranges into partials, added in order. */
+static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v,
+                         const float *xp, int hp, int wp, const float *dy)
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout, stride = round16(kc);
-    const int n = s->n, parts = n < CONV_PARTS ? n : CONV_PARTS;
+    const int n = s->n, parts = wgrad_parts(l, n);
     const size_t per_row = (size_t)l->wo * l->cout + (size_t)l->sh * wp * l->cin;
-    const int band = per_row >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / per_row);
     ptrdiff_t off[MPQ_CONV_MAX_TAPS];
-    mpq_dconv_geom g = fwd_geom(l, wp, off);
-#pragma omp parallel for schedule(static) firstprivate(g)
+    const mpq_dconv_geom g0 = fwd_geom(l, hp, wp, off);
+#pragma omp parallel for schedule(static)
     for (int p = 0; p < parts; p++) {
         float *part = v->parts + (size_t)p * stride;
+        const int p0 = n * p / parts, np = n * (p + 1) / parts - p0;
+        const bands bd = make_bands(np, l->ho, per_row, 1);
         zero_floats(part, kc);
-        for (int i = n * p / parts; i < n * (p + 1) / parts; i++)
-            for (int r0 = 0; r0 < l->ho; r0 += band) {
-                g.rows = l->ho - r0 < band ? l->ho - r0 : band;
-                mpq_dconv_wgrad(&g,
-                                v->xpad + ((size_t)i * hp + (size_t)r0 * l->sh) * wp * l->cin,
-                                dy + ((size_t)i * l->ho + r0) * l->wo * l->cout, part);
-            }
+        for (int it = 0; it < bd.total; it++) {
+            mpq_dconv_geom g = g0;
+            int i, r0;
+            band_item(&bd, np, l->ho, it, &i, &r0, &g);
+            i += p0;
+            mpq_dconv_wgrad(&g, xp + ((size_t)i * hp + (size_t)r0 * l->sh) * wp * l->cin,
+                            dy + ((size_t)i * l->ho + r0) * l->wo * l->cout, part);
+        }
     }
     float *dw = mpq_at(s->grad, l->weight);
     const int k = l->kh * l->kw * l->cin;
@@ -413,8 +482,8 @@ static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
     for (int co = 0; co < l->cout; co++)
         for (int j = 0; j < k; j++) {
             float acc = 0.0f;
-            for (int p = 0; p < parts; p++)
-                acc += v->parts[(size_t)p * stride + (size_t)j * l->cout + co];
+            for (int q = 0; q < parts; q++)
+                acc += v->parts[(size_t)q * stride + (size_t)j * l->cout + co];
             dw[(size_t)co * k + j] += acc;
         }
 }
@@ -446,11 +515,11 @@ static int dx_phase(const mpq_conv *l, const dx_pads *d, int ry, int rx, const f
 
 /* dx = the transposed convolution of dy, phase by phase (each dx element written once). */
 static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v,
-                         const float *dy, float *dx)
+                         const float *dy, float *dx, int accumulate)
 {
     const dx_pads d = dx_pad_geom(l);
     const float *w = mpq_cat(s->wq, l->weight);
-    pad_copy(s->n, l->ho, l->wo, l->cout, dy, d.hd, d.wd, d.top, d.left, v->dypad);
+    const float *dyp = padded(s->n, l->ho, l->wo, l->cout, dy, d.hd, d.wd, d.top, d.left, v->dypad);
     float *wb = v->wpack;
     for (int ry = 0; ry < l->sh && ry < l->h; ry++)
         for (int rx = 0; rx < l->sw && rx < l->w; rx++) {
@@ -463,35 +532,38 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
                                        .in_ps = l->cout,
                                        .out_rs = (ptrdiff_t)l->sh * l->w * l->cin,
                                        .out_ps = (ptrdiff_t)l->sw * l->cin,
+                                       .imgs = 1,
+                                       .in_is = (ptrdiff_t)d.hd * d.wd * l->cout,
+                                       .out_is = (ptrdiff_t)l->h * l->w * l->cin,
                                        .n_taps = nt,
                                        .off = off,
                                        .c = l->cout,
                                        .nv = l->cin};
-            const int band = band_rows(s->n, na, (size_t)g0.pix * l->cin);
-            const int per = (na + band - 1) / band, items = s->n * per;
+            const bands bd =
+                make_bands(s->n, na, (size_t)g0.pix * l->cin, 4 * omp_get_max_threads());
 #pragma omp parallel for schedule(static)
-            for (int it = 0; it < items; it++) {
-                const int i = it / per, a = it % per * band;
+            for (int it = 0; it < bd.total; it++) {
                 mpq_dconv_geom g = g0;
-                g.rows = na - a < band ? na - a : band;
-                mpq_dconv_forward(&g, v->dypad + ((size_t)i * d.hd + a) * d.wd * l->cout, wb,
+                int i, a;
+                band_item(&bd, s->n, na, it, &i, &a, &g);
+                mpq_dconv_forward(&g, dyp + ((size_t)i * d.hd + a) * d.wd * l->cout, wb,
                                   dx + (((size_t)i * l->h + (size_t)a * l->sh + ry) * l->w + rx) *
                                            l->cin,
-                                  0);
+                                  accumulate);
             }
             wb += (size_t)nt * l->cout * l->cin;
         }
 }
 
 static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
-                            const float *dy, float *dx)
+                            const float *dy, float *dx, int accumulate)
 {
     const direct_ws v = direct_views(l, s);
     int hp, wp;
     fwd_pads(l, &hp, &wp);
-    pad_copy(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
-    wgrad_direct(l, s, &v, hp, wp, dy);
-    if (dx) dgrad_direct(l, s, &v, dy, dx);
+    const float *xp = padded(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
+    wgrad_direct(l, s, &v, xp, hp, wp, dy);
+    if (dx) dgrad_direct(l, s, &v, dy, dx, accumulate);
 }
 
 /* ---- entry points ---------------------------------------------------------------------------- */
@@ -520,7 +592,7 @@ void mpq_conv_forward(const mpq_conv *l, const mpq_step *s, const float *x, floa
 
 /* dW += dy^T col; if dcol: dcol = dy W (overwrites, may be col itself after dW is done). */
 static void gemm_backward(const mpq_conv *l, const float *wq, float *dw, const float *dy,
-                          const float *col, size_t kt, int m, float *dcol)
+                          const float *col, size_t kt, int m, float *dcol, int accumulate)
 {
     const int cog = l->cout / l->groups, k = l->kh * l->kw * (l->cin / l->groups);
     for (int g = 0; g < l->groups; g++)
@@ -529,28 +601,29 @@ static void gemm_backward(const mpq_conv *l, const float *wq, float *dw, const f
     if (!dcol) return;
     for (int g = 0; g < l->groups; g++)
         mpq_sgemm(MPQ_N, MPQ_N, m, k, cog, 1.0f, dy + (size_t)g * cog, l->cout,
-                  wq + (size_t)g * cog * k, k, 0.0f, dcol + (size_t)g * k, (int)kt);
+                  wq + (size_t)g * cog * k, k, accumulate ? 1.0f : 0.0f, dcol + (size_t)g * k, (int)kt);
 }
 
-void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
-                       float *dx)
+/* Backward with dx written (accumulate 0) or added to (1). */
+static void backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                     float *dx, int accumulate)
 {
     const float *wq = mpq_cat(s->wq, l->weight);
     float *dw = mpq_at(s->grad, l->weight);
     if (l->bias.n)
         mpq_colsum_add((size_t)s->n * l->ho * l->wo, l->cout, dy, (size_t)l->cout,
                        mpq_at(s->grad, l->bias));
-    if (l->algo == MPQ_CONV_DIRECT) {
-        backward_direct(l, s, x, dy, dx);
+    if (l->algo_bwd == MPQ_CONV_DIRECT) {
+        backward_direct(l, s, x, dy, dx, accumulate);
         return;
     }
     if (is_direct(l)) {
-        gemm_backward(l, wq, dw, dy, x, (size_t)l->cin, s->n * l->h * l->w, dx);
+        gemm_backward(l, wq, dw, dy, x, (size_t)l->cin, s->n * l->h * l->w, dx, accumulate);
         return;
     }
     const int total = s->n * l->ho, rows = chunk_rows(l, s->n);
     MPQ_ASSERT(s->ws_floats >= mpq_conv_ws_floats(l, s->n), "conv: workspace too small");
-    if (dx) {
+    if (dx && !accumulate) {
         const size_t len = (size_t)s->n * l->h * l->w * l->cin;
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < len; i++)
@@ -560,7 +633,19 @@ void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, con
         const int r1 = r0 + rows < total ? r0 + rows : total;
         im2col(l, x, r0, r1, s->ws);
         gemm_backward(l, wq, dw, dy + (size_t)r0 * l->wo * l->cout, s->ws, col_stride(l),
-                      (r1 - r0) * l->wo, dx ? s->ws : NULL);
+                      (r1 - r0) * l->wo, dx ? s->ws : NULL, 0);
         if (dx) col2im(l, s->ws, r0, r1, dx);
     }
+}
+
+void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                       float *dx)
+{
+    backward(l, s, x, dy, dx, 0);
+}
+
+void mpq_conv_backward_add(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                           float *dx)
+{
+    backward(l, s, x, dy, dx, 1);
 }

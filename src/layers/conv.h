@@ -18,7 +18,8 @@ typedef enum mpq_conv_algo {
 } mpq_conv_algo;
 
 typedef struct mpq_conv {
-    mpq_conv_algo algo; /* chosen by mpq_conv_init; may be overridden before sizing ws */
+    mpq_conv_algo algo;     /* forward; chosen by mpq_conv_init, may be overridden before */
+    mpq_conv_algo algo_bwd; /* backward;  sizing ws (either may run without the other) */
     int h, w, cin;      /* input, per sample */
     int ho, wo, cout;   /* output, per sample */
     int kh, kw, sh, sw, ph, pw, groups;
@@ -26,7 +27,7 @@ typedef struct mpq_conv {
     mpq_slice bias;     /* (Cout), n == 0: no bias */
 } mpq_conv;
 
-/* Fills the geometry and picks the algorithm (weight and bias slices are set by the model
+/* Fills the geometry and picks the algorithms (weight and bias slices are set by the model
  * builder). Returns 0 or MPQ_E_ARG when the geometry is impossible (channels not divisible by
  * groups, empty output). */
 int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, int sh, int sw,
@@ -42,6 +43,9 @@ void mpq_conv_forward(const mpq_conv *l, const mpq_step *s, const float *x, floa
 /* Writes dx (NULL: not needed); adds dL/dW and dL/db into s->grad. */
 void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
                        float *dx);
+/* The same, adding dL/dx into dx (for inputs with several consumers). */
+void mpq_conv_backward_add(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                           float *dx);
 /* Multiply-adds per sample (forward). */
 double mpq_conv_flops(const mpq_conv *l);
 

@@ -1,13 +1,17 @@
-/* Depthwise 2-D convolution in NHWC as direct loops whose inner loop runs over channels
- * (see dwconv.h). The weights are first transposed into s->ws as (KH, KW, C) so every tap is a
- * contiguous channel vector. No allocation. Threading: OpenMP over output/input rows; dW and db
- * are summed over DW_PARTS fixed row ranges into partial buffers in s->ws, combined in part
- * order, so results do not depend on the thread count. */
+/* Depthwise 2-D convolution in NHWC (see dwconv.h) on the kernels of kernels/dwk.h: each output
+ * row is an interior run of pixels whose taps all lie inside the input (one kernel call over the
+ * run) and border pixels with their clipped tap lists; the input gradient runs per stride phase
+ * as a direct sum over the output-gradient pixels that read each input pixel. The weights are
+ * first transposed into s->ws as (KH, KW, C) so every tap is a contiguous channel vector.
+ * No allocation. Threading: OpenMP over output/input rows; dW and db are summed over DW_PARTS
+ * fixed row ranges into partial buffers in s->ws, combined in part order, so results do not
+ * depend on the thread count. */
 #include "layers/dwconv.h"
 
 #include <string.h>
 
 #include "core/err.h"
+#include "kernels/dwk.h"
 
 enum { DW_PARTS = 16 };
 
@@ -22,6 +26,9 @@ int mpq_dwconv_init(mpq_dwconv *l, int h, int w, int c, int kh, int kw, int sh, 
     if (h + 2 * ph < kh || w + 2 * pw < kw)
         return MPQ_FAIL(MPQ_E_ARG, "dwconv: kernel %dx%d larger than padded input %dx%d", kh, kw,
                         h + 2 * ph, w + 2 * pw);
+    if (kh * kw > MPQ_DWK_MAX_TAPS)
+        return MPQ_FAIL(MPQ_E_ARG, "dwconv: kernel %dx%d has more than %d taps", kh, kw,
+                        MPQ_DWK_MAX_TAPS);
     l->h = h, l->w = w, l->c = c;
     l->kh = kh, l->kw = kw, l->sh = sh, l->sw = sw, l->ph = ph, l->pw = pw;
     l->ho = (h + 2 * ph - kh) / sh + 1;
@@ -60,6 +67,72 @@ static void tap_range(int o, int s, int p, int k, int size, int *k0, int *k1)
     if (*k1 < *k0) *k1 = *k0;
 }
 
+/* Output columns [*lo, *hi) whose kernel window lies inside the input. */
+static void interior(int out, int in, int k, int st, int pad, int *lo, int *hi)
+{
+    *lo = (pad + st - 1) / st;
+    *hi = in - k + pad >= 0 ? (in - k + pad) / st + 1 : 0;
+    if (*lo > out) *lo = out;
+    if (*hi > out) *hi = out;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Taps of kernel rows [h0, h1) and columns [w0, w1) for output row `oh` (input offsets relative
+ * to the image, for output column 0); with parts, their gradient rows there. */
+static void window_taps(const mpq_dwconv *l, const float *wt, float *dw, int oh, int h0, int h1,
+                        int w0, int w1, mpq_dwk_taps *t)
+{
+    const int c = l->c, ih0 = oh * l->sh - l->ph;
+    t->n = 0;
+    for (int kh = h0; kh < h1; kh++)
+        for (int kw = w0; kw < w1; kw++) {
+            const size_t k = (size_t)kh * l->kw + kw;
+            t->off[t->n] = ((ptrdiff_t)(ih0 + kh) * l->w + kw - l->pw) * c;
+            t->w[t->n] = wt + k * c;
+            t->dw[t->n] = dw ? dw + k * c : NULL;
+            t->n++;
+        }
+}
+
+/* Calls fn over the interior run and the border pixels of output row oh of one image. */
+typedef void (*row_fn)(void *ctx, const mpq_dwk_taps *t, int ow0, int pix);
+
+static void row_runs(const mpq_dwconv *l, const float *wt, float *dw, int oh, row_fn fn,
+                     void *ctx)
+{
+    mpq_dwk_taps t;
+    int h0, h1, lo, hi;
+    tap_range(oh, l->sh, l->ph, l->kh, l->h, &h0, &h1);
+    interior(l->wo, l->w, l->kw, l->sw, l->pw, &lo, &hi);
+    if (hi > lo) {
+        window_taps(l, wt, dw, oh, h0, h1, 0, l->kw, &t);
+        fn(ctx, &t, lo, hi - lo);
+    }
+    for (int ow = 0; ow < l->wo; ow++) {
+        if (ow == lo) ow = hi;
+        if (ow >= l->wo) break;
+        int w0, w1;
+        tap_range(ow, l->sw, l->pw, l->kw, l->w, &w0, &w1);
+        window_taps(l, wt, dw, oh, h0, h1, w0, w1, &t);
+        fn(ctx, &t, ow, 1);
+    }
+}
+
+typedef struct fwd_ctx {
+    const mpq_dwconv *l;
+    const float *xs;
+    float *yr;
+    int accumulate;
+} fwd_ctx;
+
+static void fwd_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
+{
+    const fwd_ctx *f = p;
+    const int c = f->l->c;
+    mpq_dwk_forward(t, pix, c, f->xs + (size_t)ow0 * f->l->sw * c, (ptrdiff_t)f->l->sw * c,
+                    f->yr + (size_t)ow0 * c, c, f->accumulate);
+}
+
 void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y)
 {
     const int c = l->c;
@@ -69,86 +142,89 @@ void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, 
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < s->n * l->ho; r++) {
-        const int n = r / l->ho, oh = r % l->ho;
-        int h0, h1;
-        tap_range(oh, l->sh, l->ph, l->kh, l->h, &h0, &h1);
-        for (int ow = 0; ow < l->wo; ow++) {
-            float *yo = y + ((size_t)r * l->wo + ow) * c;
-            int w0, w1;
-            tap_range(ow, l->sw, l->pw, l->kw, l->w, &w0, &w1);
-            for (int i = 0; i < c; i++)
-                yo[i] = b ? b[i] : 0.0f;
-            for (int kh = h0; kh < h1; kh++) {
-                const int ih = oh * l->sh - l->ph + kh;
-                for (int kw = w0; kw < w1; kw++) {
-                    const int iw = ow * l->sw - l->pw + kw;
-                    const float *xi = x + (((size_t)n * l->h + ih) * l->w + iw) * c;
-                    const float *wk = wt + ((size_t)kh * l->kw + kw) * c;
-#pragma omp simd
-                    for (int i = 0; i < c; i++)
-                        yo[i] += xi[i] * wk[i];
-                }
-            }
-        }
+        fwd_ctx f = {l, x + (size_t)(r / l->ho) * l->h * l->w * c, y + (size_t)r * l->wo * c,
+                     b != NULL};
+        if (b)
+            for (int ow = 0; ow < l->wo; ow++)
+                memcpy(f.yr + (size_t)ow * c, b, (size_t)c * sizeof *b);
+        row_runs(l, wt, NULL, r % l->ho, fwd_run, &f);
     }
 }
 
+typedef struct wg_ctx {
+    const mpq_dwconv *l;
+    const float *xs, *gr;
+} wg_ctx;
+
+static void wg_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
+{
+    const wg_ctx *w = p;
+    const int c = w->l->c;
+    mpq_dwk_wgrad(t, pix, c, w->xs + (size_t)ow0 * w->l->sw * c, (ptrdiff_t)w->l->sw * c,
+                  w->gr + (size_t)ow0 * c, c);
+}
+
 /* Partial p's dW (KH*KW, C) and db (C) over output rows [rows*p/P, rows*(p+1)/P). */
-static void grad_part(const mpq_dwconv *l, int n_rows, int p, const float *x, const float *dy,
-                      float *part)
+static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, const float *x,
+                      const float *dy, float *part)
 {
     const int c = l->c;
-    float *pdw = part, *pdb = part + taps(l) * c;
+    float *pdb = part + taps(l) * c;
     memset(part, 0, (taps(l) + 1) * c * sizeof *part);
     const int r0 = (int)((long long)n_rows * p / DW_PARTS);
     const int r1 = (int)((long long)n_rows * (p + 1) / DW_PARTS);
     for (int r = r0; r < r1; r++) {
-        const int n = r / l->ho, oh = r % l->ho;
-        int h0, h1;
-        tap_range(oh, l->sh, l->ph, l->kh, l->h, &h0, &h1);
+        wg_ctx w = {l, x + (size_t)(r / l->ho) * l->h * l->w * c, dy + (size_t)r * l->wo * c};
+        row_runs(l, wt, part, r % l->ho, wg_run, &w);
         for (int ow = 0; ow < l->wo; ow++) {
-            const float *g = dy + ((size_t)r * l->wo + ow) * c;
-            int w0, w1;
-            tap_range(ow, l->sw, l->pw, l->kw, l->w, &w0, &w1);
+            const float *g = w.gr + (size_t)ow * c;
 #pragma omp simd
             for (int i = 0; i < c; i++)
                 pdb[i] += g[i];
-            for (int kh = h0; kh < h1; kh++) {
-                const int ih = oh * l->sh - l->ph + kh;
-                for (int kw = w0; kw < w1; kw++) {
-                    const int iw = ow * l->sw - l->pw + kw;
-                    const float *xi = x + (((size_t)n * l->h + ih) * l->w + iw) * c;
-                    float *dk = pdw + ((size_t)kh * l->kw + kw) * c;
-#pragma omp simd
-                    for (int i = 0; i < c; i++)
-                        dk[i] += g[i] * xi[i];
-                }
-            }
         }
     }
 }
 
-/* dx row (n, ih) = sum over the taps that read it of dy * w, in (kh, kw) order. */
+/* dx row (n, ih): for each column phase rx, input column sw*b + rx takes the output-gradient
+ * pixels (a + dr, b + dc) of the taps that read it, times their weights. */
 static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n, int ih, float *dx)
 {
-    const int c = l->c;
+    const int c = l->c, ry = ih % l->sh, a = ih / l->sh;
+    const float *dys = dy + (size_t)n * l->ho * l->wo * c;
     float *row = dx + ((size_t)n * l->h + ih) * l->w * c;
-    memset(row, 0, (size_t)l->w * c * sizeof *row);
-    for (int kh = 0; kh < l->kh; kh++) {
-        const int th = ih + l->ph - kh;
-        if (th < 0 || th % l->sh || th / l->sh >= l->ho) continue;
-        const int oh = th / l->sh;
-        for (int iw = 0; iw < l->w; iw++) {
-            float *d = row + (size_t)iw * c;
-            for (int kw = 0; kw < l->kw; kw++) {
-                const int tw = iw + l->pw - kw;
-                if (tw < 0 || tw % l->sw || tw / l->sw >= l->wo) continue;
-                const float *g = dy + (((size_t)n * l->ho + oh) * l->wo + tw / l->sw) * c;
-                const float *wk = wt + ((size_t)kh * l->kw + kw) * c;
-#pragma omp simd
-                for (int i = 0; i < c; i++)
-                    d[i] += g[i] * wk[i];
+    for (int rx = 0; rx < l->sw && rx < l->w; rx++) {
+        const int nb = (l->w - rx + l->sw - 1) / l->sw;
+        int dmin = 0, dmax = 0, any = 0;
+        for (int kw = 0; kw < l->kw; kw++) {
+            if ((rx + l->pw - kw) % l->sw) continue;
+            const int d = (rx + l->pw - kw) / l->sw;
+            dmin = any && dmin < d ? dmin : d;
+            dmax = any && dmax > d ? dmax : d;
+            any = 1;
+        }
+        int lo = -dmin > 0 ? -dmin : 0, hi = l->wo - dmax < nb ? l->wo - dmax : nb;
+        if (hi < lo) hi = lo;
+        for (int b0 = 0; b0 < nb;) {
+            /* the interior run [lo, hi) as one call, the other columns one by one */
+            const int run = b0 == lo && hi > lo ? hi - lo : 1;
+            mpq_dwk_taps t;
+            t.n = 0;
+            for (int kh = 0; kh < l->kh; kh++) {
+                if ((ry + l->ph - kh) % l->sh) continue;
+                const int oh = a + (ry + l->ph - kh) / l->sh;
+                if (oh < 0 || oh >= l->ho) continue;
+                for (int kw = 0; kw < l->kw; kw++) {
+                    if ((rx + l->pw - kw) % l->sw) continue;
+                    const int dc = (rx + l->pw - kw) / l->sw;
+                    if (run == 1 && (b0 + dc < 0 || b0 + dc >= l->wo)) continue;
+                    t.off[t.n] = ((ptrdiff_t)oh * l->wo + dc) * c;
+                    t.w[t.n] = wt + ((size_t)kh * l->kw + kw) * c;
+                    t.n++;
+                }
             }
+            mpq_dwk_forward(&t, run, c, dys + (size_t)b0 * c, c,
+                            row + ((size_t)b0 * l->sw + rx) * c, (ptrdiff_t)l->sw * c, 0);
+            b0 += run;
         }
     }
 }
@@ -164,7 +240,7 @@ void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x,
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < DW_PARTS; p++)
-        grad_part(l, n_rows, p, x, dy, parts + p * part_len);
+        grad_part(l, wt, n_rows, p, x, dy, parts + p * part_len);
     for (int p = 1; p < DW_PARTS; p++)
         for (size_t i = 0; i < part_len; i++)
             parts[i] += parts[p * part_len + i];

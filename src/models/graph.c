@@ -439,19 +439,50 @@ static int backward_reads_input(const mpq_node *n)
     return 1;
 }
 
-/* BN -> activation pairs computed in one pass: the BN's only consumer is the activation. */
+/* BN -> activation pairs computed in one pass, at the activation's place: the BN's only consumer
+ * is the activation, or an add whose only consumer is the activation (the add's other input
+ * becomes the residual; the BN's input must have no other consumer, so its gradient never needs
+ * the temporary). */
 static void fuse_nodes(mpq_model *m)
 {
     for (int i = 0; i < m->n_nodes; i++)
-        m->nodes[i].fused = 0;
+        m->nodes[i].fused = m->nodes[i].res = 0;
     for (int i = 1; i < m->n_nodes; i++) {
-        mpq_node *a = &m->nodes[i];
-        if (a->kind != MPQ_NODE_ACT) continue;
-        mpq_node *b = &m->nodes[a->in[0]];
-        if (b->kind != MPQ_NODE_BN || b->n_consumers != 1) continue;
-        b->fused = i;
-        a->fused = a->in[0];
+        mpq_node *z = &m->nodes[i], *p = &m->nodes[z->in[0]];
+        if (z->kind != MPQ_NODE_ACT) continue;
+        if (p->kind == MPQ_NODE_BN && p->n_consumers == 1) {
+            p->fused = i;
+            z->fused = z->in[0];
+            continue;
+        }
+        if (p->kind != MPQ_NODE_ADD || p->n_consumers != 1) continue;
+        for (int k = 0; k < 2; k++) {
+            const int q = p->in[k], r = p->in[1 - k];
+            mpq_node *b = &m->nodes[q];
+            if (b->kind != MPQ_NODE_BN || b->n_consumers != 1 || b->fused || r <= 0 || r == q ||
+                m->nodes[b->in[0]].n_consumers != 1)
+                continue;
+            b->fused = p->fused = i;
+            z->fused = q;
+            z->res = r;
+            break;
+        }
     }
+}
+
+/* Nodes whose work runs inside a fused activation. */
+static int skipped(const mpq_node *n)
+{
+    return n->fused && (n->kind == MPQ_NODE_BN || n->kind == MPQ_NODE_ADD);
+}
+
+/* What a node reads: its first input, and its second (or the residual of a fused activation;
+ * a fused activation reads its BN's input first). -1: none. */
+static int input_of(const mpq_model *m, const mpq_node *n, int k)
+{
+    if (n->kind == MPQ_NODE_ACT && n->fused)
+        return k == 0 ? m->nodes[n->fused].in[0] : n->res ? n->res : -1;
+    return n->in[k];
 }
 
 /* The step at which a node runs: forward i, backward 2 * n_nodes - i; the loss runs at n_nodes. */
@@ -462,7 +493,7 @@ static int bwd_t(const mpq_model *m, int i) { return 2 * m->n_nodes - i; }
 static int runner(const mpq_model *m, int i)
 {
     const mpq_node *n = &m->nodes[i];
-    return n->kind == MPQ_NODE_ACT && n->fused ? n->fused : i;
+    return skipped(n) ? n->fused : i;
 }
 
 /* One arena block: its size, lifetime [t0, t1] in steps, and the slice it sets. */
@@ -528,11 +559,12 @@ int mpq_model_plan(mpq_model *m, int n)
     first_d[m->out] = loss_t(m); /* the loss writes dlogits before backward */
     for (int c = 1; c < nn; c++) {
         const mpq_node *nc = &m->nodes[c];
-        if (nc->kind == MPQ_NODE_ACT && nc->fused) continue; /* its BN reads the BN's input */
+        if (skipped(nc)) continue; /* its activation reads the inputs */
+        const int fused = nc->kind == MPQ_NODE_ACT && nc->fused; /* BN: reads both in backward */
         for (int k = 0; k < 2; k++) {
-            const int p = nc->in[k];
+            const int p = input_of(m, nc, k);
             if (p < 0) continue;
-            const int reads = k == 0 && backward_reads_input(nc);
+            const int reads = (k == 0 && backward_reads_input(nc)) || fused;
             const int t = reads ? bwd_t(m, c) : fwd_t(c);
             if (t > last_y[p]) last_y[p] = t;
             const int tw = bwd_t(m, c);
@@ -547,7 +579,7 @@ int mpq_model_plan(mpq_model *m, int n)
         dend[i] = bwd_t(m, runner(m, i));
     }
     for (int a = nn - 1; a > 0; a--) {
-        if (m->nodes[a].kind != MPQ_NODE_ADD) continue;
+        if (m->nodes[a].kind != MPQ_NODE_ADD || m->nodes[a].fused) continue;
         const int root = alias[a] >= 0 ? alias[a] : a;
         for (int k = 0; k < 2; k++) {
             const int p = m->nodes[a].in[k];
@@ -561,8 +593,7 @@ int mpq_model_plan(mpq_model *m, int n)
     for (int i = 0; i < nn; i++) {
         mpq_node *nd = &m->nodes[i];
         const size_t len = (size_t)n * node_len(nd);
-        const int skip = nd->kind == MPQ_NODE_BN && nd->fused; /* output never materialized */
-        const int t0 = nd->kind == MPQ_NODE_ACT && nd->fused ? fwd_t(nd->fused) : fwd_t(i);
+        const int skip = skipped(nd), t0 = fwd_t(i); /* fused BN, add: never materialized */
         nd->y = (mpq_slice){0, skip ? 0 : len};
         nd->dy = (mpq_slice){0, skip || nd->kind == MPQ_NODE_INPUT ? 0 : len};
         if (!skip) {
@@ -579,8 +610,9 @@ int mpq_model_plan(mpq_model *m, int n)
         case MPQ_NODE_DWCONV: need = mpq_dwconv_ws_floats(&nd->u.dw, n); break;
         case MPQ_NODE_BN: {
             const size_t c = mpq_bn_cache_floats(&nd->u.bn, n, 1);
+            const int at = runner(m, i);
             nd->u.bn.cache = (mpq_slice){0, c};
-            bl[nb++] = (block){round16(c), 0, fwd_t(i), bwd_t(m, i), &nd->u.bn.cache};
+            bl[nb++] = (block){round16(c), 0, fwd_t(at), bwd_t(m, at), &nd->u.bn.cache};
             need = mpq_bn_ws_floats(&nd->u.bn, n, 1);
             break;
         }
@@ -666,20 +698,22 @@ void mpq_model_forward(mpq_model *m, const mpq_step *s)
         case MPQ_NODE_CONV: mpq_conv_forward(&n->u.conv, s, x, y); break;
         case MPQ_NODE_DWCONV: mpq_dwconv_forward(&n->u.dw, s, x, y); break;
         case MPQ_NODE_BN:
-            if (n->fused) {
-                const mpq_node *a = &m->nodes[n->fused];
-                mpq_bn_forward(&n->u.bn, &a->u.act, s, x, mpq_at(s->arena, a->y));
-            } else {
-                mpq_bn_forward(&n->u.bn, NULL, s, x, y);
-            }
+            if (!n->fused) mpq_bn_forward(&n->u.bn, NULL, s, x, y);
             break;
         case MPQ_NODE_ACT:
-            if (!n->fused) mpq_act_forward(&n->u.act, s, x, y);
+            if (n->fused) { /* act(BN(x) (+ res)) */
+                const mpq_node *b = &m->nodes[n->fused];
+                const float *res = n->res ? mpq_cat(s->arena, m->nodes[n->res].y) : NULL;
+                mpq_bn_forward_res(&b->u.bn, &n->u.act, s, mpq_cat(s->arena, m->nodes[b->in[0]].y),
+                                   res, y);
+            } else {
+                mpq_act_forward(&n->u.act, s, x, y);
+            }
             break;
         case MPQ_NODE_POOL: mpq_pool_forward(&n->u.pool, s, x, y); break;
         case MPQ_NODE_FC: mpq_fc_forward(&n->u.fc, s, x, y); break;
         case MPQ_NODE_ADD:
-            mpq_add_forward(len, x, mpq_cat(s->arena, m->nodes[n->in[1]].y), y);
+            if (!n->fused) mpq_add_forward(len, x, mpq_cat(s->arena, m->nodes[n->in[1]].y), y);
             break;
         case MPQ_NODE_CHANPAD:
             mpq_chanpad_forward(s->n, n->h * n->w, n->u.cin, n->c, x, y);
@@ -687,7 +721,7 @@ void mpq_model_forward(mpq_model *m, const mpq_step *s)
         case MPQ_NODE_SCALE: mpq_scale_forward(n->u.scale, s, len, x, y); break;
         case MPQ_NODE_INPUT: break;
         }
-        m->t_fwd[n->cls] += omp_get_wtime() - t0;
+        m->t_fwd[n->fused ? MPQ_CLASS_BN : n->cls] += omp_get_wtime() - t0;
     }
 }
 
@@ -740,21 +774,39 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
     written[m->out] = 1;
     for (int i = m->n_nodes - 1; i > 0; i--) {
         mpq_node *n = &m->nodes[i];
-        if (n->kind == MPQ_NODE_ACT && n->fused) continue; /* runs inside its BN */
-        const mpq_node *out = n->kind == MPQ_NODE_BN && n->fused ? &m->nodes[n->fused] : n;
-        MPQ_ASSERT(written[out - m->nodes], "node %d (%s) has no gradient", i, n->name);
-        const float *x = mpq_cat(s->arena, m->nodes[n->in[0]].y);
-        const float *dy = mpq_cat(s->arena, out->dy);
+        if (skipped(n)) continue; /* runs inside its activation */
+        MPQ_ASSERT(written[i], "node %d (%s) has no gradient", i, n->name);
+        /* a fused activation runs its BN: x is the BN's input, the parameters its and the BN's */
+        const mpq_node *b = n->kind == MPQ_NODE_ACT && n->fused ? &m->nodes[n->fused] : n;
+        const float *x = mpq_cat(s->arena, m->nodes[b->in[0]].y);
+        const float *dy = mpq_cat(s->arena, n->dy);
         size_t len = (size_t)s->n * node_len(n);
         double t0 = omp_get_wtime();
-        float *dx = grad_target(m, s, n->in[0], written);
+        const int p = b->in[0];
+        /* a conv adds into an input gradient that is already written (no temporary) */
+        const int add = n->kind == MPQ_NODE_CONV && written[p] && m->nodes[p].kind != MPQ_NODE_INPUT;
+        float *dx = add ? mpq_at(s->arena, m->nodes[p].dy) : grad_target(m, s, p, written);
         switch (n->kind) {
-        case MPQ_NODE_CONV: mpq_conv_backward(&n->u.conv, s, x, dy, dx); break;
-        case MPQ_NODE_DWCONV: mpq_dwconv_backward(&n->u.dw, s, x, dy, dx); break;
-        case MPQ_NODE_BN:
-            mpq_bn_backward(&n->u.bn, n->fused ? &out->u.act : NULL, s, x, dy, dx);
+        case MPQ_NODE_CONV:
+            if (add)
+                mpq_conv_backward_add(&n->u.conv, s, x, dy, dx);
+            else
+                mpq_conv_backward(&n->u.conv, s, x, dy, dx);
             break;
-        case MPQ_NODE_ACT: mpq_act_backward(&n->u.act, s, x, dy, dx); break;
+        case MPQ_NODE_DWCONV: mpq_dwconv_backward(&n->u.dw, s, x, dy, dx); break;
+        case MPQ_NODE_BN: mpq_bn_backward(&n->u.bn, NULL, s, x, dy, dx); break;
+        case MPQ_NODE_ACT:
+            if (n->res) {
+                float *dres = grad_target(m, s, n->res, written);
+                mpq_bn_backward_res(&b->u.bn, &n->u.act, s, x,
+                                    mpq_cat(s->arena, m->nodes[n->res].y), dy, dx, dres);
+                grad_settle(m, s, n->res, dres);
+            } else if (n->fused) {
+                mpq_bn_backward(&b->u.bn, &n->u.act, s, x, dy, dx);
+            } else {
+                mpq_act_backward(&n->u.act, s, x, dy, dx);
+            }
+            break;
         case MPQ_NODE_POOL: mpq_pool_backward(&n->u.pool, s, x, dy, dx); break;
         case MPQ_NODE_FC: mpq_fc_backward(&n->u.fc, s, x, dy, dx); break;
         case MPQ_NODE_ADD: /* inputs with no other consumer share dy (see the plan) */
@@ -771,12 +823,12 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
         case MPQ_NODE_SCALE: mpq_scale_backward(n->u.scale, s, len, x, dy, dx); break;
         case MPQ_NODE_INPUT: break;
         }
-        if (n->kind != MPQ_NODE_ADD) grad_settle(m, s, n->in[0], dx);
-        m->t_bwd[n->cls] += omp_get_wtime() - t0;
+        if (n->kind != MPQ_NODE_ADD) grad_settle(m, s, b->in[0], dx);
+        m->t_bwd[n->fused ? MPQ_CLASS_BN : n->cls] += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
         weights_backward(m, n, s);
         m->t_bwd[MPQ_CLASS_WQUANT] += omp_get_wtime() - t0;
-        const size_t plo = out->param_lo < n->param_lo ? out->param_lo : n->param_lo;
+        const size_t plo = b->param_lo < n->param_lo ? b->param_lo : n->param_lo;
         if (plo < lo) {
             lo = plo;
             if (ready) ready(ctx, lo);

@@ -70,8 +70,10 @@ typedef struct mpq_node {
     mpq_slice y, dy;         /* arena: output and its gradient, for the planned batch (n == 0:
                                 never materialized); slices of different nodes share memory
                                 when their lifetimes do not overlap (see mpq_model_plan) */
-    int fused;               /* BN: the ACT node it computes in the same pass; ACT: that BN
-                                (the ACT node is then skipped); 0: not fused */
+    int fused;               /* ACT: the BN it runs with in one pass, at the ACT's place in
+                                both directions; BN and ADD (when the BN feeds an add that feeds
+                                the ACT): that ACT (the node is then skipped); 0: not fused */
+    int res;                 /* ACT fused through an add: the add's other input; 0: none */
     int n_consumers;
     size_t param_lo;         /* lowest trainable offset registered by this node (or SIZE_MAX) */
     double flops;            /* multiply-adds per sample, forward */
@@ -139,7 +141,8 @@ void mpq_model_init_values(mpq_model *m, unsigned long seed, int from_weights);
 /* Re-initialises only the quantizer values (after weights were loaded from a weightfile). */
 void mpq_model_init_quantizers(mpq_model *m, int from_weights);
 /* Sizes the arena and scratch for local batches up to n (one BN group). Fuses each BN whose only
- * consumer is an activation into one node pass, then places every materialized output, gradient
+ * consumer is an activation (or an add whose only consumer is an activation: act(BN(x) + res))
+ * into one node pass, then places every materialized output, gradient
  * and BN cache in the arena by lifetime (forward step of the producer to the last forward or
  * backward step that reads it; gradients from the first consumer's backward to the owner's), so
  * buffers with disjoint lifetimes share memory: after forward only the input, the logits and the

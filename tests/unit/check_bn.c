@@ -1,7 +1,7 @@
 /* bn: training and eval against a double-precision reference (ghost groups 1 and 2, running
  * statistics with the unbiased variance), central-difference gradients of x, gamma and beta in
  * both modes, the fused activations (ReLU, ReLU6, the activation quantizer) against BN followed
- * by layers/act in both modes, dx aliasing dy, a cache of statistics only, independence of the
+ * by layers/act in both modes, with and without a residual added before the activation, dx aliasing dy, a cache of statistics only, independence of the
  * thread count over many row chunks, ghost groups equal separate batches, and sync-BN: two
  * half-batch replicas in two threads whose reducer sums across them reproduce the full batch's
  * outputs, gradients and running statistics. */
@@ -275,6 +275,44 @@ START_TEST(test_bn_fused_activation_matches_separate_layers)
 }
 END_TEST
 
+/* BN -> add -> activation fused equals the three layers in a row (ReLU and the quantizer,
+ * training and eval), including the residual's gradient. */
+static void check_fused_res(mpq_act_kind kind, int training, uint64_t seed)
+{
+    fixture f, u;
+    fixture_init(&f, 4, 1, seed);
+    fixture_init(&u, 4, 1, seed);
+    f.s.training = u.s.training = training;
+    mpq_act a = make_act(&f, kind);
+    make_act(&u, kind);
+    float *res = malloc(f.nx * sizeof *res), *t = malloc(f.nx * sizeof *t);
+    float *g = malloc(f.nx * sizeof *g), *dres = malloc(f.nx * sizeof *dres);
+    mpq_test_fill_uniform(res, f.nx, -1, 1, seed + 9);
+    mpq_bn_forward_res(&f.l, &a, &f.s, f.x, res, f.y);
+    mpq_bn_forward(&u.l, NULL, &u.s, u.x, t);
+    for (size_t i = 0; i < f.nx; i++)
+        t[i] += res[i];
+    mpq_act_forward(&a, &u.s, t, u.y);
+    ck_assert_mem_eq(f.y, u.y, f.nx * sizeof(float));
+    mpq_bn_backward_res(&f.l, &a, &f.s, f.x, res, f.r, f.dx, dres);
+    mpq_act_backward(&a, &u.s, t, u.r, g);
+    mpq_bn_backward(&u.l, NULL, &u.s, u.x, g, u.dx);
+    ck_assert(mpq_ck_allclose(dres, g, f.nx, 1e-6f, 1e-6f, "fused residual gradient"));
+    ck_assert(mpq_ck_allclose(f.dx, u.dx, f.nx, 1e-5f, 1e-6f, "fused dx"));
+    ck_assert(mpq_ck_allclose(f.grad, u.grad, 2 * C + 2, 1e-5f, 1e-5f, "fused grads"));
+    free(res), free(t), free(g), free(dres);
+    fixture_free(&f), fixture_free(&u);
+}
+
+START_TEST(test_bn_fused_residual_matches_separate_layers)
+{
+    for (int training = 0; training < 2; training++) {
+        check_fused_res(MPQ_ACT_RELU, training, 90 + training);
+        check_fused_res(MPQ_ACT_QUANT, training, 94 + training);
+    }
+}
+END_TEST
+
 /* Many row chunks (more rows than one chunk holds): 1 and 2 threads give identical bits. */
 START_TEST(test_bn_is_independent_of_threads)
 {
@@ -430,6 +468,7 @@ static Suite *bn_suite(void)
     tcase_add_test(tc, test_bn_gradients_match_central_differences);
     tcase_add_test(tc, test_bn_cache_holds_statistics_and_dx_may_alias_dy);
     tcase_add_test(tc, test_bn_fused_activation_matches_separate_layers);
+    tcase_add_test(tc, test_bn_fused_residual_matches_separate_layers);
     tcase_add_test(tc, test_bn_is_independent_of_threads);
     tcase_add_test(tc, test_bn_ghost_groups_equal_separate_batches);
     tcase_add_test(tc, test_bn_sync_two_replicas_match_full_batch);

@@ -18,7 +18,8 @@
 
 typedef struct conv_case {
     int n, h, w, cin, cout, kh, kw, sh, sw, ph, pw, groups, bias;
-    int direct; /* 0: the algorithm mpq_conv_init picks, 1: direct, -1: im2col */
+    int direct; /* 0: the algorithms mpq_conv_init picks, 1: direct, -1: im2col, 2: direct
+                   forward and im2col backward, -2: the reverse */
 } conv_case;
 
 typedef struct fixture {
@@ -38,7 +39,10 @@ static void fixture_init(fixture *f, const conv_case *c, uint64_t seed)
     ck_assert_int_eq(mpq_conv_init(&f->l, c->h, c->w, c->cin, c->cout, c->kh, c->kw, c->sh, c->sw,
                                    c->ph, c->pw, c->groups),
                      0);
-    if (c->direct) f->l.algo = c->direct > 0 ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL;
+    if (c->direct) {
+        f->l.algo = c->direct > 0 ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL;
+        f->l.algo_bwd = c->direct == 1 || c->direct == -2 ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL;
+    }
     f->nx = (size_t)c->n * c->h * c->w * c->cin;
     f->ny = (size_t)c->n * f->l.ho * f->l.wo * c->cout;
     f->nw = (size_t)c->cout * c->kh * c->kw * (c->cin / c->groups);
@@ -197,6 +201,8 @@ static const conv_case D_RECT = {2, 7, 6, 16, 16, 3, 2, 2, 1, 1, 0, 1, 1, 1};
 static const conv_case D_1X1S2 = {2, 7, 7, 32, 16, 1, 1, 2, 2, 0, 0, 1, 0, 1};
 static const conv_case D_ODD = {2, 6, 7, 5, 6, 3, 3, 2, 1, 1, 1, 1, 1, 1};
 static const conv_case D_PARTS = {19, 4, 5, 16, 16, 3, 3, 1, 1, 1, 1, 1, 0, 1};
+static const conv_case D_1X1 = {3, 5, 7, 24, 40, 1, 1, 1, 1, 0, 0, 1, 1, 1};
+static const conv_case D_BIG = {1, 40, 40, 16, 32, 3, 3, 1, 1, 1, 1, 1, 0, 1};
 static const conv_case D_FD = {2, 5, 4, 16, 16, 3, 3, 2, 1, 1, 1, 1, 1, 1};
 static const conv_case D_AS_IM2COL = {2, 9, 8, 16, 32, 3, 3, 2, 2, 1, 1, 1, 1, -1};
 
@@ -257,6 +263,8 @@ START_TEST(test_conv_direct_matches_reference)
     check_against_ref(&D_1X1S2, 87, 1e-4f);
     check_against_ref(&D_ODD, 88, 1e-4f);
     check_against_ref(&D_PARTS, 89, 1e-4f);
+    check_against_ref(&D_1X1, 93, 1e-4f); /* no padded copies, masked channel tails */
+    check_against_ref(&D_BIG, 94, 1e-4f); /* row bands inside an image */
     check_against_ref(&D_AS_IM2COL, 81, 1e-4f); /* the same layer through BLIS */
 }
 END_TEST
@@ -289,21 +297,38 @@ START_TEST(test_conv_direct_is_independent_of_threads)
 }
 END_TEST
 
-START_TEST(test_conv_picks_direct_for_small_aligned_channels)
+START_TEST(test_conv_picks_direct_for_skinny_products)
 {
     mpq_conv l;
     const int v = mpq_dconv_vec();
+    const mpq_conv_algo d = v ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL;
     ck_assert_int_eq(mpq_conv_init(&l, 32, 32, 16, 16, 3, 3, 1, 1, 1, 1, 1), 0);
-    ck_assert_int_eq(l.algo, v ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL);
+    ck_assert_int_eq(l.algo, d);
+    ck_assert_int_eq(l.algo_bwd, d);
     ck_assert_int_eq(mpq_conv_init(&l, 32, 32, 3, 16, 3, 3, 1, 1, 1, 1, 1), 0);
-    ck_assert_int_eq(l.algo, v ? MPQ_CONV_DIRECT : MPQ_CONV_IM2COL);
-    ck_assert_int_eq(mpq_conv_init(&l, 32, 32, 16, 16, 1, 1, 1, 1, 0, 0, 1), 0);
-    ck_assert_int_eq(l.algo, MPQ_CONV_IM2COL); /* 1x1: x is the GEMM operand */
+    ck_assert_int_eq(l.algo, d);
+    ck_assert_int_eq(mpq_conv_init(&l, 56, 56, 144, 24, 1, 1, 1, 1, 0, 0, 1), 0);
+    ck_assert_int_eq(l.algo_bwd, d); /* unaligned 1x1: masked tails */
     ck_assert_int_eq(mpq_conv_init(&l, 14, 14, 256, 256, 3, 3, 1, 1, 1, 1, 1), 0);
-    ck_assert_int_eq(l.algo, MPQ_CONV_IM2COL); /* wide: BLIS */
+    ck_assert_int_eq(l.algo, d);                   /* 14x14: direct forward, */
+    ck_assert_int_eq(l.algo_bwd, MPQ_CONV_IM2COL); /* BLIS weight gradient */
+    ck_assert_int_eq(mpq_conv_init(&l, 7, 7, 512, 512, 3, 3, 1, 1, 1, 1, 1), 0);
+    ck_assert_int_eq(l.algo, MPQ_CONV_IM2COL); /* large weights: BLIS */
+    ck_assert_int_eq(l.algo_bwd, MPQ_CONV_IM2COL);
     ck_assert_int_eq(mpq_conv_init(&l, 8, 8, 16, 16, 3, 3, 1, 1, 1, 1, 2), 0);
     ck_assert_int_eq(l.algo, MPQ_CONV_IM2COL); /* groups */
     ck_assert(!mpq_conv_direct_ok(&l));
+}
+END_TEST
+
+/* Direct forward with the BLIS backward and the reverse: both match the reference. */
+START_TEST(test_conv_mixed_algorithms_match_reference)
+{
+    conv_case c = D_S2;
+    c.direct = 2;
+    check_against_ref(&c, 91, 1e-4f);
+    c.direct = -2;
+    check_against_ref(&c, 92, 1e-4f);
 }
 END_TEST
 
@@ -342,6 +367,29 @@ START_TEST(test_conv_backward_adds_into_grad)
 }
 END_TEST
 
+/* mpq_conv_backward_add: dx += the input gradient, the parameter gradients as usual (direct,
+ * im2col and 1x1 paths). */
+START_TEST(test_conv_backward_add_accumulates_dx)
+{
+    const conv_case *cases[3] = {&D_S2, &D_AS_IM2COL, &CASE_1X1};
+    for (int k = 0; k < 3; k++) {
+        fixture f;
+        fixture_init(&f, cases[k], 100 + k);
+        float *base = malloc(f.nx * sizeof *base), *ref = malloc(f.nx * sizeof *ref);
+        mpq_test_fill_uniform(base, f.nx, -1, 1, 7);
+        mpq_conv_forward(&f.l, &f.s, f.x, f.y);
+        mpq_conv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+        for (size_t i = 0; i < f.nx; i++)
+            ref[i] = base[i] + f.dx[i];
+        memcpy(f.dx, base, f.nx * sizeof *base);
+        mpq_conv_backward_add(&f.l, &f.s, f.x, f.r, f.dx);
+        ck_assert(mpq_ck_allclose(f.dx, ref, f.nx, 1e-5f, 1e-5f, "conv dx added"));
+        free(base), free(ref);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
 START_TEST(test_conv_init_rejects_bad_geometry)
 {
     mpq_conv l;
@@ -369,9 +417,11 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_conv_chunked_im2col_matches_reference);
     tcase_add_test(tc, test_conv_direct_matches_reference);
     tcase_add_test(tc, test_conv_direct_is_independent_of_threads);
-    tcase_add_test(tc, test_conv_picks_direct_for_small_aligned_channels);
+    tcase_add_test(tc, test_conv_picks_direct_for_skinny_products);
+    tcase_add_test(tc, test_conv_mixed_algorithms_match_reference);
     tcase_add_test(tc, test_conv_gradients_match_central_differences);
     tcase_add_test(tc, test_conv_backward_adds_into_grad);
+    tcase_add_test(tc, test_conv_backward_add_accumulates_dx);
     tcase_add_test(tc, test_conv_init_rejects_bad_geometry);
     suite_add_tcase(s, tc);
     return s;

@@ -1,8 +1,8 @@
 /* kernels: per-column reductions against naive double loops (every op, a row stride wider than
  * the columns, more columns than one block, fewer rows than parts), their independence of the
- * thread count, the BLIS kernel-set selection, and the direct convolution kernels against their
- * scalar twins (pixel and channel tails, vector-block tails, strides, reduction slices, no taps,
- * accumulation). */
+ * thread count, the BLIS kernel-set selection, and the direct and depthwise convolution kernels
+ * against their scalar twins (pixel and channel tails, vector-block tails, strides, reduction
+ * slices, several images, no taps, accumulation, long tap lists). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 
 #include "kernels/colsum.h"
 #include "kernels/dconv.h"
+#include "kernels/dwk.h"
 #include "kernels/gemm.h"
 #include "testutil.h"
 
@@ -100,16 +101,16 @@ START_TEST(test_kernels_gemm_uses_fast_kernels_on_avx512_amd)
 }
 END_TEST
 
-/* One direct-convolution case: rows x pix outputs, taps on a 3-wide window of an input with
- * pixel stride ps * c, nv = vec_mult vectors (or a plain count when the build has no SIMD). */
+/* One direct-convolution case: imgs x rows x pix outputs, taps on a 3-wide window of an input
+ * with pixel stride ps * c, nv = nv_vecs vectors + nv_tail channels. */
 typedef struct dconv_case {
-    int rows, pix, ps, c, n_taps, nv_vecs;
+    int rows, pix, ps, c, n_taps, nv_vecs, nv_tail, imgs;
 } dconv_case;
 
 static void check_dconv(const dconv_case *k, uint64_t seed)
 {
-    const int v = mpq_dconv_vec() ? mpq_dconv_vec() : 4, nv = k->nv_vecs * v;
-    const int wp = (k->pix - 1) * k->ps + 3, hp = k->rows + 2;
+    const int v = mpq_dconv_vec() ? mpq_dconv_vec() : 4, nv = k->nv_vecs * v + k->nv_tail;
+    const int wp = (k->pix - 1) * k->ps + 3, hp = k->rows + 2, imgs = k->imgs ? k->imgs : 1;
     ptrdiff_t off[9];
     for (int t = 0; t < k->n_taps; t++)
         off[t] = ((ptrdiff_t)(t / 3) * wp + t % 3) * k->c;
@@ -119,12 +120,16 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
                               .in_ps = (ptrdiff_t)k->ps * k->c,
                               .out_rs = (ptrdiff_t)(k->pix + 1) * nv, /* a gap between rows */
                               .out_ps = nv,
+                              .imgs = k->imgs,
+                              .in_is = (ptrdiff_t)(hp + 1) * wp * k->c, /* and images */
+                              .out_is = (ptrdiff_t)(k->rows + 1) * (k->pix + 1) * nv,
                               .n_taps = k->n_taps,
                               .off = off,
                               .c = k->c,
                               .nv = nv};
-    const size_t nin = (size_t)hp * wp * k->c, nw = (size_t)(k->n_taps ? k->n_taps : 1) * k->c * nv;
-    const size_t nout = (size_t)k->rows * (k->pix + 1) * nv;
+    const size_t nin = (size_t)imgs * (hp + 1) * wp * k->c;
+    const size_t nw = (size_t)(k->n_taps ? k->n_taps : 1) * k->c * nv;
+    const size_t nout = (size_t)imgs * (k->rows + 1) * (k->pix + 1) * nv;
     float *in = malloc(nin * sizeof *in), *w = malloc(nw * sizeof *w);
     float *o1 = malloc(nout * sizeof *o1), *o2 = malloc(nout * sizeof *o2);
     float *d1 = malloc(nw * sizeof *d1), *d2 = malloc(nw * sizeof *d2);
@@ -147,18 +152,65 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
 
 START_TEST(test_kernels_dconv_matches_reference)
 {
-    /*                         rows pix ps    c taps nv */
+    /*                         rows pix ps    c taps nv tail imgs */
     static const dconv_case cases[] = {
-        {3, 13, 1, 16, 9, 1},  /* pixel tails, J = 1 */
-        {2, 7, 2, 5, 9, 3},    /* stride 2, odd channels, J = 2 + 1 */
-        {1, 17, 1, 3, 9, 5},   /* stem-like c = 3, weight-gradient J = 4 + 1 */
-        {2, 9, 1, 37, 4, 2},   /* channel tails of the weight gradient */
-        {2, 5, 1, 400, 2, 2},  /* reduction split inside a tap */
-        {3, 11, 1, 24, 9, 4},  /* reduction split across taps */
-        {2, 6, 1, 8, 0, 2},    /* no taps: zeros (or the accumulated output) */
+        {3, 13, 1, 16, 9, 1, 0, 1},  /* pixel tails, J = 1 */
+        {2, 7, 2, 5, 9, 3, 0, 1},    /* stride 2, odd channels, J = 2 + 1 */
+        {1, 17, 1, 3, 9, 5, 0, 1},   /* stem-like c = 3, weight-gradient J = 4 + 1 */
+        {2, 9, 1, 37, 4, 2, 0, 1},   /* channel tails of the weight gradient */
+        {2, 5, 1, 400, 2, 2, 0, 1},  /* reduction split inside a tap */
+        {3, 11, 1, 24, 9, 4, 0, 1},  /* reduction split across taps */
+        {2, 6, 1, 8, 0, 2, 0, 1},    /* no taps: zeros (or the accumulated output) */
+        {2, 9, 1, 24, 1, 1, 3, 1},   /* masked output tail (1x1-like) */
+        {1, 5, 1, 7, 9, 0, 5, 1},    /* fewer outputs than one vector */
+        {2, 7, 1, 16, 9, 5, 7, 3},   /* several images, J = 2 + 2 + tail */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_dconv(&cases[i], 100 + 10 * i);
+}
+END_TEST
+
+/* Depthwise kernels: pix pixels at stride ps * c, n_taps taps on a 5-wide window. */
+static void check_dwk(int pix, int ps, int c, int n_taps, uint64_t seed)
+{
+    const int wp = (pix - 1) * ps + 5, rows = (n_taps + 4) / 5 + 1;
+    const size_t nin = (size_t)rows * wp * c, nout = (size_t)pix * (c + 3);
+    float *in = malloc(nin * sizeof *in), *w = malloc(((size_t)n_taps + 1) * c * sizeof *w);
+    float *o1 = malloc(nout * sizeof *o1), *o2 = malloc(nout * sizeof *o2);
+    float *d1 = malloc(((size_t)n_taps + 1) * c * sizeof *d1);
+    float *d2 = malloc(((size_t)n_taps + 1) * c * sizeof *d2);
+    mpq_dwk_taps t1, t2;
+    t1.n = t2.n = n_taps;
+    for (int k = 0; k < n_taps; k++) {
+        t1.off[k] = t2.off[k] = ((ptrdiff_t)(k / 5) * wp + k % 5) * c;
+        t1.w[k] = t2.w[k] = w + (size_t)k * c;
+        t1.dw[k] = d1 + (size_t)k * c;
+        t2.dw[k] = d2 + (size_t)k * c;
+    }
+    mpq_test_fill_uniform(in, nin, -1, 1, seed);
+    mpq_test_fill_uniform(w, ((size_t)n_taps + 1) * c, -1, 1, seed + 1);
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        mpq_test_fill_uniform(o1, nout, -1, 1, seed + 2);
+        memcpy(o2, o1, nout * sizeof *o2);
+        mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3, accumulate);
+        mpq_dwk_forward_ref(&t2, pix, c, in, (ptrdiff_t)ps * c, o2, c + 3, accumulate);
+        ck_assert(mpq_ck_allclose(o1, o2, nout, 1e-5f, 1e-5f, "dwk forward"));
+    }
+    mpq_test_fill_uniform(d1, ((size_t)n_taps + 1) * c, -1, 1, seed + 3);
+    memcpy(d2, d1, ((size_t)n_taps + 1) * c * sizeof *d2);
+    mpq_dwk_wgrad(&t1, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3);
+    mpq_dwk_wgrad_ref(&t2, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3);
+    ck_assert(mpq_ck_allclose(d1, d2, ((size_t)n_taps + 1) * c, 1e-4f, 1e-4f, "dwk wgrad"));
+    free(in), free(w), free(o1), free(o2), free(d1), free(d2);
+}
+
+START_TEST(test_kernels_dwk_matches_reference)
+{
+    check_dwk(19, 1, 37, 9, 200);  /* pixel and channel tails */
+    check_dwk(8, 2, 32, 6, 210);   /* stride 2, aligned channels */
+    check_dwk(3, 1, 5, 25, 220);   /* 5x5 taps in several blocks, fewer channels than a vector */
+    check_dwk(1, 1, 16, 0, 230);   /* no taps */
+    check_dwk(11, 1, 144, 13, 240);
 }
 END_TEST
 
@@ -172,6 +224,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, test_kernels_colsum_add_accumulates);
     tcase_add_test(tc, test_kernels_gemm_uses_fast_kernels_on_avx512_amd);
     tcase_add_test(tc, test_kernels_dconv_matches_reference);
+    tcase_add_test(tc, test_kernels_dwk_matches_reference);
     suite_add_tcase(s, tc);
     return s;
 }

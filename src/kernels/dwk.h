@@ -1,0 +1,34 @@
+/* Depthwise (per-channel) convolution kernels over NHWC pixels, the building blocks of
+ * layers/dwconv.c: a list of taps, each an input offset and a row of c weights, is applied to
+ * `pix` pixels at input stride in_ps, vectorized over the c channels (any c; the last vector is
+ * masked). Each kernel has a scalar reference twin (_ref) with the same contract. No allocation,
+ * no threads: callers split the rows. */
+#ifndef MPQ_KERNELS_DWK_H
+#define MPQ_KERNELS_DWK_H
+
+#include <stddef.h>
+
+#define MPQ_DWK_MAX_TAPS 64
+
+typedef struct mpq_dwk_taps {
+    int n;                            /* taps, at most MPQ_DWK_MAX_TAPS (0: outputs are zero) */
+    ptrdiff_t off[MPQ_DWK_MAX_TAPS];  /* input offset of each tap, in floats */
+    const float *w[MPQ_DWK_MAX_TAPS]; /* its c weights (forward) */
+    float *dw[MPQ_DWK_MAX_TAPS];      /* its c weight gradients (mpq_dwk_wgrad) */
+} mpq_dwk_taps;
+
+/* out[p*out_ps + j] = (accumulate ? out[...] : 0) + sum_t in[p*in_ps + off[t] + j] * w[t][j]
+ * for p < pix, j < c. */
+void mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
+                     float *out, ptrdiff_t out_ps, int accumulate);
+void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in,
+                         ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int accumulate);
+
+/* dw[t][j] += sum_{p < pix} in[p*in_ps + off[t] + j] * g[p*g_ps + j] for every tap t, j < c
+ * (pixels summed in order per tap). */
+void mpq_dwk_wgrad(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
+                   const float *g, ptrdiff_t g_ps);
+void mpq_dwk_wgrad_ref(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
+                       const float *g, ptrdiff_t g_ps);
+
+#endif

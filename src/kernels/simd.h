@@ -1,0 +1,42 @@
+/* Private to src/kernels: the vector type and operations of the SIMD kernels, for AVX-512
+ * (VW = 16 floats, 32 registers) or AVX2+FMA (VW = 8, 16 registers); VW stays undefined in other
+ * builds, whose kernels fall back to their scalar references. Masked loads read zeros in the
+ * lanes off the mask and never touch memory there; masked stores leave those lanes alone. */
+#ifndef MPQ_KERNELS_SIMD_H
+#define MPQ_KERNELS_SIMD_H
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define VW 16
+#define NREG 32
+typedef __m512 vf;
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VBCAST(x) _mm512_set1_ps(x)
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VADD(a, b) _mm512_add_ps((a), (b))
+typedef __mmask16 vmask;
+#define VMASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define VLOADM(p, m) _mm512_maskz_loadu_ps((m), (p))
+#define VSTOREM(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define VW 8
+#define NREG 16
+typedef __m256 vf;
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define VBCAST(x) _mm256_set1_ps(x)
+#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define VADD(a, b) _mm256_add_ps((a), (b))
+typedef __m256i vmask;
+#define VMASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define VLOADM(p, m) _mm256_maskload_ps((p), (m))
+#define VSTOREM(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+#endif
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+#endif
