@@ -34,27 +34,6 @@ static const mpq_param_info *info_at(const mpq_params *r, size_t off)
     return NULL;
 }
 
-static const mpq_slice *layer_slice(const mpq_node *n, int k)
-{
-    switch (n->kind) {
-    case MPQ_NODE_CONV:
-        return k ? &n->u.conv.bias : &n->u.conv.weight;
-    case MPQ_NODE_DWCONV:
-        return k ? &n->u.dw.bias : &n->u.dw.weight;
-    case MPQ_NODE_FC:
-        return k ? &n->u.fc.bias : &n->u.fc.weight;
-    case MPQ_NODE_INPUT:
-    case MPQ_NODE_BN:
-    case MPQ_NODE_ACT:
-    case MPQ_NODE_POOL:
-    case MPQ_NODE_ADD:
-    case MPQ_NODE_CHANPAD:
-    case MPQ_NODE_SCALE:
-        break;
-    }
-    return NULL;
-}
-
 /* The BN node that is the only consumer of convolution node i, or -1. */
 static int bn_after(const mpq_model *m, int i)
 {
@@ -74,7 +53,7 @@ static int list_tensors(const mpq_model *m, int fold_bn, etensor *out)
     for (int i = 0; i < m->n_nodes; i++)
         for (int b = 0; b < 2; b++) {
             const mpq_node *n = &m->nodes[i];
-            const mpq_slice *s = layer_slice(n, b);
+            const mpq_slice *s = mpq_node_weights(n, b);
             if (!s || !s->n) continue;
             out[k].t = info_at(&m->params, s->off);
             MPQ_ASSERT(out[k].t, "tensor at offset %zu is not registered", s->off);

@@ -378,7 +378,7 @@ void mpq_model_init_values(mpq_model *m, unsigned long seed, int from_weights)
     mpq_model_init_quantizers(m, from_weights);
 }
 
-static const mpq_slice *node_weights(const mpq_node *n, int which)
+const mpq_slice *mpq_node_weights(const mpq_node *n, int which)
 {
     switch (n->kind) {
     case MPQ_NODE_CONV: return which ? &n->u.conv.bias : &n->u.conv.weight;
@@ -407,7 +407,7 @@ void mpq_model_init_quantizers(mpq_model *m, int from_weights)
             n->u.act.q = *q;
             continue;
         }
-        const mpq_slice *w = node_weights(n, 0);
+        const mpq_slice *w = mpq_node_weights(n, 0);
         if (!w || n->quant[0] < 0) continue;
         /* The bias quantizer starts from the weight's delta (reference get_quantizers). */
         float delta = from_weights ? mpq_find_delta(mpq_cat(v, *w), w->n, m->wset.bitwidth)
@@ -676,7 +676,7 @@ static void quantize_weights(mpq_model *m)
     for (int i = 0; i < m->n_nodes; i++)
         for (int k = 0; k < 2; k++) {
             const mpq_node *n = &m->nodes[i];
-            const mpq_slice *w = node_weights(n, k);
+            const mpq_slice *w = mpq_node_weights(n, k);
             if (!w || !w->n || n->quant[k] < 0) continue;
             mpq_quant_forward(&m->quants[n->quant[k]], m->params.val, mpq_cat(m->params.val, *w),
                               mpq_at(m->wq, *w), w->n);
@@ -758,7 +758,7 @@ static void weights_backward(mpq_model *m, const mpq_node *n, const mpq_step *s)
 {
     if (!m->wq) return;
     for (int k = 0; k < 2; k++) {
-        const mpq_slice *w = node_weights(n, k);
+        const mpq_slice *w = mpq_node_weights(n, k);
         if (!w || !w->n || n->quant[k] < 0) continue;
         float *g = mpq_at(s->grad, *w);
         mpq_quant_backward(&m->quants[n->quant[k]], s->val, s->grad, mpq_cat(s->val, *w), g, g,

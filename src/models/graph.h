@@ -132,6 +132,10 @@ int mpq_g_add(mpq_model *m, int a, int b);
 int mpq_g_chanpad(mpq_model *m, int in, int cout);
 int mpq_g_scale(mpq_model *m, const char *scope, int in);
 
+/* The weight (which = 0) or bias (1) slice of a conv, depthwise or fc node; NULL for other
+ * kinds (a bias slice may be empty: n == 0). */
+const mpq_slice *mpq_node_weights(const mpq_node *n, int which);
+
 /* Allocates the parameter buffers (after building). Returns 0 or MPQ_E_*. */
 int mpq_model_alloc(mpq_model *m);
 /* Initial values: conv weights Glorot-uniform, fc W and b uniform +-1/sqrt(fan_in), BN gamma 1,
