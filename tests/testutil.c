@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <check.h>
+
+#include "core/err.h"
+#include "core/log.h"
 #include "core/rng.h"
+#include "mpi/comm.h"
 
 void mpq_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed)
 {
@@ -55,4 +60,24 @@ void mpq_test_rmtree(const char *path)
     if (!path || !*path || strstr(path, "mpq-test-") == NULL) return;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", path);
+}
+
+int mpq_test_main_mpi(int *argc, char ***argv, struct Suite *(*make)(void), struct mpq_comm **comm,
+                      char **tmp)
+{
+    if (mpq_comm_init(argc, argv, comm) < 0) {
+        fprintf(stderr, "%s\n", mpq_errmsg());
+        return EXIT_FAILURE;
+    }
+    mpq_log_set_quiet(1);
+    *tmp = mpq_test_tmpdir();
+    SRunner *sr = srunner_create(make());
+    srunner_set_fork_status(sr, CK_NOFORK); /* MPI is running: no fork() */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    mpq_test_rmtree(*tmp);
+    free(*tmp);
+    mpq_comm_finalize(*comm);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

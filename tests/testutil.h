@@ -17,4 +17,12 @@ char *mpq_test_tmpdir(void);
 /* rm -rf of a directory made by mpq_test_tmpdir. */
 void mpq_test_rmtree(const char *path);
 
+struct mpq_comm;
+struct Suite;
+/* The main of a single-process suite that needs MPI (trainer, checkpoints): starts MPI once,
+ * makes a temporary directory (*tmp, removed afterwards), runs the suite without fork() and
+ * returns EXIT_SUCCESS or EXIT_FAILURE. */
+int mpq_test_main_mpi(int *argc, char ***argv, struct Suite *(*make)(void), struct mpq_comm **comm,
+                      char **tmp);
+
 #endif

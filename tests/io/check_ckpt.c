@@ -508,19 +508,5 @@ static Suite *ckpt_suite(void)
 
 int main(int argc, char **argv)
 {
-    if (mpq_comm_init(&argc, &argv, &comm) < 0) {
-        fprintf(stderr, "%s\n", mpq_errmsg());
-        return EXIT_FAILURE;
-    }
-    mpq_log_set_quiet(1);
-    tmp = mpq_test_tmpdir();
-    SRunner *sr = srunner_create(ckpt_suite());
-    srunner_set_fork_status(sr, CK_NOFORK); /* MPI is running: no fork() */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    mpq_test_rmtree(tmp);
-    free(tmp);
-    mpq_comm_finalize(comm);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mpq_test_main_mpi(&argc, &argv, ckpt_suite, &comm, &tmp);
 }
