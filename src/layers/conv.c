@@ -153,26 +153,26 @@ static int wgrad_parts(const mpq_conv *l, int n)
     return parts < 1 ? 1 : (int)parts;
 }
 
-static size_t direct_sizes(const mpq_conv *l, int n, size_t sz[4])
+/* Floats of the direct path's scratch blocks in sz (forward: the first two only); their sum. */
+static size_t direct_sizes(const mpq_conv *l, int n, int backward, size_t sz[4])
 {
     int hp, wp;
     fwd_pads(l, &hp, &wp);
     const dx_pads d = dx_pad_geom(l);
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout;
-    const int parts = n < CONV_PARTS ? n : CONV_PARTS;
     const int xcopy = hp != l->h || wp != l->w || l->ph || l->pw;
     const int dycopy = d.hd != l->ho || d.wd != l->wo || d.top || d.left;
     sz[0] = xcopy ? round16((size_t)n * hp * wp * l->cin) : 0;
     sz[1] = round16(kc);
-    sz[2] = dycopy ? round16((size_t)n * d.hd * d.wd * l->cout) : 0;
-    sz[3] = (size_t)parts * round16(kc);
+    sz[2] = backward && dycopy ? round16((size_t)n * d.hd * d.wd * l->cout) : 0;
+    sz[3] = backward ? (size_t)wgrad_parts(l, n) * round16(kc) : 0;
     return sz[0] + sz[1] + sz[2] + sz[3];
 }
 
-static direct_ws direct_views(const mpq_conv *l, const mpq_step *s)
+static direct_ws direct_views(const mpq_conv *l, const mpq_step *s, int backward)
 {
     size_t sz[4];
-    MPQ_ASSERT(s->ws_floats >= direct_sizes(l, s->n, sz), "conv: workspace too small");
+    MPQ_ASSERT(s->ws_floats >= direct_sizes(l, s->n, backward, sz), "conv: workspace too small");
     direct_ws v;
     v.xpad = s->ws;
     v.wpack = v.xpad + sz[0];
@@ -181,10 +181,10 @@ static direct_ws direct_views(const mpq_conv *l, const mpq_step *s)
     return v;
 }
 
-static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n)
+static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n, int backward)
 {
     size_t sz[4];
-    if (a == MPQ_CONV_DIRECT) return direct_sizes(l, n, sz);
+    if (a == MPQ_CONV_DIRECT) return direct_sizes(l, n, backward, sz);
     if (is_direct(l)) return 0;
     return (size_t)chunk_rows(l, n) * l->wo * col_stride(l);
 }
@@ -192,7 +192,7 @@ static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n)
 size_t mpq_conv_ws_floats(const mpq_conv *l, int n)
 {
     if (n < 1) return 0;
-    const size_t f = algo_ws(l, l->algo, n), b = algo_ws(l, l->algo_bwd, n);
+    const size_t f = algo_ws(l, l->algo, n, 0), b = algo_ws(l, l->algo_bwd, n, 1);
     return f > b ? f : b;
 }
 
@@ -428,7 +428,7 @@ static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0,
 
 static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x, float *y)
 {
-    const direct_ws v = direct_views(l, s);
+    const direct_ws v = direct_views(l, s, 0);
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
     const int k = l->kh * l->kw * l->cin;
     const bands bd = make_bands(s->n, l->ho, (size_t)l->wo * l->cout, 4 * omp_get_max_threads());
@@ -558,7 +558,7 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
 static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
                             const float *dy, float *dx, int accumulate)
 {
-    const direct_ws v = direct_views(l, s);
+    const direct_ws v = direct_views(l, s, 1);
     int hp, wp;
     fwd_pads(l, &hp, &wp);
     const float *xp = padded(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);

@@ -168,7 +168,7 @@ int mpq_g_conv(mpq_model *m, const char *scope, int in, int cout, int k, int str
                       -1, l.ho, l.wo, cout);
     if (id < 0) return -1;
     mpq_node *n = &m->nodes[id];
-    int shape[4] = {cout, k, k, x->c};
+    int shape[4] = {cout, k, k, l.cin}; /* x may have moved: node_add reallocates */
     weights_add(m, n, scope, "quantized_conv", 4, shape, with_bias ? cout : 0, &l.weight, &l.bias);
     n->u.conv = l;
     n->flops = mpq_conv_flops(&l);
@@ -185,7 +185,7 @@ int mpq_g_dwconv(mpq_model *m, const char *scope, int in, int k, int stride, int
     int id = node_add(m, MPQ_NODE_DWCONV, MPQ_CLASS_DEPTHWISE, scope, in, -1, l.ho, l.wo, x->c);
     if (id < 0) return -1;
     mpq_node *n = &m->nodes[id];
-    int shape[4] = {x->c, k, k, 1};
+    int shape[4] = {l.c, k, k, 1}; /* x may have moved: node_add reallocates */
     weights_add(m, n, scope, "quantized_depthwise_conv", 4, shape, 0, &l.weight, &l.bias);
     n->u.dw = l;
     n->flops = mpq_dwconv_flops(&l);
