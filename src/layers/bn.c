@@ -1,13 +1,14 @@
-/* Batch normalization, optionally fused with its activation (see bn.h).
+/* Batch normalization, optionally fused with its activation and a residual input (see bn.h).
  * Rows (pixels) of each statistics group are cut into fixed chunks (a function of the group size
  * and C only); every pass runs chunk by chunk on OpenMP threads, and per-channel sums are kept
  * per chunk in double, then added in chunk order, so results do not depend on the thread count.
  * Forward statistics take one pass: sums of (x - K) and (x - K)^2 with the shift K = the running
  * mean (identical on every rank of sync-BN, which updates it from the same reduced sums), then
- * one pass writes act(x * a + b). Backward takes two passes over x and dy: the per-channel sums
- * of g = dL/d(BN output) and g * xhat, then dx; ReLU/ReLU6 masks are recomputed, the activation
- * quantizer's gradient is computed once into dx (sub-chunks of BN_SUB_FLOATS, staged on the
- * stack) and rescaled in place. Scratch: s->ws holds the sums, chunk partials and coefficients. */
+ * one pass writes act(x * a + b (+ res)). Backward takes two passes over x and dy: the
+ * per-channel sums of g = dL/d(BN output) and g * xhat, then dx; ReLU/ReLU6 masks are recomputed,
+ * while the activation quantizer's gradient (sub-chunks of BN_SUB_FLOATS staged on the stack) and
+ * any residual's gradient are stored once (into dres, else dx) and read back. Scratch: s->ws
+ * holds the sums, chunk partials and coefficients. */
 #include "layers/bn.h"
 
 #include <math.h>
@@ -22,7 +23,9 @@
 enum {
     BN_CHUNK_FLOATS = 16384, /* floats per row chunk (fewer chunks for small tensors) */
     BN_MAX_CHUNKS = 256,     /* per statistics group */
-    BN_SUB_FLOATS = 2048,    /* quantizer calls work on sub-chunks this large, staged on stack */
+    BN_SUB_FLOATS = 16384,   /* quantizer backward sub-chunks, staged on the stack (every call of
+                                the quantizer has a fixed cost: an OpenMP region, its setup) */
+    BN_RB_FLOATS = 2048,     /* floats per row block of the register-blocked sums */
     BN_JB = 16,              /* channels per register block of the per-channel sums */
 };
 
@@ -199,13 +202,8 @@ ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *
             break;
         }
     }
-    if (act && kind == MPQ_ACT_QUANT) {
-        const size_t step = sub_rows(c);
-        for (size_t r = r0; r < r1; r += step) {
-            const size_t e = r + step < r1 ? r + step : r1;
-            mpq_quant_forward(&act->q, s->val, y + r * c, y + r * c, (e - r) * c);
-        }
-    }
+    if (act && kind == MPQ_ACT_QUANT) /* in place, the whole chunk in one call */
+        mpq_quant_forward(&act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
 }
 
 static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const chunks *k,
@@ -333,7 +331,7 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
     }
     /* narrow rows (measured 1.4x faster for C = 16): blocks of BN_JB channels keep their double
      * sums in registers over a block of rows */
-    const size_t rb = c >= BN_SUB_FLOATS / 4 ? 4 : BN_SUB_FLOATS / (size_t)c;
+    const size_t rb = c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c;
     const int cfull = c - c % BN_JB;
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
