@@ -23,7 +23,7 @@
 enum {
     BN_CHUNK_FLOATS = 16384, /* floats per row chunk (fewer chunks for small tensors) */
     BN_MAX_CHUNKS = 256,     /* per statistics group */
-    BN_SUB_FLOATS = 16384,   /* quantizer backward sub-chunks, staged on the stack (every call of
+    BN_SUB_FLOATS = 8192,    /* quantizer backward sub-chunks, staged on the stack (every call of
                                 the quantizer has a fixed cost: an OpenMP region, its setup) */
     BN_RB_FLOATS = 2048,     /* floats per row block of the register-blocked sums */
     BN_JB = 16,              /* channels per register block of the per-channel sums */
