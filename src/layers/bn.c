@@ -207,8 +207,7 @@ ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *
 }
 
 static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const chunks *k,
-                        const float *x, const float *res, const float *a, const float *b,
-                        float *y)
+                        const float *x, const float *res, const float *a, const float *b, float *y)
 {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
@@ -312,8 +311,8 @@ enum { KIND_NONE = -1, KIND_G = -2 };
 
 /* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx. */
 ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
-                               const float *dy, const float *g, size_t r0, size_t r1,
-                               double *sdy, double *sdyx)
+                               const float *dy, const float *g, size_t r0, size_t r1, double *sdy,
+                               double *sdyx)
 {
     if (c > 2 * BN_JB) { /* wide rows: sums in memory, one pass per row */
         for (size_t r = r0; r < r1; r++) {
@@ -425,14 +424,22 @@ ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const fl
 }
 
 /* One instance per kind of each row loop. */
-#define BN_ROWS(name, args, call)                                                                 \
+#define BN_ROWS(name, args, call)                                                                  \
     static void name args                                                                          \
     {                                                                                              \
         switch (kind) {                                                                            \
-        case MPQ_ACT_RELU: call(MPQ_ACT_RELU); break;                                              \
-        case MPQ_ACT_RELU6: call(MPQ_ACT_RELU6); break;                                            \
-        case KIND_G: call(KIND_G); break;                                                          \
-        default: call(KIND_NONE); break;                                                           \
+        case MPQ_ACT_RELU:                                                                         \
+            call(MPQ_ACT_RELU);                                                                    \
+            break;                                                                                 \
+        case MPQ_ACT_RELU6:                                                                        \
+            call(MPQ_ACT_RELU6);                                                                   \
+            break;                                                                                 \
+        case KIND_G:                                                                               \
+            call(KIND_G);                                                                          \
+            break;                                                                                 \
+        default:                                                                                   \
+            call(KIND_NONE);                                                                       \
+            break;                                                                                 \
         }                                                                                          \
     }
 #define SUMS_CALL(K) sums_rows_k(K, c, k, x, dy, g, r0, r1, sdy, sdyx)
@@ -480,8 +487,8 @@ static quant_view quant_local(const mpq_act *act, const mpq_step *s)
  * writes dx = g * a. */
 static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view *qv,
                            const mpq_step *s, const bn_coefs *k, const float *x, const float *res,
-                           const float *dy, size_t r0, size_t r1, float *gb, float *dx,
-                           double *sdy, double *sdyx, double qacc[2])
+                           const float *dy, size_t r0, size_t r1, float *gb, float *dx, double *sdy,
+                           double *sdyx, double qacc[2])
 {
     const int c = l->c;
     for (int j = 0; j < c; j++)

@@ -20,11 +20,11 @@
 #include "kernels/gemm.h"
 
 enum {
-    CONV_COL_FLOATS = 2 * 1024 * 1024, /* 8 MB column buffer per chunk */
-    CONV_PARTS = 16,                   /* sample ranges of the direct weight gradient, */
-    CONV_PART_PIXELS = 256,            /* each with at least this many output pixels */
-    CONV_BAND_FLOATS = 48 * 1024,      /* floats of outputs (or input + gradient) per band */
-    CONV_DIRECT_MAX_KC = 160 * 1024,   /* larger weight tensors run as BLIS GEMMs, */
+    CONV_COL_FLOATS = 2 * 1024 * 1024,    /* 8 MB column buffer per chunk */
+    CONV_PARTS = 16,                      /* sample ranges of the direct weight gradient, */
+    CONV_PART_PIXELS = 256,               /* each with at least this many output pixels */
+    CONV_BAND_FLOATS = 48 * 1024,         /* floats of outputs (or input + gradient) per band */
+    CONV_DIRECT_MAX_KC = 160 * 1024,      /* larger weight tensors run as BLIS GEMMs, */
     CONV_DIRECT_MAX_KC_SMALL = 96 * 1024, /* backward on images under CONV_BIG_IMAGE pixels, */
     CONV_DIRECT_MAX_KC_FWD = 640 * 1024,  /* forward on larger images */
     CONV_BIG_IMAGE = 14 * 14,
@@ -392,7 +392,7 @@ static void transpose(int rows, int cols, const float *a, float *t)
  * CONV_BAND_FLOATS and the weights of a reduction slice are reused across it; items are cut
  * smaller until there are `want` of them (or they are single rows). */
 typedef struct bands {
-    int imgs, rows;      /* per item */
+    int imgs, rows;       /* per item */
     int row_items, total; /* items per image block, items in all */
 } bands;
 
@@ -401,24 +401,26 @@ static bands make_bands(int n, int rows, size_t row_floats, int want)
     bands b;
     const size_t per_img = (size_t)rows * row_floats;
     b.imgs = per_img >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / per_img);
-    b.rows = b.imgs > 1 || row_floats >= CONV_BAND_FLOATS ? rows
-                                                          : (int)(CONV_BAND_FLOATS / row_floats);
+    b.rows =
+        b.imgs > 1 || row_floats >= CONV_BAND_FLOATS ? rows : (int)(CONV_BAND_FLOATS / row_floats);
     if (b.imgs > n) b.imgs = n;
     if (b.rows > rows) b.rows = rows;
     for (;;) {
         b.row_items = (rows + b.rows - 1) / b.rows;
         b.total = (n + b.imgs - 1) / b.imgs * b.row_items;
         if (b.total >= want) break;
-        if (b.imgs > 1) b.imgs = (b.imgs + 1) / 2;
-        else if (b.rows > 1) b.rows = (b.rows + 1) / 2;
-        else break;
+        if (b.imgs > 1)
+            b.imgs = (b.imgs + 1) / 2;
+        else if (b.rows > 1)
+            b.rows = (b.rows + 1) / 2;
+        else
+            break;
     }
     return b;
 }
 
 /* Item k of b (over images [0, n)): its first image and row, and the geometry's counts. */
-static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0,
-                      mpq_dconv_geom *g)
+static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0, mpq_dconv_geom *g)
 {
     *i0 = k / b->row_items * b->imgs;
     *r0 = k % b->row_items * b->rows;
@@ -447,14 +449,14 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
         if (b) /* an item's outputs are contiguous */
             for (int p = 0; p < g.imgs * g.rows * l->wo; p++)
                 copy_floats(yr + (size_t)p * l->cout, b, (size_t)l->cout);
-        mpq_dconv_forward(&g, xp + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin, v.wpack,
-                          yr, b != NULL);
+        mpq_dconv_forward(&g, xp + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin, v.wpack, yr,
+                          b != NULL);
     }
 }
 
 /* dW += dy^T (patches of x): fixed sample ranges into partials, added in order. */
-static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v,
-                         const float *xp, int hp, int wp, const float *dy)
+static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *xp,
+                         int hp, int wp, const float *dy)
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout, stride = round16(kc);
     const int n = s->n, parts = wgrad_parts(l, n);
@@ -514,8 +516,8 @@ static int dx_phase(const mpq_conv *l, const dx_pads *d, int ry, int rx, const f
 }
 
 /* dx = the transposed convolution of dy, phase by phase (each dx element written once). */
-static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v,
-                         const float *dy, float *dx, int accumulate)
+static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *dy,
+                         float *dx, int accumulate)
 {
     const dx_pads d = dx_pad_geom(l);
     const float *w = mpq_cat(s->wq, l->weight);
@@ -555,8 +557,8 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
         }
 }
 
-static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
-                            const float *dy, float *dx, int accumulate)
+static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                            float *dx, int accumulate)
 {
     const direct_ws v = direct_views(l, s, 1);
     int hp, wp;
@@ -601,7 +603,8 @@ static void gemm_backward(const mpq_conv *l, const float *wq, float *dw, const f
     if (!dcol) return;
     for (int g = 0; g < l->groups; g++)
         mpq_sgemm(MPQ_N, MPQ_N, m, k, cog, 1.0f, dy + (size_t)g * cog, l->cout,
-                  wq + (size_t)g * cog * k, k, accumulate ? 1.0f : 0.0f, dcol + (size_t)g * k, (int)kt);
+                  wq + (size_t)g * cog * k, k, accumulate ? 1.0f : 0.0f, dcol + (size_t)g * k,
+                  (int)kt);
 }
 
 /* Backward with dx written (accumulate 0) or added to (1). */

@@ -347,8 +347,8 @@ void mpq_model_init_values(mpq_model *m, unsigned long seed, int from_weights)
         }
         case MPQ_NODE_DWCONV: {
             const mpq_dwconv *l = &n->u.dw;
-            fill_uniform(mpq_at(v, l->weight), l->weight.n, sqrtf(6.0f / (2.0f * l->kh * l->kw)), seed,
-                         l->weight.off);
+            fill_uniform(mpq_at(v, l->weight), l->weight.n, sqrtf(6.0f / (2.0f * l->kh * l->kw)),
+                         seed, l->weight.off);
             break;
         }
         case MPQ_NODE_FC: {
@@ -413,7 +413,8 @@ void mpq_model_init_quantizers(mpq_model *m, int from_weights)
         float delta = from_weights ? mpq_find_delta(mpq_cat(v, *w), w->n, m->wset.bitwidth)
                                    : m->wset.stepsize;
         for (int k = 0; k < 2; k++)
-            if (n->quant[k] >= 0) mpq_quant_init_values(&m->quants[n->quant[k]], &m->wset, delta, v);
+            if (n->quant[k] >= 0)
+                mpq_quant_init_values(&m->quants[n->quant[k]], &m->wset, delta, v);
     }
 }
 
@@ -544,7 +545,8 @@ int mpq_model_plan(mpq_model *m, int n)
     const int nn = m->n_nodes;
     if (m->err) return m->err;
     fuse_nodes(m);
-    int *last_y = malloc((size_t)nn * sizeof *last_y), *first_d = malloc((size_t)nn * sizeof *first_d);
+    int *last_y = malloc((size_t)nn * sizeof *last_y);
+    int *first_d = malloc((size_t)nn * sizeof *first_d);
     int *alias = malloc((size_t)nn * sizeof *alias), *dend = malloc((size_t)nn * sizeof *dend);
     block *bl = malloc((size_t)(3 * nn + 1) * sizeof *bl);
     if (!last_y || !first_d || !alias || !dend || !bl) {
@@ -784,7 +786,8 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
         double t0 = omp_get_wtime();
         const int p = b->in[0];
         /* a conv adds into an input gradient that is already written (no temporary) */
-        const int add = n->kind == MPQ_NODE_CONV && written[p] && m->nodes[p].kind != MPQ_NODE_INPUT;
+        const int add =
+            n->kind == MPQ_NODE_CONV && written[p] && m->nodes[p].kind != MPQ_NODE_INPUT;
         float *dx = add ? mpq_at(s->arena, m->nodes[p].dy) : grad_target(m, s, p, written);
         switch (n->kind) {
         case MPQ_NODE_CONV:
