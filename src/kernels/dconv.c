@@ -22,7 +22,10 @@ static inline ptrdiff_t out_row(const mpq_dconv_geom *g, int q)
     return q < g->rows ? q * g->out_rs : (q / g->rows) * g->out_is + (q % g->rows) * g->out_rs;
 }
 
-static inline int all_rows(const mpq_dconv_geom *g) { return (g->imgs > 1 ? g->imgs : 1) * g->rows; }
+static inline int all_rows(const mpq_dconv_geom *g)
+{
+    return (g->imgs > 1 ? g->imgs : 1) * g->rows;
+}
 
 void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                            int accumulate)
@@ -81,7 +84,6 @@ int mpq_dconv_vec(void) { return VW; }
 #define FWD_JMAX 2
 #define FWD_KBLOCK_BYTES (24 * 1024)
 static const int pmax_of[JMAX + 1] = {0, PMAX1, PMAX2, PMAX3, PMAX4};
-
 
 /* The slice of the reduction one pass of forward tiles covers: taps [t0, t1), channels [k0, k1)
  * of each. */

@@ -3,22 +3,23 @@
  * where BLIS's skinny GEMMs are weak). A block is `rows` output rows of `pix` pixels; tap t of
  * output pixel (r, p) reads the `c` input channels at in + r*in_rs + p*in_ps + off[t]. The
  * vectorized channel count `nv` is any count (the last vector of a row is masked). Each kernel has
- * a scalar reference twin (_ref) with the same contract. No allocation, no threads: callers split blocks. */
+ * a scalar reference twin (_ref) with the same contract. No allocation, no threads: callers split
+ * blocks. */
 #ifndef MPQ_KERNELS_DCONV_H
 #define MPQ_KERNELS_DCONV_H
 
 #include <stddef.h>
 
 typedef struct mpq_dconv_geom {
-    int rows, pix;             /* output rows, pixels per row */
-    ptrdiff_t in_rs, in_ps;    /* input strides in floats: between rows, between pixels */
-    ptrdiff_t out_rs, out_ps;  /* output (forward) or output-gradient (weight gradient) strides */
-    int imgs;                  /* blocks of `rows` rows (images; 0 counts as 1), at strides: */
-    ptrdiff_t in_is, out_is;   /* between images, input and output */
-    int n_taps;                /* kernel taps (may be 0: the output is zero) */
-    const ptrdiff_t *off;      /* input offset of each tap, in floats */
-    int c;                     /* reduction channels per tap */
-    int nv;                    /* output channels (forward) or gradient channels (weights) */
+    int rows, pix;            /* output rows, pixels per row */
+    ptrdiff_t in_rs, in_ps;   /* input strides in floats: between rows, between pixels */
+    ptrdiff_t out_rs, out_ps; /* output (forward) or output-gradient (weight gradient) strides */
+    int imgs;                 /* blocks of `rows` rows (images; 0 counts as 1), at strides: */
+    ptrdiff_t in_is, out_is;  /* between images, input and output */
+    int n_taps;               /* kernel taps (may be 0: the output is zero) */
+    const ptrdiff_t *off;     /* input offset of each tap, in floats */
+    int c;                    /* reduction channels per tap */
+    int nv;                   /* output channels (forward) or gradient channels (weights) */
 } mpq_dconv_geom;
 
 /* The SIMD width of the kernels (16 with AVX-512, 8 with AVX2+FMA; nv that are multiples of it

@@ -21,8 +21,8 @@ typedef struct mpq_dwk_taps {
  * for p < pix, j < c. */
 void mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
                      float *out, ptrdiff_t out_ps, int accumulate);
-void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in,
-                         ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int accumulate);
+void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
+                         float *out, ptrdiff_t out_ps, int accumulate);
 
 /* dw[t][j] += sum_{p < pix} in[p*in_ps + off[t] + j] * g[p*g_ps + j] for every tap t, j < c
  * (pixels summed in order per tap). */

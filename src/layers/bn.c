@@ -1,13 +1,14 @@
-/* Batch normalization, optionally fused with its activation (see bn.h).
+/* Batch normalization, optionally fused with its activation and a residual input (see bn.h).
  * Rows (pixels) of each statistics group are cut into fixed chunks (a function of the group size
  * and C only); every pass runs chunk by chunk on OpenMP threads, and per-channel sums are kept
  * per chunk in double, then added in chunk order, so results do not depend on the thread count.
  * Forward statistics take one pass: sums of (x - K) and (x - K)^2 with the shift K = the running
  * mean (identical on every rank of sync-BN, which updates it from the same reduced sums), then
- * one pass writes act(x * a + b). Backward takes two passes over x and dy: the per-channel sums
- * of g = dL/d(BN output) and g * xhat, then dx; ReLU/ReLU6 masks are recomputed, the activation
- * quantizer's gradient is computed once into dx (sub-chunks of BN_SUB_FLOATS, staged on the
- * stack) and rescaled in place. Scratch: s->ws holds the sums, chunk partials and coefficients. */
+ * one pass writes act(x * a + b (+ res)). Backward takes two passes over x and dy: the
+ * per-channel sums of g = dL/d(BN output) and g * xhat, then dx; ReLU/ReLU6 masks are recomputed,
+ * while the activation quantizer's gradient (sub-chunks of BN_SUB_FLOATS staged on the stack) and
+ * any residual's gradient are stored once (into dres, else dx) and read back. Scratch: s->ws
+ * holds the sums, chunk partials and coefficients. */
 #include "layers/bn.h"
 
 #include <math.h>
@@ -22,7 +23,9 @@
 enum {
     BN_CHUNK_FLOATS = 16384, /* floats per row chunk (fewer chunks for small tensors) */
     BN_MAX_CHUNKS = 256,     /* per statistics group */
-    BN_SUB_FLOATS = 2048,    /* quantizer calls work on sub-chunks this large, staged on stack */
+    BN_SUB_FLOATS = 8192,    /* quantizer backward sub-chunks, staged on the stack (every call of
+                                the quantizer has a fixed cost: an OpenMP region, its setup) */
+    BN_RB_FLOATS = 2048,     /* floats per row block of the register-blocked sums */
     BN_JB = 16,              /* channels per register block of the per-channel sums */
 };
 
@@ -199,18 +202,12 @@ ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *
             break;
         }
     }
-    if (act && kind == MPQ_ACT_QUANT) {
-        const size_t step = sub_rows(c);
-        for (size_t r = r0; r < r1; r += step) {
-            const size_t e = r + step < r1 ? r + step : r1;
-            mpq_quant_forward(&act->q, s->val, y + r * c, y + r * c, (e - r) * c);
-        }
-    }
+    if (act && kind == MPQ_ACT_QUANT) /* in place, the whole chunk in one call */
+        mpq_quant_forward(&act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
 }
 
 static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const chunks *k,
-                        const float *x, const float *res, const float *a, const float *b,
-                        float *y)
+                        const float *x, const float *res, const float *a, const float *b, float *y)
 {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
@@ -314,8 +311,8 @@ enum { KIND_NONE = -1, KIND_G = -2 };
 
 /* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx. */
 ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
-                               const float *dy, const float *g, size_t r0, size_t r1,
-                               double *sdy, double *sdyx)
+                               const float *dy, const float *g, size_t r0, size_t r1, double *sdy,
+                               double *sdyx)
 {
     if (c > 2 * BN_JB) { /* wide rows: sums in memory, one pass per row */
         for (size_t r = r0; r < r1; r++) {
@@ -333,7 +330,7 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
     }
     /* narrow rows (measured 1.4x faster for C = 16): blocks of BN_JB channels keep their double
      * sums in registers over a block of rows */
-    const size_t rb = c >= BN_SUB_FLOATS / 4 ? 4 : BN_SUB_FLOATS / (size_t)c;
+    const size_t rb = c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c;
     const int cfull = c - c % BN_JB;
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
@@ -427,14 +424,22 @@ ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const fl
 }
 
 /* One instance per kind of each row loop. */
-#define BN_ROWS(name, args, call)                                                                 \
+#define BN_ROWS(name, args, call)                                                                  \
     static void name args                                                                          \
     {                                                                                              \
         switch (kind) {                                                                            \
-        case MPQ_ACT_RELU: call(MPQ_ACT_RELU); break;                                              \
-        case MPQ_ACT_RELU6: call(MPQ_ACT_RELU6); break;                                            \
-        case KIND_G: call(KIND_G); break;                                                          \
-        default: call(KIND_NONE); break;                                                           \
+        case MPQ_ACT_RELU:                                                                         \
+            call(MPQ_ACT_RELU);                                                                    \
+            break;                                                                                 \
+        case MPQ_ACT_RELU6:                                                                        \
+            call(MPQ_ACT_RELU6);                                                                   \
+            break;                                                                                 \
+        case KIND_G:                                                                               \
+            call(KIND_G);                                                                          \
+            break;                                                                                 \
+        default:                                                                                   \
+            call(KIND_NONE);                                                                       \
+            break;                                                                                 \
         }                                                                                          \
     }
 #define SUMS_CALL(K) sums_rows_k(K, c, k, x, dy, g, r0, r1, sdy, sdyx)
@@ -482,8 +487,8 @@ static quant_view quant_local(const mpq_act *act, const mpq_step *s)
  * writes dx = g * a. */
 static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view *qv,
                            const mpq_step *s, const bn_coefs *k, const float *x, const float *res,
-                           const float *dy, size_t r0, size_t r1, float *gb, float *dx,
-                           double *sdy, double *sdyx, double qacc[2])
+                           const float *dy, size_t r0, size_t r1, float *gb, float *dx, double *sdy,
+                           double *sdyx, double qacc[2])
 {
     const int c = l->c;
     for (int j = 0; j < c; j++)

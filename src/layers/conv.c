@@ -20,11 +20,11 @@
 #include "kernels/gemm.h"
 
 enum {
-    CONV_COL_FLOATS = 2 * 1024 * 1024, /* 8 MB column buffer per chunk */
-    CONV_PARTS = 16,                   /* sample ranges of the direct weight gradient, */
-    CONV_PART_PIXELS = 256,            /* each with at least this many output pixels */
-    CONV_BAND_FLOATS = 48 * 1024,      /* floats of outputs (or input + gradient) per band */
-    CONV_DIRECT_MAX_KC = 160 * 1024,   /* larger weight tensors run as BLIS GEMMs, */
+    CONV_COL_FLOATS = 2 * 1024 * 1024,    /* 8 MB column buffer per chunk */
+    CONV_PARTS = 16,                      /* sample ranges of the direct weight gradient, */
+    CONV_PART_PIXELS = 256,               /* each with at least this many output pixels */
+    CONV_BAND_FLOATS = 48 * 1024,         /* floats of outputs (or input + gradient) per band */
+    CONV_DIRECT_MAX_KC = 160 * 1024,      /* larger weight tensors run as BLIS GEMMs, */
     CONV_DIRECT_MAX_KC_SMALL = 96 * 1024, /* backward on images under CONV_BIG_IMAGE pixels, */
     CONV_DIRECT_MAX_KC_FWD = 640 * 1024,  /* forward on larger images */
     CONV_BIG_IMAGE = 14 * 14,
@@ -153,26 +153,26 @@ static int wgrad_parts(const mpq_conv *l, int n)
     return parts < 1 ? 1 : (int)parts;
 }
 
-static size_t direct_sizes(const mpq_conv *l, int n, size_t sz[4])
+/* Floats of the direct path's scratch blocks in sz (forward: the first two only); their sum. */
+static size_t direct_sizes(const mpq_conv *l, int n, int backward, size_t sz[4])
 {
     int hp, wp;
     fwd_pads(l, &hp, &wp);
     const dx_pads d = dx_pad_geom(l);
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout;
-    const int parts = n < CONV_PARTS ? n : CONV_PARTS;
     const int xcopy = hp != l->h || wp != l->w || l->ph || l->pw;
     const int dycopy = d.hd != l->ho || d.wd != l->wo || d.top || d.left;
     sz[0] = xcopy ? round16((size_t)n * hp * wp * l->cin) : 0;
     sz[1] = round16(kc);
-    sz[2] = dycopy ? round16((size_t)n * d.hd * d.wd * l->cout) : 0;
-    sz[3] = (size_t)parts * round16(kc);
+    sz[2] = backward && dycopy ? round16((size_t)n * d.hd * d.wd * l->cout) : 0;
+    sz[3] = backward ? (size_t)wgrad_parts(l, n) * round16(kc) : 0;
     return sz[0] + sz[1] + sz[2] + sz[3];
 }
 
-static direct_ws direct_views(const mpq_conv *l, const mpq_step *s)
+static direct_ws direct_views(const mpq_conv *l, const mpq_step *s, int backward)
 {
     size_t sz[4];
-    MPQ_ASSERT(s->ws_floats >= direct_sizes(l, s->n, sz), "conv: workspace too small");
+    MPQ_ASSERT(s->ws_floats >= direct_sizes(l, s->n, backward, sz), "conv: workspace too small");
     direct_ws v;
     v.xpad = s->ws;
     v.wpack = v.xpad + sz[0];
@@ -181,10 +181,10 @@ static direct_ws direct_views(const mpq_conv *l, const mpq_step *s)
     return v;
 }
 
-static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n)
+static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n, int backward)
 {
     size_t sz[4];
-    if (a == MPQ_CONV_DIRECT) return direct_sizes(l, n, sz);
+    if (a == MPQ_CONV_DIRECT) return direct_sizes(l, n, backward, sz);
     if (is_direct(l)) return 0;
     return (size_t)chunk_rows(l, n) * l->wo * col_stride(l);
 }
@@ -192,7 +192,7 @@ static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n)
 size_t mpq_conv_ws_floats(const mpq_conv *l, int n)
 {
     if (n < 1) return 0;
-    const size_t f = algo_ws(l, l->algo, n), b = algo_ws(l, l->algo_bwd, n);
+    const size_t f = algo_ws(l, l->algo, n, 0), b = algo_ws(l, l->algo_bwd, n, 1);
     return f > b ? f : b;
 }
 
@@ -392,7 +392,7 @@ static void transpose(int rows, int cols, const float *a, float *t)
  * CONV_BAND_FLOATS and the weights of a reduction slice are reused across it; items are cut
  * smaller until there are `want` of them (or they are single rows). */
 typedef struct bands {
-    int imgs, rows;      /* per item */
+    int imgs, rows;       /* per item */
     int row_items, total; /* items per image block, items in all */
 } bands;
 
@@ -401,24 +401,26 @@ static bands make_bands(int n, int rows, size_t row_floats, int want)
     bands b;
     const size_t per_img = (size_t)rows * row_floats;
     b.imgs = per_img >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / per_img);
-    b.rows = b.imgs > 1 || row_floats >= CONV_BAND_FLOATS ? rows
-                                                          : (int)(CONV_BAND_FLOATS / row_floats);
+    b.rows =
+        b.imgs > 1 || row_floats >= CONV_BAND_FLOATS ? rows : (int)(CONV_BAND_FLOATS / row_floats);
     if (b.imgs > n) b.imgs = n;
     if (b.rows > rows) b.rows = rows;
     for (;;) {
         b.row_items = (rows + b.rows - 1) / b.rows;
         b.total = (n + b.imgs - 1) / b.imgs * b.row_items;
         if (b.total >= want) break;
-        if (b.imgs > 1) b.imgs = (b.imgs + 1) / 2;
-        else if (b.rows > 1) b.rows = (b.rows + 1) / 2;
-        else break;
+        if (b.imgs > 1)
+            b.imgs = (b.imgs + 1) / 2;
+        else if (b.rows > 1)
+            b.rows = (b.rows + 1) / 2;
+        else
+            break;
     }
     return b;
 }
 
 /* Item k of b (over images [0, n)): its first image and row, and the geometry's counts. */
-static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0,
-                      mpq_dconv_geom *g)
+static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0, mpq_dconv_geom *g)
 {
     *i0 = k / b->row_items * b->imgs;
     *r0 = k % b->row_items * b->rows;
@@ -428,7 +430,7 @@ static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0,
 
 static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x, float *y)
 {
-    const direct_ws v = direct_views(l, s);
+    const direct_ws v = direct_views(l, s, 0);
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
     const int k = l->kh * l->kw * l->cin;
     const bands bd = make_bands(s->n, l->ho, (size_t)l->wo * l->cout, 4 * omp_get_max_threads());
@@ -447,14 +449,14 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
         if (b) /* an item's outputs are contiguous */
             for (int p = 0; p < g.imgs * g.rows * l->wo; p++)
                 copy_floats(yr + (size_t)p * l->cout, b, (size_t)l->cout);
-        mpq_dconv_forward(&g, xp + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin, v.wpack,
-                          yr, b != NULL);
+        mpq_dconv_forward(&g, xp + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin, v.wpack, yr,
+                          b != NULL);
     }
 }
 
 /* dW += dy^T (patches of x): fixed sample ranges into partials, added in order. */
-static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v,
-                         const float *xp, int hp, int wp, const float *dy)
+static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *xp,
+                         int hp, int wp, const float *dy)
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout, stride = round16(kc);
     const int n = s->n, parts = wgrad_parts(l, n);
@@ -514,8 +516,8 @@ static int dx_phase(const mpq_conv *l, const dx_pads *d, int ry, int rx, const f
 }
 
 /* dx = the transposed convolution of dy, phase by phase (each dx element written once). */
-static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v,
-                         const float *dy, float *dx, int accumulate)
+static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *dy,
+                         float *dx, int accumulate)
 {
     const dx_pads d = dx_pad_geom(l);
     const float *w = mpq_cat(s->wq, l->weight);
@@ -555,10 +557,10 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
         }
 }
 
-static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
-                            const float *dy, float *dx, int accumulate)
+static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
+                            float *dx, int accumulate)
 {
-    const direct_ws v = direct_views(l, s);
+    const direct_ws v = direct_views(l, s, 1);
     int hp, wp;
     fwd_pads(l, &hp, &wp);
     const float *xp = padded(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
@@ -601,7 +603,8 @@ static void gemm_backward(const mpq_conv *l, const float *wq, float *dw, const f
     if (!dcol) return;
     for (int g = 0; g < l->groups; g++)
         mpq_sgemm(MPQ_N, MPQ_N, m, k, cog, 1.0f, dy + (size_t)g * cog, l->cout,
-                  wq + (size_t)g * cog * k, k, accumulate ? 1.0f : 0.0f, dcol + (size_t)g * k, (int)kt);
+                  wq + (size_t)g * cog * k, k, accumulate ? 1.0f : 0.0f, dcol + (size_t)g * k,
+                  (int)kt);
 }
 
 /* Backward with dx written (accumulate 0) or added to (1). */

@@ -20,11 +20,11 @@ typedef enum mpq_conv_algo {
 typedef struct mpq_conv {
     mpq_conv_algo algo;     /* forward; chosen by mpq_conv_init, may be overridden before */
     mpq_conv_algo algo_bwd; /* backward;  sizing ws (either may run without the other) */
-    int h, w, cin;      /* input, per sample */
-    int ho, wo, cout;   /* output, per sample */
+    int h, w, cin;          /* input, per sample */
+    int ho, wo, cout;       /* output, per sample */
     int kh, kw, sh, sw, ph, pw, groups;
-    mpq_slice weight;   /* (Cout, KH, KW, Cin/groups) */
-    mpq_slice bias;     /* (Cout), n == 0: no bias */
+    mpq_slice weight; /* (Cout, KH, KW, Cin/groups) */
+    mpq_slice bias;   /* (Cout), n == 0: no bias */
 } mpq_conv;
 
 /* Fills the geometry and picks the algorithms (weight and bias slices are set by the model

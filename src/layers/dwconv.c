@@ -97,8 +97,7 @@ static void window_taps(const mpq_dwconv *l, const float *wt, float *dw, int oh,
 /* Calls fn over the interior run and the border pixels of output row oh of one image. */
 typedef void (*row_fn)(void *ctx, const mpq_dwk_taps *t, int ow0, int pix);
 
-static void row_runs(const mpq_dwconv *l, const float *wt, float *dw, int oh, row_fn fn,
-                     void *ctx)
+static void row_runs(const mpq_dwconv *l, const float *wt, float *dw, int oh, row_fn fn, void *ctx)
 {
     mpq_dwk_taps t;
     int h0, h1, lo, hi;

@@ -1,10 +1,10 @@
 /* bn: training and eval against a double-precision reference (ghost groups 1 and 2, running
  * statistics with the unbiased variance), central-difference gradients of x, gamma and beta in
  * both modes, the fused activations (ReLU, ReLU6, the activation quantizer) against BN followed
- * by layers/act in both modes, with and without a residual added before the activation, dx aliasing dy, a cache of statistics only, independence of the
- * thread count over many row chunks, ghost groups equal separate batches, and sync-BN: two
- * half-batch replicas in two threads whose reducer sums across them reproduce the full batch's
- * outputs, gradients and running statistics. */
+ * by layers/act in both modes, with and without a residual added before the activation, dx aliasing
+ * dy, a cache of statistics only, independence of the thread count over many row chunks, ghost
+ * groups equal separate batches, and sync-BN: two half-batch replicas in two threads whose reducer
+ * sums across them reproduce the full batch's outputs, gradients and running statistics. */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>

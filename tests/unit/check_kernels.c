@@ -154,16 +154,16 @@ START_TEST(test_kernels_dconv_matches_reference)
 {
     /*                         rows pix ps    c taps nv tail imgs */
     static const dconv_case cases[] = {
-        {3, 13, 1, 16, 9, 1, 0, 1},  /* pixel tails, J = 1 */
-        {2, 7, 2, 5, 9, 3, 0, 1},    /* stride 2, odd channels, J = 2 + 1 */
-        {1, 17, 1, 3, 9, 5, 0, 1},   /* stem-like c = 3, weight-gradient J = 4 + 1 */
-        {2, 9, 1, 37, 4, 2, 0, 1},   /* channel tails of the weight gradient */
-        {2, 5, 1, 400, 2, 2, 0, 1},  /* reduction split inside a tap */
-        {3, 11, 1, 24, 9, 4, 0, 1},  /* reduction split across taps */
-        {2, 6, 1, 8, 0, 2, 0, 1},    /* no taps: zeros (or the accumulated output) */
-        {2, 9, 1, 24, 1, 1, 3, 1},   /* masked output tail (1x1-like) */
-        {1, 5, 1, 7, 9, 0, 5, 1},    /* fewer outputs than one vector */
-        {2, 7, 1, 16, 9, 5, 7, 3},   /* several images, J = 2 + 2 + tail */
+        {3, 13, 1, 16, 9, 1, 0, 1}, /* pixel tails, J = 1 */
+        {2, 7, 2, 5, 9, 3, 0, 1},   /* stride 2, odd channels, J = 2 + 1 */
+        {1, 17, 1, 3, 9, 5, 0, 1},  /* stem-like c = 3, weight-gradient J = 4 + 1 */
+        {2, 9, 1, 37, 4, 2, 0, 1},  /* channel tails of the weight gradient */
+        {2, 5, 1, 400, 2, 2, 0, 1}, /* reduction split inside a tap */
+        {3, 11, 1, 24, 9, 4, 0, 1}, /* reduction split across taps */
+        {2, 6, 1, 8, 0, 2, 0, 1},   /* no taps: zeros (or the accumulated output) */
+        {2, 9, 1, 24, 1, 1, 3, 1},  /* masked output tail (1x1-like) */
+        {1, 5, 1, 7, 9, 0, 5, 1},   /* fewer outputs than one vector */
+        {2, 7, 1, 16, 9, 5, 7, 3},  /* several images, J = 2 + 2 + tail */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_dconv(&cases[i], 100 + 10 * i);
@@ -206,10 +206,10 @@ static void check_dwk(int pix, int ps, int c, int n_taps, uint64_t seed)
 
 START_TEST(test_kernels_dwk_matches_reference)
 {
-    check_dwk(19, 1, 37, 9, 200);  /* pixel and channel tails */
-    check_dwk(8, 2, 32, 6, 210);   /* stride 2, aligned channels */
-    check_dwk(3, 1, 5, 25, 220);   /* 5x5 taps in several blocks, fewer channels than a vector */
-    check_dwk(1, 1, 16, 0, 230);   /* no taps */
+    check_dwk(19, 1, 37, 9, 200); /* pixel and channel tails */
+    check_dwk(8, 2, 32, 6, 210);  /* stride 2, aligned channels */
+    check_dwk(3, 1, 5, 25, 220);  /* 5x5 taps in several blocks, fewer channels than a vector */
+    check_dwk(1, 1, 16, 0, 230);  /* no taps */
     check_dwk(11, 1, 144, 13, 240);
 }
 END_TEST
