@@ -8,8 +8,7 @@ cd "$(dirname "$0")/.."
 bash jobs/install-deps.sh
 bash jobs/build.sh
 bash jobs/prep-fashion-mnist.sh
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1 OMPI_MCA_rmaps_base_oversubscribe=1
+. jobs/env.sh
 ranks=${MPQ_RANKS:-2}
 exec mpirun -np "$ranks" --bind-to none build/mpq train --cfg configs/fashion_mnist.cfg \
     "${MPQ_EXPERIMENT:-MAIN}" "$@"

@@ -3,9 +3,9 @@
 # (train with its own statistics, test normalised with the train statistics). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. jobs/env.sh
 src=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 out=${FMNIST_OUT:-data/fashion-mnist}
-mpq=${MPQ:-build/mpq}
 [ -f "$src/train-images-idx3-ubyte.gz" ] || {
     echo "prep-fashion-mnist.sh: $src has no Fashion-MNIST ---> HINT: apt-get install dataset-fashion-mnist" >&2
     exit 1; }

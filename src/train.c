@@ -68,7 +68,7 @@ static const char results_header[] =
 static const char steps_header[] =
     "step,epoch,lr,loss,loss1,loss2,loss3,train_err,kbytes_w,kbytes_a";
 static const char timing_header[] =
-    "step,compute_s,data_wait_s,comm_wait_s,comm_bytes,images_per_s";
+    "step,compute_s,data_wait_s,comm_wait_s,comm_exposed_s,comm_bytes,images_per_s";
 
 /* The signal that asked for a checkpoint and exit (SIGUSR1 from SLURM before the time limit,
  * SIGTERM), or 0. Set by the handler; read at step boundaries. */
@@ -909,17 +909,22 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
         res->last_loss = st.loss;
         t.epoch_err += st.err;
         t.epoch_n++;
-        /* step times (max over ranks), then: a stop signal on any rank, rank 0's clock */
-        double stimes[6] = {st.t_compute, st.t_data, st.t_comm, st.bytes, (double)stop_signal,
+        /* step times (max over ranks), the communication wait of the rank that arrived last
+         * (min over ranks, as the max of its negation: what overlap did not hide, without the
+         * other ranks' wait for it), then: a stop signal on any rank, rank 0's clock */
+        double stimes[7] = {st.t_compute,        st.t_data,
+                            st.t_comm,           -st.t_comm,
+                            st.bytes,            (double)stop_signal,
                             t.rank == 0 && due_by_time(&t) ? 1.0 : 0.0};
-        rc = mpq_comm_allreduce_max_double(comm, stimes, 6);
+        rc = mpq_comm_allreduce_max_double(comm, stimes, 7);
         if (rc < 0) goto out;
         if (t.rank == 0) {
             fprintf(t.steps_csv, "%ld,%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", step, epoch,
                     lr, st.loss, st.ce, st.size.loss2, st.size.loss3, st.err, st.size.kbytes_w,
                     st.size.kbytes_a);
-            fprintf(t.timing_csv, "%ld,%.6f,%.6f,%.6f,%.0f,%.1f\n", step, stimes[0], stimes[1],
-                    stimes[2], stimes[3], cfg->batch_size / (mpq_comm_wtime() - ts));
+            fprintf(t.timing_csv, "%ld,%.6f,%.6f,%.6f,%.6f,%.0f,%.1f\n", step, stimes[0],
+                    stimes[1], stimes[2], -stimes[3], stimes[4],
+                    cfg->batch_size / (mpq_comm_wtime() - ts));
             if (!o->quiet && (live || (step + 1) % report_every == 0 || step == t.start_step))
                 progress(&t, step, &st, mpq_comm_wtime() - start, step + 1 - t.start_step, live);
         }
@@ -928,8 +933,8 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
             rc = end_epoch(&t, step, lr, &st, res, live);
             if (rc < 0) goto out;
         }
-        int sig = stimes[4] > 0 && !last;
-        if (sig || stimes[5] > 0 || (last && ckpt_on) ||
+        int sig = stimes[5] > 0 && !last;
+        if (sig || stimes[6] > 0 || (last && ckpt_on) ||
             (cfg->checkpoint_every_steps > 0 && (step + 1) % cfg->checkpoint_every_steps == 0)) {
             mpq_ckpt_path(t.dir, step + 1, ckpt, sizeof ckpt);
             rc = save(&t, ckpt, step + 1, lr, res, 1);
@@ -938,7 +943,7 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
         if (sig) {
             rc = MPQ_FAIL(MPQ_E_INTERRUPTED, "stopped by %s after step %ld of %ld; checkpoint "
                           "'%s' ---> HINT: run the same command with --resume auto to continue",
-                          (int)stimes[4] == SIGTERM ? "SIGTERM" : "SIGUSR1", step + 1,
+                          (int)stimes[5] == SIGTERM ? "SIGTERM" : "SIGUSR1", step + 1,
                           t.total_steps, ckpt);
             goto out;
         }

@@ -86,10 +86,13 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     if (rank == 0) {
         printf("done: %ld steps in %.1f s (%.0f img/s); final loss %.4f (first %.4f)\n", res.steps,
                res.seconds, res.images_per_s, res.last_loss, res.first_loss);
-        if (res.val_err == res.val_err)
+        if (res.val_err == res.val_err && res.best_val_err == res.best_val_err)
             printf("test accuracy %.2f%% (error %.2f%%); best within budget: %.2f%%\n",
                    100.0 * (1.0 - res.val_err), 100.0 * res.val_err,
                    100.0 * (1.0 - res.best_val_err));
+        else if (res.val_err == res.val_err) /* no epoch ended within the budgets */
+            printf("test accuracy %.2f%% (error %.2f%%); no epoch ended within the budgets\n",
+                   100.0 * (1.0 - res.val_err), 100.0 * res.val_err);
         printf("weights %.2f KB, activations %.2f KB (%s)\n", res.size.kbytes_w,
                res.size.kbytes_a, cfg.target_activation_type);
     }

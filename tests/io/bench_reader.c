@@ -1,7 +1,9 @@
 /* Reader throughput (images/s on one thread, no prefetch): `bench_reader` makes synthetic splits
  * of 32x32x3 and 224x224x3 images in a temporary directory and reads them with each
  * augmentation; `bench_reader DIR {cifar|imagenet|none} [BATCH STEPS]` measures an existing
- * split. Not a test: it prints numbers and asserts nothing about them. */
+ * split; `bench_reader --make DIR N SIZE SHARDS CLASSES` writes a synthetic split of N SIZExSIZEx3
+ * images for a training run to read (jobs/bench-reader.sh). Not a test: it prints numbers and
+ * asserts nothing about them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,12 @@ int main(int argc, char **argv)
     char *tmp;
     int rc = 0;
     mpq_log_set_quiet(1);
+    if (argc == 7 && !strcmp(argv[1], "--make")) {
+        int size = atoi(argv[4]);
+        rc = iofix_make_split(argv[2], atol(argv[3]), size, size, 3, atoi(argv[5]), atoi(argv[6]));
+        if (rc < 0) fprintf(stderr, "bench_reader: %s\n", mpq_errmsg());
+        return rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    }
     if (argc >= 3) {
         mpq_augment aug = !strcmp(argv[2], "cifar")      ? MPQ_AUGMENT_CIFAR
                           : !strcmp(argv[2], "imagenet") ? MPQ_AUGMENT_IMAGENET
