@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 exps=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do exps+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
-[ ${#exps[@]} -gt 0 ] || exps=(FP32 FIXED_W4A4_INIT HOMOGENEOUS_W4A4_INIT MIXED_BUDGET_INIT)
+[ ${#exps[@]} -gt 0 ] || exps=(FP32 FIXED_W4A4_INIT HOMOGENEOUS_W4A4_INIT MIXED_BUDGET_INIT MIXED_BUDGET_SUM_INIT)
 . jobs/env.sh
 mkdir -p runs
 for e in "${exps[@]}"; do

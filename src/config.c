@@ -158,6 +158,9 @@ static const key keys[] = {
          "budget for the activations' memory in KB (-1: none)"),
     KCHOICE("target_activation_type", target_activation_type, "max", act_types,
             "max: the largest activation tensor; sum: all of them"),
+    KLONG("budget_validate_every_steps", budget_validate_every_steps, "1", 0, 1e15,
+          "validate at a step within the budgets at most once per this many steps (1: every "
+          "such step, as the reference; 0: at epoch ends only)"),
     KFLT("initial_cost_lambda2", initial_cost_lambda2, "0.1", 0, BIG, 0,
          "weight of the weight-size penalty"),
     KFLT("initial_cost_lambda3", initial_cost_lambda3, "0.1", 0, BIG, 0,

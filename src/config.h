@@ -39,6 +39,7 @@ typedef struct mpq_cfg {
     float target_weight_kbytes, target_activation_kbytes;
     char target_activation_type[8]; /* "max" or "sum" */
     float initial_cost_lambda2, initial_cost_lambda3;
+    long budget_validate_every_steps; /* validation between epoch ends, within the budgets */
 
     /* optimisation */
     mpq_optimizer optimizer;

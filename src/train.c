@@ -58,7 +58,8 @@ typedef struct trainer {
     int hist_rows, hist_cap;
     char *cfg_dump;      /* the effective configuration (checkpoints) */
     double last_save;    /* rank 0: wall time of the last checkpoint (or the start) */
-    FILE *steps_csv, *results_csv, *timing_csv;
+    long last_budget_val; /* the last step validated within the budgets (-1: none yet) */
+    FILE *steps_csv, *results_csv, *timing_csv, *val_csv;
     char dir[MPQ_PATH_MAX + 64];
 } trainer;
 
@@ -69,6 +70,7 @@ static const char steps_header[] =
     "step,epoch,lr,loss,loss1,loss2,loss3,train_err,kbytes_w,kbytes_a";
 static const char timing_header[] =
     "step,compute_s,data_wait_s,comm_wait_s,comm_exposed_s,comm_bytes,images_per_s";
+static const char val_header[] = "step,epoch,val_err,val_loss,kbytes_w,kbytes_a,within_budget,best";
 
 /* The signal that asked for a checkpoint and exit (SIGUSR1 from SLURM before the time limit,
  * SIGTERM), or 0. Set by the handler; read at step boundaries. */
@@ -304,6 +306,8 @@ static int open_outputs(trainer *t, int resumed)
         MPQ_TRY(truncate_csv(path, steps_header, t->start_step, 1));
         snprintf(path, sizeof path, "%s/timing.csv", t->dir);
         MPQ_TRY(truncate_csv(path, timing_header, t->start_step, 1));
+        snprintf(path, sizeof path, "%s/validation.csv", t->dir);
+        MPQ_TRY(truncate_csv(path, val_header, t->start_step, 1));
         for (int h = 0; h < 8; h++) { /* the epoch-0 row and one per results row */
             snprintf(path, sizeof path, "%s/res_%s_%c.csv", t->dir, hist_files[h / 2],
                      h % 2 ? 'a' : 'w');
@@ -317,11 +321,14 @@ static int open_outputs(trainer *t, int resumed)
     t->results_csv = fopen(path, "w");
     snprintf(path, sizeof path, "%s/timing.csv", t->dir);
     t->timing_csv = fopen(path, mode);
-    if (!t->steps_csv || !t->results_csv || !t->timing_csv)
+    snprintf(path, sizeof path, "%s/validation.csv", t->dir);
+    t->val_csv = fopen(path, mode);
+    if (!t->steps_csv || !t->results_csv || !t->timing_csv || !t->val_csv)
         return MPQ_FAIL(MPQ_E_IO, "cannot write into '%s': %s", t->dir, strerror(errno));
     if (!resumed) {
         fprintf(t->steps_csv, "%s\n", steps_header);
         fprintf(t->timing_csv, "%s\n", timing_header);
+        fprintf(t->val_csv, "%s\n", val_header);
     }
     fprintf(t->results_csv, "%s\n", results_header);
     for (int i = 0; i < t->hist_rows; i++)
@@ -357,6 +364,7 @@ static void trainer_free(trainer *t)
     if (t->steps_csv) fclose(t->steps_csv);
     if (t->results_csv) fclose(t->results_csv);
     if (t->timing_csv) fclose(t->timing_csv);
+    if (t->val_csv) fclose(t->val_csv);
 }
 
 /* FNV-1a over the bytes of the trainable values and the BN state: equal on every rank iff the
@@ -599,6 +607,7 @@ static int save(trainer *t, const char *path, long steps_done, double lr,
         fflush(t->steps_csv);
         fflush(t->timing_csv);
         fflush(t->results_csv);
+        fflush(t->val_csv);
     }
     mpq_ckpt_info in;
     fill_info(t, steps_done, lr, res, &in);
@@ -775,24 +784,69 @@ static void progress(const trainer *t, long step, const step_stats *st, double e
     }
 }
 
+/* Collective: validation of the state after `step`, a validation.csv row, and whether it is the
+ * best state within the budgets so far (*best; res->best_val_err is updated). */
+static int validate(trainer *t, long step, mpq_train_result *res, double *verr, int *best)
+{
+    double vce;
+    mpq_size_terms now;
+    MPQ_TRY(mpq_evaluate(t->comm, &t->m, t->val, t->xb, t->yb, verr, &vce));
+    mpq_model_size(&t->m, &t->budget, NULL, &now);
+    int within = mpq_size_within_budget(&now, &t->budget);
+    *best = within && (isnan(res->best_val_err) || *verr < res->best_val_err);
+    if (*best) res->best_val_err = *verr;
+    if (within) t->last_budget_val = step;
+    if (t->rank == 0)
+        fprintf(t->val_csv, "%ld,%ld,%.9g,%.9g,%.9g,%.9g,%d,%d\n", step, step / t->spe + 1, *verr,
+                vce, now.kbytes_w, now.kbytes_a, within, *best);
+    return MPQ_OK;
+}
+
+static int save_best(trainer *t, long step, float lr, const mpq_train_result *res)
+{
+    char path[sizeof t->dir + 32];
+    snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_BEST);
+    return save(t, path, step + 1, lr, res, 0);
+}
+
+/* Collective, after a step that is not the last of an epoch: when a budget is set, the reference
+ * validates after every step whose state meets the budgets and keeps the best such state (which
+ * catches the states within budget that quantizers moving across a bitwidth boundary pass
+ * through between epoch ends). budget_validate_every_steps = N: at most once per N steps. */
+static int validate_within_budget(trainer *t, long step, float lr, mpq_train_result *res,
+                                  int live)
+{
+    const long every = t->cfg->budget_validate_every_steps;
+    int budgeted = t->budget.target_w_kbytes > 0.0f || t->budget.target_a_kbytes > 0.0f;
+    if (!t->val || !budgeted || every <= 0) return MPQ_OK;
+    if (t->last_budget_val >= 0 && step - t->last_budget_val < every) return MPQ_OK;
+    mpq_size_terms now; /* the parameters, hence the sizes, are equal on every rank */
+    mpq_model_size(&t->m, &t->budget, NULL, &now);
+    if (!mpq_size_within_budget(&now, &t->budget)) return MPQ_OK;
+    double verr;
+    int best;
+    MPQ_TRY(validate(t, step, res, &verr, &best));
+    if (!best) return MPQ_OK;
+    if (t->rank == 0 && !t->quiet) {
+        if (live) printf("\n");
+        mpq_log_info("step %ld: within the budgets (W %.2f KB, A %.2f KB): val err %.2f%%, the "
+                     "best so far -> %s/%s",
+                     step + 1, now.kbytes_w, now.kbytes_a, 100.0 * verr, t->dir, MPQ_CKPT_BEST);
+    }
+    return save_best(t, step, lr, res);
+}
+
 /* Collective, after the last step of an epoch (or of the run): validation, the best parameters
  * within budget, the results row and the quantizer histories. */
 static int end_epoch(trainer *t, long step, float lr, const step_stats *st, mpq_train_result *res,
                      int live)
 {
-    double verr = NAN, vce = NAN;
+    double verr = NAN;
     long epoch = step / t->spe;
     int rc, best = 0;
     if (t->val) {
-        MPQ_TRY(mpq_evaluate(t->comm, &t->m, t->val, t->xb, t->yb, &verr, &vce));
+        MPQ_TRY(validate(t, step, res, &verr, &best));
         res->val_err = verr;
-        mpq_size_terms now;
-        mpq_model_size(&t->m, &t->budget, NULL, &now);
-        if (mpq_size_within_budget(&now, &t->budget) &&
-            (isnan(res->best_val_err) || verr < res->best_val_err)) {
-            res->best_val_err = verr;
-            best = 1;
-        }
     }
     res->train_err = t->epoch_err / (double)t->epoch_n;
     double row[HIST_COLS] = {(double)(step + 1), res->train_err, verr, st->loss, st->ce,
@@ -806,6 +860,7 @@ static int end_epoch(trainer *t, long step, float lr, const step_stats *st, mpq_
         fflush(t->results_csv);
         fflush(t->steps_csv);
         fflush(t->timing_csv);
+        fflush(t->val_csv);
         if (!t->quiet)
             mpq_log_info("epoch %ld: train err %.2f%%  val err %.2f%%  loss %.4f  "
                          "W %.2f KB  A %.2f KB  (%.1f s)",
@@ -815,11 +870,7 @@ static int end_epoch(trainer *t, long step, float lr, const step_stats *st, mpq_
         rc = mpq_report_histories(t->dir, &t->m, epoch + 1);
     }
     rc = mpq_comm_agree(t->comm, rc);
-    if (rc == 0 && best) {
-        char path[sizeof t->dir + 32];
-        snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_BEST);
-        rc = save(t, path, step + 1, lr, res, 0);
-    }
+    if (rc == 0 && best) rc = save_best(t, step, lr, res);
     t->epoch_err = 0.0;
     t->epoch_n = 0;
     t->epoch_start = mpq_comm_wtime();
@@ -841,6 +892,7 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
     t.rank = mpq_comm_rank(comm);
     t.n_ranks = mpq_comm_size(comm);
     t.quiet = o->quiet;
+    t.last_budget_val = -1;
     t.quantized = *cfg->wq.method || *cfg->aq.method;
     snprintf(t.dir, sizeof t.dir, "%s", *cfg->output_dir ? cfg->output_dir : cfg->experiment);
     (void)cfg_text;
@@ -929,10 +981,9 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
                 progress(&t, step, &st, mpq_comm_wtime() - start, step + 1 - t.start_step, live);
         }
         int last = step + 1 == t.total_steps;
-        if ((step + 1) % t.spe == 0 || last) {
-            rc = end_epoch(&t, step, lr, &st, res, live);
-            if (rc < 0) goto out;
-        }
+        if ((step + 1) % t.spe == 0 || last) rc = end_epoch(&t, step, lr, &st, res, live);
+        else rc = validate_within_budget(&t, step, lr, res, live);
+        if (rc < 0) goto out;
         int sig = stimes[5] > 0 && !last;
         if (sig || stimes[6] > 0 || (last && ckpt_on) ||
             (cfg->checkpoint_every_steps > 0 && (step + 1) % cfg->checkpoint_every_steps == 0)) {

@@ -1,6 +1,8 @@
 /* The trainer, single process: a ResNet-20 overfits a small synthetic set, the same seed gives a
- * bit-identical steps.csv, and every experiment section of a reference-style .cfg (float, fixed
- * fp/pow2, the six parametric methods, budgets, scale_layer, Adam) trains a few steps. */
+ * bit-identical steps.csv, states within the budgets are validated between epoch ends (as the
+ * reference does) and the best of them is kept, and every experiment section of a
+ * reference-style .cfg (float, fixed fp/pow2, the six parametric methods, budgets, scale_layer,
+ * Adam) trains a few steps. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -141,6 +143,93 @@ START_TEST(test_train_every_reference_section_trains)
 }
 END_TEST
 
+/* validation.csv of a run: the steps validated, their within_budget flags, and the lowest
+ * val_err among the states within the budgets. Returns the number of rows. */
+static int read_validations(const char *dir, long steps[], int within[], int cap, double *best)
+{
+    char path[4200], line[512];
+    snprintf(path, sizeof path, "%s/%s/validation.csv", tmp, dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_str_eq(line, "step,epoch,val_err,val_loss,kbytes_w,kbytes_a,within_budget,best\n");
+    int n = 0;
+    *best = NAN;
+    while (fgets(line, sizeof line, f)) {
+        long step, epoch;
+        double err, ce, kw, ka;
+        int in, is_best;
+        ck_assert_int_eq(sscanf(line, "%ld,%ld,%lg,%lg,%lg,%lg,%d,%d", &step, &epoch, &err, &ce,
+                                &kw, &ka, &in, &is_best),
+                         8);
+        ck_assert_int_lt(n, cap);
+        steps[n] = step;
+        within[n++] = in;
+        if (in && (isnan(*best) || err < *best)) *best = err;
+    }
+    fclose(f);
+    return n;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s/%s", tmp, dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* 2 epochs of 4 steps; the budgets are met at every step (or never, in [OVER]). */
+static const char budget_cfg[] =
+    "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nval_data = synthetic\n"
+    "synthetic_samples = 64\nsynthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
+    "val_batch_size = 16\nepochs = 2\ninitial_learning_rate = 0.05\nseed = 4\n"
+    "w_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
+    "target_weight_kbytes = 1000\ntarget_activation_kbytes = 100\n"
+    "[EVERY1]\nbudget_validate_every_steps = 1\n"
+    "[EVERY3]\nbudget_validate_every_steps = 3\n"
+    "[EPOCHS]\nbudget_validate_every_steps = 0\n"
+    "[OVER]\ntarget_weight_kbytes = 0.01\n";
+
+START_TEST(test_train_validates_steps_within_budget)
+{
+    const struct {
+        const char *name;
+        int n;
+        long steps[8];
+        int within;
+    } cases[] = {
+        {"EVERY1", 8, {0, 1, 2, 3, 4, 5, 6, 7}, 1},
+        {"EVERY3", 4, {0, 3, 6, 7}, 1}, /* epoch ends (3, 7) always, others 3 steps apart */
+        {"EPOCHS", 2, {3, 7}, 1},
+        {"OVER", 2, {3, 7}, 0}, /* never within: only the epoch ends, no best state */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        mpq_train_result r;
+        long steps[16];
+        int within[16];
+        double best;
+        int rc = run(budget_cfg, cases[c].name, cases[c].name, &r);
+        ck_assert_msg(rc == 0, "[%s]: %s", cases[c].name, mpq_errmsg());
+        int n = read_validations(cases[c].name, steps, within, 16, &best);
+        ck_assert_int_eq(n, cases[c].n);
+        for (int i = 0; i < n; i++) {
+            ck_assert_int_eq(steps[i], cases[c].steps[i]);
+            ck_assert_int_eq(within[i], cases[c].within);
+        }
+        if (cases[c].within) {
+            ck_assert_msg(best == r.best_val_err, "[%s]: best %g vs %g", cases[c].name, best,
+                          r.best_val_err);
+            ck_assert(file_exists(cases[c].name, "params_best.h5"));
+        } else {
+            ck_assert(isnan(r.best_val_err));
+            ck_assert(!file_exists(cases[c].name, "params_best.h5"));
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_train_diverging_run_stops_with_message)
 {
     mpq_train_result r;
@@ -161,6 +250,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_train_resnet20_overfits_small_set);
     tcase_add_test(tc, test_train_same_seed_gives_identical_steps_csv);
     tcase_add_test(tc, test_train_every_reference_section_trains);
+    tcase_add_test(tc, test_train_validates_steps_within_budget);
     tcase_add_test(tc, test_train_diverging_run_stops_with_message);
     suite_add_tcase(s, tc);
     return s;
