@@ -5,10 +5,12 @@
  * Forward statistics take one pass: sums of (x - K) and (x - K)^2 with the shift K = the running
  * mean (identical on every rank of sync-BN, which updates it from the same reduced sums), then
  * one pass writes act(x * a + b (+ res)). Backward takes two passes over x and dy: the
- * per-channel sums of g = dL/d(BN output) and g * xhat, then dx; ReLU/ReLU6 masks are recomputed,
- * while the activation quantizer's gradient (sub-chunks of BN_SUB_FLOATS staged on the stack) and
- * any residual's gradient are stored once (into dres, else dx) and read back. Scratch: s->ws
- * holds the sums, chunk partials and coefficients. */
+ * per-channel sums of g = dL/d(BN output) and g * xhat, then dx. ReLU/ReLU6 masks and a uniform
+ * activation quantizer (U1-U3, quant/uniform.h: its value, straight-through gradient and the
+ * per-channel sums of its parameter-gradient terms) are computed element by element in the same
+ * loops, and g recomputed in pass 2; other quantizers run per sub-chunk of BN_SUB_FLOATS staged
+ * on the stack, and their gradient, like any residual's, is stored once (into dres, else dx) and
+ * read back. Scratch: s->ws holds the sums, chunk partials and coefficients. */
 #include "layers/bn.h"
 
 #include <math.h>
@@ -17,6 +19,7 @@
 
 #include "core/err.h"
 #include "kernels/vecops.h"
+#include "quant/uniform.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -67,8 +70,9 @@ static chunks chunk_plan(const mpq_bn *l, int n, int n_groups)
 /* Doubles of the reduce buffer: two (groups, C) blocks and a count. */
 static size_t red_len(const mpq_bn *l, int n_groups) { return 2 * (size_t)n_groups * l->c + 1; }
 
-/* Scratch, doubles first (s->ws is 64-byte aligned): reduce buffer, chunk partials (2C each),
- * quantizer partials (2 each); then floats: 4 blocks of (groups, C) coefficients. */
+/* Scratch, doubles first (s->ws is 64-byte aligned): reduce buffer, chunk partials (4C each:
+ * forward's two sums, backward's two and the fused quantizer's two per channel), quantizer
+ * partials (2 each); then floats: 4 blocks of (groups, C) coefficients. */
 typedef struct bn_ws {
     double *red, *part, *qpart;
     float *ka, *kb, *kc, *kd;
@@ -76,7 +80,7 @@ typedef struct bn_ws {
 
 static size_t ws_doubles(const mpq_bn *l, const chunks *k, int n_groups)
 {
-    return red_len(l, n_groups) + (size_t)k->total * (2 * (size_t)l->c + 2);
+    return red_len(l, n_groups) + (size_t)k->total * (4 * (size_t)l->c + 2);
 }
 
 size_t mpq_bn_ws_floats(const mpq_bn *l, int n, int n_groups)
@@ -93,7 +97,7 @@ static bn_ws ws_views(const mpq_bn *l, const mpq_step *s, const chunks *k)
     MPQ_ASSERT((uintptr_t)s->ws % sizeof(double) == 0, "bn: workspace not 8-byte aligned");
     v.red = (double *)(void *)s->ws;
     v.part = v.red + red_len(l, s->n_groups);
-    v.qpart = v.part + (size_t)k->total * 2 * l->c;
+    v.qpart = v.part + (size_t)k->total * 4 * l->c;
     v.ka = s->ws + 2 * ws_doubles(l, k, s->n_groups);
     v.kb = v.ka + gc;
     v.kc = v.kb + gc;
@@ -168,14 +172,39 @@ static void sum_chunks(const chunks *k, const double *part, size_t stride, size_
         }
 }
 
+/* Element kinds of the row loops: the activation kinds, KIND_NONE (identity: no activation, or
+ * an activation quantizer applied apart), KIND_UQ (a uniform activation quantizer computed in
+ * the loop itself) and, in backward, KIND_G (g is read from a buffer). Each loop is instantiated
+ * per kind so that it vectorizes. */
+enum { KIND_NONE = -1, KIND_G = -2, KIND_UQ = -3 };
+
+/* Whether the activation is a uniform quantizer (U1-U3, unsigned, exact reciprocal step) that the
+ * passes compute element by element (fills u); other quantizers run per chunk through
+ * mpq_quant_forward/backward. */
+static int fused_quant(const mpq_act *act, const float *val, mpq_ucore *u)
+{
+    return act && act->kind == MPQ_ACT_QUANT && mpq_quant_ucore(&act->q, val, u) &&
+           u->inv_d != 0.0f && !u->sign;
+}
+
+/* The row loops' kind for act (u filled for KIND_UQ). */
+static int act_kind(const mpq_act *act, const float *val, mpq_ucore *u)
+{
+    if (!act) return KIND_NONE;
+    if (act->kind != MPQ_ACT_QUANT) return (int)act->kind;
+    return fused_quant(act, val, u) ? KIND_UQ : KIND_NONE;
+}
+
 /* y = act(x * a + b (+ res)) for rows [r0, r1) with the coefficients of their group. RES (a
- * constant at each call site) adds the residual input. */
-ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *act,
-                                 const mpq_step *s, const float *x, const float *res,
-                                 const float *a, const float *b, size_t r0, size_t r1, float *y)
+ * constant at each call site) adds the residual input; a quantizer that is not fused is applied
+ * to the chunk afterwards, in place. */
+ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *act, int kind,
+                                 const mpq_ucore *uq, const mpq_step *s, const float *x,
+                                 const float *res, const float *a, const float *b, size_t r0,
+                                 size_t r1, float *y)
 {
     const int c = l->c;
-    const mpq_act_kind kind = act ? act->kind : MPQ_ACT_QUANT;
+    const mpq_ucore u = *uq;
     for (size_t r = r0; r < r1; r++) {
         const float *xr = x + r * c, *rr = RES ? res + r * c : NULL;
         float *yr = y + r * c;
@@ -195,28 +224,37 @@ ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *
                 yr[j] = v < 6.0f ? v : 6.0f;
             }
             break;
-        case MPQ_ACT_QUANT: /* also the plain BN output (act NULL) */
+        case KIND_UQ:
+#pragma omp simd
+            for (int j = 0; j < c; j++) {
+                const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
+                yr[j] = mpq_ucore_forward(u, o, 1);
+            }
+            break;
+        default:
 #pragma omp simd
             for (int j = 0; j < c; j++)
                 yr[j] = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
             break;
         }
     }
-    if (act && kind == MPQ_ACT_QUANT) /* in place, the whole chunk in one call */
+    if (act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ) /* the whole chunk in one call */
         mpq_quant_forward(&act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
 }
 
 static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const chunks *k,
                         const float *x, const float *res, const float *a, const float *b, float *y)
 {
+    mpq_ucore u = {0};
+    const int kind = act_kind(act, s->val, &u);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
         size_t r0, r1;
         const size_t o = (size_t)chunk_rows(k, i, &r0, &r1) * l->c;
         if (res)
-            output_rows_k(1, l, act, s, x, res, a + o, b + o, r0, r1, y);
+            output_rows_k(1, l, act, kind, &u, s, x, res, a + o, b + o, r0, r1, y);
         else
-            output_rows_k(0, l, act, s, x, NULL, a + o, b + o, r0, r1, y);
+            output_rows_k(0, l, act, kind, &u, s, x, NULL, a + o, b + o, r0, r1, y);
     }
 }
 
@@ -292,38 +330,48 @@ void mpq_bn_forward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, 
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
-/* What backward needs per group: the forward's y = act(x * a + b), xhat = (x - mu) * iv. */
+/* What backward needs per group: the forward's y = act(x * a + b), xhat = (x - mu) * iv, and the
+ * fused quantizer's core (KIND_UQ). */
 typedef struct bn_coefs {
     const float *a, *b, *mu, *iv;
+    mpq_ucore uq;
 } bn_coefs;
 
-/* The activation's gradient mask for one element, from the BN output o (none: identity). */
-static inline float act_mask(int kind, float o, float dy)
+/* g = dL/d(BN output) for one element from the BN output o and dy, by the kind's gradient: the
+ * ReLU/ReLU6 mask, the quantizer's straight-through gradient (which also writes the element's
+ * terms e_d, e_x of its parameter gradients), or the identity. */
+ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float dy, float *ed,
+                              float *ex)
 {
+    if (kind == KIND_UQ) return mpq_ucore_backward(u, o, dy, 0, 1, ed, ex);
     if (kind == MPQ_ACT_RELU) return mpq_keep_if(o > 0.0f, dy);
     if (kind == MPQ_ACT_RELU6) return mpq_keep_if((o > 0.0f) & (o < 6.0f), dy);
     return dy;
 }
 
-/* Mask kinds of the row loops below: the activation kinds, KIND_NONE (identity) and KIND_G (g is
- * read from a buffer). Each loop is instantiated per kind so that it vectorizes. */
-enum { KIND_NONE = -1, KIND_G = -2 };
-
-/* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx. */
+/* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx, and for KIND_UQ
+ * those of the quantizer's e_d, e_x into sed, sex. */
 ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
                                const float *dy, const float *g, size_t r0, size_t r1, double *sdy,
-                               double *sdyx)
+                               double *sdyx, double *sed, double *sex)
 {
+    const mpq_ucore u = k->uq;
     if (c > 2 * BN_JB) { /* wide rows: sums in memory, one pass per row */
         for (size_t r = r0; r < r1; r++) {
             const float *xr = x + r * c, *dr = dy + r * c, *gr = g + (r - r0) * c;
 #pragma omp simd
             for (int j = 0; j < c; j++) {
+                float ed = 0.0f, ex = 0.0f;
                 const float gj =
-                    kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
+                    kind == KIND_G ? gr[j]
+                                   : elem_grad(kind, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex);
                 const float h = (xr[j] - k->mu[j]) * k->iv[j];
                 sdy[j] += (double)gj;
                 sdyx[j] += (double)gj * (double)h;
+                if (kind == KIND_UQ) {
+                    sed[j] += (double)ed;
+                    sex[j] += (double)ex;
+                }
             }
         }
         return;
@@ -336,36 +384,44 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         for (int j0 = 0; j0 < c; j0 += BN_JB) {
             const int w = j0 < cfull ? BN_JB : c - j0;
-            double s1[BN_JB], s2[BN_JB];
+            double s1[BN_JB], s2[BN_JB], s3[BN_JB], s4[BN_JB];
 #pragma omp simd
             for (int j = 0; j < BN_JB; j++)
-                s1[j] = s2[j] = 0.0;
+                s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
             for (size_t r = q0; r < q1; r++) {
                 const size_t o = r * c + j0;
                 const float *xr = x + o, *dr = dy + o, *gr = g + (r - r0) * c + j0;
                 const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+#define BN_NARROW_BODY                                                                             \
+    float ed = 0.0f, ex = 0.0f;                                                                    \
+    const float gj =                                                                               \
+        kind == KIND_G ? gr[j] : elem_grad(kind, u, xr[j] * a[j] + b[j], dr[j], &ed, &ex);         \
+    const float h = (xr[j] - mu[j]) * iv[j];                                                       \
+    s1[j] += (double)gj;                                                                           \
+    s2[j] += (double)gj * (double)h;                                                               \
+    if (kind == KIND_UQ) {                                                                         \
+        s3[j] += (double)ed;                                                                       \
+        s4[j] += (double)ex;                                                                       \
+    }
                 if (w == BN_JB) {
 #pragma omp simd
                     for (int j = 0; j < BN_JB; j++) {
-                        const float gj =
-                            kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * a[j] + b[j], dr[j]);
-                        const float h = (xr[j] - mu[j]) * iv[j];
-                        s1[j] += (double)gj;
-                        s2[j] += (double)gj * (double)h;
+                        BN_NARROW_BODY
                     }
                 } else {
                     for (int j = 0; j < w; j++) {
-                        const float gj =
-                            kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * a[j] + b[j], dr[j]);
-                        const float h = (xr[j] - mu[j]) * iv[j];
-                        s1[j] += (double)gj;
-                        s2[j] += (double)gj * (double)h;
+                        BN_NARROW_BODY
                     }
                 }
+#undef BN_NARROW_BODY
             }
             for (int j = 0; j < w; j++) {
                 sdy[j0 + j] += s1[j];
                 sdyx[j0 + j] += s2[j];
+                if (kind == KIND_UQ) {
+                    sed[j0 + j] += s3[j];
+                    sex[j0 + j] += s4[j];
+                }
             }
         }
     }
@@ -375,13 +431,18 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
 ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
                                 const float *dy, const float *g, size_t r0, size_t r1, float *dx)
 {
+    const mpq_ucore u = k->uq;
     for (size_t r = r0; r < r1; r++) {
         const float *xr = x + r * c, *dr = dy + r * c, *gr = g + (r - r0) * c;
         float *d = dx + r * c;
 #pragma omp simd
-        for (int j = 0; j < c; j++)
-            d[j] = (kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j])) *
-                   k->a[j];
+        for (int j = 0; j < c; j++) {
+            float ed, ex;
+            d[j] =
+                (kind == KIND_G ? gr[j]
+                                : elem_grad(kind, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex)) *
+                k->a[j];
+        }
     }
 }
 
@@ -391,34 +452,44 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
                              const float *mgh, const float *x, const float *dy, const float *gb,
                              size_t r0, size_t r1, float *dx)
 {
+    const mpq_ucore u = k->uq;
     for (size_t r = r0; r < r1; r++) {
         const float *xr = x + r * c, *dr = dy + r * c, *gr = gb + r * c;
         float *d = dx + r * c;
 #pragma omp simd
         for (int j = 0; j < c; j++) {
-            const float g =
-                kind == KIND_G ? gr[j] : act_mask(kind, xr[j] * k->a[j] + k->b[j], dr[j]);
+            float ed, ex;
+            const float g = kind == KIND_G
+                                ? gr[j]
+                                : elem_grad(kind, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex);
             const float h = (xr[j] - k->mu[j]) * k->iv[j];
             d[j] = k->a[j] * (g - mg[j] - h * mgh[j]);
         }
     }
 }
 
-/* Pass 1 with a residual input: g = act'(x * a + b + res) * dy into gb, and the sums. */
+/* Pass 1 with a residual input: g = act'(x * a + b + res) * dy into gb, and the sums (as
+ * sums_rows_k). */
 ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
                               const float *res, const float *dy, float *gb, size_t r0, size_t r1,
-                              double *sdy, double *sdyx)
+                              double *sdy, double *sdyx, double *sed, double *sex)
 {
+    const mpq_ucore u = k->uq;
     for (size_t r = r0; r < r1; r++) {
         const float *xr = x + r * c, *rr = res + r * c, *dr = dy + r * c;
         float *gr = gb + r * c;
 #pragma omp simd
         for (int j = 0; j < c; j++) {
-            const float gj = act_mask(kind, xr[j] * k->a[j] + k->b[j] + rr[j], dr[j]);
+            float ed = 0.0f, ex = 0.0f;
+            const float gj = elem_grad(kind, u, xr[j] * k->a[j] + k->b[j] + rr[j], dr[j], &ed, &ex);
             const float h = (xr[j] - k->mu[j]) * k->iv[j];
             gr[j] = gj;
             sdy[j] += (double)gj;
             sdyx[j] += (double)gj * (double)h;
+            if (kind == KIND_UQ) {
+                sed[j] += (double)ed;
+                sex[j] += (double)ex;
+            }
         }
     }
 }
@@ -437,18 +508,21 @@ ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const fl
         case KIND_G:                                                                               \
             call(KIND_G);                                                                          \
             break;                                                                                 \
+        case KIND_UQ:                                                                              \
+            call(KIND_UQ);                                                                         \
+            break;                                                                                 \
         default:                                                                                   \
             call(KIND_NONE);                                                                       \
             break;                                                                                 \
         }                                                                                          \
     }
-#define SUMS_CALL(K) sums_rows_k(K, c, k, x, dy, g, r0, r1, sdy, sdyx)
+#define SUMS_CALL(K) sums_rows_k(K, c, k, x, dy, g, r0, r1, sdy, sdyx, sed, sex)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
 #define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, dx)
-#define RES_CALL(K) res_rows_k(K, c, k, x, res, dy, gb, r0, r1, sdy, sdyx)
+#define RES_CALL(K) res_rows_k(K, c, k, x, res, dy, gb, r0, r1, sdy, sdyx, sed, sex)
 BN_ROWS(sums_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
-         size_t r0, size_t r1, double *sdy, double *sdyx),
+         size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
         SUMS_CALL)
 BN_ROWS(scale_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
@@ -460,11 +534,11 @@ BN_ROWS(dx_rows,
         DX_CALL)
 BN_ROWS(res_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *res, const float *dy,
-         float *gb, size_t r0, size_t r1, double *sdy, double *sdyx),
+         float *gb, size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
         RES_CALL)
 
-/* The quantizer as one chunk sees it: a copy reading its two values from pv and adding its
- * parameter gradients into a chunk-local pg, so chunks run concurrently. */
+/* A quantizer that is not fused as one chunk sees it: a copy reading its two values from pv and
+ * adding its parameter gradients into a chunk-local pg, so chunks run concurrently. */
 typedef struct quant_view {
     mpq_quant q;
     float pv[2];
@@ -481,25 +555,31 @@ static quant_view quant_local(const mpq_act *act, const mpq_step *s)
     return v;
 }
 
-/* Pass 1 over one chunk: sums of g and g * xhat into sdy, sdyx. g is stored into gb when set
- * (the residual's gradient, or the quantizer's gradient kept for pass 2; NULL: ReLU/ReLU6
- * gradients are recomputed in pass 2); the quantizer's parameter sums go into qacc; eval
- * writes dx = g * a. */
-static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view *qv,
+/* Pass 1 over one chunk: the sums of g and g * xhat into sums[0..C), sums[C..2C). kind is the
+ * row loops' (act_kind); g is stored into gb when set (the residual's gradient, or a non-fused
+ * quantizer's gradient kept for pass 2; NULL: g is recomputed in pass 2). The quantizer's
+ * parameter sums go into qacc: the core's sums of e_d, e_x when fused (KIND_UQ, through the
+ * per-channel sums[2C..4C)), else the chained gradients of its per-sub-chunk calls. Eval writes
+ * dx = g * a. */
+static void backward_chunk(const mpq_bn *l, const mpq_act *act, int kind, const quant_view *qv,
                            const mpq_step *s, const bn_coefs *k, const float *x, const float *res,
-                           const float *dy, size_t r0, size_t r1, float *gb, float *dx, double *sdy,
-                           double *sdyx, double qacc[2])
+                           const float *dy, size_t r0, size_t r1, float *gb, float *dx,
+                           double *sums, double qacc[2])
 {
     const int c = l->c;
-    for (int j = 0; j < c; j++)
-        sdy[j] = sdyx[j] = 0.0;
+    double *sdy = sums, *sdyx = sums + c, *sed = sums + 2 * c, *sex = sums + 3 * c;
+    for (int j = 0; j < 4 * c; j++)
+        sums[j] = 0.0;
     qacc[0] = qacc[1] = 0.0;
-    if (!act || act->kind != MPQ_ACT_QUANT) {
-        const int kind = act ? (int)act->kind : KIND_NONE;
+    if (!act || act->kind != MPQ_ACT_QUANT || kind == KIND_UQ) {
         if (res)
-            res_rows(c, kind, k, x, res, dy, gb, r0, r1, sdy, sdyx);
+            res_rows(c, kind, k, x, res, dy, gb, r0, r1, sdy, sdyx, sed, sex);
         else
-            sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx);
+            sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx, sed, sex);
+        for (int j = 0; j < c && kind == KIND_UQ; j++) {
+            qacc[0] += sed[j];
+            qacc[1] += sex[j];
+        }
         if (!s->training && dx)
             scale_rows(c, res ? KIND_G : kind, k, x, dy, res ? gb + r0 * c : NULL, r0, r1, dx);
         return;
@@ -526,7 +606,7 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, const quant_view
         mpq_quant_backward(&qv->q, qv->pv, pg, o, dy + r * c, g, len);
         qacc[0] += pg[0];
         qacc[1] += pg[1];
-        sums_rows(c, KIND_G, k, x, dy, g, r, e, sdy, sdyx);
+        sums_rows(c, KIND_G, k, x, dy, g, r, e, sdy, sdyx, sed, sex);
         if (!s->training && dx) scale_rows(c, KIND_G, k, x, dy, g, r, e, dx);
     }
 }
@@ -541,8 +621,10 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
                          const float *res, const float *dy, float *dx, float *dres)
 {
     MPQ_ASSERT(!res == !dres, "bn: a residual input needs its gradient buffer");
-    const int quant = act && act->kind == MPQ_ACT_QUANT;
-    float *gb = res ? dres : quant ? dx : NULL; /* where pass 1 keeps g */
+    mpq_ucore uq = {0};
+    const int kind = act_kind(act, s->val, &uq);
+    const int quant = act && act->kind == MPQ_ACT_QUANT, chunked = quant && kind != KIND_UQ;
+    float *gb = res ? dres : chunked ? dx : NULL; /* where pass 1 keeps g */
     mpq_step st = *s;
     if (!s->training) st.n_groups = 1;
     const chunks k = checked_plan(l, &st, act);
@@ -567,33 +649,36 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
         mu = mpq_cat(s->state, l->mean);
         iv = v.kd;
     }
-    const quant_view qv = quant ? quant_local(act, s) : (quant_view){0};
+    const quant_view qv = chunked ? quant_local(act, s) : (quant_view){0};
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k.total; i++) {
         size_t r0, r1;
         const int g = chunk_rows(&k, i, &r0, &r1);
         const size_t o = (size_t)g * c;
-        const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o};
-        double *sdy = v.part + (size_t)i * 2 * c;
-        backward_chunk(l, act, &qv, s, &kc, x, res, dy, r0, r1, gb, dx, sdy, sdy + c,
-                       v.qpart + 2 * i);
+        const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o, uq};
+        backward_chunk(l, act, kind, &qv, s, &kc, x, res, dy, r0, r1, gb, dx,
+                       v.part + (size_t)i * 4 * c, v.qpart + 2 * i);
     }
     double *sdy = v.red, *sdyx = sdy + gc, *cnt = sdyx + gc;
-    sum_chunks(&k, v.part, 2 * (size_t)c, 0, c, sdy);
-    sum_chunks(&k, v.part, 2 * (size_t)c, (size_t)c, c, sdyx);
+    sum_chunks(&k, v.part, 4 * (size_t)c, 0, c, sdy);
+    sum_chunks(&k, v.part, 4 * (size_t)c, (size_t)c, c, sdyx);
     for (int g = 0; g < ng; g++) /* parameter gradients: local sums (ranks allreduce them) */
         for (int i = 0; i < c; i++) {
             dgamma[i] += (float)sdyx[g * c + i];
             dbeta[i] += (float)sdy[g * c + i];
         }
-    if (act && act->kind == MPQ_ACT_QUANT && mpq_qmethod_n_params(act->q.method) == 2) {
+    if (quant && mpq_qmethod_n_params(act->q.method) == 2) {
         double q0 = 0.0, q1 = 0.0;
         for (int i = 0; i < k.total; i++) {
             q0 += v.qpart[2 * i];
             q1 += v.qpart[2 * i + 1];
         }
-        s->grad[act->q.p.off] += (float)q0;
-        s->grad[act->q.p.off + 1] += (float)q1;
+        if (kind == KIND_UQ) {
+            mpq_quant_ucore_grads(&act->q, &uq, q0, q1, s->grad);
+        } else {
+            s->grad[act->q.p.off] += (float)q0;
+            s->grad[act->q.p.off + 1] += (float)q1;
+        }
     }
     if (!dx || !s->training) return;
     *cnt = (double)k.rows;
@@ -602,13 +687,13 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
         v.kc[i] = (float)(sdy[i] / *cnt);
         v.kd[i] = (float)(sdyx[i] / *cnt);
     }
-    const int kind = gb ? KIND_G : act ? (int)act->kind : KIND_NONE;
+    const int kind2 = gb ? KIND_G : kind;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k.total; i++) {
         size_t r0, r1;
         const int g = chunk_rows(&k, i, &r0, &r1);
         const size_t o = (size_t)g * c;
-        const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o};
-        dx_rows(c, kind, &kc, v.kc + o, v.kd + o, x, dy, gb ? gb : dx, r0, r1, dx);
+        const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o, uq};
+        dx_rows(c, kind2, &kc, v.kc + o, v.kd + o, x, dy, gb ? gb : dx, r0, r1, dx);
     }
 }

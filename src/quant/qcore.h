@@ -1,9 +1,10 @@
-/* Private to src/quant/ (and its tests): the float32 primitives of shared/spec/quantizers.md
- * section 1 (round half away from zero, correctly rounded logf, the constants C, L2, S, the
- * clip with strict-inequality gradient masks, Q2 and its STE derivative), the chunking that keeps
- * parameter-gradient sums deterministic, and the entry points of the quantizer families.
- * Everything here is pure: no allocation, no global state. Bit-exactness relies on no FMA
- * contraction (-ffp-contract=off, which -std=c11 implies for GCC). */
+/* Private to src/quant/ and its tests (uniform.h, the fusable face of U1-U3, includes it): the
+ * float32 primitives of shared/spec/quantizers.md section 1 (round half away from zero,
+ * correctly rounded logf, the constants C, L2, S, the clip with strict-inequality gradient
+ * masks, Q2 and its STE derivative), the chunking that keeps parameter-gradient sums
+ * deterministic, and the entry points of the quantizer families. Everything here is pure: no
+ * allocation, no global state. Bit-exactness relies on no FMA contraction (-ffp-contract=off,
+ * which -std=c11 implies for GCC). */
 #ifndef MPQ_QUANT_QCORE_H
 #define MPQ_QUANT_QCORE_H
 

@@ -3,19 +3,9 @@
  * three parametrizations deriving the core's (d, xmax) from their two learnable values.
  * Works on caller-owned arrays; elementwise loops run on OpenMP threads; parameter sums follow
  * the fixed chunking of qcore.h (deterministic for any thread count). */
-#include "quant/qcore.h"
+#include "quant/uniform.h"
 
 #include "core/err.h"
-
-/* The core's scalars and what the chain rule back to (p0, p1) needs. xmin = -xmax (sign) or 0. */
-typedef struct ucore {
-    float d, xmax, xmin;
-    float inv_d, inv_dd;  /* 1/d, 1/(d*d) when exact (see exact_recip), else 0 */
-    float pw, den;        /* 2^nb and 2^nb - 1 (U1, U2) */
-    float dc, xc, ratio;  /* clipped d (U1, U3), clipped xmax (U2, U3), xmax / den (U2) */
-    int pass0, pass1;     /* clipS gradient masks of p0 and p1 */
-    int sign;
-} ucore;
 
 /* Dividing by d equals multiplying by 1/d bit for bit when d and d*d are normal powers of two
  * whose reciprocals are normal floats: both round the same real number. Q2 always returns a
@@ -27,9 +17,9 @@ static int exact_recip(float d)
     return mant == 0.5f && e >= -62 && e <= 63;
 }
 
-static ucore prepare(mpq_qmethod m, const mpq_qspec *s)
+static mpq_ucore prepare(mpq_qmethod m, const mpq_qspec *s)
 {
-    ucore k = {0};
+    mpq_ucore k = {0};
     switch (m) {
     case MPQ_QMETHOD_FP_D_B: /* U1: (n, d); xmax = d_q * (2^nb - 1) lies on the grid */
         k.pw = powf(2.0f, mpq_qvalue_bits(s->p[0], s, 0));
@@ -76,7 +66,7 @@ static ucore prepare(mpq_qmethod m, const mpq_qspec *s)
 }
 
 /* Chain rule from the core's sums G_d = sum e_d, G_x = sum e_xmax to the learnable values. */
-static void chain(mpq_qmethod m, const ucore *k, float gd, float gx, float gp[2])
+static void chain(mpq_qmethod m, const mpq_ucore *k, float gd, float gx, float gp[2])
 {
     float g0 = 0.0f, g1 = 0.0f;
     switch (m) {
@@ -111,20 +101,17 @@ static void chain(mpq_qmethod m, const ucore *k, float gd, float gx, float gp[2]
 /* The core's forward over one chunk. RECIP (a constant at each call site) selects multiplication
  * by the exact reciprocal instead of the division. */
 static inline __attribute__((always_inline)) void
-core_forward(const ucore *k, const float *x, float *q, size_t n, int recip)
+core_forward(const mpq_ucore *kp, const float *x, float *q, size_t n, int recip)
 {
-    const float d = k->d, inv_d = k->inv_d, xmin = k->xmin, xmax = k->xmax;
+    const mpq_ucore k = *kp;
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float c1 = x[i] > xmin ? x[i] : xmin;  /* maximum2(x, xmin) */
-        float c2 = c1 < xmax ? c1 : xmax;      /* minimum2(c1, xmax) */
-        q[i] = d * mpq_qround(recip ? c2 * inv_d : c2 / d);
-    }
+    for (size_t i = 0; i < n; i++)
+        q[i] = mpq_ucore_forward(k, x[i], recip);
 }
 
 static void chunk_forward(const void *kp, const float *x, float *q, size_t n)
 {
-    const ucore *k = kp;
+    const mpq_ucore *k = kp;
     if (k->inv_d != 0.0f) core_forward(k, x, q, n, 1);
     else core_forward(k, x, q, n, 0);
 }
@@ -132,31 +119,18 @@ static void chunk_forward(const void *kp, const float *x, float *q, size_t n)
 /* The core's backward over one chunk: writes gx, adds the sums of e_d and e_xmax into acc.
  * SIGN and RECIP are constants at each call site. */
 static inline __attribute__((always_inline)) void
-core_backward(const ucore *k, const float *x, const float *g, float *gx, size_t n, int sign,
+core_backward(const mpq_ucore *kp, const float *x, const float *g, float *gx, size_t n, int sign,
               int recip, double acc[2])
 {
-    const float d = k->d, inv_d = k->inv_d, inv_dd = k->inv_dd, dd = k->d * k->d;
-    const float xmin = k->xmin, xmax = k->xmax;
+    const mpq_ucore k = *kp;
     float e_d[MPQ_QBLOCK], e_x[MPQ_QBLOCK];
     for (size_t b = 0; b < n; b += MPQ_QBLOCK) {
         const size_t m = n - b < MPQ_QBLOCK ? n - b : MPQ_QBLOCK;
         const float *xb = x + b, *gb = g + b;
         float *gxb = gx + b;
 #pragma omp simd
-        for (size_t j = 0; j < m; j++) {
-            float xi = xb[j], gi = gb[j];
-            float c1 = xi > xmin ? xi : xmin;
-            float c2 = c1 < xmax ? c1 : xmax;
-            float r = mpq_qround(recip ? c2 * inv_d : c2 / d);
-            float g_r = gi * d;                                 /* mul2(d, r): d/dr */
-            float g_c2 = recip ? g_r * inv_d : g_r / d;         /* div2: d/dx0 */
-            float g_c1 = (float)(c1 < xmax) * g_c2;             /* minimum2: d/dx0 */
-            float ex = (float)(c1 >= xmax) * g_c2;              /* minimum2: d/dx1 */
-            if (sign) ex += ((float)(xi <= xmin) * g_c1) * -1.0f; /* maximum2 d/dx1, -xmax */
-            e_d[j] = (gi * r) + (g_r * (recip ? (-c2) * inv_dd : (-c2) / dd));
-            e_x[j] = ex;
-            gxb[j] = (float)(xi > xmin) * g_c1;                 /* maximum2: d/dx0 */
-        }
+        for (size_t j = 0; j < m; j++)
+            gxb[j] = mpq_ucore_backward(k, xb[j], gb[j], sign, recip, &e_d[j], &e_x[j]);
         mpq_qsum_block(acc, e_d, e_x, m);
     }
 }
@@ -164,7 +138,7 @@ core_backward(const ucore *k, const float *x, const float *g, float *gx, size_t 
 static void chunk_backward(const void *kp, const float *x, const float *g, float *gx, size_t n,
                            double acc[2])
 {
-    const ucore *k = kp;
+    const mpq_ucore *k = kp;
     int recip = k->inv_d != 0.0f;
     if (k->sign && recip) core_backward(k, x, g, gx, n, 1, 1, acc);
     else if (k->sign) core_backward(k, x, g, gx, n, 1, 0, acc);
@@ -172,18 +146,37 @@ static void chunk_backward(const void *kp, const float *x, const float *g, float
     else core_backward(k, x, g, gx, n, 0, 0, acc);
 }
 
+int mpq_quant_ucore(const mpq_quant *q, const float *val, mpq_ucore *k)
+{
+    if (q->method != MPQ_QMETHOD_FP_D_B && q->method != MPQ_QMETHOD_FP_B_XMAX &&
+        q->method != MPQ_QMETHOD_FP_D_XMAX)
+        return 0;
+    const mpq_qspec s = mpq_quant_spec(q, val);
+    *k = prepare(q->method, &s);
+    return 1;
+}
+
+void mpq_quant_ucore_grads(const mpq_quant *q, const mpq_ucore *k, double sum_ed, double sum_ex,
+                           float *grad)
+{
+    float gp[2];
+    chain(q->method, k, (float)sum_ed, (float)sum_ex, gp);
+    grad[q->p.off] += gp[0];
+    grad[q->p.off + 1] += gp[1];
+}
+
 float mpq_uniform_step(mpq_qmethod m, const mpq_qspec *s) { return prepare(m, s).d; }
 
 void mpq_uniform_forward(mpq_qmethod m, const mpq_qspec *s, const float *x, float *q, size_t len)
 {
-    ucore k = prepare(m, s);
+    mpq_ucore k = prepare(m, s);
     mpq_qforward_chunks(chunk_forward, &k, x, q, len);
 }
 
 void mpq_uniform_backward(mpq_qmethod m, const mpq_qspec *s, const float *x, const float *g,
                           float *gx, size_t len, float gp[2])
 {
-    ucore k = prepare(m, s);
+    mpq_ucore k = prepare(m, s);
     double sums[2];
     mpq_qbackward_chunks(chunk_backward, &k, x, g, gx, len, sums);
     chain(m, &k, (float)sums[0], (float)sums[1], gp);

@@ -1,7 +1,8 @@
 /* bn: training and eval against a double-precision reference (ghost groups 1 and 2, running
  * statistics with the unbiased variance), central-difference gradients of x, gamma and beta in
  * both modes, the fused activations (ReLU, ReLU6, the activation quantizer) against BN followed
- * by layers/act in both modes, with and without a residual added before the activation, dx aliasing
+ * by layers/act in both modes (every quantizer method, channel counts taking each row-loop path),
+ * with and without a residual added before the activation, dx aliasing
  * dy, a cache of statistics only, independence of the thread count over many row chunks, ghost
  * groups equal separate batches, and sync-BN: two half-batch replicas in two threads whose reducer
  * sums across them reproduce the full batch's outputs, gradients and running statistics. */
@@ -29,17 +30,18 @@ typedef struct fixture {
     float *x, *y, *r, *dx, *val, *grad, *state, *arena, *ws;
 } fixture;
 
-/* val: gamma (C) then beta (C); state: running mean (C) then running var (C). */
-static void fixture_init(fixture *f, int n, int groups, uint64_t seed)
+/* c channels. val: gamma (c) then beta (c), a quantizer's pair; state: running mean (c) then
+ * running var (c). */
+static void fixture_init_c(fixture *f, int n, int groups, int c, uint64_t seed)
 {
     memset(f, 0, sizeof *f);
-    mpq_bn_init(&f->l, HW, C);
-    f->l.gamma = (mpq_slice){0, C};
-    f->l.beta = (mpq_slice){C, C};
-    f->l.mean = (mpq_slice){0, C};
-    f->l.var = (mpq_slice){C, C};
+    mpq_bn_init(&f->l, HW, c);
+    f->l.gamma = (mpq_slice){0, c};
+    f->l.beta = (mpq_slice){c, c};
+    f->l.mean = (mpq_slice){0, c};
+    f->l.var = (mpq_slice){c, c};
     f->n = n, f->groups = groups;
-    f->nx = (size_t)n * HW * C;
+    f->nx = (size_t)n * HW * c;
     f->ncache = mpq_bn_cache_floats(&f->l, n, groups);
     f->l.cache = (mpq_slice){0, f->ncache};
     f->nws = mpq_bn_ws_floats(&f->l, n, groups);
@@ -47,20 +49,20 @@ static void fixture_init(fixture *f, int n, int groups, uint64_t seed)
     f->y = malloc(f->nx * sizeof(float));
     f->r = malloc(f->nx * sizeof(float));
     f->dx = malloc(f->nx * sizeof(float));
-    f->val = malloc((2 * C + 2) * sizeof(float)); /* gamma, beta, a quantizer's pair */
-    f->grad = malloc((2 * C + 2) * sizeof(float));
-    f->state = malloc(2 * C * sizeof(float));
+    f->val = malloc((2 * c + 2) * sizeof(float)); /* gamma, beta, a quantizer's pair */
+    f->grad = malloc((2 * c + 2) * sizeof(float));
+    f->state = malloc(2 * c * sizeof(float));
     f->arena = mpq_test_guarded_alloc(f->ncache);
     f->ws = mpq_test_guarded_alloc(f->nws);
     mpq_test_fill_uniform(f->x, f->nx, -2, 2, seed);
     mpq_test_fill_uniform(f->r, f->nx, -1, 1, seed + 1);
-    mpq_test_fill_uniform(f->val, C, 0.5f, 1.5f, seed + 2);
-    mpq_test_fill_uniform(f->val + C, C, -1, 1, seed + 3);
-    mpq_test_fill_uniform(f->state, C, -0.5f, 0.5f, seed + 4);
-    mpq_test_fill_uniform(f->state + C, C, 0.5f, 2.0f, seed + 5);
-    for (int i = 0; i < 2 * C + 2; i++)
+    mpq_test_fill_uniform(f->val, c, 0.5f, 1.5f, seed + 2);
+    mpq_test_fill_uniform(f->val + c, c, -1, 1, seed + 3);
+    mpq_test_fill_uniform(f->state, c, -0.5f, 0.5f, seed + 4);
+    mpq_test_fill_uniform(f->state + c, c, 0.5f, 2.0f, seed + 5);
+    for (int i = 0; i < 2 * c + 2; i++)
         f->grad[i] = GRAD0;
-    f->val[2 * C] = f->val[2 * C + 1] = 0.0f;
+    f->val[2 * c] = f->val[2 * c + 1] = 0.0f;
     f->s = (mpq_step){.val = f->val,
                       .wq = f->val,
                       .grad = f->grad,
@@ -71,6 +73,11 @@ static void fixture_init(fixture *f, int n, int groups, uint64_t seed)
                       .n = n,
                       .n_groups = groups,
                       .training = 1};
+}
+
+static void fixture_init(fixture *f, int n, int groups, uint64_t seed)
+{
+    fixture_init_c(f, n, groups, C, seed);
 }
 
 /* Copies x, r, gamma, beta and state of samples [n0, n0 + g->n) of `from` into g. */
@@ -224,44 +231,57 @@ START_TEST(test_bn_cache_holds_statistics_and_dx_may_alias_dy)
 END_TEST
 
 /* An activation over the fixture's per-sample tensor; QUANT uses the default activation
- * settings with parametric_fp_d_xmax_relu, its pair at val[2C], val[2C + 1]. */
-static mpq_act make_act(fixture *f, mpq_act_kind kind)
+ * settings with the given method, its pair at val[2c], val[2c + 1]. */
+static mpq_act make_act_q(fixture *f, mpq_act_kind kind, const char *method)
 {
-    mpq_act a = {.kind = kind, .len = (size_t)HW * C};
+    const int c = f->l.c;
+    mpq_act a = {.kind = kind, .len = (size_t)HW * c};
     if (kind == MPQ_ACT_QUANT) {
         mpq_cfg cfg;
         mpq_cfg_defaults(&cfg);
-        strcpy(cfg.aq.method, "parametric_fp_d_xmax_relu");
+        strcpy(cfg.aq.method, method);
         ck_assert_int_eq(mpq_quant_setup(&a.q, &cfg.aq, 1, a.len), 0);
-        a.q.p = (mpq_slice){2 * C, 2};
+        a.q.p = (mpq_slice){2 * (size_t)c, 2};
         mpq_quant_init_values(&a.q, &cfg.aq, cfg.aq.stepsize, f->val);
     }
     return a;
 }
 
+static mpq_act make_act(fixture *f, mpq_act_kind kind)
+{
+    return make_act_q(f, kind, "parametric_fp_d_xmax_relu");
+}
+
 /* BN with a fused activation equals BN followed by the activation layer: forward bitwise,
- * backward (dx, dgamma, dbeta, the quantizer's gradients) to rounding. */
-static void check_fused(mpq_act_kind kind, int training, int groups, uint64_t seed)
+ * backward (dx, dgamma, dbeta, the quantizer's gradients) to rounding. c channels; method names
+ * the quantizer of QUANT. */
+static void check_fused(mpq_act_kind kind, const char *method, int c, int training, int groups,
+                        uint64_t seed)
 {
     fixture f, u;
-    fixture_init(&f, 4, groups, seed);
-    fixture_init(&u, 4, groups, seed);
+    fixture_init_c(&f, 4, groups, c, seed);
+    fixture_init_c(&u, 4, groups, c, seed);
     f.s.training = u.s.training = training;
     if (kind == MPQ_ACT_RELU6) f.val[0] = u.val[0] = 5.0f; /* some outputs above 6 */
-    mpq_act a = make_act(&f, kind);
-    make_act(&u, kind);
+    mpq_act a = make_act_q(&f, kind, method);
+    make_act_q(&u, kind, method);
     float *t = malloc(f.nx * sizeof *t), *g = malloc(f.nx * sizeof *g);
     mpq_bn_forward(&f.l, &a, &f.s, f.x, f.y);
     mpq_bn_forward(&u.l, NULL, &u.s, u.x, t);
     mpq_act_forward(&a, &u.s, t, u.y);
     ck_assert_mem_eq(f.y, u.y, f.nx * sizeof(float));
-    ck_assert_mem_eq(f.state, u.state, 2 * C * sizeof(float));
+    ck_assert_mem_eq(f.state, u.state, 2 * (size_t)c * sizeof(float));
     mpq_bn_backward(&f.l, &a, &f.s, f.x, f.r, f.dx);
     mpq_act_backward(&a, &u.s, t, u.r, g);
     mpq_bn_backward(&u.l, NULL, &u.s, u.x, g, u.dx);
     ck_assert(mpq_ck_allclose(f.dx, u.dx, f.nx, 1e-5f, 1e-6f, "fused dx"));
-    ck_assert(mpq_ck_allclose(f.grad, u.grad, 2 * C + 2, 1e-5f, 1e-5f, "fused grads"));
-    if (kind == MPQ_ACT_QUANT) ck_assert(f.grad[2 * C + 1] != GRAD0); /* xmax got a gradient */
+    ck_assert(mpq_ck_allclose(f.grad, u.grad, 2 * (size_t)c + 2, 1e-5f, 1e-5f, "fused grads"));
+    if (kind == MPQ_ACT_QUANT && mpq_qmethod_n_params(a.q.method) == 2) {
+        /* the second value got a gradient; both did for the uniform (fused) methods */
+        ck_assert_msg(f.grad[2 * c + 1] != GRAD0, "%s c=%d training=%d", method, c, training);
+        if (!strncmp(method, "parametric_fp_", 14))
+            ck_assert_msg(f.grad[2 * c] != GRAD0, "%s c=%d training=%d", method, c, training);
+    }
     free(t), free(g);
     fixture_free(&f), fixture_free(&u);
 }
@@ -271,20 +291,40 @@ START_TEST(test_bn_fused_activation_matches_separate_layers)
     static const mpq_act_kind kinds[3] = {MPQ_ACT_RELU, MPQ_ACT_RELU6, MPQ_ACT_QUANT};
     for (int k = 0; k < 3; k++)
         for (int training = 0; training < 2; training++)
-            check_fused(kinds[k], training, 1 + training, 70 + 4 * k + training);
+            check_fused(kinds[k], "parametric_fp_d_xmax_relu", C, training, 1 + training,
+                        70 + 4 * k + training);
+}
+END_TEST
+
+/* Every activation quantizer, fused element by element (U1-U3) or called per chunk (the others),
+ * for channel counts that take each row-loop path: a partial register block (5), full blocks
+ * (16), rows summed in memory (40). */
+START_TEST(test_bn_fused_quantizers_match_separate_layers)
+{
+    static const char *const methods[] = {
+        "parametric_fp_d_xmax_relu",      "parametric_fp_d_b_relu",
+        "parametric_fp_b_xmax_relu",      "parametric_pow2_b_xmax_relu",
+        "parametric_pow2_xmin_xmax_relu", "fp_relu"};
+    static const int cs[] = {5, 16, 40};
+    for (int m = 0; m < 6; m++)
+        for (int i = 0; i < 3; i++)
+            for (int training = 0; training < 2; training++)
+                check_fused(MPQ_ACT_QUANT, methods[m], cs[i], training, 1 + training,
+                            200 + 8 * m + 2 * i + training);
 }
 END_TEST
 
 /* BN -> add -> activation fused equals the three layers in a row (ReLU and the quantizer,
  * training and eval), including the residual's gradient. */
-static void check_fused_res(mpq_act_kind kind, int training, uint64_t seed)
+static void check_fused_res(mpq_act_kind kind, const char *method, int c, int training,
+                            uint64_t seed)
 {
     fixture f, u;
-    fixture_init(&f, 4, 1, seed);
-    fixture_init(&u, 4, 1, seed);
+    fixture_init_c(&f, 4, 1, c, seed);
+    fixture_init_c(&u, 4, 1, c, seed);
     f.s.training = u.s.training = training;
-    mpq_act a = make_act(&f, kind);
-    make_act(&u, kind);
+    mpq_act a = make_act_q(&f, kind, method);
+    make_act_q(&u, kind, method);
     float *res = malloc(f.nx * sizeof *res), *t = malloc(f.nx * sizeof *t);
     float *g = malloc(f.nx * sizeof *g), *dres = malloc(f.nx * sizeof *dres);
     mpq_test_fill_uniform(res, f.nx, -1, 1, seed + 9);
@@ -299,7 +339,7 @@ static void check_fused_res(mpq_act_kind kind, int training, uint64_t seed)
     mpq_bn_backward(&u.l, NULL, &u.s, u.x, g, u.dx);
     ck_assert(mpq_ck_allclose(dres, g, f.nx, 1e-6f, 1e-6f, "fused residual gradient"));
     ck_assert(mpq_ck_allclose(f.dx, u.dx, f.nx, 1e-5f, 1e-6f, "fused dx"));
-    ck_assert(mpq_ck_allclose(f.grad, u.grad, 2 * C + 2, 1e-5f, 1e-5f, "fused grads"));
+    ck_assert(mpq_ck_allclose(f.grad, u.grad, 2 * (size_t)c + 2, 1e-5f, 1e-5f, "fused grads"));
     free(res), free(t), free(g), free(dres);
     fixture_free(&f), fixture_free(&u);
 }
@@ -307,8 +347,11 @@ static void check_fused_res(mpq_act_kind kind, int training, uint64_t seed)
 START_TEST(test_bn_fused_residual_matches_separate_layers)
 {
     for (int training = 0; training < 2; training++) {
-        check_fused_res(MPQ_ACT_RELU, training, 90 + training);
-        check_fused_res(MPQ_ACT_QUANT, training, 94 + training);
+        check_fused_res(MPQ_ACT_RELU, "", C, training, 90 + training);
+        check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", C, training, 94 + training);
+        check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", 40, training, 96 + training);
+        check_fused_res(MPQ_ACT_QUANT, "parametric_pow2_xmin_xmax_relu", 16, training,
+                        98 + training);
     }
 }
 END_TEST
@@ -468,6 +511,7 @@ static Suite *bn_suite(void)
     tcase_add_test(tc, test_bn_gradients_match_central_differences);
     tcase_add_test(tc, test_bn_cache_holds_statistics_and_dx_may_alias_dy);
     tcase_add_test(tc, test_bn_fused_activation_matches_separate_layers);
+    tcase_add_test(tc, test_bn_fused_quantizers_match_separate_layers);
     tcase_add_test(tc, test_bn_fused_residual_matches_separate_layers);
     tcase_add_test(tc, test_bn_is_independent_of_threads);
     tcase_add_test(tc, test_bn_ghost_groups_equal_separate_batches);

@@ -1,0 +1,61 @@
+/* The uniform core q = d * round(clip(x, xmin, xmax) / d) of U1-U3 per element, inline: one
+ * definition of its forward and straight-through backward, used by the chunk loops of uniform.c
+ * and by layers that fuse the activation quantizer into their own passes over memory (BN), bit
+ * for bit alike. The per-element gradient terms e_d, e_x are summed by the caller in an order of
+ * its own and handed to mpq_quant_ucore_grads for the chain rule back to the learnable values. */
+#ifndef MPQ_QUANT_UNIFORM_H
+#define MPQ_QUANT_UNIFORM_H
+
+#include "quant/qcore.h"
+
+/* The core's scalars and what the chain rule back to (p0, p1) needs. xmin = -xmax (sign) or 0. */
+typedef struct mpq_ucore {
+    float d, xmax, xmin;
+    float inv_d, inv_dd; /* 1/d, 1/(d*d) when exact (see uniform.c), else 0 */
+    float pw, den;       /* 2^nb and 2^nb - 1 (U1, U2) */
+    float dc, xc, ratio; /* clipped d (U1, U3), clipped xmax (U2, U3), xmax / den (U2) */
+    int pass0, pass1;    /* clipS gradient masks of p0 and p1 */
+    int sign;
+} mpq_ucore;
+
+/* The core for quantizer q with its values read from val. Returns 1 for U1-U3 (k filled), 0
+ * for every other method (k untouched). */
+int mpq_quant_ucore(const mpq_quant *q, const float *val, mpq_ucore *k);
+/* Adds to grad[q->p] the learnable values' gradients given the sums over all elements of e_d
+ * and e_x (from mpq_ucore_backward) for the core k of q. */
+void mpq_quant_ucore_grads(const mpq_quant *q, const mpq_ucore *k, double sum_ed, double sum_ex,
+                           float *grad);
+
+/* Q(x). RECIP (a constant at each call site, true only where k.inv_d != 0) multiplies by the
+ * exact reciprocal instead of dividing. */
+static inline __attribute__((always_inline)) float mpq_ucore_forward(const mpq_ucore k, float x,
+                                                                     const int recip)
+{
+    float c1 = x > k.xmin ? x : k.xmin;   /* maximum2(x, xmin) */
+    float c2 = c1 < k.xmax ? c1 : k.xmax; /* minimum2(c1, xmax) */
+    return k.d * mpq_qround(recip ? c2 * k.inv_d : c2 / k.d);
+}
+
+/* dQ/dx * g, the function graph's backward in the reference's order; writes the element's terms
+ * of the gradients with respect to the core's d (e_d) and xmax (e_x). SIGN (k.sign) and RECIP are
+ * constants at each call site; a caller that needs only the returned value lets the compiler
+ * drop the rest. */
+static inline __attribute__((always_inline)) float mpq_ucore_backward(const mpq_ucore k, float x,
+                                                                      float g, const int sign,
+                                                                      const int recip, float *e_d,
+                                                                      float *e_x)
+{
+    float c1 = x > k.xmin ? x : k.xmin;
+    float c2 = c1 < k.xmax ? c1 : k.xmax;
+    float r = mpq_qround(recip ? c2 * k.inv_d : c2 / k.d);
+    float g_r = g * k.d;                                   /* mul2(d, r): d/dr */
+    float g_c2 = recip ? g_r * k.inv_d : g_r / k.d;        /* div2: d/dx0 */
+    float g_c1 = (float)(c1 < k.xmax) * g_c2;              /* minimum2: d/dx0 */
+    float ex = (float)(c1 >= k.xmax) * g_c2;               /* minimum2: d/dx1 */
+    if (sign) ex += ((float)(x <= k.xmin) * g_c1) * -1.0f; /* maximum2 d/dx1, -xmax */
+    *e_d = (g * r) + (g_r * (recip ? (-c2) * k.inv_dd : (-c2) / (k.d * k.d)));
+    *e_x = ex;
+    return (float)(x > k.xmin) * g_c1; /* maximum2: d/dx0 */
+}
+
+#endif
