@@ -51,12 +51,10 @@ for ((r = 1; r <= rounds; r++)); do
 done
 printf '%-11s %-20s %3s %9s %7s %9s %8s %8s %6s %7s\n' model quant thr train_i/s target \
     fwd_i/s fwd_GF/s peak_GF fwd/pk rss_MB
-declare -A med
 while read -r model batch quant thr target; do
     key="$model $quant $thr"
     t=$(median <<< "${train[$key]}") f=$(median <<< "${fwdgf[$key]}")
     p=$(median <<< "${peak[$key]}")
-    med[$key]=$t
     printf '%-11s %-20s %3s %9.1f %7s %9.1f %8.1f %8.1f %5.0f%% %7.0f %s\n' "$model" "$quant" \
         "$thr" "$t" "$target" "$(median <<< "${fwd[$key]}")" "$f" "$p" \
         "$(awk -v a="$f" -v b="$p" 'BEGIN { print 100 * a / b }')" \

@@ -178,21 +178,14 @@ static void sum_chunks(const chunks *k, const double *part, size_t stride, size_
  * per kind so that it vectorizes. */
 enum { KIND_NONE = -1, KIND_G = -2, KIND_UQ = -3 };
 
-/* Whether the activation is a uniform quantizer (U1-U3, unsigned, exact reciprocal step) that the
- * passes compute element by element (fills u); other quantizers run per chunk through
- * mpq_quant_forward/backward. */
-static int fused_quant(const mpq_act *act, const float *val, mpq_ucore *u)
-{
-    return act && act->kind == MPQ_ACT_QUANT && mpq_quant_ucore(&act->q, val, u) &&
-           u->inv_d != 0.0f && !u->sign;
-}
-
-/* The row loops' kind for act (u filled for KIND_UQ). */
+/* The row loops' kind for act. KIND_UQ (u filled) for a uniform quantizer (U1-U3, unsigned,
+ * exact reciprocal step) that the passes compute element by element; other quantizers give
+ * KIND_NONE and run per chunk through mpq_quant_forward/backward. */
 static int act_kind(const mpq_act *act, const float *val, mpq_ucore *u)
 {
     if (!act) return KIND_NONE;
     if (act->kind != MPQ_ACT_QUANT) return (int)act->kind;
-    return fused_quant(act, val, u) ? KIND_UQ : KIND_NONE;
+    return mpq_quant_ucore(&act->q, val, u) && u->inv_d != 0.0f && !u->sign ? KIND_UQ : KIND_NONE;
 }
 
 /* y = act(x * a + b (+ res)) for rows [r0, r1) with the coefficients of their group. RES (a
