@@ -27,7 +27,7 @@ static int run(const char *text, const char *experiment, const char *outdir, mpq
     snprintf(c.output_dir, sizeof c.output_dir, "%s/%s", tmp, outdir);
     c.progress = 0;
     mpq_train_opts o = {.quiet = 1};
-    return mpq_train(comm, &c, text, &o, r);
+    return mpq_train(comm, &c, &o, r);
 }
 
 static char *slurp(const char *path)
