@@ -895,3 +895,16 @@ void mpq_cfg_print_keys(FILE *f)
         fputc('\n', f);
     }
 }
+
+mpq_schedule mpq_cfg_schedule(const mpq_cfg *c)
+{
+    return (mpq_schedule){
+        .kind = c->lr_schedule,
+        .lr = c->initial_learning_rate,
+        .epochs = c->epochs,
+        .warmup_epochs = c->warmup_epochs,
+        .decay_factor = c->lr_decay_factor,
+        .decay_epochs = c->lr_decay_epochs,
+        .n_decay_epochs = c->n_lr_decay_epochs,
+    };
+}

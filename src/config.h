@@ -8,18 +8,13 @@
 
 #include <stdio.h>
 
+#include "data.h"
+#include "optim/optim.h"
 #include "quant/quant.h"
 
 #define MPQ_PATH_MAX 1024
 
 typedef enum mpq_optimizer { MPQ_OPTIMIZER_SGD, MPQ_OPTIMIZER_ADAM } mpq_optimizer;
-typedef enum mpq_lr_schedule {
-    MPQ_LR_REFERENCE, /* 80/40/40 epochs at lr, lr/10, lr/100, scaled to `epochs` (4/8, 6/8) */
-    MPQ_LR_STEP,      /* lr * lr_decay_factor^(number of lr_decay_epochs passed) */
-    MPQ_LR_COSINE,    /* lr * 0.5 * (1 + cos(pi * t / T)) after warmup */
-    MPQ_LR_CONSTANT,
-} mpq_lr_schedule;
-typedef enum mpq_augment { MPQ_AUGMENT_NONE, MPQ_AUGMENT_CIFAR, MPQ_AUGMENT_IMAGENET } mpq_augment;
 
 #define MPQ_MAX_DECAY_EPOCHS 8
 
@@ -108,6 +103,8 @@ char *mpq_cfg_list_experiments(const char *text);
 /* Writes the effective configuration as an INI section "[experiment]" with every key, in a form
  * mpq_cfg_parse_text reads back to the same struct (bytewise). */
 void mpq_cfg_dump(const mpq_cfg *c, FILE *f);
+/* The learning-rate schedule of c (points into c). */
+mpq_schedule mpq_cfg_schedule(const mpq_cfg *c);
 /* Same into a malloc'ed string (for checkpoints). */
 char *mpq_cfg_dump_string(const mpq_cfg *c);
 /* Prints the key table (name, default, help) for `mpq train --help-keys`. */

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "config.h"
+typedef enum mpq_augment { MPQ_AUGMENT_NONE, MPQ_AUGMENT_CIFAR, MPQ_AUGMENT_IMAGENET } mpq_augment;
 
 typedef struct mpq_data_info {
     long n_samples;        /* in the whole split */

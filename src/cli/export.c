@@ -37,7 +37,7 @@ int mpq_cli_export(mpq_comm *c, int argc, char **argv)
     if (rc == 0 && lm.is_export)
         rc = MPQ_FAIL(MPQ_E_ARG, "'%s' is already an exported model", file);
     rc = mpq_comm_agree(c, rc);
-    if (rc == 0) rc = mpq_export_write(c, out, &lm.m, &lm.info, &o, &kb);
+    if (rc == 0) rc = mpq_export_write(c, out, &lm.m.view, &lm.info, &o, &kb);
     if (rc == 0 && rank == 0)
         printf("exported %s (step %ld) to %s: weights %.2f KB at the learned bitwidths%s%s\n", file,
                lm.info.step, out, kb, o.pack ? ", bit-packed" : "", o.fold_bn ? ", BN folded" : "");

@@ -100,12 +100,12 @@ int mpq_cli_model_load(mpq_comm *c, const char *path, const mpq_cfg *cfg, int h,
     if (rc < 0) return rc;
     if (nnabla) {
         mpq_model_init_values(&out->m, (unsigned long)out->cfg.seed, 0);
-        rc = mpq_ckpt_load_weights(c, path, &out->m);
+        rc = mpq_ckpt_load_weights(c, path, &out->m.view);
         if (rc == 0) mpq_model_init_quantizers(&out->m, 1);
     } else if (out->is_export) {
-        rc = mpq_export_load(c, path, &out->m);
+        rc = mpq_export_load(c, path, &out->m.view);
     } else {
-        rc = mpq_ckpt_load(c, path, &out->m, out->cfg.model, 0);
+        rc = mpq_ckpt_load(c, path, &out->m.view, out->cfg.model, 0);
     }
     return rc;
 }

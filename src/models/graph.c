@@ -37,6 +37,9 @@ void mpq_model_free(mpq_model *m)
     free(m->wq);
     free(m->arena);
     free(m->ws);
+    free(m->tensors);
+    free(m->bns);
+    free(m->qnames);
     mpq_params_free(&m->params);
     mpq_params_free(&m->state);
     memset(m, 0, sizeof *m);

@@ -15,4 +15,7 @@ static inline int mpq_node_skipped(const mpq_node *n)
     return n->fused && (n->kind == MPQ_NODE_BN || n->kind == MPQ_NODE_ADD);
 }
 
+/* Builds m's tensor-role table and view (tensors.c). Returns 0 or MPQ_E_*. */
+int mpq_model_tensors_build(mpq_model *m);
+
 #endif

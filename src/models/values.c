@@ -19,7 +19,10 @@ int mpq_model_alloc(mpq_model *m)
             m->wq = mpq_alloc_floats(m->params.n_floats);
             if (!m->wq) return MPQ_FAIL(MPQ_E_NOMEM, "cannot allocate quantized weights");
         }
-    return MPQ_OK;
+    for (int i = 0; i < m->n_nodes; i++) /* the node array and the quantizers are final now */
+        if (m->nodes[i].kind == MPQ_NODE_ACT && m->nodes[i].quant[0] >= 0)
+            m->nodes[i].u.act.q = &m->quants[m->nodes[i].quant[0]];
+    return mpq_model_tensors_build(m);
 }
 
 static void fill_uniform(float *x, size_t n, float lim, unsigned long seed, size_t tensor)
@@ -111,7 +114,6 @@ void mpq_model_init_quantizers(mpq_model *m, int from_weights)
         if (n->kind == MPQ_NODE_ACT) {
             mpq_quant *q = &m->quants[n->quant[0]];
             mpq_quant_init_values(q, &m->aset, m->aset.stepsize, v);
-            n->u.act.q = *q;
             continue;
         }
         const mpq_slice *w = mpq_node_weights(n, 0);

@@ -86,7 +86,7 @@ int trainer_save(trainer *t, const char *path, long steps_done, double lr,
     fill_info(t, steps_done, lr, res, &in);
     double t0 = mpq_comm_wtime();
     rc = mpq_comm_agree(t->comm, rc);
-    if (rc == 0) rc = mpq_ckpt_save(t->comm, path, &t->m, &in, with_optimizer);
+    if (rc == 0) rc = mpq_ckpt_save(t->comm, path, &t->m.view, &in, with_optimizer);
     if (rc == 0 && with_optimizer && t->rank == 0)
         rc = mpq_ckpt_prune(t->dir, t->cfg->keep_checkpoints);
     rc = mpq_comm_agree(t->comm, rc);
@@ -186,7 +186,8 @@ int trainer_resume(trainer *t, const char *path, mpq_train_result *res)
     int rc = mpq_ckpt_read_info(t->comm, path, &in);
     if (rc < 0) return rc;
     rc = mpq_comm_agree(t->comm, check_config(t, &in, path));
-    if (rc == 0) rc = mpq_ckpt_load(t->comm, path, &t->m, t->cfg->model, MPQ_CKPT_LOAD_OPTIMIZER);
+    if (rc == 0)
+        rc = mpq_ckpt_load(t->comm, path, &t->m.view, t->cfg->model, MPQ_CKPT_LOAD_OPTIMIZER);
     for (int i = 0; rc == 0 && i < in.history_rows; i++)
         rc = trainer_append_hist(t, in.history + (size_t)MPQ_HIST_COLS * i);
     if (rc == 0) {
@@ -208,7 +209,7 @@ int trainer_resume(trainer *t, const char *path, mpq_train_result *res)
 /* Collective: the cfg's weightfile (mpq or nnabla); quantizers start from the loaded weights. */
 int trainer_load_weightfile(trainer *t)
 {
-    MPQ_TRY(mpq_ckpt_load_weights(t->comm, t->cfg->weightfile, &t->m));
+    MPQ_TRY(mpq_ckpt_load_weights(t->comm, t->cfg->weightfile, &t->m.view));
     mpq_model_init_quantizers(&t->m, 1);
     return MPQ_OK;
 }

@@ -240,8 +240,9 @@ static int run_steps(trainer *t, const mpq_train_opts *o, mpq_train_result *res)
     double start = mpq_comm_wtime();
     t->epoch_start = t->last_save = start;
     mpq_step_stats st;
+    const mpq_schedule schedule = mpq_cfg_schedule(cfg);
     for (long step = t->start_step; step < t->total_steps; step++) {
-        float lr = mpq_lr_at(cfg, step, t->spe);
+        float lr = mpq_lr_at(&schedule, step, t->spe);
         double ts = mpq_comm_wtime();
         /* a diverged state is never checkpointed */
         MPQ_TRY(mpq_comm_agree(t->comm, mpq_trainstep_run(&t->step, t->train, lr, step, &st)));

@@ -15,9 +15,10 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "mpq.h"
+#include "qsettings.h"
+#include "quant/codes.h"
 #include "quant/qcore.h"
 #include "quant/quant.h"
-#include "qsettings.h"
 #include "testutil.h"
 
 /* Check's ck_assert records every passing assertion through a pipe; loops over millions of
@@ -938,6 +939,42 @@ START_TEST(test_quant_model_wrappers_use_flat_buffers)
 }
 END_TEST
 
+/* Integer codes (quant/codes.h): uniform and power-of-two values encode exactly and decode back,
+ * the bit count is the fewest signed bits, packing round-trips at every width, and a value off
+ * the grid is refused. */
+START_TEST(test_quant_codes_round_trip)
+{
+    const float step = 0.125f;
+    float u[6] = {0.0f, 0.125f, -0.25f, 0.875f, -1.0f, 0.5f};
+    float p[6] = {0.0f, 0.25f, -0.5f, 1.0f, -0.0625f, 0.125f};
+    int32_t c[6], back[6];
+    uint8_t packed[32];
+    int emin = 99;
+    ck_assert_int_eq(mpq_codes_encode(MPQ_CODE_UNIFORM, u, 6, step, c, &emin, "u"), 0);
+    ck_assert_int_eq(c[3], 7);
+    ck_assert_int_eq(c[4], -8);
+    ck_assert_int_eq(mpq_codes_bits(c, 6), 4); /* -8..7 */
+    for (int i = 0; i < 6; i++)
+        ck_assert(mpq_code_value(MPQ_CODE_UNIFORM, c[i], step, 0) == u[i]);
+    ck_assert_int_eq(mpq_codes_encode(MPQ_CODE_POW2, p, 6, 0.0f, c, &emin, "p"), 0);
+    ck_assert_int_eq(emin, -4); /* 2^-4 = 0.0625 is the smallest magnitude */
+    ck_assert_int_eq(c[4], -1);
+    ck_assert_int_eq(c[3], 5);
+    for (int i = 0; i < 6; i++)
+        ck_assert(mpq_code_value(MPQ_CODE_POW2, c[i], 0.0f, emin) == p[i]);
+    for (int bits = mpq_codes_bits(c, 6); bits <= 32; bits++) {
+        size_t nb = mpq_codes_packed_bytes(6, bits);
+        ck_assert_uint_eq(nb, (6 * (size_t)bits + 7) / 8);
+        mpq_codes_pack(c, 6, bits, packed, nb);
+        mpq_codes_unpack(packed, 6, bits, back);
+        ck_assert(!memcmp(c, back, sizeof c));
+    }
+    u[2] = 0.3f; /* not a multiple of the step */
+    ck_assert_int_eq(mpq_codes_encode(MPQ_CODE_UNIFORM, u, 6, step, c, &emin, "w"), MPQ_E_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "element 2"));
+}
+END_TEST
+
 START_TEST(test_quant_errors)
 {
     mpq_qspec s = make_spec("parametric_foo", 1, 0, &BW);
@@ -992,6 +1029,7 @@ static Suite *quant_suite(void)
     tcase_add_test(tc, test_quant_project);
     tcase_add_test(tc, test_quant_model_wrappers_use_flat_buffers);
     tcase_add_test(tc, test_quant_errors);
+    tcase_add_test(tc, test_quant_codes_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }
