@@ -29,6 +29,7 @@
 #include "models/models.h"
 #include "optim/optim.h"
 #include "report.h"
+#include "stop.h"
 
 typedef struct trainer {
     const mpq_cfg *cfg;
@@ -992,10 +993,12 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
             if (rc < 0) goto out;
         }
         if (sig) {
+            const char *name = (int)stimes[5] == SIGTERM ? "SIGTERM" : "SIGUSR1";
+            if (t.rank == 0 && mpq_stop_record_write(t.dir, name, step + 1, ckpt) < 0)
+                mpq_log_warn("%s", mpq_errmsg()); /* the checkpoint itself is complete */
             rc = MPQ_FAIL(MPQ_E_INTERRUPTED, "stopped by %s after step %ld of %ld; checkpoint "
                           "'%s' ---> HINT: run the same command with --resume auto to continue",
-                          (int)stimes[5] == SIGTERM ? "SIGTERM" : "SIGUSR1", step + 1,
-                          t.total_steps, ckpt);
+                          name, step + 1, t.total_steps, ckpt);
             goto out;
         }
     }
