@@ -9,7 +9,7 @@
 # shellcheck shell=bash
 
 mpq_job_die() {
-    echo "$(basename "${MPQ_JOB_SCRIPT:-sbatch}"): $*" >&2
+    echo "${MPQ_JOB_SCRIPT:-sbatch}: $*" >&2
     exit 2
 }
 
@@ -75,16 +75,16 @@ mpq_job_init() {
 # requeues the job on status 75 and exits with the status.
 mpq_job_run() {
     local status=0
-    echo "$(basename "$MPQ_JOB_SCRIPT"): job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0})" \
+    echo "$MPQ_JOB_SCRIPT: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0})" \
          "on $MPQ_NODES node(s) [${SLURM_JOB_NODELIST:-?}]: $MPQ_NTASKS rank(s)," \
          "$MPQ_RANKS_PER_NODE per node, x $MPQ_THREADS thread(s); $MPQ_BIN; run directory" \
          "$MPQ_RUN_DIR; launcher: $*"
     mpq_launch "$MPQ_RUN_DIR" "$@" "$MPQ_BIN" "${MPQ_TRAIN_ARGS[@]}" || status=$?
     if [ "$status" -eq 75 ]; then
-        echo "$(basename "$MPQ_JOB_SCRIPT"): checkpoint complete ($(tr '\n' ' ' \
-             < "$MPQ_RUN_DIR/stopped" 2>/dev/null)); requeueing job $SLURM_JOB_ID"
+        echo "$MPQ_JOB_SCRIPT: exit status 75: checkpoint complete ($(tr '\n' ' ' \
+             < "$MPQ_RUN_DIR/stopped" 2>/dev/null | sed 's/ $//')); requeueing job $SLURM_JOB_ID"
         scontrol requeue "$SLURM_JOB_ID" ||
-            echo "$(basename "$MPQ_JOB_SCRIPT"): scontrol requeue failed: resubmit the same" \
+            echo "$MPQ_JOB_SCRIPT: scontrol requeue failed: resubmit the same" \
                  "command (it resumes from $MPQ_RUN_DIR)" >&2
     fi
     exit "$status"
