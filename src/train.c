@@ -996,7 +996,8 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
             const char *name = (int)stimes[5] == SIGTERM ? "SIGTERM" : "SIGUSR1";
             if (t.rank == 0 && mpq_stop_record_write(t.dir, name, step + 1, ckpt) < 0)
                 mpq_log_warn("%s", mpq_errmsg()); /* the checkpoint itself is complete */
-            rc = MPQ_FAIL(MPQ_E_INTERRUPTED, "stopped by %s after step %ld of %ld; checkpoint "
+            rc = MPQ_FAIL(MPQ_E_INTERRUPTED,
+                          "stopped by %s after step %ld of %ld; checkpoint "
                           "'%s' ---> HINT: run the same command with --resume auto to continue",
                           name, step + 1, t.total_steps, ckpt);
             goto out;
