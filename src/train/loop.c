@@ -18,6 +18,7 @@
 #include "models/models.h"
 #include "optim/optim.h"
 #include "report.h"
+#include "train/stop.h"
 #include "train/trainer.h"
 
 /* The signal that asked for a checkpoint and exit (SIGUSR1 from SLURM before the time limit,
@@ -224,11 +225,14 @@ static int after_step(trainer *t, long step, float lr, const double *stimes, mpq
         MPQ_TRY(trainer_save(t, ckpt, step + 1, lr, res, 1));
     }
     if (!sig) return MPQ_OK;
+    const char *name = (int)stimes[5] == SIGTERM ? "SIGTERM" : "SIGUSR1";
+    /* the launcher (jobs/launch.sh) turns this record of a complete checkpoint into status 75 */
+    if (t->rank == 0 && mpq_stop_record_write(t->dir, name, step + 1, ckpt) < 0)
+        mpq_log_warn("%s", mpq_errmsg()); /* the checkpoint itself is complete */
     return MPQ_FAIL(MPQ_E_INTERRUPTED,
                     "stopped by %s after step %ld of %ld; checkpoint '%s' "
                     "---> HINT: run the same command with --resume auto to continue",
-                    (int)stimes[5] == SIGTERM ? "SIGTERM" : "SIGUSR1", step + 1, t->total_steps,
-                    ckpt);
+                    name, step + 1, t->total_steps, ckpt);
 }
 
 /* The steps from start_step to total_steps. */
