@@ -730,12 +730,11 @@ static int resume(trainer *t, const char *path, mpq_train_result *res)
     return mpq_comm_agree(t->comm, rc);
 }
 
-/* Collective: the cfg's weightfile (mpq or nnabla); quantizers start from the loaded weights. */
+/* Collective: the cfg's weightfile (mpq or nnabla) with the quantizer values it holds; the other
+ * quantizers start from the loaded weights. */
 static int load_weightfile(trainer *t)
 {
-    MPQ_TRY(mpq_ckpt_load_weights(t->comm, t->cfg->weightfile, &t->m));
-    mpq_model_init_quantizers(&t->m, 1);
-    return MPQ_OK;
+    return mpq_ckpt_start_from_weightfile(t->comm, t->cfg->weightfile, &t->m);
 }
 
 static void signals_install(struct sigaction old[2])

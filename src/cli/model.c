@@ -100,8 +100,7 @@ int mpq_cli_model_load(mpq_comm *c, const char *path, const mpq_cfg *cfg, int h,
     if (rc < 0) return rc;
     if (nnabla) {
         mpq_model_init_values(&out->m, (unsigned long)out->cfg.seed, 0);
-        rc = mpq_ckpt_load_weights(c, path, &out->m);
-        if (rc == 0) mpq_model_init_quantizers(&out->m, 1);
+        rc = mpq_ckpt_start_from_weightfile(c, path, &out->m);
     } else if (out->is_export) {
         rc = mpq_export_load(c, path, &out->m);
     } else {
