@@ -808,15 +808,16 @@ static int save_best(trainer *t, long step, float lr, const mpq_train_result *re
     return save(t, path, step + 1, lr, res, 0);
 }
 
-/* Collective, after a step that is not the last of an epoch: when a budget is set, the reference
- * validates after every step whose state meets the budgets and keeps the best such state (which
+/* Collective, after a step that is not the last of an epoch: when a weight budget is set, the
+ * reference validates after every step whose state meets the budgets and keeps the best such
+ * state (with an activation budget alone, only at epoch ends; which
  * catches the states within budget that quantizers moving across a bitwidth boundary pass
  * through between epoch ends). budget_validate_every_steps = N: at most once per N steps. */
 static int validate_within_budget(trainer *t, long step, float lr, mpq_train_result *res,
                                   int live)
 {
     const long every = t->cfg->budget_validate_every_steps;
-    int budgeted = t->budget.target_w_kbytes > 0.0f || t->budget.target_a_kbytes > 0.0f;
+    int budgeted = t->budget.target_w_kbytes > 0.0f; /* the reference's condition */
     if (!t->val || !budgeted || every <= 0) return MPQ_OK;
     if (t->last_budget_val >= 0 && step - t->last_budget_val < every) return MPQ_OK;
     mpq_size_terms now; /* the parameters, hence the sizes, are equal on every rank */
