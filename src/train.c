@@ -657,7 +657,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
 {
     const mpq_cfg *c = t->cfg;
     mpq_cfg old;
-    int rc = mpq_cfg_parse_text(in->config, path, in->experiment, &old);
+    int rc = mpq_cfg_parse_stored(in->config, path, in->experiment, &old);
     if (rc < 0) return mpq_err_push(rc, "the configuration stored in checkpoint '%s'", path);
     const struct {
         const char *key, *was, *now;
@@ -675,7 +675,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
     } num[] = {
         {"batch_size", old.batch_size, c->batch_size},
         {"seed", (double)old.seed, (double)c->seed},
-        {"scale_layer", old.scale_layer, c->scale_layer},
+        {"scale_layer", !!old.scale_layer, !!c->scale_layer},
         {"num_classes", old.num_classes, c->num_classes},
         {"augment", old.augment, c->augment},
         {"synthetic_samples", old.synthetic_samples, c->synthetic_samples},

@@ -86,7 +86,7 @@ int mpq_cli_model_load(mpq_comm *c, const char *path, const mpq_cfg *cfg, int h,
         out->cfg = *cfg;
     } else {
         rc = mpq_comm_agree(
-            c, mpq_cfg_parse_text(out->info.config, path, out->info.experiment, &out->cfg));
+            c, mpq_cfg_parse_stored(out->info.config, path, out->info.experiment, &out->cfg));
         if (rc < 0) return mpq_err_push(rc, "the configuration stored in '%s'", path);
         h = out->info.in_h;
         w = out->info.in_w;

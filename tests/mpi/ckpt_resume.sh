@@ -44,6 +44,7 @@ target_weight_kbytes = 60
 target_activation_kbytes = 1
 optimizer = adam
 initial_learning_rate = 0.01
+strict_bools = true
 progress = false
 threads = 1
 checkpoint_every_steps = 4

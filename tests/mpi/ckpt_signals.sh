@@ -61,6 +61,7 @@ max_steps = 8
 w_quantize = parametric_fp_d_xmax
 a_quantize = parametric_fp_d_xmax_relu
 initial_learning_rate = 0.02
+strict_bools = true
 progress = false
 threads = 1
 checkpoint_every_steps = 2
