@@ -13,6 +13,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]\n"
                "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
+               "       mpq train --cfg FILE --list-paths  (per experiment, DEFAULT first: name,\n"
+               "                 output_dir, weightfile, w_quantize, tab-separated, '-' if empty)\n"
                "       mpq train --help-keys              (every configuration key)\n"
                "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
                "--resume auto: continue from the newest checkpoint in <output_dir>/checkpoints\n"
@@ -21,11 +23,39 @@ static void usage(FILE *f)
                "Run distributed with `mpirun -np N mpq train ...`.\n");
 }
 
+/* Rank 0 prints "name<TAB>output_dir<TAB>weightfile<TAB>w_quantize" of one experiment, '-' for
+ * an empty value. Returns 0 or the parse error. */
+static int print_path(mpq_comm *c, const char *text, const char *cfg_path, const char *name,
+                      const char *const *sets, int n_sets)
+{
+    mpq_cfg cfg;
+    int rc = mpq_cli_parse_cfg(c, text, cfg_path, name, sets, n_sets, &cfg);
+    if (rc == MPQ_E_CONFIG && !strcmp(name, "DEFAULT")) /* e.g. no model in [DEFAULT] */
+        rc = mpq_cfg_parse_text(text, cfg_path, name, &cfg);
+    if (rc < 0) return rc;
+    if (mpq_comm_rank(c) == 0)
+        printf("%s\t%s\t%s\t%s\n", name, cfg.output_dir[0] ? cfg.output_dir : "-",
+               cfg.weightfile[0] ? cfg.weightfile : "-", cfg.wq.method[0] ? cfg.wq.method : "-");
+    return 0;
+}
+
+/* DEFAULT, then every experiment of names (newline-separated): what jobs/chain.sh needs to follow
+ * the weightfile chains. */
+static int print_paths(mpq_comm *c, const char *text, const char *cfg_path, char *names,
+                       const char *const *sets, int n_sets)
+{
+    char *save = NULL;
+    MPQ_TRY(print_path(c, text, cfg_path, "DEFAULT", sets, n_sets));
+    for (char *n = strtok_r(names, "\n", &save); n; n = strtok_r(NULL, "\n", &save))
+        MPQ_TRY(print_path(c, text, cfg_path, n, sets, n_sets));
+    return 0;
+}
+
 int mpq_cli_train(mpq_comm *c, int argc, char **argv)
 {
     const char *cfg_path = NULL, *experiment = NULL, *resume = NULL;
     const char *sets[128];
-    int n_sets = 0, list = 0, rank = mpq_comm_rank(c), rc = MPQ_OK;
+    int n_sets = 0, list = 0, paths = 0, rank = mpq_comm_rank(c), rc = MPQ_OK;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -36,6 +66,8 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--list")) {
             list = 1;
+        } else if (!strcmp(a, "--list-paths")) {
+            list = paths = 1;
         } else if (!strcmp(a, "--cfg") && i + 1 < argc) {
             cfg_path = argv[++i];
         } else if (!strcmp(a, "--set") && i + 1 < argc && n_sets < 128) {
@@ -62,10 +94,11 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     if (rc < 0) return mpq_cli_report("train", rc);
     if (list) {
         char *names = mpq_cfg_list_experiments(text);
-        if (rank == 0 && names) printf("%s", names);
+        if (paths && names) rc = print_paths(c, text, cfg_path, names, sets, n_sets);
+        else if (rank == 0 && names) printf("%s", names);
         free(names);
         free(text);
-        return 0;
+        return rc < 0 ? mpq_cli_report("train", rc) : 0;
     }
 
     mpq_cfg cfg;
