@@ -94,8 +94,10 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     if (rc < 0) return mpq_cli_report("train", rc);
     if (list) {
         char *names = mpq_cfg_list_experiments(text);
-        if (paths && names) rc = print_paths(c, text, cfg_path, names, sets, n_sets);
-        else if (rank == 0 && names) printf("%s", names);
+        if (paths && names)
+            rc = print_paths(c, text, cfg_path, names, sets, n_sets);
+        else if (rank == 0 && names)
+            printf("%s", names);
         free(names);
         free(text);
         return rc < 0 ? mpq_cli_report("train", rc) : 0;
