@@ -810,9 +810,9 @@ static int save_best(trainer *t, long step, float lr, const mpq_train_result *re
 
 /* Collective, after a step that is not the last of an epoch: when a weight budget is set, the
  * reference validates after every step whose state meets the budgets and keeps the best such
- * state (with an activation budget alone, only at epoch ends; which
- * catches the states within budget that quantizers moving across a bitwidth boundary pass
- * through between epoch ends). budget_validate_every_steps = N: at most once per N steps. */
+ * state (which catches the states within budget that quantizers moving across a bitwidth
+ * boundary pass through between epoch ends); with an activation budget alone it validates at
+ * epoch ends only. budget_validate_every_steps = N: at most once per N steps. */
 static int validate_within_budget(trainer *t, long step, float lr, mpq_train_result *res,
                                   int live)
 {
