@@ -30,7 +30,8 @@ for cfg in "$top_srcdir"/configs/*.cfg "$top_srcdir"/tests/reference_style.cfg; 
     sets=()
     for kv in $shape $common; do sets+=(--set "$kv"); done
     float=FP32
-    "$mpq" train --cfg "$cfg" --list | grep -qx FP32 || float=DEFAULT
+    experiments=$("$mpq" train --cfg "$cfg" --list)
+    grep -qx FP32 <<< "$experiments" || float=DEFAULT
     if ! "$mpq" train --cfg "$cfg" "$float" "${sets[@]}" --set "output_dir=$tmp/$name-float" \
         > "$tmp/float.log" 2>&1; then
         cat "$tmp/float.log"
