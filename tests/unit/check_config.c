@@ -426,8 +426,11 @@ START_TEST(test_config_booleans_read_as_the_reference)
     ck_assert_int_eq(c.strict_bools, 0);
     ck_assert_int_eq(c.sync_bn, MPQ_CFG_TRUE_AS_REFERENCE);
     ck_assert_int_eq(mpq_cfg_parse_text("[A]\nsync_bn = maybe\n", "b.cfg", "A", &c), MPQ_E_CONFIG);
-    /* a configuration stored by an mpq without strict_bools was read strictly */
-    static const char old_dump[] = "[A]\nmodel = resnet20\nscale_layer = false\nsync_bn = true\n";
+    /* a configuration stored by an mpq without strict_bools was read strictly; its retired key
+     * val_every_steps is ignored with a warning in files (--set refuses it) */
+    static const char old_dump[] = "[A]\nmodel = resnet20\nscale_layer = false\nsync_bn = true\n"
+                                   "val_every_steps = 0\n";
+    ck_assert_int_eq(mpq_cfg_set(&c, "val_every_steps", "0", "--set"), MPQ_E_CONFIG);
     ck_assert_int_eq(mpq_cfg_parse_stored(old_dump, "ckpt.h5", "A", &c), 0);
     ck_assert(c.scale_layer == 0 && c.sync_bn == 1);
     ck_assert_int_eq(mpq_cfg_parse_text(old_dump, "ckpt.h5", "A", &c), 0);
