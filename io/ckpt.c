@@ -540,7 +540,7 @@ static int plan_weights(mpq_pf *p, const mpq_model_view *m, int nnabla, wplan *p
         mpq_params *r = reg ? m->state : m->params;
         for (int i = 0; i < r->n_info; i++) {
             const mpq_param_info *t = &r->info[i];
-            if (t->kind == MPQ_PKIND_QUANT) continue;
+            if (t->kind == MPQ_PKIND_QUANT) continue; /* read_quantizer_values */
             wplan *w = &plan[k];
             w->t = t;
             w->dst = mpq_at(r->val, t->s);
@@ -551,6 +551,11 @@ static int plan_weights(mpq_pf *p, const mpq_model_view *m, int nnabla, wplan *p
                             : "/params",
                      t->name);
             if (!mpq_pf_exists(p->f, w->path)) {
+                if (t->kind == MPQ_PKIND_SCALE) { /* the reference creates it (value 1) */
+                    w->dst[0] = 1.0f;
+                    mpq_log_info("weightfile %s has no '%s': it starts at 1", p->path, t->name);
+                    continue;
+                }
                 if (!first) first = t->name;
                 missing++;
                 continue;
@@ -562,7 +567,7 @@ static int plan_weights(mpq_pf *p, const mpq_model_view *m, int nnabla, wplan *p
     if (missing)
         return MPQ_FAIL(MPQ_E_FORMAT,
                         "weightfile '%s' lacks tensor '%s' of the model (%d missing; "
-                        "only quantizer parameters may be absent)",
+                        "only quantizer parameters and the scale layer may be absent)",
                         p->path, first, missing);
     for (int i = 0; i < k; i++) {
         hsize_t dims[MPQ_MAX_DIMS + 1], want[MPQ_MAX_DIMS];
@@ -584,10 +589,71 @@ static int plan_weights(mpq_pf *p, const mpq_model_view *m, int nnabla, wplan *p
     return MPQ_OK;
 }
 
-int mpq_ckpt_load_weights(mpq_comm *c, const char *path, const mpq_model_view *m)
+/* Where the file keeps value k of parametric quantizer i, or "" when it does not hold that
+ * quantizer with the model's method: mpq files /params/<quantizer>/<name>, with the method on
+ * /quantizers/<quantizer>; nnabla files <quantizer>/<method>/<name> (the reference's naming). */
+static int quantizer_path(mpq_pf *p, const mpq_model_view *m, int nnabla, int i, int k, char *out)
+{
+    const mpq_quant *q = &m->quants[i];
+    const char *method = mpq_qmethod_name(q->method), *pname = mpq_qmethod_param_name(q->method, k);
+    out[0] = '\0';
+    if (nnabla) {
+        snprintf(out, PATH_BYTES, "/%s/%s/%s", m->qnames[i], method, pname);
+    } else {
+        char group[PATH_BYTES], file_method[64];
+        snprintf(group, sizeof group, "/quantizers/%s", m->qnames[i]);
+        if (!mpq_pf_exists(p->f, group)) return MPQ_OK;
+        hid_t g = H5Gopen2(p->f, group, H5P_DEFAULT);
+        int rc =
+            g < 0 ? MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a group", p->path, group)
+                  : mpq_h5_attr_read_string(g, "method", p->path, file_method, sizeof file_method);
+        if (g >= 0) H5Gclose(g);
+        MPQ_TRY(rc);
+        if (strcmp(file_method, method)) return MPQ_OK;
+        snprintf(out, PATH_BYTES, "/params/%s/%s", m->qnames[i], pname);
+    }
+    if (!mpq_pf_exists(p->f, out)) out[0] = '\0';
+    return MPQ_OK;
+}
+
+/* The values of the parametric quantizers the file holds (both values, the model's method), as
+ * the reference keeps every parameter its weightfile holds; loaded[i] says which were read. */
+static int read_quantizer_values(mpq_comm *c, mpq_pf *p, const mpq_model_view *m, int nnabla,
+                                 unsigned char *loaded, int *n_loaded)
+{
+    *n_loaded = 0;
+    for (int i = 0; i < m->n_quants; i++) {
+        const mpq_quant *q = &m->quants[i];
+        char path[2][PATH_BYTES];
+        int rc = MPQ_OK, have = q->p.n == 2;
+        loaded[i] = 0;
+        for (int k = 0; have && rc == 0 && k < 2; k++) {
+            hsize_t dims[MPQ_MAX_DIMS + 1], n = 1;
+            int ndim;
+            rc = quantizer_path(p, m, nnabla, i, k, path[k]);
+            have = rc == 0 && path[k][0];
+            if (have) rc = mpq_pf_dims(p, path[k], &ndim, dims, MPQ_MAX_DIMS + 1);
+            for (int d = 0; have && rc == 0 && d < ndim; d++)
+                n *= dims[d];
+            if (have && rc == 0 && n != 1)
+                rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: quantizer value '%s' holds %llu values, not 1",
+                              p->path, path[k], (unsigned long long)n);
+        }
+        MPQ_TRY(mpq_comm_agree(c, rc));
+        if (!have) continue;
+        for (int k = 0; k < 2; k++)
+            MPQ_TRY(mpq_comm_agree(
+                c, mpq_pf_read(p, path[k], H5T_NATIVE_FLOAT, m->params->val + q->p.off + k)));
+        loaded[i] = 1;
+        (*n_loaded)++;
+    }
+    return MPQ_OK;
+}
+
+int mpq_ckpt_load_weights(mpq_comm *c, const char *path, const mpq_model_view *m, unsigned char *quant_loaded)
 {
     mpq_pf p;
-    int rc, close_rc = MPQ_OK, n_plan = 0, nnabla = 0;
+    int rc, close_rc = MPQ_OK, n_plan = 0, nnabla = 0, n_quant = 0;
     wplan *plan = calloc((size_t)(m->params->n_info + m->state->n_info + 1), sizeof *plan);
     if (!plan) return mpq_comm_agree(c, MPQ_FAIL(MPQ_E_NOMEM, "out of memory"));
     mpq_h5_lock();
@@ -604,16 +670,19 @@ int mpq_ckpt_load_weights(mpq_comm *c, const char *path, const mpq_model_view *m
     rc = mpq_comm_agree(c, rc);
     for (int i = 0; rc == 0 && i < n_plan; i++)
         rc = mpq_comm_agree(c, read_planned(&p, &plan[i]));
+    if (rc == 0 && quant_loaded)
+        rc = read_quantizer_values(c, &p, m, nnabla, quant_loaded, &n_quant);
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     free(plan);
     if (rc == 0) rc = close_rc;
     rc = mpq_comm_agree(c, rc);
     if (rc == 0)
-        mpq_log_info("weightfile %s: loaded %d tensors (%s layout)", path, n_plan,
-                     nnabla ? "nnabla" : "mpq");
+        mpq_log_info("weightfile %s: loaded %d tensors and %d quantizers' values (%s layout)", path,
+                     n_plan, n_quant, nnabla ? "nnabla" : "mpq");
     return rc;
 }
+
 
 /* ---- the checkpoint directory ---------------------------------------------------------------- */
 

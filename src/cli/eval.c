@@ -59,7 +59,7 @@ int mpq_cli_eval(mpq_comm *c, int argc, char **argv)
     } else { /* the file's own configuration */
         rc = mpq_ckpt_read_info(c, file, &info);
         if (rc == 0)
-            rc = mpq_comm_agree(c, mpq_cfg_parse_text(info.config, file, info.experiment, &cfg));
+            rc = mpq_comm_agree(c, mpq_cfg_parse_stored(info.config, file, info.experiment, &cfg));
     }
     if (rc < 0) goto out;
     if (batch > 0) cfg.val_batch_size = batch;

@@ -13,6 +13,8 @@
 static const char usage[] =
     "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]\n"
     "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
+    "       mpq train --cfg FILE --list-paths  (per experiment, DEFAULT first: name,\n"
+    "                 output_dir, weightfile, w_quantize, tab-separated, '-' if empty)\n"
     "       mpq train --help-keys              (every configuration key)\n"
     "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
     "--resume auto: continue from the newest checkpoint in <output_dir>/checkpoints\n"
@@ -20,20 +22,49 @@ static const char usage[] =
     "SIGUSR1/SIGTERM: checkpoint at the next step and exit with status 75.\n"
     "Run distributed with `mpirun -np N mpq train ...`.\n";
 
+/* Rank 0 prints "name<TAB>output_dir<TAB>weightfile<TAB>w_quantize" of one experiment, '-' for
+ * an empty value. Returns 0 or the parse error. */
+static int print_path(mpq_comm *c, const char *text, const char *cfg_path, const char *name,
+                      const char *const *sets, int n_sets)
+{
+    mpq_cfg cfg;
+    int rc = mpq_cli_parse_cfg(c, text, cfg_path, name, sets, n_sets, &cfg);
+    if (rc == MPQ_E_CONFIG && !strcmp(name, "DEFAULT")) /* e.g. no model in [DEFAULT] */
+        rc = mpq_cfg_parse_text(text, cfg_path, name, &cfg);
+    if (rc < 0) return rc;
+    if (mpq_comm_rank(c) == 0)
+        printf("%s\t%s\t%s\t%s\n", name, cfg.output_dir[0] ? cfg.output_dir : "-",
+               cfg.weightfile[0] ? cfg.weightfile : "-", cfg.wq.method[0] ? cfg.wq.method : "-");
+    return 0;
+}
+
+/* DEFAULT, then every experiment of names (newline-separated): what jobs/chain.sh needs to follow
+ * the weightfile chains. */
+static int print_paths(mpq_comm *c, const char *text, const char *cfg_path, char *names,
+                       const char *const *sets, int n_sets)
+{
+    char *save = NULL;
+    MPQ_TRY(print_path(c, text, cfg_path, "DEFAULT", sets, n_sets));
+    for (char *n = strtok_r(names, "\n", &save); n; n = strtok_r(NULL, "\n", &save))
+        MPQ_TRY(print_path(c, text, cfg_path, n, sets, n_sets));
+    return 0;
+}
+
 int mpq_cli_train(mpq_comm *c, int argc, char **argv)
 {
     const char *cfg_path = NULL, *experiment = NULL, *resume = NULL, *set_v[128];
     mpq_strlist sets = {set_v, 0, 128};
-    int list = 0, help_keys = 0, rank = mpq_comm_rank(c), rc = MPQ_OK, n_pos;
+    int list = 0, paths = 0, help_keys = 0, rank = mpq_comm_rank(c), rc = MPQ_OK, n_pos;
     const mpq_opt opts[] = {
         {"cfg", MPQ_OPT_STR, &cfg_path, 0, 0},         {"set", MPQ_OPT_LIST, &sets, 0, 0},
         {"resume", MPQ_OPT_STR, &resume, 0, 0},        {"list", MPQ_OPT_FLAG, &list, 0, 0},
-        {"help-keys", MPQ_OPT_FLAG, &help_keys, 0, 0},
+        {"list-paths", MPQ_OPT_FLAG, &paths, 0, 0},    {"help-keys", MPQ_OPT_FLAG, &help_keys, 0, 0},
     };
     mpq_argspec spec = {"mpq train", usage, opts, (int)(sizeof opts / sizeof opts[0]),
                         &experiment, 1};
     rc = mpq_args_parse(&spec, argc, argv, &n_pos);
     if (rc) return rc == 1 ? 0 : rc;
+    if (paths) list = 1;
     if (help_keys) {
         if (rank == 0) mpq_cfg_print_keys(stdout);
         return 0;
@@ -46,10 +77,13 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     if (rc < 0) return mpq_cli_report("train", rc);
     if (list) {
         char *names = mpq_cfg_list_experiments(text);
-        if (rank == 0 && names) printf("%s", names);
+        if (paths && names)
+            rc = print_paths(c, text, cfg_path, names, sets.v, sets.n);
+        else if (rank == 0 && names)
+            printf("%s", names);
         free(names);
         free(text);
-        return 0;
+        return rc < 0 ? mpq_cli_report("train", rc) : 0;
     }
 
     mpq_cfg cfg;

@@ -151,8 +151,9 @@ int mpq_model_alloc(mpq_model *m);
  * beta 0, running var 1, quantizers from their settings (delta = find_delta of the current
  * weights when from_weights, else the cfg stepsize). Randomness keyed by (seed, tensor index). */
 void mpq_model_init_values(mpq_model *m, unsigned long seed, int from_weights);
-/* Re-initialises only the quantizer values (after weights were loaded from a weightfile). */
-void mpq_model_init_quantizers(mpq_model *m, int from_weights);
+/* Re-initialises only the quantizer values (after weights were loaded from a weightfile), except
+ * quantizer i where keep && keep[i] (values loaded from that file). */
+void mpq_model_init_quantizers(mpq_model *m, int from_weights, const unsigned char *keep);
 /* Sizes the arena and scratch for local batches up to n (one BN group). Fuses each BN whose only
  * consumer is an activation (or an add whose only consumer is an activation: act(BN(x) + res))
  * into one node pass, then places every materialized output, gradient

@@ -82,7 +82,7 @@ void mpq_model_init_values(mpq_model *m, unsigned long seed, int from_weights)
             break;
         }
     }
-    mpq_model_init_quantizers(m, from_weights);
+    mpq_model_init_quantizers(m, from_weights, NULL);
 }
 
 const mpq_slice *mpq_node_weights(const mpq_node *n, int which)
@@ -106,14 +106,15 @@ const mpq_slice *mpq_node_weights(const mpq_node *n, int which)
     return NULL;
 }
 
-void mpq_model_init_quantizers(mpq_model *m, int from_weights)
+void mpq_model_init_quantizers(mpq_model *m, int from_weights, const unsigned char *keep)
 {
     float *v = m->params.val;
     for (int i = 0; i < m->n_nodes; i++) {
         mpq_node *n = &m->nodes[i];
         if (n->kind == MPQ_NODE_ACT) {
             mpq_quant *q = &m->quants[n->quant[0]];
-            mpq_quant_init_values(q, &m->aset, m->aset.stepsize, v);
+            if (!keep || !keep[n->quant[0]])
+                mpq_quant_init_values(q, &m->aset, m->aset.stepsize, v);
             continue;
         }
         const mpq_slice *w = mpq_node_weights(n, 0);
@@ -122,7 +123,7 @@ void mpq_model_init_quantizers(mpq_model *m, int from_weights)
         float delta = from_weights ? mpq_find_delta(mpq_cat(v, *w), w->n, m->wset.bitwidth)
                                    : m->wset.stepsize;
         for (int k = 0; k < 2; k++)
-            if (n->quant[k] >= 0)
+            if (n->quant[k] >= 0 && (!keep || !keep[n->quant[k]]))
                 mpq_quant_init_values(&m->quants[n->quant[k]], &m->wset, delta, v);
     }
 }

@@ -130,7 +130,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
 {
     const mpq_cfg *c = t->cfg;
     mpq_cfg old;
-    int rc = mpq_cfg_parse_text(in->config, path, in->experiment, &old);
+    int rc = mpq_cfg_parse_stored(in->config, path, in->experiment, &old);
     if (rc < 0) return mpq_err_push(rc, "the configuration stored in checkpoint '%s'", path);
     const struct {
         const char *key, *was, *now;
@@ -148,7 +148,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
     } num[] = {
         {"batch_size", old.batch_size, c->batch_size},
         {"seed", (double)old.seed, (double)c->seed},
-        {"scale_layer", old.scale_layer, c->scale_layer},
+        {"scale_layer", !!old.scale_layer, !!c->scale_layer},
         {"num_classes", old.num_classes, c->num_classes},
         {"augment", old.augment, c->augment},
         {"synthetic_samples", old.synthetic_samples, c->synthetic_samples},
@@ -206,10 +206,19 @@ int trainer_resume(trainer *t, const char *path, mpq_train_result *res)
     return mpq_comm_agree(t->comm, rc);
 }
 
-/* Collective: the cfg's weightfile (mpq or nnabla); quantizers start from the loaded weights. */
+/* Collective: the cfg's weightfile (mpq or nnabla) with the quantizer values it holds; the other
+ * quantizers start from the loaded weights. */
 int trainer_load_weightfile(trainer *t)
 {
-    MPQ_TRY(mpq_ckpt_load_weights(t->comm, t->cfg->weightfile, &t->m.view));
-    mpq_model_init_quantizers(&t->m, 1);
-    return MPQ_OK;
+    return mpq_train_start_from_weightfile(t->comm, t->cfg->weightfile, &t->m);
+}
+
+int mpq_train_start_from_weightfile(mpq_comm *c, const char *path, mpq_model *m)
+{
+    unsigned char *loaded = calloc((size_t)m->n_quants + 1, 1);
+    int rc = mpq_comm_agree(c, loaded ? MPQ_OK : MPQ_FAIL(MPQ_E_NOMEM, "out of memory"));
+    if (rc == 0) rc = mpq_ckpt_load_weights(c, path, &m->view, loaded);
+    if (rc == 0) mpq_model_init_quantizers(m, 1, loaded);
+    free(loaded);
+    return rc;
 }

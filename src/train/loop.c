@@ -107,15 +107,16 @@ static int save_best(trainer *t, long step, float lr, const mpq_train_result *re
     return trainer_save(t, path, step + 1, lr, res, 0);
 }
 
-/* After a step that is not the last of an epoch: when a budget is set, the reference validates
- * after every step whose state meets the budgets and keeps the best such state (which catches
- * the states within budget that quantizers moving across a bitwidth boundary pass through
- * between epoch ends). budget_validate_every_steps = N: at most once per N steps. */
+/* After a step that is not the last of an epoch: when a weight budget is set, the reference
+ * validates after every step whose state meets the budgets and keeps the best such state (which
+ * catches the states within budget that quantizers moving across a bitwidth boundary pass
+ * through between epoch ends); with an activation budget alone it validates at epoch ends only.
+ * budget_validate_every_steps = N: at most once per N steps. */
 static int validate_within_budget(trainer *t, long step, float lr, mpq_train_result *res, int live)
 {
     const mpq_budget *budget = &t->step.budget;
     const long every = t->cfg->budget_validate_every_steps;
-    int budgeted = budget->target_w_kbytes > 0.0f || budget->target_a_kbytes > 0.0f;
+    int budgeted = budget->target_w_kbytes > 0.0f; /* the reference's condition */
     if (!t->val || !budgeted || every <= 0) return MPQ_OK;
     if (t->last_budget_val >= 0 && step - t->last_budget_val < every) return MPQ_OK;
     mpq_size_terms now; /* the parameters, hence the sizes, are equal on every rank */

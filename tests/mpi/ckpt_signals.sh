@@ -42,6 +42,7 @@ max_steps = 8
 w_quantize = parametric_fp_d_xmax
 a_quantize = parametric_fp_d_xmax_relu
 initial_learning_rate = 0.02
+strict_bools = true
 progress = false
 threads = 1
 checkpoint_every_steps = 2
@@ -116,10 +117,10 @@ if "$mpq" inspect "$tmp/model--pack.h5" |
     "$mpq" inspect "$c" | grep -q "^weights: .* KB"
 then echo "PASS inspect shows the layer tables"; else echo "FAIL inspect"; fail=1; fi
 
-# ---- the best parameters within budget as another run's weightfile
+# ---- the best parameters within budget as another run's weightfile (its quantizer values kept)
 best="$tmp/full/params_best.h5"
 train wf --set "weightfile=$best" --set max_steps=1
-if grep -q "weightfile .*loaded .* tensors (mpq layout)" "$tmp/wf.log" &&
+if grep -q "weightfile .*loaded .* tensors and [1-9][0-9]* quantizers' values (mpq layout)" "$tmp/wf.log" &&
     "$mpq" inspect "$best" | grep -q "params_best.h5: params of experiment"
 then echo "PASS params_best.h5 as weightfile"
 else echo "FAIL weightfile"; cat "$tmp/wf.log"; fail=1; fi

@@ -322,7 +322,9 @@ static int run_grid(const char *method, int sign, int wz, const float *v0, size_
     bounds b = sign ? BW : BA;
     float x[MAX_INPUTS];
     int cases = 0;
-    if (!sign && !wz && strstr(method, "pow2")) b.n_max = 7; /* nb <= 7 */
+    /* nb <= 7 keeps P1's xmin and P2's xmax finite and nonzero (the formulas' range; bounds
+     * [1, 8] are accepted too: test_quant_pow2_bitwidth_bounds_only_clip) */
+    if (!sign && !wz && strstr(method, "pow2")) b.n_max = 7;
     for (size_t i = 0; i < n0; i++)
         for (size_t j = 0; j < n1; j++) {
             mpq_qspec s = make_spec(method, sign, wz, &b);
@@ -1007,6 +1009,45 @@ START_TEST(test_quant_errors)
 }
 END_TEST
 
+/* nnabla accepts any bitwidth bounds for the power-of-two parametrizations; they only clip n:
+ * unsigned P1/P2 without zero with bounds [1, 8] quantize, n inside gives what the same n gives
+ * with bounds [1, 7], n = 9 gives what n = 8 gives; unordered or infinite bounds are refused. */
+START_TEST(test_quant_pow2_bitwidth_bounds_only_clip)
+{
+    static const char *const methods[] = {"parametric_pow2_b_xmax", "parametric_pow2_b_xmin"};
+    static const float x[] = {-0.3f, 0.0f, 0.001f, 0.02f, 0.1f, 0.26f, 0.5f, 0.9f, 1.7f};
+    enum { N = sizeof x / sizeof x[0] };
+    for (int mi = 0; mi < 2; mi++) {
+        bounds b18 = BA, b17 = BA;
+        b18.n_min = b17.n_min = 1.0f;
+        b18.n_max = 8.0f;
+        b17.n_max = 7.0f;
+        mpq_qspec s = make_spec(methods[mi], 0, 0, &b18), t = make_spec(methods[mi], 0, 0, &b17);
+        float q[N], r[N], g[N], h[N], gp[2], hp[2], ones[N];
+        for (int i = 0; i < N; i++)
+            ones[i] = 1.0f;
+        s.p[0] = t.p[0] = 3.3f; /* inside both: the same quantizer */
+        s.p[1] = t.p[1] = mi ? 0.015625f : 1.0f;
+        ck_assert_msg(mpq_quantize(&s, N, x, q) == 0, "%s: %s", methods[mi], mpq_last_error());
+        ck_assert_int_eq(mpq_quantize(&t, N, x, r), 0);
+        ck_assert_int_eq(mpq_quantize_backward(&s, N, x, ones, g, gp), 0);
+        ck_assert_int_eq(mpq_quantize_backward(&t, N, x, ones, h, hp), 0);
+        ck_assert(!memcmp(q, r, sizeof q) && !memcmp(g, h, sizeof g) && !memcmp(gp, hp, sizeof gp));
+        ck_assert_float_eq(mpq_qspec_bitwidth(&s), 3.0f);
+        s.p[0] = 9.0f; /* clipped to 8 */
+        t = s;
+        t.p[0] = 8.0f;
+        ck_assert_int_eq(mpq_quantize(&s, N, x, q), 0);
+        ck_assert_int_eq(mpq_quantize(&t, N, x, r), 0);
+        ck_assert(!memcmp(q, r, sizeof q));
+        ck_assert_float_eq(mpq_qspec_bitwidth(&s), 8.0f);
+        s.n_min = 9.0f; /* unordered */
+        ck_assert_int_lt(mpq_quantize(&s, N, x, q), 0);
+        ck_assert_ptr_nonnull(strstr(mpq_last_error(), "ordered"));
+    }
+}
+END_TEST
+
 static Suite *quant_suite(void)
 {
     Suite *s = suite_create("quant");
@@ -1030,6 +1071,7 @@ static Suite *quant_suite(void)
     tcase_add_test(tc, test_quant_model_wrappers_use_flat_buffers);
     tcase_add_test(tc, test_quant_errors);
     tcase_add_test(tc, test_quant_codes_round_trip);
+    tcase_add_test(tc, test_quant_pow2_bitwidth_bounds_only_clip);
     suite_add_tcase(s, tc);
     return s;
 }
