@@ -72,7 +72,7 @@ cmd_up() {
     if ! [[ $n =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 254 ]; then die "up: N must be 1..254, not '$n'"; fi
     [[ $subnet =~ ^(10\.[0-9]+\.[0-9]+|172\.(1[6-9]|2[0-9]|3[01])\.[0-9]+|192\.168\.[0-9]+)$ ]] ||
         die "up: --subnet '$subnet' must be the first three octets of a private /24 (10.X.Y)"
-    if [ -n "$(nodes)" ] || ip link show "$prefix-br" >/dev/null 2>&1; then
+    if [ -n "$(nodes)" ] || ip -o link show | grep -q "^[0-9]*: $prefix-"; then
         die "up: nodes of prefix '$prefix' exist; run: nodes.sh down --prefix $prefix"
     fi
     # the subnet must be free, on the host and in every other namespace
@@ -113,14 +113,21 @@ no_ipv6() {
     if [ -w "$f" ]; then echo 1 > "$f"; fi
 }
 
-cmd_down() {
+# The only option of `down` and `list`: [--prefix P]. parse_prefix VERB ARGS...
+parse_prefix() {
+    local verb=$1
+    shift
     while [ $# -gt 0 ]; do
         case $1 in
             --prefix) prefix=$2; shift 2 ;;
-            *) die "down: unknown argument '$1'" ;;
+            *) die "$verb: unknown argument '$1'" ;;
         esac
     done
     check_prefix
+}
+
+cmd_down() {
+    parse_prefix down "$@"
     cmd_down_now
 }
 
@@ -150,13 +157,7 @@ cmd_down_now() {
 }
 
 cmd_list() {
-    while [ $# -gt 0 ]; do
-        case $1 in
-            --prefix) prefix=$2; shift 2 ;;
-            *) die "list: unknown argument '$1'" ;;
-        esac
-    done
-    check_prefix
+    parse_prefix list "$@"
     local ns
     for ns in $(nodes); do echo "$ns $(node_addr "$ns")"; done
 }
