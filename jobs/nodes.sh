@@ -16,6 +16,7 @@
 #       shared memory inside a node and TCP between nodes, as on a real cluster. --bind-to
 #       defaults to none (the nodes share this machine's cores). The rest goes to mpirun as is.
 #   nodes.sh agent HOST CMD...                    the rsh agent Open MPI calls (set by `mpirun`)
+# NODES_PREFIX in the environment is the default prefix; `mpirun` exports it for the agent.
 #
 # Everything `up` makes is named after the prefix (default mpqn; at most 8 of [a-z0-9], starting
 # with a letter): namespaces and hostnames P-1 .. P-N, bridge P-br, host-side veth ends P-v1 ..
