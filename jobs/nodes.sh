@@ -70,7 +70,9 @@ cmd_up() {
         esac
     done
     check_prefix
-    if ! [[ $n =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 254 ]; then die "up: N must be 1..254, not '$n'"; fi
+    if ! [[ $n =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 254 ]; then
+        die "up: N must be 1..254, not '$n'"
+    fi
     [[ $subnet =~ ^(10\.[0-9]+\.[0-9]+|172\.(1[6-9]|2[0-9]|3[01])\.[0-9]+|192\.168\.[0-9]+)$ ]] ||
         die "up: --subnet '$subnet' must be the first three octets of a private /24 (10.X.Y)"
     if [ -n "$(nodes)" ] || ip -o link show | grep -q "^[0-9]*: $prefix-"; then
@@ -150,8 +152,8 @@ cmd_down_now() {
         ip netns del "$ns"
         ip link del "$prefix-v$i" 2>/dev/null || true
     done
-    for i in $(ip -o link show 2>/dev/null |
-                   awk -F': ' -v p="$prefix" '{ sub(/@.*/, "", $2) } $2 ~ "^" p "-v[0-9]+$" { print $2 }'); do
+    for i in $(ip -o link show 2>/dev/null | awk -F': ' -v p="$prefix" \
+                   '{ sub(/@.*/, "", $2) } $2 ~ "^" p "-v[0-9]+$" { print $2 }'); do
         ip link del "$i" 2>/dev/null || true
     done
     if ip link show "$prefix-br" >/dev/null 2>&1; then ip link del "$prefix-br"; fi
@@ -205,7 +207,8 @@ cmd_mpirun() {
     [[ $ranks =~ ^[1-9][0-9]*$ ]] || die "mpirun: -n RANKS is required (a positive number)"
     local all
     mapfile -t all < <(nodes)
-    [ ${#all[@]} -gt 0 ] || die "mpirun: no nodes of prefix '$prefix'; run: nodes.sh up N --prefix $prefix"
+    [ ${#all[@]} -gt 0 ] ||
+        die "mpirun: no nodes of prefix '$prefix'; run: nodes.sh up N --prefix $prefix"
     [ -n "$per" ] || per=$(((ranks + ${#all[@]} - 1) / ${#all[@]}))
     [[ $per =~ ^[1-9][0-9]*$ ]] || die "mpirun: -N PER_NODE must be a positive number"
     local k=$(((ranks + per - 1) / per))

@@ -43,11 +43,15 @@ if ! ip netns add "$prefix-probe" 2> "$tmp/probe.log"; then
     skip "cannot make a network namespace: $(cat "$tmp/probe.log")"
 fi
 ip netns del "$prefix-probe"
-unshare --uts true 2> "$tmp/probe.log" || skip "cannot make a UTS namespace: $(cat "$tmp/probe.log")"
+if ! unshare --uts true 2> "$tmp/probe.log"; then
+    skip "cannot make a UTS namespace: $(cat "$tmp/probe.log")"
+fi
 
 # 10.201.X for tests; another test run may hold one X: take the next free one
 for x in $(seq $(($$ % 200 + 1)) 254) $(seq 1 254); do
-    if bash "$nodes" up 2 --prefix "$prefix" --subnet "10.201.$x" > "$tmp/up.log" 2>&1; then break; fi
+    if bash "$nodes" up 2 --prefix "$prefix" --subnet "10.201.$x" > "$tmp/up.log" 2>&1; then
+        break
+    fi
     grep -q "is in use" "$tmp/up.log" || { cat "$tmp/up.log"; exit 1; }
 done
 cat "$tmp/up.log"
@@ -67,10 +71,22 @@ mpq_train() {
         --set checkpoint_every_steps=2 "$@")
 }
 rx_bytes() { ip netns exec "$prefix-2" cat /sys/class/net/eth0/statistics/rx_bytes; }
+# crossed WHAT STEPS RX0: node 2 must have received every step's summed gradients (or the
+# gradients of node 1's ranks) over its eth0 since its counter read RX0: STEPS x parameters x 4
+crossed() {
+    local rx=$(($(rx_bytes) - $3)) need=$(($2 * params * 4))
+    if [ "$rx" -ge "$need" ]; then
+        pass "$1: node 2 received $rx bytes over the bridge (>= $2 steps x $params floats)"
+    else bad "$1: node 2 received only $rx bytes over the bridge, < $need"; fi
+}
 
 # ---- the reference: one node, plain mpirun, shared memory
 mpq_train ref
-MPQ_TEST_RANKS=2 sh "$top_srcdir/tests/mpirun.sh" --mca btl self,vader "${cmd[@]}" > "$tmp/ref.log" 2>&1 || { cat "$tmp/ref.log"; exit 1; }
+if ! MPQ_TEST_RANKS=2 sh "$top_srcdir/tests/mpirun.sh" --mca btl self,vader "${cmd[@]}" \
+    > "$tmp/ref.log" 2>&1; then
+    cat "$tmp/ref.log"
+    exit 1
+fi
 params=$(sed -n 's/^model .* \([0-9]*\) parameters,.*/\1/p' "$tmp/ref.log")
 [ -n "$params" ] || { echo "FAIL no parameter count in the log"; cat "$tmp/ref.log"; exit 1; }
 
@@ -81,14 +97,13 @@ for run in "2 1 $steps" "4 2 4"; do
     d="n2x${per}$transport"
     rx0=$(rx_bytes)
     t=$SECONDS
-    mpq_train "$d" --set "max_steps=$k"
+    mpq_train "$d" --set "max_steps=$k" --set checkpoint_every_steps=0 # only the final one
     if ! timeout 300 bash "$nodes" mpirun --prefix "$prefix" -n "$n" -N "$per" \
         --transport "$transport" -- "${cmd[@]}" > "$tmp/$d.log" 2>&1; then
         bad "2 nodes x $per rank(s) ($transport): the run failed"
         tail -20 "$tmp/$d.log"
         continue
     fi
-    rx=$(($(rx_bytes) - rx0))
     what="2 nodes x $per rank(s), transport $transport"
     echo "$what: trained $k steps in $((SECONDS - t)) s"
     head -n $((k + 1)) "$tmp/ref/steps.csv" > "$tmp/ref$k.csv"
@@ -107,17 +122,15 @@ for run in "2 1 $steps" "4 2 4"; do
         bad "$what: rank hostnames"
         grep '^rank .* host' "$tmp/$d.log"
     fi
-    # node 2 must receive every step's summed gradients from node 1 over its eth0
-    need=$((k * params * 4))
-    if [ "$rx" -ge "$need" ]; then
-        pass "$what: node 2 received $rx bytes over the bridge (>= $k steps x $params floats)"
-    else bad "$what: node 2 received only $rx bytes over the bridge, < $need"; fi
+    crossed "$what" "$k" "$rx0"
 done
 
 # ---- kill every mpq process of node 2 mid-run
 d=killed
 mpq_train "$d" --set max_steps=100000
-timeout 300 bash "$nodes" mpirun --prefix "$prefix" -n 4 -N 2 --transport shm -- "${cmd[@]}" > "$tmp/$d.log" 2>&1 &
+rx0=$(rx_bytes)
+timeout 300 bash "$nodes" mpirun --prefix "$prefix" -n 4 -N 2 --transport shm -- "${cmd[@]}" \
+    > "$tmp/$d.log" 2>&1 &
 job=$!
 i=0
 until [ -f "$tmp/$d/checkpoints/ckpt-000000002.h5" ]; do
@@ -131,7 +144,10 @@ victims=""
 for p in $(ip netns pids "$prefix-2"); do
     if [ "$(ps -o comm= -p "$p" 2> /dev/null)" = mpq ]; then victims="$victims $p"; fi
 done
-[ "$(echo "$victims" | wc -w)" -eq 2 ] || { echo "FAIL expected 2 mpq on node 2: '$victims'"; exit 1; }
+if [ "$(echo "$victims" | wc -w)" -ne 2 ]; then
+    echo "FAIL expected 2 mpq processes on node 2: '$victims'"
+    exit 1
+fi
 t0=$(date +%s.%N)
 # shellcheck disable=SC2086
 kill -KILL $victims
@@ -143,11 +159,13 @@ secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 left="$(ip netns pids "$prefix-1")$(ip netns pids "$prefix-2")"
 if [ "$status" -ne 0 ] && [ "$status" -ne 124 ] && [ -z "$left" ] &&
     awk -v s="$secs" -v b="$BOUND_S" 'BEGIN { exit !(s <= b) }'; then
-    pass "2 nodes x 2 ranks (shm): node 2's ranks killed: the whole job ended in $secs s (bound $BOUND_S s), status $status"
+    pass "2 nodes x 2 ranks (shm): node 2's ranks killed: the whole job ended in $secs s" \
+        "(bound $BOUND_S s), status $status"
 else
     bad "after killing node 2's ranks: status $status after $secs s, still running: '$left'"
     tail -20 "$tmp/$d.log"
 fi
+crossed "2 nodes x 2 ranks, transport shm, until the kill" 2 "$rx0"
 
 # ---- resume on fewer nodes: 1 node, 2 ranks
 last=""
@@ -158,7 +176,8 @@ if [ "$s" -ge "$steps" ]; then
     echo "FAIL the job ran to step $s before the kill took effect; nothing left to resume"; exit 1
 fi
 mpq_train "$d" --resume auto
-if timeout 300 bash "$nodes" mpirun --prefix "$prefix" -n 2 -N 2 -- "${cmd[@]}" >> "$tmp/$d.log" 2>&1 &&
+if timeout 300 bash "$nodes" mpirun --prefix "$prefix" -n 2 -N 2 -- "${cmd[@]}" \
+    >> "$tmp/$d.log" 2>&1 &&
     grep -q "resuming from .*$last" "$tmp/$d.log" &&
     cmp -s "$tmp/ref/steps.csv" "$tmp/$d/steps.csv"; then
     pass "resumed from $last on 1 node x 2 ranks: steps.csv identical to the uninterrupted run"
