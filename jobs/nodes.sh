@@ -46,9 +46,18 @@ nodes() {
         sort -t- -k2 -n
 }
 
+# in_ns NS CMD...: runs CMD in network namespace NS. nsenter, not `ip -n` or `ip netns exec`:
+# those also remount / and /sys, which fails where / is not a mount point (chroots, fresh-box).
+netns_dir=/var/run/netns # where `ip netns add` puts them
+in_ns() {
+    local ns=$1
+    shift
+    nsenter --net="$netns_dir/$ns" "$@"
+}
+
 # The IPv4 address of node NS (on its eth0).
 node_addr() {
-    ip -n "$1" -4 -o addr show dev eth0 2>/dev/null | awk '{ split($4, a, "/"); print a[1] }'
+    in_ns "$1" ip -4 -o addr show dev eth0 2>/dev/null | awk '{ split($4, a, "/"); print a[1] }'
 }
 
 # Run CMD... in namespace NS with hostname NS (its own UTS namespace); exec'd, argv kept.
@@ -56,7 +65,8 @@ enter() {
     local ns=$1
     shift
     # shellcheck disable=SC2016 # $0 and $@ belong to the inner shell
-    exec ip netns exec "$ns" unshare --uts -- sh -c 'hostname "$0" && exec "$@"' "$ns" "$@"
+    exec nsenter --net="$netns_dir/$ns" unshare --uts -- sh -c 'hostname "$0" && exec "$@"' \
+        "$ns" "$@"
 }
 
 cmd_up() {
@@ -79,10 +89,13 @@ cmd_up() {
         die "up: nodes of prefix '$prefix' exist; run: nodes.sh down --prefix $prefix"
     fi
     # the subnet must be free, on the host and in every other namespace
-    local ns
-    for ns in "" $(ip netns list | awk '{ print $1 }'); do
-        if ip ${ns:+-n "$ns"} -4 -o addr show 2>/dev/null | grep -q " inet ${subnet//./\\.}\."; then
-            die "up: subnet $subnet.0/24 is in use${ns:+ in namespace $ns}; pick another --subnet"
+    local ns used=" inet ${subnet//./\\.}\."
+    if ip -4 -o addr show | grep -q "$used"; then
+        die "up: subnet $subnet.0/24 is in use on this machine; pick another --subnet"
+    fi
+    for ns in $(ip netns list | awk '{ print $1 }'); do
+        if in_ns "$ns" ip -4 -o addr show 2>/dev/null | grep -q "$used"; then
+            die "up: subnet $subnet.0/24 is in use in namespace $ns; pick another --subnet"
         fi
     done
     # from here on, a failure removes what was made so far
@@ -97,12 +110,11 @@ cmd_up() {
         ip link add "$prefix-v$i" type veth peer name "$prefix-e$i"
         no_ipv6 "$prefix-v$i"
         ip link set "$prefix-e$i" netns "$ns"
-        ip -n "$ns" link set "$prefix-e$i" name eth0
-        ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6' 2>/dev/null ||
-            true
-        ip -n "$ns" addr add "$subnet.$i/24" dev eth0
-        ip -n "$ns" link set lo up
-        ip -n "$ns" link set eth0 up
+        in_ns "$ns" ip link set "$prefix-e$i" name eth0
+        in_ns "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6' 2>/dev/null || true
+        in_ns "$ns" ip addr add "$subnet.$i/24" dev eth0
+        in_ns "$ns" ip link set lo up
+        in_ns "$ns" ip link set eth0 up
         ip link set "$prefix-v$i" master "$prefix-br"
         ip link set "$prefix-v$i" up
     done
@@ -183,7 +195,7 @@ cmd_agent() {
     shift || true
     for ns in $(nodes); do
         if [ "$(node_addr "$ns")" = "$host" ]; then
-            exec ip netns exec "$ns" unshare --uts -- sh -c "hostname $ns && $*"
+            exec nsenter --net="$netns_dir/$ns" unshare --uts -- sh -c "hostname $ns && $*"
         fi
     done
     die "agent: no node of prefix '$prefix' has address '$host'"
@@ -246,7 +258,8 @@ case $verb in
     up | down | list | exec | agent | mpirun)
         [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
         command -v ip >/dev/null || die "needs iproute2 (ip); run jobs/install-deps.sh"
-        command -v unshare >/dev/null || die "needs util-linux (unshare)"
+        command -v nsenter >/dev/null && command -v unshare >/dev/null ||
+            die "needs util-linux (nsenter, unshare)"
         ;;
 esac
 case $verb in

@@ -22,12 +22,14 @@ mpq="$top_builddir/mpq"
 nodes="$top_srcdir/jobs/nodes.sh"
 BOUND_S=60
 steps=8
-prefix="mt$(($$ % 100000))" # unique per test process, at most 8 characters
+new_prefix() { prefix="mt$(((RANDOM * 32768 + RANDOM) % 1000000))"; } # at most 8 characters
+new_prefix
+up=0 # 1 once `up` made the nodes of $prefix: only then does cleanup remove them
 tmp=$(mktemp -d)
 job=
 cleanup() {
     if [ -n "$job" ]; then kill -KILL "$job" 2>/dev/null || true; fi
-    bash "$nodes" down --prefix "$prefix" || true
+    if [ "$up" -eq 1 ]; then bash "$nodes" down --prefix "$prefix" || true; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -38,7 +40,7 @@ skip() {
 }
 [ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
 command -v ip > /dev/null || skip "no ip (iproute2)"
-command -v unshare > /dev/null || skip "no unshare (util-linux)"
+command -v nsenter > /dev/null || skip "no nsenter (util-linux)"
 if ! ip netns add "$prefix-probe" 2> "$tmp/probe.log"; then
     skip "cannot make a network namespace: $(cat "$tmp/probe.log")"
 fi
@@ -47,14 +49,17 @@ if ! unshare --uts true 2> "$tmp/probe.log"; then
     skip "cannot make a UTS namespace: $(cat "$tmp/probe.log")"
 fi
 
-# 10.201.X for tests; another test run may hold one X: take the next free one
-for x in $(seq $(($$ % 200 + 1)) 254) $(seq 1 254); do
+# 10.201.X for tests; another test run may hold one X (or, rarely, the prefix): take the next
+for x in $(seq $((RANDOM % 200 + 1)) 254) $(seq 1 254); do
     if bash "$nodes" up 2 --prefix "$prefix" --subnet "10.201.$x" > "$tmp/up.log" 2>&1; then
+        up=1
         break
     fi
+    if grep -q "of prefix .* exist" "$tmp/up.log"; then new_prefix; continue; fi
     grep -q "is in use" "$tmp/up.log" || { cat "$tmp/up.log"; exit 1; }
 done
 cat "$tmp/up.log"
+[ "$up" -eq 1 ] || { echo "FAIL no free subnet 10.201.X"; exit 1; }
 cp "$top_srcdir/tests/mpi/tiny.cfg" "$tmp/t.cfg"
 fail=0
 pass() { echo "PASS $*"; }
@@ -70,7 +75,10 @@ mpq_train() {
     cmd=("$mpq" train --cfg "$tmp/t.cfg" DET --set "output_dir=$tmp/$d" --set "max_steps=$steps" \
         --set checkpoint_every_steps=2 "$@")
 }
-rx_bytes() { ip netns exec "$prefix-2" cat /sys/class/net/eth0/statistics/rx_bytes; }
+rx_bytes() {
+    nsenter --net="/var/run/netns/$prefix-2" ip -s link show dev eth0 |
+        awk '/RX:/ { getline; print $1; exit }'
+}
 # crossed WHAT STEPS RX0: node 2 must have received every step's summed gradients (or the
 # gradients of node 1's ranks) over its eth0 since its counter read RX0: STEPS x parameters x 4
 crossed() {
