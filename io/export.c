@@ -407,8 +407,8 @@ static int read_tensor(mpq_pf *p, const mpq_export_entry *e, const mpq_param_inf
     MPQ_TRY(mpq_pf_read(p, path, H5T_NATIVE_FLOAT, 1, n_out, eb->scale,
                         sizeof(float) * (size_t)n_out[0]));
     snprintf(path, sizeof path, "/tensors/%s/bias", t->name);
-    MPQ_TRY(mpq_pf_read(p, path, H5T_NATIVE_FLOAT, 1, n_out, bias,
-                        sizeof(float) * (size_t)n_out[0]));
+    MPQ_TRY(
+        mpq_pf_read(p, path, H5T_NATIVE_FLOAT, 1, n_out, bias, sizeof(float) * (size_t)n_out[0]));
     size_t per = n / (size_t)t->shape[0];
     for (size_t i = 0; i < n; i++)
         w[i] *= eb->scale[i / per];

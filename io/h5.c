@@ -1,5 +1,6 @@
-/* The process-wide HDF5 lock, the checked readers and the attribute helpers (see h5.h). The lock is a recursive pthread
- * mutex so helpers can be called with the lock already held. No memory is owned. */
+/* The process-wide HDF5 lock, the checked readers and the attribute helpers (see h5.h). The lock is
+ * a recursive pthread mutex so helpers can be called with the lock already held. No memory is
+ * owned. */
 #include "io/h5.h"
 
 #include <pthread.h>
@@ -102,9 +103,12 @@ static const char *kind_name(mpq_h5_kind kind)
 static const char *class_name(H5T_class_t c)
 {
     switch (c) {
-    case H5T_INTEGER: return "integer";
-    case H5T_FLOAT: return "float";
-    case H5T_STRING: return "string";
+    case H5T_INTEGER:
+        return "integer";
+    case H5T_FLOAT:
+        return "float";
+    case H5T_STRING:
+        return "string";
     case H5T_NO_CLASS:
     case H5T_TIME:
     case H5T_BITFIELD:
@@ -114,7 +118,8 @@ static const char *class_name(H5T_class_t c)
     case H5T_ENUM:
     case H5T_VLEN:
     case H5T_ARRAY:
-    case H5T_NCLASSES: break;
+    case H5T_NCLASSES:
+        break;
     }
     return "other";
 }
@@ -222,9 +227,9 @@ int mpq_h5_read_checked(hid_t loc, const char *name, mpq_h5_kind kind, const cha
     if (rc == MPQ_OK) rc = describe(type, space, name, where, &s);
     if (rc < 0) goto out;
     if (s.cls != want_cls || s.var_string) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: %s '%s' holds %s values, expected %s", where,
-                      kind_name(kind), name, s.var_string ? "variable-length string" : class_name(s.cls),
-                      class_name(want_cls));
+        rc = MPQ_FAIL(
+            MPQ_E_FORMAT, "%s: %s '%s' holds %s values, expected %s", where, kind_name(kind), name,
+            s.var_string ? "variable-length string" : class_name(s.cls), class_name(want_cls));
         goto out;
     }
     if (!shape_matches(&s, rank, dims)) {
@@ -244,8 +249,9 @@ int mpq_h5_read_checked(hid_t loc, const char *name, mpq_h5_kind kind, const cha
                       (unsigned long long)s.n, bytes);
         goto out;
     }
-    if (s.n > 0 && (kind == MPQ_H5_ATTRIBUTE ? H5Aread(obj, mem_type, buf)
-                                             : H5Dread(obj, mem_type, H5S_ALL, H5S_ALL, dxpl, buf)) < 0)
+    if (s.n > 0 &&
+        (kind == MPQ_H5_ATTRIBUTE ? H5Aread(obj, mem_type, buf)
+                                  : H5Dread(obj, mem_type, H5S_ALL, H5S_ALL, dxpl, buf)) < 0)
         rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read %s '%s' (truncated or corrupt?)", where,
                       kind_name(kind), name);
 out:
@@ -293,8 +299,8 @@ out:
     return rc;
 }
 
-int mpq_h5_read_string(hid_t loc, const char *name, mpq_h5_kind kind, const char *where,
-                       hid_t dxpl, char *buf, size_t bytes)
+int mpq_h5_read_string(hid_t loc, const char *name, mpq_h5_kind kind, const char *where, hid_t dxpl,
+                       char *buf, size_t bytes)
 {
     buf[0] = '\0';
     return read_string(loc, name, kind, where, dxpl, bytes - 1, &buf);
@@ -312,10 +318,11 @@ int mpq_h5_read_string_alloc(hid_t loc, const char *name, mpq_h5_kind kind, cons
     return rc;
 }
 
-/* ---- attribute readers ------------------------------------------------------------------------ */
+/* ---- attribute readers ------------------------------------------------------------------------
+ */
 
-static int attr_read(hid_t obj, const char *name, const char *where, hid_t mem_type, int n,
-                     void *v, size_t bytes)
+static int attr_read(hid_t obj, const char *name, const char *where, hid_t mem_type, int n, void *v,
+                     size_t bytes)
 {
     hsize_t dims[1] = {(hsize_t)n};
     return mpq_h5_read_checked(obj, name, MPQ_H5_ATTRIBUTE, where, H5P_DEFAULT, mem_type,

@@ -228,9 +228,8 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
         *cap = want;
     }
     label_bytes = sizeof **labels * (size_t)sh->n;
-    if ((rc = mpq_h5_read_checked(f, "/labels", MPQ_H5_DATASET, path, H5P_DEFAULT,
-                                  H5T_NATIVE_INT32, 1, ldims, *labels + sh->first, label_bytes)) <
-        0)
+    if ((rc = mpq_h5_read_checked(f, "/labels", MPQ_H5_DATASET, path, H5P_DEFAULT, H5T_NATIVE_INT32,
+                                  1, ldims, *labels + sh->first, label_bytes)) < 0)
         goto out;
     for (long i = 0; i < sh->n; i++) {
         int32_t y = (*labels)[sh->first + i];
