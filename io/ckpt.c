@@ -257,6 +257,12 @@ static int read_history(mpq_pf *p, mpq_ckpt_info *o)
     if (d >= 0) H5Dclose(d);
     if (rc < 0 || dims[0] == 0) return rc;
     size_t bytes = sizeof(double) * (size_t)dims[0] * (size_t)dims[1]; /* bounded above */
+    mpq_h5_shape sh; /* the writer stores the history whole: do not allocate for rows not there */
+    MPQ_TRY(mpq_h5_shape_of(p->f, "/history/results", MPQ_H5_DATASET, p->path, &sh));
+    if (sh.storage < bytes)
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "%s: /history/results claims %llu rows but stores only %llu bytes", p->path,
+                        (unsigned long long)dims[0], (unsigned long long)sh.storage);
     o->history = malloc(bytes);
     if (!o->history) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory for the history");
     return mpq_pf_read(p, "/history/results", H5T_NATIVE_DOUBLE, 2, dims, o->history, bytes);

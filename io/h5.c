@@ -186,6 +186,7 @@ int mpq_h5_shape_of(hid_t loc, const char *name, mpq_h5_kind kind, const char *w
     hid_t obj, type, space;
     int rc = open_object(loc, name, kind, where, &obj, &type, &space);
     if (rc == MPQ_OK) rc = describe(type, space, name, where, s);
+    if (rc == MPQ_OK && kind == MPQ_H5_DATASET) s->storage = H5Dget_storage_size(obj);
     close_object(kind, obj, type, space);
     return rc;
 }

@@ -34,6 +34,7 @@ typedef struct mpq_h5_shape {
     size_t type_size; /* bytes of one element in the file */
     H5T_sign_t sign;  /* integers: signed or not (H5T_SGN_ERROR for other classes) */
     int var_string;   /* a variable-length string (not read by mpq) */
+    hsize_t storage;  /* datasets: bytes allocated in the file (H5Dget_storage_size) */
 } mpq_h5_shape;
 
 /* Whether the absolute or relative path name exists below loc, walking its groups one by one

@@ -148,6 +148,7 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
     hid_t f = H5I_INVALID_HID;
     hsize_t dims[4] = {0}, ldims[1] = {0};
     size_t image_bytes = 0, label_bytes = 0, total = 0;
+    struct stat st;
     float mean[4], std[4];
     if (access(path, R_OK) != 0) {
         rc = MPQ_FAIL(MPQ_E_IO, "cannot read shard '%s': %s", path, strerror(errno));
@@ -175,6 +176,16 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
                       (unsigned long long)dims[2], (unsigned long long)dims[3],
                       (unsigned long long)MPQ_SHARD_MAX_IMAGE_BYTES,
                       (unsigned long long)MPQ_SPLIT_MAX_SAMPLES);
+        goto out;
+    }
+    /* every sample takes at least a byte of the file (unless its chunks were never written): a
+     * header that claims more samples than the file has bytes would only make us allocate for
+     * labels that are not there */
+    if (stat(path, &st) == 0 && dims[0] > (hsize_t)st.st_size) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "%s: /images claims %llu samples but the file has only %lld bytes "
+                      "(truncated or crafted)",
+                      path, (unsigned long long)dims[0], (long long)st.st_size);
         goto out;
     }
     if (ldims[0] != dims[0]) {

@@ -141,6 +141,10 @@ START_TEST(test_crafted_shard_row_count_and_image_size_overflow)
     make_shard(sub("pixels/shard-00000.h5"), (hsize_t[]){1, (hsize_t)1 << 30, (hsize_t)1 << 30, 4},
                1);
     expect_split_error(sub("pixels"), sub("pixels/shard-00000.h5"), "/images");
+    /* 2^30 rows (within the limits) in a file of a few KB: labels that are not there */
+    mkdir(sub("sparse"), 0777);
+    make_shard(sub("sparse/a.h5"), (hsize_t[]){(hsize_t)1 << 30, 1, 1, 1}, (hsize_t)1 << 30);
+    expect_split_error(sub("sparse"), sub("sparse/a.h5"), "claims 1073741824 samples");
     /* 2^41 rows: beyond the split's sample limit */
     mkdir(sub("many"), 0777);
     make_shard(sub("many/a.h5"), (hsize_t[]){(hsize_t)1 << 41, 1, 1, 1}, (hsize_t)1 << 41);

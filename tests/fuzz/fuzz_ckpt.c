@@ -1,0 +1,26 @@
+/* libFuzzer target: checkpoint loading (io/ckpt.c) from mutated HDF5 bytes on one MPI rank:
+ * the info reader (root attributes, /config, history), the checking loader with optimizer state
+ * into the tiny model of the seeds, the weight-file loader, and the resume probe. */
+#include "core/log.h"
+#include "fuzzutil.h"
+#include "io/ckpt.h"
+#include "models/graph.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static mpq_model m;
+    static int built;
+    mpq_ckpt_info info;
+    char found[512];
+    const char *path = fuzz_path(0, "ckpt.h5");
+    mpq_comm *c = fuzz_comm();
+    if (!built) fuzz_tiny_model(&m, 1), built = 1;
+    fuzz_write(path, data, size);
+    if (mpq_ckpt_read_info(c, path, &info) == 0) mpq_ckpt_info_free(&info);
+    mpq_ckpt_load(c, path, &m, "tiny", MPQ_CKPT_LOAD_OPTIMIZER);
+    mpq_ckpt_load_weights(c, path, &m);
+    mpq_ckpt_find_latest(fuzz_dir(), found, sizeof found);
+    return 0;
+}
