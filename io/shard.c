@@ -386,6 +386,8 @@ int mpq_split_read(mpq_split *s, long i, uint8_t *pixels, int *label)
     rc = shard_ensure_open(s, sh);
     if (rc == MPQ_OK) {
         sh->last_use = ++s->clock;
+        /* a hyperslab of one image into s->mem_space ([1,H,W,C], the caller's pixels): HDF5
+         * refuses selections of different sizes, and /images was checked at open and reopen */
         if (H5Sselect_hyperslab(sh->space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
             H5Dread(sh->images, H5T_NATIVE_UINT8, s->mem_space, sh->space, H5P_DEFAULT, pixels) < 0)
             rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read image %llu (truncated or corrupt?)", sh->path,

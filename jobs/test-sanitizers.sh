@@ -19,8 +19,8 @@ export ASAN_OPTIONS="detect_leaks=1:check_initialization_order=1:strict_string_c
 export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
-tests=${SAN_TESTS:-$(sed -n 's/^check_PROGRAMS = //p' build-asan/Makefile | tr -s ' ' '\n' |
-    sed 's/\$(EXEEXT)//' | grep -v '^$' | tr '\n' ' ')}
+tests=${SAN_TESTS:-$(make -C build-asan -pn 2>/dev/null | sed -n 's/^check_PROGRAMS = //p' |
+    head -1 | sed 's/\$(EXEEXT)//g')}
 echo "sanitizer build: running $tests"
 nice -n 5 make -C build-asan check TESTS="$tests" >/dev/null || {
     grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error' build-asan/tests/*/*.log || true
