@@ -1,6 +1,8 @@
 /* libFuzzer target: the .cfg parser (src/config.c through libinih) on arbitrary bytes: the NUL
  * check, parsing experiment "A" and DEFAULT, validation, the experiment list, and `--set` of the
  * first value. Any input must give 0 or MPQ_E_CONFIG, never a crash or a sanitizer report. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,6 +3,8 @@
 #include "core/log.h"
 #include "fuzzutil.h"
 #include "io/prep.h"
+#include <stddef.h>
+#include <stdint.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

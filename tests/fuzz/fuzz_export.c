@@ -1,5 +1,7 @@
 /* libFuzzer target: exported models (io/export.c) from mutated HDF5 bytes on one MPI rank: the
  * loader into the float version of the seeds' tiny model, and the tensor table of `mpq inspect`. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "core/log.h"

@@ -1,6 +1,8 @@
 /* libFuzzer target: the IDX loader (io/prep_idx.c: mpq_idx_load) on two files cut from the input:
  * the first byte b says where (images: bytes [1, 1 + n), labels: the rest, with n = b * size /
  * 256), so the fuzzer mutates headers and data of both. Must end in 0 or a clean MPQ_E_*. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "core/log.h"

@@ -1,5 +1,7 @@
 /* libFuzzer target: checked JPEG decoding (io/jpeg.c) from memory, to a 16x16 square with a
  * 4-Mpixel limit (headers claiming more are refused before any allocation). */
+#include <stddef.h>
+#include <stdint.h>
 #include <turbojpeg.h>
 
 #include "core/log.h"

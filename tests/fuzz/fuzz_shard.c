@@ -1,5 +1,7 @@
 /* libFuzzer target: a split of one shard (io/shard.c) from mutated HDF5 bytes: open (all the
  * checks of datasets, attributes, sizes and labels), then read the first and last sample. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 

@@ -7,6 +7,7 @@
  * than present, a truncated CIFAR batch, a truncated JPEG and one whose header claims
  * 20000x20000 pixels. */
 #include <check.h>
+#include <dirent.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -518,6 +519,40 @@ START_TEST(test_crafted_imagefolder_truncated_jpeg_fails_or_is_skipped)
 }
 END_TEST
 
+/* ---- inputs that crashed a fuzz target (tests/fuzz/regressions/shard/) ----------------------- */
+
+/* Each regression input, opened as the only shard of a split, must give a clean error. */
+START_TEST(test_crafted_fuzz_regressions_give_clean_errors)
+{
+    const char *src = getenv("top_srcdir");
+    char dir[4096], shard[4096], list[4096];
+    int n = 0;
+    ck_assert_msg(src, "top_srcdir is not set (run through make check)");
+    snprintf(list, sizeof list, "%s/tests/fuzz/regressions/shard", src);
+    DIR *d = opendir(list);
+    ck_assert_msg(d, "no %s", list);
+    path(dir, "regress");
+    mkdir(dir, 0777);
+    snprintf(shard, sizeof shard, "%s/shard-00000.h5", dir);
+    for (struct dirent *e; (e = readdir(d));) {
+        char in[8192];
+        mpq_split *s = NULL;
+        if (e->d_name[0] == '.') continue;
+        snprintf(in, sizeof in, "%s/%s", list, e->d_name);
+        ck_assert_int_eq(iofix_copy_file(in, shard, -1), 0);
+        mpq_err_clear();
+        int rc = mpq_split_open(dir, &s);
+        ck_assert_msg(rc == MPQ_E_FORMAT && strstr(mpq_errmsg(), shard), "%s: rc %d: %s", e->d_name,
+                      rc, mpq_errmsg());
+        ck_assert_ptr_null(s);
+        assert_no_open_handles();
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_ge(n, 1);
+}
+END_TEST
+
 static Suite *crafted_suite(void)
 {
     Suite *s = suite_create("crafted");
@@ -535,6 +570,7 @@ static Suite *crafted_suite(void)
     tcase_add_test(tc, test_crafted_cifar_truncated_batch_and_bad_label);
     tcase_add_test(tc, test_crafted_jpeg_truncated_and_huge_header);
     tcase_add_test(tc, test_crafted_imagefolder_truncated_jpeg_fails_or_is_skipped);
+    tcase_add_test(tc, test_crafted_fuzz_regressions_give_clean_errors);
     suite_add_tcase(s, tc);
     return s;
 }
