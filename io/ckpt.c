@@ -699,7 +699,7 @@ static int list_ckpts(const char *dir, int tmp, char ***out, int *n_out)
         n++;
     }
     closedir(d);
-    qsort(v, (size_t)n, sizeof *v, cmp_desc);
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_desc); /* v is NULL when n == 0 (UBSan) */
     *out = v;
     *n_out = n;
     return MPQ_OK;
