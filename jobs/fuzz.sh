@@ -53,7 +53,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=se
 export OMP_NUM_THREADS=1 OMPI_MCA_mca_base_component_disable_dlclose=1 # symbolized leak stacks
 # allocator_may_return_null: HDF5 allocates sizes read from crafted metadata (seen: 6e18 bytes in
 # H5C_protect); as in production it must get NULL and fail cleanly, not stop the fuzzer
-export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
+export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:suppressions=$supp/asan.supp:${ASAN_OPTIONS:-}"
 export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
@@ -72,6 +72,7 @@ for t in $targets; do
     build "fuzz_$t" "tests/fuzz/fuzz_$t.c" tests/fuzz/fuzzutil.c
     work=$bf/corpus/$t
     crashes=$bf/crashes/$t
+    rm -rf "$crashes" # count this run's findings only
     mkdir -p "$work" "$crashes"
     # inputs that once crashed must now run cleanly
     reg=tests/fuzz/regressions/$t
