@@ -67,6 +67,8 @@ if [ "$mode" = seeds ]; then
     exit 0
 fi
 
+mkdir -p "$bf/tmp"
+export TMPDIR="$bf/tmp" # the targets' scratch files (left behind only by a crashing run)
 crashed=0
 for t in $targets; do
     build "fuzz_$t" "tests/fuzz/fuzz_$t.c" tests/fuzz/fuzzutil.c
