@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/checked_size.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "io/ckpt_impl.h"
@@ -23,9 +24,9 @@
 #include "io/h5par.h"
 
 #define PATH_BYTES MPQ_PF_PATH_BYTES
+#define CONFIG_MAX_BYTES ((size_t)1 << 24) /* the /config text of a checkpoint: 16 MiB at most */
 
-/* The registered shape of t as hsize_t. */
-static void info_dims(const mpq_param_info *t, hsize_t *dims)
+void mpq_ckpt_info_dims(const mpq_param_info *t, hsize_t *dims)
 {
     for (int i = 0; i < t->ndim; i++)
         dims[i] = (hsize_t)t->shape[i];
@@ -255,9 +256,16 @@ static int read_history(mpq_pf *p, mpq_ckpt_info *o)
                                              sizeof o->history_columns);
     if (d >= 0) H5Dclose(d);
     if (rc < 0 || dims[0] == 0) return rc;
-    o->history = malloc(sizeof(double) * dims[0] * dims[1]);
+    size_t bytes = sizeof(double) * (size_t)dims[0] * (size_t)dims[1]; /* bounded above */
+    mpq_h5_shape sh; /* the writer stores the history whole: do not allocate for rows not there */
+    MPQ_TRY(mpq_h5_shape_of(p->f, "/history/results", MPQ_H5_DATASET, p->path, &sh));
+    if (sh.storage < bytes)
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "%s: /history/results claims %llu rows but stores only %llu bytes", p->path,
+                        (unsigned long long)dims[0], (unsigned long long)sh.storage);
+    o->history = malloc(bytes);
     if (!o->history) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory for the history");
-    return mpq_pf_read(p, "/history/results", H5T_NATIVE_DOUBLE, o->history);
+    return mpq_pf_read(p, "/history/results", H5T_NATIVE_DOUBLE, 2, dims, o->history, bytes);
 }
 
 void mpq_ckpt_info_free(mpq_ckpt_info *i)
@@ -277,7 +285,7 @@ int mpq_ckpt_read_info(mpq_comm *c, const char *path, mpq_ckpt_info *out)
     mpq_h5_lock();
     rc = mpq_comm_agree(c, mpq_pf_open(c, path, 0, &p));
     if (rc == 0) rc = read_root(&p, out);
-    if (rc == 0) rc = mpq_pf_read_string(&p, "/config", &out->config);
+    if (rc == 0) rc = mpq_pf_read_string(&p, "/config", CONFIG_MAX_BYTES, &out->config);
     if (rc == 0) rc = read_history(&p, out);
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
@@ -310,13 +318,13 @@ static int check_registry(mpq_pf *p, const mpq_params *r, const char *prefix)
         const mpq_param_info *t = &r->info[i];
         snprintf(path, sizeof path, "%s/%s", prefix, t->name);
         MPQ_TRY(mpq_pf_dims(p, path, &ndim, dims, MPQ_MAX_DIMS));
-        info_dims(t, want);
+        mpq_ckpt_info_dims(t, want);
         if (ndim != t->ndim || memcmp(dims, want, sizeof(hsize_t) * (size_t)ndim))
             return MPQ_FAIL(MPQ_E_FORMAT,
                             "%s: tensor '%s' has shape %s in the checkpoint but %s "
                             "in the model",
-                            p->path, path + 1, mpq_pf_shape_str(ndim, dims, a, sizeof a),
-                            mpq_pf_shape_str(t->ndim, want, b, sizeof b));
+                            p->path, path + 1, mpq_h5_shape_str(ndim, dims, a, sizeof a),
+                            mpq_h5_shape_str(t->ndim, want, b, sizeof b));
     }
     mpq_pf_names l;
     rc = mpq_pf_list_datasets(p, prefix, &l);
@@ -378,9 +386,13 @@ int mpq_ckpt_read_fixed_specs(mpq_pf *p, const mpq_model_view *m)
 static int read_registry(mpq_comm *c, mpq_pf *p, mpq_params *r, const char *prefix)
 {
     char path[PATH_BYTES];
+    hsize_t dims[MPQ_MAX_DIMS];
     for (int i = 0; i < r->n_info; i++) {
-        snprintf(path, sizeof path, "%s/%s", prefix, r->info[i].name);
-        int rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, mpq_at(r->val, r->info[i].s));
+        const mpq_param_info *t = &r->info[i];
+        snprintf(path, sizeof path, "%s/%s", prefix, t->name);
+        mpq_ckpt_info_dims(t, dims);
+        int rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, t->ndim, dims, mpq_at(r->val, t->s),
+                             sizeof(float) * t->s.n);
         MPQ_TRY(mpq_comm_agree(c, rc));
     }
     return MPQ_OK;
@@ -430,9 +442,11 @@ int mpq_ckpt_load(mpq_comm *c, const char *path, const mpq_model_view *m, const 
     if (rc == 0) rc = read_registry(c, &p, m->params, "/params");
     if (rc == 0) rc = read_registry(c, &p, m->state, "/state");
     if (rc == 0) rc = mpq_comm_agree(c, mpq_ckpt_read_fixed_specs(&p, m));
+    hsize_t n_opt[1] = {(hsize_t)m->params->n_floats};
     for (int k = 0; rc == 0 && (flags & MPQ_CKPT_LOAD_OPTIMIZER) && k < 2; k++)
         rc = mpq_comm_agree(c, mpq_pf_read(&p, k ? "/optimizer/v" : "/optimizer/m",
-                                           H5T_NATIVE_FLOAT, m->params->opt[k]));
+                                           H5T_NATIVE_FLOAT, 1, n_opt, m->params->opt[k],
+                                           sizeof(float) * m->params->n_floats));
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     return mpq_comm_agree(c, rc < 0 ? rc : close_rc);
@@ -448,6 +462,8 @@ typedef struct wplan {
     const mpq_param_info *t;
     float *dst;
     conv_kind conv;
+    int ndim; /* the dataset's shape in the file, checked against t by the plan */
+    hsize_t dims[MPQ_MAX_DIMS + 1];
 } wplan;
 
 /* Decides how tensor t is read from an nnabla file whose dataset has shape dims. */
@@ -456,10 +472,12 @@ static int nnabla_plan(mpq_pf *p, const mpq_model_view *m, wplan *w, int ndim, c
     const mpq_param_info *t = w->t;
     const int *s = t->shape;
     char a[96], b[96];
-    hsize_t want[MPQ_MAX_DIMS], n = 1;
-    for (int i = 0; i < ndim; i++)
-        n *= dims[i];
-    info_dims(t, want);
+    hsize_t want[MPQ_MAX_DIMS];
+    size_t n = 0;
+    if (mpq_size_product(&n, dims, ndim, SIZE_MAX / sizeof(float)) < 0)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' has shape %s: too many elements", p->path,
+                        t->name, mpq_h5_shape_str(ndim, dims, a, sizeof a));
+    mpq_ckpt_info_dims(t, want);
     if (t->kind == MPQ_PKIND_WEIGHT && t->ndim == 4) {
         hsize_t nchw[4] = {(hsize_t)s[0], (hsize_t)s[3], (hsize_t)s[1], (hsize_t)s[2]};
         hsize_t dw[3] = {(hsize_t)s[0], (hsize_t)s[1], (hsize_t)s[2]};
@@ -474,8 +492,8 @@ static int nnabla_plan(mpq_pf *p, const mpq_model_view *m, wplan *w, int ndim, c
         return MPQ_FAIL(MPQ_E_FORMAT,
                         "%s: convolution weight '%s' has shape %s; expected nnabla's "
                         "(O, I, KH, KW) = %s",
-                        p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
-                        mpq_pf_shape_str(4, nchw, b, sizeof b));
+                        p->path, t->name, mpq_h5_shape_str(ndim, dims, a, sizeof a),
+                        mpq_h5_shape_str(4, nchw, b, sizeof b));
     }
     if (t->kind == MPQ_PKIND_WEIGHT && t->ndim == 2) {
         hsize_t io[2] = {(hsize_t)s[1], (hsize_t)s[0]};
@@ -484,8 +502,8 @@ static int nnabla_plan(mpq_pf *p, const mpq_model_view *m, wplan *w, int ndim, c
             return MPQ_FAIL(MPQ_E_FORMAT,
                             "%s: affine weight '%s' has shape %s; expected nnabla's "
                             "(Cin, Cout) = %s",
-                            p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
-                            mpq_pf_shape_str(2, io, b, sizeof b));
+                            p->path, t->name, mpq_h5_shape_str(ndim, dims, a, sizeof a),
+                            mpq_h5_shape_str(2, io, b, sizeof b));
         if (tt && tt->input_hw != 1)
             return MPQ_FAIL(MPQ_E_FORMAT,
                             "%s: '%s' follows a spatial input of %d elements per channel, whose "
@@ -494,11 +512,11 @@ static int nnabla_plan(mpq_pf *p, const mpq_model_view *m, wplan *w, int ndim, c
         w->conv = CONV_AFFINE;
         return MPQ_OK;
     }
-    if (n != (hsize_t)t->s.n) /* BN (1, C, 1, 1) -> (C), biases, scalars */
+    if (n != t->s.n) /* BN (1, C, 1, 1) -> (C), biases, scalars */
         return MPQ_FAIL(MPQ_E_FORMAT,
                         "%s: tensor '%s' has shape %s in the file but %s in the model", p->path,
-                        t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
-                        mpq_pf_shape_str(t->ndim, want, b, sizeof b));
+                        t->name, mpq_h5_shape_str(ndim, dims, a, sizeof a),
+                        mpq_h5_shape_str(t->ndim, want, b, sizeof b));
     w->conv = CONV_COPY;
     return MPQ_OK;
 }
@@ -508,10 +526,12 @@ static int read_planned(mpq_pf *p, const wplan *w)
 {
     const int *s = w->t->shape;
     size_t n = w->t->s.n;
-    if (w->conv == CONV_COPY) return mpq_pf_read(p, w->path, H5T_NATIVE_FLOAT, w->dst);
+    if (w->conv == CONV_COPY)
+        return mpq_pf_read(p, w->path, H5T_NATIVE_FLOAT, w->ndim, w->dims, w->dst,
+                           n * sizeof(float));
     float *tmp = malloc(n * sizeof *tmp);
     if (!tmp) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", w->path);
-    int rc = mpq_pf_read(p, w->path, H5T_NATIVE_FLOAT, tmp);
+    int rc = mpq_pf_read(p, w->path, H5T_NATIVE_FLOAT, w->ndim, w->dims, tmp, n * sizeof *tmp);
     if (rc == 0 && w->conv == CONV_NCHW) {
         int o_n = s[0], kh_n = s[1], kw_n = s[2], i_n = s[3];
         for (int o = 0; o < o_n; o++)
@@ -574,17 +594,19 @@ static int plan_weights(mpq_pf *p, const mpq_model_view *m, int nnabla, wplan *p
         char a[96], b[96];
         int ndim;
         MPQ_TRY(mpq_pf_dims(p, plan[i].path, &ndim, dims, MPQ_MAX_DIMS + 1));
+        plan[i].ndim = ndim;
+        memcpy(plan[i].dims, dims, sizeof(hsize_t) * (size_t)ndim);
         if (nnabla) {
             MPQ_TRY(nnabla_plan(p, m, &plan[i], ndim, dims));
             continue;
         }
-        info_dims(plan[i].t, want);
+        mpq_ckpt_info_dims(plan[i].t, want);
         if (ndim != plan[i].t->ndim || memcmp(dims, want, sizeof(hsize_t) * (size_t)ndim))
             return MPQ_FAIL(MPQ_E_FORMAT,
                             "%s: tensor '%s' has shape %s in the file but %s in the "
                             "model",
-                            p->path, plan[i].t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
-                            mpq_pf_shape_str(plan[i].t->ndim, want, b, sizeof b));
+                            p->path, plan[i].t->name, mpq_h5_shape_str(ndim, dims, a, sizeof a),
+                            mpq_h5_shape_str(plan[i].t->ndim, want, b, sizeof b));
     }
     return MPQ_OK;
 }
@@ -625,16 +647,16 @@ static int read_quantizer_values(mpq_comm *c, mpq_pf *p, const mpq_model_view *m
     for (int i = 0; i < m->n_quants; i++) {
         const mpq_quant *q = &m->quants[i];
         char path[2][PATH_BYTES];
-        int rc = MPQ_OK, have = q->p.n == 2;
+        hsize_t dims[2][MPQ_MAX_DIMS + 1];
+        int rc = MPQ_OK, have = q->p.n == 2, ndim[2] = {0, 0};
         loaded[i] = 0;
         for (int k = 0; have && rc == 0 && k < 2; k++) {
-            hsize_t dims[MPQ_MAX_DIMS + 1], n = 1;
-            int ndim;
+            hsize_t n = 1;
             rc = quantizer_path(p, m, nnabla, i, k, path[k]);
             have = rc == 0 && path[k][0];
-            if (have) rc = mpq_pf_dims(p, path[k], &ndim, dims, MPQ_MAX_DIMS + 1);
-            for (int d = 0; have && rc == 0 && d < ndim; d++)
-                n *= dims[d];
+            if (have) rc = mpq_pf_dims(p, path[k], &ndim[k], dims[k], MPQ_MAX_DIMS + 1);
+            for (int d = 0; have && rc == 0 && d < ndim[k]; d++)
+                n *= dims[k][d];
             if (have && rc == 0 && n != 1)
                 rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: quantizer value '%s' holds %llu values, not 1",
                               p->path, path[k], (unsigned long long)n);
@@ -643,7 +665,8 @@ static int read_quantizer_values(mpq_comm *c, mpq_pf *p, const mpq_model_view *m
         if (!have) continue;
         for (int k = 0; k < 2; k++)
             MPQ_TRY(mpq_comm_agree(
-                c, mpq_pf_read(p, path[k], H5T_NATIVE_FLOAT, m->params->val + q->p.off + k)));
+                c, mpq_pf_read(p, path[k], H5T_NATIVE_FLOAT, ndim[k], dims[k],
+                               m->params->val + q->p.off + k, sizeof(float))));
         loaded[i] = 1;
         (*n_loaded)++;
     }
@@ -729,7 +752,7 @@ static int list_ckpts(const char *dir, int tmp, char ***out, int *n_out)
         n++;
     }
     closedir(d);
-    qsort(v, (size_t)n, sizeof *v, cmp_desc);
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_desc); /* v is NULL when n == 0 (UBSan) */
     *out = v;
     *n_out = n;
     return MPQ_OK;

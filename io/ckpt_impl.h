@@ -7,6 +7,8 @@
 #include "io/ckpt.h"
 #include "io/h5par.h"
 
+/* The registered shape of t (t->ndim extents) as hsize_t. */
+void mpq_ckpt_info_dims(const mpq_param_info *t, hsize_t *dims);
 /* Root attributes (mpq_format = format, kind, and the fields of in). */
 int mpq_ckpt_write_root(mpq_pf *p, const mpq_ckpt_info *in, const char *format, const char *kind);
 /* /quantizers/<name of quantizer i>: method, is_act, elements, bitwidth, kbytes, step, params,

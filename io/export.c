@@ -60,8 +60,7 @@ static int write_tensor(mpq_pf *p, const mpq_model_view *m, const etensor *e,
     float step = k == MPQ_CODE_UNIFORM ? mpq_quant_step(e->q, m->params->val) : 0.0f;
     int exp_min = 0, bits = 32, stored_bits = 32, rc = MPQ_OK;
     hsize_t dims[MPQ_MAX_DIMS];
-    for (int i = 0; i < t->ndim; i++)
-        dims[i] = (hsize_t)t->shape[i];
+    mpq_ckpt_info_dims(t, dims);
     snprintf(path, sizeof path, "/tensors/%s", t->name);
     if (k != MPQ_CODE_FLOAT) {
         mpq_quant_forward(e->q, m->params->val, w, eb->wq, n);
@@ -271,29 +270,36 @@ static int read_tensor(mpq_pf *p, const mpq_export_entry *e, const mpq_param_inf
 {
     char path[PATH_BYTES + 16];
     size_t n = t->s.n;
+    hsize_t dims[MPQ_MAX_DIMS], n_packed[1], n_out[1] = {(hsize_t)t->shape[0]};
     int rc;
-    if ((size_t)e->elements != n)
+    mpq_ckpt_info_dims(t, dims);
+    if (e->elements < 0 || (size_t)e->elements != n)
         return MPQ_FAIL(MPQ_E_FORMAT,
                         "%s: tensor '%s' has %ld elements in the export but %zu in "
                         "the model",
                         p->path, t->name, e->elements, n);
     if (!strcmp(e->kind, "float")) {
         snprintf(path, sizeof path, "/tensors/%s/values", t->name);
-        rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, w);
+        rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, t->ndim, dims, w, n * sizeof *w);
     } else {
         mpq_code_kind k = strcmp(e->kind, "pow2") ? MPQ_CODE_UNIFORM : MPQ_CODE_POW2;
         snprintf(path, sizeof path, "/tensors/%s/%s", t->name, packed ? "packed" : "codes");
-        rc = mpq_pf_read(p, path, packed ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32,
-                         packed ? (void *)eb->packed : (void *)eb->codes);
+        n_packed[0] = (hsize_t)mpq_codes_packed_bytes(n, e->stored_bits);
+        rc = packed ? mpq_pf_read(p, path, H5T_NATIVE_UINT8, 1, n_packed, eb->packed,
+                                  (size_t)n_packed[0])
+                    : mpq_pf_read(p, path, H5T_NATIVE_INT32, t->ndim, dims, eb->codes,
+                                  n * sizeof *eb->codes);
         if (rc == 0 && packed) mpq_codes_unpack(eb->packed, n, e->stored_bits, eb->codes);
         for (size_t i = 0; rc == 0 && i < n; i++)
             w[i] = mpq_code_value(k, eb->codes[i], (float)e->step, e->exp_min);
     }
     if (rc < 0 || !e->folded) return rc;
     snprintf(path, sizeof path, "/tensors/%s/scale", t->name);
-    MPQ_TRY(mpq_pf_read(p, path, H5T_NATIVE_FLOAT, eb->scale));
+    MPQ_TRY(mpq_pf_read(p, path, H5T_NATIVE_FLOAT, 1, n_out, eb->scale,
+                        sizeof(float) * (size_t)n_out[0]));
     snprintf(path, sizeof path, "/tensors/%s/bias", t->name);
-    MPQ_TRY(mpq_pf_read(p, path, H5T_NATIVE_FLOAT, bias));
+    MPQ_TRY(
+        mpq_pf_read(p, path, H5T_NATIVE_FLOAT, 1, n_out, bias, sizeof(float) * (size_t)n_out[0]));
     size_t per = n / (size_t)t->shape[0];
     for (size_t i = 0; i < n; i++)
         w[i] *= eb->scale[i / per];
@@ -327,16 +333,10 @@ static int load_contents(mpq_comm *c, mpq_pf *p, const mpq_model_view *m, etenso
             const mpq_param_info *t = &r->info[i];
             if (reg ? folded_state(m, es, n_es, t) : covered(m, es, n_es, t)) continue;
             snprintf(path, sizeof path, "%s/%s", reg ? "/state" : "/float", t->name);
-            int ndim;
-            hsize_t dims[MPQ_MAX_DIMS + 1];
-            size_t count = 1;
-            rc = mpq_pf_dims(p, path, &ndim, dims, MPQ_MAX_DIMS + 1);
-            for (int d = 0; rc == 0 && d < ndim; d++)
-                count *= (size_t)dims[d];
-            if (rc == 0 && count != t->s.n)
-                rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' has %zu elements, the model %zu", p->path,
-                              path, count, t->s.n);
-            if (rc == 0) rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, mpq_at(r->val, t->s));
+            hsize_t dims[MPQ_MAX_DIMS];
+            mpq_ckpt_info_dims(t, dims);
+            rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, t->ndim, dims, mpq_at(r->val, t->s),
+                             sizeof(float) * t->s.n);
             MPQ_TRY(mpq_comm_agree(c, rc));
         }
     }

@@ -1,10 +1,14 @@
-/* The process-wide HDF5 lock and attribute helpers (see h5.h). The lock is a recursive pthread
- * mutex so helpers can be called with the lock already held. No memory is owned. */
+/* The process-wide HDF5 lock, the checked readers and the attribute helpers (see h5.h). The lock is
+ * a recursive pthread mutex so helpers can be called with the lock already held. No memory is
+ * owned. */
 #include "io/h5.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/checked_size.h"
 #include "core/err.h"
 
 static pthread_mutex_t h5_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
@@ -73,91 +77,283 @@ int mpq_h5_attr_write_string(hid_t obj, const char *name, const char *v)
     return rc;
 }
 
-/* Opens attribute name and checks that it is numeric with n_want elements (0: scalar or 1). */
-static int attr_read(hid_t obj, const char *name, const char *where, hid_t mem_type,
-                     H5T_class_t cls, int n_want, void *v)
+/* ---- bounded, checked reads ----------------------------------------------------------------- */
+
+int mpq_h5_exists(hid_t loc, const char *name)
 {
-    int rc = MPQ_OK;
-    hid_t a = H5I_INVALID_HID, sp = H5I_INVALID_HID, t = H5I_INVALID_HID;
-    hssize_t n;
-    if (H5Aexists(obj, name) <= 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: missing attribute '%s'", where, name);
-        goto out;
+    char buf[1024];
+    size_t len = strlen(name);
+    if (len == 0 || len >= sizeof buf) return 0;
+    memcpy(buf, name, len + 1);
+    for (char *s = buf + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0) return 0;
+        if (saved == '\0') return 1;
+        *s = saved;
     }
-    a = H5Aopen(obj, name, H5P_DEFAULT);
-    sp = a < 0 ? H5I_INVALID_HID : H5Aget_space(a);
-    t = a < 0 ? H5I_INVALID_HID : H5Aget_type(a);
-    if (a < 0 || sp < 0 || t < 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot open attribute '%s'", where, name);
-        goto out;
+}
+
+static const char *kind_name(mpq_h5_kind kind)
+{
+    return kind == MPQ_H5_ATTRIBUTE ? "attribute" : "dataset";
+}
+
+static const char *class_name(H5T_class_t c)
+{
+    switch (c) {
+    case H5T_INTEGER:
+        return "integer";
+    case H5T_FLOAT:
+        return "float";
+    case H5T_STRING:
+        return "string";
+    case H5T_NO_CLASS:
+    case H5T_TIME:
+    case H5T_BITFIELD:
+    case H5T_OPAQUE:
+    case H5T_COMPOUND:
+    case H5T_REFERENCE:
+    case H5T_ENUM:
+    case H5T_VLEN:
+    case H5T_ARRAY:
+    case H5T_NCLASSES:
+        break;
     }
-    n = H5Sget_simple_extent_npoints(sp);
-    if (H5Tget_class(t) != cls || n != (n_want > 0 ? n_want : 1)) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' must be %d %s value(s), found %lld", where,
-                      name, n_want > 0 ? n_want : 1, cls == H5T_INTEGER ? "integer" : "float",
-                      (long long)n);
-        goto out;
+    return "other";
+}
+
+/* Opens the object (attribute or dataset) and its type and dataspace; *obj, *type, *space are
+ * H5I_INVALID_HID on failure. */
+static int open_object(hid_t loc, const char *name, mpq_h5_kind kind, const char *where, hid_t *obj,
+                       hid_t *type, hid_t *space)
+{
+    int attr = kind == MPQ_H5_ATTRIBUTE;
+    *obj = *type = *space = H5I_INVALID_HID;
+    if (attr ? H5Aexists(loc, name) <= 0 : !mpq_h5_exists(loc, name))
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: missing %s '%s'", where, kind_name(kind), name);
+    *obj = attr ? H5Aopen(loc, name, H5P_DEFAULT) : H5Dopen2(loc, name, H5P_DEFAULT);
+    if (*obj >= 0) {
+        *type = attr ? H5Aget_type(*obj) : H5Dget_type(*obj);
+        *space = attr ? H5Aget_space(*obj) : H5Dget_space(*obj);
     }
-    if (H5Aread(a, mem_type, v) < 0)
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read attribute '%s'", where, name);
-out:
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    if (a >= 0) H5Aclose(a);
+    if (*obj < 0 || *type < 0 || *space < 0)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot open %s '%s' (not a %s, or corrupt)", where,
+                        kind_name(kind), name, kind_name(kind));
+    return MPQ_OK;
+}
+
+static void close_object(mpq_h5_kind kind, hid_t obj, hid_t type, hid_t space)
+{
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (obj >= 0) kind == MPQ_H5_ATTRIBUTE ? H5Aclose(obj) : H5Dclose(obj);
+}
+
+/* Fills s from an open type and dataspace. */
+static int describe(hid_t type, hid_t space, const char *name, const char *where, mpq_h5_shape *s)
+{
+    H5S_class_t sc = H5Sget_simple_extent_type(space);
+    int rank = H5Sget_simple_extent_ndims(space);
+    size_t n = 1;
+    memset(s, 0, sizeof *s);
+    s->cls = H5Tget_class(type);
+    s->type_size = H5Tget_size(type);
+    s->sign = s->cls == H5T_INTEGER ? H5Tget_sign(type) : H5T_SGN_ERROR;
+    s->var_string = s->cls == H5T_STRING && H5Tis_variable_str(type) > 0;
+    if (sc == H5S_NULL) { /* an empty dataspace: no elements */
+        s->rank = 0;
+        s->n = 0;
+        return MPQ_OK;
+    }
+    if (sc < 0 || rank < 0 || rank > MPQ_H5_MAX_RANK || s->cls < 0 || s->type_size == 0)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' has an unreadable type or a rank above %d", where,
+                        name, MPQ_H5_MAX_RANK);
+    s->rank = rank;
+    if (rank > 0 && H5Sget_simple_extent_dims(space, s->dims, NULL) != rank)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read the extents of '%s'", where, name);
+    if (mpq_size_product(&n, s->dims, rank, SIZE_MAX) < 0)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' has more elements than can be counted", where,
+                        name);
+    s->n = n;
+    return MPQ_OK;
+}
+
+int mpq_h5_shape_of(hid_t loc, const char *name, mpq_h5_kind kind, const char *where,
+                    mpq_h5_shape *s)
+{
+    hid_t obj, type, space;
+    int rc = open_object(loc, name, kind, where, &obj, &type, &space);
+    if (rc == MPQ_OK) rc = describe(type, space, name, where, s);
+    if (rc == MPQ_OK && kind == MPQ_H5_DATASET) s->storage = H5Dget_storage_size(obj);
+    close_object(kind, obj, type, space);
     return rc;
+}
+
+const char *mpq_h5_shape_str(int rank, const hsize_t *dims, char *buf, size_t bytes)
+{
+    size_t k = (size_t)snprintf(buf, bytes, "(");
+    for (int i = 0; i < rank && k < bytes; i++)
+        k += (size_t)snprintf(buf + k, bytes - k, "%s%llu", i ? ", " : "",
+                              (unsigned long long)dims[i]);
+    if (k < bytes) snprintf(buf + k, bytes - k, ")");
+    return buf;
+}
+
+/* Whether the object's shape is what the caller wants (rank, extents); a scalar and a
+ * one-element rank-1 object stand for each other. */
+static int shape_matches(const mpq_h5_shape *s, int rank, const hsize_t *dims)
+{
+    int r = s->rank;
+    if (rank == MPQ_H5_ANY_RANK) return 1;
+    if ((r == 0 && rank == 1 && s->n == 1) || (r == 1 && rank == 0 && s->n == 1))
+        return !dims || rank == 0 || dims[0] == 1;
+    if (r != rank) return 0;
+    for (int i = 0; dims && i < r; i++)
+        if (s->dims[i] != dims[i]) return 0;
+    return 1;
+}
+
+int mpq_h5_read_checked(hid_t loc, const char *name, mpq_h5_kind kind, const char *where,
+                        hid_t dxpl, hid_t mem_type, int rank, const hsize_t *dims, void *buf,
+                        size_t bytes)
+{
+    hid_t obj, type, space;
+    mpq_h5_shape s;
+    size_t need = 0;
+    char a[128], b[128];
+    H5T_class_t want_cls = H5Tget_class(mem_type);
+    int rc = open_object(loc, name, kind, where, &obj, &type, &space);
+    if (rc == MPQ_OK) rc = describe(type, space, name, where, &s);
+    if (rc < 0) goto out;
+    if (s.cls != want_cls || s.var_string) {
+        rc = MPQ_FAIL(
+            MPQ_E_FORMAT, "%s: %s '%s' holds %s values, expected %s", where, kind_name(kind), name,
+            s.var_string ? "variable-length string" : class_name(s.cls), class_name(want_cls));
+        goto out;
+    }
+    if (!shape_matches(&s, rank, dims)) {
+        if (dims && rank >= 0)
+            rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: %s '%s' has shape %s, expected %s", where,
+                          kind_name(kind), name, mpq_h5_shape_str(s.rank, s.dims, a, sizeof a),
+                          mpq_h5_shape_str(rank, dims, b, sizeof b));
+        else
+            rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: %s '%s' has rank %d, expected %d", where,
+                          kind_name(kind), name, s.rank, rank);
+        goto out;
+    }
+    if (mpq_size_mul(&need, (size_t)s.n, H5Tget_size(mem_type)) < 0 || need > bytes) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "%s: %s '%s' has shape %s: %llu elements, more than the %zu bytes expected",
+                      where, kind_name(kind), name, mpq_h5_shape_str(s.rank, s.dims, a, sizeof a),
+                      (unsigned long long)s.n, bytes);
+        goto out;
+    }
+    if (s.n > 0 &&
+        (kind == MPQ_H5_ATTRIBUTE ? H5Aread(obj, mem_type, buf)
+                                  : H5Dread(obj, mem_type, H5S_ALL, H5S_ALL, dxpl, buf)) < 0)
+        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read %s '%s' (truncated or corrupt?)", where,
+                      kind_name(kind), name);
+out:
+    close_object(kind, obj, type, space);
+    return rc;
+}
+
+/* Checks that name is one fixed-length string of at most max_len bytes and reads it into *buf,
+ * which has room for max_len + 1 bytes, or is NULL: then it is malloc'ed (len + 1 bytes). */
+static int read_string(hid_t loc, const char *name, mpq_h5_kind kind, const char *where, hid_t dxpl,
+                       size_t max_len, char **buf)
+{
+    hid_t obj, type, space, mt = H5I_INVALID_HID;
+    mpq_h5_shape s;
+    size_t len;
+    int rc = open_object(loc, name, kind, where, &obj, &type, &space);
+    if (rc == MPQ_OK) rc = describe(type, space, name, where, &s);
+    if (rc < 0) goto out;
+    if (s.cls != H5T_STRING || s.var_string || s.n != 1) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: %s '%s' must be one fixed-length string", where,
+                      kind_name(kind), name);
+        goto out;
+    }
+    len = s.type_size;
+    if (len > max_len) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: %s '%s' is too long (%zu bytes; at most %zu)", where,
+                      kind_name(kind), name, len, max_len);
+        goto out;
+    }
+    if (!*buf && !(*buf = malloc(len + 1))) {
+        rc = MPQ_FAIL(MPQ_E_NOMEM, "%s: out of memory reading '%s'", where, name);
+        goto out;
+    }
+    mt = H5Tcopy(type);
+    if (mt < 0 || H5Tset_size(mt, len + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
+        (kind == MPQ_H5_ATTRIBUTE ? H5Aread(obj, mt, *buf)
+                                  : H5Dread(obj, mt, H5S_ALL, H5S_ALL, dxpl, *buf)) < 0)
+        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read %s '%s' (truncated or corrupt?)", where,
+                      kind_name(kind), name);
+    else
+        (*buf)[len] = '\0';
+out:
+    if (mt >= 0) H5Tclose(mt);
+    close_object(kind, obj, type, space);
+    return rc;
+}
+
+int mpq_h5_read_string(hid_t loc, const char *name, mpq_h5_kind kind, const char *where, hid_t dxpl,
+                       char *buf, size_t bytes)
+{
+    buf[0] = '\0';
+    return read_string(loc, name, kind, where, dxpl, bytes - 1, &buf);
+}
+
+int mpq_h5_read_string_alloc(hid_t loc, const char *name, mpq_h5_kind kind, const char *where,
+                             hid_t dxpl, size_t max_bytes, char **out)
+{
+    *out = NULL;
+    int rc = read_string(loc, name, kind, where, dxpl, max_bytes - 1, out);
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* ---- attribute readers ------------------------------------------------------------------------
+ */
+
+static int attr_read(hid_t obj, const char *name, const char *where, hid_t mem_type, int n, void *v,
+                     size_t bytes)
+{
+    hsize_t dims[1] = {(hsize_t)n};
+    return mpq_h5_read_checked(obj, name, MPQ_H5_ATTRIBUTE, where, H5P_DEFAULT, mem_type,
+                               n > 0 ? 1 : 0, dims, v, bytes);
 }
 
 int mpq_h5_attr_read_int(hid_t obj, const char *name, const char *where, int *v)
 {
-    return attr_read(obj, name, where, H5T_NATIVE_INT, H5T_INTEGER, 0, v);
+    return attr_read(obj, name, where, H5T_NATIVE_INT, 0, v, sizeof *v);
 }
 
 int mpq_h5_attr_read_floats(hid_t obj, const char *name, const char *where, float *v, int n)
 {
-    return attr_read(obj, name, where, H5T_NATIVE_FLOAT, H5T_FLOAT, n, v);
+    return attr_read(obj, name, where, H5T_NATIVE_FLOAT, n, v, sizeof *v * (size_t)n);
 }
 
 int mpq_h5_attr_read_long(hid_t obj, const char *name, const char *where, long *v)
 {
     long long w = 0;
-    int rc = attr_read(obj, name, where, H5T_NATIVE_LLONG, H5T_INTEGER, 0, &w);
+    int rc = attr_read(obj, name, where, H5T_NATIVE_LLONG, 0, &w, sizeof w);
     *v = (long)w;
     return rc;
 }
 
 int mpq_h5_attr_read_double(hid_t obj, const char *name, const char *where, double *v)
 {
-    return attr_read(obj, name, where, H5T_NATIVE_DOUBLE, H5T_FLOAT, 0, v);
+    return attr_read(obj, name, where, H5T_NATIVE_DOUBLE, 0, v, sizeof *v);
 }
 
 int mpq_h5_attr_read_string(hid_t obj, const char *name, const char *where, char *out, size_t bytes)
 {
-    int rc = MPQ_OK;
-    hid_t a = H5I_INVALID_HID, t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
-    size_t len;
-    out[0] = '\0';
-    if (H5Aexists(obj, name) <= 0)
-        return MPQ_FAIL(MPQ_E_FORMAT, "%s: missing attribute '%s'", where, name);
-    a = H5Aopen(obj, name, H5P_DEFAULT);
-    t = a < 0 ? H5I_INVALID_HID : H5Aget_type(a);
-    if (t < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0) {
-        rc =
-            MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' must be a fixed-length string", where, name);
-        goto out;
-    }
-    len = H5Tget_size(t);
-    if (len + 1 > bytes) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: attribute '%s' is too long (%zu bytes)", where, name, len);
-        goto out;
-    }
-    mt = H5Tcopy(t);
-    if (mt < 0 || H5Tset_size(mt, len + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
-        H5Aread(a, mt, out) < 0)
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read attribute '%s'", where, name);
-    out[bytes - 1] = '\0';
-out:
-    if (mt >= 0) H5Tclose(mt);
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    return rc;
+    return mpq_h5_read_string(obj, name, MPQ_H5_ATTRIBUTE, where, H5P_DEFAULT, out, bytes);
 }

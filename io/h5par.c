@@ -76,20 +76,7 @@ out:
     return rc;
 }
 
-/* Whether the absolute path (e.g. "/params/a/b/W") exists, walking its groups one by one. */
-int mpq_pf_exists(hid_t f, const char *path)
-{
-    char buf[MPQ_PF_PATH_BYTES];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return 0;
-    for (char *s = buf + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char saved = *s;
-        *s = '\0';
-        if (H5Lexists(f, buf, H5P_DEFAULT) <= 0) return 0;
-        if (saved == '\0') return 1;
-        *s = saved;
-    }
-}
+int mpq_pf_exists(hid_t f, const char *path) { return mpq_h5_exists(f, path); }
 
 /* Collective: creates dataset `name` of file type ft and shape dims, and writes this rank's share
  * of data (memory type mt, esize bytes per element): rows [r*d0/R, (r+1)*d0/R) of the first
@@ -164,81 +151,35 @@ int mpq_pf_write_string(mpq_pf *p, const char *name, const char *text)
     return rc;
 }
 
-/* Collective: reads a scalar string dataset into a malloc'ed string. */
-int mpq_pf_read_string(mpq_pf *p, const char *name, char **out)
+/* Collective: reads a scalar string dataset (at most max_bytes) into a malloc'ed string. */
+int mpq_pf_read_string(mpq_pf *p, const char *name, size_t max_bytes, char **out)
 {
-    hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
-    int rc = MPQ_OK;
-    size_t len = 0;
-    *out = NULL;
-    if (!mpq_pf_exists(p->f, name))
-        return MPQ_FAIL(MPQ_E_FORMAT, "%s: no dataset '%s'", p->path, name);
-    d = H5Dopen2(p->f, name, H5P_DEFAULT);
-    t = d < 0 ? H5I_INVALID_HID : H5Dget_type(d);
-    if (t < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a fixed-length string", p->path, name);
-        goto out;
-    }
-    len = H5Tget_size(t);
-    *out = calloc(len + 1, 1);
-    mt = H5Tcopy(t);
-    if (!*out) {
-        rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", name);
-    } else if (mt < 0 || H5Tset_size(mt, len + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
-               H5Dread(d, mt, H5S_ALL, H5S_ALL, p->dxpl, *out) < 0) {
-        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read '%s'", p->path, name);
-    }
-out:
-    if (rc < 0) {
-        free(*out);
-        *out = NULL;
-    }
-    if (mt >= 0) H5Tclose(mt);
-    if (t >= 0) H5Tclose(t);
-    if (d >= 0) H5Dclose(d);
-    return rc;
+    return mpq_h5_read_string_alloc(p->f, name, MPQ_H5_DATASET, p->path, p->dxpl, max_bytes, out);
 }
 
 /* The shape of dataset name; MPQ_E_FORMAT naming it when it is missing. */
 int mpq_pf_dims(mpq_pf *p, const char *name, int *ndim, hsize_t *dims, int max_dims)
 {
-    hid_t d = H5I_INVALID_HID, sp = H5I_INVALID_HID;
-    int rc = MPQ_OK;
+    mpq_h5_shape s;
+    *ndim = -1;
     if (!mpq_pf_exists(p->f, name))
         return MPQ_FAIL(MPQ_E_FORMAT, "%s: tensor '%s' is missing", p->path, name);
-    d = H5Dopen2(p->f, name, H5P_DEFAULT);
-    sp = d < 0 ? H5I_INVALID_HID : H5Dget_space(d);
-    *ndim = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
-    if (*ndim < 0 || *ndim > max_dims)
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a dataset of at most %d dimensions", p->path,
-                      name, max_dims);
-    else
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-    if (sp >= 0) H5Sclose(sp);
-    if (d >= 0) H5Dclose(d);
-    return rc;
+    MPQ_TRY(mpq_h5_shape_of(p->f, name, MPQ_H5_DATASET, p->path, &s));
+    if (s.rank > max_dims)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a dataset of at most %d dimensions", p->path,
+                        name, max_dims);
+    *ndim = s.rank;
+    memcpy(dims, s.dims, sizeof *dims * (size_t)s.rank);
+    return MPQ_OK;
 }
 
-/* Collective: reads all of dataset name (converted to memory type mt) on every rank. */
-int mpq_pf_read(mpq_pf *p, const char *name, hid_t mt, void *out)
+/* Collective: reads all of dataset name (converted to memory type mt) on every rank, after
+ * checking it against the expected rank and extents and the buffer (io/h5.h). */
+int mpq_pf_read(mpq_pf *p, const char *name, hid_t mt, int ndim, const hsize_t *dims, void *out,
+                size_t bytes)
 {
-    hid_t d = H5Dopen2(p->f, name, H5P_DEFAULT);
-    int rc = MPQ_OK;
-    if (d < 0 || H5Dread(d, mt, H5S_ALL, H5S_ALL, p->dxpl, out) < 0)
-        rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read '%s'", p->path, name);
-    if (d >= 0) H5Dclose(d);
-    return rc;
-}
-
-/* "(a, b, c)" for messages. */
-const char *mpq_pf_shape_str(int ndim, const hsize_t *dims, char *buf, size_t bytes)
-{
-    size_t k = (size_t)snprintf(buf, bytes, "(");
-    for (int i = 0; i < ndim && k < bytes; i++)
-        k += (size_t)snprintf(buf + k, bytes - k, "%s%llu", i ? ", " : "",
-                              (unsigned long long)dims[i]);
-    if (k < bytes) snprintf(buf + k, bytes - k, ")");
-    return buf;
+    return mpq_h5_read_checked(p->f, name, MPQ_H5_DATASET, p->path, p->dxpl, mt, ndim, dims, out,
+                               bytes);
 }
 
 /* ---- names in a group ------------------------------------------------------------------------ */

@@ -31,7 +31,7 @@ void mpq_pf_close(mpq_pf *p, int *rc);
  * directory; on failure rank 0 removes tmp. Returns the agreed rc. */
 int mpq_pf_commit(mpq_comm *c, const char *tmp, const char *path, int rc);
 
-/* Not collective: whether the absolute object path exists (walking its groups). */
+/* Not collective: whether the absolute object path exists (walking its groups: mpq_h5_exists). */
 int mpq_pf_exists(hid_t f, const char *path);
 /* Creates dataset name (file type ft, shape dims; intermediate groups made) and writes this
  * rank's rows [r*d0/R, (r+1)*d0/R) of data (memory type mt, esize bytes per element), or with
@@ -40,15 +40,17 @@ int mpq_pf_write_array(mpq_pf *p, const char *name, int ndim, const hsize_t *dim
                        hid_t mt, size_t esize, const void *data, int rank0_only);
 /* float32 of a registry shape, rows divided among the ranks. */
 int mpq_pf_write_floats(mpq_pf *p, const char *name, int ndim, const int *shape, const float *data);
-/* A scalar fixed-length string dataset written by rank 0, and its reader (malloc'ed result). */
+/* A scalar fixed-length string dataset written by rank 0, and its reader (malloc'ed result of
+ * at most max_bytes bytes; longer is MPQ_E_FORMAT). */
 int mpq_pf_write_string(mpq_pf *p, const char *name, const char *text);
-int mpq_pf_read_string(mpq_pf *p, const char *name, char **out);
+int mpq_pf_read_string(mpq_pf *p, const char *name, size_t max_bytes, char **out);
 /* The rank and dimensions (at most max_dims) of dataset name; MPQ_E_FORMAT when it is missing. */
 int mpq_pf_dims(mpq_pf *p, const char *name, int *ndim, hsize_t *dims, int max_dims);
-/* Reads all of dataset name, converted to memory type mt, on every rank. */
-int mpq_pf_read(mpq_pf *p, const char *name, hid_t mt, void *out);
-/* "(a, b, c)" into buf, for messages. */
-const char *mpq_pf_shape_str(int ndim, const hsize_t *dims, char *buf, size_t bytes);
+/* Reads all of dataset name, converted to memory type mt, into out (bytes) on every rank, after
+ * checking its element class, rank ndim and extents dims (NULL: any extents that fit in bytes)
+ * with mpq_h5_read_checked. */
+int mpq_pf_read(mpq_pf *p, const char *name, hid_t mt, int ndim, const hsize_t *dims, void *out,
+                size_t bytes);
 
 /* The datasets below a group, as paths relative to it; none if the group is missing. */
 typedef struct mpq_pf_names {

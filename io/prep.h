@@ -9,6 +9,8 @@
 #ifndef MPQ_IO_PREP_H
 #define MPQ_IO_PREP_H
 
+#include <stdint.h>
+
 struct mpq_comm;
 
 /* One IDX pair -> one split directory (shards out_dir/shard-NNNNN.h5). Images: IDX3 [n,H,W]
@@ -24,6 +26,18 @@ typedef struct mpq_prep_idx_opts {
                                num_classes this split gets: for test splits */
 } mpq_prep_idx_opts;
 int mpq_prep_idx(const mpq_prep_idx_opts *o);
+/* The checked IDX loader mpq_prep_idx uses (also for tests and fuzz targets): reads and checks
+ * both files (magic, 1..2^30 per dimension, at most MPQ_SHARD_MAX_IMAGE_BYTES per image, sizes
+ * overflow-checked, memory growing with the bytes actually present, so a header that claims more
+ * than the file holds is "truncated", not a huge allocation). Errors name the file. */
+typedef struct mpq_idx_data {
+    long n;
+    int h, w, c;
+    uint8_t *images; /* n*h*w*c */
+    uint8_t *labels; /* n */
+} mpq_idx_data;
+int mpq_idx_load(const char *images, const char *labels, long limit, mpq_idx_data *out);
+void mpq_idx_data_free(mpq_idx_data *d);
 
 /* dir/data_batch_1..5.bin -> out_dir/train, dir/test_batch.bin -> out_dir/val (binary version:
  * records of 1 label byte + 3072 bytes of 32x32 R, G, B planes; stored HWC). Both splits carry
@@ -33,6 +47,17 @@ typedef struct mpq_prep_cifar10_opts {
     int shards; /* per split, >= 1 */
 } mpq_prep_cifar10_opts;
 int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o);
+/* The checked batch reader mpq_prep_cifar10 uses (also for tests and fuzz targets): appends the
+ * records of one binary batch file to b (images HWC 32x32x3, labels); a size that is not a whole
+ * number of 3073-byte records (truncated) or a label outside 0..9 is MPQ_E_FORMAT naming the file
+ * (and the record); sizes are overflow-checked. */
+typedef struct mpq_cifar_buf {
+    long n, cap;
+    uint8_t *images;
+    int32_t *labels;
+} mpq_cifar_buf;
+int mpq_cifar_read_batch(const char *path, mpq_cifar_buf *b);
+void mpq_cifar_buf_free(mpq_cifar_buf *b);
 
 /* dir/CLASS/ *.jpg|*.jpeg (any case) -> out_dir: each image decoded (libturbojpeg; grayscale and
  * CMYK become RGB), its centre square (the short side) resampled to size x size with the
@@ -47,6 +72,7 @@ typedef struct mpq_prep_imagefolder_opts {
     const char *classes_file; /* NULL: sorted sub-folder names */
     const char *stats_from;   /* as for idx (validation folders) */
     int skip_bad;             /* 1: warn about and skip files that do not decode; 0: fail */
+    long max_pixels;          /* refuse JPEGs of more pixels; 0: MPQ_JPEG_DEFAULT_MAX_PIXELS */
 } mpq_prep_imagefolder_opts;
 /* c: the ranks sharing the work (collective: every rank calls it), or NULL for one process. */
 int mpq_prep_imagefolder(const mpq_prep_imagefolder_opts *o, struct mpq_comm *c);

@@ -2,10 +2,12 @@
  * label byte and 3072 bytes of 32x32 R, G, B planes (CHW), stored as HWC. The splits are held in
  * memory (180 MB), owned here and freed before returning. Runs on one thread. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked_size.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "io/image.h"
@@ -15,14 +17,15 @@
 
 enum { SIDE = 32, PLANE = SIDE * SIDE, RECORD = 1 + 3 * PLANE, N_CLASSES = 10, N_TRAIN_FILES = 5 };
 
-typedef struct split_buf {
-    long n, cap;
-    uint8_t *images;
-    int32_t *labels;
-} split_buf;
+void mpq_cifar_buf_free(mpq_cifar_buf *b)
+{
+    free(b->images);
+    free(b->labels);
+    memset(b, 0, sizeof *b);
+}
 
 /* Appends the records of one batch file to b. */
-static int read_batch(const char *path, split_buf *b)
+int mpq_cifar_read_batch(const char *path, mpq_cifar_buf *b)
 {
     FILE *f = fopen(path, "rb");
     uint8_t rec[RECORD];
@@ -45,10 +48,17 @@ static int read_batch(const char *path, split_buf *b)
                         path, size, RECORD);
     }
     n = size / RECORD;
+    size_t cap_s = 0, im_bytes = 0, lb_bytes = 0;
+    if (mpq_size_add(&cap_s, (size_t)b->n, (size_t)n) < 0 ||
+        mpq_size_mul(&im_bytes, cap_s, 3 * PLANE) < 0 ||
+        mpq_size_mul(&lb_bytes, cap_s, sizeof *b->labels) < 0 || cap_s > LONG_MAX) {
+        fclose(f);
+        return MPQ_FAIL(MPQ_E_FORMAT, "'%s': %ld records are too many", path, n);
+    }
     if (b->n + n > b->cap) {
-        long cap = b->n + n;
-        uint8_t *im = realloc(b->images, (size_t)cap * 3 * PLANE);
-        int32_t *lb = im ? realloc(b->labels, sizeof *lb * (size_t)cap) : NULL;
+        long cap = (long)cap_s;
+        uint8_t *im = realloc(b->images, im_bytes);
+        int32_t *lb = im ? realloc(b->labels, lb_bytes) : NULL;
         if (im) b->images = im;
         if (lb) b->labels = lb;
         if (!im || !lb) {
@@ -78,7 +88,7 @@ static int read_batch(const char *path, split_buf *b)
     return rc;
 }
 
-static int write_split(const char *out_dir, const char *name, int shards, const split_buf *b,
+static int write_split(const char *out_dir, const char *name, int shards, const mpq_cifar_buf *b,
                        const float *mean, const float *std)
 {
     char dir[4096];
@@ -93,7 +103,7 @@ static int write_split(const char *out_dir, const char *name, int shards, const 
 
 int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o)
 {
-    split_buf train = {0}, val = {0};
+    mpq_cifar_buf train = {0}, val = {0};
     char path[4096];
     float mean[3], std[3];
     mpq_pixel_stats st;
@@ -104,11 +114,11 @@ int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o)
     mpq_progress_init(&pr, "prep cifar10", "images", 0);
     for (int i = 1; i <= N_TRAIN_FILES && rc == MPQ_OK; i++) {
         snprintf(path, sizeof path, "%s/data_batch_%d.bin", o->dir, i);
-        rc = read_batch(path, &train);
+        rc = mpq_cifar_read_batch(path, &train);
     }
     if (rc == MPQ_OK) {
         snprintf(path, sizeof path, "%s/test_batch.bin", o->dir);
-        rc = read_batch(path, &val);
+        rc = mpq_cifar_read_batch(path, &val);
     }
     if (rc == MPQ_OK) {
         mpq_pixel_stats_init(&st, 3);
@@ -122,10 +132,8 @@ int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o)
         mpq_log_info("prep cifar10: mean %.3f %.3f %.3f, std %.3f %.3f %.3f", mean[0], mean[1],
                      mean[2], std[0], std[1], std[2]);
     }
-    free(train.images);
-    free(train.labels);
-    free(val.images);
-    free(val.labels);
+    mpq_cifar_buf_free(&train);
+    mpq_cifar_buf_free(&val);
     return rc;
 }
 

@@ -7,11 +7,13 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/checked_size.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "io/image.h"
 #include "io/prep.h"
 #include "io/prep_util.h"
+#include "io/shard.h"
 #include "mpi/comm.h"
 
 /* Reads exactly n bytes; MPQ_E_FORMAT naming path when the file ends early or is corrupt. */
@@ -33,12 +35,47 @@ static int gz_read_all(gzFile g, const char *path, void *buf, size_t n)
     return MPQ_OK;
 }
 
+/* Reads n_bytes of g into a malloc'ed buffer that grows with the data actually read (doubling
+ * from 1 MiB), so a header that claims more than the file holds costs no more memory than the
+ * file: it ends in "truncated". */
+static int gz_read_grow(gzFile g, const char *path, size_t n_bytes, uint8_t **out)
+{
+    size_t cap = n_bytes < ((size_t)1 << 20) ? n_bytes : (size_t)1 << 20, have = 0;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    int rc = buf ? MPQ_OK : MPQ_FAIL(MPQ_E_NOMEM, "out of memory for '%s'", path);
+    while (rc == MPQ_OK && have < n_bytes) {
+        if (have == cap) {
+            size_t next = cap > n_bytes / 2 ? n_bytes : 2 * cap;
+            uint8_t *t = realloc(buf, next);
+            if (!t) {
+                rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory for '%s' (%zu bytes)", path, next);
+                break;
+            }
+            buf = t;
+            cap = next;
+        }
+        rc = gz_read_all(g, path, buf + have, cap - have);
+        if (rc < 0)
+            rc = mpq_err_push(rc, "'%s' holds fewer bytes than its header's %zu", path, n_bytes);
+        have = cap;
+    }
+    if (rc < 0) {
+        free(buf);
+        buf = NULL;
+    }
+    *out = buf;
+    return rc;
+}
+
 /* Reads an IDX file of unsigned bytes with 1..4 dimensions: dims[0..*nd), the data (at most
- * `limit` items along the first dimension when limit > 0) into a malloc'ed *data. */
+ * `limit` items along the first dimension when limit > 0) into a malloc'ed *data. Every
+ * dimension is checked (1..2^30), and the item size (the product of the others) against
+ * MPQ_SHARD_MAX_IMAGE_BYTES and the total with overflow checks. */
 static int idx_read(const char *path, long limit, int dims[4], int *nd, uint8_t **data)
 {
     uint8_t head[4], d[16];
-    size_t n_bytes = 1;
+    size_t n_bytes = 1, item = 1;
+    unsigned long long ud[4];
     int rc;
     gzFile g = gzopen(path, "rb");
     *data = NULL;
@@ -57,19 +94,24 @@ static int idx_read(const char *path, long limit, int dims[4], int *nd, uint8_t 
         uint32_t v = (uint32_t)d[4 * i] << 24 | (uint32_t)d[4 * i + 1] << 16 |
                      (uint32_t)d[4 * i + 2] << 8 | d[4 * i + 3];
         if (v == 0 || v > (1u << 30)) {
-            rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s': dimension %d is %u", path, i, v);
+            rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s': dimension %d is %u (want 1..2^30)", path, i, v);
             goto out;
         }
         dims[i] = (int)v;
     }
     if (limit > 0 && limit < dims[0]) dims[0] = (int)limit;
     for (int i = 0; i < *nd; i++)
-        n_bytes *= (size_t)dims[i];
-    if (!(*data = malloc(n_bytes))) {
-        rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory for '%s' (%zu bytes)", path, n_bytes);
+        ud[i] = (unsigned long long)dims[i];
+    if (mpq_size_product(&item, ud + 1, *nd - 1, MPQ_SHARD_MAX_IMAGE_BYTES) < 0 ||
+        mpq_size_mul(&n_bytes, item, (size_t)dims[0]) < 0) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "'%s': dimensions %d x %d x %d x %d are too large (at most %zu bytes per "
+                      "item)",
+                      path, dims[0], *nd > 1 ? dims[1] : 1, *nd > 2 ? dims[2] : 1,
+                      *nd > 3 ? dims[3] : 1, (size_t)MPQ_SHARD_MAX_IMAGE_BYTES);
         goto out;
     }
-    rc = gz_read_all(g, path, *data, n_bytes);
+    rc = gz_read_grow(g, path, n_bytes, data);
 out:
     gzclose_r(g);
     if (rc < 0) {
@@ -79,11 +121,52 @@ out:
     return rc;
 }
 
+void mpq_idx_data_free(mpq_idx_data *d)
+{
+    free(d->images);
+    free(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+int mpq_idx_load(const char *images, const char *labels, long limit, mpq_idx_data *out)
+{
+    int di[4] = {0}, dl[4] = {0}, ndi = 0, ndl = 0, rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = idx_read(images, limit, di, &ndi, &out->images)) < 0) goto out;
+    if ((rc = idx_read(labels, limit, dl, &ndl, &out->labels)) < 0) goto out;
+    if (ndi != 3 && ndi != 4) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "'%s': images must be IDX3 [n,H,W] or IDX4 [n,H,W,C], found "
+                      "%d dimensions",
+                      images, ndi);
+        goto out;
+    }
+    if (ndl != 1 || dl[0] != di[0]) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "'%s': labels must be IDX1 with one entry per image of '%s' "
+                      "(%d), found %d dimension(s), %d entries",
+                      labels, images, di[0], ndl, dl[0]);
+        goto out;
+    }
+    out->n = di[0];
+    out->h = di[1];
+    out->w = di[2];
+    out->c = ndi == 4 ? di[3] : 1;
+    if (out->c > 4) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s': %d channels; at most 4 are supported", images, out->c);
+        goto out;
+    }
+out:
+    if (rc < 0) mpq_idx_data_free(out);
+    return rc;
+}
+
 int mpq_prep_idx(const mpq_prep_idx_opts *o)
 {
-    int di[4] = {0}, dl[4] = {0}, ndi = 0, ndl = 0, rc, h, w, c, num_classes = 0;
-    uint8_t *images = NULL, *lab = NULL;
+    int rc, h, w, c, num_classes = 0;
+    mpq_idx_data d = {0};
     int32_t *labels = NULL;
+    uint8_t *images;
     float mean[4], std[4];
     long n;
     mpq_progress pr;
@@ -91,42 +174,23 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
         return MPQ_FAIL(MPQ_E_ARG, "prep idx: images, labels, output and shards >= 1 are needed");
     const long skip = o->skip > 0 ? o->skip : 0, read_n = o->limit > 0 ? skip + o->limit : 0;
     mpq_progress_init(&pr, "prep idx", "images", 0);
-    if ((rc = idx_read(o->images, read_n, di, &ndi, &images)) < 0) goto out;
-    if ((rc = idx_read(o->labels, read_n, dl, &ndl, &lab)) < 0) goto out;
-    if (ndi != 3 && ndi != 4) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT,
-                      "'%s': images must be IDX3 [n,H,W] or IDX4 [n,H,W,C], found "
-                      "%d dimensions",
-                      o->images, ndi);
+    if ((rc = mpq_idx_load(o->images, o->labels, read_n, &d)) < 0) goto out;
+    if (skip >= d.n) {
+        rc = MPQ_FAIL(MPQ_E_ARG, "prep idx: --skip %ld leaves none of the %ld samples of '%s'", skip,
+                      d.n, o->images);
         goto out;
     }
-    if (ndl != 1 || dl[0] != di[0]) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT,
-                      "'%s': labels must be IDX1 with one entry per image of '%s' "
-                      "(%d), found %d dimension(s), %d entries",
-                      o->labels, o->images, di[0], ndl, dl[0]);
-        goto out;
-    }
-    if (skip >= di[0]) {
-        rc = MPQ_FAIL(MPQ_E_ARG, "prep idx: --skip %ld leaves none of the %d samples of '%s'", skip,
-                      di[0], o->images);
-        goto out;
-    }
-    n = di[0] - skip;
-    h = di[1];
-    w = di[2];
-    c = ndi == 4 ? di[3] : 1;
-    const uint8_t *kept = images + (size_t)skip * h * w * c; /* the samples converted */
-    if (c > 4) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s': %d channels; at most 4 are supported", o->images, c);
-        goto out;
-    }
+    n = d.n - skip;
+    h = d.h;
+    w = d.w;
+    c = d.c;
+    images = d.images + (size_t)skip * h * w * c; /* the samples converted */
     if (!(labels = malloc(sizeof *labels * (size_t)n))) {
         rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
         goto out;
     }
     for (long i = 0; i < n; i++) {
-        labels[i] = lab[skip + i];
+        labels[i] = d.labels[skip + i];
         if (labels[i] + 1 > num_classes) num_classes = labels[i] + 1;
     }
     if (o->stats_from) {
@@ -141,11 +205,11 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
     } else {
         mpq_pixel_stats st;
         mpq_pixel_stats_init(&st, c);
-        mpq_pixel_stats_add(&st, kept, (size_t)n * h * w);
+        mpq_pixel_stats_add(&st, images, (size_t)n * h * w);
         mpq_pixel_stats_finish(&st, mean, std);
     }
     if ((rc = mpq_prep_begin(o->out_dir)) < 0) goto out;
-    if ((rc = mpq_prep_write_shards(o->out_dir, o->shards, n, h, w, c, kept, labels, num_classes,
+    if ((rc = mpq_prep_write_shards(o->out_dir, o->shards, n, h, w, c, images, labels, num_classes,
                                     mean, std)) < 0)
         goto out;
     if ((rc = mpq_prep_end(o->out_dir)) < 0) goto out;
@@ -153,8 +217,7 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
     mpq_log_info("prep idx: %s: %ld images %dx%dx%d, %d classes, mean %.3f std %.3f%s", o->out_dir,
                  n, h, w, c, num_classes, mean[0], std[0], c > 1 ? " (channel 0)" : "");
 out:
-    free(images);
-    free(lab);
+    mpq_idx_data_free(&d);
     free(labels);
     return rc;
 }

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <turbojpeg.h>
 
 #include "core/err.h"
 #include "core/log.h"
 #include "io/image.h"
+#include "io/jpeg.h"
 #include "io/prep.h"
 #include "io/prep_util.h"
 #include "io/shard.h"
@@ -193,72 +193,6 @@ static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
     return MPQ_OK;
 }
 
-static int read_file(const char *path, unsigned char **buf, unsigned long *size)
-{
-    FILE *f = fopen(path, "rb");
-    long n;
-    *buf = NULL;
-    if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-        !(*buf = malloc(n > 0 ? (size_t)n : 1)) || fread(*buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(*buf);
-        *buf = NULL;
-        return MPQ_FAIL(MPQ_E_IO, "cannot read '%s'", path);
-    }
-    fclose(f);
-    *size = (unsigned long)n;
-    return MPQ_OK;
-}
-
-/* Decodes the JPEG at path to RGB, cuts its centre square and resamples it to out (size, size, 3).
- * Returns 0 or MPQ_E_IO / MPQ_E_FORMAT naming the file. */
-static int decode_one(tjhandle tj, const char *path, int size, uint8_t *out)
-{
-    unsigned char *jpeg = NULL, *rgb = NULL;
-    unsigned long jpeg_bytes = 0;
-    float *f = NULL;
-    void *ws = NULL;
-    int w, h, subsamp, cs, cmyk, rc;
-    MPQ_TRY(read_file(path, &jpeg, &jpeg_bytes));
-    if (tjDecompressHeader3(tj, jpeg, jpeg_bytes, &w, &h, &subsamp, &cs) < 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s' is not a readable JPEG file: %s", path,
-                      tjGetErrorStr2(tj));
-        goto out;
-    }
-    cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
-    rgb = malloc((size_t)w * h * (cmyk ? 4 : 3));
-    f = malloc(sizeof *f * (size_t)size * size * 3);
-    ws = malloc(mpq_image_resample_ws_bytes(h, w, 3, size, size));
-    if (!rgb || !f || !ws) {
-        rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory decoding '%s' (%dx%d)", path, w, h);
-        goto out;
-    }
-    if (tjDecompress2(tj, jpeg, jpeg_bytes, rgb, w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB, 0) < 0 &&
-        tjGetErrorCode(tj) != TJERR_WARNING) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "cannot decode JPEG '%s': %s", path, tjGetErrorStr2(tj));
-        goto out;
-    }
-    if (cmyk) /* Adobe (inverted) CMYK: channel * K / 255, in place, front to back */
-        for (size_t i = 0; i < (size_t)w * h; i++) {
-            unsigned k = rgb[4 * i + 3];
-            for (int ch = 0; ch < 3; ch++)
-                rgb[3 * i + ch] = (uint8_t)((rgb[4 * i + ch] * k + 127) / 255);
-        }
-    {
-        int m = w < h ? w : h;
-        mpq_image_resample(rgb, h, w, 3, (h - m) / 2.0, (w - m) / 2.0, m, m, size, size, f, ws);
-    }
-    mpq_image_to_u8(f, (size_t)size * size * 3, out);
-    rc = MPQ_OK;
-out:
-    free(jpeg);
-    free(rgb);
-    free(f);
-    free(ws);
-    return rc;
-}
-
 /* Decodes shard k's files [lo, hi) into a buffer and writes it as a temporary shard. Writes the
  * number kept (bad files skipped with skip_bad) to *kept and adds its pixels to st. */
 static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int k, long lo, long hi,
@@ -266,6 +200,7 @@ static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int 
 {
     const size_t img = (size_t)o->size * o->size * 3;
     const long n = hi - lo;
+    const long max_pixels = o->max_pixels ? o->max_pixels : MPQ_JPEG_DEFAULT_MAX_PIXELS;
     uint8_t *buf = malloc(img * (size_t)n);
     int32_t *labels = malloc(sizeof *labels * (size_t)n);
     int *rcs = malloc(sizeof *rcs * (size_t)n);
@@ -281,14 +216,16 @@ static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int 
         tjhandle tj = tjInitDecompress();
 #pragma omp for schedule(dynamic, 4)
         for (long i = 0; i < n; i++)
-            rcs[i] =
-                tj ? decode_one(tj, p->files[lo + i], o->size, buf + img * (size_t)i) : MPQ_E_NOMEM;
+            rcs[i] = tj ? mpq_jpeg_decode_file(tj, p->files[lo + i], o->size, max_pixels,
+                                               buf + img * (size_t)i)
+                        : MPQ_E_NOMEM;
         if (tj) tjDestroy(tj);
     }
     for (long i = 0; i < n && rc == MPQ_OK; i++) {
         if (rcs[i] < 0) { /* decode again on this thread for the message */
             tjhandle tj = tjInitDecompress();
-            int r = tj ? decode_one(tj, p->files[lo + i], o->size, buf + img * (size_t)i)
+            int r = tj ? mpq_jpeg_decode_file(tj, p->files[lo + i], o->size, max_pixels,
+                                              buf + img * (size_t)i)
                        : MPQ_FAIL(MPQ_E_NOMEM, "turbojpeg: cannot make a decompressor");
             if (tj) tjDestroy(tj);
             if (r < 0 && !o->skip_bad) {
@@ -404,12 +341,15 @@ int mpq_prep_imagefolder(const mpq_prep_imagefolder_opts *o, mpq_comm *c)
 
 static const char imagefolder_usage[] =
     "usage: mpq prep imagefolder --dir D -o DIR --size S [--shards K] [--classes FILE]\n"
-    "                            [--stats-from TRAIN_DIR] [--skip-bad]\n"
+    "                            [--stats-from TRAIN_DIR] [--skip-bad] [--max-pixels N]\n"
     "  Converts D/CLASS/*.jpg (JPEG) into the split DIR: each image's short side resized to S and\n"
     "  the centre S x S cut. Labels follow the lines of FILE, else the sorted folder names.\n"
     "  K shards (default: one per 1000 images); under mpirun the ranks share the shards.\n"
     "  --stats-from: take mean/std from the training split (for validation folders).\n"
-    "  --skip-bad: warn about files that do not decode and leave them out (default: fail).\n";
+    "  --skip-bad: warn about files that do not decode (damaged, truncated, too large) and leave\n"
+    "  them out, counted in the summary (default: fail naming the file).\n"
+    "  --max-pixels N: refuse JPEGs of more than N pixels (width x height) before decoding them\n"
+    "  (default 67108864, 64 Mpixel).\n";
 
 int mpq_prep_imagefolder_main(struct mpq_comm *c, int argc, char **argv)
 {
@@ -422,6 +362,7 @@ int mpq_prep_imagefolder_main(struct mpq_comm *c, int argc, char **argv)
         {"classes", MPQ_PREP_OPT_STR, &o.classes_file},
         {"stats-from", MPQ_PREP_OPT_STR, &o.stats_from},
         {"skip-bad", MPQ_PREP_OPT_FLAG, &o.skip_bad},
+        {"max-pixels", MPQ_PREP_OPT_LONG, &o.max_pixels},
     };
     int rc =
         mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), imagefolder_usage);
@@ -429,5 +370,7 @@ int mpq_prep_imagefolder_main(struct mpq_comm *c, int argc, char **argv)
     if (!o.dir || !o.out_dir || !o.size)
         return mpq_prep_usage_error(imagefolder_usage, "--dir, -o and --size are required");
     if (o.size > MAX_SIZE) return mpq_prep_usage_error(imagefolder_usage, "--size is too large");
+    if (o.max_pixels < 0)
+        return mpq_prep_usage_error(imagefolder_usage, "--max-pixels must be at least 1");
     return mpq_prep_imagefolder(&o, c);
 }

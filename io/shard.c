@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/checked_size.h"
 #include "core/err.h"
 #include "io/h5.h"
 
@@ -121,40 +122,21 @@ static int list_shards(const char *dir, char ***out, int *n_out)
     return MPQ_OK;
 }
 
-/* Opens dataset name of f and checks its element type and rank; writes its dims. */
-static int open_dataset(hid_t f, const char *path, const char *name, size_t size, H5T_sign_t sign,
-                        int rank, hsize_t *dims, hid_t *out)
+/* Checks that dataset name of f holds integers of size bytes and sign, with rank `rank`;
+ * writes its extents to dims. */
+static int check_dataset(hid_t f, const char *path, const char *name, size_t size, H5T_sign_t sign,
+                         int rank, hsize_t *dims)
 {
-    int rc = MPQ_OK;
-    hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, sp = H5I_INVALID_HID;
-    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: no dataset %s", path, name);
-        goto out;
-    }
-    d = H5Dopen2(f, name, H5P_DEFAULT);
-    t = d < 0 ? H5I_INVALID_HID : H5Dget_type(d);
-    sp = d < 0 ? H5I_INVALID_HID : H5Dget_space(d);
-    if (d < 0 || t < 0 || sp < 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot open dataset %s", path, name);
-        goto out;
-    }
-    if (H5Tget_class(t) != H5T_INTEGER || H5Tget_size(t) != size || H5Tget_sign(t) != sign) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: dataset %s must hold %s%zu-bit integers", path, name,
-                      sign == H5T_SGN_NONE ? "unsigned " : "signed ", 8 * size);
-        goto out;
-    }
-    if (H5Sget_simple_extent_ndims(sp) != rank) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: dataset %s must have rank %d, found %d", path, name, rank,
-                      H5Sget_simple_extent_ndims(sp));
-        goto out;
-    }
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-out:
-    if (sp >= 0) H5Sclose(sp);
-    if (t >= 0) H5Tclose(t);
-    if (rc < 0 && d >= 0) H5Dclose(d);
-    if (rc == MPQ_OK) *out = d;
-    return rc;
+    mpq_h5_shape sh;
+    MPQ_TRY(mpq_h5_shape_of(f, name, MPQ_H5_DATASET, path, &sh));
+    if (sh.cls != H5T_INTEGER || sh.type_size != size || sh.sign != sign)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: dataset %s must hold %s%zu-bit integers", path, name,
+                        sign == H5T_SGN_NONE ? "unsigned " : "signed ", 8 * size);
+    if (sh.rank != rank)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: dataset %s must have rank %d, found %d", path, name,
+                        rank, sh.rank);
+    memcpy(dims, sh.dims, sizeof *dims * (size_t)rank);
+    return MPQ_OK;
 }
 
 /* Validates one shard (lock held). The first shard (info->n_samples == 0 on entry) sets the
@@ -163,8 +145,10 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
 {
     const char *path = sh->path;
     int rc = MPQ_OK, nc = 0, ah = 0, aw = 0, ac = 0;
-    hid_t f = H5I_INVALID_HID, di = H5I_INVALID_HID, dl = H5I_INVALID_HID;
+    hid_t f = H5I_INVALID_HID;
     hsize_t dims[4] = {0}, ldims[1] = {0};
+    size_t image_bytes = 0, label_bytes = 0, total = 0;
+    struct stat st;
     float mean[4], std[4];
     if (access(path, R_OK) != 0) {
         rc = MPQ_FAIL(MPQ_E_IO, "cannot read shard '%s': %s", path, strerror(errno));
@@ -178,14 +162,30 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
                       path);
         goto out;
     }
-    if ((rc = open_dataset(f, path, "/images", 1, H5T_SGN_NONE, 4, dims, &di)) < 0) goto out;
-    if ((rc = open_dataset(f, path, "/labels", 4, H5T_SGN_2, 1, ldims, &dl)) < 0) goto out;
-    if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1 || dims[3] < 1 || dims[3] > 4) {
+    if ((rc = check_dataset(f, path, "/images", 1, H5T_SGN_NONE, 4, dims)) < 0) goto out;
+    if ((rc = check_dataset(f, path, "/labels", 4, H5T_SGN_2, 1, ldims)) < 0) goto out;
+    if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1 || dims[3] < 1 || dims[3] > 4 ||
+        mpq_size_product(&image_bytes, dims + 1, 3, MPQ_SHARD_MAX_IMAGE_BYTES) < 0 ||
+        dims[0] > MPQ_SPLIT_MAX_SAMPLES ||
+        mpq_size_add(&total, (size_t)info->n_samples, (size_t)dims[0]) < 0 ||
+        total > MPQ_SPLIT_MAX_SAMPLES) {
         rc = MPQ_FAIL(MPQ_E_FORMAT,
-                      "%s: /images has shape [%llu,%llu,%llu,%llu]; want [n>=1,H,W,"
-                      "C<=4]",
+                      "%s: /images has shape [%llu,%llu,%llu,%llu]; want [n>=1,H,W,C<=4] with "
+                      "H*W*C <= %llu bytes and at most %llu samples in the split",
                       path, (unsigned long long)dims[0], (unsigned long long)dims[1],
-                      (unsigned long long)dims[2], (unsigned long long)dims[3]);
+                      (unsigned long long)dims[2], (unsigned long long)dims[3],
+                      (unsigned long long)MPQ_SHARD_MAX_IMAGE_BYTES,
+                      (unsigned long long)MPQ_SPLIT_MAX_SAMPLES);
+        goto out;
+    }
+    /* every sample takes at least a byte of the file (unless its chunks were never written): a
+     * header that claims more samples than the file has bytes would only make us allocate for
+     * labels that are not there */
+    if (stat(path, &st) == 0 && dims[0] > (hsize_t)st.st_size) {
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "%s: /images claims %llu samples but the file has only %lld bytes "
+                      "(truncated or crafted)",
+                      path, (unsigned long long)dims[0], (long long)st.st_size);
         goto out;
     }
     if (ldims[0] != dims[0]) {
@@ -228,7 +228,7 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
     }
     sh->first = info->n_samples;
     sh->n = (long)dims[0];
-    if (sh->first + sh->n > *cap) {
+    if (sh->first + sh->n > *cap) { /* both bounded by MPQ_SPLIT_MAX_SAMPLES: no overflow */
         long want = 2 * (sh->first + sh->n);
         int32_t *t = realloc(*labels, sizeof **labels * (size_t)want);
         if (!t) {
@@ -238,10 +238,10 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
         *labels = t;
         *cap = want;
     }
-    if (H5Dread(dl, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, *labels + sh->first) < 0) {
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read /labels (truncated or corrupt?)", path);
+    label_bytes = sizeof **labels * (size_t)sh->n;
+    if ((rc = mpq_h5_read_checked(f, "/labels", MPQ_H5_DATASET, path, H5P_DEFAULT, H5T_NATIVE_INT32,
+                                  1, ldims, *labels + sh->first, label_bytes)) < 0)
         goto out;
-    }
     for (long i = 0; i < sh->n; i++) {
         int32_t y = (*labels)[sh->first + i];
         if (y < 0 || y >= nc) {
@@ -252,8 +252,6 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
     }
     info->n_samples += sh->n;
 out:
-    if (dl >= 0) H5Dclose(dl);
-    if (di >= 0) H5Dclose(di);
     if (f >= 0) H5Fclose(f);
     return rc;
 }
@@ -340,6 +338,17 @@ static int shard_ensure_open(mpq_split *s, shard *sh)
     }
     sh->file = H5Fopen(sh->path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (sh->file < 0) return MPQ_FAIL(MPQ_E_IO, "cannot open shard '%s'", sh->path);
+    /* the file may have been replaced since the split was opened: same shape, or an error */
+    hsize_t want[4] = {(hsize_t)sh->n, (hsize_t)s->info.h, (hsize_t)s->info.w, (hsize_t)s->info.c};
+    mpq_h5_shape shape;
+    int rc = mpq_h5_shape_of(sh->file, "/images", MPQ_H5_DATASET, sh->path, &shape);
+    if (rc == MPQ_OK && (shape.rank != 4 || memcmp(shape.dims, want, sizeof want)))
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: /images changed shape since the split was opened",
+                      sh->path);
+    if (rc < 0) {
+        shard_close_handles(sh);
+        return rc;
+    }
     dapl = H5Pcreate(H5P_DATASET_ACCESS);
     H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0, H5D_CHUNK_CACHE_W0_DEFAULT);
     sh->images = H5Dopen2(sh->file, "/images", dapl);
@@ -377,6 +386,8 @@ int mpq_split_read(mpq_split *s, long i, uint8_t *pixels, int *label)
     rc = shard_ensure_open(s, sh);
     if (rc == MPQ_OK) {
         sh->last_use = ++s->clock;
+        /* a hyperslab of one image into s->mem_space ([1,H,W,C], the caller's pixels): HDF5
+         * refuses selections of different sizes, and /images was checked at open and reopen */
         if (H5Sselect_hyperslab(sh->space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
             H5Dread(sh->images, H5T_NATIVE_UINT8, s->mem_space, sh->space, H5P_DEFAULT, pixels) < 0)
             rc = MPQ_FAIL(MPQ_E_IO, "%s: cannot read image %llu (truncated or corrupt?)", sh->path,

@@ -14,6 +14,10 @@
 #include "data.h"
 
 #define MPQ_SPLIT_INCOMPLETE "PREP_INCOMPLETE"
+/* Limits checked when a split is opened (a crafted shard gets a clean error, never a wrapped
+ * size): bytes of one image H*W*C, and samples of a whole split. */
+#define MPQ_SHARD_MAX_IMAGE_BYTES ((size_t)1 << 28)
+#define MPQ_SPLIT_MAX_SAMPLES ((size_t)1 << 40)
 
 typedef struct mpq_split mpq_split; /* opaque: the shards of one split, opened read-only */
 

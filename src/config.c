@@ -593,12 +593,14 @@ typedef struct lexer {
     int in_key, key_indent; /* configparser: a deeper-indented line continues the value */
     int err_line;           /* first error: its line and what it is, or 0 */
     const char *err_what;
-    char too_long[96]; /* err_what of an over-long line */
+    char too_long[96];  /* err_what of an over-long line */
+    char repeated[128]; /* err_what of a repeated section */
     int nomem;
     entry *e;
     size_t n, cap;
-    char **sections; /* distinct section names, in file order */
-    size_t n_sections, cap_sections;
+    char **sections;    /* distinct section names, in file order */
+    int *section_lines; /* the line of each */
+    size_t n_sections, cap_sections, cap_section_lines;
 } lexer;
 
 static void lex_error(lexer *lx, int line, const char *what)
@@ -617,16 +619,27 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
+/* Records section name (len bytes) of the current line; a section seen before is an error naming
+ * both lines (configparser refuses it too; merging silently hides an edit in the wrong place). */
 static void add_section(lexer *lx, const char *name, size_t len)
 {
     char *s;
     for (size_t i = 0; i < lx->n_sections; i++)
-        if (strlen(lx->sections[i]) == len && !strncmp(lx->sections[i], name, len)) return;
+        if (strlen(lx->sections[i]) == len && !strncmp(lx->sections[i], name, len)) {
+            snprintf(lx->repeated, sizeof lx->repeated,
+                     "section [%.*s] appears again (first on line %d); merge the two", (int)len,
+                     name, lx->section_lines[i]);
+            lex_error(lx, lx->lineno, lx->repeated);
+            return;
+        }
     if (grow((void **)&lx->sections, &lx->cap_sections, lx->n_sections, sizeof(char *)) < 0 ||
+        grow((void **)&lx->section_lines, &lx->cap_section_lines, lx->n_sections, sizeof(int)) <
+            0 ||
         !(s = strndup(name, len))) {
         lx->nomem = 1;
         return;
     }
+    lx->section_lines[lx->n_sections] = lx->lineno;
     lx->sections[lx->n_sections++] = s;
 }
 
@@ -712,6 +725,7 @@ static void lex_free(lexer *lx)
         free(lx->sections[i]);
     free(lx->e);
     free(lx->sections);
+    free(lx->section_lines);
 }
 
 /* Lexes the whole text; syntax errors are recorded in lx (err_line), not returned. Returns 0 or
@@ -732,6 +746,17 @@ static int lex(const char *text, lexer *lx)
 
 /* ---------------------------------------------------------------------------------------------
  * Public functions */
+
+int mpq_cfg_check_bytes(const char *buf, size_t len, const char *filename)
+{
+    const char *nul = memchr(buf, '\0', len);
+    int line = 1;
+    if (!nul) return 0;
+    for (const char *p = buf; p < nul; p++)
+        line += *p == '\n';
+    return MPQ_FAIL(MPQ_E_CONFIG, "%s:%d: a NUL byte in the text (a binary or damaged file?)",
+                    filename ? filename : "<config>", line);
+}
 
 void mpq_cfg_defaults(mpq_cfg *c)
 {

@@ -87,9 +87,9 @@ void mpq_cfg_defaults(mpq_cfg *c);
  * before or after them, or by --set), then false. Keys of other sections
  * are not checked. output_dir defaults to the experiment name. Errors (unknown experiment: the
  * message lists the available ones; unknown key, with the nearest key name; bad number, out of
- * range, bad choice, a key set twice in a section, syntax, lines over libinih's 200 characters,
- * indented continuation lines) name the file, the line, the section and the key. Returns 0 or
- * MPQ_E_CONFIG (MPQ_E_NOMEM). */
+ * range, bad choice, a key set twice in a section, a section that appears twice (both lines
+ * named), syntax, lines over libinih's 200 characters, indented continuation lines) name the
+ * file, the line, the section and the key. Returns 0 or MPQ_E_CONFIG (MPQ_E_NOMEM). */
 int mpq_cfg_parse_text(const char *text, const char *filename, const char *experiment,
                        mpq_cfg *c);
 /* The configuration stored in an mpq checkpoint (mpq_cfg_dump): as mpq_cfg_parse_text, except
@@ -97,6 +97,9 @@ int mpq_cfg_parse_text(const char *text, const char *filename, const char *exper
  * strictly) reads its booleans strictly. */
 int mpq_cfg_parse_stored(const char *text, const char *filename, const char *experiment,
                          mpq_cfg *c);
+/* Checks raw file bytes (len of them) before mpq_cfg_parse_text: a NUL byte would end the text
+ * early, so it is MPQ_E_CONFIG naming the file and its line. Returns 0 or MPQ_E_CONFIG. */
+int mpq_cfg_check_bytes(const char *buf, size_t len, const char *filename);
 /* Applies one key = value (from --set; origin, e.g. "--set", names it in messages), with the
  * checks of the parser; booleans are read strictly (True/False, yes/no, on/off, 1/0). num_layers
  * and model are one choice for CIFAR: setting num_layers = N sets model = resnetN; setting model

@@ -34,6 +34,11 @@ static int read_file(const char *path, char **out)
         return MPQ_FAIL(MPQ_E_IO, "cannot read config file '%s'", path);
     }
     buf[len] = '\0';
+    int rc = mpq_cfg_check_bytes(buf, len, path);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
     *out = buf;
     return MPQ_OK;
 }

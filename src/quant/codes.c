@@ -32,7 +32,8 @@ float mpq_code_value(mpq_code_kind k, int32_t c, float step, int exp_min)
 {
     if (k == MPQ_CODE_UNIFORM) return (float)c * step;
     if (c == 0) return 0.0f;
-    float a = ldexpf(1.0f, exp_min + abs(c) - 1);
+    long long e = (long long)exp_min + llabs((long long)c) - 1; /* codes from files: no overflow */
+    float a = ldexpf(1.0f, e < -1000 ? -1000 : e > 1000 ? 1000 : (int)e);
     return c < 0 ? -a : a;
 }
 

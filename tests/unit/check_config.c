@@ -206,11 +206,17 @@ START_TEST(test_config_lexing_tolerates_reference_files)
     ck_assert_int_eq(mpq_cfg_parse_text("[A]\nbogus = 1\n[B]\nnum_layers = 44\n", "x.cfg", "B", &c),
                      0);
     ck_assert_int_eq(c.num_layers, 44);
-    /* a repeated section continues the first one */
-    ck_assert_int_eq(
-        mpq_cfg_parse_text("[A]\nw_bitwidth = 3\n[B]\n[A]\na_bitwidth = 5\n", "x.cfg", "A", &c), 0);
-    ck_assert_int_eq(c.wq.bitwidth, 3);
-    ck_assert_int_eq(c.aq.bitwidth, 5);
+}
+END_TEST
+
+START_TEST(test_config_nul_byte_is_an_error_naming_the_line)
+{
+    static const char text[] = "[A]\nw_bitwidth = 3\nw_quant\0ize = x\n[B]\n";
+    mpq_err_clear();
+    ck_assert_int_eq(mpq_cfg_check_bytes(text, sizeof text - 1, "nul.cfg"), MPQ_E_CONFIG);
+    ck_assert(msg_has("nul.cfg:3:") && msg_has("NUL"));
+    /* the text up to the NUL byte passes the check */
+    ck_assert_int_eq(mpq_cfg_check_bytes(text, 26, "nul.cfg"), 0);
 }
 END_TEST
 
@@ -243,6 +249,10 @@ START_TEST(test_config_errors_name_file_line_section_key)
         {"[A\nw_bitwidth = 4\n", "A", {"bad.cfg:1:", "[section]", "", ""}},
         {"w_bitwidth = 4\n[A]\n", "A", {"bad.cfg:1:", "outside", "", ""}},
         {"[DEFAULT]\n[FP32] # float\n[W4A4]\n", "W8A8", {"bad.cfg", "[W8A8]", "FP32, W4A4", ""}},
+        {"[A]\nw_bitwidth = 3\n[B]\n[A]\na_bitwidth = 5\n",
+         "A",
+         {"bad.cfg:4:", "[A] appears again", "first on line 1", ""}},
+        {"[DEFAULT]\n[DEFAULT]\n[A]\n", "A", {"bad.cfg:2:", "[DEFAULT]", "line 1", ""}},
         {NULL, "A", {"bad.cfg:2:", "longer than", "", ""}},
     };
     mpq_cfg c;
@@ -495,6 +505,7 @@ static Suite *config_suite(void)
     tcase_add_test(parse, test_config_help_lists_every_dumped_key);
     tcase_add_test(parse, test_config_list_experiments);
     tcase_add_test(edge, test_config_errors_name_file_line_section_key);
+    tcase_add_test(edge, test_config_nul_byte_is_an_error_naming_the_line);
     tcase_add_test(edge, test_config_set_overrides_and_names_origin);
     tcase_add_test(edge, test_config_validate_cross_key_checks);
     suite_add_tcase(s, parse);
