@@ -22,6 +22,12 @@ typedef enum mpq_lr_schedule {
 typedef enum mpq_augment { MPQ_AUGMENT_NONE, MPQ_AUGMENT_CIFAR, MPQ_AUGMENT_IMAGENET } mpq_augment;
 
 #define MPQ_MAX_DECAY_EPOCHS 8
+/* The largest virtual_shards the trainer supports: it sums per-shard metrics in a fixed array of
+ * that many shards (src/train.c), and every shard is one micro-batch of at least one sample. */
+#define MPQ_MAX_VIRTUAL_SHARDS 1024
+/* The largest threads value: OpenMP and BLIS take more, but libgomp crashes creating tens of
+ * thousands of threads; no node has more than this many cores per rank. */
+#define MPQ_MAX_THREADS 1024
 
 typedef struct mpq_cfg {
     char experiment[128];
@@ -76,6 +82,7 @@ typedef struct mpq_cfg {
     int keep_checkpoints;
     int progress;           /* 1: live progress line on a terminal */
     int check_replicas;     /* 1: compare a parameter checksum over the ranks every step */
+    long check_finite_every_steps; /* NaN/Inf scan of the parameters every N steps (0: off) */
 } mpq_cfg;
 
 /* Every key at its default (the reference's for its keys; see `mpq train --help-keys`). */

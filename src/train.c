@@ -22,13 +22,16 @@
 #include "core/log.h"
 #include "data.h"
 #include "evaluate.h"
+#include "health.h"
 #include "io/ckpt.h"
 #include "io/shard.h"
 #include "kernels/gemm.h"
 #include "layers/loss.h"
 #include "models/models.h"
 #include "optim/optim.h"
+#include "outfile.h"
 #include "report.h"
+#include "run_agree.h"
 
 typedef struct trainer {
     const mpq_cfg *cfg;
@@ -107,6 +110,7 @@ int mpq_train_source_open(const mpq_cfg *c, const char *spec, int train, int ran
         .train = train,
         .augment = c->augment, /* validation: the same normalization, no random transforms */
         .prefetch = 1,
+        .num_classes = c->num_classes,
     };
     if (!strcmp(spec, "synthetic")) {
         long n = train ? c->synthetic_samples : c->synthetic_samples / 4;
@@ -259,7 +263,8 @@ static int truncate_csv(const char *path, const char *header, long limit, int by
     }
     free(line);
     if (in) fclose(in);
-    if (fclose(out) != 0 || rename(tmp, path) != 0)
+    rc = mpq_outfile_close(&out, NULL, tmp);
+    if (rc == 0 && rename(tmp, path) != 0)
         rc = MPQ_FAIL(MPQ_E_IO, "cannot rewrite '%s': %s", path, strerror(errno));
     return rc;
 }
@@ -285,7 +290,7 @@ static int append_hist(trainer *t, const double *row)
 
 /* Rank 0 writes the run's csv files: fresh ones, or on resume the files cut back to the
  * checkpoint (results.csv is rewritten from the checkpoint's history). */
-static int open_outputs(trainer *t, int resumed)
+static int open_outputs(trainer *t, int resumed, mpq_ckpt_start fresh)
 {
     const mpq_cfg *c = t->cfg;
     char path[sizeof t->dir + 32];
@@ -293,14 +298,7 @@ static int open_outputs(trainer *t, int resumed)
     if (t->rank != 0) return MPQ_OK;
     snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_SUBDIR);
     MPQ_TRY(mkdirs(path));
-    if (!resumed) { /* like the csv files, an earlier run's checkpoints do not belong to this one */
-        int n = 0;
-        MPQ_TRY(mpq_ckpt_clear(t->dir, &n));
-        if (n > 0)
-            mpq_log_warn("starting at step 0: removed %d checkpoint(s) of an earlier run in %s/%s "
-                         "(--resume auto continues a run)",
-                         n, t->dir, MPQ_CKPT_SUBDIR);
-    }
+    if (!resumed) MPQ_TRY(mpq_ckpt_start_fresh(t->dir, fresh)); /* refuses to overwrite a run */
     if (resumed) {
         snprintf(path, sizeof path, "%s/steps.csv", t->dir);
         MPQ_TRY(truncate_csv(path, steps_header, t->start_step, 1));
@@ -338,8 +336,16 @@ static int open_outputs(trainer *t, int resumed)
     FILE *f = fopen(path, "w");
     if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot write '%s': %s", path, strerror(errno));
     mpq_cfg_dump(c, f);
-    fclose(f);
-    return MPQ_OK;
+    return mpq_outfile_close(&f, t->dir, "config.cfg");
+}
+
+/* Rank 0: flushes the csv files, naming the first that cannot be written. */
+static int flush_outputs(const trainer *t)
+{
+    MPQ_TRY(mpq_outfile_flush(t->steps_csv, t->dir, "steps.csv"));
+    MPQ_TRY(mpq_outfile_flush(t->timing_csv, t->dir, "timing.csv"));
+    MPQ_TRY(mpq_outfile_flush(t->results_csv, t->dir, "results.csv"));
+    return mpq_outfile_flush(t->val_csv, t->dir, "validation.csv");
 }
 
 static void trainer_free(trainer *t)
@@ -448,7 +454,7 @@ static int train_step(trainer *t, float lr, long step, step_stats *st)
     size_t nf = m->params.n_floats, ns = m->state.n_floats;
     size_t len = (size_t)m->in_h * m->in_w * m->in_c;
     int n = 0, rc;
-    double metrics[2 * 64 * 16];
+    double metrics[2 * MPQ_MAX_VIRTUAL_SHARDS];
     double t0 = mpq_comm_wtime();
 
     memset(st, 0, sizeof *st);
@@ -592,23 +598,11 @@ static void fill_info(const trainer *t, long steps_done, double lr, const mpq_tr
 static int save(trainer *t, const char *path, long steps_done, double lr,
                 const mpq_train_result *res, int with_optimizer)
 {
-    int rc = MPQ_OK;
-    for (int k = 0; k < 2 && rc == 0; k++) {
-        const mpq_params *r = k ? &t->m.state : &t->m.params;
-        for (size_t i = 0; i < r->n_floats; i++)
-            if (!isfinite(r->val[i])) {
-                rc = MPQ_FAIL(MPQ_E_NUMERIC, "[%s] %s %zu is %g after step %ld: not writing '%s'",
-                              t->cfg->experiment, k ? "BN statistic" : "parameter", i,
-                              r->val[i], steps_done, path);
-                break;
-            }
-    }
-    if (t->rank == 0) { /* what a crash after this checkpoint must not lose */
-        fflush(t->steps_csv);
-        fflush(t->timing_csv);
-        fflush(t->results_csv);
-        fflush(t->val_csv);
-    }
+    char context[sizeof t->dir + 192];
+    snprintf(context, sizeof context, "[%s] after step %ld, not writing '%s'", t->cfg->experiment,
+             steps_done, path);
+    int rc = mpq_health_check(&t->m, MPQ_HEALTH_OPTIMIZER, context, NULL);
+    if (t->rank == 0 && rc == 0) rc = flush_outputs(t); /* what a crash after it must not lose */
     mpq_ckpt_info in;
     fill_info(t, steps_done, lr, res, &in);
     double t0 = mpq_comm_wtime();
@@ -857,10 +851,9 @@ static int end_epoch(trainer *t, long step, float lr, const step_stats *st, mpq_
     if (t->rank == 0 && rc == 0) {
         if (live) printf("\n");
         write_results_row(t->results_csv, row);
-        fflush(t->results_csv);
-        fflush(t->steps_csv);
-        fflush(t->timing_csv);
-        fflush(t->val_csv);
+        rc = flush_outputs(t);
+    }
+    if (t->rank == 0 && rc == 0) {
         if (!t->quiet)
             mpq_log_info("epoch %ld: train err %.2f%%  val err %.2f%%  loss %.4f  "
                          "W %.2f KB  A %.2f KB  (%.1f s)",
@@ -907,6 +900,7 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
     if (rc == 0) rc = setup_data(&t);
     rc = mpq_comm_agree(comm, rc);
     if (rc == 0) rc = mpq_comm_agree(comm, setup_model(&t));
+    if (rc == 0) rc = mpq_run_agree(comm, cfg, t.train, t.val, &t.m);
     if (rc == 0) {
         t.spe = t.train->steps_per_epoch;
         t.total_steps = (long)floor(cfg->epochs * (double)t.spe);
@@ -919,7 +913,11 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
     if (rc == 0 && !ckpt[0] && *cfg->weightfile) rc = load_weightfile(&t);
     if (rc == 0) rc = mpq_comm_agree(comm, broadcast_values(&t));
     if (rc == 0 && ckpt[0]) rc = resume(&t, ckpt, res);
-    if (rc == 0) rc = mpq_comm_agree(comm, open_outputs(&t, ckpt[0] != '\0'));
+    if (rc == 0)
+        rc = mpq_comm_agree(comm, open_outputs(&t, ckpt[0] != '\0',
+                                               o->restart  ? MPQ_CKPT_START_RESTART
+                                               : o->resume ? MPQ_CKPT_START_NONE
+                                                           : MPQ_CKPT_START_FRESH));
     if (rc < 0) goto out;
     if (!o->quiet)
         mpq_log_info("signal handlers installed on %d rank(s): SIGUSR1 or SIGTERM checkpoints and "
@@ -957,6 +955,8 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
             rc = check_replicas(&t, step);
             if (rc < 0) goto out;
         }
+        rc = mpq_health_check_step(comm, cfg, &t.m, step + 1, step + 1 == t.total_steps);
+        if (rc < 0) goto out;
         if (step == 0) res->first_loss = st.loss;
         res->last_loss = st.loss;
         t.epoch_err += st.err;
@@ -1017,6 +1017,7 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
             printf("bitwidth picture: %s\n", svg);
             printf("parameter checksum: %016llx\n", (unsigned long long)res->checksum);
         }
+        if (rc == 0) rc = flush_outputs(&t);
     }
     rc = mpq_comm_agree(comm, rc);
 out:

@@ -11,12 +11,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]\n"
+    fprintf(f, "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE | "
+               "--restart]\n"
                "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
                "       mpq train --help-keys              (every configuration key)\n"
                "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
                "--resume auto: continue from the newest checkpoint in <output_dir>/checkpoints\n"
                "               (or start at step 0 if there is none); --resume FILE: from FILE.\n"
+               "Without --resume, an output_dir holding checkpoints of an earlier run is refused;\n"
+               "--restart starts at step 0 anyway and removes them.\n"
                "SIGUSR1/SIGTERM: checkpoint at the next step and exit with status 75.\n"
                "Run distributed with `mpirun -np N mpq train ...`.\n");
 }
@@ -25,7 +28,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
 {
     const char *cfg_path = NULL, *experiment = NULL, *resume = NULL;
     const char *sets[128];
-    int n_sets = 0, list = 0, rank = mpq_comm_rank(c), rc = MPQ_OK;
+    int n_sets = 0, list = 0, restart = 0, rank = mpq_comm_rank(c), rc = MPQ_OK;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -42,6 +45,8 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
             sets[n_sets++] = argv[++i];
         } else if (!strcmp(a, "--resume") && i + 1 < argc) {
             resume = argv[++i];
+        } else if (!strcmp(a, "--restart")) {
+            restart = 1;
         } else if (a[0] != '-' && !experiment) {
             experiment = a;
         } else {
@@ -52,7 +57,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
             return 2;
         }
     }
-    if (!cfg_path || (!experiment && !list)) {
+    if (!cfg_path || (!experiment && !list) || (restart && resume)) {
         if (rank == 0) usage(stderr);
         return 2;
     }
@@ -74,7 +79,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
         free(text);
         return mpq_cli_report("train", rc);
     }
-    mpq_train_opts o = {.resume = resume};
+    mpq_train_opts o = {.resume = resume, .restart = restart};
     mpq_train_result res;
     rc = mpq_train(c, &cfg, text, &o, &res);
     free(text);
