@@ -23,6 +23,7 @@ enum { MAX_OPEN_SHARDS = 32 };
 typedef struct shard {
     char *path;
     long first, n;             /* global index of the first sample, number of samples */
+    struct stat st;            /* the file as it was validated (device, inode, size, mtime) */
     hid_t file, images, space; /* open handles, or H5I_INVALID_HID */
     unsigned long last_use;
 } shard;
@@ -187,7 +188,7 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
     hid_t f = H5I_INVALID_HID, di = H5I_INVALID_HID, dl = H5I_INVALID_HID;
     hsize_t dims[4] = {0}, ldims[1] = {0};
     float mean[4], std[4];
-    if (access(path, R_OK) != 0) {
+    if (access(path, R_OK) != 0 || stat(path, &sh->st) != 0) {
         rc = MPQ_FAIL(MPQ_E_IO, "cannot read shard '%s': %s", path, strerror(errno));
         goto out;
     }
@@ -414,6 +415,23 @@ static int shard_ensure_open(mpq_split *s, shard *sh)
     return MPQ_OK;
 }
 
+/* A shard removed, replaced or truncated while training would otherwise be read through the open
+ * handle (a removed file) or as zeros past its new end (a truncated one): one stat per image. */
+static int check_unchanged(const shard *sh)
+{
+    struct stat now;
+    if (stat(sh->path, &now) != 0)
+        return MPQ_FAIL(MPQ_E_IO, "shard '%s' disappeared while training: %s ---> HINT: restore it "
+                        "and resume with --resume auto", sh->path, strerror(errno));
+    if (now.st_dev != sh->st.st_dev || now.st_ino != sh->st.st_ino ||
+        now.st_size != sh->st.st_size || now.st_mtime != sh->st.st_mtime)
+        return MPQ_FAIL(MPQ_E_IO, "shard '%s' changed while training (size %lld -> %lld bytes) "
+                        "---> HINT: do not rewrite a split a run reads; restore it and resume "
+                        "with --resume auto", sh->path, (long long)sh->st.st_size,
+                        (long long)now.st_size);
+    return MPQ_OK;
+}
+
 int mpq_split_read(mpq_split *s, long i, uint8_t *pixels, int *label)
 {
     int lo = 0, hi = s->n_shards - 1, rc;
@@ -429,6 +447,7 @@ int mpq_split_read(mpq_split *s, long i, uint8_t *pixels, int *label)
             hi = mid - 1;
     }
     sh = &s->shards[lo];
+    MPQ_TRY(check_unchanged(sh));
     start[0] = (hsize_t)(i - sh->first);
     count[0] = 1;
     count[1] = (hsize_t)s->info.h;
