@@ -168,12 +168,9 @@ int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model *m, const mpq_c
     if (rc < 0) return mpq_err_push(rc, "saving checkpoint '%s'", path);
     mpq_h5_lock();
     rc = mpq_comm_agree(c, mpq_pf_open(c, tmp, 1, &p));
-    if (rc < 0) {
-        mpq_pf_close(&p, &close_rc);
-        mpq_h5_unlock();
-        return rc;
-    }
-    rc = mpq_ckpt_write_root(&p, info, MPQ_CKPT_FORMAT, with_optimizer ? "checkpoint" : "params");
+    if (rc == 0)
+        rc = mpq_ckpt_write_root(&p, info, MPQ_CKPT_FORMAT,
+                                 with_optimizer ? "checkpoint" : "params");
     if (rc == 0) rc = mpq_pf_write_string(&p, "/config", info->config ? info->config : "");
     rc = mpq_comm_agree(c, rc);
     if (rc == 0) rc = write_registry(c, &p, &m->params, "/params");

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,13 +82,62 @@ static int reserve_space(const char *path, size_t bytes)
     return MPQ_OK;
 }
 
+/* ---- the save watchdog ------------------------------------------------------------------------
+ * Parallel HDF5 1.10 can leave the ranks in different collectives after a failed write (one rank
+ * in a barrier of its metadata cache, another in the broadcast of a truncate: seen with a full
+ * disk). Nothing can be agreed from outside then, so an alarm bounds every save: when it fires,
+ * the rank prints the message prepared when it was armed and exits with status 1, and mpirun
+ * ends the others. One save runs at a time per process; the message buffer is its only state. */
+static char watchdog_msg[PATH_MAX + 320];
+static struct sigaction watchdog_old;
+
+static void on_watchdog(int sig)
+{
+    (void)sig;
+    ssize_t k = write(STDERR_FILENO, watchdog_msg, strlen(watchdog_msg));
+    (void)k;
+    _exit(1);
+}
+
+/* Seconds a save of `bytes` may take: MPQ_SAVE_TIMEOUT_S, else 120 s plus 1 s per 5 MB. */
+static unsigned watchdog_seconds(size_t bytes)
+{
+    const char *e = getenv("MPQ_SAVE_TIMEOUT_S");
+    long s = e ? strtol(e, NULL, 10) : 0;
+    return s > 0 ? (unsigned)s : 120u + (unsigned)(bytes / 5000000u);
+}
+
+static void watchdog_arm(int rank, const char *path, size_t bytes)
+{
+    struct sigaction sa;
+    unsigned secs = watchdog_seconds(bytes);
+    snprintf(watchdog_msg, sizeof watchdog_msg,
+             "mpq[rank %d] error: writing '%s' has not finished after %u s: a write failed inside "
+             "parallel HDF5 and the ranks wait in different collectives (disk full?); ending the "
+             "job, the earlier files are intact ---> HINT: check the free space and quota of the "
+             "output_dir (MPQ_SAVE_TIMEOUT_S sets this limit)\n",
+             rank, path, secs);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_watchdog;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &watchdog_old);
+    alarm(secs);
+}
+
+static void watchdog_disarm(void)
+{
+    alarm(0);
+    sigaction(SIGALRM, &watchdog_old, NULL);
+}
+
 int mpq_pf_reserve(mpq_comm *c, const char *path, size_t bytes)
 {
     const char *skip = getenv("MPQ_TEST_SKIP_RESERVE");
     int rc = MPQ_OK;
-    if (skip && !strcmp(skip, "1")) return MPQ_OK;
-    if (mpq_comm_rank(c) == 0) rc = reserve_space(path, bytes);
-    return mpq_comm_agree(c, rc);
+    if (!(skip && !strcmp(skip, "1")) && mpq_comm_rank(c) == 0) rc = reserve_space(path, bytes);
+    rc = mpq_comm_agree(c, rc);
+    if (rc == 0) watchdog_arm(mpq_comm_rank(c), path, bytes);
+    return rc;
 }
 
 size_t mpq_pf_estimate_bytes(size_t raw_bytes, size_t n_objects)
@@ -436,6 +486,7 @@ static int commit_file(const char *tmp, const char *path)
 int mpq_pf_commit(mpq_comm *c, const char *tmp, const char *path, int rc)
 {
     rc = mpq_comm_agree(c, rc);
+    watchdog_disarm(); /* the HDF5 part is over; test_delay may exceed it */
     if (rc == 0) test_delay();
     if (rc == 0 && mpq_comm_rank(c) == 0) rc = commit_file(tmp, path);
     if (rc < 0 && mpq_comm_rank(c) == 0) unlink(tmp);

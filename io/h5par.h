@@ -35,7 +35,10 @@ int mpq_pf_open(mpq_comm *c, const char *path, int create, mpq_pf *p);
  * full disk is found before HDF5 writes anything: inside parallel HDF5 a failed write can leave
  * the ranks in different collectives. Returns 0 or an agreed MPQ_E_IO naming the file and the
  * space it needs. MPQ_TEST_SKIP_RESERVE=1 (tests) skips the check, to exercise mpq_pf_close's
- * recovery. */
+ * recovery. On success it arms the save watchdog (SIGALRM), which mpq_pf_commit disarms: a save
+ * that takes longer than MPQ_SAVE_TIMEOUT_S seconds (default 120 + 1 per 5 MB) prints a message
+ * and exits the rank with status 1 (parallel HDF5 can hang after a failed write), so a job never
+ * hangs in a save. Every successful reserve must be followed by mpq_pf_commit. */
 int mpq_pf_reserve(mpq_comm *c, const char *path, size_t bytes);
 /* About how many bytes a file of raw_bytes of tensor data in n_objects datasets, groups and
  * attribute sets takes, with room to spare (for mpq_pf_reserve). */
