@@ -214,7 +214,7 @@ int mpq_pf_exists(hid_t f, const char *path)
     }
 }
 
-/* ---- checksums ------------------------------------------------------------------------------- */
+/* ---- checksums ---------------------------------------------------------------------------- */
 
 /* Rank 0's FNV-1a of a dataset's bytes in memory, on every rank (attributes are collective and
  * must carry the same value everywhere; a replica that differs is then caught when reading). */
@@ -493,7 +493,7 @@ int mpq_pf_commit(mpq_comm *c, const char *tmp, const char *path, int rc)
     return mpq_comm_agree(c, rc);
 }
 
-/* ---- whole-file verification (serial) --------------------------------------------------------- */
+/* ---- whole-file verification (serial) ------------------------------------------------------- */
 
 typedef struct verify_ctx {
     const char *path;

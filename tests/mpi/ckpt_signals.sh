@@ -25,26 +25,7 @@ train() { # train DIR [args...]: a training run that must succeed
     mpirun train --cfg "$tmp/t.cfg" T --set "output_dir=$tmp/$d" "$@" >> "$tmp/$d.log" 2>&1 ||
         { cat "$tmp/$d.log"; exit 1; }
 }
-launcher() { # the mpiexec process below the background job $1
-    p=$1
-    for i in 1 2 3 4 5; do
-        case "$(ps -o comm= -p "$p")" in mpiexec | mpirun | orterun) echo "$p"; return ;; esac
-        p=$(pgrep -P "$p" | head -1)
-        [ -n "$p" ] || break
-    done
-    echo "no mpiexec below $1" >&2
-    exit 1
-}
-wait_for() { # wait_for SECONDS TEST...: polls until TEST succeeds
-    s=$1
-    shift
-    i=0
-    while ! "$@"; do
-        i=$((i + 1))
-        [ $i -gt $((s * 10)) ] && return 1
-        sleep 0.1
-    done
-}
+. "$top_srcdir/tests/mpi/proc.sh" # launcher, wait_for
 cat > "$tmp/t.cfg" <<'CFG'
 [T]
 model = resnet20

@@ -75,25 +75,7 @@ resume_to_end() { # resume_to_end DIR WHAT: --resume auto finishes and matches t
         tail -10 "$1.resume.log"
     fi
 }
-launcher() { # the mpiexec process below background job $1
-    local p=$1
-    for _ in 1 2 3 4 5; do
-        case "$(ps -o comm= -p "$p")" in mpiexec | mpirun | orterun) echo "$p"; return ;; esac
-        p=$(pgrep -P "$p" | head -1)
-        [ -n "$p" ] || break
-    done
-    echo "no mpiexec below $1" >&2
-    exit 1
-}
-wait_for() { # wait_for SECONDS TEST...
-    local i=0 s=$1
-    shift
-    while ! "$@"; do
-        i=$((i + 1))
-        [ $i -gt $((s * 10)) ] && return 1
-        sleep 0.1
-    done
-}
+. "$top_srcdir/tests/mpi/proc.sh" # launcher, wait_for
 be32() {
     printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))"
     printf "\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"
