@@ -28,12 +28,12 @@ void mpq_pf_close(mpq_pf *p, int *rc)
     if (p->dxpl >= 0) H5Pclose(p->dxpl);
     if (p->created) { /* every rank that created the file comes here, even if its create failed */
         int ok = p->f >= 0 && H5Fflush(p->f, H5F_SCOPE_GLOBAL) >= 0;
-        int frc = ok            ? MPQ_OK
-                  : *rc < 0     ? *rc /* keep the first message */
-                  : p->f < 0    ? MPQ_E_IO
-                                : MPQ_FAIL(MPQ_E_IO,
-                                           "%s: cannot write the file (disk full or over quota?)",
-                                           p->path);
+        int frc = ok        ? MPQ_OK
+                  : *rc < 0 ? *rc /* keep the first message */
+                  : p->f < 0
+                      ? MPQ_E_IO
+                      : MPQ_FAIL(MPQ_E_IO, "%s: cannot write the file (disk full or over quota?)",
+                                 p->path);
         frc = mpq_comm_agree(p->comm, frc);
         if (frc < 0) {
             if (p->rank == 0 && p->f >= 0 && truncate(p->path, 0) != 0)
@@ -65,8 +65,10 @@ static int reserve_space(const char *path, size_t bytes)
         return MPQ_FAIL(MPQ_E_ARG, "path too long: '%s'", path);
     int fd = open(r, O_CREAT | O_WRONLY | O_TRUNC, 0600);
     if (fd < 0)
-        return MPQ_FAIL(MPQ_E_IO, "cannot create '%s': %s ---> HINT: check that the directory "
-                        "exists and is writable", r, strerror(errno));
+        return MPQ_FAIL(MPQ_E_IO,
+                        "cannot create '%s': %s ---> HINT: check that the directory "
+                        "exists and is writable",
+                        r, strerror(errno));
     int err = posix_fallocate(fd, 0, (off_t)bytes);
     close(fd);
     unlink(r);
@@ -240,8 +242,7 @@ static int write_checksum(mpq_pf *p, hid_t d, const char *name, uint64_t h)
 
 /* After a whole read of d into out (memory type mt): compares the bytes with the dataset's stored
  * checksum. Files written before checksums existed have none and pass. */
-static int verify_checksum(const char *where, hid_t d, const char *name, hid_t mt,
-                           const void *out)
+static int verify_checksum(const char *where, hid_t d, const char *name, hid_t mt, const void *out)
 {
     uint64_t want = 0;
     hid_t a = H5I_INVALID_HID, sp = H5I_INVALID_HID;
@@ -519,8 +520,8 @@ static herr_t verify_one(hid_t g, const char *name, const H5L_info_t *info, void
     if (mt < 0 || n < 0 || (bytes && !buf))
         v->rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read '%s'", v->path, name);
     else if (bytes && H5Dread(o, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        v->rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read '%s' (truncated or damaged)", v->path,
-                         name);
+        v->rc =
+            MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read '%s' (truncated or damaged)", v->path, name);
     else
         v->rc = verify_checksum(v->path, o, name, mt, buf);
     free(buf);

@@ -421,14 +421,17 @@ static int check_unchanged(const shard *sh)
 {
     struct stat now;
     if (stat(sh->path, &now) != 0)
-        return MPQ_FAIL(MPQ_E_IO, "shard '%s' disappeared while training: %s ---> HINT: restore it "
-                        "and resume with --resume auto", sh->path, strerror(errno));
+        return MPQ_FAIL(MPQ_E_IO,
+                        "shard '%s' disappeared while training: %s ---> HINT: restore it "
+                        "and resume with --resume auto",
+                        sh->path, strerror(errno));
     if (now.st_dev != sh->st.st_dev || now.st_ino != sh->st.st_ino ||
         now.st_size != sh->st.st_size || now.st_mtime != sh->st.st_mtime)
-        return MPQ_FAIL(MPQ_E_IO, "shard '%s' changed while training (size %lld -> %lld bytes) "
+        return MPQ_FAIL(MPQ_E_IO,
+                        "shard '%s' changed while training (size %lld -> %lld bytes) "
                         "---> HINT: do not rewrite a split a run reads; restore it and resume "
-                        "with --resume auto", sh->path, (long long)sh->st.st_size,
-                        (long long)now.st_size);
+                        "with --resume auto",
+                        sh->path, (long long)sh->st.st_size, (long long)now.st_size);
     return MPQ_OK;
 }
 

@@ -3,8 +3,9 @@
  * left open; truncated files, dataset shards, other models, other shapes and other quantizer
  * methods are refused with messages saying so; the checkpoint directory finds the newest
  * complete checkpoint, prunes, refuses a fresh start over an earlier run unless told to restart;
- * every tensor's stored checksum names a damaged tensor, and NaN/Inf tensors are refused; nnabla parameter files (NCHW, (Cin, Cout)) load with
- * their layouts converted; exported codes dequantize to the quantized weights exactly. */
+ * every tensor's stored checksum names a damaged tensor, and NaN/Inf tensors are refused; nnabla
+ * parameter files (NCHW, (Cin, Cout)) load with their layouts converted; exported codes dequantize
+ * to the quantized weights exactly. */
 #include <check.h>
 #include <hdf5.h>
 #include <math.h>
@@ -16,8 +17,8 @@
 
 #include "config.h"
 #include "core/err.h"
-#include "health.h"
 #include "core/log.h"
+#include "health.h"
 #include "io/ckpt.h"
 #include "io/export.h"
 #include "iofix.h"
@@ -536,7 +537,7 @@ START_TEST(test_ckpt_checksums_name_the_damaged_tensor)
     ck_assert_int_eq(mpq_ckpt_load(comm, path, &a, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER),
                      MPQ_E_FORMAT);
     ck_assert_msg(strstr(mpq_errmsg(), w) && strstr(mpq_errmsg(), "does not match its stored "
-                                                                   "checksum"),
+                                                                  "checksum"),
                   "%s", mpq_errmsg());
     /* --resume auto falls back to the previous complete checkpoint */
     ck_assert_int_eq(mpq_ckpt_find_latest(dir, found, sizeof found), 1);
@@ -572,8 +573,8 @@ START_TEST(test_ckpt_refuses_non_finite_values)
         build(&a, "resnet20", "parametric_fp_d_xmax", "parametric_fp_d_xmax_relu", 10);
         ck_assert_int_eq(mpq_ckpt_load(comm, path, &a, "resnet20", k ? 0 : MPQ_CKPT_LOAD_OPTIMIZER),
                          MPQ_E_NUMERIC);
-        ck_assert_msg(strstr(mpq_errmsg(), "fc/quantized_affine/W") &&
-                          strstr(mpq_errmsg(), path) && strstr(mpq_errmsg(), "earlier checkpoint"),
+        ck_assert_msg(strstr(mpq_errmsg(), "fc/quantized_affine/W") && strstr(mpq_errmsg(), path) &&
+                          strstr(mpq_errmsg(), "earlier checkpoint"),
                       "%s", mpq_errmsg());
         mpq_model_free(&a);
     }

@@ -340,9 +340,9 @@ START_TEST(test_config_ranges_match_the_code)
         ck_assert_msg(msg_has(cases[i].key) && msg_has(cases[i].bad), "%s", mpq_errmsg());
     }
     ck_assert_int_eq(MPQ_MAX_VIRTUAL_SHARDS, 1024);
-    ck_assert_int_eq(mpq_cfg_parse_text("[A]\nmodel = resnet20\nthreads = 100000\n", "r.cfg", "A",
-                                        &c),
-                     MPQ_E_CONFIG);
+    ck_assert_int_eq(
+        mpq_cfg_parse_text("[A]\nmodel = resnet20\nthreads = 100000\n", "r.cfg", "A", &c),
+        MPQ_E_CONFIG);
     ck_assert(msg_has("r.cfg:3") && msg_has("threads"));
 }
 END_TEST
