@@ -287,6 +287,7 @@ in_save=0
 worst=0
 done_early=0
 for i in $(seq 1 "$rounds"); do
+    touch "$tmp/round"
     MPQ_TEST_SAVE_DELAY_MS=300 MPQ_TEST_RANKS=2 sh "$top_srcdir/tests/mpirun.sh" -x \
         MPQ_TEST_SAVE_DELAY_MS "$mpq" train --cfg "$tmp/t.cfg" TERM --set "output_dir=$d" \
         --resume auto >> "$d.log" 2>&1 &
@@ -300,7 +301,8 @@ for i in $(seq 1 "$rounds"); do
     secs=$(since "$s")
     worst=$(awk -v a="$worst" -v b="$secs" 'BEGIN { print (b > a ? b : a) }')
     if [ "$status" -eq 0 ]; then done_early=1; break; fi
-    [ -n "$(find "$d/checkpoints" -name '*.tmp' 2>/dev/null)" ] && in_save=$((in_save + 1))
+    [ -n "$(find "$d/checkpoints" -name '*.tmp' -newer "$tmp/round" 2>/dev/null)" ] &&
+        in_save=$((in_save + 1))
     c=$(newest "$d")
     if [ -n "$c" ] && ! "$mpq" inspect "$c" > /dev/null 2>&1; then
         bad "SIGTERM round $i: newest checkpoint $c does not open"
