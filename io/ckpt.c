@@ -632,7 +632,8 @@ static int count_foreign(mpq_pf *p, const mpq_model *m, const char *group, char 
     if (mpq_pf_list_datasets(p, group, &l) < 0) return 0;
     for (int i = 0; i < l.n; i++) {
         if (mpq_params_find(&m->params, l.names[i]) >= 0 ||
-            mpq_params_find(&m->state, l.names[i]) >= 0)
+            mpq_params_find(&m->state, l.names[i]) >= 0 ||
+            strstr(l.names[i], "quant/")) /* quantizer parameters are never loaded from it */
             continue;
         if (n++ == 0) snprintf(first, bytes, "%s", l.names[i]);
     }

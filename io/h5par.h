@@ -4,9 +4,10 @@
  * datasets, and the atomic finish of a written file (temporary name, then rename by rank 0).
  * Every dataset written here carries attribute mpq_fnv1a64, the FNV-1a hash of its bytes, which
  * every whole read verifies (a mismatch names the tensor; files without it still load). A stored
- * hash rather than HDF5's Fletcher32 filter: the filter needs chunked datasets, which parallel
- * HDF5 1.10 writes through its much slower filtered collective path, and its failures surface as
- * a bare read error.
+ * hash rather than HDF5's Fletcher32 filter (which parallel HDF5 1.10.8 does write collectively):
+ * the filter needs chunked datasets, so the layout h5py users see would change and every save
+ * would go through the filtered collective path; its failures surface as a bare read error; and
+ * rank 0's hash also exposes replicas whose rows differ.
  * Every function is collective (every rank makes the same calls in the same order) unless it
  * says otherwise, and is called with io/h5.h's lock held. Messages name the file. */
 #ifndef MPQ_IO_H5PAR_H

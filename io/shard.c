@@ -160,8 +160,9 @@ out:
     return rc;
 }
 
-/* The normalization statistics of a shard: finite means, finite positive standard deviations
- * (the reader divides by std). */
+/* The normalization statistics of a shard: finite means, finite non-negative standard
+ * deviations. A zero std is a constant channel, which `mpq prep` writes for such data and the
+ * reader normalizes with 1 (io/augment.c); a NaN, infinite or negative one is damage. */
 static int check_stats(const char *path, const float *mean, const float *std, int c)
 {
     for (int ch = 0; ch < c; ch++) {
@@ -170,10 +171,10 @@ static int check_stats(const char *path, const float *mean, const float *std, in
                             "%s: attribute mean[%d] is %g, not a finite number ---> HINT: "
                             "rerun `mpq prep`",
                             path, ch, (double)mean[ch]);
-        if (!isfinite(std[ch]) || !(std[ch] > 0.0f))
+        if (!isfinite(std[ch]) || !(std[ch] >= 0.0f))
             return MPQ_FAIL(MPQ_E_FORMAT,
                             "%s: attribute std[%d] is %g; a standard deviation must be finite "
-                            "and positive ---> HINT: rerun `mpq prep`",
+                            "and not negative ---> HINT: rerun `mpq prep`",
                             path, ch, (double)std[ch]);
     }
     return MPQ_OK;

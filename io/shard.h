@@ -21,7 +21,7 @@ typedef struct mpq_split mpq_split; /* opaque: the shards of one split, opened r
  * agreement between shards, and keeps all labels in memory. Errors name the file: MPQ_E_IO
  * (missing or unreadable directory or file), MPQ_E_FORMAT (no shards, not HDF5 / truncated,
  * missing or malformed datasets or attributes, labels outside [0, num_classes), shards that
- * disagree, a mean or std attribute that is not finite or a std <= 0, interrupted conversion).
+ * disagree, a mean or std attribute that is not finite or a negative std, interrupted conversion).
  * info.fingerprint hashes the shard file names (not their directory), row counts, shapes, class
  * counts, statistics and labels. Returns 0 or MPQ_E_*. */
 int mpq_split_open(const char *dir, mpq_split **out);

@@ -59,9 +59,5 @@ int mpq_health_check_step(mpq_comm *c, const mpq_cfg *cfg, const mpq_model *m, l
     char context[192];
     if (!final && (every <= 0 || steps_done % every)) return MPQ_OK;
     snprintf(context, sizeof context, "[%s] after step %ld", cfg->experiment, steps_done);
-    return mpq_comm_agree(c, mpq_health_check(m, 0, context,
-                                              "the training diverged (no checkpoint of this "
-                                              "state is written) ---> HINT: lower "
-                                              "initial_learning_rate, or resume from an "
-                                              "earlier checkpoint with other settings"));
+    return mpq_comm_agree(c, mpq_health_check(m, 0, context, MPQ_HEALTH_DIVERGED_HINT));
 }

@@ -20,6 +20,11 @@
  * where (e.g. "after step 12", "checkpoint 'x.h5'"); hint is appended when non-NULL. */
 int mpq_health_check(const mpq_model *m, int flags, const char *context, const char *hint);
 
+/* What a non-finite state during training means and what to try (the trainer's messages). */
+#define MPQ_HEALTH_DIVERGED_HINT                                                                   \
+    "the training diverged (no checkpoint of this state is written) ---> HINT: lower "             \
+    "initial_learning_rate, or resume from an earlier checkpoint with other settings"
+
 /* Collective, after a training step: when steps_done is a multiple of check_finite_every_steps, or
  * final is set, checks m (parameters and BN state; equal on every rank) and agrees on the result.
  * The message names the experiment, the step and the tensor. Returns 0 or MPQ_E_NUMERIC. */

@@ -601,7 +601,7 @@ static int save(trainer *t, const char *path, long steps_done, double lr,
     char context[sizeof t->dir + 192];
     snprintf(context, sizeof context, "[%s] after step %ld, not writing '%s'", t->cfg->experiment,
              steps_done, path);
-    int rc = mpq_health_check(&t->m, MPQ_HEALTH_OPTIMIZER, context, NULL);
+    int rc = mpq_health_check(&t->m, MPQ_HEALTH_OPTIMIZER, context, MPQ_HEALTH_DIVERGED_HINT);
     if (t->rank == 0 && rc == 0) rc = flush_outputs(t); /* what a crash after it must not lose */
     mpq_ckpt_info in;
     fill_info(t, steps_done, lr, res, &in);

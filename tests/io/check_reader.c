@@ -500,13 +500,14 @@ START_TEST(test_reader_ignores_temporaries_and_refuses_incomplete_splits)
 }
 END_TEST
 
-/* Statistics a reader cannot normalize with are refused naming the shard and the attribute; a
+/* Statistics a reader cannot normalize with (NaN, infinite, negative) are refused naming the shard
+ * and the attribute; a
  * num_classes key below the data's labels is a configuration error naming the key and the shard;
  * the layout fingerprint is the same for the same data and differs for other labels; a shard
  * that changes under a running reader is an error naming it. */
 START_TEST(test_reader_stats_classes_fingerprint_and_changed_shards)
 {
-    static const float bad_std[] = {NAN, INFINITY, 0.0f, -1.0f};
+    static const float bad_std[] = {NAN, INFINITY, -INFINITY, -1.0f};
     uint8_t px[2 * 4 * 4];
     int32_t labels[2] = {0, 1};
     char dir[2048], path[4096];
@@ -520,6 +521,14 @@ START_TEST(test_reader_stats_classes_fingerprint_and_changed_shards)
         ck_assert_int_eq(mpq_shard_write(path, 2, 4, 4, 1, px, labels, 2, &mean, &bad_std[i]), 0);
         expect_open_error(dir, MPQ_E_FORMAT, path, "attribute std[0]");
     }
+    /* a constant channel (std 0, as `mpq prep` writes it) is fine */
+    mpq_split *z;
+    snprintf(dir, sizeof dir, "%s/std0", tmp);
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    ck_assert_int_eq(mpq_shard_write(path, 2, 4, 4, 1, px, labels, 2, &mean, &(float){0.0f}), 0);
+    ck_assert_int_eq(mpq_split_open(dir, &z), 0);
+    mpq_split_close(z);
     snprintf(dir, sizeof dir, "%s/nanmean", tmp);
     mkdir(dir, 0777);
     snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
