@@ -146,6 +146,16 @@ static int write_optimizer(mpq_comm *c, mpq_pf *p, const mpq_model_view *m, cons
     return mpq_comm_agree(c, rc);
 }
 
+/* About the size of the file mpq_ckpt_save writes (for the free-space check). */
+static size_t save_bytes(const mpq_model_view *m, const mpq_ckpt_info *in, int with_optimizer)
+{
+    size_t floats = m->params->n_floats * (with_optimizer ? 3 : 1) + m->state->n_floats;
+    size_t raw = floats * sizeof(float) + (in->config ? strlen(in->config) : 0) +
+                 sizeof(double) * (size_t)in->history_rows * (size_t)in->history_cols;
+    return mpq_pf_estimate_bytes(raw, (size_t)(m->params->n_info + m->state->n_info) +
+                                          2 * (size_t)m->n_quants + 16);
+}
+
 int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model_view *m, const mpq_ckpt_info *info,
                   int with_optimizer)
 {
@@ -154,14 +164,13 @@ int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model_view *m, const 
     int rc, close_rc = MPQ_OK;
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return mpq_comm_agree(c, MPQ_FAIL(MPQ_E_ARG, "checkpoint path too long: '%s'", path));
+    rc = mpq_pf_reserve(c, tmp, save_bytes(m, info, with_optimizer));
+    if (rc < 0) return mpq_err_push(rc, "saving checkpoint '%s'", path);
     mpq_h5_lock();
     rc = mpq_comm_agree(c, mpq_pf_open(c, tmp, 1, &p));
-    if (rc < 0) {
-        mpq_pf_close(&p, &close_rc);
-        mpq_h5_unlock();
-        return rc;
-    }
-    rc = mpq_ckpt_write_root(&p, info, MPQ_CKPT_FORMAT, with_optimizer ? "checkpoint" : "params");
+    if (rc == 0)
+        rc = mpq_ckpt_write_root(&p, info, MPQ_CKPT_FORMAT,
+                                 with_optimizer ? "checkpoint" : "params");
     if (rc == 0) rc = mpq_pf_write_string(&p, "/config", info->config ? info->config : "");
     rc = mpq_comm_agree(c, rc);
     if (rc == 0) rc = write_registry(c, &p, m->params, "/params");
@@ -419,8 +428,18 @@ static int check_optimizer(mpq_pf *p, const mpq_model_view *m)
     return MPQ_OK;
 }
 
-int mpq_ckpt_load(mpq_comm *c, const char *path, const mpq_model_view *m, const char *model_name,
-                  int flags)
+/* A file whose tensors hold NaN or Inf (a diverged run saved by an older mpq, bit rot) is refused,
+ * naming the tensor. */
+static int check_finite(const char *path, const mpq_model_view *m, int with_optimizer)
+{
+    char context[PATH_MAX + 32];
+    snprintf(context, sizeof context, "'%s'", path);
+    return mpq_view_check_finite(m, with_optimizer ? MPQ_HEALTH_OPTIMIZER : 0, context,
+                            "---> HINT: the file is damaged or comes from a diverged run; use "
+                            "an earlier checkpoint");
+}
+
+int mpq_ckpt_load(mpq_comm *c, const char *path, const mpq_model_view *m, const char *model_name, int flags)
 {
     mpq_pf p;
     int rc, close_rc = MPQ_OK;
@@ -447,6 +466,7 @@ int mpq_ckpt_load(mpq_comm *c, const char *path, const mpq_model_view *m, const 
         rc = mpq_comm_agree(c, mpq_pf_read(&p, k ? "/optimizer/v" : "/optimizer/m",
                                            H5T_NATIVE_FLOAT, 1, n_opt, m->params->opt[k],
                                            sizeof(float) * m->params->n_floats));
+    if (rc == 0) rc = mpq_comm_agree(c, check_finite(path, m, flags & MPQ_CKPT_LOAD_OPTIMIZER));
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     return mpq_comm_agree(c, rc < 0 ? rc : close_rc);
@@ -611,6 +631,55 @@ static int plan_weights(mpq_pf *p, const mpq_model_view *m, int nnabla, wplan *p
     return MPQ_OK;
 }
 
+/* The tensors of group (recursively) that m has in neither registry: their count, and the first. */
+static int count_foreign(mpq_pf *p, const mpq_model_view *m, const char *group, char *first,
+                         size_t bytes)
+{
+    mpq_pf_names l;
+    int n = 0;
+    if (mpq_pf_list_datasets(p, group, &l) < 0) return 0;
+    for (int i = 0; i < l.n; i++) {
+        if (mpq_params_find(m->params, l.names[i]) >= 0 ||
+            mpq_params_find(m->state, l.names[i]) >= 0 ||
+            strstr(l.names[i], "quant/")) /* quantizer parameters are never loaded from it */
+            continue;
+        if (n++ == 0) snprintf(first, bytes, "%s", l.names[i]);
+    }
+    free(l.names);
+    return n + l.too_long;
+}
+
+/* Collective (metadata reads are): warns on rank 0 when a weight file comes from another model:
+ * tensors the model does not have (a ResNet-32 file for a ResNet-20 loads by name, silently
+ * dropping layers), or, for an mpq file, another input shape or class count. Loading goes on. */
+static void warn_foreign(mpq_pf *p, const mpq_model_view *m, int nnabla)
+{
+    char first[128] = "", model[32] = "?";
+    char in_state[128] = "";
+    int n = count_foreign(p, m, nnabla ? "/" : "/params", first, sizeof first);
+    int n_state = nnabla ? 0 : count_foreign(p, m, "/state", in_state, sizeof in_state);
+    if (n == 0 && n_state > 0) snprintf(first, sizeof first, "%s", in_state);
+    n += n_state;
+    int h = m->in_h, w = m->in_w, ch = m->in_c, k = m->num_classes;
+    if (!nnabla && (mpq_h5_attr_read_string(p->f, "model", p->path, model, sizeof model) < 0 ||
+                    mpq_h5_attr_read_int(p->f, "input_height", p->path, &h) < 0 ||
+                    mpq_h5_attr_read_int(p->f, "input_width", p->path, &w) < 0 ||
+                    mpq_h5_attr_read_int(p->f, "input_channels", p->path, &ch) < 0 ||
+                    mpq_h5_attr_read_int(p->f, "num_classes", p->path, &k) < 0))
+        mpq_err_clear();
+    int shape = h != m->in_h || w != m->in_w || ch != m->in_c || k != m->num_classes;
+    if (p->rank != 0 || (n == 0 && !shape)) return;
+    if (n > 0)
+        mpq_log_warn("weightfile '%s' comes from another model (its model: '%s'): it holds %d "
+                     "tensor(s) this model does not have, e.g. '%s'; loading the tensors that "
+                     "match by name",
+                     p->path, model, n, first);
+    if (shape)
+        mpq_log_warn("weightfile '%s' was trained on %dx%dx%d inputs with %d classes; this model "
+                     "takes %dx%dx%d inputs with %d classes",
+                     p->path, h, w, ch, k, m->in_h, m->in_w, m->in_c, m->num_classes);
+}
+
 /* Where the file keeps value k of parametric quantizer i, or "" when it does not hold that
  * quantizer with the model's method: mpq files /params/<quantizer>/<name>, with the method on
  * /quantizers/<quantizer>; nnabla files <quantizer>/<method>/<name> (the reference's naming). */
@@ -690,9 +759,11 @@ int mpq_ckpt_load_weights(mpq_comm *c, const char *path, const mpq_model_view *m
                 MPQ_FAIL(MPQ_E_FORMAT, "weightfile '%s' is a dataset shard (it has /images)", path);
     }
     if (rc == 0) rc = plan_weights(&p, m, nnabla, plan, &n_plan);
+    if (rc == 0) warn_foreign(&p, m, nnabla);
     rc = mpq_comm_agree(c, rc);
     for (int i = 0; rc == 0 && i < n_plan; i++)
         rc = mpq_comm_agree(c, read_planned(&p, &plan[i]));
+    if (rc == 0) rc = mpq_comm_agree(c, check_finite(path, m, 0));
     if (rc == 0 && quant_loaded)
         rc = read_quantizer_values(c, &p, m, nnabla, quant_loaded, &n_quant);
     mpq_pf_close(&p, &close_rc);
@@ -765,7 +836,8 @@ static void free_list(char **v, int n)
     free(v);
 }
 
-/* Serial: whether path opens as an mpq checkpoint (kind "checkpoint"). */
+/* Serial: whether path opens as an mpq checkpoint (kind "checkpoint") whose tensors match their
+ * checksums (one read of the file). */
 static int probe(const char *path)
 {
     char fmt[64] = "", kind[16] = "";
@@ -778,6 +850,8 @@ static int probe(const char *path)
              mpq_h5_attr_read_string(f, "kind", path, kind, sizeof kind) < 0 ||
              strcmp(fmt, MPQ_CKPT_FORMAT) || strcmp(kind, "checkpoint"))
         rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s' is not a complete mpq checkpoint", path);
+    else
+        rc = mpq_pf_verify_file(f, path);
     if (f >= 0) H5Fclose(f);
     mpq_h5_unlock();
     return rc;
@@ -840,4 +914,42 @@ int mpq_ckpt_clear(const char *output_dir, int *n_removed)
     if (unlink(path) != 0 && errno != ENOENT)
         return MPQ_FAIL(MPQ_E_IO, "cannot remove '%s': %s", path, strerror(errno));
     return MPQ_OK;
+}
+
+int mpq_ckpt_start_fresh(const char *output_dir, mpq_ckpt_start how)
+{
+    char dir[PATH_MAX], best[PATH_MAX + 32];
+    char **v;
+    int n, removed = 0;
+    if (how == MPQ_CKPT_START_RESTART) {
+        MPQ_TRY(mpq_ckpt_clear(output_dir, &removed));
+        if (removed > 0)
+            mpq_log_warn("--restart: removed %d checkpoint(s) and the params_best.h5 of an "
+                         "earlier run in %s",
+                         removed, output_dir);
+        return MPQ_OK;
+    }
+    snprintf(dir, sizeof dir, "%s/%s", output_dir, MPQ_CKPT_SUBDIR);
+    snprintf(best, sizeof best, "%s/%s", output_dir, MPQ_CKPT_BEST);
+    MPQ_TRY(list_ckpts(dir, 0, &v, &n));
+    int has_best = access(best, F_OK) == 0;
+    char newest[PATH_MAX + 32];
+    snprintf(newest, sizeof newest, "%s%s%s", n ? dir : best, n ? "/" : "", n ? v[0] : "");
+    free_list(v, n);
+    if (how == MPQ_CKPT_START_NONE && n == 0) {
+        if (has_best)
+            mpq_log_warn("--resume auto: no checkpoint in %s; the %s of an earlier run stays "
+                         "until this run validates a better state",
+                         dir, best);
+        return MPQ_OK;
+    }
+    if (n == 0 && !has_best) return MPQ_OK;
+    return MPQ_FAIL(MPQ_E_CONFIG,
+                    "%s already holds %d checkpoint(s)%s of an earlier run (newest: %s); a run "
+                    "starting at step 0 would overwrite them ---> HINT: %s, add --restart to "
+                    "start over (removes them), or set another output_dir",
+                    output_dir, n, has_best ? " and params_best.h5" : "", newest,
+                    how == MPQ_CKPT_START_NONE
+                        ? "none of the checkpoints loads (see the warnings above): move them away"
+                        : "continue that run with --resume auto");
 }

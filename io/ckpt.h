@@ -75,8 +75,9 @@ void mpq_ckpt_info_free(mpq_ckpt_info *i);
  * state, the fixed quantizers' (n, delta | m) and, with MPQ_CKPT_LOAD_OPTIMIZER, opt[0..1].
  * Everything is checked before anything is written into m; refusals say what differs: another
  * model name (when model_name != NULL), a tensor missing in the file or not in the model, a shape,
- * a quantizer's method, a parameter file where optimizer state is required. Returns 0 or an
- * agreed MPQ_E_FORMAT / MPQ_E_IO. */
+ * a quantizer's method, a parameter file where optimizer state is required. After reading, a NaN
+ * or infinite value in what was read is refused naming the tensor (MPQ_E_NUMERIC; m then holds
+ * the file's values). Returns 0 or an agreed MPQ_E_FORMAT / MPQ_E_IO / MPQ_E_NUMERIC. */
 #define MPQ_CKPT_LOAD_OPTIMIZER 1
 /* (Exported models are refused: io/export.h loads them.) */
 int mpq_ckpt_load(mpq_comm *c, const char *path, const mpq_model_view *m, const char *model_name,
@@ -100,15 +101,29 @@ int mpq_ckpt_load_weights(mpq_comm *c, const char *path, const mpq_model_view *m
 /* <output_dir>/checkpoints/ckpt-<step, 9 digits>.h5 into out. */
 void mpq_ckpt_path(const char *output_dir, long step, char *out, size_t bytes);
 /* Not collective (rank 0): the newest complete checkpoint of output_dir (by step), skipping files
- * that do not open as checkpoints (with a warning) and temporaries. Returns 1 and writes its path,
+ * that do not open as checkpoints or hold a tensor that fails its checksum (with a warning naming
+ * it: --resume auto then falls back to the previous checkpoint) and temporaries. Returns 1 and writes its path,
  * 0 if there is none, or MPQ_E_IO for an unreadable directory. */
 int mpq_ckpt_find_latest(const char *output_dir, char *out, size_t bytes);
 /* Not collective (rank 0): removes all but the newest keep checkpoints (keep 0: none) and every
  * temporary left by an interrupted save. Returns 0 or MPQ_E_IO. */
 int mpq_ckpt_prune(const char *output_dir, int keep);
 /* Not collective (rank 0): removes every checkpoint, temporary and the params_best.h5 of
- * output_dir (a run that starts at step 0 there), writing how many checkpoints went to
- * *n_removed. Returns 0 or MPQ_E_IO. */
+ * output_dir, writing how many checkpoints went to *n_removed. Returns 0 or MPQ_E_IO. */
 int mpq_ckpt_clear(const char *output_dir, int *n_removed);
+
+/* How a run that starts at step 0 treats an earlier run's files in its output_dir. */
+typedef enum mpq_ckpt_start {
+    MPQ_CKPT_START_FRESH,   /* no --resume: refuse if checkpoints or params_best.h5 exist */
+    MPQ_CKPT_START_NONE,    /* --resume auto found no loadable checkpoint: refuse if checkpoint
+                               files exist (damaged ones are never removed silently); an earlier
+                               params_best.h5 is kept until this run writes its own (warning) */
+    MPQ_CKPT_START_RESTART, /* --restart: remove them (mpq_ckpt_clear), with a warning */
+} mpq_ckpt_start;
+/* Not collective (rank 0), before a run at step 0 writes anything into output_dir. Refusals are
+ * MPQ_E_CONFIG naming the directory, the newest file and the ways on (--resume auto, --restart,
+ * another output_dir); nothing is deleted unless `how` is MPQ_CKPT_START_RESTART. Returns 0 or
+ * MPQ_E_*. */
+int mpq_ckpt_start_fresh(const char *output_dir, mpq_ckpt_start how);
 
 #endif

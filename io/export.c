@@ -210,6 +210,11 @@ int mpq_export_write(mpq_comm *c, const char *path, const mpq_model_view *m,
              ? MPQ_OK
              : MPQ_FAIL(MPQ_E_NOMEM, "out of memory exporting");
     rc = mpq_comm_agree(c, rc);
+    if (rc == 0) /* codes (up to 4 bytes each), step sizes, BN and state: at most 3 floats each */
+        rc = mpq_pf_reserve(
+            c, tmp,
+            mpq_pf_estimate_bytes(3 * sizeof(float) * (m->params->n_floats + m->state->n_floats),
+                                  2 * (size_t)n_es + (size_t)m->state->n_info + 16));
     if (rc == 0) {
         mpq_h5_lock();
         rc = mpq_comm_agree(c, mpq_pf_open(c, tmp, 1, &p));

@@ -263,6 +263,8 @@ int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_sour
     s->base.opts = *o;
     s->perm_epoch = -1;
     if ((rc = mpq_split_open(dir, &s->split)) < 0) goto fail;
+    if (o->num_classes > 0 && (rc = mpq_split_check_labels(s->split, o->num_classes)) < 0)
+        goto fail;
     in = mpq_split_info(s->split);
     n_all = in->n_samples;
     if (n_all >= (1L << 32)) {

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "core/checked_size.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "io/h5.h"
 
 enum { MAX_OPEN_SHARDS = 32 };
@@ -22,6 +24,7 @@ enum { MAX_OPEN_SHARDS = 32 };
 typedef struct shard {
     char *path;
     long first, n;             /* global index of the first sample, number of samples */
+    struct stat st;            /* the file as it was validated (device, inode, size, mtime) */
     hid_t file, images, space; /* open handles, or H5I_INVALID_HID */
     unsigned long last_use;
 } shard;
@@ -139,6 +142,26 @@ static int check_dataset(hid_t f, const char *path, const char *name, size_t siz
     return MPQ_OK;
 }
 
+/* The normalization statistics of a shard: finite means, finite non-negative standard
+ * deviations. A zero std is a constant channel, which `mpq prep` writes for such data and the
+ * reader normalizes with 1 (io/augment.c); a NaN, infinite or negative one is damage. */
+static int check_stats(const char *path, const float *mean, const float *std, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        if (!isfinite(mean[ch]))
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "%s: attribute mean[%d] is %g, not a finite number ---> HINT: "
+                            "rerun `mpq prep`",
+                            path, ch, (double)mean[ch]);
+        if (!isfinite(std[ch]) || !(std[ch] >= 0.0f))
+            return MPQ_FAIL(MPQ_E_FORMAT,
+                            "%s: attribute std[%d] is %g; a standard deviation must be finite "
+                            "and not negative ---> HINT: rerun `mpq prep`",
+                            path, ch, (double)std[ch]);
+    }
+    return MPQ_OK;
+}
+
 /* Validates one shard (lock held). The first shard (info->n_samples == 0 on entry) sets the
  * split's geometry, the others must agree. Appends its labels at labels + sh->first. */
 static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *cap)
@@ -150,7 +173,7 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
     size_t image_bytes = 0, label_bytes = 0, total = 0;
     struct stat st;
     float mean[4], std[4];
-    if (access(path, R_OK) != 0) {
+    if (access(path, R_OK) != 0 || stat(path, &sh->st) != 0) {
         rc = MPQ_FAIL(MPQ_E_IO, "cannot read shard '%s': %s", path, strerror(errno));
         goto out;
     }
@@ -208,7 +231,8 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
         goto out;
     }
     if ((rc = mpq_h5_attr_read_floats(f, "mean", path, mean, ac)) < 0 ||
-        (rc = mpq_h5_attr_read_floats(f, "std", path, std, ac)) < 0)
+        (rc = mpq_h5_attr_read_floats(f, "std", path, std, ac)) < 0 ||
+        (rc = check_stats(path, mean, std, ac)) < 0)
         goto out;
     if (info->n_samples == 0) {
         info->h = ah;
@@ -279,6 +303,44 @@ void mpq_split_close(mpq_split *s)
     free(s);
 }
 
+/* The split's layout as one hash (see shard.h): what ranks compare before training. */
+static uint64_t fingerprint(const mpq_split *s)
+{
+    const mpq_data_info *in = &s->info;
+    uint64_t h = MPQ_HASH_INIT;
+    for (int i = 0; i < s->n_shards; i++) {
+        const char *slash = strrchr(s->shards[i].path, '/');
+        const char *name = slash ? slash + 1 : s->shards[i].path;
+        h = mpq_hash_bytes(h, name, strlen(name) + 1);
+        h = mpq_hash_u64(h, (uint64_t)s->shards[i].n);
+    }
+    h = mpq_hash_u64(h, (uint64_t)in->n_samples);
+    const int geometry[4] = {in->h, in->w, in->c, in->num_classes};
+    for (int k = 0; k < 4; k++)
+        h = mpq_hash_u64(h, (uint64_t)geometry[k]);
+    h = mpq_hash_bytes(h, in->mean, sizeof(float) * (size_t)in->c);
+    h = mpq_hash_bytes(h, in->std, sizeof(float) * (size_t)in->c);
+    return mpq_hash_bytes(h, s->labels, sizeof *s->labels * (size_t)in->n_samples);
+}
+
+int mpq_split_check_labels(const mpq_split *s, int num_classes)
+{
+    for (int i = 0; i < s->n_shards; i++) {
+        const shard *sh = &s->shards[i];
+        for (long k = 0; k < sh->n; k++) {
+            int32_t y = s->labels[sh->first + k];
+            if (y >= num_classes)
+                return MPQ_FAIL(MPQ_E_CONFIG,
+                                "num_classes = %d, but shard '%s' holds label %d (sample %ld; "
+                                "the data has %d classes) ---> HINT: set num_classes = 0 to "
+                                "take it from the data, or at least %d",
+                                num_classes, sh->path, (int)y, k, s->info.num_classes,
+                                s->info.num_classes);
+        }
+    }
+    return MPQ_OK;
+}
+
 int mpq_split_open(const char *dir, mpq_split **out)
 {
     char **names = NULL;
@@ -304,6 +366,7 @@ int mpq_split_open(const char *dir, mpq_split **out)
     mpq_h5_lock();
     for (int i = 0; i < n && rc == MPQ_OK; i++)
         rc = probe_shard(&s->shards[i], &s->info, &s->labels, &cap);
+    if (rc == MPQ_OK) s->info.fingerprint = fingerprint(s);
     if (rc == MPQ_OK) {
         hsize_t m[4] = {1, (hsize_t)s->info.h, (hsize_t)s->info.w, (hsize_t)s->info.c};
         s->mem_space = H5Screate_simple(4, m, NULL);
@@ -362,6 +425,26 @@ static int shard_ensure_open(mpq_split *s, shard *sh)
     return MPQ_OK;
 }
 
+/* A shard removed, replaced or truncated while training would otherwise be read through the open
+ * handle (a removed file) or as zeros past its new end (a truncated one): one stat per image. */
+static int check_unchanged(const shard *sh)
+{
+    struct stat now;
+    if (stat(sh->path, &now) != 0)
+        return MPQ_FAIL(MPQ_E_IO,
+                        "shard '%s' disappeared while training: %s ---> HINT: restore it "
+                        "and resume with --resume auto",
+                        sh->path, strerror(errno));
+    if (now.st_dev != sh->st.st_dev || now.st_ino != sh->st.st_ino ||
+        now.st_size != sh->st.st_size || now.st_mtime != sh->st.st_mtime)
+        return MPQ_FAIL(MPQ_E_IO,
+                        "shard '%s' changed while training (size %lld -> %lld bytes) "
+                        "---> HINT: do not rewrite a split a run reads; restore it and resume "
+                        "with --resume auto",
+                        sh->path, (long long)sh->st.st_size, (long long)now.st_size);
+    return MPQ_OK;
+}
+
 int mpq_split_read(mpq_split *s, long i, uint8_t *pixels, int *label)
 {
     int lo = 0, hi = s->n_shards - 1, rc;
@@ -377,6 +460,7 @@ int mpq_split_read(mpq_split *s, long i, uint8_t *pixels, int *label)
             hi = mid - 1;
     }
     sh = &s->shards[lo];
+    MPQ_TRY(check_unchanged(sh));
     start[0] = (hsize_t)(i - sh->first);
     count[0] = 1;
     count[1] = (hsize_t)s->info.h;

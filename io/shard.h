@@ -25,10 +25,15 @@ typedef struct mpq_split mpq_split; /* opaque: the shards of one split, opened r
  * agreement between shards, and keeps all labels in memory. Errors name the file: MPQ_E_IO
  * (missing or unreadable directory or file), MPQ_E_FORMAT (no shards, not HDF5 / truncated,
  * missing or malformed datasets or attributes, labels outside [0, num_classes), shards that
- * disagree, interrupted conversion). Returns 0 or MPQ_E_*. */
+ * disagree, a mean or std attribute that is not finite or a negative std, interrupted conversion).
+ * info.fingerprint hashes the shard file names (not their directory), row counts, shapes, class
+ * counts, statistics and labels. Returns 0 or MPQ_E_*. */
 int mpq_split_open(const char *dir, mpq_split **out);
 /* NULL is a no-op. */
 void mpq_split_close(mpq_split *s);
+/* Checks that every label lies below num_classes (the configuration's key, when it is set below
+ * the data's). Returns 0 or MPQ_E_CONFIG naming the key, the shard, the sample and the label. */
+int mpq_split_check_labels(const mpq_split *s, int num_classes);
 const mpq_data_info *mpq_split_info(const mpq_split *s);
 /* The labels of all samples (n_samples, global order), checked at open. */
 const int32_t *mpq_split_labels(const mpq_split *s);

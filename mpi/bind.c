@@ -33,7 +33,7 @@ static int choose_threads(int requested, int share_cores)
 int mpq_comm_bind(mpq_comm *c, int requested, char *line, size_t line_bytes)
 {
     char host[256] = "?", cpus[256] = "?", why[160] = "";
-    int share = 0, threads;
+    int share = 0, threads, node_cores = 0;
     hwloc_topology_t topo;
     if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "?");
     host[sizeof host - 1] = '\0';
@@ -49,6 +49,7 @@ int mpq_comm_bind(mpq_comm *c, int requested, char *line, size_t line_bytes)
             unit = HWLOC_OBJ_PU;
             ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
         }
+        node_cores = ncores;
         const int local = c->local_size, me = c->local_rank;
         hwloc_bitmap_t set = hwloc_bitmap_alloc();
         if (!set) {
@@ -78,6 +79,11 @@ int mpq_comm_bind(mpq_comm *c, int requested, char *line, size_t line_bytes)
     snprintf(text, sizeof text, "rank %d host %s cores [%s] threads %d%s", c->rank, host, cpus,
              threads, why);
     if (why[0]) mpq_log_warn("%s", text);
+    int cores = share > 0 ? share : node_cores; /* this rank's share, or the whole node */
+    if (requested > 0 && cores > 0 && requested > cores)
+        mpq_log_warn("threads = %d is more than the %d core(s) %s: the threads will share "
+                     "cores ---> HINT: set threads = 0 to take the binding's count",
+                     requested, cores, share > 0 ? "bound to this rank" : "of this node");
     if (line && line_bytes > 0) snprintf(line, line_bytes, "%s", text);
     return threads;
 }

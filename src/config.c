@@ -210,9 +210,10 @@ static const key keys[] = {
     KBOOL("sync_bn", sync_bn, "false", "BN statistics over the global batch"),
     KBOOL("deterministic", deterministic, "false",
           "bit-identical trajectories for any rank count dividing virtual_shards"),
-    KINT("virtual_shards", virtual_shards, "8", 1, 1 << 20,
+    KINT("virtual_shards", virtual_shards, "8", 1, MPQ_MAX_VIRTUAL_SHARDS,
          "fixed split of each batch for deterministic runs (must divide batch_size)"),
-    KINT("threads", threads, "0", 0, 1 << 16, "threads per rank (0: from the binding)"),
+    KINT("threads", threads, "0", 0, MPQ_MAX_THREADS,
+         "threads per rank (0: from the binding; more than the rank's cores: a warning)"),
     KFLT("bucket_mbytes", bucket_mbytes, "4", 0, BIG, POS, "gradient allreduce bucket size in MB"),
     KSTR("output_dir", output_dir, "", "run directory (default: the experiment name)"),
     KLONG("checkpoint_every_steps", checkpoint_every_steps, "0", 0, 1e15,
@@ -223,6 +224,9 @@ static const key keys[] = {
     KBOOL("progress", progress, "true", "live progress line on a terminal"),
     KBOOL("check_replicas", check_replicas, "false",
           "verify after every step that all ranks hold bit-identical parameters"),
+    KLONG("check_finite_every_steps", check_finite_every_steps, "10", 0, 1e15,
+          "stop when a parameter or BN statistic is NaN or infinite, checked every this many "
+          "steps (one pass over the parameters; 0: only before saves and at the end)"),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 

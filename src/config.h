@@ -17,6 +17,12 @@
 typedef enum mpq_optimizer { MPQ_OPTIMIZER_SGD, MPQ_OPTIMIZER_ADAM } mpq_optimizer;
 
 #define MPQ_MAX_DECAY_EPOCHS 8
+/* The largest virtual_shards the trainer supports: it sums per-shard metrics in a fixed array of
+ * that many shards (src/train.c), and every shard is one micro-batch of at least one sample. */
+#define MPQ_MAX_VIRTUAL_SHARDS 1024
+/* The largest threads value: OpenMP and BLIS take more, but libgomp crashes creating tens of
+ * thousands of threads; no node has more than this many cores per rank. */
+#define MPQ_MAX_THREADS 1024
 
 /* A boolean key whose file value is a false word (False, no, off, 0) read as true, as the
  * reference reads it (Python's bool() of a non-empty string); truthy like 1. */
@@ -75,6 +81,7 @@ typedef struct mpq_cfg {
     int keep_checkpoints;
     int progress;           /* 1: live progress line on a terminal */
     int check_replicas;     /* 1: compare a parameter checksum over the ranks every step */
+    long check_finite_every_steps; /* NaN/Inf scan of the parameters every N steps (0: off) */
 } mpq_cfg;
 
 /* Every key at its default (the reference's for its keys; see `mpq train --help-keys`). */

@@ -15,6 +15,9 @@ typedef struct mpq_data_info {
     int h, w, c;           /* of the delivered (augmented) images */
     int num_classes;
     float mean[4], std[4]; /* per channel, of the training split */
+    uint64_t fingerprint;  /* hash of the split's layout: shard names, rows, shapes, statistics,
+                              labels (synthetic data: its parameters); equal on every rank that
+                              reads the same data */
 } mpq_data_info;
 
 typedef struct mpq_source_opts {
@@ -25,6 +28,7 @@ typedef struct mpq_source_opts {
     mpq_augment augment;   /* train only; validation uses none / centre crop */
     int out_h, out_w;      /* output size (imagenet augment), 0: as stored */
     int prefetch;          /* 1: background thread prepares the next batch */
+    int num_classes;       /* > 0: labels must lie below it (the num_classes key); 0: the data's */
 } mpq_source_opts;
 
 typedef struct mpq_source mpq_source;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/rng.h"
 #include "data.h"
 
@@ -103,6 +104,11 @@ int mpq_source_synthetic_create(const mpq_source_opts *o, long n, int h, int w, 
     s->base.opts = *o;
     s->base.info = (mpq_data_info){.n_samples = n, .h = h, .w = w, .c = c, .num_classes = k};
     for (int i = 0; i < c && i < 4; i++) s->base.info.std[i] = 1.0f;
+    const uint64_t layout[6] = {(uint64_t)n, (uint64_t)h, (uint64_t)w,
+                                (uint64_t)c, (uint64_t)k, data_seed};
+    s->base.info.fingerprint = MPQ_HASH_INIT;
+    for (int i = 0; i < 6; i++)
+        s->base.info.fingerprint = mpq_hash_u64(s->base.info.fingerprint, layout[i]);
     s->base.steps_per_epoch = o->train ? n / o->global_batch : (n + o->global_batch - 1) / o->global_batch;
     s->base.max_local_batch = (o->global_batch + o->n_ranks - 1) / o->n_ranks;
     s->data_seed = data_seed;

@@ -56,12 +56,21 @@ typedef struct mpq_model_view {
     int n_tensors;
     const mpq_bn_ref *bns;
     int n_bns;
+    int in_h, in_w, in_c, num_classes; /* the input and output the model was built for */
 } mpq_model_view;
 
 /* The tensor of the view whose registry entry is info, or NULL. */
 const mpq_tensor *mpq_view_tensor(const mpq_model_view *v, const mpq_param_info *info);
 /* Values of tensor t (in params or state). */
 float *mpq_view_values(const mpq_model_view *v, const mpq_tensor *t);
+/* Buffers mpq_view_check_finite scans besides the values and the BN state. */
+#define MPQ_HEALTH_OPTIMIZER 1 /* also the optimizer state (opt[0], opt[1]) */
+/* Returns 0 if every value of v's parameters and BN state (and with MPQ_HEALTH_OPTIMIZER its
+ * optimizer state) is finite; else MPQ_E_NUMERIC with the message "<context>: <buffer> tensor
+ * '<name>' holds <value> at element <i> of <n> (<k> non-finite values in all)"; hint is appended
+ * when non-NULL. One pass over the flat buffers. */
+int mpq_view_check_finite(const mpq_model_view *v, int flags, const char *context,
+                          const char *hint);
 /* The per-channel scale gamma / sqrt(var + eps) and bias beta - mean * scale of BN b. */
 void mpq_bn_fold(const mpq_model_view *v, int b, float *scale, float *bias);
 /* Makes BN b the map y = x + bias (after its scale was folded into the preceding weights):

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "outfile.h"
 
 static const char *class_color(mpq_layer_class c)
 {
@@ -109,7 +110,7 @@ int mpq_report_histories(const char *dir, const mpq_model *m, long epoch)
                     else fprintf(f, ",");
                 }
             fprintf(f, "\n");
-            if (fclose(f) != 0) return MPQ_FAIL(MPQ_E_IO, "cannot write '%s'", path);
+            MPQ_TRY(mpq_outfile_close(&f, NULL, path));
         }
     return MPQ_OK;
 }
@@ -176,6 +177,5 @@ int mpq_report_bitwidth_svg(const char *path, const mpq_model *m, const char *ti
                 legend[i] == MPQ_CLASS_OTHER ? "residual/input" : mpq_layer_class_name(legend[i]));
     }
     fprintf(f, "</svg>\n");
-    if (fclose(f) != 0) return MPQ_FAIL(MPQ_E_IO, "cannot write '%s'", path);
-    return MPQ_OK;
+    return mpq_outfile_close(&f, NULL, path);
 }

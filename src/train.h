@@ -18,6 +18,7 @@
 typedef struct mpq_train_opts {
     const char *resume; /* NULL, "auto" or a checkpoint path */
     int quiet;          /* no progress lines */
+    int restart;        /* start at step 0 even over an earlier run's checkpoints (removed) */
 } mpq_train_opts;
 
 typedef struct mpq_train_result {
@@ -33,7 +34,8 @@ typedef struct mpq_train_result {
 } mpq_train_result;
 
 /* Runs the experiment: from step 0 (initial values, or the weightfile's weights with quantizers
- * initialised from them; an earlier run's checkpoints in output_dir are removed), or with
+ * initialised from them; refused while output_dir holds an earlier run's checkpoints or
+ * params_best.h5, unless o->restart, which removes them), or with
  * o->resume from a checkpoint ("auto": the newest complete one under <output_dir>/checkpoints,
  * or step 0 if there is none), continuing the csv files without duplicate or missing rows.
  * Checkpoints every checkpoint_every_steps steps and every checkpoint_every_minutes (rank 0's

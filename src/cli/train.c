@@ -11,7 +11,7 @@
 #include "train.h"
 
 static const char usage[] =
-    "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]\n"
+    "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE | --restart]\n"
     "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
     "       mpq train --cfg FILE --list-paths  (per experiment, DEFAULT first: name,\n"
     "                 output_dir, weightfile, w_quantize, tab-separated, '-' if empty)\n"
@@ -19,6 +19,8 @@ static const char usage[] =
     "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
     "--resume auto: continue from the newest checkpoint in <output_dir>/checkpoints\n"
     "               (or start at step 0 if there is none); --resume FILE: from FILE.\n"
+    "Without --resume, an output_dir holding checkpoints of an earlier run is refused;\n"
+    "--restart starts at step 0 anyway and removes them.\n"
     "SIGUSR1/SIGTERM: checkpoint at the next step and exit with status 75.\n"
     "Run distributed with `mpirun -np N mpq train ...`.\n";
 
@@ -54,11 +56,12 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
 {
     const char *cfg_path = NULL, *experiment = NULL, *resume = NULL, *set_v[128];
     mpq_strlist sets = {set_v, 0, 128};
-    int list = 0, paths = 0, help_keys = 0, rank = mpq_comm_rank(c), rc = MPQ_OK, n_pos;
+    int list = 0, paths = 0, help_keys = 0, restart = 0, rank = mpq_comm_rank(c), rc = MPQ_OK, n_pos;
     const mpq_opt opts[] = {
         {"cfg", MPQ_OPT_STR, &cfg_path, 0, 0},         {"set", MPQ_OPT_LIST, &sets, 0, 0},
         {"resume", MPQ_OPT_STR, &resume, 0, 0},        {"list", MPQ_OPT_FLAG, &list, 0, 0},
         {"list-paths", MPQ_OPT_FLAG, &paths, 0, 0},    {"help-keys", MPQ_OPT_FLAG, &help_keys, 0, 0},
+        {"restart", MPQ_OPT_FLAG, &restart, 0, 0},
     };
     mpq_argspec spec = {"mpq train", usage, opts, (int)(sizeof opts / sizeof opts[0]),
                         &experiment, 1};
@@ -71,6 +74,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     }
     if (!cfg_path || (!experiment && !list))
         return mpq_args_usage_error(&spec, "--cfg FILE and an EXPERIMENT (or --list) are needed");
+    if (restart && resume) return mpq_args_usage_error(&spec, "--restart and --resume exclude each other");
 
     char *text = NULL;
     rc = mpq_cli_read_text(c, cfg_path, &text);
@@ -92,7 +96,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
         free(text);
         return mpq_cli_report("train", rc);
     }
-    mpq_train_opts o = {.resume = resume};
+    mpq_train_opts o = {.resume = resume, .restart = restart};
     mpq_train_result res;
     rc = mpq_train(c, &cfg, &o, &res);
     free(text);

@@ -83,8 +83,13 @@ static void claim_node(mpq_model *m, int i, const int *bn_of_node)
 
 static void fill_view(mpq_model *m)
 {
-    m->view = (mpq_model_view){&m->params, &m->state,    m->quants, m->qnames, m->n_quants,
-                               m->tensors, m->n_tensors, m->bns,    m->n_bns};
+    m->view = (mpq_model_view){
+        .params = &m->params, .state = &m->state,         .quants = m->quants,
+        .qnames = m->qnames,  .n_quants = m->n_quants,    .tensors = m->tensors,
+        .n_tensors = m->n_tensors, .bns = m->bns,         .n_bns = m->n_bns,
+        .in_h = m->in_h,      .in_w = m->in_w,            .in_c = m->in_c,
+        .num_classes = m->num_classes,
+    };
 }
 
 int mpq_model_tensors_build(mpq_model *m)

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "io/ckpt.h"
+#include "health.h"
 #include "models/models.h"
 #include "train/trainer.h"
 
@@ -59,29 +60,17 @@ static void fill_info(const trainer *t, long steps_done, double lr, const mpq_tr
     snprintf(in->history_columns, sizeof in->history_columns, "%s", mpq_results_header);
 }
 
-/* Fails unless every parameter and BN statistic is finite (path names the file not written). */
-static int check_finite(const trainer *t, long steps_done, const char *path)
-{
-    for (int k = 0; k < 2; k++) {
-        const mpq_params *r = k ? &t->m.state : &t->m.params;
-        for (size_t i = 0; i < r->n_floats; i++)
-            if (!isfinite(r->val[i]))
-                return MPQ_FAIL(MPQ_E_NUMERIC,
-                                "[%s] %s %zu is %g after step %ld: not writing "
-                                "'%s'",
-                                t->cfg->experiment, k ? "BN statistic" : "parameter", i, r->val[i],
-                                steps_done, path);
-    }
-    return MPQ_OK;
-}
-
 /* Collective: writes a checkpoint (with_optimizer; then the directory is pruned to
  * keep_checkpoints) or a parameter file. A state with a non-finite value is never written. */
 int trainer_save(trainer *t, const char *path, long steps_done, double lr,
                  const mpq_train_result *res, int with_optimizer)
 {
-    int rc = check_finite(t, steps_done, path);
-    trainer_flush_logs(t); /* what a crash after this checkpoint must not lose */
+    char context[sizeof t->dir + 192];
+    snprintf(context, sizeof context, "[%s] after step %ld, not writing '%s'", t->cfg->experiment,
+             steps_done, path);
+    int rc = mpq_view_check_finite(&t->m.view, MPQ_HEALTH_OPTIMIZER, context,
+                                   MPQ_HEALTH_DIVERGED_HINT);
+    if (rc == 0) rc = trainer_flush_logs(t); /* what a crash after it must not lose */
     mpq_ckpt_info in;
     fill_info(t, steps_done, lr, res, &in);
     double t0 = mpq_comm_wtime();

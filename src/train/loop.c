@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "evaluate.h"
+#include "health.h"
 #include "io/ckpt.h"
 #include "kernels/gemm.h"
 #include "models/models.h"
@@ -163,7 +164,9 @@ static int end_epoch(trainer *t, long step, float lr, const mpq_step_stats *st,
     rc = trainer_append_hist(t, row);
     if (t->rank == 0 && rc == 0) {
         if (live) printf("\n");
-        trainer_log_results(t, row);
+        rc = trainer_log_results(t, row);
+    }
+    if (t->rank == 0 && rc == 0) {
         if (!t->quiet)
             mpq_log_info("epoch %ld: train err %.2f%%  val err %.2f%%  loss %.4f  "
                          "W %.2f KB  A %.2f KB  (%.1f s)",
@@ -192,7 +195,10 @@ static int start(trainer *t, const mpq_train_opts *o, int threads, mpq_train_res
     if (!ckpt[0] && *cfg->weightfile) MPQ_TRY(trainer_load_weightfile(t));
     MPQ_TRY(mpq_comm_agree(t->comm, broadcast_values(t)));
     if (ckpt[0]) MPQ_TRY(trainer_resume(t, ckpt, res));
-    MPQ_TRY(mpq_comm_agree(t->comm, trainer_open_outputs(t, ckpt[0] != '\0')));
+    mpq_ckpt_start fresh = o->restart  ? MPQ_CKPT_START_RESTART
+                           : o->resume ? MPQ_CKPT_START_NONE
+                                       : MPQ_CKPT_START_FRESH;
+    MPQ_TRY(mpq_comm_agree(t->comm, trainer_open_outputs(t, ckpt[0] != '\0', fresh)));
     if (!o->quiet)
         mpq_log_info("signal handlers installed on %d rank(s): SIGUSR1 or SIGTERM checkpoints and "
                      "stops with exit status 75",
@@ -252,6 +258,7 @@ static int run_steps(trainer *t, const mpq_train_opts *o, mpq_train_result *res)
         /* a diverged state is never checkpointed */
         MPQ_TRY(mpq_comm_agree(t->comm, mpq_trainstep_run(&t->step, t->train, lr, step, &st)));
         if (cfg->check_replicas) MPQ_TRY(check_replicas(t, step));
+        MPQ_TRY(mpq_health_check_step(t->comm, cfg, &t->m, step + 1, step + 1 == t->total_steps));
         if (step == 0) res->first_loss = st.loss;
         res->last_loss = st.loss;
         t->epoch_err += st.err;
@@ -304,6 +311,7 @@ static int finish(trainer *t, const mpq_train_opts *o, mpq_train_result *res)
             printf("bitwidth picture: %s\n", svg);
             printf("parameter checksum: %016llx\n", (unsigned long long)res->checksum);
         }
+        if (rc == 0) rc = trainer_flush_logs(t);
     }
     return mpq_comm_agree(t->comm, rc);
 }

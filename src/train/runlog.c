@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "io/ckpt.h"
+#include "outfile.h"
 #include "train/trainer.h"
 
 const char mpq_results_header[] =
@@ -67,7 +68,8 @@ static int truncate_csv(const char *path, const char *header, long limit, int by
     }
     free(line);
     if (in) fclose(in);
-    if (fclose(out) != 0 || rename(tmp, path) != 0)
+    rc = mpq_outfile_close(&out, NULL, tmp);
+    if (rc == 0 && rename(tmp, path) != 0)
         rc = MPQ_FAIL(MPQ_E_IO, "cannot rewrite '%s': %s", path, strerror(errno));
     return rc;
 }
@@ -117,20 +119,13 @@ static FILE *open_in_dir(const trainer *t, const char *name, const char *mode)
     return fopen(path, mode);
 }
 
-int trainer_open_outputs(trainer *t, int resumed)
+int trainer_open_outputs(trainer *t, int resumed, mpq_ckpt_start fresh)
 {
     char path[sizeof t->dir + 32];
     if (t->rank != 0) return MPQ_OK;
     snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_SUBDIR);
     MPQ_TRY(mkdirs(path));
-    if (!resumed) { /* like the csv files, an earlier run's checkpoints do not belong to this one */
-        int n = 0;
-        MPQ_TRY(mpq_ckpt_clear(t->dir, &n));
-        if (n > 0)
-            mpq_log_warn("starting at step 0: removed %d checkpoint(s) of an earlier run in %s/%s "
-                         "(--resume auto continues a run)",
-                         n, t->dir, MPQ_CKPT_SUBDIR);
-    }
+    if (!resumed) MPQ_TRY(mpq_ckpt_start_fresh(t->dir, fresh)); /* refuses to overwrite a run */
     if (resumed) MPQ_TRY(cut_back(t));
     const char *mode = resumed ? "a" : "w";
     t->steps_csv = open_in_dir(t, "steps.csv", mode);
@@ -151,8 +146,7 @@ int trainer_open_outputs(trainer *t, int resumed)
     FILE *f = open_in_dir(t, "config.cfg", "w");
     if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot write '%s/config.cfg': %s", t->dir, strerror(errno));
     mpq_cfg_dump(t->cfg, f);
-    fclose(f);
-    return MPQ_OK;
+    return mpq_outfile_close(&f, t->dir, "config.cfg");
 }
 
 /* Rank 0: the step's rows; stimes are the step's times agreed over the ranks (loop.c). */
@@ -174,19 +168,19 @@ void trainer_log_validation(trainer *t, long step, double verr, double vce,
             now->kbytes_w, now->kbytes_a, within, best);
 }
 
-void trainer_flush_logs(trainer *t)
+int trainer_flush_logs(trainer *t)
 {
-    if (t->rank != 0) return;
-    fflush(t->steps_csv);
-    fflush(t->timing_csv);
-    fflush(t->results_csv);
-    fflush(t->val_csv);
+    if (t->rank != 0) return MPQ_OK;
+    MPQ_TRY(mpq_outfile_flush(t->steps_csv, t->dir, "steps.csv"));
+    MPQ_TRY(mpq_outfile_flush(t->timing_csv, t->dir, "timing.csv"));
+    MPQ_TRY(mpq_outfile_flush(t->results_csv, t->dir, "results.csv"));
+    return mpq_outfile_flush(t->val_csv, t->dir, "validation.csv");
 }
 
-void trainer_log_results(trainer *t, const double *row)
+int trainer_log_results(trainer *t, const double *row)
 {
     write_results_row(t->results_csv, row);
-    trainer_flush_logs(t);
+    return trainer_flush_logs(t);
 }
 
 void trainer_progress(const trainer *t, long step, const mpq_step_stats *st, double elapsed,

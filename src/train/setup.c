@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "io/shard.h"
 #include "models/models.h"
+#include "run_agree.h"
 #include "train/trainer.h"
 
 int mpq_train_source_open(const mpq_cfg *c, const char *spec, int train, int rank, int n_ranks,
@@ -21,6 +22,7 @@ int mpq_train_source_open(const mpq_cfg *c, const char *spec, int train, int ran
         .train = train,
         .augment = c->augment, /* validation: the same normalization, no random transforms */
         .prefetch = 1,
+        .num_classes = c->num_classes,
     };
     if (!strcmp(spec, "synthetic")) {
         long n = train ? c->synthetic_samples : c->synthetic_samples / 4;
@@ -101,6 +103,7 @@ int trainer_setup(trainer *t)
     if (rc == 0) rc = setup_data(t);
     MPQ_TRY(mpq_comm_agree(t->comm, rc));
     MPQ_TRY(mpq_comm_agree(t->comm, setup_model(t)));
+    MPQ_TRY(mpq_run_agree(t->comm, c, t->train, t->val, &t->m)); /* the same data everywhere */
     t->spe = t->train->steps_per_epoch;
     t->total_steps = (long)floor(c->epochs * (double)t->spe);
     if (c->max_steps > 0 && c->max_steps < t->total_steps) t->total_steps = c->max_steps;

@@ -245,7 +245,7 @@ static void update(mpq_trainstep *s, float lr, long step)
 int mpq_trainstep_run(mpq_trainstep *s, mpq_source *src, float lr, long step, mpq_step_stats *st)
 {
     const mpq_cfg *c = s->cfg;
-    double metrics[2 * 64 * 16];
+    double metrics[2 * MPQ_MAX_VIRTUAL_SHARDS];
     double t0 = mpq_comm_wtime();
     int n = 0;
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "core/err.h"
+#include "io/ckpt.h"
 #include "train.h"
 #include "train/step.h"
 
@@ -49,13 +50,14 @@ int trainer_setup(trainer *t); /* batching, data, model, step; agreed */
 /* runlog.c */
 extern const char mpq_results_header[];
 int trainer_append_hist(trainer *t, const double *row);
-int trainer_open_outputs(trainer *t, int resumed); /* rank 0 writes; others return 0 */
+/* rank 0 writes; others return 0. fresh: what a start at step 0 does with an earlier run's files */
+int trainer_open_outputs(trainer *t, int resumed, mpq_ckpt_start fresh);
 void trainer_log_step(trainer *t, long step, float lr, const mpq_step_stats *st,
                       const double *stimes, double step_seconds);
 void trainer_log_validation(trainer *t, long step, double verr, double vce,
                             const mpq_size_terms *now, int within, int best);
-void trainer_log_results(trainer *t, const double *row); /* rank 0; flushes every csv */
-void trainer_flush_logs(trainer *t);                     /* rank 0 */
+int trainer_log_results(trainer *t, const double *row); /* rank 0; flushes every csv */
+int trainer_flush_logs(trainer *t); /* rank 0: checked flushes (0 or MPQ_E_IO naming the file) */
 void trainer_progress(const trainer *t, long step, const mpq_step_stats *st, double elapsed,
                       long done, int live);
 void trainer_close_logs(trainer *t);

@@ -2,8 +2,10 @@
  * buffers (values, BN state, optimizer state) and fixed quantizer values, with no HDF5 handle
  * left open; truncated files, dataset shards, other models, other shapes and other quantizer
  * methods are refused with messages saying so; the checkpoint directory finds the newest
- * complete checkpoint, prunes and clears; nnabla parameter files (NCHW, (Cin, Cout)) load with
- * their layouts converted; exported codes dequantize to the quantized weights exactly. */
+ * complete checkpoint, prunes, refuses a fresh start over an earlier run unless told to restart;
+ * every tensor's stored checksum names a damaged tensor, and NaN/Inf tensors are refused; nnabla
+ * parameter files (NCHW, (Cin, Cout)) load with their layouts converted; exported codes dequantize
+ * to the quantized weights exactly. */
 #include <check.h>
 #include <hdf5.h>
 #include <math.h>
@@ -16,6 +18,7 @@
 #include "config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "health.h"
 #include "io/ckpt.h"
 #include "io/export.h"
 #include "iofix.h"
@@ -302,14 +305,26 @@ START_TEST(test_ckpt_directory_newest_and_prune)
     }
     strcat(p, ".tmp");
     ck_assert_int_ne(access(p, F_OK), 0);
-    /* a run starting at step 0 removes an earlier run's checkpoints and best parameters */
+    /* a run starting at step 0 refuses an earlier run's checkpoints and best parameters, naming
+     * the ways on; it removes them only with --restart */
     snprintf(p, sizeof p, "%s/%s", dir, MPQ_CKPT_BEST);
     ck_assert_int_eq(iofix_write_text(p, "old"), 0);
-    int n_removed = 0;
-    ck_assert_int_eq(mpq_ckpt_clear(dir, &n_removed), 0);
-    ck_assert_int_eq(n_removed, 2);
+    ck_assert_int_eq(mpq_ckpt_start_fresh(dir, MPQ_CKPT_START_FRESH), MPQ_E_CONFIG);
+    ck_assert_msg(strstr(mpq_errmsg(), "2 checkpoint(s) and params_best.h5") &&
+                      strstr(mpq_errmsg(), "ckpt-000000004.h5") &&
+                      strstr(mpq_errmsg(), "--resume auto") && strstr(mpq_errmsg(), "--restart"),
+                  "%s", mpq_errmsg());
+    ck_assert_int_eq(mpq_ckpt_start_fresh(dir, MPQ_CKPT_START_NONE), MPQ_E_CONFIG);
+    ck_assert_int_eq(mpq_ckpt_find_latest(dir, found, sizeof found), 1); /* nothing removed */
+    ck_assert_int_eq(access(p, F_OK), 0);
+    ck_assert_int_eq(mpq_ckpt_start_fresh(dir, MPQ_CKPT_START_RESTART), 0);
     ck_assert_int_ne(access(p, F_OK), 0);
     ck_assert_int_eq(mpq_ckpt_find_latest(dir, found, sizeof found), 0);
+    ck_assert_int_eq(mpq_ckpt_start_fresh(dir, MPQ_CKPT_START_FRESH), 0);
+    /* --resume auto over no checkpoint but an earlier params_best.h5: starts (with a warning) */
+    ck_assert_int_eq(iofix_write_text(p, "old"), 0);
+    ck_assert_int_eq(mpq_ckpt_start_fresh(dir, MPQ_CKPT_START_NONE), 0);
+    ck_assert_int_eq(mpq_ckpt_start_fresh(dir, MPQ_CKPT_START_FRESH), MPQ_E_CONFIG);
     assert_no_open_handles();
     mpq_model_free(&a);
 }
@@ -627,6 +642,93 @@ START_TEST(test_export_codes_dequantize_exactly)
 }
 END_TEST
 
+/* Flips bytes inside dataset name of the closed file path (at its raw data). */
+static void damage(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    haddr_t off = H5Dget_offset(d);
+    H5Dclose(d);
+    H5Fclose(f);
+    ck_assert(off != HADDR_UNDEF);
+    FILE *fp = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_int_eq(fseek(fp, (long)off + 8, SEEK_SET), 0);
+    ck_assert_int_eq(fwrite("\xff\xff\xff\xff", 1, 4, fp), 4);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
+START_TEST(test_ckpt_checksums_name_the_damaged_tensor)
+{
+    static const char w[] = "/params/res1/layer1/basicblock1/quantized_conv/W";
+    mpq_model a;
+    char path[4096], dir[4096], found[4096];
+    build(&a, "resnet20", "parametric_fp_d_xmax", "parametric_fp_d_xmax_relu", 10);
+    scramble(&a, 3);
+    snprintf(dir, sizeof dir, "%s/sums", tmp);
+    snprintf(path, sizeof path, "%s/%s", dir, MPQ_CKPT_SUBDIR);
+    ck_assert_int_eq(mkdir(dir, 0755) || mkdir(path, 0755), 0);
+    mpq_ckpt_path(dir, 2, path, sizeof path);
+    ck_assert_int_eq(save(&a, path, 1), 0);
+    mpq_ckpt_path(dir, 4, path, sizeof path);
+    ck_assert_int_eq(save(&a, path, 1), 0);
+    /* every dataset carries the hash of its bytes */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_gt(H5Aexists_by_name(f, w, "mpq_fnv1a64", H5P_DEFAULT), 0);
+    ck_assert_int_gt(H5Aexists_by_name(f, "/optimizer/v", "mpq_fnv1a64", H5P_DEFAULT), 0);
+    H5Fclose(f);
+    damage(path, w);
+    ck_assert_int_eq(mpq_ckpt_load(comm, path, &a.view, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER),
+                     MPQ_E_FORMAT);
+    ck_assert_msg(strstr(mpq_errmsg(), w) && strstr(mpq_errmsg(), "does not match its stored "
+                                                                  "checksum"),
+                  "%s", mpq_errmsg());
+    /* --resume auto falls back to the previous complete checkpoint */
+    ck_assert_int_eq(mpq_ckpt_find_latest(dir, found, sizeof found), 1);
+    mpq_ckpt_path(dir, 2, path, sizeof path);
+    ck_assert_str_eq(found, path);
+    /* a file written before checksums existed loads */
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(H5Adelete_by_name(f, w, "mpq_fnv1a64", H5P_DEFAULT), 0);
+    H5Fclose(f);
+    ck_assert_int_eq(mpq_ckpt_load(comm, path, &a.view, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER), 0);
+    mpq_model_free(&a);
+    assert_no_open_handles();
+}
+END_TEST
+
+START_TEST(test_ckpt_refuses_non_finite_values)
+{
+    mpq_model a;
+    char path[4096];
+    path_in_tmp(path, sizeof path, "nan.h5");
+    build(&a, "resnet20", "parametric_fp_d_xmax", "parametric_fp_d_xmax_relu", 10);
+    int i = mpq_params_find(&a.params, "fc/quantized_affine/W");
+    ck_assert_int_ge(i, 0);
+    a.params.val[a.params.info[i].s.off + 5] = NAN;
+    a.params.val[a.params.info[i].s.off + 6] = INFINITY;
+    ck_assert_int_eq(save(&a, path, 1), 0); /* the trainer checks before it saves; io does not */
+    ck_assert_int_eq(mpq_view_check_finite(&a.view, 0, "here", NULL), MPQ_E_NUMERIC);
+    ck_assert_msg(strstr(mpq_errmsg(), "here: parameter tensor 'fc/quantized_affine/W' holds nan "
+                                       "at element 5 of 640 (2 non-finite value(s) in all)"),
+                  "%s", mpq_errmsg());
+    mpq_model_free(&a);
+    for (int k = 0; k < 2; k++) { /* resume and eval (weights only) */
+        build(&a, "resnet20", "parametric_fp_d_xmax", "parametric_fp_d_xmax_relu", 10);
+        ck_assert_int_eq(mpq_ckpt_load(comm, path, &a.view, "resnet20", k ? 0 : MPQ_CKPT_LOAD_OPTIMIZER),
+                         MPQ_E_NUMERIC);
+        ck_assert_msg(strstr(mpq_errmsg(), "fc/quantized_affine/W") && strstr(mpq_errmsg(), path) &&
+                          strstr(mpq_errmsg(), "earlier checkpoint"),
+                      "%s", mpq_errmsg());
+        mpq_model_free(&a);
+    }
+    build(&a, "resnet20", "parametric_fp_d_xmax", "parametric_fp_d_xmax_relu", 10);
+    ck_assert_int_eq(mpq_ckpt_load_weights(comm, path, &a.view, NULL), MPQ_E_NUMERIC);
+    mpq_model_free(&a);
+    assert_no_open_handles();
+}
+END_TEST
+
 static Suite *ckpt_suite(void)
 {
     Suite *s = suite_create("ckpt");
@@ -641,6 +743,8 @@ static Suite *ckpt_suite(void)
     tcase_add_test(tc, test_ckpt_refuses_damaged_and_foreign_files);
     tcase_add_test(tc, test_ckpt_refuses_other_models);
     tcase_add_test(tc, test_ckpt_refuses_other_quantizer_method);
+    tcase_add_test(tc, test_ckpt_checksums_name_the_damaged_tensor);
+    tcase_add_test(tc, test_ckpt_refuses_non_finite_values);
     suite_add_tcase(s, tc);
     tc = tcase_create("weights");
     tcase_set_timeout(tc, 60);

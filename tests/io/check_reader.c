@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -509,6 +510,81 @@ START_TEST(test_reader_ignores_temporaries_and_refuses_incomplete_splits)
 }
 END_TEST
 
+/* Statistics a reader cannot normalize with (NaN, infinite, negative) are refused naming the shard
+ * and the attribute; a
+ * num_classes key below the data's labels is a configuration error naming the key and the shard;
+ * the layout fingerprint is the same for the same data and differs for other labels; a shard
+ * that changes under a running reader is an error naming it. */
+START_TEST(test_reader_stats_classes_fingerprint_and_changed_shards)
+{
+    static const float bad_std[] = {NAN, INFINITY, -INFINITY, -1.0f};
+    uint8_t px[2 * 4 * 4];
+    int32_t labels[2] = {0, 1};
+    char dir[2048], path[4096];
+    const float mean = 100.0f;
+    iofix_pixels(0, 4, 4, 1, px);
+    iofix_pixels(1, 4, 4, 1, px + 16);
+    for (size_t i = 0; i < sizeof bad_std / sizeof bad_std[0]; i++) {
+        snprintf(dir, sizeof dir, "%s/std%zu", tmp, i);
+        mkdir(dir, 0777);
+        snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+        ck_assert_int_eq(mpq_shard_write(path, 2, 4, 4, 1, px, labels, 2, &mean, &bad_std[i]), 0);
+        expect_open_error(dir, MPQ_E_FORMAT, path, "attribute std[0]");
+    }
+    /* a constant channel (std 0, as `mpq prep` writes it) is fine */
+    mpq_split *z;
+    snprintf(dir, sizeof dir, "%s/std0", tmp);
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    ck_assert_int_eq(mpq_shard_write(path, 2, 4, 4, 1, px, labels, 2, &mean, &(float){0.0f}), 0);
+    ck_assert_int_eq(mpq_split_open(dir, &z), 0);
+    mpq_split_close(z);
+    snprintf(dir, sizeof dir, "%s/nanmean", tmp);
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    ck_assert_int_eq(mpq_shard_write(path, 2, 4, 4, 1, px, labels, 2, &bad_std[0], &mean), 0);
+    expect_open_error(dir, MPQ_E_FORMAT, path, "attribute mean[0]");
+
+    /* num_classes below the labels (7 classes: labels 0..6) */
+    mpq_source *src = NULL;
+    mpq_source_opts o = {.global_batch = 4, .n_ranks = 1, .train = 1, .num_classes = 3};
+    ck_assert_int_eq(iofix_make_split(sub("k7"), 24, 4, 4, 1, 2, 7), 0);
+    ck_assert_int_eq(mpq_source_shards_create(sub("k7"), &o, &src), MPQ_E_CONFIG);
+    ck_assert_ptr_null(src);
+    ck_assert_msg(strstr(mpq_errmsg(), "num_classes = 3") && strstr(mpq_errmsg(), sub("k7")) &&
+                      strstr(mpq_errmsg(), "shard-0000"),
+                  "%s", mpq_errmsg());
+    o.num_classes = 7;
+    ck_assert_int_eq(mpq_source_shards_create(sub("k7"), &o, &src), 0);
+    mpq_source_free(src);
+
+    /* fingerprints */
+    mpq_split *a, *b;
+    ck_assert_int_eq(iofix_make_split(sub("k7b"), 24, 4, 4, 1, 2, 7), 0);
+    ck_assert_int_eq(iofix_make_split(sub("k5"), 24, 4, 4, 1, 2, 5), 0);
+    ck_assert_int_eq(mpq_split_open(sub("k7"), &a), 0);
+    ck_assert_int_eq(mpq_split_open(sub("k7b"), &b), 0);
+    ck_assert(mpq_split_info(a)->fingerprint == mpq_split_info(b)->fingerprint);
+    mpq_split_close(b);
+    ck_assert_int_eq(mpq_split_open(sub("k5"), &b), 0);
+    ck_assert(mpq_split_info(a)->fingerprint != mpq_split_info(b)->fingerprint);
+    mpq_split_close(b);
+
+    /* a shard rewritten (here: truncated) while the split is open */
+    uint8_t img[16];
+    ck_assert_int_eq(mpq_split_read(a, 20, img, NULL), 0);
+    ck_assert_int_eq(truncate(sub("k7/shard-00001.h5"), 100), 0);
+    ck_assert_int_eq(mpq_split_read(a, 20, img, NULL), MPQ_E_IO);
+    ck_assert_msg(strstr(mpq_errmsg(), sub("k7/shard-00001.h5")) &&
+                      strstr(mpq_errmsg(), "changed while training"),
+                  "%s", mpq_errmsg());
+    ck_assert_int_eq(unlink(sub("k7/shard-00001.h5")), 0);
+    ck_assert_int_eq(mpq_split_read(a, 20, img, NULL), MPQ_E_IO);
+    ck_assert_msg(strstr(mpq_errmsg(), "disappeared"), "%s", mpq_errmsg());
+    mpq_split_close(a);
+}
+END_TEST
+
 static Suite *reader_suite(void)
 {
     Suite *s = suite_create("reader");
@@ -525,6 +601,7 @@ static Suite *reader_suite(void)
     tcase_add_test(tc, test_reader_resample_keeps_ramps_and_copies_at_scale_one);
     tcase_add_test(tc, test_reader_bad_splits_fail_naming_the_file);
     tcase_add_test(tc, test_reader_ignores_temporaries_and_refuses_incomplete_splits);
+    tcase_add_test(tc, test_reader_stats_classes_fingerprint_and_changed_shards);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -21,23 +21,26 @@ trap cleanup EXIT
 fail=0
 . "$top_srcdir/tests/testlib.sh" # wait_for, launcher
 cp "$top_srcdir/tests/mpi/tiny.cfg" "$tmp/t.cfg"
-steps=12
-# train DIR: launch.sh with 2 ranks in the background ($pid), output in DIR.log
+# The signalled runs are long (the signal must find them running on any machine, however fast);
+# the schedule does not depend on max_steps (epochs = 1000), so an uninterrupted run of `full`
+# steps is the reference for the first rows of every resumed one.
+full=300
+# train DIR STEPS: launch.sh with 2 ranks in the background ($pid), output in DIR.log
 train() {
     timeout 300 bash "$launch" "$tmp/$1" mpiexec -n 2 --oversubscribe --bind-to none \
-        "$mpq" train --cfg "$tmp/t.cfg" DET --set "output_dir=$tmp/$1" \
-        --set max_steps=$steps --resume auto >> "$tmp/$1.log" 2>&1 &
+        "$mpq" train --cfg "$tmp/t.cfg" DET --set "output_dir=$tmp/$1" --set epochs=1000 \
+        --set max_steps="$2" --resume auto >> "$tmp/$1.log" 2>&1 &
     pid=$!
 }
 ranks_of() { pgrep -P "$1" | tr '\n' ' '; }
 
-train full
+train full $full
 wait "$pid" || { cat "$tmp/full.log"; exit 1; }
 pid=
 
 for who in mpirun all launch.sh; do
     d=term-$who
-    train "$d"
+    train "$d" 100000
     if ! wait_for 120 grep -q "signal handlers installed on 2 rank" "$tmp/$d.log"; then
         echo "FAIL $who: the ranks did not start"; cat "$tmp/$d.log"; exit 1
     fi
@@ -61,16 +64,21 @@ for who in mpirun all launch.sh; do
         echo "FAIL SIGTERM to $who: status $status, record '$(cat "$rec" 2>/dev/null)'"
         tail -20 "$tmp/$d.log"; fail=1; continue
     fi
-    train "$d"
+    if [ "$st" -gt $((full - 4)) ]; then
+        echo "FAIL SIGTERM to $who: stopped at step $st, beyond the $full-step reference"; fail=1
+        continue
+    fi
+    train "$d" $((st + 4))
     status=0
     wait "$pid" || status=$?
     pid=
+    head -n $((st + 5)) "$tmp/full/steps.csv" > "$tmp/ref.csv" # header + st + 4 rows
     if [ "$status" -eq 0 ] && grep -q "resuming from .*ckpt-0*$st.h5" "$tmp/$d.log" &&
-        cmp -s "$tmp/full/steps.csv" "$tmp/$d/steps.csv"; then
+        cmp -s "$tmp/ref.csv" "$tmp/$d/steps.csv"; then
         echo "PASS SIGTERM to $who: resumed at step $st, steps.csv == uninterrupted"
     else
         echo "FAIL SIGTERM to $who: resume (status $status)"; tail -5 "$tmp/$d.log"
-        diff "$tmp/full/steps.csv" "$tmp/$d/steps.csv" | head; fail=1
+        diff "$tmp/ref.csv" "$tmp/$d/steps.csv" | head; fail=1
     fi
 done
 exit $fail

@@ -18,7 +18,7 @@ set -euo pipefail
 mpq="$top_builddir/mpq"
 jobs="$top_srcdir/jobs"
 . "$top_srcdir/tests/testlib.sh" # wait_for
-steps=8
+steps=150 # long enough that every signal finds its job running, on any machine
 
 if ! mountpoint -q /sys/fs/cgroup; then
     echo "SKIP: no cgroup filesystem at /sys/fs/cgroup: slurmd 22.05 cannot start here"
@@ -132,7 +132,8 @@ export MPQ="$mpq" OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo \
 fail=0
 submit() { # submit NAME SCRIPT: the job id
     (cd "$tmp" && sbatch --parsable -J "$1" -o "$tmp/$1.out" -N 2 --ntasks-per-node=1 \
-        --cpus-per-task=1 "$jobs/$2" t.cfg DET --set max_steps=$steps)
+        --cpus-per-task=1 "$jobs/$2" t.cfg DET --set max_steps=$steps --set epochs=1000 \
+        --set checkpoint_every_steps=0)
 }
 state() { scontrol show job "$1" 2> /dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
 ended() { case "$(state "$1")" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL) ;; *) return 1 ;; esac; }

@@ -329,6 +329,34 @@ START_TEST(test_config_validate_cross_key_checks)
 }
 END_TEST
 
+/* Every key's accepted range is what the code can take: threads beyond 1024 (libgomp crashed at
+ * 65536), virtual_shards beyond the trainer's per-shard metric table, negative check intervals. */
+START_TEST(test_config_ranges_match_the_code)
+{
+    mpq_cfg c;
+    ck_assert_int_eq(mpq_cfg_parse_text("[A]\nmodel = resnet20\n", "r.cfg", "A", &c), 0);
+    ck_assert_int_eq(c.check_finite_every_steps, 10);
+    static const struct {
+        const char *key, *ok, *bad;
+    } cases[] = {
+        {"threads", "1024", "1025"},
+        {"threads", "0", "65536"},
+        {"virtual_shards", "1024", "1025"},
+        {"check_finite_every_steps", "0", "-1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_int_eq(mpq_cfg_set(&c, cases[i].key, cases[i].ok, "--set"), 0);
+        ck_assert_int_eq(mpq_cfg_set(&c, cases[i].key, cases[i].bad, "--set"), MPQ_E_CONFIG);
+        ck_assert_msg(msg_has(cases[i].key) && msg_has(cases[i].bad), "%s", mpq_errmsg());
+    }
+    ck_assert_int_eq(MPQ_MAX_VIRTUAL_SHARDS, 1024);
+    ck_assert_int_eq(
+        mpq_cfg_parse_text("[A]\nmodel = resnet20\nthreads = 100000\n", "r.cfg", "A", &c),
+        MPQ_E_CONFIG);
+    ck_assert(msg_has("r.cfg:3") && msg_has("threads"));
+}
+END_TEST
+
 static void assert_round_trip(const mpq_cfg *c)
 {
     mpq_cfg d;
@@ -508,6 +536,7 @@ static Suite *config_suite(void)
     tcase_add_test(edge, test_config_nul_byte_is_an_error_naming_the_line);
     tcase_add_test(edge, test_config_set_overrides_and_names_origin);
     tcase_add_test(edge, test_config_validate_cross_key_checks);
+    tcase_add_test(edge, test_config_ranges_match_the_code);
     suite_add_tcase(s, parse);
     suite_add_tcase(s, edge);
     return s;

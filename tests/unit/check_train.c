@@ -12,6 +12,7 @@
 #include "config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "health.h"
 #include "mpi/comm.h"
 #include "testutil.h"
 #include "train.h"
@@ -303,6 +304,43 @@ START_TEST(test_train_diverging_run_stops_with_message)
 }
 END_TEST
 
+/* The trainer's NaN/Inf check: due every check_finite_every_steps steps and at the end, agreed
+ * over the ranks, naming the experiment, the step and the tensor; a fresh start over an earlier
+ * run's checkpoints is refused. */
+START_TEST(test_train_finite_check_names_the_tensor)
+{
+    mpq_cfg c;
+    mpq_model m;
+    ck_assert_int_eq(mpq_cfg_parse_text("[F]\nmodel = resnet20\ncheck_finite_every_steps = 4\n",
+                                        "f.cfg", "F", &c),
+                     0);
+    ck_assert_int_eq(mpq_train_model_build(&c, 8, 8, 3, 10, 2, &m), 0);
+    mpq_model_init_values(&m, 1, 0);
+    ck_assert_int_eq(mpq_health_check_step(comm, &c, &m, 4, 0), 0);
+    int i = mpq_params_find(&m.params, "res2/layer1/basicblock1/bn/beta");
+    ck_assert_int_ge(i, 0);
+    m.params.val[m.params.info[i].s.off + 2] = -INFINITY;
+    ck_assert_int_eq(mpq_health_check_step(comm, &c, &m, 3, 0), 0); /* not due */
+    ck_assert_int_eq(mpq_health_check_step(comm, &c, &m, 8, 0), MPQ_E_NUMERIC);
+    ck_assert_msg(strstr(mpq_errmsg(), "[F] after step 8: parameter tensor "
+                                       "'res2/layer1/basicblock1/bn/beta' holds -inf at element 2"),
+                  "%s", mpq_errmsg());
+    ck_assert_int_eq(mpq_health_check_step(comm, &c, &m, 9, 1), MPQ_E_NUMERIC); /* the end */
+    c.check_finite_every_steps = 0;
+    ck_assert_int_eq(mpq_health_check_step(comm, &c, &m, 8, 0), 0);
+    mpq_model_free(&m);
+
+    mpq_train_result r;
+    const char *text = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nsynthetic_samples = 32\n"
+                       "synthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\nmax_steps = 1\n"
+                       "checkpoint_every_steps = 1\n[AGAIN]\n";
+    ck_assert_int_eq(run(text, "AGAIN", "again", &r), 0);
+    ck_assert_int_eq(run(text, "AGAIN", "again", &r), MPQ_E_CONFIG);
+    ck_assert_msg(strstr(mpq_errmsg(), "--resume auto") && strstr(mpq_errmsg(), "--restart"), "%s",
+                  mpq_errmsg());
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -314,6 +352,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_train_validates_steps_within_budget);
     tcase_add_test(tc, test_train_chained_weightfile_keeps_quantizer_values);
     tcase_add_test(tc, test_train_diverging_run_stops_with_message);
+    tcase_add_test(tc, test_train_finite_check_names_the_tensor);
     suite_add_tcase(s, tc);
     return s;
 }
