@@ -1,0 +1,461 @@
+/* The trainer's glue against values known in advance, never one run against another alone: one
+ * SGD step under a budget moves d and xmax by at most lr * |d| (the reference's clipping of the
+ * quantizer gradients); weight decay reaches the weights and, only with decay_quant_params, the
+ * quantizer parameters, by exactly lr * weight_decay * value; the lr column of steps.csv is the
+ * schedule's value at every step (warmup, step decay, the reference's, cosine, and after a
+ * resume); a resume from a mid-epoch checkpoint continues steps.csv, results.csv and
+ * validation.csv exactly; validation counts every sample of a split that is not a multiple of
+ * the batch (the error equals the one of each sample evaluated alone); the states validated
+ * within the budgets and the best of them follow the reference's rule along a trajectory that
+ * crosses the budget. */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core/err.h"
+#include "data.h"
+#include "io/ckpt.h"
+#include "mpi/comm.h"
+#include "quant/quant.h"
+#include "testutil.h"
+#include "train.h"
+#include "trainfix.h"
+
+static mpq_comm *comm;
+static char *tmp;
+
+/* Trains experiment of text into <tmp>/<outdir> and fails the test on an error. */
+static void train_ok(const char *text, const char *experiment, const char *outdir,
+                     const char *resume, mpq_train_result *r)
+{
+    int rc = trainfix_run(comm, tmp, text, experiment, outdir, resume, r);
+    ck_assert_msg(rc == 0, "[%s]: %s", experiment, mpq_errmsg());
+}
+
+static void cfg_ok(const char *text, const char *experiment, const char *outdir, mpq_cfg *c)
+{
+    int rc = trainfix_cfg(text, experiment, tmp, outdir, c);
+    ck_assert_msg(rc == 0, "[%s]: %s", experiment, mpq_errmsg());
+}
+
+/* ---- clipping of the quantizer gradients ---------------------------------------------------- */
+
+/* One plain SGD step (momentum 0, no decay) under budgets far below the model's size, so the
+ * penalty gradients of d and xmax are large. */
+static const char clip_cfg[] = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\n"
+                               "synthetic_samples = 32\nsynthetic_height = 8\nsynthetic_width = 8\n"
+                               "batch_size = 16\nmax_steps = 1\nseed = 5\noptimizer = sgd\n"
+                               "momentum = 0\nweight_decay = 0\nlr_schedule = constant\n"
+                               "initial_learning_rate = 0.01\n"
+                               "w_quantize = parametric_fp_d_xmax\n"
+                               "a_quantize = parametric_fp_d_xmax_relu\n"
+                               "target_weight_kbytes = 0.5\ntarget_activation_kbytes = 0.05\n"
+                               "[CLIP]\n";
+
+START_TEST(test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d)
+{
+    mpq_cfg c;
+    mpq_model m0, m1;
+    mpq_train_result r;
+    cfg_ok(clip_cfg, "CLIP", "clip", &c);
+    train_ok(clip_cfg, "CLIP", "clip", NULL, &r);
+    trainfix_initial_model(&c, 1, &m0);
+    trainfix_checkpoint_model(comm, &c, 1, 1, &m1);
+    const double lr = c.initial_learning_rate;
+    int checked = 0, at_bound = 0;
+    for (int i = 0; i < m0.n_quants; i++) {
+        const mpq_quant *q = &m0.quants[i];
+        if (q->method != MPQ_QMETHOD_FP_D_XMAX) continue;
+        const double lim = m0.params.val[q->p.off]; /* |g_d|, |g_xmax| <= d before the step */
+        for (int j = 0; j < 2; j++) {
+            double before = m0.params.val[q->p.off + j], after = m1.params.val[q->p.off + j];
+            double moved = fabs(after - before), bound = lr * lim;
+            double slack = 4.0 * FLT_EPSILON * (fabs(before) + bound);
+            ck_assert_msg(moved <= bound + slack,
+                          "quantizer %d (%s), %s: moved by %.9g, more than lr * d = %.9g", i,
+                          q->is_act ? "activation" : "weight", j ? "xmax" : "d", moved, bound);
+            at_bound += fabs(moved - bound) <= slack;
+            checked++;
+        }
+    }
+    ck_assert_int_eq(checked, 2 * m0.n_quants);
+    /* the penalties push most gradients past the limit: those parameters move by exactly lr*d */
+    ck_assert_msg(at_bound >= checked / 4, "only %d of %d parameters moved by lr * d", at_bound,
+                  checked);
+    mpq_model_free(&m0);
+    mpq_model_free(&m1);
+}
+END_TEST
+
+/* ---- which parameters weight decay reaches ------------------------------------------------- */
+
+/* One plain SGD step, no budget (no clipping), without decay and with decay on all parameters or
+ * on all but the quantizers'. */
+static const char decay_cfg[] = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\n"
+                                "synthetic_samples = 32\nsynthetic_height = 8\n"
+                                "synthetic_width = 8\nbatch_size = 16\nmax_steps = 1\nseed = 6\n"
+                                "optimizer = sgd\nmomentum = 0\nlr_schedule = constant\n"
+                                "initial_learning_rate = 0.1\n"
+                                "w_quantize = parametric_fp_d_xmax\n"
+                                "a_quantize = parametric_fp_d_xmax_relu\n"
+                                "[NONE]\nweight_decay = 0\n"
+                                "[ALL]\nweight_decay = 0.1\ndecay_quant_params = true\n"
+                                "[NOT_QUANT]\nweight_decay = 0.1\ndecay_quant_params = false\n";
+
+/* Compares the step with decay (section `name`) to the one without: the same gradient, so
+ * w_decay - w_none = -lr * weight_decay * w0 where decay applies and exactly 0 elsewhere. */
+static void check_decay(const char *name, int quant_decays, const mpq_model *m0,
+                        const mpq_model *none)
+{
+    mpq_cfg c;
+    mpq_model m1;
+    mpq_train_result r;
+    cfg_ok(decay_cfg, name, name, &c);
+    train_ok(decay_cfg, name, name, NULL, &r);
+    trainfix_checkpoint_model(comm, &c, 1, 1, &m1);
+    const double rate = (double)c.initial_learning_rate * c.weight_decay;
+    int kinds_decayed[MPQ_PKIND_STATE + 1] = {0}, quant_checked = 0, quant_projected = 0;
+    for (int i = 0; i < m0->params.n_info; i++) {
+        const mpq_param_info *p = &m0->params.info[i];
+        int decays = p->kind != MPQ_PKIND_QUANT || quant_decays;
+        for (size_t k = p->s.off; k < p->s.off + p->s.n; k++) {
+            double w0 = m0->params.val[k], wn = none->params.val[k], wd = m1.params.val[k];
+            double expect = decays ? -rate * w0 : 0.0;
+            double tol = decays ? 8.0 * FLT_EPSILON * (fabs(w0) + fabs(wn)) : 0.0;
+            if (p->kind == MPQ_PKIND_QUANT && decays) {
+                /* the projection onto the quantizer's range (the same in both runs) may stop
+                 * the move at a bound: then both runs end on the same value */
+                quant_checked++;
+                if (wd == wn) {
+                    quant_projected++;
+                    continue;
+                }
+            }
+            ck_assert_msg(fabs((wd - wn) - expect) <= tol,
+                          "[%s] %s[%zu] (kind %d): w0 %.9g, without decay %.9g, with %.9g; "
+                          "expected a difference of %.9g",
+                          name, p->name, k - p->s.off, p->kind, w0, wn, wd, expect);
+            if (w0 != 0.0 && decays) kinds_decayed[p->kind]++;
+        }
+    }
+    ck_assert_int_gt(kinds_decayed[MPQ_PKIND_WEIGHT], 1000);
+    ck_assert_int_gt(kinds_decayed[MPQ_PKIND_BN], 10);
+    if (quant_decays) {
+        ck_assert_int_gt(kinds_decayed[MPQ_PKIND_QUANT], 0);
+        ck_assert_msg(quant_projected <= quant_checked / 4,
+                      "[%s] %d of %d quantizer parameters "
+                      "stopped at a bound",
+                      name, quant_projected, quant_checked);
+    }
+    mpq_model_free(&m1);
+}
+
+START_TEST(test_glue_weight_decay_reaches_quantizers_only_when_configured)
+{
+    mpq_cfg c;
+    mpq_model m0, none;
+    mpq_train_result r;
+    cfg_ok(decay_cfg, "NONE", "NONE", &c);
+    train_ok(decay_cfg, "NONE", "NONE", NULL, &r);
+    trainfix_initial_model(&c, 1, &m0);
+    trainfix_checkpoint_model(comm, &c, 1, 1, &none);
+    check_decay("ALL", 1, &m0, &none);
+    check_decay("NOT_QUANT", 0, &m0, &none);
+    mpq_model_free(&m0);
+    mpq_model_free(&none);
+}
+END_TEST
+
+/* ---- the learning rate of every step -------------------------------------------------------- */
+
+/* 64 samples in batches of 16: 4 steps per epoch, 6 epochs (24 steps). */
+static const char lr_cfg[] =
+    "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nsynthetic_samples = 64\n"
+    "synthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\nepochs = 6\nseed = 7\n"
+    "initial_learning_rate = 0.04\nweight_decay = 0\ncheckpoint_every_steps = 5\n"
+    "keep_checkpoints = 0\n"
+    "[WARM_COSINE]\nlr_schedule = cosine\nwarmup_epochs = 1.5\n"
+    "[WARM_STEP]\nlr_schedule = step\nwarmup_epochs = 0.5\nlr_decay_epochs = 1.75, 3, 4.5\n"
+    "lr_decay_factor = 0.5\n"
+    "[REFERENCE]\nlr_schedule = reference\n";
+
+/* The schedule of optim.h written out for the sections of lr_cfg: W = warmup_epochs * 4 warmup
+ * steps at lr * (step + 1) / W, then the section's schedule at epoch = step / 4. */
+static double schedule_lr(const char *name, long step)
+{
+    const double lr = 0.04, spe = 4.0, epochs = 6.0, epoch = step / spe;
+    if (!strcmp(name, "WARM_COSINE")) {
+        const double warm = 6.0; /* 1.5 epochs */
+        if (step < warm) return lr * (step + 1) / warm;
+        return 0.5 * lr * (1.0 + cos(M_PI * (step - warm) / (epochs * spe - warm)));
+    }
+    if (!strcmp(name, "WARM_STEP")) {
+        if (step < 2) return lr * (step + 1) / 2.0; /* 0.5 epochs */
+        return lr * pow(0.5, (epoch >= 1.75) + (epoch >= 3.0) + (epoch >= 4.5));
+    }
+    /* the reference's: lr to half the epochs, lr/10 to three quarters, then lr/100 */
+    return epoch < 3.0 ? lr : epoch < 4.5 ? lr / 10.0 : lr / 100.0;
+}
+
+/* Every row of <outdir>/steps.csv from first_step on has the schedule's lr of its step; returns
+ * the number of rows. */
+static int check_lr_column(const char *name, const char *outdir, long first_step)
+{
+    enum { COLS = 10, MAX_ROWS = 64 };
+    double v[COLS * MAX_ROWS];
+    int rows = trainfix_read_csv(tmp, outdir, "steps.csv", COLS, v, MAX_ROWS);
+    for (int i = 0; i < rows; i++) {
+        long step = (long)v[i * COLS];
+        double want = (float)schedule_lr(name, step), got = v[i * COLS + 2];
+        ck_assert_int_eq(step, first_step + i);
+        ck_assert_int_eq((long)v[i * COLS + 1], step / 4);
+        ck_assert_msg(fabs(got - want) <= 1e-6 * want,
+                      "[%s] %s: step %ld has lr %.9g, the "
+                      "schedule %.9g",
+                      name, outdir, step, got, want);
+    }
+    return rows;
+}
+
+START_TEST(test_glue_steps_csv_lr_is_the_schedule_at_every_step)
+{
+    static const char *const names[] = {"WARM_COSINE", "WARM_STEP", "REFERENCE"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        mpq_train_result r;
+        char ckpt[4200], dir[4200], resumed[64];
+        train_ok(lr_cfg, names[i], names[i], NULL, &r);
+        ck_assert_int_eq(check_lr_column(names[i], names[i], 0), 24);
+        /* resumed mid-schedule (after step 10, mid-epoch, in warmup's tail or between decays) */
+        snprintf(dir, sizeof dir, "%s/%s", tmp, names[i]);
+        mpq_ckpt_path(dir, 10, ckpt, sizeof ckpt);
+        snprintf(resumed, sizeof resumed, "%s_RESUMED", names[i]);
+        train_ok(lr_cfg, names[i], resumed, ckpt, &r);
+        ck_assert_int_eq(check_lr_column(names[i], resumed, 10), 14);
+    }
+}
+END_TEST
+
+/* ---- resume from a mid-epoch checkpoint ----------------------------------------------------- */
+
+/* 4 steps per epoch, checkpoints every 3 steps (6 is step 2 of epoch 1), validation data, a
+ * budget the model meets (validations between epoch ends), momentum, warmup and cosine. */
+static const char resume_cfg[] =
+    "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nval_data = synthetic\n"
+    "synthetic_samples = 64\nsynthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
+    "val_batch_size = 16\nepochs = 3\nseed = 8\ninitial_learning_rate = 0.05\n"
+    "lr_schedule = cosine\nwarmup_epochs = 0.5\n"
+    "w_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
+    "target_weight_kbytes = 1000\ntarget_activation_kbytes = 100\n"
+    "budget_validate_every_steps = 2\ncheckpoint_every_steps = 3\nkeep_checkpoints = 0\n"
+    "[MIDEPOCH]\n";
+
+/* The data lines of <tmp>/<dir>/<name>, each cut after `fields` fields (all: 0), from the first
+ * line whose step (first field) is at least from_step; at most cap lines of up to 511 bytes. */
+static int read_lines(const char *dir, const char *name, int fields, long from_step,
+                      char lines[][512], int cap)
+{
+    char path[4200], line[512];
+    snprintf(path, sizeof path, "%s/%s/%s", tmp, dir, name);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strtol(line, NULL, 10) < from_step) continue;
+        ck_assert_int_lt(n, cap);
+        char *p = line;
+        for (int k = 0; fields > 0 && k < fields && p; k++)
+            p = strchr(p + (k > 0), ',');
+        if (fields > 0 && p) *p = '\0';
+        snprintf(lines[n++], 512, "%s", line);
+    }
+    fclose(f);
+    return n;
+}
+
+static void check_same_lines(const char *file, int fields, long from_step)
+{
+    static char a[64][512], b[64][512];
+    int na = read_lines("MIDEPOCH", file, fields, from_step, a, 64);
+    int nb = read_lines("MIDEPOCH_RESUMED", file, fields, from_step, b, 64);
+    ck_assert_int_gt(na, 0);
+    ck_assert_msg(na == nb, "%s: %d lines uninterrupted, %d resumed", file, na, nb);
+    for (int i = 0; i < na; i++)
+        ck_assert_msg(!strcmp(a[i], b[i]), "%s line %d: uninterrupted '%s', resumed '%s'", file,
+                      i + 1, a[i], b[i]);
+}
+
+START_TEST(test_glue_resume_mid_epoch_reproduces_every_column)
+{
+    mpq_train_result r, rr;
+    char dir[4200], ckpt[4200];
+    train_ok(resume_cfg, "MIDEPOCH", "MIDEPOCH", NULL, &r);
+    snprintf(dir, sizeof dir, "%s/MIDEPOCH", tmp);
+    mpq_ckpt_path(dir, 6, ckpt, sizeof ckpt);
+    mpq_ckpt_info in;
+    ck_assert_int_eq(mpq_ckpt_read_info(comm, ckpt, &in), 0);
+    ck_assert_int_eq(in.step_in_epoch, 2); /* mid-epoch: the running sums are not zero */
+    ck_assert_int_eq(in.epoch_n, 2);
+    ck_assert(in.epoch_err > 0.0);
+    mpq_ckpt_info_free(&in);
+    train_ok(resume_cfg, "MIDEPOCH", "MIDEPOCH_RESUMED", ckpt, &rr);
+    check_same_lines("steps.csv", 0, 6);
+    check_same_lines("validation.csv", 0, 6);
+    /* every column but the last (seconds, wall time) of every epoch's row */
+    check_same_lines("results.csv", 11, 0);
+    ck_assert(r.checksum == rr.checksum);
+    ck_assert(r.best_val_err == rr.best_val_err);
+    ck_assert(r.train_err == rr.train_err);
+}
+END_TEST
+
+/* ---- validation covers every sample --------------------------------------------------------- */
+
+/* 44 training samples (2 steps of 16), 11 validation samples in batches of 4 (4 + 4 + 3). */
+static const char val_cfg[] = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\n"
+                              "val_data = synthetic\nsynthetic_samples = 44\n"
+                              "synthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
+                              "val_batch_size = 4\nmax_steps = 2\nseed = 10\n"
+                              "initial_learning_rate = 0.05\n[PARTIAL]\n";
+
+START_TEST(test_glue_validation_counts_every_sample_of_a_partial_last_batch)
+{
+    mpq_cfg c;
+    mpq_model m;
+    mpq_train_result r;
+    mpq_source *val;
+    cfg_ok(val_cfg, "PARTIAL", "PARTIAL", &c);
+    train_ok(val_cfg, "PARTIAL", "PARTIAL", NULL, &r);
+    /* the state validated after the last step, each validation sample evaluated alone */
+    trainfix_checkpoint_model(comm, &c, 2, 1, &m);
+    c.val_batch_size = 1;
+    ck_assert_int_eq(mpq_train_source_open(&c, "synthetic", 0, 0, 1, &val), 0);
+    const long n = val->info.n_samples;
+    ck_assert_int_eq(n, 11);
+    ck_assert_int_eq(val->steps_per_epoch, n);
+    size_t len = (size_t)m.in_h * m.in_w * m.in_c;
+    float *x = malloc(len * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_int_eq(val->ops->seek(val, 0, 0), 0);
+    int wrong = 0, wrong_in_last_batch = 0;
+    double ce = 0.0;
+    for (long i = 0; i < n; i++) {
+        int y, got = 0;
+        ck_assert_int_eq(val->ops->next(val, x, &y, &got), 0);
+        ck_assert_int_eq(got, 1);
+        mpq_step s = mpq_model_step(&m, 1, 0);
+        memcpy(mpq_model_input(&m), x, len * sizeof *x);
+        mpq_model_forward(&m, &s);
+        const float *z = mpq_model_logits(&m);
+        int arg = 0;
+        double zmax = z[0], sum = 0.0;
+        for (int j = 1; j < m.num_classes; j++)
+            if (z[j] > z[arg]) arg = j, zmax = z[j];
+        for (int j = 0; j < m.num_classes; j++)
+            sum += exp(z[j] - zmax);
+        ce += log(sum) + zmax - z[y];
+        wrong += arg != y;
+        if (i >= 8) wrong_in_last_batch += arg != y;
+    }
+    free(x);
+    mpq_source_free(val);
+    mpq_model_free(&m);
+    /* the last batch (3 samples) decides the result only if something in it is misclassified */
+    ck_assert_int_gt(wrong_in_last_batch, 0);
+    ck_assert_msg(r.val_err == (double)wrong / (double)n, "val err %.9g, expected %d/%ld",
+                  r.val_err, wrong, n);
+    double v[8];
+    ck_assert_int_eq(trainfix_read_csv(tmp, "PARTIAL", "validation.csv", 8, v, 1), 1);
+    ck_assert_int_eq((long)v[0], 1);
+    ck_assert_msg(fabs(v[2] - r.val_err) <= 1e-8, "validation.csv: val_err %.9g", v[2]);
+    ck_assert_msg(fabs(v[3] - ce / n) <= 1e-4 * (ce / n), "val loss %.9g, expected %.9g", v[3],
+                  ce / n);
+}
+END_TEST
+
+/* ---- validation within the budgets, and the best state -------------------------------------- */
+
+/* A weight budget below the initial size and a strong penalty: the learned bitwidths shrink, so
+ * the states cross from over the budget to within it during the run (and may cross back). */
+static const char traj_cfg[] =
+    "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nval_data = synthetic\n"
+    "synthetic_samples = 64\nsynthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
+    "val_batch_size = 16\nepochs = 4\nseed = 11\ninitial_learning_rate = 0.05\n"
+    "w_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
+    "target_weight_kbytes = 120\ninitial_cost_lambda2 = 1\nbudget_validate_every_steps = 2\n"
+    "[CROSS]\n";
+
+START_TEST(test_glue_budget_validations_and_best_state_follow_the_trajectory)
+{
+    enum { SCOLS = 10, VCOLS = 8, MAX_ROWS = 64 };
+    static double s[SCOLS * MAX_ROWS], v[VCOLS * MAX_ROWS];
+    mpq_cfg c;
+    mpq_train_result r;
+    cfg_ok(traj_cfg, "CROSS", "CROSS", &c);
+    train_ok(traj_cfg, "CROSS", "CROSS", NULL, &r);
+    int steps = trainfix_read_csv(tmp, "CROSS", "steps.csv", SCOLS, s, MAX_ROWS);
+    int vals = trainfix_read_csv(tmp, "CROSS", "validation.csv", VCOLS, v, MAX_ROWS);
+    const long spe = 4, every = c.budget_validate_every_steps;
+    const double target = c.target_weight_kbytes;
+    ck_assert_int_eq(steps, 16);
+    /* the rule, from the sizes: steps.csv's kbytes_w of step k+1 is the size after step k */
+    int row = 0, n_over = 0, n_within = 0;
+    long last_within = -1, best_step = -1;
+    double best = NAN;
+    for (long k = 0; k < steps; k++) {
+        int epoch_end = (k + 1) % spe == 0;
+        int within = k + 1 < steps ? s[(k + 1) * SCOLS + 8] <= target : -1;
+        int due = !epoch_end && within == 1 && (last_within < 0 || k - last_within >= every);
+        if (within >= 0) n_within += within, n_over += !within;
+        if (!epoch_end && !due) continue;
+        ck_assert_msg(row < vals, "step %ld is not in validation.csv", k);
+        const double *w = v + (size_t)row++ * VCOLS;
+        ck_assert_msg((long)w[0] == k, "validation.csv row %d is step %ld, expected %ld", row,
+                      (long)w[0], k);
+        ck_assert_int_eq((long)w[1], k / spe + 1);
+        if (within >= 0) {
+            ck_assert_int_eq((int)w[6], within);
+            ck_assert_msg(w[4] == s[(k + 1) * SCOLS + 8], "step %ld: kbytes_w %.9g vs %.9g", k,
+                          w[4], s[(k + 1) * SCOLS + 8]);
+        }
+        int is_best = w[6] == 1 && (isnan(best) || w[2] < best);
+        ck_assert_msg((int)w[7] == is_best, "step %ld: best flag %d, expected %d", k, (int)w[7],
+                      is_best);
+        if (is_best) best = w[2], best_step = k;
+        if (w[6] == 1) last_within = k;
+    }
+    ck_assert_int_eq(row, vals);
+    /* the trajectory is worth testing: it has states over and within the budget */
+    ck_assert_int_gt(n_over, 0);
+    ck_assert_int_gt(n_within, 1);
+    ck_assert(best_step >= 0);
+    ck_assert(r.best_val_err == best);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/CROSS/%s", tmp, MPQ_CKPT_BEST);
+    mpq_ckpt_info in;
+    ck_assert_int_eq(mpq_ckpt_read_info(comm, path, &in), 0);
+    ck_assert_int_eq(in.step, best_step + 1);
+    mpq_ckpt_info_free(&in);
+}
+END_TEST
+
+static Suite *glue_suite(void)
+{
+    Suite *s = suite_create("train_glue");
+    TCase *tc = tcase_create("glue");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d);
+    tcase_add_test(tc, test_glue_weight_decay_reaches_quantizers_only_when_configured);
+    tcase_add_test(tc, test_glue_steps_csv_lr_is_the_schedule_at_every_step);
+    tcase_add_test(tc, test_glue_resume_mid_epoch_reproduces_every_column);
+    tcase_add_test(tc, test_glue_validation_counts_every_sample_of_a_partial_last_batch);
+    tcase_add_test(tc, test_glue_budget_validations_and_best_state_follow_the_trajectory);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv) { return mpq_test_main_mpi(&argc, &argv, glue_suite, &comm, &tmp); }
