@@ -1,13 +1,14 @@
 /* The trainer's glue against values known in advance, never one run against another alone: one
  * SGD step under a budget moves d and xmax by at most lr * |d| (the reference's clipping of the
- * quantizer gradients); weight decay reaches the weights and, only with decay_quant_params, the
- * quantizer parameters, by exactly lr * weight_decay * value; the lr column of steps.csv is the
- * schedule's value at every step (warmup, step decay, the reference's, cosine, and after a
- * resume); a resume from a mid-epoch checkpoint continues steps.csv, results.csv and
- * validation.csv exactly; validation counts every sample of a split that is not a multiple of
- * the batch (the error equals the one of each sample evaluated alone); the states validated
- * within the budgets and the best of them follow the reference's rule along a trajectory that
- * crosses the budget. */
+ * quantizer gradients, with either budget) and its loss is loss1 plus the weighted penalties;
+ * the first step's loss1 and train_err are the initial model's on the first batch; weight decay
+ * reaches the weights and, only with decay_quant_params, the quantizer parameters, by exactly lr *
+ * weight_decay * value; the lr column of steps.csv is the schedule's value at every step (warmup,
+ * step decay, the reference's, cosine, and after a resume); a resume from a mid-epoch checkpoint
+ * continues steps.csv, results.csv and validation.csv exactly; validation counts every sample of a
+ * split that is not a multiple of the batch (the error equals the one of each sample evaluated
+ * alone); the states validated within the budgets and the best of them follow the reference's rule
+ * along a trajectory that crosses the budget. */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -45,24 +46,30 @@ static void cfg_ok(const char *text, const char *experiment, const char *outdir,
 /* ---- clipping of the quantizer gradients ---------------------------------------------------- */
 
 /* One plain SGD step (momentum 0, no decay) under budgets far below the model's size, so the
- * penalty gradients of d and xmax are large. */
-static const char clip_cfg[] = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\n"
-                               "synthetic_samples = 32\nsynthetic_height = 8\nsynthetic_width = 8\n"
-                               "batch_size = 16\nmax_steps = 1\nseed = 5\noptimizer = sgd\n"
-                               "momentum = 0\nweight_decay = 0\nlr_schedule = constant\n"
-                               "initial_learning_rate = 0.01\n"
-                               "w_quantize = parametric_fp_d_xmax\n"
-                               "a_quantize = parametric_fp_d_xmax_relu\n"
-                               "target_weight_kbytes = 0.5\ntarget_activation_kbytes = 0.05\n"
-                               "[CLIP]\n";
+ * penalty gradients of d and xmax are large: both budgets, or only one (either turns clipping
+ * on). */
+static const char clip_cfg[] =
+    "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\n"
+    "synthetic_samples = 32\nsynthetic_height = 8\nsynthetic_width = 8\n"
+    "batch_size = 16\nmax_steps = 1\nseed = 5\noptimizer = sgd\n"
+    "momentum = 0\nweight_decay = 0\nlr_schedule = constant\n"
+    "initial_learning_rate = 0.01\n"
+    "w_quantize = parametric_fp_d_xmax\n"
+    "a_quantize = parametric_fp_d_xmax_relu\n"
+    "initial_cost_lambda2 = 0.2\ninitial_cost_lambda3 = 0.3\n"
+    "[CLIP]\ntarget_weight_kbytes = 0.5\ntarget_activation_kbytes = 0.05\n"
+    "[CLIP_W]\ntarget_weight_kbytes = 0.5\n"
+    "[CLIP_A]\ntarget_activation_kbytes = 0.05\n";
 
-START_TEST(test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d)
+/* The step of section `name`: every d and xmax moved by at most lr * d (d before the step), many
+ * by exactly that; steps.csv's loss is loss1 + lambda2 * loss2 + lambda3 * loss3. */
+static void check_clipped_step(const char *name)
 {
     mpq_cfg c;
     mpq_model m0, m1;
     mpq_train_result r;
-    cfg_ok(clip_cfg, "CLIP", "clip", &c);
-    train_ok(clip_cfg, "CLIP", "clip", NULL, &r);
+    cfg_ok(clip_cfg, name, name, &c);
+    train_ok(clip_cfg, name, name, NULL, &r);
     trainfix_initial_model(&c, 1, &m0);
     trainfix_checkpoint_model(comm, &c, 1, 1, &m1);
     const double lr = c.initial_learning_rate;
@@ -76,18 +83,80 @@ START_TEST(test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d)
             double moved = fabs(after - before), bound = lr * lim;
             double slack = 4.0 * FLT_EPSILON * (fabs(before) + bound);
             ck_assert_msg(moved <= bound + slack,
-                          "quantizer %d (%s), %s: moved by %.9g, more than lr * d = %.9g", i,
-                          q->is_act ? "activation" : "weight", j ? "xmax" : "d", moved, bound);
+                          "[%s] quantizer %d (%s), %s: moved by %.9g, more than lr * d = %.9g",
+                          name, i, q->is_act ? "activation" : "weight", j ? "xmax" : "d", moved,
+                          bound);
             at_bound += fabs(moved - bound) <= slack;
             checked++;
         }
     }
     ck_assert_int_eq(checked, 2 * m0.n_quants);
-    /* the penalties push most gradients past the limit: those parameters move by exactly lr*d */
-    ck_assert_msg(at_bound >= checked / 4, "only %d of %d parameters moved by lr * d", at_bound,
+    /* the penalty pushes many gradients past the limit: those parameters move by exactly lr*d */
+    ck_assert_msg(at_bound >= 8, "[%s] only %d of %d parameters moved by lr * d", name, at_bound,
                   checked);
+    double v[10];
+    ck_assert_int_eq(trainfix_read_csv(tmp, name, "steps.csv", 10, v, 1), 1);
+    double want = v[4] + c.initial_cost_lambda2 * v[5] + c.initial_cost_lambda3 * v[6];
+    ck_assert_msg(fabs(v[3] - want) <= 1e-6 * want,
+                  "[%s] loss %.9g, loss1 + l2 * loss2 + l3 * "
+                  "loss3 = %.9g",
+                  name, v[3], want);
+    ck_assert(v[c.target_weight_kbytes > 0 ? 5 : 6] > 0.0); /* the penalty is active */
     mpq_model_free(&m0);
     mpq_model_free(&m1);
+}
+
+START_TEST(test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d)
+{
+    check_clipped_step("CLIP");
+    check_clipped_step("CLIP_W");
+    check_clipped_step("CLIP_A");
+}
+END_TEST
+
+/* ---- the metrics of a step ------------------------------------------------------------------ */
+
+/* The first step's loss1 and train_err in steps.csv are those of the initial model on the first
+ * batch of the epoch's order (training-mode BN), computed here sample by sample. */
+START_TEST(test_glue_first_step_metrics_are_the_initial_models_on_the_first_batch)
+{
+    mpq_cfg c;
+    mpq_model m;
+    mpq_train_result r;
+    mpq_source *train;
+    cfg_ok(clip_cfg, "CLIP", "METRICS", &c);
+    train_ok(clip_cfg, "CLIP", "METRICS", NULL, &r);
+    const int n = c.batch_size;
+    trainfix_initial_model(&c, n, &m);
+    ck_assert_int_eq(mpq_train_source_open(&c, "synthetic", 1, 0, 1, &train), 0);
+    int *y = calloc((size_t)n, sizeof *y), got = 0;
+    ck_assert_int_eq(train->ops->seek(train, 0, 0), 0);
+    ck_assert_int_eq(train->ops->next(train, mpq_model_input(&m), y, &got), 0);
+    ck_assert_int_eq(got, n);
+    mpq_step s = mpq_model_step(&m, n, 1);
+    mpq_model_forward(&m, &s);
+    int wrong = 0;
+    double ce = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *z = mpq_model_logits(&m) + (size_t)i * m.num_classes;
+        int arg = 0;
+        double sum = 0.0;
+        for (int j = 1; j < m.num_classes; j++)
+            if (z[j] > z[arg]) arg = j;
+        for (int j = 0; j < m.num_classes; j++)
+            sum += exp((double)z[j] - z[arg]);
+        ce += log(sum) + z[arg] - z[y[i]];
+        wrong += arg != y[i];
+    }
+    free(y);
+    mpq_source_free(train);
+    mpq_model_free(&m);
+    double v[10];
+    ck_assert_int_eq(trainfix_read_csv(tmp, "METRICS", "steps.csv", 10, v, 1), 1);
+    ck_assert_msg(v[7] == (double)wrong / n, "train_err %.9g, expected %d/%d", v[7], wrong, n);
+    ck_assert_msg(fabs(v[4] - ce / n) <= 1e-6 * (ce / n), "loss1 %.9g, expected %.9g", v[4],
+                  ce / n);
+    ck_assert_int_gt(wrong, 0);
 }
 END_TEST
 
@@ -449,6 +518,7 @@ static Suite *glue_suite(void)
     TCase *tc = tcase_create("glue");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d);
+    tcase_add_test(tc, test_glue_first_step_metrics_are_the_initial_models_on_the_first_batch);
     tcase_add_test(tc, test_glue_weight_decay_reaches_quantizers_only_when_configured);
     tcase_add_test(tc, test_glue_steps_csv_lr_is_the_schedule_at_every_step);
     tcase_add_test(tc, test_glue_resume_mid_epoch_reproduces_every_column);
