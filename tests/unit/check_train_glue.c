@@ -3,12 +3,12 @@
  * quantizer gradients, with either budget) and its loss is loss1 plus the weighted penalties;
  * the first step's loss1 and train_err are the initial model's on the first batch; weight decay
  * reaches the weights and, only with decay_quant_params, the quantizer parameters, by exactly lr *
- * weight_decay * value; the lr column of steps.csv is the schedule's value at every step (warmup,
- * step decay, the reference's, cosine, and after a resume); a resume from a mid-epoch checkpoint
- * continues steps.csv, results.csv and validation.csv exactly; validation counts every sample of a
- * split that is not a multiple of the batch (the error equals the one of each sample evaluated
- * alone); the states validated within the budgets and the best of them follow the reference's rule
- * along a trajectory that crosses the budget. */
+ * weight_decay * value; the first Adam step moves each parameter by lr; the lr column of steps.csv
+ * is the schedule's value at every step (warmup, step decay, the reference's, cosine, and after a
+ * resume); a resume from a mid-epoch checkpoint continues steps.csv, results.csv and validation.csv
+ * exactly; validation counts every sample of a split that is not a multiple of the batch (the error
+ * equals the one of each sample evaluated alone); the states validated within the budgets and the
+ * best of them follow the reference's rule along a trajectory that crosses the budget. */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -239,6 +239,39 @@ START_TEST(test_glue_weight_decay_reaches_quantizers_only_when_configured)
 }
 END_TEST
 
+/* ---- the first Adam step ---------------------------------------------------------------- */
+
+/* One Adam step, float model, no decay: m = (1 - b1) g, v = (1 - b2) g^2 and the step
+ * lr * sqrt(1 - b2) / (1 - b1) * m / (sqrt(v) + eps) = lr * g / (|g| + eps / sqrt(1 - b2)). */
+static const char adam_cfg[] = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\n"
+                               "synthetic_samples = 32\nsynthetic_height = 8\n"
+                               "synthetic_width = 8\nbatch_size = 16\nmax_steps = 1\nseed = 12\n"
+                               "optimizer = adam\nweight_decay = 0\nlr_schedule = constant\n"
+                               "initial_learning_rate = 0.001\n[ADAM]\n";
+
+START_TEST(test_glue_first_adam_step_moves_each_parameter_by_lr)
+{
+    mpq_cfg c;
+    mpq_model m0, m1;
+    mpq_train_result r;
+    cfg_ok(adam_cfg, "ADAM", "ADAM", &c);
+    train_ok(adam_cfg, "ADAM", "ADAM", NULL, &r);
+    trainfix_initial_model(&c, 1, &m0);
+    trainfix_checkpoint_model(comm, &c, 1, 1, &m1);
+    const double lr = c.initial_learning_rate;
+    size_t n = m0.params.n_floats, full = 0;
+    for (size_t i = 0; i < n; i++) {
+        double moved = fabs((double)m1.params.val[i] - m0.params.val[i]);
+        double slack = 4.0 * FLT_EPSILON * fabs(m0.params.val[i]) + 1e-6 * lr;
+        ck_assert_msg(moved <= lr + slack, "parameter %zu moved by %.9g > lr %.9g", i, moved, lr);
+        full += fabs(moved - lr) <= 1e-3 * lr + slack; /* |g| >> eps / sqrt(1 - b2) */
+    }
+    ck_assert_msg(full >= n * 9 / 10, "%zu of %zu parameters moved by lr", full, n);
+    mpq_model_free(&m0);
+    mpq_model_free(&m1);
+}
+END_TEST
+
 /* ---- the learning rate of every step -------------------------------------------------------- */
 
 /* 64 samples in batches of 16: 4 steps per epoch, 6 epochs (24 steps). */
@@ -384,11 +417,12 @@ END_TEST
 
 /* ---- validation covers every sample --------------------------------------------------------- */
 
-/* 44 training samples (2 steps of 16), 11 validation samples in batches of 4 (4 + 4 + 3). */
+/* 44 training samples (2 steps of 16 per epoch; 3 steps, so the last epoch has one), 11
+ * validation samples in batches of 4 (4 + 4 + 3). */
 static const char val_cfg[] = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\n"
                               "val_data = synthetic\nsynthetic_samples = 44\n"
                               "synthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
-                              "val_batch_size = 4\nmax_steps = 2\nseed = 10\n"
+                              "val_batch_size = 4\nmax_steps = 3\nseed = 10\n"
                               "initial_learning_rate = 0.05\n[PARTIAL]\n";
 
 START_TEST(test_glue_validation_counts_every_sample_of_a_partial_last_batch)
@@ -400,7 +434,7 @@ START_TEST(test_glue_validation_counts_every_sample_of_a_partial_last_batch)
     cfg_ok(val_cfg, "PARTIAL", "PARTIAL", &c);
     train_ok(val_cfg, "PARTIAL", "PARTIAL", NULL, &r);
     /* the state validated after the last step, each validation sample evaluated alone */
-    trainfix_checkpoint_model(comm, &c, 2, 1, &m);
+    trainfix_checkpoint_model(comm, &c, 3, 1, &m);
     c.val_batch_size = 1;
     ck_assert_int_eq(mpq_train_source_open(&c, "synthetic", 0, 0, 1, &val), 0);
     const long n = val->info.n_samples;
@@ -437,12 +471,22 @@ START_TEST(test_glue_validation_counts_every_sample_of_a_partial_last_batch)
     ck_assert_int_gt(wrong_in_last_batch, 0);
     ck_assert_msg(r.val_err == (double)wrong / (double)n, "val err %.9g, expected %d/%ld",
                   r.val_err, wrong, n);
-    double v[8];
-    ck_assert_int_eq(trainfix_read_csv(tmp, "PARTIAL", "validation.csv", 8, v, 1), 1);
-    ck_assert_int_eq((long)v[0], 1);
-    ck_assert_msg(fabs(v[2] - r.val_err) <= 1e-8, "validation.csv: val_err %.9g", v[2]);
-    ck_assert_msg(fabs(v[3] - ce / n) <= 1e-4 * (ce / n), "val loss %.9g, expected %.9g", v[3],
-                  ce / n);
+    double v[2 * 8];
+    ck_assert_int_eq(trainfix_read_csv(tmp, "PARTIAL", "validation.csv", 8, v, 2), 2);
+    ck_assert_int_eq((long)v[8], 2);
+    ck_assert_msg(fabs(v[8 + 2] - r.val_err) <= 1e-8, "validation.csv: val_err %.9g", v[8 + 2]);
+    ck_assert_msg(fabs(v[8 + 3] - ce / n) <= 1e-4 * (ce / n), "val loss %.9g, expected %.9g",
+                  v[8 + 3], ce / n);
+    /* results.csv: each epoch's train_err is the mean over its steps (1 in the last epoch) */
+    double st[3 * 10], res[2 * 12];
+    ck_assert_int_eq(trainfix_read_csv(tmp, "PARTIAL", "steps.csv", 10, st, 3), 3);
+    ck_assert_int_eq(trainfix_read_csv(tmp, "PARTIAL", "results.csv", 12, res, 2), 2);
+    ck_assert_msg(fabs(res[1] - (st[7] + st[10 + 7]) / 2) <= 1e-8, "epoch 1 train_err %.9g",
+                  res[1]);
+    ck_assert_msg(fabs(res[12 + 1] - st[20 + 7]) <= 1e-8, "epoch 2 train_err %.9g", res[12 + 1]);
+    ck_assert_msg(fabs(res[12 + 2] - r.val_err) <= 1e-8, "results.csv val_err %.9g", res[12 + 2]);
+    ck_assert_int_eq((long)res[0], 2);
+    ck_assert_int_eq((long)res[12], 3);
 }
 END_TEST
 
@@ -520,6 +564,7 @@ static Suite *glue_suite(void)
     tcase_add_test(tc, test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d);
     tcase_add_test(tc, test_glue_first_step_metrics_are_the_initial_models_on_the_first_batch);
     tcase_add_test(tc, test_glue_weight_decay_reaches_quantizers_only_when_configured);
+    tcase_add_test(tc, test_glue_first_adam_step_moves_each_parameter_by_lr);
     tcase_add_test(tc, test_glue_steps_csv_lr_is_the_schedule_at_every_step);
     tcase_add_test(tc, test_glue_resume_mid_epoch_reproduces_every_column);
     tcase_add_test(tc, test_glue_validation_counts_every_sample_of_a_partial_last_batch);
