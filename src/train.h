@@ -1,4 +1,5 @@
-/* The training loop: data-parallel replicas over MPI (mpi/comm.h), batches from a source
+/* The trainer's interface (its parts live in src/train/; train/trainer.h says which file owns
+ * what). The training loop: data-parallel replicas over MPI (mpi/comm.h), batches from a source
  * (data.h), the model (models/), the optimizer (optim/), the size model and the reference's
  * quantizer plumbing, validation, run outputs (steps.csv, results.csv, timing.csv, histories,
  * tables, the bitwidth picture), checkpoints and exact resume (io/ckpt.h), weight files, and
@@ -41,8 +42,7 @@ typedef struct mpq_train_result {
  * within budget is kept as <output_dir>/params_best.h5. A NaN/Inf loss stops the run with
  * MPQ_E_NUMERIC and no checkpoint of that state. Returns 0, or a negative MPQ_E_* agreed by all
  * ranks (the message is set on every rank). */
-int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mpq_train_opts *o,
-              mpq_train_result *res);
+int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const mpq_train_opts *o, mpq_train_result *res);
 
 /* The batch source named by spec ("synthetic", from the synthetic_* keys, or a shard directory)
  * with the configuration's batch sizes, seed and augmentation, as rank `rank` of n_ranks sees it:

@@ -76,7 +76,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     }
     mpq_train_opts o = {.resume = resume};
     mpq_train_result res;
-    rc = mpq_train(c, &cfg, text, &o, &res);
+    rc = mpq_train(c, &cfg, &o, &res);
     free(text);
     if (rc == MPQ_E_INTERRUPTED) { /* not an error: the job is requeued and resumes */
         if (rank == 0) fprintf(stderr, "mpq train: %s\n", mpq_errmsg());

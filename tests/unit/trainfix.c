@@ -26,7 +26,7 @@ int trainfix_run(mpq_comm *comm, const char *tmp, const char *text, const char *
     int rc = trainfix_cfg(text, experiment, tmp, outdir, &c);
     if (rc < 0) return rc;
     mpq_train_opts o = {.resume = resume, .quiet = 1};
-    return mpq_train(comm, &c, text, &o, r);
+    return mpq_train(comm, &c, &o, r);
 }
 
 char *trainfix_slurp(const char *path)

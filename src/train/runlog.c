@@ -1,0 +1,219 @@
+/* The run's log files (trainer.h), written by rank 0: steps.csv and timing.csv (a row per step),
+ * validation.csv (a row per validation), results.csv (a row per epoch, the reference's columns
+ * first) and the metric history that checkpoints carry. On resume every file is cut back to the
+ * rows that belong before the checkpoint, so the continued run adds no duplicate and misses no
+ * row; results.csv is rewritten from the checkpoint's history. Also the progress lines. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "io/ckpt.h"
+#include "train/trainer.h"
+
+const char mpq_results_header[] =
+    "iter,train_err,val_err,loss,loss1,loss2,loss3,kbytes_w,kbytes_a,epoch,lr,seconds";
+static const char steps_header[] =
+    "step,epoch,lr,loss,loss1,loss2,loss3,train_err,kbytes_w,kbytes_a";
+static const char timing_header[] =
+    "step,compute_s,data_wait_s,comm_wait_s,comm_exposed_s,comm_bytes,images_per_s";
+static const char val_header[] = "step,epoch,val_err,val_loss,kbytes_w,kbytes_a,within_budget,best";
+
+static int mkdirs(const char *path)
+{
+    char tmp[MPQ_PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return MPQ_FAIL(MPQ_E_IO, "cannot create directory '%s': %s", tmp, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return MPQ_FAIL(MPQ_E_IO, "cannot create directory '%s': %s", tmp, strerror(errno));
+    return MPQ_OK;
+}
+
+/* Rewrites path keeping its header and the complete data lines that belong before the
+ * checkpoint (by_step: whose first field is below limit; else the first limit lines), so nothing
+ * is duplicated or missing when the run appends. A missing file gets the header. A line without
+ * its newline (a crash mid-write) and everything after it is dropped. */
+static int truncate_csv(const char *path, const char *header, long limit, int by_step)
+{
+    char tmp[MPQ_PATH_MAX + 128], *line = NULL;
+    size_t cap = 0;
+    long kept = 0;
+    int rc = MPQ_OK;
+    FILE *in = fopen(path, "r");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        if (in) fclose(in);
+        return MPQ_FAIL(MPQ_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+    ssize_t k = in ? getline(&line, &cap, in) : -1;
+    if (k > 0 && line[k - 1] == '\n')
+        fputs(line, out);
+    else if (header)
+        fprintf(out, "%s\n", header);
+    while (in && (k = getline(&line, &cap, in)) > 0 && line[k - 1] == '\n') {
+        int keep = by_step ? strtol(line, NULL, 10) < limit : kept < limit;
+        if (!keep) break;
+        fputs(line, out);
+        kept++;
+    }
+    free(line);
+    if (in) fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0)
+        rc = MPQ_FAIL(MPQ_E_IO, "cannot rewrite '%s': %s", path, strerror(errno));
+    return rc;
+}
+
+static void write_results_row(FILE *f, const double *r)
+{
+    fprintf(f, "%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%ld,%.9g,%.3f\n", (long)r[0], r[1],
+            r[2], r[3], r[4], r[5], r[6], r[7], r[8], (long)r[9], r[10], r[11]);
+}
+
+int trainer_append_hist(trainer *t, const double *row)
+{
+    if (t->hist_rows == t->hist_cap) {
+        int cap = t->hist_cap ? 2 * t->hist_cap : 64;
+        double *h = realloc(t->hist, sizeof(double) * MPQ_HIST_COLS * (size_t)cap);
+        if (!h) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory for the metric history");
+        t->hist = h;
+        t->hist_cap = cap;
+    }
+    memcpy(t->hist + (size_t)MPQ_HIST_COLS * t->hist_rows++, row, sizeof(double) * MPQ_HIST_COLS);
+    return MPQ_OK;
+}
+
+/* On resume: every per-step and per-epoch file cut back to the checkpoint. */
+static int cut_back(trainer *t)
+{
+    static const char *const hist_files[] = {"n", "d", "max", "min"};
+    char path[sizeof t->dir + 32];
+    snprintf(path, sizeof path, "%s/steps.csv", t->dir);
+    MPQ_TRY(truncate_csv(path, steps_header, t->start_step, 1));
+    snprintf(path, sizeof path, "%s/timing.csv", t->dir);
+    MPQ_TRY(truncate_csv(path, timing_header, t->start_step, 1));
+    snprintf(path, sizeof path, "%s/validation.csv", t->dir);
+    MPQ_TRY(truncate_csv(path, val_header, t->start_step, 1));
+    for (int h = 0; h < 8; h++) { /* the epoch-0 row and one per results row */
+        snprintf(path, sizeof path, "%s/res_%s_%c.csv", t->dir, hist_files[h / 2],
+                 h % 2 ? 'a' : 'w');
+        MPQ_TRY(truncate_csv(path, NULL, 1 + t->hist_rows, 0));
+    }
+    return MPQ_OK;
+}
+
+static FILE *open_in_dir(const trainer *t, const char *name, const char *mode)
+{
+    char path[sizeof t->dir + 32];
+    snprintf(path, sizeof path, "%s/%s", t->dir, name);
+    return fopen(path, mode);
+}
+
+int trainer_open_outputs(trainer *t, int resumed)
+{
+    char path[sizeof t->dir + 32];
+    if (t->rank != 0) return MPQ_OK;
+    snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_SUBDIR);
+    MPQ_TRY(mkdirs(path));
+    if (!resumed) { /* like the csv files, an earlier run's checkpoints do not belong to this one */
+        int n = 0;
+        MPQ_TRY(mpq_ckpt_clear(t->dir, &n));
+        if (n > 0)
+            mpq_log_warn("starting at step 0: removed %d checkpoint(s) of an earlier run in %s/%s "
+                         "(--resume auto continues a run)",
+                         n, t->dir, MPQ_CKPT_SUBDIR);
+    }
+    if (resumed) MPQ_TRY(cut_back(t));
+    const char *mode = resumed ? "a" : "w";
+    t->steps_csv = open_in_dir(t, "steps.csv", mode);
+    t->results_csv = open_in_dir(t, "results.csv", "w");
+    t->timing_csv = open_in_dir(t, "timing.csv", mode);
+    t->val_csv = open_in_dir(t, "validation.csv", mode);
+    if (!t->steps_csv || !t->results_csv || !t->timing_csv || !t->val_csv)
+        return MPQ_FAIL(MPQ_E_IO, "cannot write into '%s': %s", t->dir, strerror(errno));
+    if (!resumed) {
+        fprintf(t->steps_csv, "%s\n", steps_header);
+        fprintf(t->timing_csv, "%s\n", timing_header);
+        fprintf(t->val_csv, "%s\n", val_header);
+    }
+    fprintf(t->results_csv, "%s\n", mpq_results_header);
+    for (int i = 0; i < t->hist_rows; i++)
+        write_results_row(t->results_csv, t->hist + (size_t)MPQ_HIST_COLS * i);
+    fflush(t->results_csv);
+    FILE *f = open_in_dir(t, "config.cfg", "w");
+    if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot write '%s/config.cfg': %s", t->dir, strerror(errno));
+    mpq_cfg_dump(t->cfg, f);
+    fclose(f);
+    return MPQ_OK;
+}
+
+/* Rank 0: the step's rows; stimes are the step's times agreed over the ranks (loop.c). */
+void trainer_log_step(trainer *t, long step, float lr, const mpq_step_stats *st,
+                      const double *stimes, double step_seconds)
+{
+    fprintf(t->steps_csv, "%ld,%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", step, step / t->spe,
+            lr, st->loss, st->ce, st->size.loss2, st->size.loss3, st->err, st->size.kbytes_w,
+            st->size.kbytes_a);
+    fprintf(t->timing_csv, "%ld,%.6f,%.6f,%.6f,%.6f,%.0f,%.1f\n", step, stimes[0], stimes[1],
+            stimes[2], -stimes[3], stimes[4], t->cfg->batch_size / step_seconds);
+}
+
+void trainer_log_validation(trainer *t, long step, double verr, double vce,
+                            const mpq_size_terms *now, int within, int best)
+{
+    if (t->rank != 0) return;
+    fprintf(t->val_csv, "%ld,%ld,%.9g,%.9g,%.9g,%.9g,%d,%d\n", step, step / t->spe + 1, verr, vce,
+            now->kbytes_w, now->kbytes_a, within, best);
+}
+
+void trainer_flush_logs(trainer *t)
+{
+    if (t->rank != 0) return;
+    fflush(t->steps_csv);
+    fflush(t->timing_csv);
+    fflush(t->results_csv);
+    fflush(t->val_csv);
+}
+
+void trainer_log_results(trainer *t, const double *row)
+{
+    write_results_row(t->results_csv, row);
+    trainer_flush_logs(t);
+}
+
+void trainer_progress(const trainer *t, long step, const mpq_step_stats *st, double elapsed,
+                      long done, int live)
+{
+    double ips = elapsed > 0 ? done * (double)t->cfg->batch_size / elapsed : 0.0;
+    double eta = done > 0 ? elapsed / done * (double)(t->total_steps - step - 1) : 0.0;
+    char line[256];
+    snprintf(line, sizeof line,
+             "step %ld/%ld  epoch %ld  loss %.4f  err %.2f%%  W %.1f KB  A %.1f KB  "
+             "%.0f img/s  ETA %02d:%02d",
+             step + 1, t->total_steps, step / t->spe + 1, st->loss, 100.0 * st->err,
+             st->size.kbytes_w, st->size.kbytes_a, ips, (int)(eta / 60), (int)eta % 60);
+    if (live) {
+        printf("\r%-110s", line);
+        fflush(stdout);
+    } else {
+        mpq_log_info("%s", line);
+    }
+}
+
+void trainer_close_logs(trainer *t)
+{
+    FILE **f[] = {&t->steps_csv, &t->results_csv, &t->timing_csv, &t->val_csv};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (*f[i]) {
+            fclose(*f[i]);
+            *f[i] = NULL;
+        }
+}
