@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Mutation testing: plants the small bugs of a catalogue (tests/mutation/catalogue.txt by default)
+# one at a time into a scratch copy of this tree, rebuilds it, and runs the mutant's relevant
+# tests and, when they all pass, the whole suite; a mutant is killed when a test fails. Prints
+# one line per mutant, the survivors and the score (killed / mutants that built). The source
+# tree is never modified: the copy (tracked and untracked, not ignored, files) lives in a scratch
+# directory, removed at the end unless --workdir names one to keep (and reuse: its build is
+# updated incrementally). Run it before a change to the trainer lands (README, "Tests").
+#
+# Usage: bash jobs/mutate.sh [--catalogue FILE] [--only ID[,ID...]] [--skip-full] [--check]
+#                            [--workdir DIR] [--results FILE] [--timeout SECONDS]
+#   --skip-full   a mutant that passes its relevant tests is reported as surviving without the
+#                 whole suite (fast); default: the whole suite confirms every such survivor
+#   --check       only checks that every snippet of the catalogue occurs exactly once
+#   --timeout     limit for each test run of a mutant (default 900 s; a timeout kills it)
+# What a user edits: the catalogue (format in its header), not this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src_root=$(pwd)
+
+catalogue=tests/mutation/catalogue.txt
+only=""
+skip_full=0
+check_only=0
+workdir=""
+results=""
+limit=900
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --catalogue) catalogue=$2; shift 2 ;;
+        --only) only=",$2,"; shift 2 ;;
+        --skip-full) skip_full=1; shift ;;
+        --check) check_only=1; shift ;;
+        --workdir) workdir=$2; shift 2 ;;
+        --results) results=$2; shift 2 ;;
+        --timeout) limit=$2; shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "mutate.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ -f "$catalogue" ] || { echo "mutate.sh: no catalogue '$catalogue'" >&2; exit 2; }
+catalogue=$(cd "$(dirname "$catalogue")" && pwd)/$(basename "$catalogue")
+
+# One mutant per line: ID @@ FILE @@ ORIGINAL @@ REPLACEMENT @@ TESTS [@@ NOTE]
+ids=() files=() froms=() tos=() tests=() notes=()
+lineno=0
+while IFS= read -r line || [ -n "$line" ]; do
+    lineno=$((lineno + 1))
+    case "$line" in '' | '#'*) continue ;; esac
+    rest=$line
+    fields=()
+    while [[ "$rest" == *" @@ "* ]]; do
+        fields+=("${rest%% @@ *}")
+        rest=${rest#* @@ }
+    done
+    fields+=("$rest")
+    if [ "${#fields[@]}" -lt 5 ] || [ "${#fields[@]}" -gt 6 ]; then
+        echo "mutate.sh: $catalogue:$lineno: expected 'ID @@ FILE @@ ORIGINAL @@ REPLACEMENT @@" \
+             "TESTS [@@ NOTE]', got ${#fields[@]} fields" >&2
+        exit 2
+    fi
+    if [ -n "$only" ] && [[ "$only" != *",${fields[0]},"* ]]; then continue; fi
+    ids+=("${fields[0]}") files+=("${fields[1]}") froms+=("${fields[2]}") tos+=("${fields[3]}")
+    tests+=("${fields[4]}") notes+=("${fields[5]:-}")
+done < "$catalogue"
+[ "${#ids[@]}" -gt 0 ] || { echo "mutate.sh: no mutant selected" >&2; exit 2; }
+
+# Replaces the only occurrence of $MUT_FROM by $MUT_TO in file $1 (exit 3 unless exactly one).
+apply_snippet() {
+    perl -e '
+        my ($f) = @ARGV;
+        open(my $h, "<", $f) or die "mutate.sh: cannot read $f: $!\n";
+        local $/; my $s = <$h>; close $h;
+        my ($from, $to) = ($ENV{MUT_FROM}, $ENV{MUT_TO});
+        my $n = () = $s =~ /\Q$from\E/g;
+        if ($n != 1) { print STDERR "mutate.sh: \"$from\" occurs $n times in $f, not once\n"; exit 3 }
+        $s =~ s/\Q$from\E/$to/;
+        open($h, ">", $f) or die "mutate.sh: cannot write $f: $!\n";
+        print $h $s; close $h;' "$1"
+}
+
+# Every snippet must occur exactly once (checked on a copy of each file in the source tree).
+probe=$(mktemp)
+trap 'rm -f "$probe"' EXIT
+bad=0
+for i in "${!ids[@]}"; do
+    f=${files[$i]}
+    if [ ! -f "$f" ]; then echo "mutate.sh: ${ids[$i]}: no file $f" >&2; bad=1; continue; fi
+    cp "$f" "$probe"
+    MUT_FROM=${froms[$i]} MUT_TO=${tos[$i]} apply_snippet "$probe" 2>&1 |
+        sed "s|$probe|$f|; s|^|${ids[$i]}: |" >&2 || true
+    cmp -s "$f" "$probe" && bad=1
+done
+[ "$bad" -eq 0 ] || { echo "mutate.sh: fix the catalogue lines above" >&2; exit 3; }
+echo "catalogue: ${#ids[@]} mutants, every snippet found exactly once"
+[ "$check_only" -eq 0 ] || exit 0
+
+# The scratch copy and its build.
+keep=1
+if [ -z "$workdir" ]; then
+    workdir=$(mktemp -d "${TMPDIR:-/tmp}/mpq-mutate.XXXXXX")
+    keep=0
+fi
+mkdir -p "$workdir/tree" "$workdir/logs"
+workdir=$(cd "$workdir" && pwd)
+trap 'rm -f "$probe"; [ "$keep" -eq 1 ] || rm -rf "$workdir"' EXIT
+results=${results:-$workdir/results.txt}
+git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
+    [ -f "$f" ] || continue
+    if ! cmp -s "$f" "$workdir/tree/$f"; then
+        mkdir -p "$workdir/tree/$(dirname "$f")"
+        cp -p "$f" "$workdir/tree/$f"
+    fi
+done
+tree=$workdir/tree
+echo "building the scratch copy in $tree"
+(cd "$tree" && bash jobs/build.sh) > "$workdir/logs/build.log" 2>&1 ||
+    { echo "mutate.sh: the unmutated copy does not build (see $workdir/logs/build.log)" >&2; exit 1; }
+
+# The programs a list of tests needs: the Check programs named, and those a test script runs.
+programs_of() {
+    local t p out=""
+    for t in $1; do
+        case "$t" in
+            *.sh) for p in $(grep -o 'tests/[A-Za-z0-9_/]*\(check\|bench\)_[A-Za-z0-9_]*\(\.mpi\)\?' \
+                                 "$tree/$t" | sort -u); do out="$out $p"; done ;;
+            *) out="$out $t" ;;
+        esac
+    done
+    echo "$out"
+}
+
+# Runs tests (a list, or "" for the whole suite) in the scratch build; 0 when all pass. A list
+# builds only what it needs: its programs, and mpq when a test script is among them.
+run_tests() {
+    local list=$1 log=$2
+    if [ -z "$list" ]; then
+        timeout --kill-after=20 "$limit" nice -n 5 make -C "$tree/build" -j2 check >"$log" 2>&1
+        return
+    fi
+    local progs extra=""
+    progs=$(programs_of "$list")
+    [[ " $list" != *.sh* ]] || extra=mpq
+    nice -n 5 make -C "$tree/build" -j2 $extra $progs >"$log" 2>&1 &&
+        timeout --kill-after=20 "$limit" nice -n 5 make -C "$tree/build" check-TESTS \
+            TESTS="$list" check_PROGRAMS="$progs" >>"$log" 2>&1
+}
+
+# The test names that failed in a make check log.
+failed_in() { grep -oE '^(FAIL|ERROR): [^ ]+' "$1" | sed 's/^[A-Z]*: //' | tr '\n' ' '; }
+
+: > "$results"
+killed=0 survived=0 stillborn=0
+survivors=()
+for i in "${!ids[@]}"; do
+    id=${ids[$i]} f=${files[$i]}
+    MUT_FROM=${froms[$i]} MUT_TO=${tos[$i]} apply_snippet "$tree/$f"
+    log=$workdir/logs/$id
+    status=""
+    if ! nice -n 5 make -C "$tree/build" -j2 libmpq.la >"$log.build" 2>&1; then
+        status="build-failed"
+        stillborn=$((stillborn + 1))
+    elif ! run_tests "${tests[$i]}" "$log.relevant"; then
+        status="killed by $(failed_in "$log.relevant")"
+        grep -q '^FAIL\|^ERROR' "$log.relevant" || status="killed (timeout or build error, see $log.relevant)"
+        killed=$((killed + 1))
+    elif [ "$skip_full" -eq 1 ]; then
+        status="SURVIVED relevant tests (whole suite skipped)"
+        survived=$((survived + 1))
+        survivors+=("$id")
+    elif ! run_tests "" "$log.full"; then
+        status="killed by the whole suite: $(failed_in "$log.full")"
+        killed=$((killed + 1))
+    else
+        status="SURVIVED the whole suite"
+        survived=$((survived + 1))
+        survivors+=("$id")
+    fi
+    cp -p "$src_root/$f" "$tree/$f"
+    touch "$tree/$f" # newer than the mutant's objects, so the next build recompiles it
+    printf '%-28s %-28s %s\n' "$id" "$f" "$status" | tee -a "$results"
+done
+nice -n 5 make -C "$tree/build" -j2 all >/dev/null 2>&1 || true # leave a kept build unmutated
+
+total=$((killed + survived))
+{
+    echo
+    echo "mutants: ${#ids[@]}; built: $total; killed: $killed; survived: $survived;" \
+         "did not build: $stillborn"
+    if [ "$total" -gt 0 ]; then
+        echo "score: $killed / $total = $(( (1000 * killed / total + 5) / 10 ))%"
+    fi
+    for id in "${survivors[@]}"; do
+        for i in "${!ids[@]}"; do
+            [ "${ids[$i]}" = "$id" ] || continue
+            echo "survivor $id (${files[$i]}): '${froms[$i]}' -> '${tos[$i]}'" \
+                 "${notes[$i]:+-- ${notes[$i]}}"
+        done
+    done
+} | tee -a "$results"
+echo "results: $results"
