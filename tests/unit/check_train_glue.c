@@ -7,8 +7,9 @@
  * is the schedule's value at every step (warmup, step decay, the reference's, cosine, and after a
  * resume); a resume from a mid-epoch checkpoint continues steps.csv, results.csv and validation.csv
  * exactly; validation counts every sample of a split that is not a multiple of the batch (the error
- * equals the one of each sample evaluated alone); the states validated within the budgets and the
- * best of them follow the reference's rule along a trajectory that crosses the budget. */
+ * equals the one of each sample evaluated alone) and results.csv's train_err is the mean over each
+ * epoch's steps, a partial last epoch too; the states validated within the budgets and the best
+ * of them follow the reference's rule along a trajectory that crosses the budget. */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -43,6 +44,33 @@ static void cfg_ok(const char *text, const char *experiment, const char *outdir,
     ck_assert_msg(rc == 0, "[%s]: %s", experiment, mpq_errmsg());
 }
 
+/* Trains the one-step section `name` of text into <tmp>/<name>: *c is its configuration, m0 (if
+ * not NULL) the model before the step and m1 the model after it (its final checkpoint). */
+static void train_one_step(const char *text, const char *name, mpq_cfg *c, mpq_model *m0,
+                           mpq_model *m1)
+{
+    mpq_train_result r;
+    cfg_ok(text, name, name, c);
+    train_ok(text, name, name, NULL, &r);
+    ck_assert_int_eq(r.steps, 1);
+    if (m0) trainfix_initial_model(c, 1, m0);
+    trainfix_checkpoint_model(comm, c, 1, 1, m1);
+}
+
+/* One sample's logits z (k classes) and label y: adds its cross-entropy to *ce; returns 1 if the
+ * first arg-max is not y. */
+static int score(const float *z, int k, int y, double *ce)
+{
+    int arg = 0;
+    double sum = 0.0;
+    for (int j = 1; j < k; j++)
+        if (z[j] > z[arg]) arg = j;
+    for (int j = 0; j < k; j++)
+        sum += exp((double)z[j] - z[arg]);
+    *ce += log(sum) + z[arg] - z[y];
+    return arg != y;
+}
+
 /* ---- clipping of the quantizer gradients ---------------------------------------------------- */
 
 /* One plain SGD step (momentum 0, no decay) under budgets far below the model's size, so the
@@ -67,11 +95,7 @@ static void check_clipped_step(const char *name)
 {
     mpq_cfg c;
     mpq_model m0, m1;
-    mpq_train_result r;
-    cfg_ok(clip_cfg, name, name, &c);
-    train_ok(clip_cfg, name, name, NULL, &r);
-    trainfix_initial_model(&c, 1, &m0);
-    trainfix_checkpoint_model(comm, &c, 1, 1, &m1);
+    train_one_step(clip_cfg, name, &c, &m0, &m1);
     const double lr = c.initial_learning_rate;
     int checked = 0, at_bound = 0;
     for (int i = 0; i < m0.n_quants; i++) {
@@ -138,15 +162,7 @@ START_TEST(test_glue_first_step_metrics_are_the_initial_models_on_the_first_batc
     int wrong = 0;
     double ce = 0.0;
     for (int i = 0; i < n; i++) {
-        const float *z = mpq_model_logits(&m) + (size_t)i * m.num_classes;
-        int arg = 0;
-        double sum = 0.0;
-        for (int j = 1; j < m.num_classes; j++)
-            if (z[j] > z[arg]) arg = j;
-        for (int j = 0; j < m.num_classes; j++)
-            sum += exp((double)z[j] - z[arg]);
-        ce += log(sum) + z[arg] - z[y[i]];
-        wrong += arg != y[i];
+        wrong += score(mpq_model_logits(&m) + (size_t)i * m.num_classes, m.num_classes, y[i], &ce);
     }
     free(y);
     mpq_source_free(train);
@@ -182,10 +198,7 @@ static void check_decay(const char *name, int quant_decays, const mpq_model *m0,
 {
     mpq_cfg c;
     mpq_model m1;
-    mpq_train_result r;
-    cfg_ok(decay_cfg, name, name, &c);
-    train_ok(decay_cfg, name, name, NULL, &r);
-    trainfix_checkpoint_model(comm, &c, 1, 1, &m1);
+    train_one_step(decay_cfg, name, &c, NULL, &m1);
     const double rate = (double)c.initial_learning_rate * c.weight_decay;
     int kinds_decayed[MPQ_PKIND_STATE + 1] = {0}, quant_checked = 0, quant_projected = 0;
     for (int i = 0; i < m0->params.n_info; i++) {
@@ -227,11 +240,7 @@ START_TEST(test_glue_weight_decay_reaches_quantizers_only_when_configured)
 {
     mpq_cfg c;
     mpq_model m0, none;
-    mpq_train_result r;
-    cfg_ok(decay_cfg, "NONE", "NONE", &c);
-    train_ok(decay_cfg, "NONE", "NONE", NULL, &r);
-    trainfix_initial_model(&c, 1, &m0);
-    trainfix_checkpoint_model(comm, &c, 1, 1, &none);
+    train_one_step(decay_cfg, "NONE", &c, &m0, &none);
     check_decay("ALL", 1, &m0, &none);
     check_decay("NOT_QUANT", 0, &m0, &none);
     mpq_model_free(&m0);
@@ -253,11 +262,7 @@ START_TEST(test_glue_first_adam_step_moves_each_parameter_by_lr)
 {
     mpq_cfg c;
     mpq_model m0, m1;
-    mpq_train_result r;
-    cfg_ok(adam_cfg, "ADAM", "ADAM", &c);
-    train_ok(adam_cfg, "ADAM", "ADAM", NULL, &r);
-    trainfix_initial_model(&c, 1, &m0);
-    trainfix_checkpoint_model(comm, &c, 1, 1, &m1);
+    train_one_step(adam_cfg, "ADAM", &c, &m0, &m1);
     const double lr = c.initial_learning_rate;
     size_t n = m0.params.n_floats, full = 0;
     for (size_t i = 0; i < n; i++) {
@@ -453,16 +458,9 @@ START_TEST(test_glue_validation_counts_every_sample_of_a_partial_last_batch)
         mpq_step s = mpq_model_step(&m, 1, 0);
         memcpy(mpq_model_input(&m), x, len * sizeof *x);
         mpq_model_forward(&m, &s);
-        const float *z = mpq_model_logits(&m);
-        int arg = 0;
-        double zmax = z[0], sum = 0.0;
-        for (int j = 1; j < m.num_classes; j++)
-            if (z[j] > z[arg]) arg = j, zmax = z[j];
-        for (int j = 0; j < m.num_classes; j++)
-            sum += exp(z[j] - zmax);
-        ce += log(sum) + zmax - z[y];
-        wrong += arg != y;
-        if (i >= 8) wrong_in_last_batch += arg != y;
+        int w = score(mpq_model_logits(&m), m.num_classes, y, &ce);
+        wrong += w;
+        if (i >= 8) wrong_in_last_batch += w;
     }
     free(x);
     mpq_source_free(val);
