@@ -348,8 +348,9 @@ END_TEST
 
 /* ---- resume from a mid-epoch checkpoint ----------------------------------------------------- */
 
-/* 4 steps per epoch, checkpoints every 3 steps (6 is step 2 of epoch 1), validation data, a
- * budget the model meets (validations between epoch ends), momentum, warmup and cosine. */
+/* 4 steps per epoch, checkpoints every 3 steps (3, 6 and 9 are mid-epoch), validation data, a
+ * budget the model meets (validations between epoch ends, at most one per 2 steps), momentum,
+ * warmup and cosine. */
 static const char resume_cfg[] =
     "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nval_data = synthetic\n"
     "synthetic_samples = 64\nsynthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
@@ -384,39 +385,43 @@ static int read_lines(const char *dir, const char *name, int fields, long from_s
     return n;
 }
 
-static void check_same_lines(const char *file, int fields, long from_step)
+/* The lines of `file` from step from_step on are the same in <tmp>/MIDEPOCH and <tmp>/resumed. */
+static void check_same_lines(const char *resumed, const char *file, int fields, long from_step)
 {
     static char a[64][512], b[64][512];
     int na = read_lines("MIDEPOCH", file, fields, from_step, a, 64);
-    int nb = read_lines("MIDEPOCH_RESUMED", file, fields, from_step, b, 64);
+    int nb = read_lines(resumed, file, fields, from_step, b, 64);
     ck_assert_int_gt(na, 0);
-    ck_assert_msg(na == nb, "%s: %d lines uninterrupted, %d resumed", file, na, nb);
+    ck_assert_msg(na == nb, "%s/%s: %d lines uninterrupted, %d resumed", resumed, file, na, nb);
     for (int i = 0; i < na; i++)
-        ck_assert_msg(!strcmp(a[i], b[i]), "%s line %d: uninterrupted '%s', resumed '%s'", file,
-                      i + 1, a[i], b[i]);
+        ck_assert_msg(!strcmp(a[i], b[i]), "%s/%s line %d: uninterrupted '%s', resumed '%s'",
+                      resumed, file, i + 1, a[i], b[i]);
 }
 
 START_TEST(test_glue_resume_mid_epoch_reproduces_every_column)
 {
     mpq_train_result r, rr;
-    char dir[4200], ckpt[4200];
+    char dir[4200], ckpt[4200], resumed[64];
     train_ok(resume_cfg, "MIDEPOCH", "MIDEPOCH", NULL, &r);
     snprintf(dir, sizeof dir, "%s/MIDEPOCH", tmp);
-    mpq_ckpt_path(dir, 6, ckpt, sizeof ckpt);
-    mpq_ckpt_info in;
-    ck_assert_int_eq(mpq_ckpt_read_info(comm, ckpt, &in), 0);
-    ck_assert_int_eq(in.step_in_epoch, 2); /* mid-epoch: the running sums are not zero */
-    ck_assert_int_eq(in.epoch_n, 2);
-    ck_assert(in.epoch_err > 0.0);
-    mpq_ckpt_info_free(&in);
-    train_ok(resume_cfg, "MIDEPOCH", "MIDEPOCH_RESUMED", ckpt, &rr);
-    check_same_lines("steps.csv", 0, 6);
-    check_same_lines("validation.csv", 0, 6);
-    /* every column but the last (seconds, wall time) of every epoch's row */
-    check_same_lines("results.csv", 11, 0);
-    ck_assert(r.checksum == rr.checksum);
-    ck_assert(r.best_val_err == rr.best_val_err);
-    ck_assert(r.train_err == rr.train_err);
+    for (long at = 3; at < 12; at += 3) {
+        mpq_ckpt_path(dir, at, ckpt, sizeof ckpt);
+        mpq_ckpt_info in;
+        ck_assert_int_eq(mpq_ckpt_read_info(comm, ckpt, &in), 0);
+        ck_assert_int_eq(in.step_in_epoch, at % 4); /* mid-epoch: the running sums are not 0 */
+        ck_assert_int_eq(in.epoch_n, at % 4);
+        ck_assert(in.epoch_err > 0.0);
+        mpq_ckpt_info_free(&in);
+        snprintf(resumed, sizeof resumed, "MIDEPOCH_AT_%ld", at);
+        train_ok(resume_cfg, "MIDEPOCH", resumed, ckpt, &rr);
+        check_same_lines(resumed, "steps.csv", 0, at);
+        check_same_lines(resumed, "validation.csv", 0, at);
+        /* every column but the last (seconds, wall time) of every epoch's row */
+        check_same_lines(resumed, "results.csv", 11, 0);
+        ck_assert(r.checksum == rr.checksum);
+        ck_assert(r.best_val_err == rr.best_val_err);
+        ck_assert(r.train_err == rr.train_err);
+    }
 }
 END_TEST
 
@@ -491,66 +496,81 @@ END_TEST
 /* ---- validation within the budgets, and the best state -------------------------------------- */
 
 /* A weight budget below the initial size and a strong penalty: the learned bitwidths shrink, so
- * the states cross from over the budget to within it during the run (and may cross back). */
+ * the states cross the budget during the run, and back (an epoch end over it between states
+ * within it). [CROSS] validates states within the budgets at most every 4 steps, [CROSS_EPOCHS]
+ * only at epoch ends (so the best state is saved there). */
 static const char traj_cfg[] =
     "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nval_data = synthetic\n"
     "synthetic_samples = 64\nsynthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
     "val_batch_size = 16\nepochs = 4\nseed = 11\ninitial_learning_rate = 0.05\n"
     "w_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
-    "target_weight_kbytes = 120\ninitial_cost_lambda2 = 1\nbudget_validate_every_steps = 2\n"
-    "[CROSS]\n";
+    "target_weight_kbytes = 99\ninitial_cost_lambda2 = 1\n"
+    "[CROSS]\nbudget_validate_every_steps = 4\n"
+    "[CROSS_EPOCHS]\nbudget_validate_every_steps = 0\n";
 
-START_TEST(test_glue_budget_validations_and_best_state_follow_the_trajectory)
+/* Section `name` of traj_cfg: validation.csv has the epoch ends and the steps the rule picks
+ * from the sizes in steps.csv (within the budget, and `every` steps after the last validation
+ * within it), best flags on the strict improvements within the budget, and params_best.h5 is
+ * the last best state. */
+static void check_trajectory(const char *name)
 {
     enum { SCOLS = 10, VCOLS = 8, MAX_ROWS = 64 };
     static double s[SCOLS * MAX_ROWS], v[VCOLS * MAX_ROWS];
     mpq_cfg c;
     mpq_train_result r;
-    cfg_ok(traj_cfg, "CROSS", "CROSS", &c);
-    train_ok(traj_cfg, "CROSS", "CROSS", NULL, &r);
-    int steps = trainfix_read_csv(tmp, "CROSS", "steps.csv", SCOLS, s, MAX_ROWS);
-    int vals = trainfix_read_csv(tmp, "CROSS", "validation.csv", VCOLS, v, MAX_ROWS);
+    cfg_ok(traj_cfg, name, name, &c);
+    train_ok(traj_cfg, name, name, NULL, &r);
+    int steps = trainfix_read_csv(tmp, name, "steps.csv", SCOLS, s, MAX_ROWS);
+    int vals = trainfix_read_csv(tmp, name, "validation.csv", VCOLS, v, MAX_ROWS);
     const long spe = 4, every = c.budget_validate_every_steps;
     const double target = c.target_weight_kbytes;
     ck_assert_int_eq(steps, 16);
     /* the rule, from the sizes: steps.csv's kbytes_w of step k+1 is the size after step k */
-    int row = 0, n_over = 0, n_within = 0;
+    int row = 0, n_within = 0, ends_over = 0;
     long last_within = -1, best_step = -1;
     double best = NAN;
     for (long k = 0; k < steps; k++) {
         int epoch_end = (k + 1) % spe == 0;
         int within = k + 1 < steps ? s[(k + 1) * SCOLS + 8] <= target : -1;
-        int due = !epoch_end && within == 1 && (last_within < 0 || k - last_within >= every);
-        if (within >= 0) n_within += within, n_over += !within;
+        int due =
+            !epoch_end && every > 0 && within == 1 && (last_within < 0 || k - last_within >= every);
+        n_within += within == 1;
+        ends_over += epoch_end && within == 0;
         if (!epoch_end && !due) continue;
-        ck_assert_msg(row < vals, "step %ld is not in validation.csv", k);
+        ck_assert_msg(row < vals, "[%s] step %ld is not in validation.csv", name, k);
         const double *w = v + (size_t)row++ * VCOLS;
-        ck_assert_msg((long)w[0] == k, "validation.csv row %d is step %ld, expected %ld", row,
-                      (long)w[0], k);
+        ck_assert_msg((long)w[0] == k, "[%s] validation.csv row %d is step %ld, expected %ld", name,
+                      row, (long)w[0], k);
         ck_assert_int_eq((long)w[1], k / spe + 1);
         if (within >= 0) {
             ck_assert_int_eq((int)w[6], within);
-            ck_assert_msg(w[4] == s[(k + 1) * SCOLS + 8], "step %ld: kbytes_w %.9g vs %.9g", k,
-                          w[4], s[(k + 1) * SCOLS + 8]);
+            ck_assert_msg(w[4] == s[(k + 1) * SCOLS + 8], "[%s] step %ld: kbytes_w %.9g vs %.9g",
+                          name, k, w[4], s[(k + 1) * SCOLS + 8]);
         }
         int is_best = w[6] == 1 && (isnan(best) || w[2] < best);
-        ck_assert_msg((int)w[7] == is_best, "step %ld: best flag %d, expected %d", k, (int)w[7],
-                      is_best);
+        ck_assert_msg((int)w[7] == is_best, "[%s] step %ld: best flag %d, expected %d", name, k,
+                      (int)w[7], is_best);
         if (is_best) best = w[2], best_step = k;
         if (w[6] == 1) last_within = k;
     }
     ck_assert_int_eq(row, vals);
-    /* the trajectory is worth testing: it has states over and within the budget */
-    ck_assert_int_gt(n_over, 0);
-    ck_assert_int_gt(n_within, 1);
+    /* the trajectory is worth testing: an epoch end over the budget, states within it */
+    ck_assert_int_gt(ends_over, 0);
+    ck_assert_int_gt(n_within, 2);
     ck_assert(best_step >= 0);
     ck_assert(r.best_val_err == best);
     char path[4200];
-    snprintf(path, sizeof path, "%s/CROSS/%s", tmp, MPQ_CKPT_BEST);
+    snprintf(path, sizeof path, "%s/%s/%s", tmp, name, MPQ_CKPT_BEST);
     mpq_ckpt_info in;
     ck_assert_int_eq(mpq_ckpt_read_info(comm, path, &in), 0);
     ck_assert_int_eq(in.step, best_step + 1);
     mpq_ckpt_info_free(&in);
+}
+
+START_TEST(test_glue_budget_validations_and_best_state_follow_the_trajectory)
+{
+    check_trajectory("CROSS");
+    check_trajectory("CROSS_EPOCHS");
 }
 END_TEST
 
