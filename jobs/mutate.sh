@@ -13,6 +13,7 @@
 #                 whole suite (fast); default: the whole suite confirms every such survivor
 #   --check       only checks that every snippet of the catalogue occurs exactly once
 #   --timeout     limit for each test run of a mutant (default 900 s; a timeout kills it)
+#   --jobs N      N mutants at a time, each in its own scratch copy (default 1)
 # What a user edits: the catalogue (format in its header), not this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ check_only=0
 workdir=""
 results=""
 limit=900
+jobs=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --catalogue) catalogue=$2; shift 2 ;;
@@ -34,7 +36,8 @@ while [ $# -gt 0 ]; do
         --workdir) workdir=$2; shift 2 ;;
         --results) results=$2; shift 2 ;;
         --timeout) limit=$2; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --jobs) jobs=$2; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "mutate.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -95,33 +98,40 @@ done
 echo "catalogue: ${#ids[@]} mutants, every snippet found exactly once"
 [ "$check_only" -eq 0 ] || exit 0
 
-# The scratch copy and its build.
+# The scratch copies (one per job) and their builds.
 keep=1
 if [ -z "$workdir" ]; then
     workdir=$(mktemp -d "${TMPDIR:-/tmp}/mpq-mutate.XXXXXX")
     keep=0
 fi
-mkdir -p "$workdir/tree" "$workdir/logs"
+mkdir -p "$workdir/logs" "$workdir/status"
 workdir=$(cd "$workdir" && pwd)
 trap 'rm -f "$probe"; [ "$keep" -eq 1 ] || rm -rf "$workdir"' EXIT
 results=${results:-$workdir/results.txt}
-git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
-    [ -f "$f" ] || continue
-    if ! cmp -s "$f" "$workdir/tree/$f"; then
-        mkdir -p "$workdir/tree/$(dirname "$f")"
-        cp -p "$f" "$workdir/tree/$f"
-    fi
+tree_of() { if [ "$1" -eq 0 ]; then echo "$workdir/tree"; else echo "$workdir/tree$(($1 + 1))"; fi; }
+for ((k = 0; k < jobs; k++)); do
+    t=$(tree_of "$k")
+    mkdir -p "$t"
+    git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
+        [ -f "$f" ] || continue
+        if ! cmp -s "$f" "$t/$f"; then
+            mkdir -p "$t/$(dirname "$f")"
+            cp "$f" "$t/$f" # a new mtime: make rebuilds what a killed run left mutated
+        fi
+    done
+    echo "building the scratch copy in $t"
+    (cd "$t" && nice -n 5 bash jobs/build.sh) >"$workdir/logs/build$k.log" 2>&1 &
 done
-tree=$workdir/tree
-echo "building the scratch copy in $tree"
-(cd "$tree" && bash jobs/build.sh) > "$workdir/logs/build.log" 2>&1 ||
-    { echo "mutate.sh: the unmutated copy does not build (see $workdir/logs/build.log)" >&2; exit 1; }
+for ((k = 0; k < jobs; k++)); do
+    wait -n || { echo "mutate.sh: an unmutated copy does not build (see $workdir/logs)" >&2; exit 1; }
+done
 
 # The programs a list of tests needs: the Check programs named, and those a test script runs.
 programs_of() {
     local t p out=""
     for t in $1; do
         case "$t" in
+            *=*) ;;
             *.sh) for p in $(grep -o 'tests/[A-Za-z0-9_/]*\(check\|bench\)_[A-Za-z0-9_]*\(\.mpi\)\?' \
                                  "$tree/$t" | sort -u); do out="$out $p"; done ;;
             *) out="$out $t" ;;
@@ -131,62 +141,85 @@ programs_of() {
 }
 
 # Runs tests (a list, or "" for the whole suite) in the scratch build; 0 when all pass. A list
-# builds only what it needs: its programs, and mpq when a test script is among them.
+# builds only what it needs: its programs, and mpq when a test script is among them. Words
+# NAME=VALUE in a list are set in the tests' environment (e.g. CK_RUN_CASE=resume runs one test
+# case of the Check programs).
 run_tests() {
     local list=$1 log=$2
     if [ -z "$list" ]; then
         timeout --kill-after=20 "$limit" nice -n 5 make -C "$tree/build" -j2 check >"$log" 2>&1
         return
     fi
-    local progs extra=""
-    progs=$(programs_of "$list")
-    [[ " $list" != *.sh* ]] || extra=mpq
+    local progs extra="" tests="" envs=() t
+    for t in $list; do
+        case "$t" in *=*) envs+=("$t") ;; *) tests="$tests $t" ;; esac
+    done
+    progs=$(programs_of "$tests")
+    [[ "$tests " != *.sh\ * ]] || extra=mpq
     nice -n 5 make -C "$tree/build" -j2 $extra $progs >"$log" 2>&1 &&
-        timeout --kill-after=20 "$limit" nice -n 5 make -C "$tree/build" check-TESTS \
-            TESTS="$list" check_PROGRAMS="$progs" >>"$log" 2>&1
+        env "${envs[@]}" timeout --kill-after=20 "$limit" nice -n 5 make -C "$tree/build" \
+            check-TESTS TESTS="$tests" check_PROGRAMS="$progs" >>"$log" 2>&1
 }
 
 # The test names that failed in a make check log.
 failed_in() { grep -oE '^(FAIL|ERROR): [^ ]+' "$1" | sed 's/^[A-Z]*: //' | tr '\n' ' '; }
 
-: > "$results"
-killed=0 survived=0 stillborn=0
-survivors=()
-for i in "${!ids[@]}"; do
-    id=${ids[$i]} f=${files[$i]}
+# Applies mutant $1 to the scratch copy $tree, runs its tests and writes the outcome, a line
+# starting "killed", "SURVIVED" or "build-failed", to $workdir/status/<index>.
+try_mutant() {
+    local i=$1 id=${ids[$1]} f=${files[$1]} log status
     MUT_FROM=${froms[$i]} MUT_TO=${tos[$i]} apply_snippet "$tree/$f"
     log=$workdir/logs/$id
-    status=""
     if ! nice -n 5 make -C "$tree/build" -j2 libmpq.la >"$log.build" 2>&1; then
         status="build-failed"
-        stillborn=$((stillborn + 1))
     elif ! run_tests "${tests[$i]}" "$log.relevant"; then
         status="killed by $(failed_in "$log.relevant")"
-        grep -q '^FAIL\|^ERROR' "$log.relevant" || status="killed (timeout or build error, see $log.relevant)"
-        killed=$((killed + 1))
+        grep -q '^FAIL\|^ERROR' "$log.relevant" ||
+            status="killed (timeout or build error, see $log.relevant)"
     elif [ "$skip_full" -eq 1 ]; then
         status="SURVIVED relevant tests (whole suite skipped)"
-        survived=$((survived + 1))
-        survivors+=("$id")
     elif ! run_tests "" "$log.full"; then
         status="killed by the whole suite: $(failed_in "$log.full")"
-        killed=$((killed + 1))
     else
         status="SURVIVED the whole suite"
-        survived=$((survived + 1))
-        survivors+=("$id")
     fi
     cp -p "$src_root/$f" "$tree/$f"
     touch "$tree/$f" # newer than the mutant's objects, so the next build recompiles it
-    printf '%-28s %-28s %s\n' "$id" "$f" "$status" | tee -a "$results"
-done
-nice -n 5 make -C "$tree/build" -j2 all >/dev/null 2>&1 || true # leave a kept build unmutated
+    echo "$status" >"$workdir/status/$i"
+    printf '%-32s %-24s %s\n' "$id" "$f" "$status"
+}
 
+rm -f "$workdir"/status/*
+for ((k = 0; k < jobs; k++)); do
+    (
+        tree=$(tree_of "$k")
+        for i in "${!ids[@]}"; do
+            [ $((i % jobs)) -eq "$k" ] && try_mutant "$i"
+        done
+        nice -n 5 make -C "$tree/build" -j2 all >/dev/null 2>&1 || true # leave it unmutated
+    ) &
+done
+wait
+
+: >"$results"
+killed=0 survived=0 stillborn=0
+survivors=()
+for i in "${!ids[@]}"; do
+    status=$(cat "$workdir/status/$i" 2>/dev/null || echo "not run")
+    case "$status" in
+        killed*) killed=$((killed + 1)) ;;
+        SURVIVED*) survived=$((survived + 1)); survivors+=("${ids[$i]}") ;;
+        *) stillborn=$((stillborn + 1)) ;;
+    esac
+    printf '%-32s %-24s %s\n' "${ids[$i]}" "${files[$i]}" "$status" >>"$results"
+done
 total=$((killed + survived))
 {
     echo
-    echo "mutants: ${#ids[@]}; built: $total; killed: $killed; survived: $survived;" \
-         "did not build: $stillborn"
+    cat "$results"
+    echo
+    echo "mutants: ${#ids[@]}; built and run: $total; killed: $killed; survived: $survived;" \
+         "did not build or run: $stillborn"
     if [ "$total" -gt 0 ]; then
         echo "score: $killed / $total = $(( (1000 * killed / total + 5) / 10 ))%"
     fi
@@ -197,5 +230,6 @@ total=$((killed + survived))
                  "${notes[$i]:+-- ${notes[$i]}}"
         done
     done
-} | tee -a "$results"
+} | tee "$results.tmp"
+mv "$results.tmp" "$results"
 echo "results: $results"

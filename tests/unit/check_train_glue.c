@@ -574,20 +574,29 @@ START_TEST(test_glue_budget_validations_and_best_state_follow_the_trajectory)
 }
 END_TEST
 
+/* One test case per concern, so that CK_RUN_CASE=<name> runs one (jobs/mutate.sh does). */
 static Suite *glue_suite(void)
 {
+    const struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {
+        {"clip", test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d},
+        {"metrics", test_glue_first_step_metrics_are_the_initial_models_on_the_first_batch},
+        {"decay", test_glue_weight_decay_reaches_quantizers_only_when_configured},
+        {"adam", test_glue_first_adam_step_moves_each_parameter_by_lr},
+        {"lr", test_glue_steps_csv_lr_is_the_schedule_at_every_step},
+        {"resume", test_glue_resume_mid_epoch_reproduces_every_column},
+        {"validation", test_glue_validation_counts_every_sample_of_a_partial_last_batch},
+        {"budget", test_glue_budget_validations_and_best_state_follow_the_trajectory},
+    };
     Suite *s = suite_create("train_glue");
-    TCase *tc = tcase_create("glue");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_glue_budget_step_moves_d_and_xmax_at_most_lr_times_d);
-    tcase_add_test(tc, test_glue_first_step_metrics_are_the_initial_models_on_the_first_batch);
-    tcase_add_test(tc, test_glue_weight_decay_reaches_quantizers_only_when_configured);
-    tcase_add_test(tc, test_glue_first_adam_step_moves_each_parameter_by_lr);
-    tcase_add_test(tc, test_glue_steps_csv_lr_is_the_schedule_at_every_step);
-    tcase_add_test(tc, test_glue_resume_mid_epoch_reproduces_every_column);
-    tcase_add_test(tc, test_glue_validation_counts_every_sample_of_a_partial_last_batch);
-    tcase_add_test(tc, test_glue_budget_validations_and_best_state_follow_the_trajectory);
-    suite_add_tcase(s, tc);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_set_timeout(tc, 300);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
     return s;
 }
 
