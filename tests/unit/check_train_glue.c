@@ -497,7 +497,8 @@ END_TEST
 
 /* A weight budget below the initial size and a strong penalty: the learned bitwidths shrink, so
  * the states cross the budget during the run, and back (an epoch end over it between states
- * within it). [CROSS] validates states within the budgets at most every 4 steps, [CROSS_EPOCHS]
+ * within it). [CROSS] validates states within the budgets at most every 7 steps (step 10, 7
+ * after the last validation within them, not 3 after the epoch end over them), [CROSS_EPOCHS]
  * only at epoch ends (so the best state is saved there). */
 static const char traj_cfg[] =
     "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nval_data = synthetic\n"
@@ -505,7 +506,7 @@ static const char traj_cfg[] =
     "val_batch_size = 16\nepochs = 4\nseed = 11\ninitial_learning_rate = 0.05\n"
     "w_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
     "target_weight_kbytes = 99\ninitial_cost_lambda2 = 1\n"
-    "[CROSS]\nbudget_validate_every_steps = 4\n"
+    "[CROSS]\nbudget_validate_every_steps = 7\n"
     "[CROSS_EPOCHS]\nbudget_validate_every_steps = 0\n";
 
 /* Section `name` of traj_cfg: validation.csv has the epoch ends and the steps the rule picks
