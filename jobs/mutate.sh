@@ -17,7 +17,6 @@
 # What a user edits: the catalogue (format in its header), not this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-src_root=$(pwd)
 
 catalogue=tests/mutation/catalogue.txt
 only=""
@@ -104,19 +103,26 @@ if [ -z "$workdir" ]; then
     workdir=$(mktemp -d "${TMPDIR:-/tmp}/mpq-mutate.XXXXXX")
     keep=0
 fi
-mkdir -p "$workdir/logs" "$workdir/status"
+rm -rf "$workdir/orig"
+mkdir -p "$workdir/logs" "$workdir/status" "$workdir/orig"
 workdir=$(cd "$workdir" && pwd)
 trap 'rm -f "$probe"; [ "$keep" -eq 1 ] || rm -rf "$workdir"' EXIT
 results=${results:-$workdir/results.txt}
 tree_of() { if [ "$1" -eq 0 ]; then echo "$workdir/tree"; else echo "$workdir/tree$(($1 + 1))"; fi; }
+# The files as they are now: mutants are undone from this copy, so that editing the tree while
+# a campaign runs cannot mix versions in a scratch copy.
+git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
+    [ -f "$f" ] || continue
+    mkdir -p "$workdir/orig/$(dirname "$f")"
+    cp "$f" "$workdir/orig/$f"
+done
 for ((k = 0; k < jobs; k++)); do
     t=$(tree_of "$k")
     mkdir -p "$t"
-    git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
-        [ -f "$f" ] || continue
-        if ! cmp -s "$f" "$t/$f"; then
+    (cd "$workdir/orig" && find . -type f -printf '%P\0') | while IFS= read -r -d '' f; do
+        if ! cmp -s "$workdir/orig/$f" "$t/$f"; then
             mkdir -p "$t/$(dirname "$f")"
-            cp "$f" "$t/$f" # a new mtime: make rebuilds what a killed run left mutated
+            cp "$workdir/orig/$f" "$t/$f" # a new mtime: make rebuilds what a killed run left
         fi
     done
     echo "building the scratch copy in $t"
@@ -183,8 +189,7 @@ try_mutant() {
     else
         status="SURVIVED the whole suite"
     fi
-    cp -p "$src_root/$f" "$tree/$f"
-    touch "$tree/$f" # newer than the mutant's objects, so the next build recompiles it
+    cp "$workdir/orig/$f" "$tree/$f" # a new mtime: the next build recompiles it
     echo "$status" >"$workdir/status/$i"
     printf '%-32s %-24s %s\n' "$id" "$f" "$status"
 }
