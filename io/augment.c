@@ -40,7 +40,8 @@ int mpq_augmenter_init(mpq_augmenter *a, mpq_augment kind, int train, int h, int
     return MPQ_OK;
 }
 
-/* cifar: padded random crop and flip straight from the bytes, then (x/255 - 0.5) * 2. */
+/* cifar: padded random crop and flip straight from the bytes, then (x/255 - 0.5) * 2; padding
+ * is 0 after that scaling (mid-grey), as in the reference. */
 static void apply_cifar(const mpq_augmenter *a, const uint8_t *src, mpq_rng *r, float *dst)
 {
     const int h = a->h, w = a->w, c = a->c;
@@ -57,10 +58,8 @@ static void apply_cifar(const mpq_augmenter *a, const uint8_t *src, mpq_rng *r, 
             float *d = dst + ((size_t)y * w + x) * c;
             const int inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
             const uint8_t *s = src + ((size_t)sy * w + sx) * c;
-            for (int ch = 0; ch < c; ch++) {
-                const float v = inside ? (float)s[ch] : 0.0f;
-                d[ch] = (v / 255.0f - 0.5f) * 2.0f;
-            }
+            for (int ch = 0; ch < c; ch++) /* the reference pads the normalised image with 0 */
+                d[ch] = inside ? ((float)s[ch] / 255.0f - 0.5f) * 2.0f : 0.0f;
         }
     }
 }

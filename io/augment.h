@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "data.h"
 
 typedef struct mpq_augmenter {
     mpq_augment kind;

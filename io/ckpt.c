@@ -76,10 +76,10 @@ static void param_names(mpq_qmethod m, char *buf, size_t bytes)
                                          : "");
 }
 
-int mpq_ckpt_write_quantizer(mpq_pf *p, const mpq_model *m, int i)
+int mpq_ckpt_write_quantizer(mpq_pf *p, const mpq_model_view *m, int i)
 {
     const mpq_quant *q = &m->quants[i];
-    const float *v = m->params.val;
+    const float *v = m->params->val;
     char path[PATH_BYTES], names[32];
     float bits = mpq_quant_bitwidth(q, v), pv[2] = {q->spec.p[0], q->spec.p[1]};
     int rc = MPQ_OK;
@@ -87,7 +87,7 @@ int mpq_ckpt_write_quantizer(mpq_pf *p, const mpq_model *m, int i)
         pv[0] = v[q->p.off];
         pv[1] = v[q->p.off + 1];
     }
-    snprintf(path, sizeof path, "/quantizers/%s", m->qinfo[i].name);
+    snprintf(path, sizeof path, "/quantizers/%s", m->qnames[i]);
     hid_t g = H5Gcreate2(p->f, path, p->lcpl, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return MPQ_FAIL(MPQ_E_IO, "%s: cannot create group '%s'", p->path, path);
     param_names(q->method, names, sizeof names);
@@ -100,7 +100,7 @@ int mpq_ckpt_write_quantizer(mpq_pf *p, const mpq_model *m, int i)
     if (rc == 0) rc = mpq_h5_attr_write_floats(g, "params", pv, 2);
     if (rc == 0) rc = mpq_h5_attr_write_string(g, "param_names", names);
     H5Gclose(g);
-    return rc < 0 ? mpq_err_push(rc, "%s: quantizer '%s'", p->path, m->qinfo[i].name) : rc;
+    return rc < 0 ? mpq_err_push(rc, "%s: quantizer '%s'", p->path, m->qnames[i]) : rc;
 }
 
 /* Every tensor of a registry under prefix ("/params", "/state"), each agreed. */
@@ -130,13 +130,13 @@ int mpq_ckpt_write_history(mpq_pf *p, const mpq_ckpt_info *in)
     return rc;
 }
 
-static int write_optimizer(mpq_comm *c, mpq_pf *p, const mpq_model *m, const char *optimizer)
+static int write_optimizer(mpq_comm *c, mpq_pf *p, const mpq_model_view *m, const char *optimizer)
 {
-    hsize_t n = (hsize_t)m->params.n_floats;
+    hsize_t n = (hsize_t)m->params->n_floats;
     static const char *const names[2] = {"/optimizer/m", "/optimizer/v"};
     for (int k = 0; k < 2; k++) {
         int rc = mpq_pf_write_array(p, names[k], 1, &n, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
-                                    sizeof(float), m->params.opt[k], 0);
+                                    sizeof(float), m->params->opt[k], 0);
         MPQ_TRY(mpq_comm_agree(c, rc));
     }
     hid_t g = H5Gopen2(p->f, "/optimizer", H5P_DEFAULT);
@@ -146,7 +146,7 @@ static int write_optimizer(mpq_comm *c, mpq_pf *p, const mpq_model *m, const cha
     return mpq_comm_agree(c, rc);
 }
 
-int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model *m, const mpq_ckpt_info *info,
+int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model_view *m, const mpq_ckpt_info *info,
                   int with_optimizer)
 {
     char tmp[PATH_MAX];
@@ -164,8 +164,8 @@ int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model *m, const mpq_c
     rc = mpq_ckpt_write_root(&p, info, MPQ_CKPT_FORMAT, with_optimizer ? "checkpoint" : "params");
     if (rc == 0) rc = mpq_pf_write_string(&p, "/config", info->config ? info->config : "");
     rc = mpq_comm_agree(c, rc);
-    if (rc == 0) rc = write_registry(c, &p, &m->params, "/params");
-    if (rc == 0) rc = write_registry(c, &p, &m->state, "/state");
+    if (rc == 0) rc = write_registry(c, &p, m->params, "/params");
+    if (rc == 0) rc = write_registry(c, &p, m->state, "/state");
     for (int i = 0; rc == 0 && i < m->n_quants; i++)
         rc = mpq_comm_agree(c, mpq_ckpt_write_quantizer(&p, m, i));
     if (rc == 0 && with_optimizer) rc = write_optimizer(c, &p, m, info->optimizer);
@@ -337,16 +337,16 @@ static int check_registry(mpq_pf *p, const mpq_params *r, const char *prefix)
     return rc;
 }
 
-static int check_quantizers(mpq_pf *p, const mpq_model *m)
+static int check_quantizers(mpq_pf *p, const mpq_model_view *m)
 {
     char path[PATH_BYTES], method[64];
     for (int i = 0; i < m->n_quants; i++) {
-        snprintf(path, sizeof path, "/quantizers/%s", m->qinfo[i].name);
+        snprintf(path, sizeof path, "/quantizers/%s", m->qnames[i]);
         if (!mpq_pf_exists(p->f, path))
             return MPQ_FAIL(MPQ_E_FORMAT,
                             "%s: quantizer '%s' of the model is missing in the "
                             "checkpoint",
-                            p->path, m->qinfo[i].name);
+                            p->path, m->qnames[i]);
         hid_t g = H5Gopen2(p->f, path, H5P_DEFAULT);
         int rc = g < 0 ? MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a group", p->path, path)
                        : mpq_h5_attr_read_string(g, "method", p->path, method, sizeof method);
@@ -357,29 +357,24 @@ static int check_quantizers(mpq_pf *p, const mpq_model *m)
             return MPQ_FAIL(MPQ_E_FORMAT,
                             "%s: quantizer '%s' uses method '%s' in the checkpoint "
                             "but '%s' in the model (w_quantize / a_quantize differ)",
-                            p->path, m->qinfo[i].name, method, want);
+                            p->path, m->qnames[i], method, want);
     }
     return MPQ_OK;
 }
 
 /* The fixed methods' (n, delta | m) live in the quantizer, not in the parameter buffer. */
-int mpq_ckpt_read_fixed_specs(mpq_pf *p, mpq_model *m)
+int mpq_ckpt_read_fixed_specs(mpq_pf *p, const mpq_model_view *m)
 {
     char path[PATH_BYTES];
     for (int i = 0; i < m->n_quants; i++) {
         mpq_quant *q = &m->quants[i];
         if (q->method != MPQ_QMETHOD_FP && q->method != MPQ_QMETHOD_POW2) continue;
-        snprintf(path, sizeof path, "/quantizers/%s", m->qinfo[i].name);
+        snprintf(path, sizeof path, "/quantizers/%s", m->qnames[i]);
         hid_t g = H5Gopen2(p->f, path, H5P_DEFAULT);
         int rc = g < 0 ? MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot open '%s'", p->path, path)
                        : mpq_h5_attr_read_floats(g, "params", p->path, q->spec.p, 2);
         if (g >= 0) H5Gclose(g);
         MPQ_TRY(rc);
-    }
-    /* activation nodes hold a copy of their quantizer */
-    for (int i = 0; i < m->n_nodes; i++) {
-        mpq_node *n = &m->nodes[i];
-        if (n->kind == MPQ_NODE_ACT && n->quant[0] >= 0) n->u.act.q = m->quants[n->quant[0]];
     }
     return MPQ_OK;
 }
@@ -395,7 +390,7 @@ static int read_registry(mpq_comm *c, mpq_pf *p, mpq_params *r, const char *pref
     return MPQ_OK;
 }
 
-static int check_optimizer(mpq_pf *p, const mpq_model *m)
+static int check_optimizer(mpq_pf *p, const mpq_model_view *m)
 {
     char kind[16];
     hsize_t dims[1];
@@ -409,14 +404,15 @@ static int check_optimizer(mpq_pf *p, const mpq_model *m)
     for (int k = 0; k < 2; k++) {
         const char *name = k ? "/optimizer/v" : "/optimizer/m";
         MPQ_TRY(mpq_pf_dims(p, name, &ndim, dims, 1));
-        if (ndim != 1 || dims[0] != (hsize_t)m->params.n_floats)
+        if (ndim != 1 || dims[0] != (hsize_t)m->params->n_floats)
             return MPQ_FAIL(MPQ_E_FORMAT, "%s: %s holds %llu values, the model has %zu parameters",
-                            p->path, name, (unsigned long long)dims[0], m->params.n_floats);
+                            p->path, name, (unsigned long long)dims[0], m->params->n_floats);
     }
     return MPQ_OK;
 }
 
-int mpq_ckpt_load(mpq_comm *c, const char *path, mpq_model *m, const char *model_name, int flags)
+int mpq_ckpt_load(mpq_comm *c, const char *path, const mpq_model_view *m, const char *model_name,
+                  int flags)
 {
     mpq_pf p;
     int rc, close_rc = MPQ_OK;
@@ -430,17 +426,17 @@ int mpq_ckpt_load(mpq_comm *c, const char *path, mpq_model *m, const char *model
             rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s' holds model '%s', not '%s' (the configuration's)",
                           path, model, model_name);
     }
-    if (rc == 0) rc = check_registry(&p, &m->params, "/params");
-    if (rc == 0) rc = check_registry(&p, &m->state, "/state");
+    if (rc == 0) rc = check_registry(&p, m->params, "/params");
+    if (rc == 0) rc = check_registry(&p, m->state, "/state");
     if (rc == 0) rc = check_quantizers(&p, m);
     if (rc == 0 && (flags & MPQ_CKPT_LOAD_OPTIMIZER)) rc = check_optimizer(&p, m);
     rc = mpq_comm_agree(c, rc);
-    if (rc == 0) rc = read_registry(c, &p, &m->params, "/params");
-    if (rc == 0) rc = read_registry(c, &p, &m->state, "/state");
+    if (rc == 0) rc = read_registry(c, &p, m->params, "/params");
+    if (rc == 0) rc = read_registry(c, &p, m->state, "/state");
     if (rc == 0) rc = mpq_comm_agree(c, mpq_ckpt_read_fixed_specs(&p, m));
     for (int k = 0; rc == 0 && (flags & MPQ_CKPT_LOAD_OPTIMIZER) && k < 2; k++)
         rc = mpq_comm_agree(c, mpq_pf_read(&p, k ? "/optimizer/v" : "/optimizer/m",
-                                           H5T_NATIVE_FLOAT, m->params.opt[k]));
+                                           H5T_NATIVE_FLOAT, m->params->opt[k]));
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     return mpq_comm_agree(c, rc < 0 ? rc : close_rc);
@@ -458,21 +454,8 @@ typedef struct wplan {
     conv_kind conv;
 } wplan;
 
-/* The node whose weight slice is t's, or NULL. */
-static const mpq_node *weight_node(const mpq_model *m, const mpq_param_info *t)
-{
-    for (int i = 0; i < m->n_nodes; i++) {
-        const mpq_node *n = &m->nodes[i];
-        if ((n->kind == MPQ_NODE_FC && n->u.fc.weight.off == t->s.off) ||
-            (n->kind == MPQ_NODE_CONV && n->u.conv.weight.off == t->s.off) ||
-            (n->kind == MPQ_NODE_DWCONV && n->u.dw.weight.off == t->s.off))
-            return n;
-    }
-    return NULL;
-}
-
 /* Decides how tensor t is read from an nnabla file whose dataset has shape dims. */
-static int nnabla_plan(mpq_pf *p, const mpq_model *m, wplan *w, int ndim, const hsize_t *dims)
+static int nnabla_plan(mpq_pf *p, const mpq_model_view *m, wplan *w, int ndim, const hsize_t *dims)
 {
     const mpq_param_info *t = w->t;
     const int *s = t->shape;
@@ -500,18 +483,18 @@ static int nnabla_plan(mpq_pf *p, const mpq_model *m, wplan *w, int ndim, const 
     }
     if (t->kind == MPQ_PKIND_WEIGHT && t->ndim == 2) {
         hsize_t io[2] = {(hsize_t)s[1], (hsize_t)s[0]};
-        const mpq_node *nd = weight_node(m, t);
+        const mpq_tensor *tt = mpq_view_tensor(m, t);
         if (ndim != 2 || memcmp(dims, io, sizeof io))
             return MPQ_FAIL(MPQ_E_FORMAT,
                             "%s: affine weight '%s' has shape %s; expected nnabla's "
                             "(Cin, Cout) = %s",
                             p->path, t->name, mpq_pf_shape_str(ndim, dims, a, sizeof a),
                             mpq_pf_shape_str(2, io, b, sizeof b));
-        if (nd && m->nodes[nd->in[0]].h * m->nodes[nd->in[0]].w != 1)
+        if (tt && tt->input_hw != 1)
             return MPQ_FAIL(MPQ_E_FORMAT,
-                            "%s: '%s' follows a %dx%d spatial input, whose NCHW and "
-                            "NHWC flattenings differ: not supported",
-                            p->path, t->name, m->nodes[nd->in[0]].h, m->nodes[nd->in[0]].w);
+                            "%s: '%s' follows a spatial input of %d elements per channel, whose "
+                            "NCHW and NHWC flattenings differ: not supported",
+                            p->path, t->name, tt->input_hw);
         w->conv = CONV_AFFINE;
         return MPQ_OK;
     }
@@ -553,15 +536,15 @@ static int read_planned(mpq_pf *p, const wplan *w)
 
 /* Plans every non-quantizer tensor of both registries; the first missing one and the count of
  * missing ones are reported together. */
-static int plan_weights(mpq_pf *p, mpq_model *m, int nnabla, wplan *plan, int *n_plan)
+static int plan_weights(mpq_pf *p, const mpq_model_view *m, int nnabla, wplan *plan, int *n_plan)
 {
     int missing = 0, k = 0;
     const char *first = NULL;
     for (int reg = 0; reg < 2; reg++) {
-        mpq_params *r = reg ? &m->state : &m->params;
+        mpq_params *r = reg ? m->state : m->params;
         for (int i = 0; i < r->n_info; i++) {
             const mpq_param_info *t = &r->info[i];
-            if (t->kind == MPQ_PKIND_QUANT) continue;
+            if (t->kind == MPQ_PKIND_QUANT) continue; /* read_quantizer_values */
             wplan *w = &plan[k];
             w->t = t;
             w->dst = mpq_at(r->val, t->s);
@@ -572,6 +555,11 @@ static int plan_weights(mpq_pf *p, mpq_model *m, int nnabla, wplan *plan, int *n
                             : "/params",
                      t->name);
             if (!mpq_pf_exists(p->f, w->path)) {
+                if (t->kind == MPQ_PKIND_SCALE) { /* the reference creates it (value 1) */
+                    w->dst[0] = 1.0f;
+                    mpq_log_info("weightfile %s has no '%s': it starts at 1", p->path, t->name);
+                    continue;
+                }
                 if (!first) first = t->name;
                 missing++;
                 continue;
@@ -583,7 +571,7 @@ static int plan_weights(mpq_pf *p, mpq_model *m, int nnabla, wplan *plan, int *n
     if (missing)
         return MPQ_FAIL(MPQ_E_FORMAT,
                         "weightfile '%s' lacks tensor '%s' of the model (%d missing; "
-                        "only quantizer parameters may be absent)",
+                        "only quantizer parameters and the scale layer may be absent)",
                         p->path, first, missing);
     for (int i = 0; i < k; i++) {
         hsize_t dims[MPQ_MAX_DIMS + 1], want[MPQ_MAX_DIMS];
@@ -605,11 +593,72 @@ static int plan_weights(mpq_pf *p, mpq_model *m, int nnabla, wplan *plan, int *n
     return MPQ_OK;
 }
 
-int mpq_ckpt_load_weights(mpq_comm *c, const char *path, mpq_model *m)
+/* Where the file keeps value k of parametric quantizer i, or "" when it does not hold that
+ * quantizer with the model's method: mpq files /params/<quantizer>/<name>, with the method on
+ * /quantizers/<quantizer>; nnabla files <quantizer>/<method>/<name> (the reference's naming). */
+static int quantizer_path(mpq_pf *p, const mpq_model_view *m, int nnabla, int i, int k, char *out)
+{
+    const mpq_quant *q = &m->quants[i];
+    const char *method = mpq_qmethod_name(q->method), *pname = mpq_qmethod_param_name(q->method, k);
+    out[0] = '\0';
+    if (nnabla) {
+        snprintf(out, PATH_BYTES, "/%s/%s/%s", m->qnames[i], method, pname);
+    } else {
+        char group[PATH_BYTES], file_method[64];
+        snprintf(group, sizeof group, "/quantizers/%s", m->qnames[i]);
+        if (!mpq_pf_exists(p->f, group)) return MPQ_OK;
+        hid_t g = H5Gopen2(p->f, group, H5P_DEFAULT);
+        int rc =
+            g < 0 ? MPQ_FAIL(MPQ_E_FORMAT, "%s: '%s' is not a group", p->path, group)
+                  : mpq_h5_attr_read_string(g, "method", p->path, file_method, sizeof file_method);
+        if (g >= 0) H5Gclose(g);
+        MPQ_TRY(rc);
+        if (strcmp(file_method, method)) return MPQ_OK;
+        snprintf(out, PATH_BYTES, "/params/%s/%s", m->qnames[i], pname);
+    }
+    if (!mpq_pf_exists(p->f, out)) out[0] = '\0';
+    return MPQ_OK;
+}
+
+/* The values of the parametric quantizers the file holds (both values, the model's method), as
+ * the reference keeps every parameter its weightfile holds; loaded[i] says which were read. */
+static int read_quantizer_values(mpq_comm *c, mpq_pf *p, const mpq_model_view *m, int nnabla,
+                                 unsigned char *loaded, int *n_loaded)
+{
+    *n_loaded = 0;
+    for (int i = 0; i < m->n_quants; i++) {
+        const mpq_quant *q = &m->quants[i];
+        char path[2][PATH_BYTES];
+        int rc = MPQ_OK, have = q->p.n == 2;
+        loaded[i] = 0;
+        for (int k = 0; have && rc == 0 && k < 2; k++) {
+            hsize_t dims[MPQ_MAX_DIMS + 1], n = 1;
+            int ndim;
+            rc = quantizer_path(p, m, nnabla, i, k, path[k]);
+            have = rc == 0 && path[k][0];
+            if (have) rc = mpq_pf_dims(p, path[k], &ndim, dims, MPQ_MAX_DIMS + 1);
+            for (int d = 0; have && rc == 0 && d < ndim; d++)
+                n *= dims[d];
+            if (have && rc == 0 && n != 1)
+                rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: quantizer value '%s' holds %llu values, not 1",
+                              p->path, path[k], (unsigned long long)n);
+        }
+        MPQ_TRY(mpq_comm_agree(c, rc));
+        if (!have) continue;
+        for (int k = 0; k < 2; k++)
+            MPQ_TRY(mpq_comm_agree(
+                c, mpq_pf_read(p, path[k], H5T_NATIVE_FLOAT, m->params->val + q->p.off + k)));
+        loaded[i] = 1;
+        (*n_loaded)++;
+    }
+    return MPQ_OK;
+}
+
+int mpq_ckpt_load_weights(mpq_comm *c, const char *path, const mpq_model_view *m, unsigned char *quant_loaded)
 {
     mpq_pf p;
-    int rc, close_rc = MPQ_OK, n_plan = 0, nnabla = 0;
-    wplan *plan = calloc((size_t)(m->params.n_info + m->state.n_info + 1), sizeof *plan);
+    int rc, close_rc = MPQ_OK, n_plan = 0, nnabla = 0, n_quant = 0;
+    wplan *plan = calloc((size_t)(m->params->n_info + m->state->n_info + 1), sizeof *plan);
     if (!plan) return mpq_comm_agree(c, MPQ_FAIL(MPQ_E_NOMEM, "out of memory"));
     mpq_h5_lock();
     rc = mpq_comm_agree(c, mpq_pf_open(c, path, 0, &p));
@@ -625,16 +674,19 @@ int mpq_ckpt_load_weights(mpq_comm *c, const char *path, mpq_model *m)
     rc = mpq_comm_agree(c, rc);
     for (int i = 0; rc == 0 && i < n_plan; i++)
         rc = mpq_comm_agree(c, read_planned(&p, &plan[i]));
+    if (rc == 0 && quant_loaded)
+        rc = read_quantizer_values(c, &p, m, nnabla, quant_loaded, &n_quant);
     mpq_pf_close(&p, &close_rc);
     mpq_h5_unlock();
     free(plan);
     if (rc == 0) rc = close_rc;
     rc = mpq_comm_agree(c, rc);
     if (rc == 0)
-        mpq_log_info("weightfile %s: loaded %d tensors (%s layout)", path, n_plan,
-                     nnabla ? "nnabla" : "mpq");
+        mpq_log_info("weightfile %s: loaded %d tensors and %d quantizers' values (%s layout)", path,
+                     n_plan, n_quant, nnabla ? "nnabla" : "mpq");
     return rc;
 }
+
 
 /* ---- the checkpoint directory ---------------------------------------------------------------- */
 

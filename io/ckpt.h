@@ -27,7 +27,7 @@
 
 #include <stddef.h>
 
-#include "models/graph.h"
+#include "model_view.h"
 #include "mpi/comm.h"
 
 #define MPQ_CKPT_FORMAT "mpq-checkpoint"
@@ -62,7 +62,7 @@ typedef struct mpq_ckpt_info {
  * with_optimizer, the optimizer state (kind "checkpoint"; else "params"); closes it on every
  * rank; then rank 0 syncs it and renames it to path. The directory must exist. The environment
  * variable MPQ_TEST_SAVE_DELAY_MS (tests) delays the rename. Returns 0 or an agreed MPQ_E_*. */
-int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model *m, const mpq_ckpt_info *info,
+int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model_view *m, const mpq_ckpt_info *info,
                   int with_optimizer);
 
 /* Collective. Reads the attributes, the configuration text and the history of an mpq checkpoint,
@@ -81,16 +81,23 @@ void mpq_ckpt_info_free(mpq_ckpt_info *i);
  * agreed MPQ_E_FORMAT / MPQ_E_IO. */
 #define MPQ_CKPT_LOAD_OPTIMIZER 1
 /* (Exported models are refused: io/export.h loads them.) */
-int mpq_ckpt_load(mpq_comm *c, const char *path, mpq_model *m, const char *model_name, int flags);
+int mpq_ckpt_load(mpq_comm *c, const char *path, const mpq_model_view *m, const char *model_name,
+                  int flags);
 
-/* Collective. The cfg key weightfile: loads weights, biases, BN affine and BN state (never
- * quantizer parameters) by tensor name from an mpq checkpoint / parameter file (recognised by its
- * root attributes) or else from an nnabla parameter file, converting its layouts: convolution W
- * (O, I, KH, KW) -> (O, KH, KW, I), depthwise W (C, KH, KW) -> (C, KH, KW, 1), affine W
- * (Cin, Cout) -> (Cout, Cin) (after a 1x1 spatial input only), BN vectors (1, C, 1, 1) -> (C).
- * A tensor of the model missing in the file is an error naming it (and how many are missing).
- * The caller then initialises the quantizers from the loaded weights. Returns 0 or MPQ_E_*. */
-int mpq_ckpt_load_weights(mpq_comm *c, const char *path, mpq_model *m);
+/* Collective. The cfg key weightfile: loads weights, biases, BN affine and BN state by tensor
+ * name from an mpq checkpoint / parameter file (recognised by its root attributes) or else from
+ * an nnabla parameter file, converting its layouts: convolution W (O, I, KH, KW) -> (O, KH, KW,
+ * I), depthwise W (C, KH, KW) -> (C, KH, KW, 1), affine W (Cin, Cout) -> (Cout, Cin) (after a 1x1
+ * spatial input only), BN vectors (1, C, 1, 1) -> (C). A tensor of the model missing in the file
+ * is an error naming it (and how many are missing), except the scale layer, which then starts at
+ * 1 (the reference creates it). With quant_loaded (m->n_quants entries), the parametric
+ * quantizers' values the file holds for the model's method are loaded too, as the reference keeps
+ * every parameter of its weightfile (mpq: /params/<quantizer>/<value> with a matching method
+ * attribute on /quantizers/<quantizer>; nnabla: <quantizer>/<method>/<value>), and
+ * quant_loaded[i] says which; the caller initialises the others (mpq_train_start_from_weightfile
+ * in train.h does both). Returns 0 or MPQ_E_*. */
+int mpq_ckpt_load_weights(mpq_comm *c, const char *path, const mpq_model_view *m,
+                          unsigned char *quant_loaded);
 
 /* <output_dir>/checkpoints/ckpt-<step, 9 digits>.h5 into out. */
 void mpq_ckpt_path(const char *output_dir, long step, char *out, size_t bytes);

@@ -11,10 +11,10 @@
 int mpq_ckpt_write_root(mpq_pf *p, const mpq_ckpt_info *in, const char *format, const char *kind);
 /* /quantizers/<name of quantizer i>: method, is_act, elements, bitwidth, kbytes, step, params,
  * param_names. */
-int mpq_ckpt_write_quantizer(mpq_pf *p, const mpq_model *m, int i);
+int mpq_ckpt_write_quantizer(mpq_pf *p, const mpq_model_view *m, int i);
 /* /history/results from in (rank 0's rows). */
 int mpq_ckpt_write_history(mpq_pf *p, const mpq_ckpt_info *in);
 /* The fixed quantizers' (n, delta | m) of m from /quantizers (and the activation nodes' copies). */
-int mpq_ckpt_read_fixed_specs(mpq_pf *p, mpq_model *m);
+int mpq_ckpt_read_fixed_specs(mpq_pf *p, const mpq_model_view *m);
 
 #endif

@@ -14,132 +14,30 @@
 #include "core/err.h"
 #include "io/ckpt_impl.h"
 #include "io/h5par.h"
+#include "quant/codes.h"
 
 #define PATH_BYTES MPQ_PF_PATH_BYTES
-
-typedef enum ekind { EKIND_FLOAT, EKIND_UNIFORM, EKIND_POW2 } ekind;
-static const char *const ekind_names[] = {"float", "uniform", "pow2"};
 
 /* One weight or bias tensor of a layer. */
 typedef struct etensor {
     const mpq_param_info *t;
     const mpq_quant *q; /* NULL: unquantized */
-    int node, bn;       /* the layer's node; the BN node folded into it, or -1 */
+    int bn;             /* the BN (index in the view's BN table) folded into it, or -1 */
 } etensor;
 
-static const mpq_param_info *info_at(const mpq_params *r, size_t off)
-{
-    for (int i = 0; i < r->n_info; i++)
-        if (r->info[i].s.off == off && r->info[i].s.n > 0) return &r->info[i];
-    return NULL;
-}
-
-/* The BN node that is the only consumer of convolution node i, or -1. */
-static int bn_after(const mpq_model *m, int i)
-{
-    const mpq_node *n = &m->nodes[i];
-    if ((n->kind != MPQ_NODE_CONV && n->kind != MPQ_NODE_DWCONV) || n->n_consumers != 1) return -1;
-    for (int j = i + 1; j < m->n_nodes; j++)
-        if (m->nodes[j].in[0] == i || m->nodes[j].in[1] == i)
-            return m->nodes[j].kind == MPQ_NODE_BN && m->nodes[j].in[0] == i ? j : -1;
-    return -1;
-}
-
-/* Every weight and bias tensor in node order. Returns the count; out holds room for
- * 2 * n_nodes. */
-static int list_tensors(const mpq_model *m, int fold_bn, etensor *out)
+/* Every weight and bias tensor, in the tensor table's (build) order. Returns the count; out
+ * holds room for n_tensors. */
+static int list_tensors(const mpq_model_view *m, int fold_bn, etensor *out)
 {
     int k = 0;
-    for (int i = 0; i < m->n_nodes; i++)
-        for (int b = 0; b < 2; b++) {
-            const mpq_node *n = &m->nodes[i];
-            const mpq_slice *s = mpq_node_weights(n, b);
-            if (!s || !s->n) continue;
-            out[k].t = info_at(&m->params, s->off);
-            MPQ_ASSERT(out[k].t, "tensor at offset %zu is not registered", s->off);
-            out[k].q = n->quant[b] >= 0 && m->quants[n->quant[b]].method != MPQ_QMETHOD_NONE
-                           ? &m->quants[n->quant[b]]
-                           : NULL;
-            out[k].node = i;
-            out[k].bn = fold_bn && b == 0 ? bn_after(m, i) : -1;
-            k++;
-        }
+    for (int i = 0; i < m->n_tensors; i++) {
+        const mpq_tensor *t = &m->tensors[i];
+        if (t->role > MPQ_ROLE_BIAS || !t->info->s.n) continue;
+        out[k++] = (etensor){t->info, t->quant >= 0 ? &m->quants[t->quant] : NULL,
+                             fold_bn && t->role != MPQ_ROLE_BIAS ? t->bn : -1};
+    }
     return k;
 }
-
-/* ---- codes ----------------------------------------------------------------------------------- */
-
-/* Signed bits that hold every code. */
-static int code_bits(const int32_t *c, size_t n)
-{
-    int64_t lo = 0, hi = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (c[i] < lo) lo = c[i];
-        if (c[i] > hi) hi = c[i];
-    }
-    int b = 1;
-    while (b < 32 && (hi > ((int64_t)1 << (b - 1)) - 1 || lo < -((int64_t)1 << (b - 1))))
-        b++;
-    return b;
-}
-
-static float dequant(ekind k, int32_t c, float step, int exp_min)
-{
-    if (k == EKIND_UNIFORM) return (float)c * step;
-    if (c == 0) return 0.0f;
-    float a = ldexpf(1.0f, exp_min + abs(c) - 1);
-    return c < 0 ? -a : a;
-}
-
-/* Codes of the quantized values wq (n) for kind k: uniform c = wq / step; pow2 the signed
- * exponent index above exp_min. Fails unless every code dequantizes to wq exactly. */
-static int encode(ekind k, const float *wq, size_t n, float step, int32_t *codes, int *exp_min,
-                  const char *name)
-{
-    int emin = INT32_MAX;
-    if (k == EKIND_POW2) {
-        for (size_t i = 0; i < n; i++)
-            if (wq[i] != 0.0f && ilogbf(wq[i]) < emin) emin = ilogbf(wq[i]);
-        if (emin == INT32_MAX) emin = 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (k == EKIND_UNIFORM) {
-            codes[i] = (int32_t)lrintf(wq[i] / step);
-        } else {
-            int32_t c = wq[i] == 0.0f ? 0 : ilogbf(wq[i]) - emin + 1;
-            codes[i] = wq[i] < 0.0f ? -c : c;
-        }
-        if (dequant(k, codes[i], step, emin) != wq[i])
-            return MPQ_FAIL(MPQ_E_NUMERIC,
-                            "export: quantized value %a of '%s' (element %zu) is not "
-                            "%s code %d exactly",
-                            (double)wq[i], name, i, ekind_names[k], (int)codes[i]);
-    }
-    *exp_min = emin;
-    return MPQ_OK;
-}
-
-/* Two's complement codes, bits each, least significant bit first. */
-static void pack(const int32_t *c, size_t n, int bits, uint8_t *out, size_t n_bytes)
-{
-    memset(out, 0, n_bytes);
-    for (size_t i = 0, pos = 0; i < n; i++)
-        for (int b = 0; b < bits; b++, pos++)
-            if (((uint32_t)c[i] >> b) & 1u) out[pos / 8] |= (uint8_t)(1u << (pos % 8));
-}
-
-static void unpack(const uint8_t *in, size_t n, int bits, int32_t *c)
-{
-    for (size_t i = 0, pos = 0; i < n; i++) {
-        uint32_t u = 0;
-        for (int b = 0; b < bits; b++, pos++)
-            u |= (uint32_t)((in[pos / 8] >> (pos % 8)) & 1u) << b;
-        if (bits < 32 && (u >> (bits - 1)) & 1u) u |= ~0u << bits; /* sign extension */
-        c[i] = (int32_t)u;
-    }
-}
-
-static size_t packed_bytes(size_t n, int bits) { return (n * (size_t)bits + 7) / 8; }
 
 /* ---- writing --------------------------------------------------------------------------------- */
 
@@ -149,51 +47,39 @@ typedef struct ebuf {
     uint8_t *packed;
 } ebuf;
 
-/* The per-channel scale gamma / sqrt(var + eps) and bias beta - mean * scale of BN node bn. */
-static void fold(const mpq_model *m, int bn, float *scale, float *bias)
-{
-    const mpq_bn *l = &m->nodes[bn].u.bn;
-    const float *g = mpq_cat(m->params.val, l->gamma), *b = mpq_cat(m->params.val, l->beta);
-    const float *mean = mpq_cat(m->state.val, l->mean), *var = mpq_cat(m->state.val, l->var);
-    for (int o = 0; o < l->c; o++) {
-        scale[o] = g[o] / sqrtf(var[o] + l->eps);
-        bias[o] = b[o] - mean[o] * scale[o];
-    }
-}
-
-static int write_tensor(mpq_pf *p, const mpq_model *m, const etensor *e, const mpq_export_opts *o,
-                        ebuf *eb, double *kbytes, double *stored)
+static int write_tensor(mpq_pf *p, const mpq_model_view *m, const etensor *e,
+                        const mpq_export_opts *o, ebuf *eb, double *kbytes, double *stored)
 {
     const mpq_param_info *t = e->t;
-    const float *w = mpq_cat(m->params.val, t->s);
+    const float *w = mpq_cat(m->params->val, t->s);
     char path[PATH_BYTES], sub[PATH_BYTES + 16];
     size_t n = t->s.n;
-    ekind k = !e->q                                     ? EKIND_FLOAT
-              : mpq_quant_step(e->q, m->params.val) > 0 ? EKIND_UNIFORM
-                                                        : EKIND_POW2;
-    float step = k == EKIND_UNIFORM ? mpq_quant_step(e->q, m->params.val) : 0.0f;
+    mpq_code_kind k = !e->q                                      ? MPQ_CODE_FLOAT
+                      : mpq_quant_step(e->q, m->params->val) > 0 ? MPQ_CODE_UNIFORM
+                                                                 : MPQ_CODE_POW2;
+    float step = k == MPQ_CODE_UNIFORM ? mpq_quant_step(e->q, m->params->val) : 0.0f;
     int exp_min = 0, bits = 32, stored_bits = 32, rc = MPQ_OK;
     hsize_t dims[MPQ_MAX_DIMS];
     for (int i = 0; i < t->ndim; i++)
         dims[i] = (hsize_t)t->shape[i];
     snprintf(path, sizeof path, "/tensors/%s", t->name);
-    if (k != EKIND_FLOAT) {
-        mpq_quant_forward(e->q, m->params.val, w, eb->wq, n);
-        MPQ_TRY(encode(k, eb->wq, n, step, eb->codes, &exp_min, t->name));
-        bits = (int)lrintf(mpq_quant_bitwidth(e->q, m->params.val));
-        stored_bits = code_bits(eb->codes, n);
+    if (k != MPQ_CODE_FLOAT) {
+        mpq_quant_forward(e->q, m->params->val, w, eb->wq, n);
+        MPQ_TRY(mpq_codes_encode(k, eb->wq, n, step, eb->codes, &exp_min, t->name));
+        bits = (int)lrintf(mpq_quant_bitwidth(e->q, m->params->val));
+        stored_bits = mpq_codes_bits(eb->codes, n);
         if (stored_bits < bits) stored_bits = bits;
         if (!o->pack) stored_bits = stored_bits <= 8 ? 8 : stored_bits <= 16 ? 16 : 32;
     }
     snprintf(sub, sizeof sub, "%s/%s", path,
-             k == EKIND_FLOAT ? "values"
-             : o->pack        ? "packed"
-                              : "codes");
-    if (k == EKIND_FLOAT) {
+             k == MPQ_CODE_FLOAT ? "values"
+             : o->pack           ? "packed"
+                                 : "codes");
+    if (k == MPQ_CODE_FLOAT) {
         rc = mpq_pf_write_floats(p, sub, t->ndim, t->shape, w);
     } else if (o->pack) {
-        hsize_t nb = (hsize_t)packed_bytes(n, stored_bits);
-        pack(eb->codes, n, stored_bits, eb->packed, (size_t)nb);
+        hsize_t nb = (hsize_t)mpq_codes_packed_bytes(n, stored_bits);
+        mpq_codes_pack(eb->codes, n, stored_bits, eb->packed, (size_t)nb);
         rc = mpq_pf_write_array(p, sub, 1, &nb, H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, eb->packed, 0);
     } else {
         hid_t ft = stored_bits == 8    ? H5T_STD_I8LE
@@ -204,7 +90,7 @@ static int write_tensor(mpq_pf *p, const mpq_model *m, const etensor *e, const m
     }
     if (rc == 0 && e->bn >= 0) {
         int c = t->shape[0];
-        fold(m, e->bn, eb->scale, eb->bias);
+        mpq_bn_fold(m, e->bn, eb->scale, eb->bias);
         snprintf(sub, sizeof sub, "%s/scale", path);
         rc = mpq_pf_write_floats(p, sub, 1, &c, eb->scale);
         snprintf(sub, sizeof sub, "%s/bias", path);
@@ -214,7 +100,7 @@ static int write_tensor(mpq_pf *p, const mpq_model *m, const etensor *e, const m
     hid_t g = H5Gopen2(p->f, path, H5P_DEFAULT);
     if (g < 0) return MPQ_FAIL(MPQ_E_IO, "%s: cannot open '%s'", p->path, path);
     double kb = bits * (double)n / 8.0 / 1024.0;
-    rc = mpq_h5_attr_write_string(g, "kind", ekind_names[k]);
+    rc = mpq_h5_attr_write_string(g, "kind", mpq_code_kind_name(k));
     if (rc == 0)
         rc = mpq_h5_attr_write_string(g, "method", e->q ? mpq_qmethod_name(e->q->method) : "none");
     if (rc == 0) rc = mpq_h5_attr_write_int(g, "bits", bits);
@@ -222,45 +108,51 @@ static int write_tensor(mpq_pf *p, const mpq_model *m, const etensor *e, const m
     if (rc == 0) rc = mpq_h5_attr_write_long(g, "elements", (long)n);
     if (rc == 0) rc = mpq_h5_attr_write_double(g, "kbytes", kb);
     if (rc == 0) rc = mpq_h5_attr_write_ints(g, "shape", t->shape, t->ndim);
-    if (rc == 0 && k == EKIND_UNIFORM) rc = mpq_h5_attr_write_double(g, "step", step);
-    if (rc == 0 && k == EKIND_POW2) rc = mpq_h5_attr_write_int(g, "exp_min", exp_min);
-    if (rc == 0 && e->bn >= 0) rc = mpq_h5_attr_write_string(g, "folded_bn", m->nodes[e->bn].name);
+    if (rc == 0 && k == MPQ_CODE_UNIFORM) rc = mpq_h5_attr_write_double(g, "step", step);
+    if (rc == 0 && k == MPQ_CODE_POW2) rc = mpq_h5_attr_write_int(g, "exp_min", exp_min);
+    if (rc == 0 && e->bn >= 0) rc = mpq_h5_attr_write_string(g, "folded_bn", m->bns[e->bn].name);
     H5Gclose(g);
-    if (k != EKIND_FLOAT) *kbytes += kb;
-    *stored += (o->pack ? (double)packed_bytes(n, stored_bits) : n * (stored_bits / 8.0)) / 1024.0;
+    if (k != MPQ_CODE_FLOAT) *kbytes += kb;
+    *stored +=
+        (o->pack ? (double)mpq_codes_packed_bytes(n, stored_bits) : n * (stored_bits / 8.0)) /
+        1024.0;
     return rc;
 }
 
-/* Whether trainable tensor i is written under /tensors, or belongs to a weight quantizer or a
- * folded BN (and is therefore not written under /float). */
-static int covered(const mpq_model *m, const etensor *es, int n_es, const mpq_param_info *t)
+/* Whether tensor t (index in the tensor table) has role r0 or r1 in a folded BN. */
+static int of_folded_bn(const mpq_model_view *m, const etensor *es, int n_es, int t, int r0, int r1)
 {
-    for (int j = 0; j < n_es; j++) {
-        if (es[j].t == t) return 1;
-        if (es[j].bn >= 0) {
-            const mpq_bn *l = &m->nodes[es[j].bn].u.bn;
-            if (t->s.off == l->gamma.off || t->s.off == l->beta.off) return 1;
-        }
-    }
-    for (int i = 0; i < m->n_quants; i++)
-        if (!m->quants[i].is_act && m->quants[i].p.n && t->s.off >= m->quants[i].p.off &&
-            t->s.off < m->quants[i].p.off + m->quants[i].p.n)
-            return 1;
-    return 0;
-}
-
-static int folded_state(const mpq_model *m, const etensor *es, int n_es, const mpq_param_info *t)
-{
+    int role = (int)m->tensors[t].role;
+    if (role != r0 && role != r1) return 0;
     for (int j = 0; j < n_es; j++)
         if (es[j].bn >= 0) {
-            const mpq_bn *l = &m->nodes[es[j].bn].u.bn;
-            if (t->s.off == l->mean.off || t->s.off == l->var.off) return 1;
+            const mpq_bn_ref *b = &m->bns[es[j].bn];
+            if (t == b->gamma || t == b->beta || t == b->mean || t == b->var) return 1;
         }
     return 0;
 }
 
-static int write_contents(mpq_comm *c, mpq_pf *p, const mpq_model *m, const mpq_ckpt_info *info,
-                          const mpq_export_opts *o, etensor *es, int n_es, ebuf *eb, double *kbytes)
+/* Whether trainable tensor t is written under /tensors, or belongs to a weight quantizer or a
+ * folded BN (and is therefore not written under /float). */
+static int covered(const mpq_model_view *m, const etensor *es, int n_es, const mpq_param_info *t)
+{
+    const mpq_tensor *x = mpq_view_tensor(m, t);
+    for (int j = 0; j < n_es; j++)
+        if (es[j].t == t) return 1;
+    if (x->role == MPQ_ROLE_QUANT && !m->quants[x->quant].is_act) return 1;
+    return of_folded_bn(m, es, n_es, (int)(x - m->tensors), MPQ_ROLE_BN_GAMMA, MPQ_ROLE_BN_BETA);
+}
+
+static int folded_state(const mpq_model_view *m, const etensor *es, int n_es,
+                        const mpq_param_info *t)
+{
+    const mpq_tensor *x = mpq_view_tensor(m, t);
+    return of_folded_bn(m, es, n_es, (int)(x - m->tensors), MPQ_ROLE_BN_MEAN, MPQ_ROLE_BN_VAR);
+}
+
+static int write_contents(mpq_comm *c, mpq_pf *p, const mpq_model_view *m,
+                          const mpq_ckpt_info *info, const mpq_export_opts *o, etensor *es,
+                          int n_es, ebuf *eb, double *kbytes)
 {
     char path[PATH_BYTES];
     double stored = 0.0;
@@ -270,19 +162,19 @@ static int write_contents(mpq_comm *c, mpq_pf *p, const mpq_model *m, const mpq_
     MPQ_TRY(mpq_comm_agree(c, rc));
     for (int j = 0; j < n_es; j++)
         MPQ_TRY(mpq_comm_agree(c, write_tensor(p, m, &es[j], o, eb, kbytes, &stored)));
-    for (int i = 0; i < m->params.n_info; i++) {
-        const mpq_param_info *t = &m->params.info[i];
+    for (int i = 0; i < m->params->n_info; i++) {
+        const mpq_param_info *t = &m->params->info[i];
         if (covered(m, es, n_es, t)) continue;
         snprintf(path, sizeof path, "/float/%s", t->name);
         MPQ_TRY(mpq_comm_agree(
-            c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(m->params.val, t->s))));
+            c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(m->params->val, t->s))));
     }
-    for (int i = 0; i < m->state.n_info; i++) {
-        const mpq_param_info *t = &m->state.info[i];
+    for (int i = 0; i < m->state->n_info; i++) {
+        const mpq_param_info *t = &m->state->info[i];
         if (folded_state(m, es, n_es, t)) continue;
         snprintf(path, sizeof path, "/state/%s", t->name);
         MPQ_TRY(mpq_comm_agree(
-            c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(m->state.val, t->s))));
+            c, mpq_pf_write_floats(p, path, t->ndim, t->shape, mpq_cat(m->state->val, t->s))));
     }
     for (int i = 0; i < m->n_quants; i++)
         MPQ_TRY(mpq_comm_agree(c, mpq_ckpt_write_quantizer(p, m, i)));
@@ -293,15 +185,15 @@ static int write_contents(mpq_comm *c, mpq_pf *p, const mpq_model *m, const mpq_
     return mpq_comm_agree(c, rc);
 }
 
-int mpq_export_write(mpq_comm *c, const char *path, const mpq_model *m, const mpq_ckpt_info *info,
-                     const mpq_export_opts *o, double *kbytes)
+int mpq_export_write(mpq_comm *c, const char *path, const mpq_model_view *m,
+                     const mpq_ckpt_info *info, const mpq_export_opts *o, double *kbytes)
 {
     char tmp[PATH_BYTES * 8];
     mpq_pf p;
     double kb = 0.0;
     int rc, close_rc = MPQ_OK, n_es;
     size_t n_max = 1;
-    etensor *es = calloc(2 * (size_t)m->n_nodes + 1, sizeof *es);
+    etensor *es = calloc((size_t)m->n_tensors + 1, sizeof *es);
     ebuf eb = {0};
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
         free(es);
@@ -389,13 +281,13 @@ static int read_tensor(mpq_pf *p, const mpq_export_entry *e, const mpq_param_inf
         snprintf(path, sizeof path, "/tensors/%s/values", t->name);
         rc = mpq_pf_read(p, path, H5T_NATIVE_FLOAT, w);
     } else {
-        ekind k = strcmp(e->kind, "pow2") ? EKIND_UNIFORM : EKIND_POW2;
+        mpq_code_kind k = strcmp(e->kind, "pow2") ? MPQ_CODE_UNIFORM : MPQ_CODE_POW2;
         snprintf(path, sizeof path, "/tensors/%s/%s", t->name, packed ? "packed" : "codes");
         rc = mpq_pf_read(p, path, packed ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32,
                          packed ? (void *)eb->packed : (void *)eb->codes);
-        if (rc == 0 && packed) unpack(eb->packed, n, e->stored_bits, eb->codes);
+        if (rc == 0 && packed) mpq_codes_unpack(eb->packed, n, e->stored_bits, eb->codes);
         for (size_t i = 0; rc == 0 && i < n; i++)
-            w[i] = dequant(k, eb->codes[i], (float)e->step, e->exp_min);
+            w[i] = mpq_code_value(k, eb->codes[i], (float)e->step, e->exp_min);
     }
     if (rc < 0 || !e->folded) return rc;
     snprintf(path, sizeof path, "/tensors/%s/scale", t->name);
@@ -408,21 +300,8 @@ static int read_tensor(mpq_pf *p, const mpq_export_entry *e, const mpq_param_inf
     return MPQ_OK;
 }
 
-/* A folded BN becomes y = x + bias: gamma / sqrt(var + eps) is exactly 1. */
-static void bn_identity(mpq_model *m, int bn, const float *bias)
-{
-    const mpq_bn *l = &m->nodes[bn].u.bn;
-    float *g = mpq_at(m->params.val, l->gamma), *b = mpq_at(m->params.val, l->beta);
-    float *mean = mpq_at(m->state.val, l->mean), *var = mpq_at(m->state.val, l->var);
-    for (int o = 0; o < l->c; o++) {
-        var[o] = 1.0f;
-        g[o] = sqrtf(var[o] + l->eps);
-        mean[o] = 0.0f;
-        b[o] = bias[o];
-    }
-}
-
-static int load_contents(mpq_comm *c, mpq_pf *p, mpq_model *m, etensor *es, int n_es, ebuf *eb)
+static int load_contents(mpq_comm *c, mpq_pf *p, const mpq_model_view *m, etensor *es, int n_es,
+                         ebuf *eb)
 {
     char path[PATH_BYTES];
     int packed = 0, fold_bn = 0, rc;
@@ -437,13 +316,13 @@ static int load_contents(mpq_comm *c, mpq_pf *p, mpq_model *m, etensor *es, int 
             rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: BN folding of '%s' does not match the model", p->path,
                           es[j].t->name);
         if (rc == 0)
-            rc = read_tensor(p, &e, es[j].t, mpq_at(m->params.val, es[j].t->s), eb->bias, packed,
+            rc = read_tensor(p, &e, es[j].t, mpq_at(m->params->val, es[j].t->s), eb->bias, packed,
                              eb);
-        if (rc == 0 && es[j].bn >= 0) bn_identity(m, es[j].bn, eb->bias);
+        if (rc == 0 && es[j].bn >= 0) mpq_bn_set_identity(m, es[j].bn, eb->bias);
         MPQ_TRY(mpq_comm_agree(c, rc));
     }
     for (int reg = 0; reg < 2; reg++) {
-        mpq_params *r = reg ? &m->state : &m->params;
+        mpq_params *r = reg ? m->state : m->params;
         for (int i = 0; i < r->n_info; i++) {
             const mpq_param_info *t = &r->info[i];
             if (reg ? folded_state(m, es, n_es, t) : covered(m, es, n_es, t)) continue;
@@ -477,14 +356,14 @@ static int open_export(mpq_comm *c, const char *path, mpq_pf *p)
     return mpq_comm_agree(c, rc);
 }
 
-int mpq_export_load(mpq_comm *c, const char *path, mpq_model *m)
+int mpq_export_load(mpq_comm *c, const char *path, const mpq_model_view *m)
 {
     mpq_pf p;
     size_t n_max = 1;
     int rc, close_rc = MPQ_OK;
-    etensor *es = calloc(2 * (size_t)m->n_nodes + 1, sizeof *es);
-    for (int i = 0; i < m->params.n_info; i++)
-        if (m->params.info[i].s.n > n_max) n_max = m->params.info[i].s.n;
+    etensor *es = calloc((size_t)m->n_tensors + 1, sizeof *es);
+    for (int i = 0; i < m->params->n_info; i++)
+        if (m->params->info[i].s.n > n_max) n_max = m->params->info[i].s.n;
     ebuf eb = {.scale = malloc(n_max * sizeof(float)),
                .bias = malloc(n_max * sizeof(float)),
                .codes = malloc(n_max * sizeof(int32_t)),

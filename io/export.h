@@ -50,13 +50,13 @@ typedef struct mpq_export_entry {
  * history into path (atomically: a temporary, then rename). Fails with MPQ_E_NUMERIC naming the
  * tensor if a code does not reproduce a quantized weight exactly. Writes the weights' packed size
  * to *kbytes (may be NULL). Returns 0 or an agreed MPQ_E_*. */
-int mpq_export_write(mpq_comm *c, const char *path, const mpq_model *m, const mpq_ckpt_info *info,
-                     const mpq_export_opts *o, double *kbytes);
+int mpq_export_write(mpq_comm *c, const char *path, const mpq_model_view *m,
+                     const mpq_ckpt_info *info, const mpq_export_opts *o, double *kbytes);
 /* Collective: loads an exported model into m, which was built from the export's configuration
  * with unquantized weights (w_quantize = none): the dequantized weights (scaled, with the BN
  * replaced by the bias, where folded), the other tensors, the BN state and the activation
  * quantizers. Refusals name the missing or mismatched tensor. Returns 0 or an agreed MPQ_E_*. */
-int mpq_export_load(mpq_comm *c, const char *path, mpq_model *m);
+int mpq_export_load(mpq_comm *c, const char *path, const mpq_model_view *m);
 /* Collective: the tensor table of an export (malloc'ed, *n rows, sorted by name) and its packed /
  * fold_bn flags. Returns 0 or an agreed MPQ_E_*. */
 int mpq_export_table(mpq_comm *c, const char *path, mpq_export_entry **out, int *n, int *packed,

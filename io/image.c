@@ -137,16 +137,6 @@ void mpq_pixel_stats_add(mpq_pixel_stats *s, const uint8_t *x, size_t n_pixels)
     s->n_pixels += n_pixels;
 }
 
-void mpq_pixel_stats_merge(mpq_pixel_stats *s, const mpq_pixel_stats *o)
-{
-    MPQ_ASSERT(s->c == o->c, "pixel stats: merging %d and %d channels", s->c, o->c);
-    for (int ch = 0; ch < s->c; ch++) {
-        s->sum[ch] += o->sum[ch];
-        s->sum_sq[ch] += o->sum_sq[ch];
-    }
-    s->n_pixels += o->n_pixels;
-}
-
 void mpq_pixel_stats_finish(const mpq_pixel_stats *s, float *mean, float *std)
 {
     for (int ch = 0; ch < s->c; ch++) {

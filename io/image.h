@@ -33,8 +33,6 @@ typedef struct mpq_pixel_stats {
 void mpq_pixel_stats_init(mpq_pixel_stats *s, int c);
 /* Adds n_pixels pixels of c channels (HWC or NHWC bytes). */
 void mpq_pixel_stats_add(mpq_pixel_stats *s, const uint8_t *x, size_t n_pixels);
-/* Adds another accumulator (same c). */
-void mpq_pixel_stats_merge(mpq_pixel_stats *s, const mpq_pixel_stats *o);
 /* Writes the per-channel mean and (population) standard deviation, 0..255 scale. */
 void mpq_pixel_stats_finish(const mpq_pixel_stats *s, float *mean, float *std);
 

@@ -18,7 +18,8 @@ typedef struct mpq_prep_idx_opts {
     const char *images, *labels; /* file names; gzip or plain */
     const char *out_dir;
     int shards;             /* >= 1 (clamped to the sample count) */
-    long limit;             /* convert only the first `limit` samples; 0: all */
+    long skip;              /* leave out the first `skip` samples (a held-out split) */
+    long limit;             /* then convert only the next `limit` samples; 0: all */
     const char *stats_from; /* NULL, or a split (the training one) whose mean, std and
                                num_classes this split gets: for test splits */
 } mpq_prep_idx_opts;

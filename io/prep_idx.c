@@ -89,9 +89,10 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
     mpq_progress pr;
     if (!o->images || !o->labels || !o->out_dir || o->shards < 1)
         return MPQ_FAIL(MPQ_E_ARG, "prep idx: images, labels, output and shards >= 1 are needed");
+    const long skip = o->skip > 0 ? o->skip : 0, read_n = o->limit > 0 ? skip + o->limit : 0;
     mpq_progress_init(&pr, "prep idx", "images", 0);
-    if ((rc = idx_read(o->images, o->limit, di, &ndi, &images)) < 0) goto out;
-    if ((rc = idx_read(o->labels, o->limit, dl, &ndl, &lab)) < 0) goto out;
+    if ((rc = idx_read(o->images, read_n, di, &ndi, &images)) < 0) goto out;
+    if ((rc = idx_read(o->labels, read_n, dl, &ndl, &lab)) < 0) goto out;
     if (ndi != 3 && ndi != 4) {
         rc = MPQ_FAIL(MPQ_E_FORMAT,
                       "'%s': images must be IDX3 [n,H,W] or IDX4 [n,H,W,C], found "
@@ -106,10 +107,16 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
                       o->labels, o->images, di[0], ndl, dl[0]);
         goto out;
     }
-    n = di[0];
+    if (skip >= di[0]) {
+        rc = MPQ_FAIL(MPQ_E_ARG, "prep idx: --skip %ld leaves none of the %d samples of '%s'", skip,
+                      di[0], o->images);
+        goto out;
+    }
+    n = di[0] - skip;
     h = di[1];
     w = di[2];
     c = ndi == 4 ? di[3] : 1;
+    const uint8_t *kept = images + (size_t)skip * h * w * c; /* the samples converted */
     if (c > 4) {
         rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s': %d channels; at most 4 are supported", o->images, c);
         goto out;
@@ -119,8 +126,8 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
         goto out;
     }
     for (long i = 0; i < n; i++) {
-        labels[i] = lab[i];
-        if (lab[i] + 1 > num_classes) num_classes = lab[i] + 1;
+        labels[i] = lab[skip + i];
+        if (labels[i] + 1 > num_classes) num_classes = labels[i] + 1;
     }
     if (o->stats_from) {
         int from_classes;
@@ -134,11 +141,11 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
     } else {
         mpq_pixel_stats st;
         mpq_pixel_stats_init(&st, c);
-        mpq_pixel_stats_add(&st, images, (size_t)n * h * w);
+        mpq_pixel_stats_add(&st, kept, (size_t)n * h * w);
         mpq_pixel_stats_finish(&st, mean, std);
     }
     if ((rc = mpq_prep_begin(o->out_dir)) < 0) goto out;
-    if ((rc = mpq_prep_write_shards(o->out_dir, o->shards, n, h, w, c, images, labels, num_classes,
+    if ((rc = mpq_prep_write_shards(o->out_dir, o->shards, n, h, w, c, kept, labels, num_classes,
                                     mean, std)) < 0)
         goto out;
     if ((rc = mpq_prep_end(o->out_dir)) < 0) goto out;
@@ -153,12 +160,15 @@ out:
 }
 
 static const char idx_usage[] =
-    "usage: mpq prep idx --images FILE --labels FILE -o DIR [--shards K] [--limit N]\n"
+    "usage: mpq prep idx --images FILE --labels FILE -o DIR [--shards K] [--skip N] [--limit N]\n"
     "                    [--stats-from TRAIN_DIR]\n"
     "  Converts one IDX pair (gzip or plain; images IDX3 [n,H,W] or IDX4 [n,H,W,C], labels IDX1)\n"
     "  into the split directory DIR (DIR/shard-00000.h5 ...). Convert the training split first,\n"
     "  then the test split with --stats-from TRAIN_DIR so it is normalized with the training\n"
-    "  mean/std. --limit N keeps the first N samples. Runs on rank 0.\n";
+    "  mean/std. --skip N leaves out the first N samples, --limit N keeps the first N (after\n"
+    "  --skip): a validation split held out from the training images is e.g. --limit 55000 for\n"
+    "  the training split and --skip 55000 --stats-from TRAIN_DIR for the validation one.\n"
+    "  Runs on rank 0.\n";
 
 int mpq_prep_idx_main(struct mpq_comm *c, int argc, char **argv)
 {
@@ -167,12 +177,15 @@ int mpq_prep_idx_main(struct mpq_comm *c, int argc, char **argv)
         {"images", MPQ_PREP_OPT_STR, &o.images}, {"labels", MPQ_PREP_OPT_STR, &o.labels},
         {"o", MPQ_PREP_OPT_STR, &o.out_dir},     {"shards", MPQ_PREP_OPT_INT, &o.shards},
         {"limit", MPQ_PREP_OPT_LONG, &o.limit},  {"stats-from", MPQ_PREP_OPT_STR, &o.stats_from},
+        {"skip", MPQ_PREP_OPT_LONG, &o.skip},
     };
     int rc = mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), idx_usage);
     if (rc) return rc == 1 ? 0 : rc;
     if (!o.images || !o.labels || !o.out_dir)
         return mpq_prep_usage_error(idx_usage, "--images, --labels and -o are required");
     if (o.shards < 1) return mpq_prep_usage_error(idx_usage, "--shards must be at least 1");
+    if (o.skip < 0 || o.limit < 0)
+        return mpq_prep_usage_error(idx_usage, "--skip and --limit must not be negative");
     rc = mpq_comm_rank(c) == 0 ? mpq_prep_idx(&o) : MPQ_OK;
     return mpq_comm_agree(c, rc);
 }

@@ -18,6 +18,7 @@ train_data = synthetic
 synthetic_channels = 3
 max_steps = $steps
 initial_learning_rate = 0.01
+strict_bools = true
 progress = false
 [resnet20]
 model = resnet20

@@ -20,6 +20,7 @@ cat > "$tmp/r.cfg" <<CFG
 [DEFAULT]
 max_steps = $steps
 initial_learning_rate = 0.01
+strict_bools = true
 progress = false
 threads = 1
 [resnet20]

@@ -58,8 +58,6 @@ void mpq_comm_finalize(mpq_comm *c)
 
 int mpq_comm_rank(const mpq_comm *c) { return c->rank; }
 int mpq_comm_size(const mpq_comm *c) { return c->size; }
-int mpq_comm_local_rank(const mpq_comm *c) { return c->local_rank; }
-int mpq_comm_local_size(const mpq_comm *c) { return c->local_size; }
 double mpq_comm_wtime(void) { return MPI_Wtime(); }
 void mpq_comm_get_mpi(const mpq_comm *c, void *mpi_comm_out) { *(MPI_Comm *)mpi_comm_out = c->world; }
 

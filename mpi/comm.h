@@ -17,9 +17,6 @@ int mpq_comm_init(int *argc, char ***argv, mpq_comm **out);
 void mpq_comm_finalize(mpq_comm *c);
 int mpq_comm_rank(const mpq_comm *c);
 int mpq_comm_size(const mpq_comm *c);
-/* Ranks on this node and this rank's index among them (shared-memory split). */
-int mpq_comm_local_rank(const mpq_comm *c);
-int mpq_comm_local_size(const mpq_comm *c);
 double mpq_comm_wtime(void);
 /* Writes the world communicator (an MPI_Comm) to *mpi_comm_out, which must point to an MPI_Comm:
  * for io/'s parallel HDF5 (MPI-IO), since files outside mpi/ and io/ cannot name the type. */

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/log.h"
 
 /* ---------------------------------------------------------------------------------------------
  * The key table */
@@ -25,7 +26,7 @@ typedef enum ktype {
     KTYPE_INT,    /* int */
     KTYPE_LONG,   /* long */
     KTYPE_FLOAT,  /* float */
-    KTYPE_BOOL,   /* int 0/1: true/false, yes/no, on/off, 1/0 (Python's True/False) */
+    KTYPE_BOOL,   /* int: see parse_bool */
     KTYPE_STR,    /* char[size]; "None"/"none" mean "" */
     KTYPE_CHOICE, /* char[size] restricted to a list of names (stored as spelled in the list) */
     KTYPE_ENUM,   /* int from a list of (name, value) */
@@ -159,13 +160,17 @@ static const key keys[] = {
     KCHOICE("target_activation_type", target_activation_type, "max", act_types,
             "max: the largest activation tensor; sum: all of them"),
     KLONG("budget_validate_every_steps", budget_validate_every_steps, "1", 0, 1e15,
-          "validate at a step within the budgets at most once per this many steps (1: every "
-          "such step, as the reference; 0: at epoch ends only)"),
+          "with a weight budget, validate at a step within the budgets at most once per this "
+          "many steps (1: every such step, as the reference; 0: at epoch ends only)"),
     KFLT("initial_cost_lambda2", initial_cost_lambda2, "0.1", 0, BIG, 0,
          "weight of the weight-size penalty"),
     KFLT("initial_cost_lambda3", initial_cost_lambda3, "0.1", 0, BIG, 0,
          "weight of the activation-size penalty"),
     KBOOL("scale_layer", scale_layer, "false", "a learnable scalar multiplies the logits"),
+    KBOOL("strict_bools", strict_bools, "false",
+          "false: a boolean in a .cfg file is true unless empty, as the reference reads it "
+          "(Python's bool() of the string: 'scale_layer = False' is TRUE, with a warning); "
+          "true: True/False, yes/no, on/off, 1/0 (--set values are always read so)"),
 
     KCHOICE("model", model, "", models,
             "resnet20/32/44/56/110 (CIFAR), resnet18, mobilenetv2 (ImageNet)"),
@@ -183,7 +188,9 @@ static const key keys[] = {
     KFLT("momentum", momentum, "0.9", 0, 1, 0, "SGD momentum"),
     KFLT("weight_decay", weight_decay, "0.0002", 0, BIG, 0, "g += weight_decay * w"),
     KBOOL("decay_quant_params", decay_quant_params, "true",
-          "weight decay also on quantizer parameters and BN affine (the reference's)"),
+          "true: weight decay on every parameter, quantizer parameters included (the "
+          "reference's); false: not on the quantizer parameters (BN affine and the scale layer "
+          "are decayed either way)"),
     KFLT("adam_beta1", adam_beta1, "0.9", 0, 1, 0, "Adam beta1"),
     KFLT("adam_beta2", adam_beta2, "0.999", 0, 1, 0, "Adam beta2"),
     KFLT("adam_eps", adam_eps, "1e-08", 0, BIG, POS, "Adam epsilon"),
@@ -200,8 +207,6 @@ static const key keys[] = {
     KINT("synthetic_height", synthetic_height, "32", 1, 1 << 14, "synthetic image height"),
     KINT("synthetic_width", synthetic_width, "32", 1, 1 << 14, "synthetic image width"),
     KINT("synthetic_channels", synthetic_channels, "3", 1, 1 << 14, "synthetic image channels"),
-    KINT("val_every_steps", val_every_steps, "0", 0, INT_MAX,
-         "also validate every this many steps (0: after every epoch only)"),
     KBOOL("sync_bn", sync_bn, "false", "BN statistics over the global batch"),
     KBOOL("deterministic", deterministic, "false",
           "bit-identical trajectories for any rank count dividing virtual_shards"),
@@ -291,15 +296,28 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
-static int parse_bool(const char *s, int *out)
+/* A boolean: empty is false; True/yes/on/1 are true; False/no/off/0 are false when strict, else
+ * true as the reference reads them (its converter is Python's bool() of the string: every
+ * non-empty value is true), stored as MPQ_CFG_TRUE_AS_REFERENCE so that strict_bools set later
+ * can still make it false and validation warns. Other words are refused. */
+static int parse_bool(const char *s, int strict, int *out)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
                                                                                 "off", "0"};
+    if (!*s) return *out = 0, 0;
     for (int i = 0; i < 4; i++) {
         if (!strcasecmp(s, yes[i])) return *out = 1, 0;
-        if (!strcasecmp(s, no[i])) return *out = 0, 0;
+        if (!strcasecmp(s, no[i])) return *out = strict ? 0 : MPQ_CFG_TRUE_AS_REFERENCE, 0;
     }
     return -1;
+}
+
+/* strict_bools turned on: the false words read as true before become false. */
+static void read_bools_strictly(mpq_cfg *c)
+{
+    for (int i = 0; i < N_KEYS; i++)
+        if (keys[i].type == KTYPE_BOOL && *(int *)field(c, &keys[i]) == MPQ_CFG_TRUE_AS_REFERENCE)
+            *(int *)field(c, &keys[i]) = 0;
 }
 
 /* "must be in [1, 32]" / "must be > 0" / "must be >= -1" */
@@ -383,12 +401,15 @@ static int set_value(mpq_cfg *c, const key *k, const char *raw, int from_file, c
                             range_text(k, buf, sizeof buf));
         *(float *)field(c, k) = (float)d;
         break;
-    case KTYPE_BOOL:
-        if (parse_bool(v, &b) < 0)
+    case KTYPE_BOOL: {
+        const int is_strict_key = k->off == offsetof(mpq_cfg, strict_bools);
+        if (parse_bool(v, !from_file || c->strict_bools || is_strict_key, &b) < 0)
             return MPQ_FAIL(MPQ_E_CONFIG, "%s: '%s' is not a boolean (True/False, 1/0, yes/no)",
                             where, v);
         *(int *)field(c, k) = b;
+        if (is_strict_key && b) read_bools_strictly(c);
         break;
+    }
     case KTYPE_STR:
         if (is_none(v)) v[0] = '\0';
         if (copy_str(field(c, k), k->size, v, strlen(v)) < 0)
@@ -474,8 +495,12 @@ static void format_value(const mpq_cfg *c, const key *k, char *out, size_t size)
         }
         break;
     }
-    case KTYPE_BOOL:
-        snprintf(out, size, "%s", *(const int *)cfield(c, k) ? "true" : "false");
+    case KTYPE_BOOL: /* false is empty: false under both readings */
+        snprintf(out, size, "%s",
+                 *(const int *)cfield(c, k) == MPQ_CFG_TRUE_AS_REFERENCE
+                     ? "False  # read as TRUE, as the reference does (strict_bools = false)"
+                 : *(const int *)cfield(c, k) ? "true"
+                                              : "");
         break;
     case KTYPE_STR:
     case KTYPE_CHOICE: {
@@ -494,6 +519,19 @@ static void format_value(const mpq_cfg *c, const key *k, char *out, size_t size)
         break;
     }
     }
+}
+
+/* Keys mpq no longer has, accepted and ignored (with a warning) so that the configurations stored
+ * in older checkpoints still parse. */
+static int is_retired(const char *name, const char *where)
+{
+    static const char *const retired[] = {"val_every_steps", NULL};
+    for (int i = 0; retired[i]; i++)
+        if (!strcasecmp(name, retired[i])) {
+            if (mpq_log_rank() == 0) mpq_log_warn("%s: no longer used; ignored", where);
+            return 1;
+        }
+    return 0;
 }
 
 /* The key of that name (case-insensitive, as configparser lowercases keys), or NULL. */
@@ -713,6 +751,7 @@ static int apply_section(mpq_cfg *c, const lexer *lx, const char *section, const
         const key *k;
         if (strcmp(e->section, section)) continue;
         snprintf(where, sizeof where, "%s:%d: [%s] key '%s'", file, e->line, section, e->name);
+        if (is_retired(e->name, where)) continue;
         if (!(k = find_key(e->name)))
             return MPQ_FAIL(MPQ_E_CONFIG, "%s: unknown key%s", where,
                             suggest(e->name, hint, sizeof hint));
@@ -725,11 +764,14 @@ static int apply_section(mpq_cfg *c, const lexer *lx, const char *section, const
     return 0;
 }
 
-int mpq_cfg_parse_text(const char *text, const char *filename, const char *experiment, mpq_cfg *c)
+/* stored: a configuration mpq wrote (mpq_cfg_dump); without a strict_bools key it was written
+ * when booleans were read strictly. */
+static int parse_text(const char *text, const char *filename, const char *experiment, int stored,
+                      mpq_cfg *c)
 {
     const char *file = filename ? filename : "<config>";
     lexer lx;
-    int rc = 0, found = !strcmp(experiment, "DEFAULT");
+    int rc = 0, found = !strcmp(experiment, "DEFAULT"), has_strict = 0;
     mpq_cfg_defaults(c);
     if (!*experiment || strlen(experiment) >= sizeof c->experiment)
         return MPQ_FAIL(MPQ_E_CONFIG, "%s: experiment name '%s' is empty or too long", file,
@@ -754,6 +796,9 @@ int mpq_cfg_parse_text(const char *text, const char *filename, const char *exper
                       len ? list : "(no sections)");
         goto out;
     }
+    for (size_t i = 0; i < lx.n; i++)
+        has_strict |= !strcasecmp(lx.e[i].name, "strict_bools");
+    if (stored && !has_strict) c->strict_bools = 1;
     rc = apply_section(c, &lx, "DEFAULT", file);
     if (!rc && strcmp(experiment, "DEFAULT")) rc = apply_section(c, &lx, experiment, file);
     if (!rc && !c->output_dir[0]) /* the reference writes into a directory named so */
@@ -761,6 +806,16 @@ int mpq_cfg_parse_text(const char *text, const char *filename, const char *exper
 out:
     lex_free(&lx);
     return rc;
+}
+
+int mpq_cfg_parse_text(const char *text, const char *filename, const char *experiment, mpq_cfg *c)
+{
+    return parse_text(text, filename, experiment, 0, c);
+}
+
+int mpq_cfg_parse_stored(const char *text, const char *filename, const char *experiment, mpq_cfg *c)
+{
+    return parse_text(text, filename, experiment, 1, c);
 }
 
 int mpq_cfg_set(mpq_cfg *c, const char *name, const char *value, const char *origin)
@@ -808,6 +863,13 @@ int mpq_cfg_validate(const mpq_cfg *c)
     if (c->num_layers && depth != c->num_layers)
         return MPQ_FAIL(MPQ_E_CONFIG, "[%s]: model %s and num_layers %d disagree", x, c->model,
                         c->num_layers);
+    for (int i = 0; i < N_KEYS && mpq_log_rank() == 0; i++)
+        if (keys[i].type == KTYPE_BOOL &&
+            *(const int *)cfield(c, &keys[i]) == MPQ_CFG_TRUE_AS_REFERENCE)
+            mpq_log_warn("[%s]: %s is read as TRUE, as the reference reads it (Python's bool() of "
+                         "a non-empty string); set strict_bools = true to read False/no/off/0 as "
+                         "false",
+                         x, keys[i].name);
     MPQ_TRY(check_qsettings(&c->wq, 'w', x));
     MPQ_TRY(check_qsettings(&c->aq, 'a', x));
     if (c->batch_size <= 0 || c->val_batch_size <= 0)
@@ -894,4 +956,17 @@ void mpq_cfg_print_keys(FILE *f)
         }
         fputc('\n', f);
     }
+}
+
+mpq_schedule mpq_cfg_schedule(const mpq_cfg *c)
+{
+    return (mpq_schedule){
+        .kind = c->lr_schedule,
+        .lr = c->initial_learning_rate,
+        .epochs = c->epochs,
+        .warmup_epochs = c->warmup_epochs,
+        .decay_factor = c->lr_decay_factor,
+        .decay_epochs = c->lr_decay_epochs,
+        .n_decay_epochs = c->n_lr_decay_epochs,
+    };
 }

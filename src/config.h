@@ -8,20 +8,19 @@
 
 #include <stdio.h>
 
+#include "data.h"
+#include "optim/optim.h"
 #include "quant/quant.h"
 
 #define MPQ_PATH_MAX 1024
 
 typedef enum mpq_optimizer { MPQ_OPTIMIZER_SGD, MPQ_OPTIMIZER_ADAM } mpq_optimizer;
-typedef enum mpq_lr_schedule {
-    MPQ_LR_REFERENCE, /* 80/40/40 epochs at lr, lr/10, lr/100, scaled to `epochs` (4/8, 6/8) */
-    MPQ_LR_STEP,      /* lr * lr_decay_factor^(number of lr_decay_epochs passed) */
-    MPQ_LR_COSINE,    /* lr * 0.5 * (1 + cos(pi * t / T)) after warmup */
-    MPQ_LR_CONSTANT,
-} mpq_lr_schedule;
-typedef enum mpq_augment { MPQ_AUGMENT_NONE, MPQ_AUGMENT_CIFAR, MPQ_AUGMENT_IMAGENET } mpq_augment;
 
 #define MPQ_MAX_DECAY_EPOCHS 8
+
+/* A boolean key whose file value is a false word (False, no, off, 0) read as true, as the
+ * reference reads it (Python's bool() of a non-empty string); truthy like 1. */
+#define MPQ_CFG_TRUE_AS_REFERENCE 2
 
 typedef struct mpq_cfg {
     char experiment[128];
@@ -31,6 +30,7 @@ typedef struct mpq_cfg {
     int num_layers;         /* CIFAR ResNet depth (0: from model) */
     char shortcut_type[4];  /* "", "a", "b", "c" */
     int scale_layer;
+    int strict_bools;       /* 0: file booleans read as the reference (non-empty = true) */
     int num_classes;        /* 0: from the data */
 
     /* quantization (reference keys) */
@@ -45,7 +45,7 @@ typedef struct mpq_cfg {
     mpq_optimizer optimizer;
     float initial_learning_rate;
     float momentum, weight_decay;
-    int decay_quant_params;          /* weight decay also on quantizer parameters (reference: 1) */
+    int decay_quant_params;          /* also on quantizer parameters (reference: 1); BN always */
     float adam_beta1, adam_beta2, adam_eps;
     mpq_lr_schedule lr_schedule;
     float lr_decay_epochs[MPQ_MAX_DECAY_EPOCHS];
@@ -62,7 +62,6 @@ typedef struct mpq_cfg {
     long max_steps;
     long seed;
     int synthetic_samples, synthetic_height, synthetic_width, synthetic_channels;
-    int val_every_steps;    /* 0: after every epoch only */
 
     /* distribution, performance */
     int sync_bn, deterministic, virtual_shards;
@@ -83,7 +82,9 @@ void mpq_cfg_defaults(mpq_cfg *c);
 /* Parses INI text (file name used in messages) and fills c with the defaults, overlaid by the
  * keys of [DEFAULT], overlaid by those of [experiment] ("DEFAULT" itself is accepted). Keys are
  * case-blind; values may carry a trailing " # comment" or " ; comment" and surrounding quotes;
- * "None" means empty/none; booleans read True/False, yes/no, on/off, 1/0. Keys of other sections
+ * "None" means empty/none; booleans: empty is false, True/yes/on/1 true, and False/no/off/0 are
+ * TRUE as in the reference (MPQ_CFG_TRUE_AS_REFERENCE) unless strict_bools is set (in the file,
+ * before or after them, or by --set), then false. Keys of other sections
  * are not checked. output_dir defaults to the experiment name. Errors (unknown experiment: the
  * message lists the available ones; unknown key, with the nearest key name; bad number, out of
  * range, bad choice, a key set twice in a section, syntax, lines over libinih's 200 characters,
@@ -91,23 +92,32 @@ void mpq_cfg_defaults(mpq_cfg *c);
  * MPQ_E_CONFIG (MPQ_E_NOMEM). */
 int mpq_cfg_parse_text(const char *text, const char *filename, const char *experiment,
                        mpq_cfg *c);
+/* The configuration stored in an mpq checkpoint (mpq_cfg_dump): as mpq_cfg_parse_text, except
+ * that a text without a strict_bools key (written before the key existed, when booleans were read
+ * strictly) reads its booleans strictly. */
+int mpq_cfg_parse_stored(const char *text, const char *filename, const char *experiment,
+                         mpq_cfg *c);
 /* Applies one key = value (from --set; origin, e.g. "--set", names it in messages), with the
- * checks of the parser. num_layers and model are one choice for CIFAR: setting num_layers = N
- * sets model = resnetN; setting model sets num_layers (0 for resnet18, mobilenetv2). Returns 0
- * or MPQ_E_CONFIG; c is unchanged on error. */
+ * checks of the parser; booleans are read strictly (True/False, yes/no, on/off, 1/0). num_layers
+ * and model are one choice for CIFAR: setting num_layers = N sets model = resnetN; setting model
+ * sets num_layers (0 for resnet18, mobilenetv2). Returns 0 or MPQ_E_CONFIG; c is unchanged on
+ * error. */
 int mpq_cfg_set(mpq_cfg *c, const char *key, const char *value, const char *origin);
 /* Checks cross-key consistency after all settings: a known model (or num_layers) that agrees
  * with num_layers; for a quantized side (w_/a_quantize set) bitwidth_min <= bitwidth <=
  * bitwidth_max, stepsize_min < stepsize_max, xmin_min < xmin_max, xmax_min < xmax_max;
  * virtual_shards divides batch_size when deterministic; warmup_epochs < epochs; increasing
- * lr_decay_epochs. (Batch divisible by ranks is checked by the trainer.) Returns 0 or
- * MPQ_E_CONFIG naming the experiment and the keys. */
+ * lr_decay_epochs. (Batch divisible by ranks is checked by the trainer.) Warns (rank 0) for
+ * every boolean read as true the reference's way. Returns 0 or MPQ_E_CONFIG naming the
+ * experiment and the keys. */
 int mpq_cfg_validate(const mpq_cfg *c);
 /* Experiment section names in the text (excluding DEFAULT), newline-separated, malloc'ed. */
 char *mpq_cfg_list_experiments(const char *text);
 /* Writes the effective configuration as an INI section "[experiment]" with every key, in a form
  * mpq_cfg_parse_text reads back to the same struct (bytewise). */
 void mpq_cfg_dump(const mpq_cfg *c, FILE *f);
+/* The learning-rate schedule of c (points into c). */
+mpq_schedule mpq_cfg_schedule(const mpq_cfg *c);
 /* Same into a malloc'ed string (for checkpoints). */
 char *mpq_cfg_dump_string(const mpq_cfg *c);
 /* Prints the key table (name, default, help) for `mpq train --help-keys`. */

@@ -1,5 +1,5 @@
 /* The batch-source interface the trainer reads from. io/ implements it over HDF5 shards
- * (io/reader.h); src/data_synth.c implements an in-memory synthetic set for tests and benchmarks.
+ * (io/shard.h, implemented in io/reader.c); src/data_synth.c implements an in-memory synthetic set for tests and benchmarks.
  * A source delivers, for each step of an epoch, this rank's slice of the global batch: samples
  * [s*B, (s+1)*B) of the epoch's order, rank r of R taking positions [r*B/R, (r+1)*B/R), already
  * augmented and normalized, as float NHWC. */
@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "config.h"
+typedef enum mpq_augment { MPQ_AUGMENT_NONE, MPQ_AUGMENT_CIFAR, MPQ_AUGMENT_IMAGENET } mpq_augment;
 
 typedef struct mpq_data_info {
     long n_samples;        /* in the whole split */

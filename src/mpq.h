@@ -34,6 +34,8 @@ typedef struct {
                            fp_d_b {n, d}; pow2_b_xmax {n, xmax}; pow2_b_xmin {n, xmin};
                            pow2_xmin_xmax {xmin, xmax} */
     float n_min, n_max, d_min, d_max, xmin_min, xmin_max, xmax_min, xmax_max;
+    /* bounds: the power-of-two methods accept any finite n_min <= n_max (they only clip n, as
+       in nnabla); the uniform ones need 1 to 31 value bits (n minus the sign bit) */
 } mpq_qspec;
 
 /* q[i] = Q(x[i]) for i < len. */

@@ -55,6 +55,10 @@ int mpq_train_source_open(const mpq_cfg *c, const char *spec, int train, int ran
  * plan_n. Values are not initialised. Returns 0 or MPQ_E_* (free m with mpq_model_free). */
 int mpq_train_model_build(const mpq_cfg *c, int h, int w, int ch, int classes, int plan_n,
                           mpq_model *m);
+/* Collective. Starts m (built, allocated) from a weightfile as the reference does: weights, BN
+ * and the quantizer values the file holds (io/ckpt.h mpq_ckpt_load_weights), then the quantizers
+ * it does not hold start from the loaded weights (find_delta). Returns 0 or MPQ_E_*. */
+int mpq_train_start_from_weightfile(mpq_comm *c, const char *path, mpq_model *m);
 /* The size budgets and penalty weights of the configuration. */
 mpq_budget mpq_train_budget(const mpq_cfg *c);
 

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "io/ckpt.h"
+#include "models/graph.h"
 #include "mpi/comm.h"
 
 int mpq_cli_prep(mpq_comm *c, int argc, char **argv);

@@ -7,52 +7,36 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/args.h"
 #include "core/err.h"
 #include "evaluate.h"
 #include "train.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: mpq eval FILE [--data DIR|synthetic] [--batch N]\n"
-               "       mpq eval --cfg CFG EXPERIMENT [--set key=value]... [FILE] [--data DIR]\n"
-               "                [--batch N]\n"
-               "Evaluates FILE (a checkpoint, params_best.h5 or an exported model; with --cfg\n"
-               "also an nnabla parameter file, default: the configuration's weightfile) on the\n"
-               "split DIR (default: the configuration's val_data). Distributed under mpirun.\n");
-}
+static const char usage[] =
+    "usage: mpq eval FILE [--data DIR|synthetic] [--batch N]\n"
+    "       mpq eval --cfg CFG EXPERIMENT [--set key=value]... [FILE] [--data DIR]\n"
+    "                [--batch N]\n"
+    "Evaluates FILE (a checkpoint, params_best.h5 or an exported model; with --cfg\n"
+    "also an nnabla parameter file, default: the configuration's weightfile) on the\n"
+    "split DIR (default: the configuration's val_data). Distributed under mpirun.\n";
 
 int mpq_cli_eval(mpq_comm *c, int argc, char **argv)
 {
-    const char *file = NULL, *cfg_path = NULL, *experiment = NULL, *data = NULL, *sets[128];
-    int n_sets = 0, batch = 0, rank = mpq_comm_rank(c), rc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            if (rank == 0) usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--cfg") && i + 2 < argc) {
-            cfg_path = argv[++i];
-            experiment = argv[++i];
-        } else if (!strcmp(a, "--set") && i + 1 < argc && n_sets < 128) {
-            sets[n_sets++] = argv[++i];
-        } else if (!strcmp(a, "--data") && i + 1 < argc) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--batch") && i + 1 < argc) {
-            batch = atoi(argv[++i]);
-        } else if (a[0] != '-' && !file) {
-            file = a;
-        } else {
-            if (rank == 0) {
-                fprintf(stderr, "mpq eval: unexpected argument '%s'\n", a);
-                usage(stderr);
-            }
-            return 2;
-        }
-    }
-    if ((!file && !cfg_path) || batch < 0) {
-        if (rank == 0) usage(stderr);
-        return 2;
-    }
+    const char *file = NULL, *cfg_pair[2] = {NULL, NULL}, *data = NULL, *set_v[128];
+    mpq_strlist sets = {set_v, 0, 128};
+    int batch = 0, rank = mpq_comm_rank(c), rc, n_pos;
+    const mpq_opt opts[] = {
+        {"cfg", MPQ_OPT_PAIR, cfg_pair, 0, 0},
+        {"set", MPQ_OPT_LIST, &sets, 0, 0},
+        {"data", MPQ_OPT_STR, &data, 0, 0},
+        {"batch", MPQ_OPT_INT, &batch, 1, 1 << 24},
+    };
+    mpq_argspec spec = {"mpq eval", usage, opts, (int)(sizeof opts / sizeof opts[0]), &file, 1};
+    rc = mpq_args_parse(&spec, argc, argv, &n_pos);
+    if (rc) return rc == 1 ? 0 : rc;
+    const char *cfg_path = cfg_pair[0], *experiment = cfg_pair[1];
+    if (!file && !cfg_path)
+        return mpq_args_usage_error(&spec, "FILE or --cfg CFG EXPERIMENT is needed");
 
     mpq_cfg cfg;
     mpq_ckpt_info info;
@@ -65,7 +49,7 @@ int mpq_cli_eval(mpq_comm *c, int argc, char **argv)
     memset(&info, 0, sizeof info);
     if (cfg_path) { /* the configuration decides the model */
         rc = mpq_cli_read_text(c, cfg_path, &text);
-        if (rc == 0) rc = mpq_cli_parse_cfg(c, text, cfg_path, experiment, sets, n_sets, &cfg);
+        if (rc == 0) rc = mpq_cli_parse_cfg(c, text, cfg_path, experiment, sets.v, sets.n, &cfg);
         if (rc == 0 && !file && !*cfg.weightfile)
             rc = mpq_comm_agree(c, MPQ_FAIL(MPQ_E_CONFIG,
                                             "[%s] no FILE and no weightfile to "
@@ -75,7 +59,7 @@ int mpq_cli_eval(mpq_comm *c, int argc, char **argv)
     } else { /* the file's own configuration */
         rc = mpq_ckpt_read_info(c, file, &info);
         if (rc == 0)
-            rc = mpq_comm_agree(c, mpq_cfg_parse_text(info.config, file, info.experiment, &cfg));
+            rc = mpq_comm_agree(c, mpq_cfg_parse_stored(info.config, file, info.experiment, &cfg));
     }
     if (rc < 0) goto out;
     if (batch > 0) cfg.val_batch_size = batch;

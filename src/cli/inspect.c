@@ -7,18 +7,17 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/args.h"
 #include "core/err.h"
 #include "io/export.h"
 #include "report.h"
 #include "train.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: mpq inspect FILE [--config]\n"
-               "Prints the step, epoch and data position of a checkpoint (or params_best.h5, or\n"
-               "an exported model), its layer table with totals against the budgets, and its\n"
-               "metric history; --config also prints the stored configuration.\n");
-}
+static const char usage[] =
+    "usage: mpq inspect FILE [--config]\n"
+    "Prints the step, epoch and data position of a checkpoint (or params_best.h5, or\n"
+    "an exported model), its layer table with totals against the budgets, and its\n"
+    "metric history; --config also prints the stored configuration.\n";
 
 static void print_header(const char *file, const mpq_ckpt_info *in)
 {
@@ -70,27 +69,12 @@ static int print_export(mpq_comm *c, const char *file)
 int mpq_cli_inspect(mpq_comm *c, int argc, char **argv)
 {
     const char *file = NULL;
-    int config = 0, rank = mpq_comm_rank(c), rc;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            if (rank == 0) usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--config")) {
-            config = 1;
-        } else if (argv[i][0] != '-' && !file) {
-            file = argv[i];
-        } else {
-            if (rank == 0) {
-                fprintf(stderr, "mpq inspect: unexpected argument '%s'\n", argv[i]);
-                usage(stderr);
-            }
-            return 2;
-        }
-    }
-    if (!file) {
-        if (rank == 0) usage(stderr);
-        return 2;
-    }
+    int config = 0, rank = mpq_comm_rank(c), rc, n_pos;
+    const mpq_opt opts[] = {{"config", MPQ_OPT_FLAG, &config, 0, 0}};
+    mpq_argspec spec = {"mpq inspect", usage, opts, 1, &file, 1};
+    rc = mpq_args_parse(&spec, argc, argv, &n_pos);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!file) return mpq_args_usage_error(&spec, "FILE is needed");
     mpq_ckpt_info info;
     rc = mpq_ckpt_read_info(c, file, &info);
     if (rc < 0) return mpq_cli_report("inspect", rc);

@@ -86,7 +86,7 @@ int mpq_cli_model_load(mpq_comm *c, const char *path, const mpq_cfg *cfg, int h,
         out->cfg = *cfg;
     } else {
         rc = mpq_comm_agree(
-            c, mpq_cfg_parse_text(out->info.config, path, out->info.experiment, &out->cfg));
+            c, mpq_cfg_parse_stored(out->info.config, path, out->info.experiment, &out->cfg));
         if (rc < 0) return mpq_err_push(rc, "the configuration stored in '%s'", path);
         h = out->info.in_h;
         w = out->info.in_w;
@@ -100,12 +100,11 @@ int mpq_cli_model_load(mpq_comm *c, const char *path, const mpq_cfg *cfg, int h,
     if (rc < 0) return rc;
     if (nnabla) {
         mpq_model_init_values(&out->m, (unsigned long)out->cfg.seed, 0);
-        rc = mpq_ckpt_load_weights(c, path, &out->m);
-        if (rc == 0) mpq_model_init_quantizers(&out->m, 1);
+        rc = mpq_train_start_from_weightfile(c, path, &out->m);
     } else if (out->is_export) {
-        rc = mpq_export_load(c, path, &out->m);
+        rc = mpq_export_load(c, path, &out->m.view);
     } else {
-        rc = mpq_ckpt_load(c, path, &out->m, out->cfg.model, 0);
+        rc = mpq_ckpt_load(c, path, &out->m.view, out->cfg.model, 0);
     }
     return rc;
 }

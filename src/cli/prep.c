@@ -12,7 +12,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: mpq prep FORMAT [options]     (mpq prep FORMAT --help for details)\n"
                "\n"
-               "  idx --images F --labels F -o DIR [--shards K] [--limit N] [--stats-from DIR]\n"
+               "  idx --images F --labels F -o DIR [--shards K] [--skip N] [--limit N] [--stats-from DIR]\n"
                "        MNIST-like IDX files (gzip or plain) -> one split\n"
                "  cifar10 --dir D -o DIR [--shards K]\n"
                "        CIFAR-10 binary batches -> DIR/train, DIR/val\n"

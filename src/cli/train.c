@@ -6,70 +6,88 @@
 
 #include "cli/cli.h"
 #include "config.h"
+#include "core/args.h"
 #include "core/err.h"
 #include "train.h"
 
-static void usage(FILE *f)
+static const char usage[] =
+    "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]\n"
+    "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
+    "       mpq train --cfg FILE --list-paths  (per experiment, DEFAULT first: name,\n"
+    "                 output_dir, weightfile, w_quantize, tab-separated, '-' if empty)\n"
+    "       mpq train --help-keys              (every configuration key)\n"
+    "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
+    "--resume auto: continue from the newest checkpoint in <output_dir>/checkpoints\n"
+    "               (or start at step 0 if there is none); --resume FILE: from FILE.\n"
+    "SIGUSR1/SIGTERM: checkpoint at the next step and exit with status 75.\n"
+    "Run distributed with `mpirun -np N mpq train ...`.\n";
+
+/* Rank 0 prints "name<TAB>output_dir<TAB>weightfile<TAB>w_quantize" of one experiment, '-' for
+ * an empty value. Returns 0 or the parse error. */
+static int print_path(mpq_comm *c, const char *text, const char *cfg_path, const char *name,
+                      const char *const *sets, int n_sets)
 {
-    fprintf(f, "usage: mpq train --cfg FILE EXPERIMENT [--set key=value]... [--resume auto|FILE]\n"
-               "       mpq train --cfg FILE --list        (the experiments of FILE)\n"
-               "       mpq train --help-keys              (every configuration key)\n"
-               "Trains EXPERIMENT (a section of FILE; keys missing there come from [DEFAULT]).\n"
-               "--resume auto: continue from the newest checkpoint in <output_dir>/checkpoints\n"
-               "               (or start at step 0 if there is none); --resume FILE: from FILE.\n"
-               "SIGUSR1/SIGTERM: checkpoint at the next step and exit with status 75.\n"
-               "Run distributed with `mpirun -np N mpq train ...`.\n");
+    mpq_cfg cfg;
+    int rc = mpq_cli_parse_cfg(c, text, cfg_path, name, sets, n_sets, &cfg);
+    if (rc == MPQ_E_CONFIG && !strcmp(name, "DEFAULT")) /* e.g. no model in [DEFAULT] */
+        rc = mpq_cfg_parse_text(text, cfg_path, name, &cfg);
+    if (rc < 0) return rc;
+    if (mpq_comm_rank(c) == 0)
+        printf("%s\t%s\t%s\t%s\n", name, cfg.output_dir[0] ? cfg.output_dir : "-",
+               cfg.weightfile[0] ? cfg.weightfile : "-", cfg.wq.method[0] ? cfg.wq.method : "-");
+    return 0;
+}
+
+/* DEFAULT, then every experiment of names (newline-separated): what jobs/chain.sh needs to follow
+ * the weightfile chains. */
+static int print_paths(mpq_comm *c, const char *text, const char *cfg_path, char *names,
+                       const char *const *sets, int n_sets)
+{
+    char *save = NULL;
+    MPQ_TRY(print_path(c, text, cfg_path, "DEFAULT", sets, n_sets));
+    for (char *n = strtok_r(names, "\n", &save); n; n = strtok_r(NULL, "\n", &save))
+        MPQ_TRY(print_path(c, text, cfg_path, n, sets, n_sets));
+    return 0;
 }
 
 int mpq_cli_train(mpq_comm *c, int argc, char **argv)
 {
-    const char *cfg_path = NULL, *experiment = NULL, *resume = NULL;
-    const char *sets[128];
-    int n_sets = 0, list = 0, rank = mpq_comm_rank(c), rc = MPQ_OK;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            if (rank == 0) usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--help-keys")) {
-            if (rank == 0) mpq_cfg_print_keys(stdout);
-            return 0;
-        } else if (!strcmp(a, "--list")) {
-            list = 1;
-        } else if (!strcmp(a, "--cfg") && i + 1 < argc) {
-            cfg_path = argv[++i];
-        } else if (!strcmp(a, "--set") && i + 1 < argc && n_sets < 128) {
-            sets[n_sets++] = argv[++i];
-        } else if (!strcmp(a, "--resume") && i + 1 < argc) {
-            resume = argv[++i];
-        } else if (a[0] != '-' && !experiment) {
-            experiment = a;
-        } else {
-            if (rank == 0) {
-                fprintf(stderr, "mpq train: unexpected argument '%s'\n", a);
-                usage(stderr);
-            }
-            return 2;
-        }
+    const char *cfg_path = NULL, *experiment = NULL, *resume = NULL, *set_v[128];
+    mpq_strlist sets = {set_v, 0, 128};
+    int list = 0, paths = 0, help_keys = 0, rank = mpq_comm_rank(c), rc = MPQ_OK, n_pos;
+    const mpq_opt opts[] = {
+        {"cfg", MPQ_OPT_STR, &cfg_path, 0, 0},         {"set", MPQ_OPT_LIST, &sets, 0, 0},
+        {"resume", MPQ_OPT_STR, &resume, 0, 0},        {"list", MPQ_OPT_FLAG, &list, 0, 0},
+        {"list-paths", MPQ_OPT_FLAG, &paths, 0, 0},    {"help-keys", MPQ_OPT_FLAG, &help_keys, 0, 0},
+    };
+    mpq_argspec spec = {"mpq train", usage, opts, (int)(sizeof opts / sizeof opts[0]),
+                        &experiment, 1};
+    rc = mpq_args_parse(&spec, argc, argv, &n_pos);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (paths) list = 1;
+    if (help_keys) {
+        if (rank == 0) mpq_cfg_print_keys(stdout);
+        return 0;
     }
-    if (!cfg_path || (!experiment && !list)) {
-        if (rank == 0) usage(stderr);
-        return 2;
-    }
+    if (!cfg_path || (!experiment && !list))
+        return mpq_args_usage_error(&spec, "--cfg FILE and an EXPERIMENT (or --list) are needed");
 
     char *text = NULL;
     rc = mpq_cli_read_text(c, cfg_path, &text);
     if (rc < 0) return mpq_cli_report("train", rc);
     if (list) {
         char *names = mpq_cfg_list_experiments(text);
-        if (rank == 0 && names) printf("%s", names);
+        if (paths && names)
+            rc = print_paths(c, text, cfg_path, names, sets.v, sets.n);
+        else if (rank == 0 && names)
+            printf("%s", names);
         free(names);
         free(text);
-        return 0;
+        return rc < 0 ? mpq_cli_report("train", rc) : 0;
     }
 
     mpq_cfg cfg;
-    rc = mpq_cli_parse_cfg(c, text, cfg_path, experiment, sets, n_sets, &cfg);
+    rc = mpq_cli_parse_cfg(c, text, cfg_path, experiment, sets.v, sets.n, &cfg);
     if (rc < 0) {
         free(text);
         return mpq_cli_report("train", rc);
@@ -93,8 +111,8 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
         else if (res.val_err == res.val_err) /* no epoch ended within the budgets */
             printf("test accuracy %.2f%% (error %.2f%%); no epoch ended within the budgets\n",
                    100.0 * (1.0 - res.val_err), 100.0 * res.val_err);
-        printf("weights %.2f KB, activations %.2f KB (%s)\n", res.size.kbytes_w,
-               res.size.kbytes_a, cfg.target_activation_type);
+        printf("weights %.2f KB, activations %.2f KB (%s)\n", res.size.kbytes_w, res.size.kbytes_a,
+               cfg.target_activation_type);
     }
     return 0;
 }

@@ -49,7 +49,6 @@ const char *mpq_strstatus(int rc)
     case MPQ_E_CONFIG: return "configuration error";
     case MPQ_E_MPI: return "MPI error";
     case MPQ_E_ARG: return "invalid argument";
-    case MPQ_E_NOTYET: return "not implemented yet";
     case MPQ_E_NUMERIC: return "numerical failure";
     case MPQ_E_INTERRUPTED: return "interrupted";
     }

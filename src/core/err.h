@@ -12,7 +12,6 @@ typedef enum mpq_status {
     MPQ_E_CONFIG = -4,
     MPQ_E_MPI = -5,
     MPQ_E_ARG = -6,
-    MPQ_E_NOTYET = -7,  /* a verb or option that is planned but not implemented */
     MPQ_E_NUMERIC = -8, /* NaN/Inf loss, diverged state */
     MPQ_E_INTERRUPTED = -9,
 } mpq_status;

@@ -37,11 +37,3 @@ void mpq_log_warn(const char *fmt, ...)
     log_prefixed("warning", fmt, ap);
     va_end(ap);
 }
-
-void mpq_log_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    log_prefixed("error", fmt, ap);
-    va_end(ap);
-}

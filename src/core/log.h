@@ -10,6 +10,5 @@ void mpq_log_set_quiet(int quiet);
 
 void mpq_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mpq_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void mpq_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

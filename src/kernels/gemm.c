@@ -77,13 +77,6 @@ void mpq_gemm_set_threads(int n_threads)
     omp_set_num_threads(n_threads);
 }
 
-int mpq_gemm_threads(void)
-{
-    blis_ready();
-    int n = (int)bli_thread_get_num_threads();
-    return n > 0 ? n : 1;
-}
-
 const char *mpq_gemm_arch(void)
 {
     blis_ready();

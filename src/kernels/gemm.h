@@ -17,7 +17,6 @@ void mpq_sgemm_ref(mpq_trans ta, mpq_trans tb, int m, int n, int k, float alpha,
                    int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* Sets the number of threads BLIS uses in this process (and OpenMP's default). */
 void mpq_gemm_set_threads(int n_threads);
-int mpq_gemm_threads(void);
 /* The name of the kernel set BLIS runs with ("skx", "zen3", "generic", ...), for logs. */
 const char *mpq_gemm_arch(void);
 

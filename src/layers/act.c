@@ -24,7 +24,7 @@ void mpq_act_forward(const mpq_act *l, const mpq_step *s, const float *x, float 
         }
         break;
     case MPQ_ACT_QUANT:
-        mpq_quant_forward(&l->q, s->val, x, y, len);
+        mpq_quant_forward(l->q, s->val, x, y, len);
         break;
     }
 }
@@ -43,7 +43,7 @@ void mpq_act_backward(const mpq_act *l, const mpq_step *s, const float *x, const
         for (size_t i = 0; i < len; i++) dx[i] = x[i] > 0.0f && x[i] < 6.0f ? dy[i] : 0.0f;
         break;
     case MPQ_ACT_QUANT:
-        mpq_quant_backward(&l->q, s->val, s->grad, x, dy, dx, len);
+        mpq_quant_backward(l->q, s->val, s->grad, x, dy, dx, len);
         break;
     }
 }

@@ -15,7 +15,7 @@ typedef enum mpq_act_kind { MPQ_ACT_RELU, MPQ_ACT_RELU6, MPQ_ACT_QUANT } mpq_act
 typedef struct mpq_act {
     mpq_act_kind kind;
     size_t len;   /* elements per sample */
-    mpq_quant q;  /* kind == MPQ_ACT_QUANT */
+    const mpq_quant *q; /* kind == MPQ_ACT_QUANT: the model's quantizer (never a copy) */
 } mpq_act;
 
 /* Writes y (may alias x). */

@@ -185,7 +185,7 @@ static int act_kind(const mpq_act *act, const float *val, mpq_ucore *u)
 {
     if (!act) return KIND_NONE;
     if (act->kind != MPQ_ACT_QUANT) return (int)act->kind;
-    return mpq_quant_ucore(&act->q, val, u) && u->inv_d != 0.0f && !u->sign ? KIND_UQ : KIND_NONE;
+    return mpq_quant_ucore(act->q, val, u) && u->inv_d != 0.0f && !u->sign ? KIND_UQ : KIND_NONE;
 }
 
 /* y = act(x * a + b (+ res)) for rows [r0, r1) with the coefficients of their group. RES (a
@@ -232,7 +232,7 @@ ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *
         }
     }
     if (act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ) /* the whole chunk in one call */
-        mpq_quant_forward(&act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
+        mpq_quant_forward(act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
 }
 
 static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const chunks *k,
@@ -539,7 +539,7 @@ typedef struct quant_view {
 
 static quant_view quant_local(const mpq_act *act, const mpq_step *s)
 {
-    quant_view v = {.q = act->q, .pv = {0.0f, 0.0f}};
+    quant_view v = {.q = *act->q, .pv = {0.0f, 0.0f}};
     if (mpq_qmethod_n_params(v.q.method) == 2) {
         v.pv[0] = s->val[v.q.p.off];
         v.pv[1] = s->val[v.q.p.off + 1];
@@ -660,17 +660,17 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
             dgamma[i] += (float)sdyx[g * c + i];
             dbeta[i] += (float)sdy[g * c + i];
         }
-    if (quant && mpq_qmethod_n_params(act->q.method) == 2) {
+    if (quant && mpq_qmethod_n_params(act->q->method) == 2) {
         double q0 = 0.0, q1 = 0.0;
         for (int i = 0; i < k.total; i++) {
             q0 += v.qpart[2 * i];
             q1 += v.qpart[2 * i + 1];
         }
         if (kind == KIND_UQ) {
-            mpq_quant_ucore_grads(&act->q, &uq, q0, q1, s->grad);
+            mpq_quant_ucore_grads(act->q, &uq, q0, q1, s->grad);
         } else {
-            s->grad[act->q.p.off] += (float)q0;
-            s->grad[act->q.p.off + 1] += (float)q1;
+            s->grad[act->q->p.off] += (float)q0;
+            s->grad[act->q->p.off + 1] += (float)q1;
         }
     }
     if (!dx || !s->training) return;

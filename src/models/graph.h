@@ -19,6 +19,7 @@
 #include "layers/dwconv.h"
 #include "layers/fc.h"
 #include "layers/pool.h"
+#include "model_view.h"
 #include "quant/quant.h"
 #include "quant/size.h"
 
@@ -107,6 +108,13 @@ typedef struct mpq_model {
     float *ws;
     size_t ws_floats;
     int plan_n;        /* largest local batch the arena holds */
+    /* after mpq_model_alloc: the tensor-role table and the view io/ reads (model_view.h) */
+    mpq_tensor *tensors;
+    int n_tensors;
+    mpq_bn_ref *bns;
+    int n_bns;
+    const char **qnames; /* parallel to quants: qinfo[i].name */
+    mpq_model_view view;
     double t_fwd[MPQ_CLASSES], t_bwd[MPQ_CLASSES]; /* seconds, accumulated */
 } mpq_model;
 
@@ -136,14 +144,16 @@ int mpq_g_scale(mpq_model *m, const char *scope, int in);
  * kinds (a bias slice may be empty: n == 0). */
 const mpq_slice *mpq_node_weights(const mpq_node *n, int which);
 
-/* Allocates the parameter buffers (after building). Returns 0 or MPQ_E_*. */
+/* Allocates the parameter buffers (after building), builds the tensor-role table (m->view) and
+ * points every activation node at its quantizer. Returns 0 or MPQ_E_*. */
 int mpq_model_alloc(mpq_model *m);
 /* Initial values: conv weights Glorot-uniform, fc W and b uniform +-1/sqrt(fan_in), BN gamma 1,
  * beta 0, running var 1, quantizers from their settings (delta = find_delta of the current
  * weights when from_weights, else the cfg stepsize). Randomness keyed by (seed, tensor index). */
 void mpq_model_init_values(mpq_model *m, unsigned long seed, int from_weights);
-/* Re-initialises only the quantizer values (after weights were loaded from a weightfile). */
-void mpq_model_init_quantizers(mpq_model *m, int from_weights);
+/* Re-initialises only the quantizer values (after weights were loaded from a weightfile), except
+ * quantizer i where keep && keep[i] (values loaded from that file). */
+void mpq_model_init_quantizers(mpq_model *m, int from_weights, const unsigned char *keep);
 /* Sizes the arena and scratch for local batches up to n (one BN group). Fuses each BN whose only
  * consumer is an activation (or an add whose only consumer is an activation: act(BN(x) + res))
  * into one node pass, then places every materialized output, gradient

@@ -8,7 +8,21 @@
 
 #include <stddef.h>
 
-#include "config.h"
+typedef enum mpq_lr_schedule {
+    MPQ_LR_REFERENCE, /* 80/40/40 epochs at lr, lr/10, lr/100, scaled to `epochs` (4/8, 6/8) */
+    MPQ_LR_STEP,      /* lr * lr_decay_factor^(number of lr_decay_epochs passed) */
+    MPQ_LR_COSINE,    /* lr * 0.5 * (1 + cos(pi * t / T)) after warmup */
+    MPQ_LR_CONSTANT,
+} mpq_lr_schedule;
+
+/* A learning-rate schedule (the configuration's initial_learning_rate, epochs, lr_schedule,
+ * lr_decay_epochs, lr_decay_factor, warmup_epochs: mpq_cfg_schedule). */
+typedef struct mpq_schedule {
+    mpq_lr_schedule kind;
+    double lr, epochs, warmup_epochs, decay_factor;
+    const float *decay_epochs;
+    int n_decay_epochs;
+} mpq_schedule;
 
 /* Loops over fewer elements run on the calling thread only. */
 #define MPQ_OPTIM_OMP_MIN 32768
@@ -29,6 +43,6 @@ void mpq_adam_step(size_t n, float lr, float beta1, float beta2, float eps, long
  * reference's 80/40/40 of 160); step: lr * lr_decay_factor^(number of lr_decay_epochs <= epoch);
  * cosine: lr/2 * (1 + cos(pi * t / T)), t = step - W, T = round(epochs * steps_per_epoch) - W,
  * 0 from t >= T on; constant: lr. */
-float mpq_lr_at(const mpq_cfg *c, long step, long steps_per_epoch);
+float mpq_lr_at(const mpq_schedule *c, long step, long steps_per_epoch);
 
 #endif

@@ -6,23 +6,23 @@
 #include "core/err.h"
 #include "optim/optim.h"
 
-float mpq_lr_at(const mpq_cfg *c, long step, long steps_per_epoch)
+float mpq_lr_at(const mpq_schedule *c, long step, long steps_per_epoch)
 {
-    const double lr = c->initial_learning_rate;
+    const double lr = c->lr;
     const double epoch = (double)step / (double)steps_per_epoch;
     const long warm = lround((double)c->warmup_epochs * (double)steps_per_epoch);
     MPQ_ASSERT(step >= 0 && steps_per_epoch > 0, "mpq_lr_at: step %ld, steps_per_epoch %ld", step,
                steps_per_epoch);
     if (step < warm) return (float)(lr * (double)(step + 1) / (double)warm);
-    switch (c->lr_schedule) {
+    switch (c->kind) {
     case MPQ_LR_REFERENCE:
         if (epoch < 0.5 * (double)c->epochs) return (float)lr;
         if (epoch < 0.75 * (double)c->epochs) return (float)(lr * 0.1);
         return (float)(lr * 0.01);
     case MPQ_LR_STEP: {
         double rate = lr;
-        for (int i = 0; i < c->n_lr_decay_epochs; i++)
-            if ((double)c->lr_decay_epochs[i] <= epoch) rate *= (double)c->lr_decay_factor;
+        for (int i = 0; i < c->n_decay_epochs; i++)
+            if ((double)c->decay_epochs[i] <= epoch) rate *= c->decay_factor;
         return (float)rate;
     }
     case MPQ_LR_COSINE: {

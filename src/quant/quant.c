@@ -102,15 +102,21 @@ static int check_spec(mpq_qmethod m, const mpq_qspec *s, int values, int rc)
     const char *name = methods[m].name;
     int pow2 = is_pow2_family(m);
     int extra = (s->sign != 0) + (pow2 && s->with_zero != 0);
-    if (uses(m, PK_N)) {
+    /* Power-of-two bitwidth bounds only clip n, as in nnabla: any finite ordered pair (value bits
+     * nb >= 8 make P1's xmin underflow to 0 and P2's xmax overflow, as they do there). The
+     * uniform ones need 1 to 31 value bits (0 would divide by 2^0 - 1). */
+    if (uses(m, PK_N) && pow2 &&
+        !(isfinite(s->n_min) && isfinite(s->n_max) && s->n_min <= s->n_max))
+        return MPQ_FAIL(rc, "%s: bitwidth bounds [%g, %g] must be finite and ordered", name,
+                        (double)s->n_min, (double)s->n_max);
+    if (uses(m, PK_N) && !pow2) {
         float lo = s->n_min - (float)extra, hi = s->n_max - (float)extra;
-        if (!(s->n_min <= s->n_max && lo >= (pow2 ? 0.0f : 1.0f) && hi <= (pow2 ? 7.0f : 31.0f)))
+        if (!(s->n_min <= s->n_max && lo >= 1.0f && hi <= 31.0f))
             return MPQ_FAIL(rc,
-                            "%s: bitwidth bounds [%g, %g] with sign %d%s leave %g to %g value "
-                            "bits (allowed: %d to %d)",
-                            name, (double)s->n_min, (double)s->n_max, s->sign != 0,
-                            pow2 ? (s->with_zero ? ", with zero" : ", without zero") : "",
-                            (double)lo, (double)hi, pow2 ? 0 : 1, pow2 ? 7 : 31);
+                            "%s: bitwidth bounds [%g, %g] with sign %d leave %g to %g value "
+                            "bits (allowed: 1 to 31)",
+                            name, (double)s->n_min, (double)s->n_max, s->sign != 0, (double)lo,
+                            (double)hi);
     }
     if (uses(m, PK_D)) MPQ_TRY(check_range(rc, name, "stepsize", s->d_min, s->d_max));
     if (uses(m, PK_XMIN)) MPQ_TRY(check_range(rc, name, "xmin", s->xmin_min, s->xmin_max));

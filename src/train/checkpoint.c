@@ -87,7 +87,7 @@ int trainer_save(trainer *t, const char *path, long steps_done, double lr,
     fill_info(t, steps_done, lr, res, &in);
     double t0 = mpq_comm_wtime();
     rc = mpq_comm_agree(t->comm, rc);
-    if (rc == 0) rc = mpq_ckpt_save(t->comm, path, &t->m, &in, with_optimizer);
+    if (rc == 0) rc = mpq_ckpt_save(t->comm, path, &t->m.view, &in, with_optimizer);
     if (rc == 0 && with_optimizer && t->rank == 0)
         rc = mpq_ckpt_prune(t->dir, t->cfg->keep_checkpoints);
     rc = mpq_comm_agree(t->comm, rc);
@@ -131,7 +131,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
 {
     const mpq_cfg *c = t->cfg;
     mpq_cfg old;
-    int rc = mpq_cfg_parse_text(in->config, path, in->experiment, &old);
+    int rc = mpq_cfg_parse_stored(in->config, path, in->experiment, &old);
     if (rc < 0) return mpq_err_push(rc, "the configuration stored in checkpoint '%s'", path);
     const struct {
         const char *key, *was, *now;
@@ -149,7 +149,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
     } num[] = {
         {"batch_size", old.batch_size, c->batch_size},
         {"seed", (double)old.seed, (double)c->seed},
-        {"scale_layer", old.scale_layer, c->scale_layer},
+        {"scale_layer", !!old.scale_layer, !!c->scale_layer},
         {"num_classes", old.num_classes, c->num_classes},
         {"augment", old.augment, c->augment},
         {"synthetic_samples", old.synthetic_samples, c->synthetic_samples},
@@ -187,7 +187,8 @@ int trainer_resume(trainer *t, const char *path, mpq_train_result *res)
     int rc = mpq_ckpt_read_info(t->comm, path, &in);
     if (rc < 0) return rc;
     rc = mpq_comm_agree(t->comm, check_config(t, &in, path));
-    if (rc == 0) rc = mpq_ckpt_load(t->comm, path, &t->m, t->cfg->model, MPQ_CKPT_LOAD_OPTIMIZER);
+    if (rc == 0)
+        rc = mpq_ckpt_load(t->comm, path, &t->m.view, t->cfg->model, MPQ_CKPT_LOAD_OPTIMIZER);
     for (int i = 0; rc == 0 && i < in.history_rows; i++)
         rc = trainer_append_hist(t, in.history + (size_t)MPQ_HIST_COLS * i);
     if (rc == 0) {
@@ -207,10 +208,19 @@ int trainer_resume(trainer *t, const char *path, mpq_train_result *res)
     return mpq_comm_agree(t->comm, rc);
 }
 
-/* Collective: the cfg's weightfile (mpq or nnabla); quantizers start from the loaded weights. */
+/* Collective: the cfg's weightfile (mpq or nnabla) with the quantizer values it holds; the other
+ * quantizers start from the loaded weights. */
 int trainer_load_weightfile(trainer *t)
 {
-    MPQ_TRY(mpq_ckpt_load_weights(t->comm, t->cfg->weightfile, &t->m));
-    mpq_model_init_quantizers(&t->m, 1);
-    return MPQ_OK;
+    return mpq_train_start_from_weightfile(t->comm, t->cfg->weightfile, &t->m);
+}
+
+int mpq_train_start_from_weightfile(mpq_comm *c, const char *path, mpq_model *m)
+{
+    unsigned char *loaded = calloc((size_t)m->n_quants + 1, 1);
+    int rc = mpq_comm_agree(c, loaded ? MPQ_OK : MPQ_FAIL(MPQ_E_NOMEM, "out of memory"));
+    if (rc == 0) rc = mpq_ckpt_load_weights(c, path, &m->view, loaded);
+    if (rc == 0) mpq_model_init_quantizers(m, 1, loaded);
+    free(loaded);
+    return rc;
 }

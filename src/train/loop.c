@@ -18,6 +18,7 @@
 #include "models/models.h"
 #include "optim/optim.h"
 #include "report.h"
+#include "train/stop.h"
 #include "train/trainer.h"
 
 /* The signal that asked for a checkpoint and exit (SIGUSR1 from SLURM before the time limit,
@@ -106,15 +107,16 @@ static int save_best(trainer *t, long step, float lr, const mpq_train_result *re
     return trainer_save(t, path, step + 1, lr, res, 0);
 }
 
-/* After a step that is not the last of an epoch: when a budget is set, the reference validates
- * after every step whose state meets the budgets and keeps the best such state (which catches
- * the states within budget that quantizers moving across a bitwidth boundary pass through
- * between epoch ends). budget_validate_every_steps = N: at most once per N steps. */
+/* After a step that is not the last of an epoch: when a weight budget is set, the reference
+ * validates after every step whose state meets the budgets and keeps the best such state (which
+ * catches the states within budget that quantizers moving across a bitwidth boundary pass
+ * through between epoch ends); with an activation budget alone it validates at epoch ends only.
+ * budget_validate_every_steps = N: at most once per N steps. */
 static int validate_within_budget(trainer *t, long step, float lr, mpq_train_result *res, int live)
 {
     const mpq_budget *budget = &t->step.budget;
     const long every = t->cfg->budget_validate_every_steps;
-    int budgeted = budget->target_w_kbytes > 0.0f || budget->target_a_kbytes > 0.0f;
+    int budgeted = budget->target_w_kbytes > 0.0f; /* the reference's condition */
     if (!t->val || !budgeted || every <= 0) return MPQ_OK;
     if (t->last_budget_val >= 0 && step - t->last_budget_val < every) return MPQ_OK;
     mpq_size_terms now; /* the parameters, hence the sizes, are equal on every rank */
@@ -224,11 +226,14 @@ static int after_step(trainer *t, long step, float lr, const double *stimes, mpq
         MPQ_TRY(trainer_save(t, ckpt, step + 1, lr, res, 1));
     }
     if (!sig) return MPQ_OK;
+    const char *name = (int)stimes[5] == SIGTERM ? "SIGTERM" : "SIGUSR1";
+    /* the launcher (jobs/launch.sh) turns this record of a complete checkpoint into status 75 */
+    if (t->rank == 0 && mpq_stop_record_write(t->dir, name, step + 1, ckpt) < 0)
+        mpq_log_warn("%s", mpq_errmsg()); /* the checkpoint itself is complete */
     return MPQ_FAIL(MPQ_E_INTERRUPTED,
                     "stopped by %s after step %ld of %ld; checkpoint '%s' "
                     "---> HINT: run the same command with --resume auto to continue",
-                    (int)stimes[5] == SIGTERM ? "SIGTERM" : "SIGUSR1", step + 1, t->total_steps,
-                    ckpt);
+                    name, step + 1, t->total_steps, ckpt);
 }
 
 /* The steps from start_step to total_steps. */
@@ -240,8 +245,9 @@ static int run_steps(trainer *t, const mpq_train_opts *o, mpq_train_result *res)
     double start = mpq_comm_wtime();
     t->epoch_start = t->last_save = start;
     mpq_step_stats st;
+    const mpq_schedule schedule = mpq_cfg_schedule(cfg);
     for (long step = t->start_step; step < t->total_steps; step++) {
-        float lr = mpq_lr_at(cfg, step, t->spe);
+        float lr = mpq_lr_at(&schedule, step, t->spe);
         double ts = mpq_comm_wtime();
         /* a diverged state is never checkpointed */
         MPQ_TRY(mpq_comm_agree(t->comm, mpq_trainstep_run(&t->step, t->train, lr, step, &st)));

@@ -53,11 +53,11 @@ int main(int argc, char **argv)
     for (int k = 0; rc == 0 && k < reps; k++) {
         mpq_comm_barrier(c);
         double t0 = mpq_comm_wtime();
-        rc = mpq_ckpt_save(c, path, &m, &in, 1);
+        rc = mpq_ckpt_save(c, path, &m.view, &in, 1);
         ts[k] = mpq_comm_wtime() - t0;
         mpq_comm_barrier(c);
         t0 = mpq_comm_wtime();
-        if (rc == 0) rc = mpq_ckpt_load(c, path, &m, model, MPQ_CKPT_LOAD_OPTIMIZER);
+        if (rc == 0) rc = mpq_ckpt_load(c, path, &m.view, model, MPQ_CKPT_LOAD_OPTIMIZER);
         ts[reps + k] = mpq_comm_wtime() - t0;
     }
     struct stat st;

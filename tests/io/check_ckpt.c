@@ -26,11 +26,13 @@
 static mpq_comm *comm;
 static char *tmp;
 
-/* A CIFAR ResNet (resnet20 or resnet32) on 8x8x3 inputs. */
-static void build(mpq_model *m, const char *model, const char *wq, const char *aq, int classes)
+/* A CIFAR ResNet (resnet20 or resnet32) on 8x8x3 inputs, with the scale layer when scale. */
+static void build_scaled(mpq_model *m, const char *model, const char *wq, const char *aq,
+                         int classes, int scale)
 {
     mpq_cfg c;
     mpq_cfg_defaults(&c);
+    c.scale_layer = scale;
     snprintf(c.model, sizeof c.model, "%s", model);
     snprintf(c.shortcut_type, sizeof c.shortcut_type, "b");
     snprintf(c.wq.method, sizeof c.wq.method, "%s", wq);
@@ -38,6 +40,11 @@ static void build(mpq_model *m, const char *model, const char *wq, const char *a
     int rc = mpq_train_model_build(&c, 8, 8, 3, classes, 2, m);
     ck_assert_msg(rc == 0, "%s", mpq_errmsg());
     mpq_model_init_values(m, 5, 1);
+}
+
+static void build(mpq_model *m, const char *model, const char *wq, const char *aq, int classes)
+{
+    build_scaled(m, model, wq, aq, classes, 0);
 }
 
 /* Every buffer random (quantizer values stay valid: small perturbations of their init). */
@@ -101,7 +108,7 @@ static int save(const mpq_model *m, const char *path, int with_opt)
 {
     mpq_ckpt_info in;
     fill_info(&in, "resnet20", "[T]\nmodel = resnet20\n");
-    return mpq_ckpt_save(comm, path, m, &in, with_opt);
+    return mpq_ckpt_save(comm, path, &m->view, &in, with_opt);
 }
 
 START_TEST(test_ckpt_save_load_bitwise)
@@ -123,7 +130,7 @@ START_TEST(test_ckpt_save_load_bitwise)
         snprintf(tmpname, sizeof tmpname, "%s.tmp", path);
         ck_assert_int_ne(access(tmpname, F_OK), 0);
         assert_no_open_handles();
-        int rc = mpq_ckpt_load(comm, path, &b, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER);
+        int rc = mpq_ckpt_load(comm, path, &b.view, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER);
         ck_assert_msg(rc == 0, "%s", mpq_errmsg());
         assert_no_open_handles();
         size_t n = a.params.n_floats;
@@ -133,10 +140,9 @@ START_TEST(test_ckpt_save_load_bitwise)
         ck_assert(!memcmp(a.state.val, b.state.val, a.state.n_floats * sizeof(float)));
         for (int i = 0; i < a.n_quants; i++)
             ck_assert(!memcmp(a.quants[i].spec.p, b.quants[i].spec.p, sizeof a.quants[i].spec.p));
-        for (int i = 0; i < b.n_nodes; i++)
+        for (int i = 0; i < b.n_nodes; i++) /* activations use the loaded quantizer itself */
             if (b.nodes[i].kind == MPQ_NODE_ACT)
-                ck_assert(!memcmp(b.nodes[i].u.act.q.spec.p, a.quants[b.nodes[i].quant[0]].spec.p,
-                                  sizeof a.quants[0].spec.p));
+                ck_assert(b.nodes[i].u.act.q == &b.quants[b.nodes[i].quant[0]]);
         mpq_model_free(&a);
         mpq_model_free(&b);
     }
@@ -151,7 +157,7 @@ START_TEST(test_ckpt_info_round_trip)
     path_in_tmp(path, sizeof path, "info.h5");
     build(&a, "resnet20", "parametric_fp_d_xmax", "", 10);
     fill_info(&in, "resnet20", "[T]\nmodel = resnet20\nseed = 7\n");
-    ck_assert_int_eq(mpq_ckpt_save(comm, path, &a, &in, 0), 0);
+    ck_assert_int_eq(mpq_ckpt_save(comm, path, &a.view, &in, 0), 0);
     int rc = mpq_ckpt_read_info(comm, path, &out);
     ck_assert_msg(rc == 0, "%s", mpq_errmsg());
     ck_assert_str_eq(out.kind, "params");
@@ -169,10 +175,10 @@ START_TEST(test_ckpt_info_round_trip)
     ck_assert_str_eq(out.history_columns, "iter,a,b");
     mpq_ckpt_info_free(&out);
     /* a parameter file cannot be resumed from */
-    rc = mpq_ckpt_load(comm, path, &a, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER);
+    rc = mpq_ckpt_load(comm, path, &a.view, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER);
     ck_assert_int_eq(rc, MPQ_E_FORMAT);
     ck_assert_msg(strstr(mpq_errmsg(), "without optimizer state"), "%s", mpq_errmsg());
-    ck_assert_int_eq(mpq_ckpt_load(comm, path, &a, "resnet20", 0), 0);
+    ck_assert_int_eq(mpq_ckpt_load(comm, path, &a.view, "resnet20", 0), 0);
     assert_no_open_handles();
     mpq_model_free(&a);
 }
@@ -189,20 +195,20 @@ START_TEST(test_ckpt_refuses_damaged_and_foreign_files)
     ck_assert_int_eq(save(&a, path, 1), 0);
     ck_assert_int_eq(iofix_copy_file(path, cut, 100000), 0);
     float before = a.params.val[0];
-    int rc = mpq_ckpt_load(comm, cut, &a, "resnet20", 0);
+    int rc = mpq_ckpt_load(comm, cut, &a.view, "resnet20", 0);
     ck_assert_int_eq(rc, MPQ_E_IO);
     ck_assert_msg(strstr(mpq_errmsg(), "truncated") && strstr(mpq_errmsg(), "cut.h5"), "%s",
                   mpq_errmsg());
     mpq_ckpt_info info;
     ck_assert_int_eq(mpq_ckpt_read_info(comm, cut, &info), MPQ_E_IO);
-    ck_assert_int_eq(mpq_ckpt_load(comm, dir, &a, NULL, 0), MPQ_E_IO); /* does not exist */
+    ck_assert_int_eq(mpq_ckpt_load(comm, dir, &a.view, NULL, 0), MPQ_E_IO); /* does not exist */
     ck_assert_msg(strstr(mpq_errmsg(), "No such file"), "%s", mpq_errmsg());
     ck_assert_int_eq(iofix_make_split(dir, 4, 8, 8, 3, 1, 10), 0);
     snprintf(shard, sizeof shard, "%s/shard-00000.h5", dir);
-    rc = mpq_ckpt_load(comm, shard, &a, NULL, 0);
+    rc = mpq_ckpt_load(comm, shard, &a.view, NULL, 0);
     ck_assert_int_eq(rc, MPQ_E_FORMAT);
     ck_assert_msg(strstr(mpq_errmsg(), "dataset shard"), "%s", mpq_errmsg());
-    ck_assert_int_eq(mpq_ckpt_load_weights(comm, shard, &a), MPQ_E_FORMAT);
+    ck_assert_int_eq(mpq_ckpt_load_weights(comm, shard, &a.view, NULL), MPQ_E_FORMAT);
     ck_assert_int_eq(mpq_ckpt_read_info(comm, shard, &info), MPQ_E_FORMAT);
     ck_assert(a.params.val[0] == before); /* nothing was loaded */
     assert_no_open_handles();
@@ -216,7 +222,7 @@ static int load_into(const char *path, const char *model, const char *wq, int cl
 {
     mpq_model b;
     build(&b, model, wq, "parametric_fp_d_xmax_relu", classes);
-    int rc = mpq_ckpt_load(comm, path, &b, expect_name, 0);
+    int rc = mpq_ckpt_load(comm, path, &b.view, expect_name, 0);
     mpq_model_free(&b);
     return rc;
 }
@@ -313,9 +319,25 @@ END_TEST
 
 /* ---- nnabla parameter files ------------------------------------------------------------------ */
 
-/* Writes every non-quantizer tensor of m in nnabla's layout (values from ref, ours) into path:
- * conv W (O, I, KH, KW), affine W (Cin, Cout), BN vectors (1, C, 1, 1); skip: a name left out. */
-static void write_nnabla(const char *path, const mpq_model *m, const char *skip)
+/* The reference's name of a parametric quantizer's value: <quantizer>/<method>/<value>; 0 if t
+ * is no quantizer value. */
+static int nnabla_quant_name(const mpq_model *m, const mpq_param_info *t, char *out, size_t size)
+{
+    for (int i = 0; i < m->n_quants; i++)
+        for (int k = 0; k < (int)m->quants[i].p.n; k++)
+            if (m->quants[i].p.off + (size_t)k == t->s.off) {
+                snprintf(out, size, "%s/%s/%s", m->qinfo[i].name,
+                         mpq_qmethod_name(m->quants[i].method),
+                         mpq_qmethod_param_name(m->quants[i].method, k));
+                return 1;
+            }
+    return 0;
+}
+
+/* Writes every tensor of m in nnabla's layout (values from ref, ours) into path: conv W (O, I,
+ * KH, KW), affine W (Cin, Cout), BN vectors (1, C, 1, 1), with quant the quantizer values under
+ * the reference's names; skip: a name left out. */
+static void write_nnabla_q(const char *path, const mpq_model *m, const char *skip, int quant)
 {
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -325,7 +347,12 @@ static void write_nnabla(const char *path, const mpq_model *m, const char *skip)
         const mpq_params *r = reg ? &m->state : &m->params;
         for (int i = 0; i < r->n_info; i++) {
             const mpq_param_info *t = &r->info[i];
-            if (t->kind == MPQ_PKIND_QUANT || (skip && !strcmp(skip, t->name))) continue;
+            char name[MPQ_NAME_MAX + 64];
+            snprintf(name, sizeof name, "%s", t->name);
+            if ((t->kind == MPQ_PKIND_QUANT &&
+                 (!quant || !nnabla_quant_name(m, t, name, sizeof name))) ||
+                (skip && !strcmp(skip, t->name)))
+                continue;
             const float *v = r->val + t->s.off;
             const int *s = t->shape;
             float *buf = malloc(t->s.n * sizeof *buf);
@@ -358,7 +385,7 @@ static void write_nnabla(const char *path, const mpq_model *m, const char *skip)
                 memcpy(buf, v, t->s.n * sizeof *buf);
             }
             hid_t sp = H5Screate_simple(nd, dims, NULL);
-            hid_t d = H5Dcreate2(f, t->name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+            hid_t d = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
             ck_assert(d >= 0);
             ck_assert(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
             hid_t as = H5Screate(H5S_SCALAR);
@@ -380,6 +407,121 @@ static void write_nnabla(const char *path, const mpq_model *m, const char *skip)
     H5Fclose(f);
 }
 
+static void write_nnabla(const char *path, const mpq_model *m, const char *skip)
+{
+    write_nnabla_q(path, m, skip, 0);
+}
+
+/* dst's tensors (both registries) from src's tensors of the same names, which must exist. */
+static void copy_by_name(mpq_model *dst, const mpq_model *src)
+{
+    for (int reg = 0; reg < 2; reg++) {
+        mpq_params *d = reg ? &dst->state : &dst->params;
+        const mpq_params *s = reg ? &src->state : &src->params;
+        for (int i = 0; i < d->n_info; i++) {
+            int j = mpq_params_find(s, d->info[i].name);
+            ck_assert_msg(j >= 0 && s->info[j].s.n == d->info[i].s.n, "%s", d->info[i].name);
+            memcpy(d->val + d->info[i].s.off, s->val + s->info[j].s.off,
+                   d->info[i].s.n * sizeof(float));
+        }
+    }
+}
+
+/* Quantizer values no initialisation gives: d = 2^-5 (1 + i/64), xmax = 0.5 + i/128, ... */
+static void set_known_quant_values(mpq_model *m)
+{
+    for (int i = 0; i < m->n_quants; i++)
+        if (m->quants[i].p.n == 2) {
+            m->params.val[m->quants[i].p.off] = 0.03125f * (1.0f + (float)i / 64.0f);
+            m->params.val[m->quants[i].p.off + 1] = 0.5f + (float)i / 128.0f;
+        }
+}
+
+/* The reference keeps every parameter its weightfile holds: quantizer values of the model's
+ * method are kept (mpq and nnabla files), the others start from find_delta of the loaded weights;
+ * a scale layer missing in the file starts at 1. */
+START_TEST(test_ckpt_weightfile_keeps_quantizer_values)
+{
+    static const char *const wq[] = {"parametric_fp_d_xmax", "parametric_pow2_xmin_xmax"};
+    mpq_model ref, b, want;
+    char path[4096], nn_path[4096], skip[MPQ_NAME_MAX];
+    path_in_tmp(path, sizeof path, "known.h5");
+    path_in_tmp(nn_path, sizeof nn_path, "known-nnabla.h5");
+    build(&ref, "resnet20", wq[0], "parametric_fp_d_xmax_relu", 10);
+    scramble(&ref, 41);
+    set_known_quant_values(&ref);
+    ck_assert_int_eq(save(&ref, path, 0), 0);
+    write_nnabla_q(nn_path, &ref, NULL, 1);
+    for (int f = 0; f < 2; f++) { /* mpq file, nnabla file: every value as in ref */
+        build(&b, "resnet20", wq[0], "parametric_fp_d_xmax_relu", 10);
+        int rc = mpq_train_start_from_weightfile(comm, f ? nn_path : path, &b);
+        ck_assert_msg(rc == 0, "%s", mpq_errmsg());
+        for (int i = 0; i < ref.n_quants; i++)
+            for (size_t k = 0; k < ref.quants[i].p.n; k++)
+                ck_assert_msg(b.params.val[b.quants[i].p.off + k] ==
+                                  ref.params.val[ref.quants[i].p.off + k],
+                              "file %d: %s value %zu", f, ref.qinfo[i].name, k);
+        ck_assert(!memcmp(ref.params.val, b.params.val, b.params.n_floats * sizeof(float)));
+        assert_no_open_handles();
+        mpq_model_free(&b);
+    }
+    /* a quantizer with one value missing, and another method: initialised from the weights */
+    snprintf(skip, sizeof skip, "%s/%s", ref.qinfo[0].name,
+             mpq_qmethod_param_name(ref.quants[0].method, 0));
+    write_nnabla_q(nn_path, &ref, skip, 1);
+    build(&b, "resnet20", wq[0], "parametric_fp_d_xmax_relu", 10);
+    ck_assert_int_eq(mpq_train_start_from_weightfile(comm, nn_path, &b), 0);
+    build(&want, "resnet20", wq[0], "parametric_fp_d_xmax_relu", 10);
+    memcpy(want.params.val, ref.params.val, ref.params.n_floats * sizeof(float));
+    unsigned char keep[256];
+    ck_assert_int_lt(ref.n_quants, 256);
+    memset(keep, 1, sizeof keep);
+    keep[0] = 0;
+    mpq_model_init_quantizers(&want, 1, keep);
+    ck_assert(want.params.val[want.quants[0].p.off] != ref.params.val[ref.quants[0].p.off]);
+    ck_assert(!memcmp(want.params.val, b.params.val, b.params.n_floats * sizeof(float)));
+    mpq_model_free(&b);
+    mpq_model_free(&want);
+    build(&b, "resnet20", wq[1], "parametric_fp_d_xmax_relu", 10);
+    ck_assert_int_eq(mpq_train_start_from_weightfile(comm, path, &b), 0);
+    build(&want, "resnet20", wq[1], "parametric_fp_d_xmax_relu", 10);
+    for (int i = 0; i < want.params.n_info; i++) { /* weights, BN, act quantizers from ref */
+        const mpq_param_info *t = &want.params.info[i];
+        int j = mpq_params_find(&ref.params, t->name);
+        if (j >= 0 && !strstr(t->name, "Wquant") && !strstr(t->name, "bquant"))
+            memcpy(want.params.val + t->s.off, ref.params.val + ref.params.info[j].s.off,
+                   t->s.n * sizeof(float));
+    }
+    memcpy(want.state.val, ref.state.val, ref.state.n_floats * sizeof(float));
+    memset(keep, 0, sizeof keep);
+    for (int i = 0; i < want.n_quants; i++)
+        keep[i] = (unsigned char)want.quants[i].is_act; /* same method there */
+    mpq_model_init_quantizers(&want, 1, keep);
+    ck_assert(!memcmp(want.params.val, b.params.val, b.params.n_floats * sizeof(float)));
+    mpq_model_free(&b);
+    mpq_model_free(&want);
+    /* a float run's file into a model with the scale layer: the scale starts at 1 */
+    mpq_model flt;
+    build(&flt, "resnet20", "", "", 10);
+    copy_by_name(&flt, &ref);
+    ck_assert_int_eq(save(&flt, path, 0), 0);
+    write_nnabla(nn_path, &flt, NULL);
+    for (int f = 0; f < 2; f++) {
+        build_scaled(&b, "resnet20", wq[1], "parametric_pow2_xmin_xmax_relu", 10, 1);
+        int j = mpq_params_find(&b.params, "fc/scale_layer");
+        ck_assert_int_ge(j, 0);
+        b.params.val[b.params.info[j].s.off] = 7.0f;
+        int rc = mpq_train_start_from_weightfile(comm, f ? nn_path : path, &b);
+        ck_assert_msg(rc == 0, "%s", mpq_errmsg());
+        ck_assert(b.params.val[b.params.info[j].s.off] == 1.0f);
+        mpq_model_free(&b);
+    }
+    assert_no_open_handles();
+    mpq_model_free(&flt);
+    mpq_model_free(&ref);
+}
+END_TEST
+
 START_TEST(test_ckpt_nnabla_weightfile)
 {
     mpq_model ref, b, want;
@@ -389,33 +531,35 @@ START_TEST(test_ckpt_nnabla_weightfile)
     scramble(&ref, 21);
     write_nnabla(path, &ref, NULL);
     build(&b, "resnet20", "parametric_fp_d_xmax", "parametric_fp_d_xmax_relu", 10);
-    int rc = mpq_ckpt_load_weights(comm, path, &b);
+    int rc = mpq_train_start_from_weightfile(comm, path, &b);
     ck_assert_msg(rc == 0, "%s", mpq_errmsg());
     assert_no_open_handles();
-    mpq_model_init_quantizers(&b, 1);
     /* expected: ref's weights and state, quantizers from find_delta of those weights */
     build(&want, "resnet20", "parametric_fp_d_xmax", "parametric_fp_d_xmax_relu", 10);
     memcpy(want.params.val, ref.params.val, ref.params.n_floats * sizeof(float));
     memcpy(want.state.val, ref.state.val, ref.state.n_floats * sizeof(float));
-    mpq_model_init_quantizers(&want, 1);
+    mpq_model_init_quantizers(&want, 1, NULL);
     ck_assert(!memcmp(want.params.val, b.params.val, b.params.n_floats * sizeof(float)));
     ck_assert(!memcmp(want.state.val, b.state.val, b.state.n_floats * sizeof(float)));
     /* a tensor missing in the file is named */
     write_nnabla(path, &ref, "res2/layer1/basicblock2/bn/var");
-    ck_assert_int_eq(mpq_ckpt_load_weights(comm, path, &b), MPQ_E_FORMAT);
+    ck_assert_int_eq(mpq_train_start_from_weightfile(comm, path, &b), MPQ_E_FORMAT);
     ck_assert_msg(strstr(mpq_errmsg(), "res2/layer1/basicblock2/bn/var") &&
                       strstr(mpq_errmsg(), "1 missing"),
                   "%s", mpq_errmsg());
-    /* an mpq checkpoint as weightfile: weights, BN and state, not the quantizer values */
+    /* an mpq file of a float run (no quantizer values) as weightfile: weights, BN and state,
+     * quantizers from find_delta */
     path_in_tmp(path, sizeof path, "w.h5");
-    ck_assert_int_eq(save(&ref, path, 0), 0);
-    mpq_model c;
+    mpq_model c, flt;
+    build(&flt, "resnet20", "", "", 10);
+    copy_by_name(&flt, &ref);
+    ck_assert_int_eq(save(&flt, path, 0), 0);
     build(&c, "resnet20", "parametric_fp_d_xmax", "parametric_fp_d_xmax_relu", 10);
-    ck_assert_int_eq(mpq_ckpt_load_weights(comm, path, &c), 0);
-    mpq_model_init_quantizers(&c, 1);
+    ck_assert_int_eq(mpq_train_start_from_weightfile(comm, path, &c), 0);
     ck_assert(!memcmp(want.params.val, c.params.val, c.params.n_floats * sizeof(float)));
     ck_assert(!memcmp(want.state.val, c.state.val, c.state.n_floats * sizeof(float)));
     assert_no_open_handles();
+    mpq_model_free(&flt);
     mpq_model_free(&ref);
     mpq_model_free(&b);
     mpq_model_free(&c);
@@ -439,16 +583,16 @@ START_TEST(test_export_codes_dequantize_exactly)
         path_in_tmp(path, sizeof path, "export.h5");
         build(&a, "resnet20", wq, "parametric_fp_d_xmax_relu", 10);
         scramble(&a, 31 + (uint64_t)k);
-        mpq_model_init_quantizers(&a, 1);
+        mpq_model_init_quantizers(&a, 1, NULL);
         fill_info(&in, "resnet20", "");
-        int rc = mpq_export_write(comm, path, &a, &in, &o, &kb);
+        int rc = mpq_export_write(comm, path, &a.view, &in, &o, &kb);
         ck_assert_msg(rc == 0, "%s: %s", wq, mpq_errmsg());
         assert_no_open_handles();
         mpq_size_terms size;
         mpq_model_size(&a, &(mpq_budget){0}, NULL, &size);
         ck_assert_msg(fabs(kb - size.kbytes_w) < 1e-6 * kb, "%g KB vs %g", kb, size.kbytes_w);
         build(&b, "resnet20", "", "parametric_fp_d_xmax_relu", 10);
-        rc = mpq_export_load(comm, path, &b);
+        rc = mpq_export_load(comm, path, &b.view);
         ck_assert_msg(rc == 0, "%s", mpq_errmsg());
         assert_no_open_handles();
         /* weights equal Q(W) of the source model; everything else equal */
@@ -503,6 +647,7 @@ static Suite *ckpt_suite(void)
     tc = tcase_create("weights");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_ckpt_nnabla_weightfile);
+    tcase_add_test(tc, test_ckpt_weightfile_keeps_quantizer_values);
     tcase_add_test(tc, test_export_codes_dequantize_exactly);
     suite_add_tcase(s, tc);
     return s;

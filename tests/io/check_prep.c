@@ -140,8 +140,9 @@ static void write_idx_pair(const char *images, const char *labels, int images_gz
     free(px);
 }
 
-/* own_stats: the split's mean/std are those of its own pixels (not --stats-from). */
-static void check_idx_split(const char *dir, long n, int c, int own_stats)
+/* The split holds samples first .. first + n - 1 of the IDX pair; own_stats: its mean/std are
+ * those of its own pixels (not --stats-from). */
+static void check_idx_split_from(const char *dir, long first, long n, int c, int own_stats)
 {
     mpq_split *s = NULL;
     const mpq_data_info *in;
@@ -160,10 +161,15 @@ static void check_idx_split(const char *dir, long n, int c, int own_stats)
     for (long i = 0; i < n; i++) {
         ck_assert_int_eq(mpq_split_read(s, i, px, &label), 0);
         for (int p = 0; p < IH * IW * c; p++)
-            ck_assert_int_eq(px[p], idx_pixel(i, p));
-        ck_assert_int_eq(label, (i * 5) % 4);
+            ck_assert_int_eq(px[p], idx_pixel(first + i, p));
+        ck_assert_int_eq(label, ((first + i) * 5) % 4);
     }
     mpq_split_close(s);
+}
+
+static void check_idx_split(const char *dir, long n, int c, int own_stats)
+{
+    check_idx_split_from(dir, 0, n, c, own_stats);
 }
 
 START_TEST(test_prep_idx_gzip_and_plain_round_trip)
@@ -214,6 +220,19 @@ START_TEST(test_prep_idx_limit_and_test_split_with_training_statistics)
     o.out_dir = sub("own");
     ck_assert_int_eq(mpq_prep_idx(&o), 0);
     check_idx_split(sub("own"), 10, 1, 1);
+    /* a split held out from the training images: --skip 5 --limit 10 is samples 5..14, --skip
+     * 5 alone the rest; skipping all of them is an error naming the file */
+    o.skip = 5;
+    o.out_dir = sub("held");
+    ck_assert_msg(mpq_prep_idx(&o) == 0, "%s", mpq_errmsg());
+    check_idx_split_from(sub("held"), 5, 10, 1, 1);
+    o.limit = 0;
+    o.stats_from = sub("train");
+    ck_assert_int_eq(mpq_prep_idx(&o), 0);
+    check_idx_split_from(sub("held"), 5, IN - 5, 1, 0);
+    o.skip = IN;
+    ck_assert_int_eq(mpq_prep_idx(&o), MPQ_E_ARG);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "img.gz"));
 }
 END_TEST
 

@@ -255,14 +255,15 @@ START_TEST(test_reader_prefetch_and_seek_match_sequential_reading)
 }
 END_TEST
 
-/* cifar: each output is the padded input shifted by (oy, ox) in [0, 8] and maybe flipped. */
+/* cifar: each output is the padded input shifted by (oy, ox) in [0, 8] and maybe flipped; the
+ * padding is 0 after the scaling (x/255 - 0.5) * 2 (mid-grey), as the reference pads. */
 START_TEST(test_reader_cifar_augment_is_pad_crop_flip)
 {
     enum { H = 6, W = 7, C = 2, N = 200 };
     mpq_augmenter a;
     float mean[2] = {0, 0}, std[2] = {1, 1}, out[H * W * C], want[H * W * C];
     uint8_t src[H * W * C];
-    int seen_flip[2] = {0}, seen_shift[9] = {0};
+    int seen_flip[2] = {0}, seen_shift[9] = {0}, padded = 0;
     ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 1, H, W, C, 0, 0, mean, std), 0);
     for (long i = 0; i < N; i++) {
         int found = 0;
@@ -275,13 +276,21 @@ START_TEST(test_reader_cifar_augment_is_pad_crop_flip)
                         for (int x = 0; x < W; x++)
                             for (int ch = 0; ch < C; ch++) {
                                 int sy = y + oy - 4, sx = (flip ? W - 1 - x : x) + ox - 4;
-                                float v = sy >= 0 && sy < H && sx >= 0 && sx < W
-                                              ? src[(sy * W + sx) * C + ch]
-                                              : 0.0f;
-                                want[(y * W + x) * C + ch] = (v / 255.0f - 0.5f) * 2.0f;
+                                int in = sy >= 0 && sy < H && sx >= 0 && sx < W;
+                                want[(y * W + x) * C + ch] =
+                                    in ? (src[(sy * W + sx) * C + ch] / 255.0f - 0.5f) * 2.0f
+                                       : 0.0f;
                             }
                     if (!memcmp(out, want, sizeof out)) {
                         found = 1;
+                        for (int y = 0; y < H; y++) /* the padded pixels: exactly 0 */
+                            for (int x = 0; x < W; x++) {
+                                int sy = y + oy - 4, sx = (flip ? W - 1 - x : x) + ox - 4;
+                                if (sy >= 0 && sy < H && sx >= 0 && sx < W) continue;
+                                for (int ch = 0; ch < C; ch++)
+                                    ck_assert_float_eq(out[(y * W + x) * C + ch], 0.0f);
+                                padded++;
+                            }
                         seen_flip[flip] = 1;
                         seen_shift[oy] = 1;
                     }
@@ -289,6 +298,7 @@ START_TEST(test_reader_cifar_augment_is_pad_crop_flip)
         ck_assert_msg(found, "sample %ld is no padded crop of its input", i);
     }
     ck_assert(seen_flip[0] && seen_flip[1]);
+    ck_assert_int_gt(padded, N);
     for (int k = 0; k <= 8; k++)
         ck_assert_msg(seen_shift[k], "offset %d never drawn", k);
     /* validation: the identity, normalized */

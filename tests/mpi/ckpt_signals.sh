@@ -18,32 +18,13 @@ cleanup() {
 }
 trap cleanup EXIT
 fail=0
+. "$top_srcdir/tests/testlib.sh" # wait_for, launcher
 mpirun() { MPQ_TEST_RANKS=${RANKS:-2} sh "$top_srcdir/tests/mpirun.sh" "$mpq" "$@"; }
 train() { # train DIR [args...]: a training run that must succeed
     d=$1
     shift
     mpirun train --cfg "$tmp/t.cfg" T --set "output_dir=$tmp/$d" "$@" >> "$tmp/$d.log" 2>&1 ||
         { cat "$tmp/$d.log"; exit 1; }
-}
-launcher() { # the mpiexec process below the background job $1
-    p=$1
-    for i in 1 2 3 4 5; do
-        case "$(ps -o comm= -p "$p")" in mpiexec | mpirun | orterun) echo "$p"; return ;; esac
-        p=$(pgrep -P "$p" | head -1)
-        [ -n "$p" ] || break
-    done
-    echo "no mpiexec below $1" >&2
-    exit 1
-}
-wait_for() { # wait_for SECONDS TEST...: polls until TEST succeeds
-    s=$1
-    shift
-    i=0
-    while ! "$@"; do
-        i=$((i + 1))
-        [ $i -gt $((s * 10)) ] && return 1
-        sleep 0.1
-    done
 }
 cat > "$tmp/t.cfg" <<'CFG'
 [T]
@@ -61,6 +42,7 @@ max_steps = 8
 w_quantize = parametric_fp_d_xmax
 a_quantize = parametric_fp_d_xmax_relu
 initial_learning_rate = 0.02
+strict_bools = true
 progress = false
 threads = 1
 checkpoint_every_steps = 2
@@ -135,10 +117,10 @@ if "$mpq" inspect "$tmp/model--pack.h5" |
     "$mpq" inspect "$c" | grep -q "^weights: .* KB"
 then echo "PASS inspect shows the layer tables"; else echo "FAIL inspect"; fail=1; fi
 
-# ---- the best parameters within budget as another run's weightfile
+# ---- the best parameters within budget as another run's weightfile (its quantizer values kept)
 best="$tmp/full/params_best.h5"
 train wf --set "weightfile=$best" --set max_steps=1
-if grep -q "weightfile .*loaded .* tensors (mpq layout)" "$tmp/wf.log" &&
+if grep -q "weightfile .*loaded .* tensors and [1-9][0-9]* quantizers' values (mpq layout)" "$tmp/wf.log" &&
     "$mpq" inspect "$best" | grep -q "params_best.h5: params of experiment"
 then echo "PASS params_best.h5 as weightfile"
 else echo "FAIL weightfile"; cat "$tmp/wf.log"; fail=1; fi

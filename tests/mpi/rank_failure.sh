@@ -15,6 +15,7 @@ synthetic_height = 8
 synthetic_width = 8
 batch_size = 16
 max_steps = 50
+strict_bools = true
 progress = false
 threads = 1
 CFG

@@ -26,6 +26,7 @@ a_quantize = parametric_fp_d_xmax_relu
 target_weight_kbytes = 40
 target_activation_kbytes = 1
 initial_learning_rate = 0.05
+strict_bools = true
 progress = false
 threads = 1
 [DET]

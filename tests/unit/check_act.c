@@ -83,13 +83,14 @@ START_TEST(test_act_quantized_equals_unsigned_quantizer)
     for (size_t k = 0; k < sizeof methods / sizeof *methods; k++) {
         mpq_qsettings st = mpq_test_qsettings(methods[k], 1);
         float val[4] = {0, 0, 0, 0}, grad1[4] = {0, 0.25f, -0.5f, 0}, grad2[4], gp[2];
-        mpq_act l = {.kind = MPQ_ACT_QUANT, .len = L};
+        mpq_quant q;
+        mpq_act l = {.kind = MPQ_ACT_QUANT, .len = L, .q = &q};
         mpq_step s = {.n = N, .val = val, .grad = grad1};
-        ck_assert_int_eq(mpq_quant_setup(&l.q, &st, 1, L), 0);
-        l.q.p = (mpq_slice){1, (size_t)mpq_qmethod_n_params(l.q.method)};
-        mpq_quant_init_values(&l.q, &st, st.stepsize, val);
-        if (l.q.p.n) val[1] *= 1.3f; /* off the initial grid */
-        mpq_qspec spec = mpq_quant_spec(&l.q, val);
+        ck_assert_int_eq(mpq_quant_setup(&q, &st, 1, L), 0);
+        q.p = (mpq_slice){1, (size_t)mpq_qmethod_n_params(q.method)};
+        mpq_quant_init_values(&q, &st, st.stepsize, val);
+        if (q.p.n) val[1] *= 1.3f; /* off the initial grid */
+        mpq_qspec spec = mpq_quant_spec(&q, val);
         ck_assert(spec.sign == 0);
         ck_assert_int_eq(spec.with_zero, strstr(methods[k], "pow2") != NULL);
         ck_assert_int_eq(mpq_quantize(&spec, T, x, yr), 0);
@@ -100,7 +101,7 @@ START_TEST(test_act_quantized_equals_unsigned_quantizer)
         omp_set_num_threads(1);
         mpq_act_backward(&l, &s, x, dy, dx);
         ck_assert_msg(memcmp(dx, dxr, T * sizeof *dx) == 0, "%s: dx differs", methods[k]);
-        if (l.q.p.n) {
+        if (q.p.n) {
             ck_assert(grad1[1] == 0.25f + gp[0] && grad1[2] == -0.5f + gp[1]);
             ck_assert(gp[0] != 0.0f || gp[1] != 0.0f);
         } else {

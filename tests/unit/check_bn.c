@@ -28,6 +28,7 @@ typedef struct fixture {
     int n, groups;
     size_t nx, ncache, nws;
     float *x, *y, *r, *dx, *val, *grad, *state, *arena, *ws;
+    mpq_quant aq; /* the activation quantizer an mpq_act of the fixture points at */
 } fixture;
 
 /* c channels. val: gamma (c) then beta (c), a quantizer's pair; state: running mean (c) then
@@ -240,9 +241,10 @@ static mpq_act make_act_q(fixture *f, mpq_act_kind kind, const char *method)
         mpq_cfg cfg;
         mpq_cfg_defaults(&cfg);
         strcpy(cfg.aq.method, method);
-        ck_assert_int_eq(mpq_quant_setup(&a.q, &cfg.aq, 1, a.len), 0);
-        a.q.p = (mpq_slice){2 * (size_t)c, 2};
-        mpq_quant_init_values(&a.q, &cfg.aq, cfg.aq.stepsize, f->val);
+        ck_assert_int_eq(mpq_quant_setup(&f->aq, &cfg.aq, 1, a.len), 0);
+        f->aq.p = (mpq_slice){2 * (size_t)c, 2};
+        mpq_quant_init_values(&f->aq, &cfg.aq, cfg.aq.stepsize, f->val);
+        a.q = &f->aq;
     }
     return a;
 }
@@ -276,7 +278,7 @@ static void check_fused(mpq_act_kind kind, const char *method, int c, int traini
     mpq_bn_backward(&u.l, NULL, &u.s, u.x, g, u.dx);
     ck_assert(mpq_ck_allclose(f.dx, u.dx, f.nx, 1e-5f, 1e-6f, "fused dx"));
     ck_assert(mpq_ck_allclose(f.grad, u.grad, 2 * (size_t)c + 2, 1e-5f, 1e-5f, "fused grads"));
-    if (kind == MPQ_ACT_QUANT && mpq_qmethod_n_params(a.q.method) == 2) {
+    if (kind == MPQ_ACT_QUANT && mpq_qmethod_n_params(a.q->method) == 2) {
         /* the second value got a gradient; both did for the uniform (fused) methods */
         ck_assert_msg(f.grad[2 * c + 1] != GRAD0, "%s c=%d training=%d", method, c, training);
         if (!strncmp(method, "parametric_fp_", 14))

@@ -2,6 +2,7 @@
  * commented section lines, Python booleans, None), the reference defaults, every error case
  * (message names file:line, section and key), --set, validation, and dump -> parse round trips. */
 #include <check.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,6 @@ START_TEST(test_config_reference_defaults)
     ck_assert_int_eq(c.synthetic_width, 32);
     ck_assert_int_eq(c.synthetic_channels, 3);
     ck_assert_int_eq(c.num_classes, 0);
-    ck_assert_int_eq(c.val_every_steps, 0);
     ck_assert_int_eq(c.threads, 0);
     ck_assert_float_eq(c.bucket_mbytes, 4.0f);
     ck_assert_int_eq(c.progress, 1);
@@ -118,7 +118,7 @@ START_TEST(test_config_default_section_is_inherited_and_overridden)
     ck_assert_str_eq(c.weightfile, "");
     ck_assert_str_eq(c.wq.method, "");
     ck_assert_str_eq(c.aq.method, "");
-    ck_assert_int_eq(c.scale_layer, 0);
+    ck_assert_int_eq(c.scale_layer, MPQ_CFG_TRUE_AS_REFERENCE); /* bool('False') is True */
     ck_assert_float_eq(c.target_weight_kbytes, -1.0f);
 
     ck_assert_int_eq(mpq_cfg_parse_text(ref_cfg, "quant.cfg", "PARAMETRIC_FP_W4A4_D_XMAX", &c), 0);
@@ -369,6 +369,80 @@ START_TEST(test_config_dump_parse_round_trip)
 }
 END_TEST
 
+/* A boolean in a file is read as the reference reads its scale_layer (Python's bool() of the
+ * string): every non-empty value is true, 'False' too (stored as MPQ_CFG_TRUE_AS_REFERENCE,
+ * truthy, with a warning from validation); strict_bools = true, wherever it is set (before or
+ * after, in [DEFAULT], the section or by --set), reads False/no/off/0 as false; --set values
+ * are always read so; the empty value is false; the dump reads back the same either way. */
+START_TEST(test_config_booleans_read_as_the_reference)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } keys[] = {{"scale_layer", offsetof(mpq_cfg, scale_layer)},
+                {"sync_bn", offsetof(mpq_cfg, sync_bn)},
+                {"decay_quant_params", offsetof(mpq_cfg, decay_quant_params)},
+                {"deterministic", offsetof(mpq_cfg, deterministic)},
+                {"progress", offsetof(mpq_cfg, progress)},
+                {"check_replicas", offsetof(mpq_cfg, check_replicas)}};
+    static const struct {
+        const char *v;
+        int loose, strict;
+    } vals[] = {{"False", MPQ_CFG_TRUE_AS_REFERENCE, 0},
+                {"false", MPQ_CFG_TRUE_AS_REFERENCE, 0},
+                {"0", MPQ_CFG_TRUE_AS_REFERENCE, 0},
+                {"no", MPQ_CFG_TRUE_AS_REFERENCE, 0},
+                {"off", MPQ_CFG_TRUE_AS_REFERENCE, 0},
+                {"True", 1, 1},
+                {"yes", 1, 1},
+                {"", 0, 0}};
+    char text[512];
+    mpq_cfg c;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+            for (int where = 0; where < 4; where++) { /* none, before, after, in DEFAULT */
+                int strict = where > 0;
+                snprintf(text, sizeof text, "[DEFAULT]\nmodel = resnet20\n%s[A]\n%s%s = %s\n%s",
+                         where == 3 ? "strict_bools = true\n" : "",
+                         where == 1 ? "strict_bools = True\n" : "", keys[k].name, vals[i].v,
+                         where == 2 ? "strict_bools = yes\n" : "");
+                ck_assert_msg(mpq_cfg_parse_text(text, "b.cfg", "A", &c) == 0, "%s", mpq_errmsg());
+                const int *f = (const int *)((const char *)&c + keys[k].off);
+                ck_assert_msg(*f == (strict ? vals[i].strict : vals[i].loose), "%s = '%s' (%d): %d",
+                              keys[k].name, vals[i].v, where, *f);
+                ck_assert_int_eq(mpq_cfg_validate(&c), 0);
+                assert_round_trip(&c);
+                if (!strict) { /* --set strict_bools afterwards */
+                    ck_assert_int_eq(mpq_cfg_set(&c, "strict_bools", "true", "--set"), 0);
+                    ck_assert_int_eq(*f, vals[i].strict);
+                }
+            }
+    /* --set: always strict; strict_bools itself is read strictly */
+    mpq_cfg_defaults(&c);
+    ck_assert_int_eq(mpq_cfg_set(&c, "sync_bn", "False", "--set"), 0);
+    ck_assert_int_eq(c.sync_bn, 0);
+    ck_assert_int_eq(
+        mpq_cfg_parse_text("[A]\nstrict_bools = False\nsync_bn = off\n", "b.cfg", "A", &c), 0);
+    ck_assert_int_eq(c.strict_bools, 0);
+    ck_assert_int_eq(c.sync_bn, MPQ_CFG_TRUE_AS_REFERENCE);
+    ck_assert_int_eq(mpq_cfg_parse_text("[A]\nsync_bn = maybe\n", "b.cfg", "A", &c), MPQ_E_CONFIG);
+    /* a configuration stored by an mpq without strict_bools was read strictly; its retired key
+     * val_every_steps is ignored with a warning in files (--set refuses it) */
+    static const char old_dump[] = "[A]\nmodel = resnet20\nscale_layer = false\nsync_bn = true\n"
+                                   "val_every_steps = 0\n";
+    ck_assert_int_eq(mpq_cfg_set(&c, "val_every_steps", "0", "--set"), MPQ_E_CONFIG);
+    ck_assert_int_eq(mpq_cfg_parse_stored(old_dump, "ckpt.h5", "A", &c), 0);
+    ck_assert(c.scale_layer == 0 && c.sync_bn == 1);
+    ck_assert_int_eq(mpq_cfg_parse_text(old_dump, "ckpt.h5", "A", &c), 0);
+    ck_assert(c.scale_layer == MPQ_CFG_TRUE_AS_REFERENCE && c.sync_bn == 1);
+    char *dump = mpq_cfg_dump_string(&c); /* a new one reads back as it was */
+    mpq_cfg d;
+    ck_assert_int_eq(mpq_cfg_parse_stored(dump, "ckpt.h5", "A", &d), 0);
+    ck_assert_int_eq(memcmp(&c, &d, sizeof d), 0);
+    free(dump);
+}
+END_TEST
+
 START_TEST(test_config_help_lists_every_dumped_key)
 {
     mpq_cfg c;
@@ -415,6 +489,7 @@ static Suite *config_suite(void)
     tcase_add_test(parse, test_config_reference_defaults);
     tcase_add_test(parse, test_config_default_section_is_inherited_and_overridden);
     tcase_add_test(parse, test_config_values_booleans_and_aliases);
+    tcase_add_test(parse, test_config_booleans_read_as_the_reference);
     tcase_add_test(parse, test_config_lexing_tolerates_reference_files);
     tcase_add_test(parse, test_config_dump_parse_round_trip);
     tcase_add_test(parse, test_config_help_lists_every_dumped_key);

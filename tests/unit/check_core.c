@@ -1,14 +1,64 @@
 /* Core: the parameter registry, counter-based RNG, and the BLIS sgemm wrapper against its
  * reference on odd shapes and every transpose combination. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/args.h"
 #include "core/err.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
 #include "testutil.h"
+
+/* The strict parser: values, ranges, repeated and two-value options, positionals, and every kind
+ * of malformed argument refused with 2 (--help gives 1). */
+static int parse(const char *line, const char **file, int *n, long *big, const char **pair,
+                 mpq_strlist *sets, int *flag)
+{
+    static char buf[512];
+    char *argv[32];
+    int argc = 0, n_pos;
+    static const char usage[] = "usage: test\n";
+    snprintf(buf, sizeof buf, "verb %s", line);
+    for (char *t = strtok(buf, " "); t && argc < 32; t = strtok(NULL, " ")) argv[argc++] = t;
+    const mpq_opt opts[] = {
+        {"num", MPQ_OPT_INT, n, 1, 10},       {"big", MPQ_OPT_LONG, big, 0, 0},
+        {"cfg", MPQ_OPT_PAIR, pair, 0, 0},  {"set", MPQ_OPT_LIST, sets, 0, 0},
+        {"flag", MPQ_OPT_FLAG, flag, 0, 0}, {"o", MPQ_OPT_STR, file, 0, 0},
+    };
+    mpq_argspec spec = {"verb", usage, opts, 6, file, 1};
+    return mpq_args_parse(&spec, argc, argv, &n_pos);
+}
+
+START_TEST(test_args_strict_parsing)
+{
+    const char *file = NULL, *pair[2] = {NULL, NULL}, *v[2];
+    mpq_strlist sets = {v, 0, 2};
+    int n = 0, flag = 0;
+    long big = 0;
+    ck_assert_int_eq(parse("--num 7 --big=123456789012 --cfg a.cfg EXP --set x=1 --set y=2 --flag -o F",
+                           &file, &n, &big, pair, &sets, &flag), 0);
+    ck_assert_int_eq(n, 7);
+    ck_assert(big == 123456789012L);
+    ck_assert_str_eq(pair[0], "a.cfg");
+    ck_assert_str_eq(pair[1], "EXP");
+    ck_assert_int_eq(sets.n, 2);
+    ck_assert_str_eq(sets.v[1], "y=2");
+    ck_assert_int_eq(flag, 1);
+    ck_assert_str_eq(file, "F");
+    const char *bad[] = {"--num 11", "--num 0", "--num 3x", "--num", "--big -1", "--bogus",
+                         "--flag=1", "A B", "--cfg=a EXP", "--cfg a", "--set a --set b --set c",
+                         "-num 3", "--o F"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sets.n = 0;
+        ck_assert_msg(parse(bad[i], &file, &n, &big, pair, &sets, &flag) == 2, "accepted '%s'",
+                      bad[i]);
+    }
+    ck_assert_int_eq(parse("--num 2 --help", &file, &n, &big, pair, &sets, &flag), 1);
+}
+END_TEST
 
 START_TEST(test_params_registry_orders_and_names)
 {
@@ -103,6 +153,7 @@ static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_args_strict_parsing);
     tcase_add_test(tc, test_params_registry_orders_and_names);
     tcase_add_test(tc, test_rng_permutation_is_pure_and_complete);
     tcase_add_test(tc, test_rng_permutation_reaches_every_ordering);

@@ -107,6 +107,101 @@ START_TEST(test_models_resnet20_shapes_and_names)
 }
 END_TEST
 
+/* The tensor-role table (model_view.h) against the graph, independently: every registered
+ * tensor has one role; conv/fc weights and biases carry their node's quantizer; a convolution
+ * followed only by a BN folds into that BN; the BN table points at the BN's own four tensors; and
+ * the fold gives gamma / sqrt(var + eps), beta - mean * scale, after which the identity BN maps
+ * x to x + bias exactly. */
+START_TEST(test_models_tensor_roles_and_bn_fold)
+{
+    static const char *names[] = {"resnet20", "resnet18", "mobilenetv2"};
+    mpq_qsettings w, a;
+    settings(&w, &a);
+    strcpy(w.method, "parametric_fp_d_xmax");
+    strcpy(a.method, "parametric_fp_d_xmax_relu");
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        mpq_model m;
+        mpq_model_desc d = {names[k], "b", 1};
+        mpq_model_init(&m, 16, 16, 3, 10, &w, &a, 0.9f);
+        ck_assert_msg(mpq_model_build(&m, &d) == 0, "%s: %s", names[k], mpq_errmsg());
+        const mpq_model_view *v = &m.view;
+        ck_assert_int_eq(v->n_tensors, m.params.n_info + m.state.n_info);
+        int weights = 0, folds = 0;
+        for (int i = 0; i < m.n_nodes; i++) {
+            const mpq_node *n = &m.nodes[i];
+            const mpq_slice *ws = mpq_node_weights(n, 0);
+            if (!ws) continue;
+            const mpq_tensor *t = NULL;
+            for (int j = 0; j < v->n_tensors; j++)
+                if (!v->tensors[j].in_state && v->tensors[j].info->s.off == ws->off)
+                    t = &v->tensors[j];
+            ck_assert_ptr_nonnull(t);
+            weights++;
+            ck_assert_int_eq(t->role, n->kind == MPQ_NODE_FC       ? MPQ_ROLE_FC_W
+                                      : n->kind == MPQ_NODE_DWCONV ? MPQ_ROLE_DWCONV_W
+                                                                   : MPQ_ROLE_CONV_W);
+            ck_assert_int_eq(t->quant, n->quant[0]);
+            ck_assert(t->quant >= 0 && !m.quants[t->quant].is_act);
+            int next = -1; /* the only consumer of node i, if it is a BN reading it */
+            for (int j = i + 1; j < m.n_nodes && next < 0; j++)
+                if (m.nodes[j].in[0] == i || m.nodes[j].in[1] == i) next = j;
+            int folds_here = n->kind != MPQ_NODE_FC && n->n_consumers == 1 && next >= 0 &&
+                             m.nodes[next].kind == MPQ_NODE_BN;
+            ck_assert_int_eq(t->bn >= 0, folds_here);
+            if (!folds_here) continue;
+            folds++;
+            const mpq_bn_ref *b = &v->bns[t->bn];
+            const mpq_bn *l = &m.nodes[next].u.bn;
+            ck_assert_str_eq(b->name, m.nodes[next].name);
+            ck_assert(v->tensors[b->gamma].info->s.off == l->gamma.off &&
+                      !v->tensors[b->gamma].in_state);
+            ck_assert(v->tensors[b->var].info->s.off == l->var.off && v->tensors[b->var].in_state);
+            ck_assert_int_eq(v->tensors[b->mean].role, MPQ_ROLE_BN_MEAN);
+            ck_assert_int_eq(b->c, l->c);
+        }
+        ck_assert_int_gt(weights, 3);
+        ck_assert_int_gt(folds, 2);
+        for (int j = 0; j < v->n_tensors; j++) {
+            const mpq_tensor *t = &v->tensors[j];
+            if (t->info->kind == MPQ_PKIND_QUANT) ck_assert_int_eq(t->role, MPQ_ROLE_QUANT);
+            if (t->info->kind == MPQ_PKIND_STATE)
+                ck_assert(t->role == MPQ_ROLE_BN_MEAN || t->role == MPQ_ROLE_BN_VAR);
+        }
+        /* the fold, by hand, on BN 0 with made-up statistics */
+        mpq_model_init_values(&m, 1, 0);
+        const mpq_bn_ref *b = &v->bns[0];
+        float *g = mpq_view_values(v, &v->tensors[b->gamma]);
+        float *be = mpq_view_values(v, &v->tensors[b->beta]);
+        float *mu = mpq_view_values(v, &v->tensors[b->mean]);
+        float *var = mpq_view_values(v, &v->tensors[b->var]);
+        for (int o = 0; o < b->c; o++) {
+            g[o] = 0.5f + 0.1f * o;
+            be[o] = -0.25f * o;
+            mu[o] = 0.125f * o;
+            var[o] = 2.0f + o;
+        }
+        float *scale = malloc(sizeof(float) * b->c), *bias = malloc(sizeof(float) * b->c);
+        mpq_bn_fold(v, 0, scale, bias);
+        for (int o = 0; o < b->c; o++) {
+            float sc = (0.5f + 0.1f * o) / sqrtf(2.0f + o + b->eps);
+            ck_assert_float_eq_tol(scale[o], sc, 1e-6f);
+            ck_assert_float_eq_tol(bias[o], -0.25f * o - 0.125f * o * sc, 1e-6f);
+        }
+        float *bias2 = malloc(sizeof(float) * b->c);
+        mpq_bn_set_identity(v, 0, bias);
+        mpq_bn_fold(v, 0, scale, bias2); /* the identity BN: scale exactly 1, the same bias */
+        for (int o = 0; o < b->c; o++) {
+            ck_assert(scale[o] == 1.0f);
+            ck_assert(bias2[o] == bias[o]);
+        }
+        free(scale);
+        free(bias);
+        free(bias2);
+        mpq_model_free(&m);
+    }
+}
+END_TEST
+
 START_TEST(test_models_every_family_builds)
 {
     static const char *names[] = {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
@@ -216,6 +311,7 @@ static Suite *models_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_models_resnet20_shapes_and_names);
     tcase_add_test(tc, test_models_every_family_builds);
+    tcase_add_test(tc, test_models_tensor_roles_and_bn_fold);
     tcase_add_test(tc, test_models_resnet_backward_matches_central_differences);
     tcase_add_test(tc, test_models_mobilenetv2_block_backward_matches_central_differences);
     tcase_add_test(tc, test_models_quantized_backward_passes_ste_to_weights);

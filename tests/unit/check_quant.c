@@ -15,9 +15,10 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "mpq.h"
+#include "qsettings.h"
+#include "quant/codes.h"
 #include "quant/qcore.h"
 #include "quant/quant.h"
-#include "qsettings.h"
 #include "testutil.h"
 
 /* Check's ck_assert records every passing assertion through a pipe; loops over millions of
@@ -321,7 +322,9 @@ static int run_grid(const char *method, int sign, int wz, const float *v0, size_
     bounds b = sign ? BW : BA;
     float x[MAX_INPUTS];
     int cases = 0;
-    if (!sign && !wz && strstr(method, "pow2")) b.n_max = 7; /* nb <= 7 */
+    /* nb <= 7 keeps P1's xmin and P2's xmax finite and nonzero (the formulas' range; bounds
+     * [1, 8] are accepted too: test_quant_pow2_bitwidth_bounds_only_clip) */
+    if (!sign && !wz && strstr(method, "pow2")) b.n_max = 7;
     for (size_t i = 0; i < n0; i++)
         for (size_t j = 0; j < n1; j++) {
             mpq_qspec s = make_spec(method, sign, wz, &b);
@@ -938,6 +941,42 @@ START_TEST(test_quant_model_wrappers_use_flat_buffers)
 }
 END_TEST
 
+/* Integer codes (quant/codes.h): uniform and power-of-two values encode exactly and decode back,
+ * the bit count is the fewest signed bits, packing round-trips at every width, and a value off
+ * the grid is refused. */
+START_TEST(test_quant_codes_round_trip)
+{
+    const float step = 0.125f;
+    float u[6] = {0.0f, 0.125f, -0.25f, 0.875f, -1.0f, 0.5f};
+    float p[6] = {0.0f, 0.25f, -0.5f, 1.0f, -0.0625f, 0.125f};
+    int32_t c[6], back[6];
+    uint8_t packed[32];
+    int emin = 99;
+    ck_assert_int_eq(mpq_codes_encode(MPQ_CODE_UNIFORM, u, 6, step, c, &emin, "u"), 0);
+    ck_assert_int_eq(c[3], 7);
+    ck_assert_int_eq(c[4], -8);
+    ck_assert_int_eq(mpq_codes_bits(c, 6), 4); /* -8..7 */
+    for (int i = 0; i < 6; i++)
+        ck_assert(mpq_code_value(MPQ_CODE_UNIFORM, c[i], step, 0) == u[i]);
+    ck_assert_int_eq(mpq_codes_encode(MPQ_CODE_POW2, p, 6, 0.0f, c, &emin, "p"), 0);
+    ck_assert_int_eq(emin, -4); /* 2^-4 = 0.0625 is the smallest magnitude */
+    ck_assert_int_eq(c[4], -1);
+    ck_assert_int_eq(c[3], 5);
+    for (int i = 0; i < 6; i++)
+        ck_assert(mpq_code_value(MPQ_CODE_POW2, c[i], 0.0f, emin) == p[i]);
+    for (int bits = mpq_codes_bits(c, 6); bits <= 32; bits++) {
+        size_t nb = mpq_codes_packed_bytes(6, bits);
+        ck_assert_uint_eq(nb, (6 * (size_t)bits + 7) / 8);
+        mpq_codes_pack(c, 6, bits, packed, nb);
+        mpq_codes_unpack(packed, 6, bits, back);
+        ck_assert(!memcmp(c, back, sizeof c));
+    }
+    u[2] = 0.3f; /* not a multiple of the step */
+    ck_assert_int_eq(mpq_codes_encode(MPQ_CODE_UNIFORM, u, 6, step, c, &emin, "w"), MPQ_E_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "element 2"));
+}
+END_TEST
+
 START_TEST(test_quant_errors)
 {
     mpq_qspec s = make_spec("parametric_foo", 1, 0, &BW);
@@ -970,6 +1009,45 @@ START_TEST(test_quant_errors)
 }
 END_TEST
 
+/* nnabla accepts any bitwidth bounds for the power-of-two parametrizations; they only clip n:
+ * unsigned P1/P2 without zero with bounds [1, 8] quantize, n inside gives what the same n gives
+ * with bounds [1, 7], n = 9 gives what n = 8 gives; unordered or infinite bounds are refused. */
+START_TEST(test_quant_pow2_bitwidth_bounds_only_clip)
+{
+    static const char *const methods[] = {"parametric_pow2_b_xmax", "parametric_pow2_b_xmin"};
+    static const float x[] = {-0.3f, 0.0f, 0.001f, 0.02f, 0.1f, 0.26f, 0.5f, 0.9f, 1.7f};
+    enum { N = sizeof x / sizeof x[0] };
+    for (int mi = 0; mi < 2; mi++) {
+        bounds b18 = BA, b17 = BA;
+        b18.n_min = b17.n_min = 1.0f;
+        b18.n_max = 8.0f;
+        b17.n_max = 7.0f;
+        mpq_qspec s = make_spec(methods[mi], 0, 0, &b18), t = make_spec(methods[mi], 0, 0, &b17);
+        float q[N], r[N], g[N], h[N], gp[2], hp[2], ones[N];
+        for (int i = 0; i < N; i++)
+            ones[i] = 1.0f;
+        s.p[0] = t.p[0] = 3.3f; /* inside both: the same quantizer */
+        s.p[1] = t.p[1] = mi ? 0.015625f : 1.0f;
+        ck_assert_msg(mpq_quantize(&s, N, x, q) == 0, "%s: %s", methods[mi], mpq_last_error());
+        ck_assert_int_eq(mpq_quantize(&t, N, x, r), 0);
+        ck_assert_int_eq(mpq_quantize_backward(&s, N, x, ones, g, gp), 0);
+        ck_assert_int_eq(mpq_quantize_backward(&t, N, x, ones, h, hp), 0);
+        ck_assert(!memcmp(q, r, sizeof q) && !memcmp(g, h, sizeof g) && !memcmp(gp, hp, sizeof gp));
+        ck_assert_float_eq(mpq_qspec_bitwidth(&s), 3.0f);
+        s.p[0] = 9.0f; /* clipped to 8 */
+        t = s;
+        t.p[0] = 8.0f;
+        ck_assert_int_eq(mpq_quantize(&s, N, x, q), 0);
+        ck_assert_int_eq(mpq_quantize(&t, N, x, r), 0);
+        ck_assert(!memcmp(q, r, sizeof q));
+        ck_assert_float_eq(mpq_qspec_bitwidth(&s), 8.0f);
+        s.n_min = 9.0f; /* unordered */
+        ck_assert_int_lt(mpq_quantize(&s, N, x, q), 0);
+        ck_assert_ptr_nonnull(strstr(mpq_last_error(), "ordered"));
+    }
+}
+END_TEST
+
 static Suite *quant_suite(void)
 {
     Suite *s = suite_create("quant");
@@ -992,6 +1070,8 @@ static Suite *quant_suite(void)
     tcase_add_test(tc, test_quant_project);
     tcase_add_test(tc, test_quant_model_wrappers_use_flat_buffers);
     tcase_add_test(tc, test_quant_errors);
+    tcase_add_test(tc, test_quant_codes_round_trip);
+    tcase_add_test(tc, test_quant_pow2_bitwidth_bounds_only_clip);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -174,7 +174,8 @@ static const char budget_cfg[] =
     "[EVERY1]\nbudget_validate_every_steps = 1\n"
     "[EVERY3]\nbudget_validate_every_steps = 3\n"
     "[EPOCHS]\nbudget_validate_every_steps = 0\n"
-    "[OVER]\ntarget_weight_kbytes = 0.01\n";
+    "[OVER]\ntarget_weight_kbytes = 0.01\n"
+    "[ACT_ONLY]\ntarget_weight_kbytes = -1\n";
 
 START_TEST(test_train_validates_steps_within_budget)
 {
@@ -187,7 +188,8 @@ START_TEST(test_train_validates_steps_within_budget)
         {"EVERY1", 8, {0, 1, 2, 3, 4, 5, 6, 7}, 1},
         {"EVERY3", 4, {0, 3, 6, 7}, 1}, /* epoch ends (3, 7) always, others 3 steps apart */
         {"EPOCHS", 2, {3, 7}, 1},
-        {"OVER", 2, {3, 7}, 0}, /* never within: only the epoch ends, no best state */
+        {"OVER", 2, {3, 7}, 0},     /* never within: only the epoch ends, no best state */
+        {"ACT_ONLY", 2, {3, 7}, 1}, /* the reference needs a weight budget between epoch ends */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         mpq_train_result r;
@@ -214,6 +216,65 @@ START_TEST(test_train_validates_steps_within_budget)
 }
 END_TEST
 
+/* Row `row` (-1: the last) of <tmp>/<dir>/<file> (a quantizer history: "epoch,<name>,..."):
+ * its values after the epoch column into v. Returns how many. */
+static int read_history_row(const char *dir, const char *file, int row, float *v, int cap)
+{
+    char path[4200], line[8192], last[8192] = "";
+    snprintf(path, sizeof path, "%s/%s/%s", tmp, dir, file);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f)); /* header */
+    for (int r = 0; fgets(line, sizeof line, f); r++)
+        if (row < 0 || r == row) snprintf(last, sizeof last, "%s", line);
+    fclose(f);
+    int n = 0;
+    for (char *p = strchr(last, ','); p && n < cap; p = strchr(p + 1, ','))
+        v[n++] = strtof(p + 1, NULL);
+    return n;
+}
+
+/* A chained experiment (weightfile = another quantized run's params_best.h5, as the reference's
+ * *_FT runs): its quantizers start from the file's values (step 0 of its histories equals the
+ * last row of the first run's, whose state params_best.h5 holds), not from find_delta; a float
+ * run's file gives a model with scale_layer the scale 1. */
+START_TEST(test_train_chained_weightfile_keeps_quantizer_values)
+{
+    static const char base[] =
+        "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nval_data = synthetic\n"
+        "synthetic_samples = 32\nsynthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\n"
+        "val_batch_size = 16\nmax_steps = 2\ninitial_learning_rate = 0.05\nseed = 6\n"
+        "w_quantize = parametric_fp_d_xmax\na_quantize = parametric_fp_d_xmax_relu\n"
+        "scale_layer = True\n"
+        "[FLOAT]\nw_quantize = None\na_quantize = None\nscale_layer =\n"
+        "[INIT]\nweightfile = %s/chain-FLOAT/params_best.h5\n"
+        "[FT]\nweightfile = %s/chain-INIT/params_best.h5\ninitial_learning_rate = 0.01\n";
+    static const char *const runs[] = {"FLOAT", "INIT", "FT"};
+    static const char *const hist[] = {"res_d_w.csv", "res_max_w.csv", "res_d_a.csv",
+                                       "res_max_a.csv"};
+    char *text = malloc(sizeof base + 2 * strlen(tmp));
+    sprintf(text, base, tmp, tmp);
+    for (int i = 0; i < 3; i++) {
+        mpq_train_result r;
+        char dir[64];
+        snprintf(dir, sizeof dir, "chain-%s", runs[i]);
+        int rc = run(text, runs[i], dir, &r);
+        ck_assert_msg(rc == 0, "[%s]: %s", runs[i], mpq_errmsg());
+        ck_assert(file_exists(dir, "params_best.h5"));
+    }
+    for (size_t h = 0; h < sizeof hist / sizeof hist[0]; h++) {
+        float parent[64], child[64];
+        int n = read_history_row("chain-INIT", hist[h], -1, parent, 64);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(read_history_row("chain-FT", hist[h], 0, child, 64), n);
+        for (int i = 0; i < n; i++)
+            ck_assert_msg(parent[i] == child[i], "%s column %d: %a vs %a", hist[h], i,
+                          (double)parent[i], (double)child[i]);
+    }
+    free(text);
+}
+END_TEST
+
 START_TEST(test_train_diverging_run_stops_with_message)
 {
     mpq_train_result r;
@@ -235,6 +296,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_train_same_seed_gives_identical_steps_csv);
     tcase_add_test(tc, test_train_every_reference_section_trains);
     tcase_add_test(tc, test_train_validates_steps_within_budget);
+    tcase_add_test(tc, test_train_chained_weightfile_keeps_quantizer_values);
     tcase_add_test(tc, test_train_diverging_run_stops_with_message);
     suite_add_tcase(s, tc);
     return s;
