@@ -179,12 +179,13 @@ END_TEST
 /* ---- which parameters weight decay reaches ------------------------------------------------- */
 
 /* One plain SGD step, no budget (no clipping), without decay and with decay on all parameters or
- * on all but the quantizers'. */
+ * on all but the quantizers' (strict_bools: 'false' reads as false, not as the reference's
+ * Python bool() of the string). */
 static const char decay_cfg[] = "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\n"
                                 "synthetic_samples = 32\nsynthetic_height = 8\n"
                                 "synthetic_width = 8\nbatch_size = 16\nmax_steps = 1\nseed = 6\n"
                                 "optimizer = sgd\nmomentum = 0\nlr_schedule = constant\n"
-                                "initial_learning_rate = 0.1\n"
+                                "initial_learning_rate = 0.1\nstrict_bools = true\n"
                                 "w_quantize = parametric_fp_d_xmax\n"
                                 "a_quantize = parametric_fp_d_xmax_relu\n"
                                 "[NONE]\nweight_decay = 0\n"

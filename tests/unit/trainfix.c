@@ -80,6 +80,6 @@ void trainfix_checkpoint_model(mpq_comm *comm, const mpq_cfg *c, long step, int 
     char path[4200];
     trainfix_initial_model(c, plan_n, m);
     mpq_ckpt_path(c->output_dir, step, path, sizeof path);
-    int rc = mpq_ckpt_load(comm, path, m, c->model, MPQ_CKPT_LOAD_OPTIMIZER);
+    int rc = mpq_ckpt_load(comm, path, &m->view, c->model, MPQ_CKPT_LOAD_OPTIMIZER);
     ck_assert_msg(rc == 0, "%s: %s", path, mpq_errmsg());
 }
