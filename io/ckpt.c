@@ -61,7 +61,8 @@ int mpq_ckpt_write_root(mpq_pf *p, const mpq_ckpt_info *in, const char *format, 
     MPQ_TRY(mpq_h5_attr_write_double(f, "first_loss", in->first_loss));
     MPQ_TRY(mpq_h5_attr_write_double(f, "best_val_err", in->best_val_err));
     MPQ_TRY(mpq_h5_attr_write_double(f, "epoch_err", in->epoch_err));
-    return mpq_h5_attr_write_long(f, "epoch_n", in->epoch_n);
+    MPQ_TRY(mpq_h5_attr_write_long(f, "epoch_n", in->epoch_n));
+    return mpq_h5_attr_write_long(f, "last_budget_val", in->last_budget_val);
 }
 
 /* "d,xmax" for parametric methods, "n,delta" / "n,m" for the fixed ones, "" for none. */
@@ -247,6 +248,9 @@ static int read_root(mpq_pf *p, mpq_ckpt_info *o)
     MPQ_TRY(mpq_h5_attr_read_double(f, "epoch_err", w, &o->epoch_err));
     MPQ_TRY(mpq_h5_attr_read_long(f, "epoch_n", w, &v));
     o->epoch_n = v;
+    o->last_budget_val = -1;
+    if (H5Aexists(f, "last_budget_val") > 0)
+        MPQ_TRY(mpq_h5_attr_read_long(f, "last_budget_val", w, &o->last_budget_val));
     return MPQ_OK;
 }
 

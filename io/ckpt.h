@@ -6,7 +6,7 @@
  *                      ("checkpoint", or "params" without optimizer state), experiment, model,
  *                      optimizer, step, epoch, step_in_epoch, steps_per_epoch, seed, rng,
  *                      n_ranks, input_height, input_width, input_channels, num_classes, lr,
- *                      first_loss, best_val_err, epoch_err, epoch_n
+ *                      first_loss, best_val_err, epoch_err, epoch_n, last_budget_val
  *   /config            the effective configuration text (string)
  *   /params/<name>     every trainable tensor under its registry name and shape (float32; the
  *                      '/' of the names are HDF5 groups)
@@ -50,6 +50,8 @@ typedef struct mpq_ckpt_info {
     double first_loss, best_val_err;
     double epoch_err; /* the running train-error sum of the current epoch, and its steps */
     long epoch_n;
+    long last_budget_val; /* the last step validated within the budgets, -1 if none (a file
+                             written before this attribute existed reads as -1) */
     char *config;    /* the configuration text (mpq_cfg_dump); malloc'ed when read */
     double *history; /* history_rows x history_cols; malloc'ed when read (NULL if empty) */
     int history_rows, history_cols;

@@ -53,6 +53,7 @@ static void fill_info(const trainer *t, long steps_done, double lr, const mpq_tr
     in->best_val_err = res->best_val_err;
     in->epoch_err = t->epoch_err;
     in->epoch_n = t->epoch_n;
+    in->last_budget_val = t->last_budget_val;
     in->config = t->cfg_dump;
     in->history = t->hist;
     in->history_rows = t->hist_rows;
@@ -183,6 +184,7 @@ int trainer_resume(trainer *t, const char *path, mpq_train_result *res)
         t->start_step = in.step;
         t->epoch_err = in.epoch_err;
         t->epoch_n = in.epoch_n;
+        t->last_budget_val = in.last_budget_val;
         res->first_loss = in.first_loss;
         res->best_val_err = in.best_val_err;
         if (!t->quiet)

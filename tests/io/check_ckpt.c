@@ -88,6 +88,7 @@ static void fill_info(mpq_ckpt_info *in, const char *model, const char *config)
     in->best_val_err = NAN;
     in->epoch_err = 1.25;
     in->epoch_n = 3;
+    in->last_budget_val = 13;
     in->config = (char *)config;
     in->history = hist;
     in->history_rows = 2;
@@ -169,6 +170,7 @@ START_TEST(test_ckpt_info_round_trip)
     ck_assert_int_eq(out.epoch, 2);
     ck_assert_int_eq(out.seed, 7);
     ck_assert_int_eq(out.epoch_n, 3);
+    ck_assert_int_eq(out.last_budget_val, 13);
     ck_assert(out.epoch_err == 1.25 && out.first_loss == 2.5 && isnan(out.best_val_err));
     ck_assert_int_eq(out.history_rows, 2);
     ck_assert_int_eq(out.history_cols, 3);

@@ -98,6 +98,20 @@ START_TEST(test_rng_permutation_is_pure_and_complete)
 }
 END_TEST
 
+/* A uniform shuffle reaches every ordering: all 6 of 3 elements within 200 epochs (a cyclic-only
+ * shuffle, Sattolo's, reaches 2; the chance that a uniform one misses one is below 1e-14). */
+START_TEST(test_rng_permutation_reaches_every_ordering)
+{
+    int seen[3][3][3] = {{{0}}}, kinds = 0;
+    for (uint64_t epoch = 0; epoch < 200; epoch++) {
+        int64_t p[3];
+        mpq_rng_permutation(11, MPQ_RNG_STREAM_PERM, epoch, 3, p);
+        kinds += !seen[p[0]][p[1]][p[2]]++;
+    }
+    ck_assert_int_eq(kinds, 6);
+}
+END_TEST
+
 START_TEST(test_rng_uniform_range_and_mean)
 {
     mpq_rng r;
@@ -142,6 +156,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_args_strict_parsing);
     tcase_add_test(tc, test_params_registry_orders_and_names);
     tcase_add_test(tc, test_rng_permutation_is_pure_and_complete);
+    tcase_add_test(tc, test_rng_permutation_reaches_every_ordering);
     tcase_add_test(tc, test_rng_uniform_range_and_mean);
     tcase_add_test(tc, test_gemm_matches_reference_all_transposes);
     suite_add_tcase(s, tc);

@@ -16,30 +16,14 @@
 #include "mpi/comm.h"
 #include "testutil.h"
 #include "train.h"
+#include "trainfix.h"
 
 static mpq_comm *comm;
 static char *tmp;
 
 static int run(const char *text, const char *experiment, const char *outdir, mpq_train_result *r)
 {
-    mpq_cfg c;
-    int rc = mpq_cfg_parse_text(text, "test.cfg", experiment, &c);
-    if (rc < 0) return rc;
-    snprintf(c.output_dir, sizeof c.output_dir, "%s/%s", tmp, outdir);
-    c.progress = 0;
-    mpq_train_opts o = {.quiet = 1};
-    return mpq_train(comm, &c, &o, r);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    return trainfix_run(comm, tmp, text, experiment, outdir, NULL, r);
 }
 
 static const char overfit_cfg[] = "[DEFAULT]\n"
@@ -80,7 +64,7 @@ START_TEST(test_train_same_seed_gives_identical_steps_csv)
     ck_assert_int_eq(run(text, "A", "det2", &r), 0);
     snprintf(p1, sizeof p1, "%s/det1/steps.csv", tmp);
     snprintf(p2, sizeof p2, "%s/det2/steps.csv", tmp);
-    char *a = slurp(p1), *b = slurp(p2);
+    char *a = trainfix_slurp(p1), *b = trainfix_slurp(p2);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_int_gt(strlen(a), 100);
