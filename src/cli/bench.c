@@ -1,6 +1,8 @@
 /* `mpq bench`: images/s of full training steps and of forward-only steps on synthetic data, the
  * model's FLOPs, the achieved GFLOP/s against the BLIS sgemm peak measured in the same run, peak
- * resident memory, and the time per layer kind. Medians of timed steps after a warm-up. */
+ * resident memory, and the time per layer kind. Medians of timed steps after a warm-up. With
+ * --timeline FILE it also writes the step's profile for the performance model (perf/profile.h):
+ * forward, backward and update seconds and when each gradient run became final in backward. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,30 +17,21 @@
 #include "layers/loss.h"
 #include "models/models.h"
 #include "optim/optim.h"
+#include "perf/profile.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: mpq bench --model M [--batch N] [--quant METHOD] [--threads T] [--steps K]\n"
-            "                 [--size S] [--json]\n"
+            "                 [--size S] [--json] [--timeline FILE]\n"
             "  M: resnet20 (32x32x3 input, 10 classes), resnet18, mobilenetv2 (224x224x3, 1000)\n"
             "  METHOD: a weight quantizer (e.g. parametric_fp_d_xmax); activations get its\n"
-            "          _relu twin. Default: float.\n");
+            "          _relu twin. Default: float.\n"
+            "  --timeline FILE: the step profile for `mpq predict` (forward, backward, update\n"
+            "          seconds; when each gradient run is final during backward)\n");
 }
 
 static double now(void) { return mpq_comm_wtime(); }
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* GFLOP/s of a large square sgemm with the current thread count. */
 static double sgemm_peak(void)
@@ -64,7 +57,7 @@ out:
 
 int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
 {
-    const char *model = NULL, *quant = "";
+    const char *model = NULL, *quant = "", *timeline = NULL;
     int batch = 0, threads = 0, steps = 10, size = 0, json = 0, rc;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
@@ -82,6 +75,8 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
             steps = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
             size = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--timeline") && i + 1 < argc) {
+            timeline = argv[++i];
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else {
@@ -120,10 +115,13 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
     int *labels = calloc((size_t)batch, sizeof *labels);
     float *prob = mpq_alloc_floats((size_t)batch * m.num_classes);
     double *t_train = calloc((size_t)steps, sizeof(double)), *t_fwd = calloc((size_t)steps, 8);
-    if (!labels || !prob || !t_train || !t_fwd) {
+    double *t_phase = calloc(3 * (size_t)steps, sizeof(double)); /* forward, backward, update */
+    mpq_timeline tl;
+    mpq_profile prof = {.image = size, .batch = batch, .threads = threads, .params_floats = nf};
+    rc = mpq_timeline_init(&tl, m.n_nodes, steps);
+    if (rc == 0 && (!labels || !prob || !t_train || !t_fwd || !t_phase))
         rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-        goto out;
-    }
+    if (rc < 0) goto out;
     mpq_rng r;
     mpq_rng_seed(&r, 1, MPQ_RNG_STREAM_SYNTHETIC, 0);
     float *x = mpq_model_input(&m);
@@ -138,13 +136,21 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
         memset(m.params.grad, 0, nf * sizeof(float));
         mpq_model_forward(&m, &s);
         mpq_softmax_ce_forward(batch, m.num_classes, mpq_model_logits(&m), labels, prob, &wrong);
+        double t1 = now();
         mpq_softmax_ce_backward(batch, m.num_classes, prob, labels, 1.0f / batch,
                                 mpq_model_dlogits(&m));
-        mpq_model_backward(&m, &s, NULL, NULL);
+        if (k >= 0 && timeline) mpq_timeline_begin(&tl);
+        mpq_model_backward(&m, &s, k >= 0 && timeline ? mpq_timeline_ready : NULL, &tl);
+        if (k >= 0 && timeline) mpq_timeline_end(&tl);
+        double t2 = now();
         mpq_weight_decay(nf, 2e-4f, m.params.val, m.params.grad);
         mpq_sgd_step(nf, 1e-3f, 0.9f, m.params.val, m.params.grad, m.params.opt[0]);
         mpq_model_project(&m);
-        if (k >= 0) t_train[k] = now() - t0;
+        if (k < 0) continue;
+        t_train[k] = now() - t0;
+        t_phase[k] = t1 - t0;
+        t_phase[steps + k] = t2 - t1;
+        t_phase[2 * steps + k] = t_train[k] - (t2 - t0);
     }
     double fwd_cls[MPQ_CLASSES], bwd_cls[MPQ_CLASSES];
     mpq_model_class_times(&m, fwd_cls, bwd_cls);
@@ -157,7 +163,17 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
     double peak = sgemm_peak();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double train_ips = batch / median(t_train, steps), fwd_ips = batch / median(t_fwd, steps);
+    double train_ips = batch / mpq_median(t_train, steps), fwd_ips = batch / mpq_median(t_fwd, steps);
+    prof.forward_s = mpq_median(t_phase, steps);
+    prof.backward_s = mpq_median(t_phase + steps, steps);
+    prof.update_s = mpq_median(t_phase + 2 * steps, steps);
+    prof.state_floats = m.state.n_floats;
+    snprintf(prof.model, sizeof prof.model, "%s", model);
+    if (timeline) {
+        rc = mpq_timeline_to_profile(&tl, &prof);
+        if (rc == 0 && mpq_comm_rank(c) == 0) rc = mpq_profile_write(&prof, timeline);
+        if (rc < 0) goto out;
+    }
     double gflop_img = 2.0 * mpq_model_flops(&m) / 1e9; /* forward, multiply-add = 2 */
     double achieved = 3.0 * gflop_img * train_ips, achieved_fwd = gflop_img * fwd_ips;
     if (mpq_comm_rank(c) != 0) goto out;
@@ -175,6 +191,8 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
         printf("training : %8.2f img/s  (median of %d steps, %.3f s/step)\n", train_ips, steps,
                batch / train_ips);
         printf("forward  : %8.2f img/s\n", fwd_ips);
+        printf("phases   : forward %.4f s, backward %.4f s, update %.4f s per training step\n",
+               prof.forward_s, prof.backward_s, prof.update_s);
         printf("FLOPs    : %.3f GFLOP/image forward (x3 for a training step)\n", gflop_img);
         printf("achieved : %.1f GFLOP/s training, %.1f GFLOP/s forward\n", achieved, achieved_fwd);
         printf("sgemm    : %.1f GFLOP/s peak (1536^3, %d threads) -> training %.0f%%, forward "
@@ -191,6 +209,9 @@ out:
     free(prob);
     free(t_train);
     free(t_fwd);
+    free(t_phase);
+    mpq_timeline_free(&tl);
+    mpq_profile_free(&prof);
     mpq_model_free(&m);
     return rc < 0 ? mpq_cli_report("bench", rc) : 0;
 }
