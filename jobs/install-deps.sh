@@ -6,4 +6,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends build-essential autoconf automake libtool pkgconf \
     openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools libblis-openmp-dev libhwloc-dev \
-    hwloc-nox check libturbojpeg0-dev zlib1g-dev libinih-dev dataset-fashion-mnist procps >/dev/null
+    hwloc-nox check libturbojpeg0-dev zlib1g-dev libinih-dev dataset-fashion-mnist procps \
+    iproute2 >/dev/null
