@@ -7,8 +7,9 @@
 # faster than this one at compute (e.g. 16: 32 cores at this machine's per-core speed, if the
 # batch keeps them busy); the network does not get faster with it.
 #   bash jobs/predict-cluster.sh [OUT_DIR]        (default runs/predict)
-# Writes OUT_DIR/predictions.md (one table per model and speedup), OUT_DIR/predict-*.csv and the
-# profiles. What a user edits: the environment variables below (defaults in brackets).
+# Writes OUT_DIR/predictions.md (one table per model and speedup; beside each efficiency the one
+# gradsync would get reducing from a separate buffer, which lets Open MPI use Rabenseifner's
+# algorithm instead of a binomial tree), OUT_DIR/predict-*.csv and the profiles. What a user edits: the environment variables below (defaults in brackets).
 #   MODELS [resnet20 resnet18 mobilenetv2]  NETS [25gbe 100gbe hdr200]  SPEEDUPS [1 16]
 #   NODES [8,16,32,64,128,256,512,1024]  THREADS [all cores]  BUCKET_MBYTES [4]
 #   QUANT [parametric_fp_d_xmax]  IMAGE_M, BATCH_M per model (batch per node; see below)
@@ -45,23 +46,35 @@ for m in $models; do
     "$mpq" bench --model "$m" --batch "$b" --size "$img" --threads "$threads" "${qargs[@]}" \
         --steps 3 --timeline "$p" > "$p.log" 2>&1 || { cat "$p.log"; exit 1; }
     floats=$(awk '$1 == "params_floats" { print $2 }' "$p")
+    rss=$(awk '$1 == "memory" { print $3 }' "$p.log")
     for s in $speedups; do
         for n in $nets; do
-            "$mpq" predict --timeline "$p" --net "$n" --reduce-gbytes-s "$sum" --nodes "$node_list" \
-                --bucket-mbytes "$bucket" --speedup "$s" > "$out/predict-$m-x$s-$n.csv"
+            for mode in in-place not-in-place; do
+                extra=()
+                [ "$mode" = in-place ] || extra=(--not-in-place)
+                "$mpq" predict --timeline "$p" --net "$n" --reduce-gbytes-s "$sum" \
+                    --nodes "$node_list" --bucket-mbytes "$bucket" --speedup "$s" "${extra[@]}" \
+                    > "$out/predict-$m-x$s-$n-$mode.csv"
+            done
         done
         {
             echo
             echo "**$m** (${img}x$img, batch $b per node, $floats floats = $((floats * 4)) bytes" \
-                "allreduced per step), node speedup $s:"
+                "allreduced per step, $rss MB peak resident per rank), node speedup $s:"
             echo
-            printf '| nodes |'; for n in $nets; do printf ' %s images/s | %s eff. |' "$n" "$n"; done; echo
-            printf '|---|'; for n in $nets; do printf -- '---|---|'; done; echo
+            printf '| nodes |'
+            for n in $nets; do printf ' %s images/s | eff. | eff. not in place |' "$n"; done; echo
+            printf '|---|'; for n in $nets; do printf -- '---|---|---|'; done; echo
             files=()
-            for n in $nets; do files+=("$out/predict-$m-x$s-$n.csv"); done
-            # one row per node count: images/s and efficiency of each network
+            for n in $nets; do
+                files+=("$out/predict-$m-x$s-$n-in-place.csv" "$out/predict-$m-x$s-$n-not-in-place.csv")
+            done
+            # one row per node count: images/s and efficiency of each network, and the
+            # efficiency if gradsync reduced from a separate buffer (libnbc: Rabenseifner)
             awk -F, 'FNR == 1 { f++; next }
-                     { nodes[FNR] = $2; v[FNR, f] = sprintf(" %.0f | %.1f%% |", $16, 100 * $17)
+                     { nodes[FNR] = $2
+                       v[FNR, f] = f % 2 ? sprintf(" %.0f | %.1f%% |", $16, 100 * $17) \
+                                         : sprintf(" %.1f%% |", 100 * $17)
                        if (FNR > last) last = FNR }
                      END { for (i = 2; i <= last; i++) { printf "| %s |", nodes[i]
                            for (j = 1; j <= f; j++) printf "%s", v[i, j]; print "" } }' "${files[@]}"

@@ -3,6 +3,7 @@
 #include "perf/profile.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,52 +76,37 @@ static int push_ready(mpq_profile *p, size_t off, double t)
 /* One "key value" line into p; returns 0, 1 (unknown key) or -1 (bad value). */
 static int parse_line(mpq_profile *p, const char *key, const char *rest)
 {
+    enum { INT, SIZE, SECONDS };
+    static const struct {
+        const char *key;
+        int type;
+        size_t off;
+    } keys[] = {
+        {"image", INT, offsetof(mpq_profile, image)},
+        {"batch", INT, offsetof(mpq_profile, batch)},
+        {"threads", INT, offsetof(mpq_profile, threads)},
+        {"params_floats", SIZE, offsetof(mpq_profile, params_floats)},
+        {"state_floats", SIZE, offsetof(mpq_profile, state_floats)},
+        {"forward_s", SECONDS, offsetof(mpq_profile, forward_s)},
+        {"backward_s", SECONDS, offsetof(mpq_profile, backward_s)},
+        {"update_s", SECONDS, offsetof(mpq_profile, update_s)},
+    };
     char extra[2];
-    double d;
-    size_t z;
-    int i;
     if (!strcmp(key, "model")) return sscanf(rest, "%31s %1s", p->model, extra) == 1 ? 0 : -1;
-    static const struct {
-        const char *key;
-        size_t off;
-    } ints[] = {
-        {"image", offsetof(mpq_profile, image)},
-        {"batch", offsetof(mpq_profile, batch)},
-        {"threads", offsetof(mpq_profile, threads)},
-    };
-    static const struct {
-        const char *key;
-        size_t off;
-    } sizes[] = {
-        {"params_floats", offsetof(mpq_profile, params_floats)},
-        {"state_floats", offsetof(mpq_profile, state_floats)},
-    };
-    static const struct {
-        const char *key;
-        size_t off;
-    } secs[] = {
-        {"forward_s", offsetof(mpq_profile, forward_s)},
-        {"backward_s", offsetof(mpq_profile, backward_s)},
-        {"update_s", offsetof(mpq_profile, update_s)},
-    };
-    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
-        if (!strcmp(key, ints[k].key)) {
-            if (sscanf(rest, "%d %1s", &i, extra) != 1 || i < 1) return -1;
-            *(int *)((char *)p + ints[k].off) = i;
-            return 0;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        if (strcmp(key, keys[k].key)) continue;
+        void *field = (char *)p + keys[k].off;
+        switch (keys[k].type) {
+        case INT:
+            return sscanf(rest, "%d %1s", (int *)field, extra) == 1 && *(int *)field > 0 ? 0 : -1;
+        case SIZE:
+            return sscanf(rest, "%zu %1s", (size_t *)field, extra) == 1 ? 0 : -1;
+        default:
+            return sscanf(rest, "%lf %1s", (double *)field, extra) == 1 && *(double *)field >= 0.0
+                       ? 0
+                       : -1;
         }
-    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
-        if (!strcmp(key, sizes[k].key)) {
-            if (sscanf(rest, "%zu %1s", &z, extra) != 1) return -1;
-            *(size_t *)((char *)p + sizes[k].off) = z;
-            return 0;
-        }
-    for (size_t k = 0; k < sizeof secs / sizeof secs[0]; k++)
-        if (!strcmp(key, secs[k].key)) {
-            if (sscanf(rest, "%lf %1s", &d, extra) != 1 || !(d >= 0.0)) return -1;
-            *(double *)((char *)p + secs[k].off) = d;
-            return 0;
-        }
+    }
     return 1;
 }
 

@@ -159,7 +159,8 @@ int main(int argc, char **argv)
     const double bucket_mbytes = argc > 2 ? atof(argv[2]) : 4.0;
     for (int i = 3; i < argc && p > 1; i++) {
         size_t n = (size_t)atol(argv[i]), bucket = (size_t)(bucket_mbytes * 1e6 / sizeof(float));
-        MPQ_ASSERT(n > 0 && bucket > 0, "bench_net: bad GRAD_FLOATS '%s' or BUCKET_MBYTES", argv[i]);
+        MPQ_ASSERT(n > 0 && bucket > 0, "bench_net: bad GRAD_FLOATS '%s' or BUCKET_MBYTES",
+                   argv[i]);
         double t = gradsync_alone(c, n, bucket);
         if (rank == 0) printf("gradsync,%d,%zu,%.9f,\n", p, 4 * n, t);
     }
