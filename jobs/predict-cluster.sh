@@ -14,6 +14,8 @@
 #   NODES [8,16,32,64,128,256,512,1024]  THREADS [all cores]  BUCKET_MBYTES [4]
 #   QUANT [parametric_fp_d_xmax]  IMAGE_M, BATCH_M per model (batch per node; see below)
 set -euo pipefail
+# the value of KEY_MODEL (per-model settings below): of KEY MODEL
+of() { local v="$1_$2"; echo "${!v}"; }
 cd "$(dirname "$0")/.."
 . jobs/env.sh
 out=${1:-runs/predict}
@@ -41,7 +43,7 @@ md="$out/predictions.md"
     echo "bucket $bucket MB, in-place MPI_Iallreduce (Open MPI 4.1 libnbc: binomial tree)."
 } > "$md"
 for m in $models; do
-    eval "img=\$IMAGE_$m b=\$BATCH_$m"
+    img=$(of IMAGE "$m") b=$(of BATCH "$m")
     p="$out/profile-$m-b$b.txt"
     "$mpq" bench --model "$m" --batch "$b" --size "$img" --threads "$threads" "${qargs[@]}" \
         --steps 3 --timeline "$p" > "$p.log" 2>&1 || { cat "$p.log"; exit 1; }

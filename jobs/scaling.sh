@@ -22,6 +22,8 @@
 # network-namespace node, every message over TCP (btl self,tcp). On a machine with fewer cores
 # than ranks x threads the rows are marked oversubscribed (and the model slows compute so).
 set -euo pipefail
+# the value of KEY_MODEL (per-model settings below): of KEY MODEL
+of() { local v="$1_$2"; echo "${!v}"; }
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . jobs/env.sh
@@ -82,7 +84,7 @@ median() {
 # the local batches a model's runs use: strong G/R and weak B for every R
 batches_of() {
     local m=$1 g b r
-    eval "g=\$GLOBAL_BATCH_$m b=\$BATCH_PER_RANK_$m"
+    g=$(of GLOBAL_BATCH "$m") b=$(of BATCH_PER_RANK "$m")
     for r in $rank_list; do
         case " $modes " in *" strong "*) [ $((g % r)) -eq 0 ] && echo $((g / r)) ;; esac
     done
@@ -93,7 +95,7 @@ qargs=()
 [ "$quant" = none ] || qargs=(--quant "$quant")
 echo "== step profiles (mpq bench --timeline), $(date -u +%H:%M:%S) UTC"
 for m in $models; do
-    eval "img=\$IMAGE_$m"
+    img=$(of IMAGE "$m")
     for threads in $thread_list; do
         for b in $(batches_of "$m" | sort -nu); do
             p="$out/profiles/$m-t$threads-b$b.txt"
@@ -140,7 +142,8 @@ for transport in $transports; do
                  --reduce-gbytes-s "$(fit "$nf" reduce_gbytes_s)" --cpu-copies)
     fi
     for m in $models; do
-        eval "img=\$IMAGE_$m classes=\$CLASSES_$m g=\$GLOBAL_BATCH_$m w=\$BATCH_PER_RANK_$m"
+        img=$(of IMAGE "$m") classes=$(of CLASSES "$m")
+        g=$(of GLOBAL_BATCH "$m") w=$(of BATCH_PER_RANK "$m")
         for threads in $thread_list; do
             profs=()
             for p in "$out/profiles/$m-t$threads-b"*.txt; do profs+=(--timeline "$p"); done
