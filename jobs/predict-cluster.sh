@@ -7,10 +7,12 @@
 # faster than this one at compute (e.g. 16: 32 cores at this machine's per-core speed, if the
 # batch keeps them busy); the network does not get faster with it.
 #   bash jobs/predict-cluster.sh [OUT_DIR]        (default runs/predict)
-# Writes OUT_DIR/predictions.md (one table per model and speedup; beside each efficiency the one
-# gradsync would get reducing from a separate buffer, which lets Open MPI use Rabenseifner's
-# algorithm instead of a binomial tree), OUT_DIR/predict-*.csv and the profiles. What a user edits: the environment variables below (defaults in brackets).
+# Writes OUT_DIR/predictions.md: per model and speedup a table of images/s and efficiency as
+# mpq runs now, and per model a what-if table (asynchronous progress; a separate send buffer,
+# which lets Open MPI use Rabenseifner's algorithm instead of a binomial tree); and
+# OUT_DIR/predict-*.csv and the profiles. What a user edits: the environment variables below (defaults in brackets).
 #   MODELS [resnet20 resnet18 mobilenetv2]  NETS [25gbe 100gbe hdr200]  SPEEDUPS [1 16]
+#   WHATIF_NET [100gbe] (the network of the what-if table)
 #   NODES [8,16,32,64,128,256,512,1024]  THREADS [all cores]  BUCKET_MBYTES [4]
 #   QUANT [parametric_fp_d_xmax]  IMAGE_M, BATCH_M per model (batch per node; see below)
 set -euo pipefail
@@ -22,6 +24,7 @@ out=${1:-runs/predict}
 models=${MODELS:-resnet20 resnet18 mobilenetv2}
 nets=${NETS:-25gbe 100gbe hdr200}
 speedups=${SPEEDUPS:-1 16}
+whatif=${WHATIF_NET:-100gbe}
 node_list=${NODES:-8,16,32,64,128,256,512,1024}
 threads=${THREADS:-$cores}
 bucket=${BUCKET_MBYTES:-4}
@@ -33,6 +36,19 @@ quant=${QUANT:-parametric_fp_d_xmax}
 mkdir -p "$out"
 qargs=()
 [ "$quant" = none ] || qargs=(--quant "$quant")
+
+# One markdown row per node count from `mpq predict` CSV files: with IMAGES=1, images/s and
+# efficiency of each file, else efficiency only. join_tables IMAGES FILE...
+join_tables() {
+    local images=$1
+    shift
+    awk -F, -v images="$images" '
+        FNR == 1 { f++; next }
+        { nodes[FNR] = $2; if (FNR > last) last = FNR
+          v[FNR, f] = images ? sprintf(" %.0f | %.1f%% |", $16, 100 * $17) : sprintf(" %.1f%% |", 100 * $17) }
+        END { for (i = 2; i <= last; i++) { printf "| %s |", nodes[i]
+              for (j = 1; j <= f; j++) printf "%s", v[i, j]; print "" } }' "$@"
+}
 
 mpirun -np 1 build/tests/bench/bench_net > "$out/sum-rate.csv"
 sum=$(awk '$1 == "#" && $2 == "reduce_gbytes_s" { print $3 }' "$out/sum-rate.csv")
@@ -51,12 +67,15 @@ for m in $models; do
     rss=$(awk '$1 == "memory" { print $3 }' "$p.log")
     for s in $speedups; do
         for n in $nets; do
-            for mode in in-place not-in-place; do
-                extra=()
-                [ "$mode" = in-place ] || extra=(--not-in-place)
+            for variant in as-is async best; do
+                case $variant in
+                    as-is) extra=() ;;
+                    async) extra=(--async-progress) ;;
+                    best) extra=(--async-progress --not-in-place) ;;
+                esac
                 "$mpq" predict --timeline "$p" --net "$n" --reduce-gbytes-s "$sum" \
                     --nodes "$node_list" --bucket-mbytes "$bucket" --speedup "$s" "${extra[@]}" \
-                    > "$out/predict-$m-x$s-$n-$mode.csv"
+                    > "$out/predict-$m-x$s-$n-$variant.csv"
             done
         done
         {
@@ -64,23 +83,25 @@ for m in $models; do
             echo "**$m** (${img}x$img, batch $b per node, $floats floats = $((floats * 4)) bytes" \
                 "allreduced per step, $rss MB peak resident per rank), node speedup $s:"
             echo
-            printf '| nodes |'
-            for n in $nets; do printf ' %s images/s | eff. | eff. not in place |' "$n"; done; echo
-            printf '|---|'; for n in $nets; do printf -- '---|---|---|'; done; echo
+            printf '| nodes |'; for n in $nets; do printf ' %s images/s | eff. |' "$n"; done; echo
+            printf '|---|'; for n in $nets; do printf -- '---|---|'; done; echo
             files=()
-            for n in $nets; do
-                files+=("$out/predict-$m-x$s-$n-in-place.csv" "$out/predict-$m-x$s-$n-not-in-place.csv")
-            done
-            # one row per node count: images/s and efficiency of each network, and the
-            # efficiency if gradsync reduced from a separate buffer (libnbc: Rabenseifner)
-            awk -F, 'FNR == 1 { f++; next }
-                     { nodes[FNR] = $2
-                       v[FNR, f] = f % 2 ? sprintf(" %.0f | %.1f%% |", $16, 100 * $17) \
-                                         : sprintf(" %.1f%% |", 100 * $17)
-                       if (FNR > last) last = FNR }
-                     END { for (i = 2; i <= last; i++) { printf "| %s |", nodes[i]
-                           for (j = 1; j <= f; j++) printf "%s", v[i, j]; print "" } }' "${files[@]}"
+            for n in $nets; do files+=("$out/predict-$m-x$s-$n-as-is.csv"); done
+            join_tables 1 "${files[@]}"
         } >> "$md"
     done
+    # what progress and the algorithm cost: the last speedup on the what-if network
+    files=()
+    for v in as-is async best; do files+=("$out/predict-$m-x$s-$whatif-$v.csv"); done
+    {
+        echo
+        echo "$m on $whatif, node speedup $s: efficiency as mpq runs now (progress at layer" \
+            "boundaries, in place: binomial), with asynchronous progress, and with both" \
+            "asynchronous progress and a separate send buffer (Rabenseifner):"
+        echo
+        echo "| nodes | as is | async progress | async, not in place |"
+        echo "|---|---|---|---|"
+        join_tables 0 "${files[@]}"
+    } >> "$md"
 done
 cat "$md"

@@ -26,7 +26,9 @@ static void usage(FILE *f)
            "JOB: --nodes LIST (8,16,32,64,128,256,512,1024)  --ranks-per-node R (1)\n"
            "     --threads T (the profiles')  --cores C (cores per node; default R x T)\n"
            "     --batch-per-rank N (the largest profiled batch)  --bucket-mbytes M (4)\n"
-           "     --speedup S (nodes S x faster than the profiled one; 1)  --not-in-place\n");
+           "     --speedup S (nodes S x faster than the profiled one; 1)\n"
+           "     --not-in-place (gradsync reducing from a separate buffer)\n"
+           "     --async-progress (rounds advance without MPI calls: a progress thread)\n");
 }
 
 /* strtod/strtol that must consume the whole argument; report naming the option */
@@ -97,6 +99,8 @@ int mpq_cli_predict(mpq_comm *c, int argc, char **argv)
             net.cpu_copies = 1;
         } else if (!strcmp(a, "--not-in-place")) {
             job.in_place = 0;
+        } else if (!strcmp(a, "--async-progress")) {
+            job.async_progress = 1;
         } else if (!v) {
             fprintf(stderr, "mpq predict: unexpected argument '%s'\n", a);
             rc = 2;

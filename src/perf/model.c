@@ -80,6 +80,21 @@ double mpq_perf_allreduce_s(mpq_allreduce_alg a, int p, double bytes, const mpq_
     return lat + wire + red;
 }
 
+int mpq_perf_allreduce_rounds(mpq_allreduce_alg a, int p)
+{
+    if (p <= 1) return 0;
+    switch (a) {
+    case MPQ_ALLREDUCE_BINOMIAL:
+    case MPQ_ALLREDUCE_RABENSEIFNER:
+        return 2 * ceil_log2(p);
+    case MPQ_ALLREDUCE_RECURSIVE_DOUBLING:
+        return ceil_log2(p);
+    case MPQ_ALLREDUCE_RING:
+        return 2 * (p - 1);
+    }
+    return 1;
+}
+
 double mpq_perf_allreduce_cpu_s(mpq_allreduce_alg a, int p, double bytes, const mpq_net *net)
 {
     double lat, wire, red;
@@ -145,6 +160,19 @@ static double ready_fraction(const mpq_profile *p, size_t off)
     return 1.0;
 }
 
+/* The time of the first MPI call at or after t: during backward (t < backward_s) the progress
+ * call after the next ready event (times scaled from p's timeline), afterwards t itself (the
+ * final wait calls MPI continuously). */
+static double next_progress(const mpq_profile *p, double backward_s, double t)
+{
+    if (t >= backward_s) return t;
+    for (int j = 0; j < p->n_ready; j++) {
+        double e = p->ready_s[j] / p->backward_s * backward_s;
+        if (e >= t) return fmin(e, backward_s);
+    }
+    return backward_s;
+}
+
 /* A blocking MPI_Allreduce of a few bytes (Open MPI's tuned component takes recursive doubling
  * for small vectors). */
 static double small_allreduce_s(int p, double bytes, const mpq_net *net)
@@ -204,7 +232,12 @@ int mpq_perf_predict(const mpq_profile *prof, int n_prof, const mpq_net *net,
         const mpq_allreduce_alg a = mpq_perf_iallreduce_alg(p, bytes, job->in_place);
         const double t = mpq_perf_allreduce_s(a, p, bytes, net);
         const double ready = ready_fraction(near, off) * out->backward_s;
-        end = fmax(end, ready) + t;
+        const int rounds = mpq_perf_allreduce_rounds(a, p);
+        end = fmax(end, ready); /* started at ready; its first round waits for the wire */
+        for (int r = 0; r < rounds; r++) {
+            if (r > 0 && !job->async_progress) end = next_progress(near, out->backward_s, end);
+            end += t / rounds;
+        }
         cpu += mpq_perf_allreduce_cpu_s(a, p, bytes, net);
         out->allreduce_s += t;
         if (bytes > largest) {

@@ -3,7 +3,8 @@
  * the cores) + the gradient allreduce that overlap does not hide + the small blocking reductions
  * the trainer does every step. The gradient buckets are cut as mpi/gradsync cuts them
  * (core/buckets.h), become ready at the measured backward timeline, are issued in order and
- * serialized on the network; each costs the allreduce algorithm Open MPI 4.1 picks for it.
+ * serialized on the network; each costs the allreduce algorithm Open MPI 4.1 picks for it, and
+ * without asynchronous progress each of its rounds starts only at the next MPI call.
  * Pure arithmetic on caller-owned structs; no state. */
 #ifndef MPQ_PERF_MODEL_H
 #define MPQ_PERF_MODEL_H
@@ -44,6 +45,9 @@ mpq_allreduce_alg mpq_perf_iallreduce_alg(int p, double bytes, int in_place);
  *   Rabenseifner        2 L a + 2 (p-1)/p n b + (p-1)/p n g
  * 0 for p <= 1. With cpu_copies the wire time is CPU time too (see mpq_perf_allreduce_cpu_s). */
 double mpq_perf_allreduce_s(mpq_allreduce_alg a, int p, double bytes, const mpq_net *net);
+/* The rounds of messages the algorithm sends one after another on a rank's critical path:
+ * binomial and Rabenseifner 2L, recursive doubling L, ring 2(p-1); 0 for p <= 1. */
+int mpq_perf_allreduce_rounds(mpq_allreduce_alg a, int p);
 /* The part of mpq_perf_allreduce_s that occupies the rank's CPU (cannot overlap compute): the
  * reduction terms, plus the wire terms when net->cpu_copies. */
 double mpq_perf_allreduce_cpu_s(mpq_allreduce_alg a, int p, double bytes, const mpq_net *net);
@@ -61,6 +65,10 @@ typedef struct mpq_perf_job {
     int batch_per_rank;
     double bucket_bytes;    /* bucket_mbytes * 1e6 (0: one bucket) */
     int in_place;           /* 1: gradsync's in-place MPI_Iallreduce */
+    int async_progress;     /* 0: an allreduce advances a round only when the rank calls MPI
+                             * (mpq: after each layer that owns parameters, then in the final
+                             * wait); 1: rounds advance by themselves (a progress thread,
+                             * offloaded collectives) */
     double compute_speedup; /* a node this much faster than the profiled one (1) */
 } mpq_perf_job;
 

@@ -50,6 +50,10 @@ END_TEST
 
 START_TEST(test_perf_allreduce_costs_by_hand)
 {
+    ck_assert_int_eq(mpq_perf_allreduce_rounds(MPQ_ALLREDUCE_BINOMIAL, 8), 6);
+    ck_assert_int_eq(mpq_perf_allreduce_rounds(MPQ_ALLREDUCE_RING, 8), 14);
+    ck_assert_int_eq(mpq_perf_allreduce_rounds(MPQ_ALLREDUCE_RECURSIVE_DOUBLING, 5), 3);
+    ck_assert_int_eq(mpq_perf_allreduce_rounds(MPQ_ALLREDUCE_RABENSEIFNER, 1), 0);
     /* p = 8, L = 3, n = 1e6 bytes: nb = 1e-3 s, ng = 1e-4 s */
     ck_assert_double_eq_tol(mpq_perf_allreduce_s(MPQ_ALLREDUCE_BINOMIAL, 8, 1e6, &net),
                             3 * (2e-5 + 2e-3 + 1e-4), TOL);
@@ -128,6 +132,7 @@ START_TEST(test_perf_step_by_hand)
                         .batch_per_rank = 10,
                         .bucket_bytes = 1e6,
                         .in_place = 1,
+                        .async_progress = 1,
                         .compute_speedup = 1};
     mpq_perf_step st;
     ck_assert_int_eq(mpq_perf_predict(&p, 1, &net, &job, &st), 0);
@@ -150,6 +155,15 @@ START_TEST(test_perf_step_by_hand)
     slow.byte_s = 1e-7;
     ck_assert_int_eq(mpq_perf_predict(&p, 1, &slow, &job, &st), 0);
     ck_assert_double_eq_tol(st.exposed_s, 0.05 + 4 * 0.20012 - 0.2, TOL);
+
+    /* progress only at MPI calls: each bucket's 2 rounds (1.06e-3 s each) -- round 2 waits for
+     * the next ready event (0.1, 0.15, 0.2), the last bucket's for the final wait:
+     * 0.05 + r -> 0.1 + r | 0.1 + 2r -> 0.15 + r | 0.15 + 2r -> 0.2 + r | 0.2 + 3r */
+    job.async_progress = 0;
+    ck_assert_int_eq(mpq_perf_predict(&p, 1, &net, &job, &st), 0);
+    ck_assert_double_eq_tol(st.exposed_s, 3 * 1.06e-3, TOL);
+    ck_assert_double_eq_tol(st.allreduce_s, 8.48e-3, TOL);
+    job.async_progress = 1;
 
     /* the CPU moves the bytes: nothing is hidden */
     mpq_net shm = net;
