@@ -60,7 +60,13 @@ function series(m, k, vmax, which,   n, i, c, pts, mpts, ipts, v, pv, iv) {
 END {
     if (nm == 0) { print "scaling-svg.awk: no rows" > "/dev/stderr"; exit 1 }
     maxs = 0
-    for (j = 1; j <= nm; j++) if (ns[mname[j]] > maxs) maxs = ns[mname[j]]
+    for (j = 1; j <= nm; j++) {
+        m = mname[j]
+        if (ns[m] > maxs) maxs = ns[m]
+        for (k = 1; k <= ns[m]; k++)   # the ideal lines fit too
+            for (i = 1; i <= np[m, k]; i++)
+                if ((m, k) in one && one[m, k] * X[m, k, i] > ymax[m]) ymax[m] = one[m, k] * X[m, k, i]
+    }
     rowh = H + LEG * (maxs + 1)
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n", 2 * W, nm * rowh + 30
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
