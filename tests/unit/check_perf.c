@@ -119,21 +119,27 @@ START_TEST(test_perf_compute_interpolates_and_extrapolates)
 }
 END_TEST
 
+/* 2 nodes x 1 rank x 1 thread on 1 core, batch 10, buckets of 1e6 bytes, in place, async */
+static mpq_perf_job two_nodes(void)
+{
+    return (mpq_perf_job){.nodes = 2,
+                          .ranks_per_node = 1,
+                          .threads = 1,
+                          .cores_per_node = 1,
+                          .batch_per_rank = 10,
+                          .bucket_bytes = 1e6,
+                          .in_place = 1,
+                          .async_progress = 1,
+                          .compute_speedup = 1};
+}
+
 START_TEST(test_perf_step_by_hand)
 {
     /* 1e6 floats in 4 buckets of 1e6 bytes, ready at 0.05, 0.1, 0.15, 0.2 s of a 0.2 s backward;
      * 2 ranks: binomial, L = 1: 2a + 2nb + ng = 2.12e-3 s each, so only the last one's is left
      * after backward */
     mpq_profile p = make_profile(10, 0.1, 0.2, 0.01);
-    mpq_perf_job job = {.nodes = 2,
-                        .ranks_per_node = 1,
-                        .threads = 1,
-                        .cores_per_node = 1,
-                        .batch_per_rank = 10,
-                        .bucket_bytes = 1e6,
-                        .in_place = 1,
-                        .async_progress = 1,
-                        .compute_speedup = 1};
+    mpq_perf_job job = two_nodes();
     mpq_perf_step st;
     ck_assert_int_eq(mpq_perf_predict(&p, 1, &net, &job, &st), 0);
     ck_assert_int_eq(st.ranks, 2);
@@ -191,13 +197,8 @@ END_TEST
 START_TEST(test_perf_predict_rejects_bad_jobs)
 {
     mpq_profile p = make_profile(10, 0.1, 0.2, 0.01);
-    mpq_perf_job job = {.nodes = 2,
-                        .ranks_per_node = 1,
-                        .threads = 2,
-                        .cores_per_node = 2,
-                        .batch_per_rank = 10,
-                        .bucket_bytes = 1e6,
-                        .compute_speedup = 1};
+    mpq_perf_job job = two_nodes();
+    job.threads = 2; /* the profile has 1 */
     mpq_perf_step st;
     ck_assert_int_eq(mpq_perf_predict(&p, 1, &net, &job, &st), MPQ_E_ARG);
     ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "--threads 2"));
