@@ -16,6 +16,7 @@
 #       shared memory inside a node and TCP between nodes, as on a real cluster. --bind-to
 #       defaults to none (the nodes share this machine's cores). The rest goes to mpirun as is.
 #   nodes.sh agent HOST CMD...                    the rsh agent Open MPI calls (set by `mpirun`)
+# NODES_PREFIX in the environment is the default prefix; `mpirun` exports it for the agent.
 #
 # Everything `up` makes is named after the prefix (default mpqn; at most 8 of [a-z0-9], starting
 # with a letter): namespaces and hostnames P-1 .. P-N, bridge P-br, host-side veth ends P-v1 ..
@@ -69,10 +70,12 @@ cmd_up() {
         esac
     done
     check_prefix
-    if ! [[ $n =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 254 ]; then die "up: N must be 1..254, not '$n'"; fi
+    if ! [[ $n =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 254 ]; then
+        die "up: N must be 1..254, not '$n'"
+    fi
     [[ $subnet =~ ^(10\.[0-9]+\.[0-9]+|172\.(1[6-9]|2[0-9]|3[01])\.[0-9]+|192\.168\.[0-9]+)$ ]] ||
         die "up: --subnet '$subnet' must be the first three octets of a private /24 (10.X.Y)"
-    if [ -n "$(nodes)" ] || ip link show "$prefix-br" >/dev/null 2>&1; then
+    if [ -n "$(nodes)" ] || ip -o link show | grep -q "^[0-9]*: $prefix-"; then
         die "up: nodes of prefix '$prefix' exist; run: nodes.sh down --prefix $prefix"
     fi
     # the subnet must be free, on the host and in every other namespace
@@ -113,14 +116,21 @@ no_ipv6() {
     if [ -w "$f" ]; then echo 1 > "$f"; fi
 }
 
-cmd_down() {
+# The only option of `down` and `list`: [--prefix P]. parse_prefix VERB ARGS...
+parse_prefix() {
+    local verb=$1
+    shift
     while [ $# -gt 0 ]; do
         case $1 in
             --prefix) prefix=$2; shift 2 ;;
-            *) die "down: unknown argument '$1'" ;;
+            *) die "$verb: unknown argument '$1'" ;;
         esac
     done
     check_prefix
+}
+
+cmd_down() {
+    parse_prefix down "$@"
     cmd_down_now
 }
 
@@ -142,21 +152,15 @@ cmd_down_now() {
         ip netns del "$ns"
         ip link del "$prefix-v$i" 2>/dev/null || true
     done
-    for i in $(ip -o link show 2>/dev/null |
-                   awk -F': ' -v p="$prefix" '{ sub(/@.*/, "", $2) } $2 ~ "^" p "-v[0-9]+$" { print $2 }'); do
+    for i in $(ip -o link show 2>/dev/null | awk -F': ' -v p="$prefix" \
+                   '{ sub(/@.*/, "", $2) } $2 ~ "^" p "-v[0-9]+$" { print $2 }'); do
         ip link del "$i" 2>/dev/null || true
     done
     if ip link show "$prefix-br" >/dev/null 2>&1; then ip link del "$prefix-br"; fi
 }
 
 cmd_list() {
-    while [ $# -gt 0 ]; do
-        case $1 in
-            --prefix) prefix=$2; shift 2 ;;
-            *) die "list: unknown argument '$1'" ;;
-        esac
-    done
-    check_prefix
+    parse_prefix list "$@"
     local ns
     for ns in $(nodes); do echo "$ns $(node_addr "$ns")"; done
 }
@@ -203,7 +207,8 @@ cmd_mpirun() {
     [[ $ranks =~ ^[1-9][0-9]*$ ]] || die "mpirun: -n RANKS is required (a positive number)"
     local all
     mapfile -t all < <(nodes)
-    [ ${#all[@]} -gt 0 ] || die "mpirun: no nodes of prefix '$prefix'; run: nodes.sh up N --prefix $prefix"
+    [ ${#all[@]} -gt 0 ] ||
+        die "mpirun: no nodes of prefix '$prefix'; run: nodes.sh up N --prefix $prefix"
     [ -n "$per" ] || per=$(((ranks + ${#all[@]} - 1) / ${#all[@]}))
     [[ $per =~ ^[1-9][0-9]*$ ]] || die "mpirun: -N PER_NODE must be a positive number"
     local k=$(((ranks + per - 1) / per))

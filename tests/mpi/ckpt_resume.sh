@@ -25,35 +25,7 @@ same() { # same FILE_A FILE_B WHAT
 }
 checksum() { grep 'parameter checksum' "$1" | tail -1; }
 no_seconds() { cut -d, -f1-11 "$1"; }
-cat > "$tmp/t.cfg" <<'CFG'
-[DEFAULT]
-model = resnet20
-shortcut_type = b
-train_data = synthetic
-val_data = synthetic
-synthetic_samples = 128
-synthetic_height = 8
-synthetic_width = 8
-batch_size = 32
-val_batch_size = 32
-epochs = 4
-max_steps = 8
-w_quantize = parametric_fp_d_xmax
-a_quantize = parametric_fp_d_xmax_relu
-target_weight_kbytes = 60
-target_activation_kbytes = 1
-optimizer = adam
-initial_learning_rate = 0.01
-progress = false
-threads = 1
-checkpoint_every_steps = 4
-[PLAIN]
-[DET]
-deterministic = true
-virtual_shards = 4
-[SYNC]
-sync_bn = true
-CFG
+cp "$top_srcdir/tests/mpi/tiny.cfg" "$tmp/t.cfg"
 
 for n in 1 2; do
     run $n PLAIN full$n
