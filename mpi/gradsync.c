@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 
+#include "core/buckets.h"
 #include "core/err.h"
 #include "mpi/comm.h"
 #include "mpi/comm_impl.h"
@@ -50,11 +51,7 @@ int mpq_gradsync_create(mpq_comm *c, float *grad, size_t n_floats, size_t bucket
     mpq_gradsync *g = calloc(1, sizeof *g);
     if (!g) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     g->comm = MPI_COMM_NULL;
-    /* Buckets of bucket_floats cut from the end; a front remainder under a quarter bucket is
-     * merged into its neighbour rather than sent on its own (if that stays within int counts). */
-    size_t nb = (n_floats + bucket_floats - 1) / bucket_floats;
-    size_t rem = n_floats - (nb - 1) * bucket_floats;
-    if (nb > 1 && rem < bucket_floats / 4 && bucket_floats + rem <= MAX_BUCKET_FLOATS) nb--;
+    size_t nb = mpq_buckets_count(n_floats, bucket_floats, MAX_BUCKET_FLOATS);
     if (nb > INT_MAX) {
         free(g);
         return MPQ_FAIL(MPQ_E_ARG, "gradsync: %zu buckets, too many", nb);
@@ -68,9 +65,7 @@ int mpq_gradsync_create(mpq_comm *c, float *grad, size_t n_floats, size_t bucket
         return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     }
     for (int i = 0; i < g->nb; i++) {
-        size_t end = n_floats - (size_t)i * bucket_floats;
-        g->b[i].off = i == g->nb - 1 ? 0 : end - bucket_floats;
-        g->b[i].n = end - g->b[i].off;
+        mpq_buckets_range(n_floats, bucket_floats, nb, (size_t)i, &g->b[i].off, &g->b[i].n);
         g->b[i].state = BUCKET_CLEARED;
         g->req[i] = MPI_REQUEST_NULL;
     }

@@ -5,7 +5,9 @@
  * the same run, peak resident memory, and the time per layer kind. Medians of timed steps after
  * a warm-up. With --quant the budgets are the model's homogeneous sizes at the initial bitwidths
  * (as the paper's budgets are), so the clipping and the penalties run as in a budgeted run;
- * --cfg benches an experiment of a .cfg file as it is (its data replaced by synthetic data). */
+ * --cfg benches an experiment of a .cfg file as it is (its data replaced by synthetic data). With
+ * --timeline FILE it also writes the step's profile for the performance model (perf/profile.h):
+ * forward, backward and update seconds and when each gradient run became final in backward. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,36 +21,27 @@
 #include "kernels/gemm.h"
 #include "models/models.h"
 #include "optim/optim.h"
+#include "perf/profile.h"
 #include "train.h"
 #include "train/step.h"
 
 static const char usage[] =
     "usage: mpq bench --model M [--batch N] [--quant METHOD] [--threads T] [--steps K]\n"
-    "                 [--size S] [--set key=value]... [--json]\n"
+    "                 [--size S] [--set key=value]... [--json] [--timeline FILE]\n"
     "       mpq bench --cfg FILE EXPERIMENT [--set key=value]... [--steps K] [--json]\n"
     "  M: resnet20 (32x32x3 input, 10 classes), resnet18, mobilenetv2 (224x224x3, 1000)\n"
     "  METHOD: a weight quantizer (e.g. parametric_fp_d_xmax); activations get its _relu\n"
     "          twin, and the budgets are the initial homogeneous sizes. Default: float.\n"
     "  The step is the trainer's (mpq train): under mpirun the global batch N is split\n"
-    "  over the ranks and the gradients are allreduced.\n";
+    "  over the ranks and the gradients are allreduced.\n"
+    "  --timeline FILE: the step profile for `mpq predict` (forward, backward, update\n"
+    "          seconds; when each gradient run is final during backward)\n";
 
 typedef struct bench_opts {
-    const char *model, *quant, *cfg[2];
+    const char *model, *quant, *cfg[2], *timeline;
     int batch, threads, steps, size, json;
     mpq_strlist sets;
 } bench_opts;
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* GFLOP/s of a large square sgemm with the current thread count. */
 static double sgemm_peak(void)
@@ -121,11 +114,36 @@ static void homogeneous_budgets(mpq_trainstep *s)
 typedef struct bench_result {
     double train_ips, fwd_ips, gflop_img, peak, fwd_cls[MPQ_CLASSES], bwd_cls[MPQ_CLASSES];
     double budget_w, budget_a;
+    mpq_profile prof; /* forward, backward, update medians; the timeline with --timeline */
 } bench_result;
 
-/* Times `steps` training steps (after two warm-up steps) and `steps` forward-only passes. */
-static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized, bench_result *r)
+/* The medians of the step's parts (t: steps x {forward, backward, update}) and, when recorded,
+ * the backward timeline into r->prof; rank 0 writes it to path. */
+static int write_profile(mpq_comm *c, const mpq_cfg *cfg, const mpq_model *m,
+                         const mpq_timeline *tl, double *t, int steps, const char *path,
+                         bench_result *r)
 {
+    mpq_profile *p = &r->prof;
+    p->image = cfg->synthetic_height;
+    p->batch = cfg->batch_size / mpq_comm_size(c);
+    p->threads = cfg->threads;
+    p->params_floats = m->params.n_floats;
+    p->state_floats = m->state.n_floats;
+    snprintf(p->model, sizeof p->model, "%s", cfg->model);
+    p->forward_s = mpq_median(t, steps);
+    p->backward_s = mpq_median(t + steps, steps);
+    p->update_s = mpq_median(t + 2 * (size_t)steps, steps);
+    if (!path) return MPQ_OK;
+    MPQ_TRY(mpq_timeline_to_profile(tl, p));
+    return mpq_comm_rank(c) == 0 ? mpq_profile_write(p, path) : MPQ_OK;
+}
+
+/* Times `steps` training steps (after two warm-up steps) and `steps` forward-only passes. */
+static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized,
+                     const char *timeline, bench_result *r)
+{
+    mpq_timeline tl;
+    double *t_part = calloc(3 * (size_t)steps, sizeof(double)); /* forward, backward, update */
     mpq_source *src = NULL;
     mpq_model m;
     mpq_trainstep s;
@@ -135,7 +153,8 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized, 
     double *t_fwd = calloc((size_t)steps, sizeof(double));
     memset(&m, 0, sizeof m);
     memset(&s, 0, sizeof s);
-    int rc = t_train && t_fwd ? MPQ_OK : MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
+    memset(&tl, 0, sizeof tl);
+    int rc = t_train && t_fwd && t_part ? MPQ_OK : MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     if (rc == 0) rc = mpq_batching_of(cfg, mpq_comm_size(c), &b);
     if (rc == 0)
         rc = mpq_train_source_open(cfg, "synthetic", 1, mpq_comm_rank(c), mpq_comm_size(c), &src);
@@ -144,6 +163,7 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized, 
                                    b.micro_n, &m);
     if (rc == 0) mpq_model_init_values(&m, (unsigned long)cfg->seed, 0);
     if (rc == 0) rc = mpq_trainstep_init(&s, cfg, c, &m, &b, src->max_local_batch);
+    if (rc == 0 && timeline) rc = mpq_timeline_init(&tl, m.n_nodes, steps);
     rc = mpq_comm_agree(c, rc);
     if (rc == 0 && quantized) homogeneous_budgets(&s);
     r->budget_w = s.budget.target_w_kbytes;
@@ -151,10 +171,16 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized, 
     float lr = cfg->initial_learning_rate;
     for (int k = -2; k < steps && rc == 0; k++) {
         if (k == 0) mpq_model_reset_times(&m);
+        if (k == 0 && timeline) s.timeline = &tl;
         double t0 = mpq_comm_wtime();
         rc = mpq_trainstep_run(&s, src, lr, k + 2, &st);
-        if (k >= 0) t_train[k] = mpq_comm_wtime() - t0;
+        if (k < 0) continue;
+        t_train[k] = mpq_comm_wtime() - t0;
+        t_part[k] = st.t_forward;
+        t_part[steps + k] = st.t_backward;
+        t_part[2 * steps + k] = st.t_update;
     }
+    if (rc == 0) rc = write_profile(c, cfg, &m, &tl, t_part, steps, timeline, r);
     if (rc == 0) {
         mpq_model_class_times(&m, r->fwd_cls, r->bwd_cls);
         mpq_step se = mpq_model_step(&m, b.micro_n, 0);
@@ -164,8 +190,8 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized, 
             if (k >= 0) t_fwd[k] = mpq_comm_wtime() - t0;
         }
         r->peak = sgemm_peak();
-        r->train_ips = cfg->batch_size / median(t_train, steps);
-        r->fwd_ips = b.micro_n / median(t_fwd, steps);
+        r->train_ips = cfg->batch_size / mpq_median(t_train, steps);
+        r->fwd_ips = b.micro_n / mpq_median(t_fwd, steps);
         r->gflop_img = 2.0 * mpq_model_flops(&m) / 1e9; /* a multiply-add is 2 FLOP */
     }
     mpq_trainstep_free(&s);
@@ -173,6 +199,8 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized, 
     mpq_source_free(src);
     free(t_train);
     free(t_fwd);
+    free(t_part);
+    mpq_timeline_free(&tl);
     return rc;
 }
 
@@ -205,6 +233,8 @@ static void print_result(const mpq_cfg *cfg, const bench_result *r, int steps, i
     printf("training : %8.2f img/s  (the trainer's step; median, %.3f s/step)\n", r->train_ips,
            cfg->batch_size / r->train_ips);
     printf("forward  : %8.2f img/s per rank\n", r->fwd_ips);
+    printf("phases   : forward %.4f s, backward %.4f s, update %.4f s per training step\n",
+           r->prof.forward_s, r->prof.backward_s, r->prof.update_s);
     printf("work     : %.1f M multiply-adds/image forward (%.3f GFLOP; x3 for a training step)\n",
            r->gflop_img / 2e-3, r->gflop_img);
     printf("achieved : %.1f GFLOP/s training, %.1f GFLOP/s forward (per rank)\n", achieved,
@@ -228,7 +258,7 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
         {"batch", MPQ_OPT_INT, &o.batch, 1, 1 << 20}, {"threads", MPQ_OPT_INT, &o.threads, 1, 1024},
         {"steps", MPQ_OPT_INT, &o.steps, 1, 1 << 20}, {"size", MPQ_OPT_INT, &o.size, 8, 4096},
         {"json", MPQ_OPT_FLAG, &o.json, 0, 0},        {"set", MPQ_OPT_LIST, &o.sets, 0, 0},
-        {"cfg", MPQ_OPT_PAIR, o.cfg, 0, 0},
+        {"cfg", MPQ_OPT_PAIR, o.cfg, 0, 0},           {"timeline", MPQ_OPT_STR, &o.timeline, 0, 0},
     };
     mpq_argspec spec = {"mpq bench", usage, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0};
     int n_pos, rc = mpq_args_parse(&spec, argc, argv, &n_pos);
@@ -245,9 +275,9 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
     mpq_gemm_set_threads(threads);
     bench_result r;
     memset(&r, 0, sizeof r);
-    rc = run_bench(c, &cfg, o.steps, !o.cfg[0] && *o.quant, &r);
-    if (rc < 0) return mpq_cli_report("bench", rc);
-    if (mpq_comm_rank(c) == 0)
+    rc = run_bench(c, &cfg, o.steps, !o.cfg[0] && *o.quant, o.timeline, &r);
+    if (rc == 0 && mpq_comm_rank(c) == 0)
         print_result(&cfg, &r, o.steps, threads, mpq_comm_size(c), bind, o.json);
-    return 0;
+    mpq_profile_free(&r.prof);
+    return rc < 0 ? mpq_cli_report("bench", rc) : 0;
 }

@@ -16,6 +16,7 @@ int mpq_cli_eval(mpq_comm *c, int argc, char **argv);
 int mpq_cli_export(mpq_comm *c, int argc, char **argv);
 int mpq_cli_inspect(mpq_comm *c, int argc, char **argv);
 int mpq_cli_bench(mpq_comm *c, int argc, char **argv);
+int mpq_cli_predict(mpq_comm *c, int argc, char **argv);
 
 /* Collective: rank 0 reads the file at path, every rank receives its text (malloc'ed). Returns 0
  * or an agreed MPQ_E_*. */

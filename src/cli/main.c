@@ -1,5 +1,5 @@
-/* The `mpq` command: dispatches verbs (prep, train, eval, export, inspect, bench). MPI is started
- * once here for every verb; only main() exits. Exit status: 0 ok, 1 failure, 2 usage, 75
+/* The `mpq` command: dispatches verbs (prep, train, eval, export, inspect, bench, predict). MPI
+ * is started once here for every verb; only main() exits. Exit status: 0 ok, 1 failure, 2 usage, 75
  * (EX_TEMPFAIL) when training stopped on a signal after writing a checkpoint (jobs requeue). */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  export ...      integer codes at the learned bitwidths\n"
             "  inspect FILE    the layer table of a checkpoint\n"
             "  bench ...       images/s, GFLOP/s and the BLIS sgemm peak\n"
+            "  predict ...     the performance model: images/s on N nodes of a network\n"
             "\n"
             "Run distributed as `mpirun -np N mpq train ...` or through jobs/*.sbatch.\n");
 }
@@ -31,6 +32,7 @@ static const struct {
 } verbs[] = {
     {"prep", mpq_cli_prep},       {"train", mpq_cli_train},   {"eval", mpq_cli_eval},
     {"export", mpq_cli_export},   {"inspect", mpq_cli_inspect}, {"bench", mpq_cli_bench},
+    {"predict", mpq_cli_predict},
 };
 
 int main(int argc, char **argv)

@@ -102,11 +102,15 @@ void mpq_trainstep_free(mpq_trainstep *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Backward's ready callback: the bucket allreduce, and the timeline when one is recorded. */
 static void on_ready(void *ctx, size_t off)
 {
-    mpq_gradsync *gs = ctx;
-    mpq_gradsync_ready(gs, off);
-    mpq_gradsync_progress(gs);
+    mpq_trainstep *s = ctx;
+    if (s->gs) {
+        mpq_gradsync_ready(s->gs, off);
+        mpq_gradsync_progress(s->gs);
+    }
+    if (s->timeline) mpq_timeline_ready(s->timeline, off);
 }
 
 /* Replaces the BN state by its average over the ranks (non-deterministic mode). */
@@ -151,7 +155,7 @@ static int injected_failure(const mpq_trainstep *s, long step)
 /* Forward, loss and backward of every micro-batch of this rank; per-shard (cross-entropy sum,
  * wrong count) pairs into metrics. Gradients go to params.grad (buckets handed to the allreduce
  * as they become final) or, deterministic, to one buffer per micro-batch. */
-static void run_micro_batches(mpq_trainstep *s, double *metrics)
+static void run_micro_batches(mpq_trainstep *s, double *metrics, mpq_step_stats *stats)
 {
     const mpq_cfg *c = s->cfg;
     mpq_model *m = s->m;
@@ -174,13 +178,19 @@ static void run_micro_batches(mpq_trainstep *s, double *metrics)
             st.reduce = mpq_comm_reducer(s->comm);
         memcpy(mpq_model_input(m), s->xb + (size_t)k * n * len, (size_t)n * len * sizeof(float));
         const int *y = s->yb + (size_t)k * n;
+        double t0 = mpq_comm_wtime();
         mpq_model_forward(m, &st);
         int wrong = 0;
         metrics[2 * shard] =
             mpq_softmax_ce_forward(n, m->num_classes, mpq_model_logits(m), y, s->prob, &wrong);
         metrics[2 * shard + 1] = wrong;
+        double t1 = mpq_comm_wtime();
         mpq_softmax_ce_backward(n, m->num_classes, s->prob, y, 1.0f / n, mpq_model_dlogits(m));
-        mpq_model_backward(m, &st, s->gs ? on_ready : NULL, s->gs);
+        if (s->timeline) mpq_timeline_begin(s->timeline);
+        mpq_model_backward(m, &st, s->gs || s->timeline ? on_ready : NULL, s);
+        if (s->timeline) mpq_timeline_end(s->timeline);
+        stats->t_forward += t1 - t0;
+        stats->t_backward += mpq_comm_wtime() - t1;
     }
 }
 
@@ -259,7 +269,7 @@ int mpq_trainstep_run(mpq_trainstep *s, mpq_source *src, float lr, long step, mp
     MPQ_ASSERT((size_t)s->b.n_shards * 2 <= sizeof metrics / sizeof metrics[0],
                "too many shards (%d)", s->b.n_shards);
     memset(metrics, 0, sizeof(double) * 2 * (size_t)s->b.n_shards);
-    run_micro_batches(s, metrics);
+    run_micro_batches(s, metrics, st);
     st->t_compute = mpq_comm_wtime() - t0 - st->t_data;
 
     double tc = mpq_comm_wtime(), sums[2];
@@ -277,6 +287,8 @@ int mpq_trainstep_run(mpq_trainstep *s, mpq_source *src, float lr, long step, mp
                         "[%s] the loss is %g at step %ld: training diverged (no checkpoint of "
                         "this state is written) ---> HINT: lower initial_learning_rate",
                         c->experiment, st->loss, step);
+    double tu = mpq_comm_wtime();
     update(s, lr, step);
+    st->t_update = mpq_comm_wtime() - tu;
     return MPQ_OK;
 }

@@ -13,6 +13,7 @@
 #include "data.h"
 #include "models/graph.h"
 #include "mpi/comm.h"
+#include "perf/profile.h"
 #include "quant/size.h"
 
 /* How the global batch is cut: each rank runs `micro` micro-batches of `micro_n` samples; the
@@ -26,6 +27,7 @@ typedef struct mpq_step_stats {
     mpq_size_terms size;
     double loss;                             /* ce + lambda2 * loss2 + lambda3 * loss3 */
     double t_compute, t_data, t_comm, bytes; /* this rank's seconds, bytes allreduced */
+    double t_forward, t_backward, t_update;  /* parts of t_compute and the update's seconds */
 } mpq_step_stats;
 
 typedef struct mpq_trainstep {
@@ -43,6 +45,7 @@ typedef struct mpq_trainstep {
     float *state0;    /* deterministic mode: the BN state at the start of the step */
     double *state_d;  /* BN state as doubles for the replica average */
     mpq_gradsync *gs; /* bucketed allreduce (several ranks, not deterministic), or NULL */
+    mpq_timeline *timeline; /* when set (`mpq bench --timeline`): records every backward pass */
 } mpq_trainstep;
 
 /* The batching of cfg on n_ranks ranks. Returns 0 or MPQ_E_CONFIG naming the keys. */

@@ -12,6 +12,7 @@
 
 #include "core/err.h"
 #include "mpi/comm.h"
+#include "perf/profile.h"
 
 #define LAYERS 20 /* fake layers of the backward pass */
 #define CHUNKS 8  /* compute chunks per layer, progress() between them */
@@ -48,18 +49,6 @@ static double spin_rate(void)
         reps *= 2;
     }
     return (double)reps / t;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
 enum { PLAIN, SYNC_ALONE, COMPUTE, STEP_PROGRESS, STEP_NO_PROGRESS, WAIT_PROGRESS, NMODES };
@@ -111,7 +100,7 @@ static void measure(mpq_gradsync *g, float *grad, size_t n, long reps_per_layer,
             t[m * iters + it] = row[m];
     }
     for (int m = 0; m < NMODES; m++)
-        med[m] = median(t + m * iters, iters);
+        med[m] = mpq_median(t + m * iters, iters);
     free(t);
 }
 
@@ -153,7 +142,7 @@ int main(int argc, char **argv)
             first[it] = max_over_ranks(run_step(g0, n, 0, 1, &wait));
         }
         mpq_gradsync_free(g0);
-        const double sync = median(first, 5);
+        const double sync = mpq_median(first, 5);
         const long reps_per_layer = (long)(COMPUTE_RATIO * sync * rate / LAYERS) + CHUNKS;
         for (size_t k = 0; k < sizeof buckets / sizeof buckets[0]; k++) {
             const size_t bucket = buckets[k] ? buckets[k] : n; /* 0: one bucket */

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Scaling study: trains each model with the real training step (`mpq train` on synthetic data,
+# MAX_STEPS steps, the first WARMUP dropped) over a list of rank counts, threads per rank and
+# transports, for strong scaling (fixed global batch) and weak scaling (fixed batch per rank),
+# and sets each measured row beside the performance model's prediction (`mpq predict`), which
+# is calibrated in the same run: step profiles with the backward timeline (`mpq bench
+# --timeline`) at every batch per rank the study uses, and per transport the latency, bandwidth
+# and allreduce sweep of tests/bench/bench_net.
+#   bash jobs/scaling.sh [OUT_DIR]            (default runs/scaling)
+# Writes OUT_DIR/scaling.csv, OUT_DIR/scaling.svg (jobs/scaling-svg.awk), OUT_DIR/net-*.csv
+# (ping-pong, sum rate, allreduce sweeps with the model's times), OUT_DIR/profiles/*.txt, and
+# the runs' logs and timing.csv files under OUT_DIR/runs/.
+# What a user edits: the environment variables below (defaults in brackets).
+#   MODELS [resnet20 resnet18]   RANKS [1 2 4]   THREADS [1]   TRANSPORTS [shm tcp]
+#   MODES [strong weak]          MAX_STEPS [10]  WARMUP [2]    BUCKET_MBYTES [4]
+#   QUANT [parametric_fp_d_xmax] (weights; activations get its _relu twin; none: float)
+#   per model M: IMAGE_M (input height = width), CLASSES_M, GLOBAL_BATCH_M (strong scaling),
+#   BATCH_PER_RANK_M (weak scaling); see the defaults below.
+#   MPQ_CORES [all]: the cores the ranks share; NODES_PREFIX [mpqsc], NODES_SUBNET [10.202.1]:
+#   the namespace "nodes" of the tcp transport (jobs/nodes.sh; needs root and iproute2).
+# Transports: shm = one node, ranks over shared memory (btl self,vader); tcp = one rank per
+# network-namespace node, every message over TCP (btl self,tcp). On a machine with fewer cores
+# than ranks x threads the rows are marked oversubscribed (and the model slows compute so).
+set -euo pipefail
+# the value of KEY_MODEL (per-model settings below): of KEY MODEL
+of() { local v="$1_$2"; echo "${!v}"; }
+cd "$(dirname "$0")/.."
+root=$(pwd)
+. jobs/env.sh
+mpq=$(readlink -f "$mpq")
+bench_net=$root/build/tests/bench/bench_net
+out=$(mkdir -p "${1:-runs/scaling}" && cd "${1:-runs/scaling}" && pwd)
+models=${MODELS:-resnet20 resnet18}
+rank_list=${RANKS:-1 2 4}
+thread_list=${THREADS:-1}
+transports=${TRANSPORTS:-shm tcp}
+modes=${MODES:-strong weak}
+steps=${MAX_STEPS:-10}
+warmup=${WARMUP:-2}
+bucket=${BUCKET_MBYTES:-4}
+quant=${QUANT:-parametric_fp_d_xmax}
+prefix=${NODES_PREFIX:-mpqsc}
+subnet=${NODES_SUBNET:-10.202.1}
+: "${IMAGE_resnet20:=32}" "${CLASSES_resnet20:=10}" "${GLOBAL_BATCH_resnet20:=128}"
+: "${BATCH_PER_RANK_resnet20:=32}"
+: "${IMAGE_resnet18:=64}" "${CLASSES_resnet18:=1000}" "${GLOBAL_BATCH_resnet18:=32}"
+: "${BATCH_PER_RANK_resnet18:=8}"
+: "${IMAGE_mobilenetv2:=64}" "${CLASSES_mobilenetv2:=1000}" "${GLOBAL_BATCH_mobilenetv2:=32}"
+: "${BATCH_PER_RANK_mobilenetv2:=8}"
+[ "$steps" -gt "$((warmup + 2))" ] || { echo "scaling.sh: MAX_STEPS must exceed WARMUP + 2" >&2; exit 2; }
+for f in "$mpq" "$bench_net"; do
+    [ -x "$f" ] || { echo "scaling.sh: $f missing ---> HINT: bash jobs/build.sh" >&2; exit 1; }
+done
+max_ranks=$(printf '%s\n' $rank_list | sort -n | tail -n 1)
+mkdir -p "$out/profiles" "$out/runs"
+
+nodes_up=0
+cleanup() { if [ "$nodes_up" = 1 ]; then bash jobs/nodes.sh down --prefix "$prefix" || true; fi; }
+trap cleanup EXIT
+
+# Runs PROGRAM ARGS... on R ranks over TRANSPORT: launch TRANSPORT R PROGRAM ARGS...
+launch() {
+    local transport=$1 r=$2
+    shift 2
+    local yield=()
+    if [ $((r * ${threads:-1})) -gt "$cores" ]; then yield=(--mca mpi_yield_when_idle 1); fi
+    case $transport in
+        shm) mpirun -np "$r" --bind-to none "${yield[@]}" "$@" ;;
+        tcp) env -u OMPI_MCA_btl bash jobs/nodes.sh mpirun --prefix "$prefix" -n "$r" -N 1 \
+                 -- "$@" ;;
+        *) echo "scaling.sh: unknown transport '$transport' (shm, tcp)" >&2; return 2 ;;
+    esac
+}
+
+# The value of "# KEY value" in a bench_net output file.
+fit() { awk -v k="$2" '$1 == "#" && $2 == k { print $3 }' "$1"; }
+
+# median of column C of a timing.csv over the steps after the warm-up
+median() {
+    awk -F, -v c="$2" -v w="$warmup" 'NR > 1 + w { print $c }' "$1" | sort -g |
+        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# the local batches a model's runs use: strong G/R and weak B for every R
+batches_of() {
+    local m=$1 g b r
+    g=$(of GLOBAL_BATCH "$m") b=$(of BATCH_PER_RANK "$m")
+    for r in $rank_list; do
+        case " $modes " in *" strong "*) [ $((g % r)) -eq 0 ] && echo $((g / r)) ;; esac
+    done
+    case " $modes " in *" weak "*) echo "$b" ;; esac
+}
+
+qargs=()
+[ "$quant" = none ] || qargs=(--quant "$quant")
+echo "== step profiles (mpq bench --timeline), $(date -u +%H:%M:%S) UTC"
+for m in $models; do
+    img=$(of IMAGE "$m")
+    for threads in $thread_list; do
+        for b in $(batches_of "$m" | sort -nu); do
+            p="$out/profiles/$m-t$threads-b$b.txt"
+            "$mpq" bench --model "$m" --batch "$b" --size "$img" --threads "$threads" \
+                "${qargs[@]}" --steps 5 --timeline "$p" > "$p.log" 2>&1 ||
+                { cat "$p.log"; exit 1; }
+            echo "$m threads $threads batch $b: $(grep '^phases' "$p.log")"
+        done
+    done
+done
+
+# the gradient of each model (everything trainable, quantizer parameters included), in floats
+grad_floats=$(for m in $models; do
+    awk '$1 == "params_floats" { print $2; exit }' "$out/profiles/$m-"*.txt; done | sort -u)
+for transport in $transports; do
+    if [ "$transport" = tcp ] && [ "$nodes_up" = 0 ]; then
+        bash jobs/nodes.sh up "$max_ranks" --prefix "$prefix" --subnet "$subnet"
+        nodes_up=1
+    fi
+    echo "== $transport: ping-pong, sum rate, allreduce sweep (bench_net), $(date -u +%H:%M:%S) UTC"
+    threads=1
+    for r in $rank_list; do
+        [ "$r" -gt 1 ] || continue
+        launch "$transport" "$r" "$bench_net" $((16 << 20)) "$bucket" $grad_floats \
+            > "$out/net-$transport-r$r.csv" 2>&1 ||
+            { cat "$out/net-$transport-r$r.csv"; exit 1; }
+    done
+    two=$(printf '%s\n' $rank_list | awk '$1 > 1' | sort -n | head -n 1)
+    [ -n "$two" ] || continue
+    nf="$out/net-$transport-r$two.csv"
+    echo "$transport: alpha $(fit "$nf" alpha_us) us, $(fit "$nf" gbytes_s) GB/s," \
+        "sum $(fit "$nf" reduce_gbytes_s) GB/s"
+done
+
+raw="$out/raw.csv"
+echo "model,mode,transport,nodes,ranks,threads,batch_per_rank,images_s,compute_s,data_wait_s,comm_wait_s,exposed_comm_s,allreduce_s,bytes_per_step,oversubscribed,predicted_images_s,predicted_exposed_s,predicted_allreduce_s" > "$raw"
+for transport in $transports; do
+    two=$(printf '%s\n' $rank_list | awk '$1 > 1' | sort -n | head -n 1)
+    netargs=(--alpha-us 1 --gbytes-s 1) # one rank: the network does not matter
+    if [ -n "$two" ]; then
+        nf="$out/net-$transport-r$two.csv"
+        # on one machine the CPUs move every byte, over shared memory and over veth TCP alike
+        netargs=(--alpha-us "$(fit "$nf" alpha_us)" --gbytes-s "$(fit "$nf" gbytes_s)"
+                 --reduce-gbytes-s "$(fit "$nf" reduce_gbytes_s)" --cpu-copies)
+    fi
+    for m in $models; do
+        img=$(of IMAGE "$m") classes=$(of CLASSES "$m")
+        g=$(of GLOBAL_BATCH "$m") w=$(of BATCH_PER_RANK "$m")
+        for threads in $thread_list; do
+            profs=()
+            for p in "$out/profiles/$m-t$threads-b"*.txt; do profs+=(--timeline "$p"); done
+            for mode in $modes; do
+                for r in $rank_list; do
+                    if [ "$mode" = strong ]; then
+                        [ $((g % r)) -eq 0 ] || continue
+                        b=$((g / r))
+                    else
+                        b=$w
+                    fi
+                    run="$out/runs/$m-$mode-$transport-r$r-t$threads"
+                    rm -rf "$run"
+                    cat > "$run.cfg" <<CFG
+[scaling]
+model = $m
+shortcut_type = b
+num_classes = $classes
+train_data = synthetic
+synthetic_height = $img
+synthetic_width = $img
+synthetic_samples = $((b * r * (steps + 1)))
+batch_size = $((b * r))
+max_steps = $steps
+initial_learning_rate = 0.01
+w_quantize = $([ "$quant" = none ] && echo "" || echo "$quant")
+a_quantize = $([ "$quant" = none ] && echo "" || echo "${quant}_relu")
+threads = $threads
+bucket_mbytes = $bucket
+checkpoint_every_minutes = 0
+progress = false
+output_dir = $run
+CFG
+                    launch "$transport" "$r" "$mpq" train --cfg "$run.cfg" scaling \
+                        > "$run.log" 2>&1 || { cat "$run.log"; exit 1; }
+                    tf="$run/timing.csv"
+                    allr=0
+                    [ "$r" -eq 1 ] || allr=$(awk -F, -v n="$(median "$tf" 6)" \
+                        '$1 == "gradsync" && $3 == n { print $4 }' "$out/net-$transport-r$r.csv")
+                    # the model for this row: all ranks on this machine's cores
+                    IFS=, read -r -a row < <("$mpq" predict "${profs[@]}" "${netargs[@]}" \
+                        --nodes 1 --ranks-per-node "$r" --threads "$threads" --cores "$cores" \
+                        --batch-per-rank "$b" --bucket-mbytes "$bucket" | tail -n 1)
+                    pred=("${row[15]}" "${row[8]}" "${row[7]}")
+                    nodes=1
+                    [ "$transport" = shm ] || nodes=$r
+                    over=no
+                    [ $((r * threads)) -le "$cores" ] || over=yes
+                    printf '%s,%s,%s,%d,%d,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$m" "$mode" \
+                        "$transport" "$nodes" "$r" "$threads" "$b" "$(median "$tf" 7)" \
+                        "$(median "$tf" 2)" "$(median "$tf" 3)" "$(median "$tf" 4)" \
+                        "$(median "$tf" 5)" "$allr" "$(median "$tf" 6)" "$over" "${pred[@]}" \
+                        >> "$raw"
+                    tail -n 1 "$raw"
+                done
+            done
+        done
+    done
+done
+
+# efficiency against the same model, mode, transport and threads on one rank, measured and
+# predicted; the model's error on images/s
+awk -F, -v OFS=, '
+    NR == 1 { print "model,mode,transport,nodes,ranks,threads,batch_per_rank,images_s,efficiency,compute_s,data_wait_s,comm_wait_s,exposed_comm_s,allreduce_s,bytes_per_step,oversubscribed,predicted_images_s,predicted_efficiency,model_error_pct"; next }
+    { k = $1 SUBSEP $2 SUBSEP $3 SUBSEP $6; row[NR] = $0; key[NR] = k
+      if ($5 == 1) { one[k] = $8; pone[k] = $16 } }
+    END {
+        for (i = 2; i <= NR; i++) {
+            split(row[i], f, ",")
+            e = (key[i] in one) ? sprintf("%.3f", f[8] / (f[5] * one[key[i]])) : ""
+            pe = (key[i] in pone) && pone[key[i]] > 0 ? sprintf("%.3f", f[16] / (f[5] * pone[key[i]])) : ""
+            err = f[16] > 0 ? sprintf("%.1f", 100 * (f[16] - f[8]) / f[8]) : ""
+            print f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], e, f[9], f[10], f[11], f[12], \
+                  f[13], f[14], f[15], f[16], pe, err
+        }
+    }' "$raw" > "$out/scaling.csv"
+awk -f jobs/scaling-svg.awk "$out/scaling.csv" > "$out/scaling.svg"
+echo "== $(date -u +%H:%M:%S) UTC: $out/scaling.csv, $out/scaling.svg"
+column -s, -t < "$out/scaling.csv" 2>/dev/null || cat "$out/scaling.csv"
