@@ -274,8 +274,8 @@ int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_sour
                       o->global_batch);
         goto fail;
     }
-    rc = mpq_augmenter_init(&s->aug, o->augment, o->train, in->h, in->w, in->c, o->out_h, o->out_w,
-                            in->mean, in->std);
+    rc = mpq_augmenter_init(&s->aug, o->augment, o->train, in->h, in->w, in->c, &o->crop, in->mean,
+                            in->std);
     if (rc < 0) {
         rc = mpq_err_push(rc, "%s", dir);
         goto fail;
@@ -316,7 +316,8 @@ fail:
     return rc;
 }
 
-int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, double *images_per_s)
+int mpq_bench_reader(const char *dir, mpq_augment aug, const mpq_crop *crop, int batch, int steps,
+                     double *images_per_s)
 {
     mpq_source_opts o = {.global_batch = batch,
                          .rank = 0,
@@ -324,6 +325,7 @@ int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, dou
                          .seed = 1,
                          .train = 1,
                          .augment = aug,
+                         .crop = crop ? *crop : (mpq_crop){0},
                          .prefetch = 0};
     mpq_source *src;
     float *x = NULL;

@@ -106,6 +106,8 @@ int mpq_train_source_open(const mpq_cfg *c, const char *spec, int train, int ran
         .seed = (uint64_t)c->seed,
         .train = train,
         .augment = c->augment, /* validation: the same normalization, no random transforms */
+        .crop = {c->crop_size, c->val_resize, c->crop_scale_min, c->crop_scale_max,
+                 c->crop_ratio_min, c->crop_ratio_max},
         .prefetch = 1,
     };
     if (!strcmp(spec, "synthetic")) {
@@ -678,6 +680,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
         {"scale_layer", old.scale_layer, c->scale_layer},
         {"num_classes", old.num_classes, c->num_classes},
         {"augment", old.augment, c->augment},
+        {"crop_size", old.crop_size, c->crop_size},
         {"synthetic_samples", old.synthetic_samples, c->synthetic_samples},
         {"synthetic_height", old.synthetic_height, c->synthetic_height},
         {"synthetic_width", old.synthetic_width, c->synthetic_width},
@@ -928,9 +931,11 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
     mpq_size_terms size0;
     mpq_model_size(&t.m, &t.budget, NULL, &size0);
     if (t.rank == 0 && !o->quiet) {
-        printf("model %s: %d nodes, %zu parameters, %.1f MFLOP/sample; %d rank(s) x %d thread(s), "
-               "global batch %d (%d micro-batch(es) of %d per rank), %ld steps/epoch, %ld steps\n",
-               cfg->model, t.m.n_nodes, t.m.params.n_floats, mpq_model_flops(&t.m) / 1e6,
+        printf("model %s: %dx%dx%d input, %d nodes, %zu parameters, %.1f M multiply-adds per "
+               "sample; %d rank(s) x %d thread(s), global batch %d (%d micro-batch(es) of %d per "
+               "rank), %ld steps/epoch, %ld steps\n",
+               cfg->model, t.m.in_h, t.m.in_w, t.m.in_c, t.m.n_nodes, t.m.params.n_floats,
+               mpq_model_macs(&t.m) / 1e6,
                t.n_ranks, threads, cfg->batch_size, t.micro, t.micro_n, t.spe, t.total_steps);
         mpq_report_table(stdout, &t.m, &t.budget);
     }

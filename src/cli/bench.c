@@ -1,5 +1,5 @@
 /* `mpq bench`: images/s of full training steps and of forward-only steps on synthetic data, the
- * model's FLOPs, the achieved GFLOP/s against the BLIS sgemm peak measured in the same run, peak
+ * model's multiply-adds (2 FLOPs each), the achieved GFLOP/s against the BLIS sgemm peak measured in the same run, peak
  * resident memory, and the time per layer kind. Medians of timed steps after a warm-up. */
 #include <math.h>
 #include <stdio.h>
@@ -158,15 +158,17 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double train_ips = batch / median(t_train, steps), fwd_ips = batch / median(t_fwd, steps);
-    double gflop_img = 2.0 * mpq_model_flops(&m) / 1e9; /* forward, multiply-add = 2 */
+    double macs_img = mpq_model_macs(&m);   /* forward multiply-adds per image */
+    double gflop_img = 2.0 * macs_img / 1e9; /* a multiply-add is 2 FLOPs */
     double achieved = 3.0 * gflop_img * train_ips, achieved_fwd = gflop_img * fwd_ips;
     if (mpq_comm_rank(c) != 0) goto out;
     if (json) {
         printf("{\"model\": \"%s\", \"batch\": %d, \"quant\": \"%s\", \"threads\": %d, "
                "\"train_images_per_s\": %.2f, \"forward_images_per_s\": %.2f, "
-               "\"gflops_per_image\": %.4f, \"achieved_gflops\": %.2f, "
+               "\"m_multiply_adds_per_image\": %.1f, \"gflops_per_image\": %.4f, \"achieved_gflops\": %.2f, "
                "\"forward_gflops\": %.2f, \"peak_gflops\": %.2f, \"peak_rss_mb\": %.1f}\n",
-               model, batch, *quant ? quant : "float", threads, train_ips, fwd_ips, gflop_img,
+               model, batch, *quant ? quant : "float", threads, train_ips, fwd_ips,
+               macs_img / 1e6, gflop_img,
                achieved, achieved_fwd, peak, ru.ru_maxrss / 1024.0);
     } else {
         printf("%s\n", line);
@@ -175,7 +177,9 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
         printf("training : %8.2f img/s  (median of %d steps, %.3f s/step)\n", train_ips, steps,
                batch / train_ips);
         printf("forward  : %8.2f img/s\n", fwd_ips);
-        printf("FLOPs    : %.3f GFLOP/image forward (x3 for a training step)\n", gflop_img);
+        printf("work     : %.1f M multiply-adds = %.3f GFLOP per image forward (x3 for a "
+               "training step)\n",
+               macs_img / 1e6, gflop_img);
         printf("achieved : %.1f GFLOP/s training, %.1f GFLOP/s forward\n", achieved, achieved_fwd);
         printf("sgemm    : %.1f GFLOP/s peak (1536^3, %d threads) -> training %.0f%%, forward "
                "%.0f%% of peak\n",
