@@ -116,8 +116,8 @@ void mpq_random_resized_crop(const mpq_crop *crop, int img_h, int img_w, mpq_rng
 static void centre_region(const mpq_augmenter *a, double *y0, double *x0, double *rh, double *rw)
 {
     const int in_short = a->h < a->w ? a->h : a->w;
-    const int resize = a->crop.val_resize ? a->crop.val_resize
-                                          : (a->out_h < a->out_w ? a->out_h : a->out_w);
+    const int resize =
+        a->crop.val_resize ? a->crop.val_resize : (a->out_h < a->out_w ? a->out_h : a->out_w);
     const double s = (double)in_short / resize; /* stored pixels per resized pixel */
     *rh = a->out_h * s;
     *rw = a->out_w * s;

@@ -316,8 +316,15 @@ fail:
     return rc;
 }
 
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 int mpq_bench_reader(const char *dir, mpq_augment aug, const mpq_crop *crop, int batch, int steps,
-                     double *images_per_s)
+                     double *images_per_s, double *images_per_cpu_s)
 {
     mpq_source_opts o = {.global_batch = batch,
                          .rank = 0,
@@ -331,7 +338,7 @@ int mpq_bench_reader(const char *dir, mpq_augment aug, const mpq_crop *crop, int
     float *x = NULL;
     int *y = NULL, n = 0, rc;
     long images = 0;
-    double t0;
+    double t0, c0;
     MPQ_TRY(mpq_source_shards_create(dir, &o, &src));
     x = malloc(sizeof(float) * (size_t)src->info.h * src->info.w * src->info.c *
                (size_t)src->max_local_batch);
@@ -342,11 +349,13 @@ int mpq_bench_reader(const char *dir, mpq_augment aug, const mpq_crop *crop, int
     }
     if ((rc = src->ops->next(src, x, y, &n)) < 0) goto out; /* warm-up: opens the files */
     t0 = now_s();
+    c0 = thread_cpu_s();
     for (int i = 0; i < steps && rc == MPQ_OK; i++) {
         rc = src->ops->next(src, x, y, &n);
         images += n;
     }
     *images_per_s = images / (now_s() - t0);
+    *images_per_cpu_s = images / (thread_cpu_s() - c0);
 out:
     free(x);
     free(y);

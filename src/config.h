@@ -57,9 +57,9 @@ typedef struct mpq_cfg {
     /* data and schedule */
     char train_data[MPQ_PATH_MAX], val_data[MPQ_PATH_MAX]; /* shard dirs, or "synthetic" */
     mpq_augment augment;
-    int crop_size, val_resize;                  /* augment = imagenet: the delivered views */
-    float crop_scale_min, crop_scale_max;       /* training crop: area fraction range */
-    float crop_ratio_min, crop_ratio_max;       /* training crop: aspect (w/h) range */
+    int crop_size, val_resize;            /* augment = imagenet: the delivered views */
+    float crop_scale_min, crop_scale_max; /* training crop: area fraction range */
+    float crop_ratio_min, crop_ratio_max; /* training crop: aspect (w/h) range */
     int batch_size, val_batch_size; /* global */
     float epochs;
     long max_steps;

@@ -935,8 +935,8 @@ int mpq_train(mpq_comm *comm, const mpq_cfg *cfg, const char *cfg_text, const mp
                "sample; %d rank(s) x %d thread(s), global batch %d (%d micro-batch(es) of %d per "
                "rank), %ld steps/epoch, %ld steps\n",
                cfg->model, t.m.in_h, t.m.in_w, t.m.in_c, t.m.n_nodes, t.m.params.n_floats,
-               mpq_model_macs(&t.m) / 1e6,
-               t.n_ranks, threads, cfg->batch_size, t.micro, t.micro_n, t.spe, t.total_steps);
+               mpq_model_macs(&t.m) / 1e6, t.n_ranks, threads, cfg->batch_size, t.micro, t.micro_n,
+               t.spe, t.total_steps);
         mpq_report_table(stdout, &t.m, &t.budget);
     }
     if (t.rank == 0 && !ckpt[0]) rc = mpq_report_histories(t.dir, &t.m, 0);

@@ -1,11 +1,13 @@
 /* `mpq bench`: images/s of full training steps and of forward-only steps on synthetic data, the
- * model's multiply-adds (2 FLOPs each), the achieved GFLOP/s against the BLIS sgemm peak measured in the same run, peak
- * resident memory, and the time per layer kind. Medians of timed steps after a warm-up. */
+ * model's multiply-adds (2 FLOPs each), the achieved GFLOP/s against the BLIS sgemm peak measured
+ * in the same run, peak resident memory, and the time per layer kind. Medians of timed steps after
+ * a warm-up. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "config.h"
@@ -27,6 +29,15 @@ static void usage(FILE *f)
 }
 
 static double now(void) { return mpq_comm_wtime(); }
+
+/* CPU seconds of the whole process (all threads): a busy, shared machine stretches the wall
+ * time of a step but hardly its CPU time. */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -131,8 +142,12 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
     for (int i = 0; i < batch; i++) labels[i] = (int)mpq_rng_below(&r, (uint64_t)m.num_classes);
 
     mpq_step s = mpq_model_step(&m, batch, 1);
+    double cpu_train = 0.0;            /* CPU seconds of the timed training steps */
     for (int k = -2; k < steps; k++) { /* two warm-up steps */
-        if (k == 0) mpq_model_reset_times(&m);
+        if (k == 0) {
+            mpq_model_reset_times(&m);
+            cpu_train = cpu_now();
+        }
         double t0 = now();
         int wrong;
         memset(m.params.grad, 0, nf * sizeof(float));
@@ -146,6 +161,7 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
         mpq_model_project(&m);
         if (k >= 0) t_train[k] = now() - t0;
     }
+    cpu_train = cpu_now() - cpu_train;
     double fwd_cls[MPQ_CLASSES], bwd_cls[MPQ_CLASSES];
     mpq_model_class_times(&m, fwd_cls, bwd_cls);
     mpq_step se = mpq_model_step(&m, batch, 0);
@@ -158,24 +174,27 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double train_ips = batch / median(t_train, steps), fwd_ips = batch / median(t_fwd, steps);
-    double macs_img = mpq_model_macs(&m);   /* forward multiply-adds per image */
-    double gflop_img = 2.0 * macs_img / 1e9; /* a multiply-add is 2 FLOPs */
+    double train_ips_cpu = (double)batch * steps / cpu_train; /* per CPU second: per busy core */
+    double macs_img = mpq_model_macs(&m);                     /* forward multiply-adds per image */
+    double gflop_img = 2.0 * macs_img / 1e9;                  /* a multiply-add is 2 FLOPs */
     double achieved = 3.0 * gflop_img * train_ips, achieved_fwd = gflop_img * fwd_ips;
     if (mpq_comm_rank(c) != 0) goto out;
     if (json) {
         printf("{\"model\": \"%s\", \"batch\": %d, \"quant\": \"%s\", \"threads\": %d, "
-               "\"train_images_per_s\": %.2f, \"forward_images_per_s\": %.2f, "
-               "\"m_multiply_adds_per_image\": %.1f, \"gflops_per_image\": %.4f, \"achieved_gflops\": %.2f, "
+               "\"train_images_per_s\": %.2f, \"train_images_per_cpu_s\": %.2f, "
+               "\"forward_images_per_s\": %.2f, "
+               "\"m_multiply_adds_per_image\": %.1f, \"gflops_per_image\": %.4f, "
+               "\"achieved_gflops\": %.2f, "
                "\"forward_gflops\": %.2f, \"peak_gflops\": %.2f, \"peak_rss_mb\": %.1f}\n",
-               model, batch, *quant ? quant : "float", threads, train_ips, fwd_ips,
-               macs_img / 1e6, gflop_img,
-               achieved, achieved_fwd, peak, ru.ru_maxrss / 1024.0);
+               model, batch, *quant ? quant : "float", threads, train_ips, train_ips_cpu, fwd_ips,
+               macs_img / 1e6, gflop_img, achieved, achieved_fwd, peak, ru.ru_maxrss / 1024.0);
     } else {
         printf("%s\n", line);
         printf("model %s  batch %d  input %dx%dx3  quant %s  threads %d\n", model, batch, size,
                size, *quant ? quant : "float", threads);
-        printf("training : %8.2f img/s  (median of %d steps, %.3f s/step)\n", train_ips, steps,
-               batch / train_ips);
+        printf("training : %8.2f img/s  (median of %d steps, %.3f s/step); %.2f img per CPU "
+               "second\n",
+               train_ips, steps, batch / train_ips, train_ips_cpu);
         printf("forward  : %8.2f img/s\n", fwd_ips);
         printf("work     : %.1f M multiply-adds = %.3f GFLOP per image forward (x3 for a "
                "training step)\n",

@@ -14,9 +14,9 @@
 #include "config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "iofix.h"
 #include "models/models.h"
 #include "quant/size.h"
-#include "iofix.h"
 #include "testutil.h"
 #include "train.h"
 
@@ -69,9 +69,8 @@ START_TEST(test_imagenet_views_are_224_and_resnet18_matches_the_paper)
         ck_assert_int_eq(n, 4);
         free(x);
     }
-    ck_assert_int_eq(mpq_train_model_build(&c, train->info.h, train->info.w, train->info.c, 1000, 1,
-                                           &m),
-                     0);
+    ck_assert_int_eq(
+        mpq_train_model_build(&c, train->info.h, train->info.w, train->info.c, 1000, 1, &m), 0);
     const int conv = first_node(&m, MPQ_NODE_CONV), act = first_node(&m, MPQ_NODE_ACT);
     ck_assert_int_ge(conv, 0);
     ck_assert_int_ge(act, 0);
@@ -94,7 +93,7 @@ END_TEST
  * sizes of the learned mixed-precision networks trained under those budgets. */
 typedef struct paper_row {
     const char *cfg, *model;
-    double w4_mb, a4_mb;       /* "Fixed" / "Homogenous" rows, 4bit/4bit */
+    double w4_mb, a4_mb;           /* "Fixed" / "Homogenous" rows, 4bit/4bit */
     double w_mixed_mb, a_mixed_mb; /* "Heterogeneous (w/ constr.)" row */
 } paper_row;
 
@@ -177,8 +176,8 @@ START_TEST(test_imagenet_budgets_admit_the_papers_sizes)
                           (double)c.target_weight_kbytes, kw4);
             ck_assert_msg(c.target_activation_kbytes - ka4 >= 0 &&
                               c.target_activation_kbytes - ka4 < 0.01,
-                          "%s [%s]: activation budget %.2f KB, 4-bit activation %.4f KB", p->cfg,
-                          e, (double)c.target_activation_kbytes, ka4);
+                          "%s [%s]: activation budget %.2f KB, 4-bit activation %.4f KB", p->cfg, e,
+                          (double)c.target_activation_kbytes, ka4);
             /* ... which is what the paper's table prints, in MB to 2 decimals */
             ck_assert_double_eq_tol(round(c.target_weight_kbytes / 1024.0 * 100) / 100, p->w4_mb,
                                     1e-9);
@@ -190,8 +189,7 @@ START_TEST(test_imagenet_budgets_admit_the_papers_sizes)
             ck_assert(p->a_mixed_mb - 0.005 <= c.target_activation_kbytes / 1024.0);
         }
         ck_assert_msg(n_budgeted >= 1, "%s: no experiment under the paper's budgets", p->cfg);
-        ck_assert_msg(n_unconstrained >= 1, "%s: no unconstrained learned mixed precision",
-                      p->cfg);
+        ck_assert_msg(n_unconstrained >= 1, "%s: no unconstrained learned mixed precision", p->cfg);
         free(list);
         free(text);
     }

@@ -333,8 +333,8 @@ START_TEST(test_reader_imagenet_augment_crops_resamples_and_centres)
     /* cifar ignores the views; bad ranges are refused */
     ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 1, H, W, C, &crop, mean, std), 0);
     ck_assert_int_eq(a.out_h * 1000 + a.out_w, H * 1000 + W);
-    const mpq_crop bad = {.size = OUT, .scale_min = 0.5f, .scale_max = 0.25f, .ratio_min = 1.0f,
-                          .ratio_max = 2.0f};
+    const mpq_crop bad = {
+        .size = OUT, .scale_min = 0.5f, .scale_max = 0.25f, .ratio_min = 1.0f, .ratio_max = 2.0f};
     ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 1, H, W, C, &bad, mean, std),
                      MPQ_E_ARG);
 }
@@ -350,7 +350,8 @@ START_TEST(test_reader_imagenet_views_at_224)
     const mpq_crop crop = {224, 256, 0.08f, 1.0f, 3.0f / 4.0f, 4.0f / 3.0f};
     const float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
     uint8_t *src = malloc((size_t)S * S * C);
-    float *out = malloc(sizeof(float) * OUT * OUT * C), *want = malloc(sizeof(float) * OUT * OUT * C);
+    float *out = malloc(sizeof(float) * OUT * OUT * C),
+          *want = malloc(sizeof(float) * OUT * OUT * C);
     mpq_augmenter a;
     void *ws;
     iofix_pixels(9, S, S, C, src);
@@ -418,8 +419,8 @@ typedef struct crop_stats {
 
 /* n draws on an img_h x img_w image (stream (seed 17, stream 0, i)); every box must lie in the
  * image, and an accepted box must be one that some (s, r) in the ranges rounds to:
- * w = round(sqrt(sAr)) and h = round(sqrt(sA/r)) give (w - 1/2)(h - 1/2) <= sA <= (w + 1/2)(h + 1/2)
- * and (w - 1/2)/(h + 1/2) <= r <= (w + 1/2)/(h - 1/2). A fallback box is the centred crop. */
+ * w = round(sqrt(sAr)) and h = round(sqrt(sA/r)) give (w - 1/2)(h - 1/2) <= sA <= (w + 1/2)(h +
+ * 1/2) and (w - 1/2)/(h + 1/2) <= r <= (w + 1/2)/(h - 1/2). A fallback box is the centred crop. */
 static crop_stats crop_draws(const mpq_crop *c, int img_h, int img_w, long n)
 {
     const double area = (double)img_h * img_w, eps = 1e-6;
@@ -433,8 +434,10 @@ static crop_stats crop_draws(const mpq_crop *c, int img_h, int img_w, long n)
         ck_assert(b.y0 + b.h <= img_h && b.x0 + b.w <= img_w);
         if (b.fallback) {
             const double in_ratio = (double)img_w / img_h;
-            const int fw = in_ratio > c->ratio_max ? (int)rint(img_h * (double)c->ratio_max) : img_w;
-            const int fh = in_ratio < c->ratio_min ? (int)rint(img_w / (double)c->ratio_min) : img_h;
+            const int fw =
+                in_ratio > c->ratio_max ? (int)rint(img_h * (double)c->ratio_max) : img_w;
+            const int fh =
+                in_ratio < c->ratio_min ? (int)rint(img_w / (double)c->ratio_min) : img_h;
             ck_assert_int_eq(b.w, fw);
             ck_assert_int_eq(b.h, fh);
             ck_assert_int_eq(b.x0, (img_w - fw) / 2);
@@ -445,12 +448,12 @@ static crop_stats crop_draws(const mpq_crop *c, int img_h, int img_w, long n)
         const double w = b.w, h = b.h, s = w * h / area, lr = log(w / h);
         ck_assert_msg((w + 0.5) * (h + 0.5) >= c->scale_min * area * (1 - eps) &&
                           (w - 0.5) * (h - 0.5) <= c->scale_max * area * (1 + eps),
-                      "box %gx%g: area fraction %g outside [%g, %g]", w, h, s,
-                      (double)c->scale_min, (double)c->scale_max);
+                      "box %gx%g: area fraction %g outside [%g, %g]", w, h, s, (double)c->scale_min,
+                      (double)c->scale_max);
         ck_assert_msg((w + 0.5) / (h - 0.5) >= c->ratio_min * (1 - eps) &&
                           (w - 0.5) / (h + 0.5) <= c->ratio_max * (1 + eps),
-                      "box %gx%g: aspect %g outside [%g, %g]", w, h, w / h,
-                      (double)c->ratio_min, (double)c->ratio_max);
+                      "box %gx%g: aspect %g outside [%g, %g]", w, h, w / h, (double)c->ratio_min,
+                      (double)c->ratio_max);
         st.n++;
         st.sum_lr += lr;
         st.sum_lr2 += lr * lr;
