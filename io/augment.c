@@ -1,6 +1,6 @@
 /* Augmentations (see augment.h). The random draws of one sample happen in a fixed order from its
- * own stream: cifar (crop y, crop x, flip), imagenet (up to 10 x (area, log-aspect, y, x), flip).
- */
+ * own stream: cifar (crop y, crop x, flip), imagenet (up to 10 x (area, log-aspect), then y, x
+ * of the accepted try, flip). */
 #include "io/augment.h"
 
 #include <math.h>
@@ -10,27 +10,41 @@
 #include "core/rng.h"
 #include "io/image.h"
 
-enum { CIFAR_PAD = 4 };
-static const double VAL_CROP_FRACTION = 0.875; /* 224 of 256 */
+enum { CIFAR_PAD = 4, CROP_TRIES = 10 };
+/* torchvision's defaults, used where no ranges are given */
+static const mpq_crop DEFAULT_RANGES = {0, 0, 0.08f, 1.0f, 3.0f / 4.0f, 4.0f / 3.0f};
 
 int mpq_augmenter_init(mpq_augmenter *a, mpq_augment kind, int train, int h, int w, int c,
-                       int out_h, int out_w, const float *mean, const float *std)
+                       const mpq_crop *crop, const float *mean, const float *std)
 {
+    mpq_crop v = DEFAULT_RANGES;
     memset(a, 0, sizeof *a);
-    if (h < 1 || w < 1 || c < 1 || c > 4 || out_h < 0 || out_w < 0)
-        return MPQ_FAIL(MPQ_E_ARG, "augment: bad image size %dx%dx%d -> %dx%d", h, w, c, out_h,
-                        out_w);
+    if (crop) {
+        v.size = crop->size;
+        v.val_resize = crop->val_resize;
+        if (crop->scale_max > 0.0f) { /* ranges given */
+            v.scale_min = crop->scale_min;
+            v.scale_max = crop->scale_max;
+            v.ratio_min = crop->ratio_min;
+            v.ratio_max = crop->ratio_max;
+        }
+    }
+    if (h < 1 || w < 1 || c < 1 || c > 4 || v.size < 0 || v.val_resize < 0)
+        return MPQ_FAIL(MPQ_E_ARG, "augment: bad image size %dx%dx%d -> %d (val_resize %d)", h, w,
+                        c, v.size, v.val_resize);
+    if (!(v.scale_min > 0.0f && v.scale_min <= v.scale_max && v.scale_max <= 1.0f &&
+          v.ratio_min > 0.0f && v.ratio_min <= v.ratio_max))
+        return MPQ_FAIL(MPQ_E_ARG, "augment: bad crop ranges: scale %g..%g, ratio %g..%g",
+                        (double)v.scale_min, (double)v.scale_max, (double)v.ratio_min,
+                        (double)v.ratio_max);
     a->kind = kind;
     a->train = train;
     a->h = h;
     a->w = w;
     a->c = c;
-    a->out_h = out_h ? out_h : h;
-    a->out_w = out_w ? out_w : w;
-    if (kind != MPQ_AUGMENT_IMAGENET && (a->out_h != h || a->out_w != w))
-        return MPQ_FAIL(MPQ_E_ARG,
-                        "augment: only 'imagenet' resizes; images are %dx%d, asked for %dx%d", h, w,
-                        a->out_h, a->out_w);
+    a->crop = v;
+    a->out_h = kind == MPQ_AUGMENT_IMAGENET && v.size ? v.size : h;
+    a->out_w = kind == MPQ_AUGMENT_IMAGENET && v.size ? v.size : w;
     for (int ch = 0; ch < c; ch++) {
         a->mean[ch] = mean[ch];
         a->inv_std[ch] = std[ch] > 1e-6f ? 1.0f / std[ch] : 1.0f;
@@ -64,49 +78,46 @@ static void apply_cifar(const mpq_augmenter *a, const uint8_t *src, mpq_rng *r, 
     }
 }
 
-/* torchvision's RandomResizedCrop parameters (scale 0.08..1, ratio 3/4..4/3). */
-static void random_resized_region(const mpq_augmenter *a, mpq_rng *r, double *y0, double *x0,
-                                  double *rh, double *rw)
+void mpq_random_resized_crop(const mpq_crop *crop, int img_h, int img_w, mpq_rng *r,
+                             mpq_crop_box *box)
 {
-    const double area = (double)a->h * a->w, lr0 = log(3.0 / 4.0), lr1 = log(4.0 / 3.0);
-    double ratio = (double)a->w / a->h;
-    long cw, ch;
-    for (int attempt = 0; attempt < 10; attempt++) {
-        double target = area * (0.08 + 0.92 * mpq_rng_uniform(r));
-        double ar = exp(lr0 + (lr1 - lr0) * mpq_rng_uniform(r));
-        cw = lround(sqrt(target * ar));
-        ch = lround(sqrt(target / ar));
-        if (cw > 0 && cw <= a->w && ch > 0 && ch <= a->h) {
-            *y0 = (double)mpq_rng_below(r, (uint64_t)(a->h - ch + 1));
-            *x0 = (double)mpq_rng_below(r, (uint64_t)(a->w - cw + 1));
-            *rh = (double)ch;
-            *rw = (double)cw;
+    const double area = (double)img_h * img_w, in_ratio = (double)img_w / img_h;
+    const double lr0 = log(crop->ratio_min), lr1 = log(crop->ratio_max);
+    const double s0 = crop->scale_min, s1 = crop->scale_max;
+    for (int attempt = 0; attempt < CROP_TRIES; attempt++) {
+        const double target = area * (s0 + (s1 - s0) * mpq_rng_uniform(r));
+        const double aspect = exp(lr0 + (lr1 - lr0) * mpq_rng_uniform(r));
+        const double cw = rint(sqrt(target * aspect)), ch = rint(sqrt(target / aspect));
+        if (cw > 0 && cw <= img_w && ch > 0 && ch <= img_h) {
+            box->h = (int)ch;
+            box->w = (int)cw;
+            box->y0 = (int)mpq_rng_below(r, (uint64_t)(img_h - box->h + 1));
+            box->x0 = (int)mpq_rng_below(r, (uint64_t)(img_w - box->w + 1));
+            box->fallback = 0;
             return;
         }
     }
-    if (ratio < 3.0 / 4.0) { /* fallback: the centre at the nearest allowed aspect */
-        cw = a->w;
-        ch = lround(cw / (3.0 / 4.0));
-    } else if (ratio > 4.0 / 3.0) {
-        ch = a->h;
-        cw = lround(ch * (4.0 / 3.0));
-    } else {
-        cw = a->w;
-        ch = a->h;
-    }
-    if (ch > a->h) ch = a->h;
-    if (cw > a->w) cw = a->w;
-    *y0 = (double)((a->h - ch) / 2);
-    *x0 = (double)((a->w - cw) / 2);
-    *rh = (double)ch;
-    *rw = (double)cw;
+    box->h = img_h; /* the whole image, or its centre at the nearest allowed aspect */
+    box->w = img_w;
+    if (in_ratio < crop->ratio_min)
+        box->h = (int)rint(img_w / (double)crop->ratio_min);
+    else if (in_ratio > crop->ratio_max)
+        box->w = (int)rint(img_h * (double)crop->ratio_max);
+    box->h = box->h < 1 ? 1 : box->h > img_h ? img_h : box->h;
+    box->w = box->w < 1 ? 1 : box->w > img_w ? img_w : box->w;
+    box->y0 = (img_h - box->h) / 2;
+    box->x0 = (img_w - box->w) / 2;
+    box->fallback = 1;
 }
 
-/* Validation: the short side scaled to min(out) / 0.875, the centre out_h x out_w cut. */
+/* Validation: Resize(val_resize) of the short side, then the centre out_h x out_w: in stored
+ * pixels the centre region of out * short / val_resize (val_resize 0: of the whole short side). */
 static void centre_region(const mpq_augmenter *a, double *y0, double *x0, double *rh, double *rw)
 {
-    int in_short = a->h < a->w ? a->h : a->w, out_short = a->out_h < a->out_w ? a->out_h : a->out_w;
-    double s = in_short * VAL_CROP_FRACTION / out_short; /* source pixels per output pixel */
+    const int in_short = a->h < a->w ? a->h : a->w;
+    const int resize =
+        a->crop.val_resize ? a->crop.val_resize : (a->out_h < a->out_w ? a->out_h : a->out_w);
+    const double s = (double)in_short / resize; /* stored pixels per resized pixel */
     *rh = a->out_h * s;
     *rw = a->out_w * s;
     if (*rh > a->h) *rh = a->h;
@@ -147,10 +158,13 @@ void mpq_augment_apply(const mpq_augmenter *a, const uint8_t *src, uint64_t seed
         return;
     case MPQ_AUGMENT_IMAGENET:
         if (a->train) {
-            random_resized_region(a, &r, &y0, &x0, &rh, &rw);
+            mpq_crop_box b;
+            mpq_random_resized_crop(&a->crop, a->h, a->w, &r, &b);
+            y0 = b.y0;
+            x0 = b.x0;
+            rh = b.h;
+            rw = b.w;
             flip = mpq_rng_uniform(&r) < 0.5f;
-        } else if (a->out_h == a->h && a->out_w == a->w) {
-            break; /* validation at the stored size: as stored */
         } else {
             centre_region(a, &y0, &x0, &rh, &rw);
         }

@@ -276,8 +276,8 @@ int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_sour
                       o->global_batch);
         goto fail;
     }
-    rc = mpq_augmenter_init(&s->aug, o->augment, o->train, in->h, in->w, in->c, o->out_h, o->out_w,
-                            in->mean, in->std);
+    rc = mpq_augmenter_init(&s->aug, o->augment, o->train, in->h, in->w, in->c, &o->crop, in->mean,
+                            in->std);
     if (rc < 0) {
         rc = mpq_err_push(rc, "%s", dir);
         goto fail;
@@ -318,7 +318,15 @@ fail:
     return rc;
 }
 
-int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, double *images_per_s)
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int mpq_bench_reader(const char *dir, mpq_augment aug, const mpq_crop *crop, int batch, int steps,
+                     double *images_per_s, double *images_per_cpu_s)
 {
     mpq_source_opts o = {.global_batch = batch,
                          .rank = 0,
@@ -326,12 +334,13 @@ int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, dou
                          .seed = 1,
                          .train = 1,
                          .augment = aug,
+                         .crop = crop ? *crop : (mpq_crop){0},
                          .prefetch = 0};
     mpq_source *src;
     float *x = NULL;
     int *y = NULL, n = 0, rc;
     long images = 0;
-    double t0;
+    double t0, c0;
     MPQ_TRY(mpq_source_shards_create(dir, &o, &src));
     x = malloc(sizeof(float) * (size_t)src->info.h * src->info.w * src->info.c *
                (size_t)src->max_local_batch);
@@ -342,11 +351,13 @@ int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, dou
     }
     if ((rc = src->ops->next(src, x, y, &n)) < 0) goto out; /* warm-up: opens the files */
     t0 = now_s();
+    c0 = thread_cpu_s();
     for (int i = 0; i < steps && rc == MPQ_OK; i++) {
         rc = src->ops->next(src, x, y, &n);
         images += n;
     }
     *images_per_s = images / (now_s() - t0);
+    *images_per_cpu_s = images / (thread_cpu_s() - c0);
 out:
     free(x);
     free(y);

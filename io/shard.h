@@ -65,8 +65,11 @@ int mpq_shard_commit(const char *path, int c, const float *mean, const float *st
 int mpq_source_shards_create(const char *dir, const mpq_source_opts *o, mpq_source **out);
 
 /* Reader throughput on one thread (no prefetch): `steps` training batches of `batch` images of
- * the split in dir with augmentation aug at the stored size, after one warm-up batch. Writes
- * the rate to *images_per_s. Returns 0 or MPQ_E_*. */
-int mpq_bench_reader(const char *dir, mpq_augment aug, int batch, int steps, double *images_per_s);
+ * the split in dir with augmentation aug and the imagenet views crop (NULL: the stored size),
+ * after one warm-up batch. Writes the rate per second of wall time to *images_per_s and per
+ * second of the thread's CPU time (what a busy, shared machine does not inflate) to
+ * *images_per_cpu_s. Returns 0 or MPQ_E_*. */
+int mpq_bench_reader(const char *dir, mpq_augment aug, const mpq_crop *crop, int batch, int steps,
+                     double *images_per_s, double *images_per_cpu_s);
 
 #endif

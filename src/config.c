@@ -178,7 +178,21 @@ static const key keys[] = {
     KSTR("train_data", train_data, "", "directory of training shards (mpq prep), or synthetic"),
     KSTR("val_data", val_data, "", "directory of validation shards, or synthetic"),
     KENUM("augment", augment, "cifar", augments,
-          "cifar: pad 4 + random 32x32 crop + flip (the reference's); imagenet; none"),
+          "cifar: pad 4 + random 32x32 crop + flip (the reference's); imagenet: random-resized "
+          "crop_size crops + flip, validation val_resize then the centre crop_size; none"),
+    KINT("crop_size", crop_size, "224", 0, 4096,
+         "augment = imagenet: side of the training and validation crops (0: the stored size)"),
+    KINT("val_resize", val_resize, "256", 0, 4096,
+         "augment = imagenet: validation resizes the short side to this, then cuts the centre "
+         "crop_size (0: crop_size, i.e. the whole short side)"),
+    KFLT("crop_scale_min", crop_scale_min, "0.08", 0, 1, POS,
+         "augment = imagenet: smallest area fraction of a training crop (torchvision's scale)"),
+    KFLT("crop_scale_max", crop_scale_max, "1", 0, 1, POS,
+         "augment = imagenet: largest area fraction of a training crop"),
+    KFLT("crop_ratio_min", crop_ratio_min, "0.75", 0, BIG, POS,
+         "augment = imagenet: smallest aspect ratio (width / height) of a training crop, 3/4"),
+    KFLT("crop_ratio_max", crop_ratio_max, "1.33333333", 0, BIG, POS,
+         "augment = imagenet: largest aspect ratio of a training crop, 4/3 (drawn log-uniform)"),
     KINT("batch_size", batch_size, "128", 1, 1 << 24, "global training batch (split over ranks)"),
     KINT("val_batch_size", val_batch_size, "100", 1, 1 << 24, "global validation batch"),
     KFLT("epochs", epochs, "160", 0, 1e9, POS,
@@ -911,6 +925,15 @@ int mpq_cfg_validate(const mpq_cfg *c)
     if (!(c->epochs > 0) || c->warmup_epochs >= c->epochs)
         return MPQ_FAIL(MPQ_E_CONFIG, "[%s]: warmup_epochs %g must be below epochs %g", x,
                         (double)c->warmup_epochs, (double)c->epochs);
+    if (c->crop_scale_min > c->crop_scale_max || c->crop_ratio_min > c->crop_ratio_max)
+        return MPQ_FAIL(MPQ_E_CONFIG,
+                        "[%s]: crop_scale_min %g / crop_scale_max %g and crop_ratio_min %g / "
+                        "crop_ratio_max %g must be ordered ranges",
+                        x, (double)c->crop_scale_min, (double)c->crop_scale_max,
+                        (double)c->crop_ratio_min, (double)c->crop_ratio_max);
+    if (c->crop_size > 0 && c->val_resize > 0 && c->val_resize < c->crop_size)
+        return MPQ_FAIL(MPQ_E_CONFIG, "[%s]: val_resize %d is smaller than crop_size %d", x,
+                        c->val_resize, c->crop_size);
     for (int i = 1; i < c->n_lr_decay_epochs; i++)
         if (c->lr_decay_epochs[i] <= c->lr_decay_epochs[i - 1])
             return MPQ_FAIL(MPQ_E_CONFIG, "[%s]: lr_decay_epochs must increase", x);

@@ -63,6 +63,9 @@ typedef struct mpq_cfg {
     /* data and schedule */
     char train_data[MPQ_PATH_MAX], val_data[MPQ_PATH_MAX]; /* shard dirs, or "synthetic" */
     mpq_augment augment;
+    int crop_size, val_resize;            /* augment = imagenet: the delivered views */
+    float crop_scale_min, crop_scale_max; /* training crop: area fraction range */
+    float crop_ratio_min, crop_ratio_max; /* training crop: aspect (w/h) range */
     int batch_size, val_batch_size; /* global */
     float epochs;
     long max_steps;
@@ -117,8 +120,9 @@ int mpq_cfg_set(mpq_cfg *c, const char *key, const char *value, const char *orig
  * with num_layers; for a quantized side (w_/a_quantize set) bitwidth_min <= bitwidth <=
  * bitwidth_max, stepsize_min < stepsize_max, xmin_min < xmin_max, xmax_min < xmax_max;
  * virtual_shards divides batch_size when deterministic; warmup_epochs < epochs; increasing
- * lr_decay_epochs. (Batch divisible by ranks is checked by the trainer.) Warns (rank 0) for
- * every boolean read as true the reference's way. Returns 0 or MPQ_E_CONFIG naming the
+ * lr_decay_epochs; ordered crop_scale_* and crop_ratio_* ranges, val_resize >= crop_size.
+ * (Batch divisible by ranks is checked by the trainer.) Warns (rank 0) for every boolean read as
+ * true the reference's way. Returns 0 or MPQ_E_CONFIG naming the
  * experiment and the keys. */
 int mpq_cfg_validate(const mpq_cfg *c);
 /* Experiment section names in the text (excluding DEFAULT), newline-separated, malloc'ed. */

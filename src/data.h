@@ -20,13 +20,23 @@ typedef struct mpq_data_info {
                               reads the same data */
 } mpq_data_info;
 
+/* The ImageNet views (augment = imagenet; the other augmentations deliver the stored size):
+ * training takes torchvision's RandomResizedCrop of the stored image (area fraction in
+ * [scale_min, scale_max], aspect w/h log-uniform in [ratio_min, ratio_max], 10 tries, then the
+ * centre fallback) resampled to size x size, plus a horizontal flip; validation resizes the short
+ * side to val_resize and cuts the centre size x size. size == 0: the stored size, no crop. */
+typedef struct mpq_crop {
+    int size, val_resize;
+    float scale_min, scale_max, ratio_min, ratio_max;
+} mpq_crop;
+
 typedef struct mpq_source_opts {
     int global_batch;
     int rank, n_ranks;
     uint64_t seed;
     int train;             /* 1: shuffled per epoch, drop last partial batch; 0: in order, all */
     mpq_augment augment;   /* train only; validation uses none / centre crop */
-    int out_h, out_w;      /* output size (imagenet augment), 0: as stored */
+    mpq_crop crop;         /* imagenet augment only; all zero: delivered as stored */
     int prefetch;          /* 1: background thread prepares the next batch */
     int num_classes;       /* > 0: labels must lie below it (the num_classes key); 0: the data's */
 } mpq_source_opts;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "config.h"
@@ -42,6 +44,15 @@ typedef struct bench_opts {
     int batch, threads, steps, size, json;
     mpq_strlist sets;
 } bench_opts;
+
+/* CPU seconds of the whole process (all threads): a busy, shared machine stretches the wall
+ * time of a step but hardly its CPU time. */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* GFLOP/s of a large square sgemm with the current thread count. */
 static double sgemm_peak(void)
@@ -113,6 +124,7 @@ static void homogeneous_budgets(mpq_trainstep *s)
 
 typedef struct bench_result {
     double train_ips, fwd_ips, gflop_img, peak, fwd_cls[MPQ_CLASSES], bwd_cls[MPQ_CLASSES];
+    double train_ips_cpu; /* images per CPU second of the timed steps: per busy core */
     double budget_w, budget_a;
     mpq_profile prof; /* forward, backward, update medians; the timeline with --timeline */
 } bench_result;
@@ -169,9 +181,11 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized,
     r->budget_w = s.budget.target_w_kbytes;
     r->budget_a = s.budget.target_a_kbytes;
     float lr = cfg->initial_learning_rate;
+    double cpu0 = 0.0;
     for (int k = -2; k < steps && rc == 0; k++) {
         if (k == 0) mpq_model_reset_times(&m);
         if (k == 0 && timeline) s.timeline = &tl;
+        if (k == 0) cpu0 = cpu_now();
         double t0 = mpq_comm_wtime();
         rc = mpq_trainstep_run(&s, src, lr, k + 2, &st);
         if (k < 0) continue;
@@ -180,6 +194,7 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized,
         t_part[steps + k] = st.t_backward;
         t_part[2 * steps + k] = st.t_update;
     }
+    r->train_ips_cpu = (double)cfg->batch_size / mpq_comm_size(c) * steps / (cpu_now() - cpu0);
     if (rc == 0) rc = write_profile(c, cfg, &m, &tl, t_part, steps, timeline, r);
     if (rc == 0) {
         mpq_model_class_times(&m, r->fwd_cls, r->bwd_cls);
@@ -192,7 +207,7 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized,
         r->peak = sgemm_peak();
         r->train_ips = cfg->batch_size / mpq_median(t_train, steps);
         r->fwd_ips = b.micro_n / mpq_median(t_fwd, steps);
-        r->gflop_img = 2.0 * mpq_model_flops(&m) / 1e9; /* a multiply-add is 2 FLOP */
+        r->gflop_img = 2.0 * mpq_model_macs(&m) / 1e9; /* a multiply-add is 2 FLOP */
     }
     mpq_trainstep_free(&s);
     mpq_model_free(&m);
@@ -214,12 +229,13 @@ static void print_result(const mpq_cfg *cfg, const bench_result *r, int steps, i
     double achieved = 3.0 * r->gflop_img * per_rank, achieved_fwd = r->gflop_img * r->fwd_ips;
     if (json) {
         printf("{\"model\": \"%s\", \"batch\": %d, \"quant\": \"%s\", \"threads\": %d, "
-               "\"ranks\": %d, \"train_images_per_s\": %.2f, \"forward_images_per_s\": %.2f, "
+               "\"ranks\": %d, \"train_images_per_s\": %.2f, \"train_images_per_cpu_s\": %.2f, "
+               "\"forward_images_per_s\": %.2f, \"m_multiply_adds_per_image\": %.1f, "
                "\"gflops_per_image\": %.4f, \"achieved_gflops\": %.2f, "
                "\"forward_gflops\": %.2f, \"peak_gflops\": %.2f, \"peak_rss_mb\": %.1f, "
                "\"budget_w_kbytes\": %.3f, \"budget_a_kbytes\": %.3f}\n",
-               cfg->model, cfg->batch_size, quant, threads, ranks, r->train_ips, r->fwd_ips,
-               r->gflop_img, achieved, achieved_fwd, r->peak, ru.ru_maxrss / 1024.0, r->budget_w,
+               cfg->model, cfg->batch_size, quant, threads, ranks, r->train_ips, r->train_ips_cpu,
+               r->fwd_ips, r->gflop_img / 2e-3, r->gflop_img, achieved, achieved_fwd, r->peak, ru.ru_maxrss / 1024.0, r->budget_w,
                r->budget_a);
         return;
     }
@@ -230,8 +246,9 @@ static void print_result(const mpq_cfg *cfg, const bench_result *r, int steps, i
     if (r->budget_w > 0 || r->budget_a > 0)
         printf("budgets  : W %.2f KB, A %.2f KB (size model, penalties and clipping in the step)\n",
                r->budget_w, r->budget_a);
-    printf("training : %8.2f img/s  (the trainer's step; median, %.3f s/step)\n", r->train_ips,
-           cfg->batch_size / r->train_ips);
+    printf("training : %8.2f img/s  (the trainer's step; median, %.3f s/step); %.2f img per CPU "
+           "second per rank\n",
+           r->train_ips, cfg->batch_size / r->train_ips, r->train_ips_cpu);
     printf("forward  : %8.2f img/s per rank\n", r->fwd_ips);
     printf("phases   : forward %.4f s, backward %.4f s, update %.4f s per training step\n",
            r->prof.forward_s, r->prof.backward_s, r->prof.update_s);

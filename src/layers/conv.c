@@ -196,7 +196,7 @@ size_t mpq_conv_ws_floats(const mpq_conv *l, int n)
     return f > b ? f : b;
 }
 
-double mpq_conv_flops(const mpq_conv *l)
+double mpq_conv_macs(const mpq_conv *l)
 {
     return (double)l->ho * l->wo * l->cout * l->kh * l->kw * (l->cin / l->groups);
 }

@@ -47,6 +47,6 @@ void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, con
 void mpq_conv_backward_add(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
                            float *dx);
 /* Multiply-adds per sample (forward). */
-double mpq_conv_flops(const mpq_conv *l);
+double mpq_conv_macs(const mpq_conv *l);
 
 #endif

@@ -44,7 +44,7 @@ size_t mpq_dwconv_ws_floats(const mpq_dwconv *l, int n)
     return taps(l) * l->c + DW_PARTS * (taps(l) + 1) * l->c;
 }
 
-double mpq_dwconv_flops(const mpq_dwconv *l)
+double mpq_dwconv_macs(const mpq_dwconv *l)
 {
     return (double)l->ho * l->wo * l->c * l->kh * l->kw;
 }

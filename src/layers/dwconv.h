@@ -21,6 +21,6 @@ void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, 
 /* Writes dx (NULL: not needed); adds dL/dW, dL/db into s->grad. */
 void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x, const float *dy,
                          float *dx);
-double mpq_dwconv_flops(const mpq_dwconv *l);
+double mpq_dwconv_macs(const mpq_dwconv *l);
 
 #endif

@@ -171,7 +171,7 @@ int mpq_g_conv(mpq_model *m, const char *scope, int in, int cout, int k, int str
     int shape[4] = {cout, k, k, l.cin}; /* x is stale: node_add may move the nodes */
     weights_add(m, n, scope, "quantized_conv", 4, shape, with_bias ? cout : 0, &l.weight, &l.bias);
     n->u.conv = l;
-    n->flops = mpq_conv_flops(&l);
+    n->macs = mpq_conv_macs(&l);
     return m->err ? -1 : id;
 }
 
@@ -188,7 +188,7 @@ int mpq_g_dwconv(mpq_model *m, const char *scope, int in, int k, int stride, int
     int shape[4] = {l.c, k, k, 1}; /* x is stale: node_add may move the nodes */
     weights_add(m, n, scope, "quantized_depthwise_conv", 4, shape, 0, &l.weight, &l.bias);
     n->u.dw = l;
-    n->flops = mpq_dwconv_flops(&l);
+    n->macs = mpq_dwconv_macs(&l);
     return m->err ? -1 : id;
 }
 
@@ -269,7 +269,7 @@ int mpq_g_fc(mpq_model *m, const char *scope, int in, int cout)
     int shape[2] = {cout, cin};
     weights_add(m, n, scope, "quantized_affine", 2, shape, cout, &l.weight, &l.bias);
     n->u.fc = l;
-    n->flops = (double)cin * cout;
+    n->macs = (double)cin * cout;
     return m->err ? -1 : id;
 }
 

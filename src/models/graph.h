@@ -77,7 +77,7 @@ typedef struct mpq_node {
     int res;                 /* ACT fused through an add: the add's other input; 0: none */
     int n_consumers;
     size_t param_lo;         /* lowest trainable offset registered by this node (or SIZE_MAX) */
-    double flops;            /* multiply-adds per sample, forward */
+    double macs;             /* multiply-adds per sample, forward */
 } mpq_node;
 
 /* Where a quantizer sits: "res1/layer1/basicblock1/Wquant" and its node. */
@@ -185,7 +185,7 @@ void mpq_model_reset_times(mpq_model *m);
 const char *mpq_layer_class_name(mpq_layer_class c);
 
 /* Multiply-adds per sample of one forward pass. */
-double mpq_model_flops(const mpq_model *m);
+double mpq_model_macs(const mpq_model *m);
 /* The size model over the model's quantizers. */
 void mpq_model_size(const mpq_model *m, const mpq_budget *b, float *grad, mpq_size_terms *t);
 /* Applies the reference's post-backward quantizer plumbing: clip_quant_grads (when clip) and,

@@ -237,11 +237,11 @@ const char *mpq_layer_class_name(mpq_layer_class c)
     return "?";
 }
 
-double mpq_model_flops(const mpq_model *m)
+double mpq_model_macs(const mpq_model *m)
 {
     double f = 0.0;
     for (int i = 0; i < m->n_nodes; i++)
-        f += m->nodes[i].flops;
+        f += m->nodes[i].macs;
     return f;
 }
 

@@ -141,6 +141,7 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
         {"scale_layer", !!old.scale_layer, !!c->scale_layer},
         {"num_classes", old.num_classes, c->num_classes},
         {"augment", old.augment, c->augment},
+        {"crop_size", old.crop_size, c->crop_size},
         {"synthetic_samples", old.synthetic_samples, c->synthetic_samples},
         {"synthetic_height", old.synthetic_height, c->synthetic_height},
         {"synthetic_width", old.synthetic_width, c->synthetic_width},

@@ -205,11 +205,12 @@ static int start(trainer *t, const mpq_train_opts *o, int threads, mpq_train_res
                      t->n_ranks);
     int rc = MPQ_OK;
     if (t->rank == 0 && !o->quiet) {
-        printf("model %s: %d nodes, %zu parameters, %.1f MFLOP/sample; %d rank(s) x %d thread(s), "
-               "global batch %d (%d micro-batch(es) of %d per rank), %ld steps/epoch, %ld steps\n",
-               cfg->model, t->m.n_nodes, t->m.params.n_floats, mpq_model_flops(&t->m) / 1e6,
-               t->n_ranks, threads, cfg->batch_size, t->b.micro, t->b.micro_n, t->spe,
-               t->total_steps);
+        printf("model %s: %dx%dx%d input, %d nodes, %zu parameters, %.1f M multiply-adds per "
+               "sample; %d rank(s) x %d thread(s), global batch %d (%d micro-batch(es) of %d per "
+               "rank), %ld steps/epoch, %ld steps\n",
+               cfg->model, t->m.in_h, t->m.in_w, t->m.in_c, t->m.n_nodes, t->m.params.n_floats,
+               mpq_model_macs(&t->m) / 1e6, t->n_ranks, threads, cfg->batch_size, t->b.micro,
+               t->b.micro_n, t->spe, t->total_steps);
         mpq_report_table(stdout, &t->m, &t->step.budget);
     }
     if (t->rank == 0 && !ckpt[0]) rc = mpq_report_histories(t->dir, &t->m, 0);

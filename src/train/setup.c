@@ -21,6 +21,8 @@ int mpq_train_source_open(const mpq_cfg *c, const char *spec, int train, int ran
         .seed = (uint64_t)c->seed,
         .train = train,
         .augment = c->augment, /* validation: the same normalization, no random transforms */
+        .crop = {c->crop_size, c->val_resize, c->crop_scale_min, c->crop_scale_max,
+                 c->crop_ratio_min, c->crop_ratio_max},
         .prefetch = 1,
         .num_classes = c->num_classes,
     };

@@ -196,8 +196,7 @@ START_TEST(test_reader_batches_do_not_depend_on_rank_count)
                              .seed = 11,
                              .train = cases[t].train,
                              .augment = cases[t].aug,
-                             .out_h = cases[t].out,
-                             .out_w = cases[t].out};
+                             .crop = {.size = cases[t].out}};
         const int out_h = cases[t].out ? cases[t].out : cases[t].h;
         const int out_w = cases[t].out ? cases[t].out : cases[t].w;
         const size_t img = (size_t)out_h * out_w * cases[t].c;
@@ -265,7 +264,7 @@ START_TEST(test_reader_cifar_augment_is_pad_crop_flip)
     float mean[2] = {0, 0}, std[2] = {1, 1}, out[H * W * C], want[H * W * C];
     uint8_t src[H * W * C];
     int seen_flip[2] = {0}, seen_shift[9] = {0}, padded = 0;
-    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 1, H, W, C, 0, 0, mean, std), 0);
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 1, H, W, C, NULL, mean, std), 0);
     for (long i = 0; i < N; i++) {
         int found = 0;
         iofix_pixels(i, H, W, C, src);
@@ -303,7 +302,7 @@ START_TEST(test_reader_cifar_augment_is_pad_crop_flip)
     for (int k = 0; k <= 8; k++)
         ck_assert_msg(seen_shift[k], "offset %d never drawn", k);
     /* validation: the identity, normalized */
-    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 0, H, W, C, 0, 0, mean, std), 0);
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 0, H, W, C, NULL, mean, std), 0);
     mpq_augment_apply(&a, src, 9, 2, 0, out, NULL);
     for (int p = 0; p < H * W * C; p++)
         ck_assert_float_eq(out[p], (src[p] / 255.0f - 0.5f) * 2.0f);
@@ -313,13 +312,13 @@ END_TEST
 START_TEST(test_reader_imagenet_augment_crops_resamples_and_centres)
 {
     enum { H = 32, W = 32, C = 3, OUT = 28 };
+    const mpq_crop crop = {.size = OUT, .val_resize = 32}; /* ranges: torchvision's */
     mpq_augmenter a;
     float mean[3] = {10, 20, 30}, std[3] = {2, 4, 8}, out[OUT * OUT * C], out2[OUT * OUT * C];
     uint8_t src[H * W * C];
     void *ws;
     iofix_pixels(4, H, W, C, src);
-    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 1, H, W, C, OUT, OUT, mean, std),
-                     0);
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 1, H, W, C, &crop, mean, std), 0);
     ws = malloc(a.ws_bytes);
     mpq_augment_apply(&a, src, 1, 0, 4, out, ws);
     mpq_augment_apply(&a, src, 1, 1, 4, out2, ws);
@@ -330,9 +329,8 @@ START_TEST(test_reader_imagenet_augment_crops_resamples_and_centres)
         ck_assert(out[p] <= (255 - mean[ch]) / std[ch] + 1e-4f);
     }
     free(ws);
-    /* validation: 0.875 of the short side, here exactly the centre 28 x 28 */
-    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 0, H, W, C, OUT, OUT, mean, std),
-                     0);
+    /* validation: resize 32 -> 32, centre 28: exactly the stored centre 28 x 28 */
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 0, H, W, C, &crop, mean, std), 0);
     ws = malloc(a.ws_bytes);
     mpq_augment_apply(&a, src, 1, 0, 4, out, ws);
     for (int y = 0; y < OUT; y++)
@@ -343,8 +341,179 @@ START_TEST(test_reader_imagenet_augment_crops_resamples_and_centres)
                                        1e-5f);
             }
     free(ws);
-    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 1, H, W, C, OUT, OUT, mean, std),
+    /* cifar ignores the views; bad ranges are refused */
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_CIFAR, 1, H, W, C, &crop, mean, std), 0);
+    ck_assert_int_eq(a.out_h * 1000 + a.out_w, H * 1000 + W);
+    const mpq_crop bad = {
+        .size = OUT, .scale_min = 0.5f, .scale_max = 0.25f, .ratio_min = 1.0f, .ratio_max = 2.0f};
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 1, H, W, C, &bad, mean, std),
                      MPQ_E_ARG);
+}
+END_TEST
+
+/* The ImageNet views at their defaults: a 256 x 256 stored image gives 224 x 224 training and
+ * validation tensors; the training tensor is the random-resized box of the sample's own stream
+ * (mpq_random_resized_crop, then the flip draw) resampled, the validation tensor the stored
+ * centre 224 x 224 (Resize(256) is the identity, CenterCrop(224) starts at 16). */
+START_TEST(test_reader_imagenet_views_at_224)
+{
+    enum { S = 256, OUT = 224, C = 3 };
+    const mpq_crop crop = {224, 256, 0.08f, 1.0f, 3.0f / 4.0f, 4.0f / 3.0f};
+    const float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
+    uint8_t *src = malloc((size_t)S * S * C);
+    float *out = malloc(sizeof(float) * OUT * OUT * C),
+          *want = malloc(sizeof(float) * OUT * OUT * C);
+    mpq_augmenter a;
+    void *ws;
+    iofix_pixels(9, S, S, C, src);
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 1, S, S, C, &crop, mean, std), 0);
+    ck_assert_int_eq(a.out_h, OUT);
+    ck_assert_int_eq(a.out_w, OUT);
+    ws = malloc(a.ws_bytes);
+    for (long i = 0; i < 6; i++) {
+        mpq_rng r;
+        mpq_crop_box b;
+        mpq_augment_apply(&a, src, 5, 3, i, out, ws);
+        mpq_rng_seed(&r, 5, MPQ_RNG_STREAM_AUGMENT, (3ull << 32) | (uint64_t)i);
+        mpq_random_resized_crop(&crop, S, S, &r, &b);
+        const int flip = mpq_rng_uniform(&r) < 0.5f;
+        mpq_image_resample(src, S, S, C, b.y0, b.x0, b.h, b.w, OUT, OUT, want, ws);
+        for (int y = 0; y < OUT; y++)
+            for (int x = 0; x < OUT; x++)
+                for (int ch = 0; ch < C; ch++)
+                    ck_assert_float_eq(out[((size_t)y * OUT + x) * C + ch],
+                                       want[((size_t)y * OUT + (flip ? OUT - 1 - x : x)) * C + ch]);
+    }
+    free(ws);
+    ck_assert_int_eq(mpq_augmenter_init(&a, MPQ_AUGMENT_IMAGENET, 0, S, S, C, &crop, mean, std), 0);
+    ck_assert_int_eq(a.out_h * 1000 + a.out_w, OUT * 1000 + OUT);
+    ws = malloc(a.ws_bytes);
+    mpq_augment_apply(&a, src, 5, 0, 0, out, ws);
+    for (int y = 0; y < OUT; y++)
+        for (int x = 0; x < OUT; x++)
+            for (int ch = 0; ch < C; ch++)
+                ck_assert_float_eq(out[((size_t)y * OUT + x) * C + ch],
+                                   src[((size_t)(y + 16) * S + x + 16) * C + ch]);
+    free(ws);
+    free(src);
+    free(out);
+    free(want);
+}
+END_TEST
+
+/* For an img_h x img_w image: the probability q that one try of mpq_random_resized_crop is
+ * accepted and the mean area fraction s of accepted tries. A try draws s ~ U[smin, smax) and
+ * log r ~ U[log rmin, log rmax); it is accepted when round(sqrt(sA/r)) <= img_h and
+ * round(sqrt(sAr)) <= img_w, i.e. s <= u(r) = min((img_h + 1/2)^2 r, (img_w + 1/2)^2 / r) / A
+ * (A = img_h img_w; s >= 0.08 keeps both sides >= 1 here). Midpoint rule over log r. */
+static void crop_theory(const mpq_crop *c, int img_h, int img_w, double *q, double *mean_s)
+{
+    enum { K = 100000 };
+    const double area = (double)img_h * img_w, lr0 = log(c->ratio_min), lr1 = log(c->ratio_max);
+    double acc = 0.0, sum_s = 0.0;
+    for (int k = 0; k < K; k++) {
+        const double r = exp(lr0 + (k + 0.5) * (lr1 - lr0) / K);
+        const double hh = img_h + 0.5, ww = img_w + 0.5;
+        const double u = fmin(hh * hh * r, ww * ww / r) / area, hi = fmin(u, c->scale_max);
+        if (hi <= c->scale_min) continue;
+        acc += hi - c->scale_min;
+        sum_s += 0.5 * (hi * hi - (double)c->scale_min * c->scale_min);
+    }
+    *q = acc / K / (c->scale_max - c->scale_min);
+    *mean_s = acc > 0.0 ? sum_s / acc : 0.0;
+}
+
+typedef struct crop_stats {
+    long n, n_fallback;
+    double sum_lr, sum_lr2, sum_s, sum_s2, round_s; /* of accepted tries; round_s: max bound */
+} crop_stats;
+
+/* n draws on an img_h x img_w image (stream (seed 17, stream 0, i)); every box must lie in the
+ * image, and an accepted box must be one that some (s, r) in the ranges rounds to:
+ * w = round(sqrt(sAr)) and h = round(sqrt(sA/r)) give (w - 1/2)(h - 1/2) <= sA <= (w + 1/2)(h +
+ * 1/2) and (w - 1/2)/(h + 1/2) <= r <= (w + 1/2)/(h - 1/2). A fallback box is the centred crop. */
+static crop_stats crop_draws(const mpq_crop *c, int img_h, int img_w, long n)
+{
+    const double area = (double)img_h * img_w, eps = 1e-6;
+    crop_stats st = {0};
+    for (long i = 0; i < n; i++) {
+        mpq_rng r;
+        mpq_crop_box b;
+        mpq_rng_seed(&r, 17, 0, (uint64_t)i);
+        mpq_random_resized_crop(c, img_h, img_w, &r, &b);
+        ck_assert(b.h >= 1 && b.w >= 1 && b.y0 >= 0 && b.x0 >= 0);
+        ck_assert(b.y0 + b.h <= img_h && b.x0 + b.w <= img_w);
+        if (b.fallback) {
+            const double in_ratio = (double)img_w / img_h;
+            const int fw =
+                in_ratio > c->ratio_max ? (int)rint(img_h * (double)c->ratio_max) : img_w;
+            const int fh =
+                in_ratio < c->ratio_min ? (int)rint(img_w / (double)c->ratio_min) : img_h;
+            ck_assert_int_eq(b.w, fw);
+            ck_assert_int_eq(b.h, fh);
+            ck_assert_int_eq(b.x0, (img_w - fw) / 2);
+            ck_assert_int_eq(b.y0, (img_h - fh) / 2);
+            st.n_fallback++;
+            continue;
+        }
+        const double w = b.w, h = b.h, s = w * h / area, lr = log(w / h);
+        ck_assert_msg((w + 0.5) * (h + 0.5) >= c->scale_min * area * (1 - eps) &&
+                          (w - 0.5) * (h - 0.5) <= c->scale_max * area * (1 + eps),
+                      "box %gx%g: area fraction %g outside [%g, %g]", w, h, s, (double)c->scale_min,
+                      (double)c->scale_max);
+        ck_assert_msg((w + 0.5) / (h - 0.5) >= c->ratio_min * (1 - eps) &&
+                          (w - 0.5) / (h + 0.5) <= c->ratio_max * (1 + eps),
+                      "box %gx%g: aspect %g outside [%g, %g]", w, h, w / h, (double)c->ratio_min,
+                      (double)c->ratio_max);
+        st.n++;
+        st.sum_lr += lr;
+        st.sum_lr2 += lr * lr;
+        st.sum_s += s;
+        st.sum_s2 += s * s;
+        /* |wh - sA| <= (w + h + 1) / 2 + 1/4 for the s that rounds to this box */
+        st.round_s = fmax(st.round_s, (0.5 * (w + h + 1) + 0.25) / area);
+    }
+    return st;
+}
+
+/* Crop statistics against the algorithm's distribution; tolerances are 5 standard errors of the
+ * sample (plus the rounding bound for the mean area), so a correct sampler fails with a
+ * probability below 1e-6 and the seeds are fixed. */
+START_TEST(test_reader_random_resized_crop_statistics)
+{
+    enum { N = 20000 };
+    const mpq_crop c = {224, 256, 0.08f, 1.0f, 3.0f / 4.0f, 4.0f / 3.0f};
+    double q, mean_s;
+    /* a large square image: log-aspect symmetric about 0, mean area as the theory says */
+    crop_stats st = crop_draws(&c, 2048, 2048, N);
+    crop_theory(&c, 2048, 2048, &q, &mean_s);
+    ck_assert_int_eq(st.n + st.n_fallback, N);
+    ck_assert_double_lt(N * pow(1.0 - q, 10), 1e-3); /* no fallback expected */
+    ck_assert_int_eq(st.n_fallback, 0);
+    const double m_lr = st.sum_lr / st.n, sd_lr = sqrt(st.sum_lr2 / st.n - m_lr * m_lr);
+    const double m_s = st.sum_s / st.n, sd_s = sqrt(st.sum_s2 / st.n - m_s * m_s);
+    ck_assert_msg(fabs(m_lr) <= 5 * sd_lr / sqrt(st.n), "mean log-aspect %g (sd %g, n %ld)", m_lr,
+                  sd_lr, st.n);
+    ck_assert_msg(fabs(m_s - mean_s) <= 5 * sd_s / sqrt(st.n) + st.round_s,
+                  "mean area fraction %g, expected %g (sd %g)", m_s, mean_s, sd_s);
+    /* a 100 x 1000 strip: few tries fit, the fallback rate is (1 - q)^10 */
+    st = crop_draws(&c, 100, 1000, N);
+    crop_theory(&c, 100, 1000, &q, &mean_s);
+    const double p_fb = pow(1.0 - q, 10), sd_fb = sqrt(N * p_fb * (1.0 - p_fb));
+    ck_assert_msg(fabs(st.n_fallback - N * p_fb) <= 5 * sd_fb,
+                  "fallbacks %ld of %d, expected %.1f (sd %.1f)", st.n_fallback, N, N * p_fb,
+                  sd_fb);
+    ck_assert_int_gt(st.n, 0);
+    /* other ranges: a tall image with scale [0.25, 0.5], ratio [1/2, 2] */
+    const mpq_crop c2 = {224, 256, 0.25f, 0.5f, 0.5f, 2.0f};
+    st = crop_draws(&c2, 900, 300, N);
+    crop_theory(&c2, 900, 300, &q, &mean_s);
+    const double p2 = pow(1.0 - q, 10), sd2 = sqrt(N * p2 * (1.0 - p2));
+    ck_assert_msg(fabs(st.n_fallback - N * p2) <= 5 * sd2 + 1e-9, "fallbacks %ld, expected %.2f",
+                  st.n_fallback, N * p2);
+    const double m2 = st.sum_s / st.n, sd_s2 = sqrt(st.sum_s2 / st.n - m2 * m2);
+    ck_assert_msg(fabs(m2 - mean_s) <= 5 * sd_s2 / sqrt(st.n) + st.round_s,
+                  "mean area fraction %g, expected %g", m2, mean_s);
 }
 END_TEST
 
@@ -598,6 +767,8 @@ static Suite *reader_suite(void)
     tcase_add_test(tc, test_reader_prefetch_and_seek_match_sequential_reading);
     tcase_add_test(tc, test_reader_cifar_augment_is_pad_crop_flip);
     tcase_add_test(tc, test_reader_imagenet_augment_crops_resamples_and_centres);
+    tcase_add_test(tc, test_reader_imagenet_views_at_224);
+    tcase_add_test(tc, test_reader_random_resized_crop_statistics);
     tcase_add_test(tc, test_reader_resample_keeps_ramps_and_copies_at_scale_one);
     tcase_add_test(tc, test_reader_bad_splits_fail_naming_the_file);
     tcase_add_test(tc, test_reader_ignores_temporaries_and_refuses_incomplete_splits);

@@ -313,6 +313,23 @@ START_TEST(test_config_validate_cross_key_checks)
     ck_assert_int_eq(mpq_cfg_set(&c, "warmup_epochs", "5", "t"), 0);
     ck_assert_int_eq(mpq_cfg_set(&c, "lr_decay_epochs", "120, 80", "t"), 0);
     ck_assert_int_eq(mpq_cfg_validate(&c), MPQ_E_CONFIG);
+    ck_assert_int_eq(mpq_cfg_set(&c, "lr_decay_epochs", "80, 120", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_validate(&c), 0);
+    /* the ImageNet views: ordered ranges, validation resize not below the crop */
+    ck_assert_int_eq(mpq_cfg_set(&c, "crop_scale_min", "0.5", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_set(&c, "crop_scale_max", "0.25", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_validate(&c), MPQ_E_CONFIG);
+    ck_assert(msg_has("crop_scale_min 0.5") && msg_has("crop_scale_max 0.25"));
+    ck_assert_int_eq(mpq_cfg_set(&c, "crop_scale_max", "1", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_set(&c, "crop_ratio_min", "2", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_validate(&c), MPQ_E_CONFIG);
+    ck_assert(msg_has("crop_ratio_min 2"));
+    ck_assert_int_eq(mpq_cfg_set(&c, "crop_ratio_min", "0.75", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_set(&c, "val_resize", "200", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_validate(&c), MPQ_E_CONFIG);
+    ck_assert(msg_has("val_resize 200") && msg_has("crop_size 224"));
+    ck_assert_int_eq(mpq_cfg_set(&c, "crop_scale_max", "1.5", "t"), MPQ_E_CONFIG);
+    ck_assert(msg_has("crop_scale_max"));
     /* float weights: the w_* bounds are not checked */
     ck_assert_int_eq(mpq_cfg_parse_text(ref_cfg, "quant.cfg", "FP32", &c), 0);
     ck_assert_int_eq(mpq_cfg_set(&c, "w_bitwidth", "32", "t"), 0);
