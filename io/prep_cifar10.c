@@ -145,10 +145,10 @@ static const char cifar_usage[] =
 int mpq_prep_cifar10_main(struct mpq_comm *c, int argc, char **argv)
 {
     mpq_prep_cifar10_opts o = {.shards = 1};
-    const mpq_prep_opt opts[] = {
-        {"dir", MPQ_PREP_OPT_STR, &o.dir},
-        {"o", MPQ_PREP_OPT_STR, &o.out_dir},
-        {"shards", MPQ_PREP_OPT_INT, &o.shards},
+    const mpq_opt opts[] = {
+        {"dir", MPQ_OPT_STR, &o.dir, 0, 0},
+        {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},
+        {"shards", MPQ_OPT_INT, &o.shards, 0, 0},
     };
     int rc = mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), cifar_usage);
     if (rc) return rc == 1 ? 0 : rc;

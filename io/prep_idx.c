@@ -176,8 +176,8 @@ int mpq_prep_idx(const mpq_prep_idx_opts *o)
     mpq_progress_init(&pr, "prep idx", "images", 0);
     if ((rc = mpq_idx_load(o->images, o->labels, read_n, &d)) < 0) goto out;
     if (skip >= d.n) {
-        rc = MPQ_FAIL(MPQ_E_ARG, "prep idx: --skip %ld leaves none of the %ld samples of '%s'", skip,
-                      d.n, o->images);
+        rc = MPQ_FAIL(MPQ_E_ARG, "prep idx: --skip %ld leaves none of the %ld samples of '%s'",
+                      skip, d.n, o->images);
         goto out;
     }
     n = d.n - skip;
@@ -236,11 +236,11 @@ static const char idx_usage[] =
 int mpq_prep_idx_main(struct mpq_comm *c, int argc, char **argv)
 {
     mpq_prep_idx_opts o = {.shards = 1};
-    const mpq_prep_opt opts[] = {
-        {"images", MPQ_PREP_OPT_STR, &o.images}, {"labels", MPQ_PREP_OPT_STR, &o.labels},
-        {"o", MPQ_PREP_OPT_STR, &o.out_dir},     {"shards", MPQ_PREP_OPT_INT, &o.shards},
-        {"limit", MPQ_PREP_OPT_LONG, &o.limit},  {"stats-from", MPQ_PREP_OPT_STR, &o.stats_from},
-        {"skip", MPQ_PREP_OPT_LONG, &o.skip},
+    const mpq_opt opts[] = {
+        {"images", MPQ_OPT_STR, &o.images, 0, 0}, {"labels", MPQ_OPT_STR, &o.labels, 0, 0},
+        {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},     {"shards", MPQ_OPT_INT, &o.shards, 0, 0},
+        {"limit", MPQ_OPT_LONG, &o.limit, 0, 0},  {"stats-from", MPQ_OPT_STR, &o.stats_from, 0, 0},
+        {"skip", MPQ_OPT_LONG, &o.skip, 0, 0},
     };
     int rc = mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), idx_usage);
     if (rc) return rc == 1 ? 0 : rc;

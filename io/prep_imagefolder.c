@@ -354,15 +354,15 @@ static const char imagefolder_usage[] =
 int mpq_prep_imagefolder_main(struct mpq_comm *c, int argc, char **argv)
 {
     mpq_prep_imagefolder_opts o = {0};
-    const mpq_prep_opt opts[] = {
-        {"dir", MPQ_PREP_OPT_STR, &o.dir},
-        {"o", MPQ_PREP_OPT_STR, &o.out_dir},
-        {"size", MPQ_PREP_OPT_INT, &o.size},
-        {"shards", MPQ_PREP_OPT_INT, &o.shards},
-        {"classes", MPQ_PREP_OPT_STR, &o.classes_file},
-        {"stats-from", MPQ_PREP_OPT_STR, &o.stats_from},
-        {"skip-bad", MPQ_PREP_OPT_FLAG, &o.skip_bad},
-        {"max-pixels", MPQ_PREP_OPT_LONG, &o.max_pixels},
+    const mpq_opt opts[] = {
+        {"dir", MPQ_OPT_STR, &o.dir, 0, 0},
+        {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},
+        {"size", MPQ_OPT_INT, &o.size, 0, 0},
+        {"shards", MPQ_OPT_INT, &o.shards, 0, 0},
+        {"classes", MPQ_OPT_STR, &o.classes_file, 0, 0},
+        {"stats-from", MPQ_OPT_STR, &o.stats_from, 0, 0},
+        {"skip-bad", MPQ_OPT_FLAG, &o.skip_bad, 0, 0},
+        {"max-pixels", MPQ_OPT_LONG, &o.max_pixels, 0, 0},
     };
     int rc =
         mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), imagefolder_usage);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/args.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "io/shard.h"
@@ -165,78 +166,13 @@ void mpq_progress_done(mpq_progress *p, long done)
 
 int mpq_prep_usage_error(const char *usage, const char *message)
 {
-    if (mpq_log_rank() == 0) fprintf(stderr, "mpq prep: %s\n%s", message, usage);
-    return 2;
+    const mpq_argspec spec = {"mpq prep", usage, NULL, 0, NULL, 0};
+    return mpq_args_usage_error(&spec, message);
 }
 
-static int parse_value(const mpq_prep_opt *o, const char *v, const char *usage)
+int mpq_prep_parse(int argc, char **argv, const mpq_opt *opts, int n_opts, const char *usage)
 {
-    char *end, msg[256];
-    long x;
-    switch (o->kind) {
-    case MPQ_PREP_OPT_STR:
-        *(const char **)o->dst = v;
-        return 0;
-    case MPQ_PREP_OPT_INT:
-    case MPQ_PREP_OPT_LONG:
-        errno = 0;
-        x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < 0 || (o->kind == MPQ_PREP_OPT_INT && x > 1 << 30)) {
-            snprintf(msg, sizeof msg, "--%s wants a non-negative integer, not '%s'", o->name, v);
-            return mpq_prep_usage_error(usage, msg);
-        }
-        if (o->kind == MPQ_PREP_OPT_INT)
-            *(int *)o->dst = (int)x;
-        else
-            *(long *)o->dst = x;
-        return 0;
-    case MPQ_PREP_OPT_FLAG:
-        *(int *)o->dst = 1;
-        return 0;
-    }
-    return 2;
-}
-
-int mpq_prep_parse(int argc, char **argv, const mpq_prep_opt *opts, int n_opts, const char *usage)
-{
-    char msg[256];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *name, *eq, *val = NULL;
-        size_t len;
-        const mpq_prep_opt *o = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            if (mpq_log_rank() == 0) fputs(usage, stdout);
-            return 1;
-        }
-        if (a[0] != '-' || a[1] == '\0') {
-            snprintf(msg, sizeof msg, "unexpected argument '%s'", a);
-            return mpq_prep_usage_error(usage, msg);
-        }
-        name = a[1] == '-' ? a + 2 : a + 1;
-        eq = strchr(name, '=');
-        len = eq ? (size_t)(eq - name) : strlen(name);
-        for (int k = 0; k < n_opts && !o; k++)
-            if (strlen(opts[k].name) == len && !strncmp(opts[k].name, name, len) &&
-                (a[1] == '-') == (len > 1))
-                o = &opts[k];
-        if (!o) {
-            snprintf(msg, sizeof msg, "unknown option '%s'", a);
-            return mpq_prep_usage_error(usage, msg);
-        }
-        if (o->kind == MPQ_PREP_OPT_FLAG) {
-            if (eq) {
-                snprintf(msg, sizeof msg, "option '--%s' takes no value", o->name);
-                return mpq_prep_usage_error(usage, msg);
-            }
-        } else if (eq) {
-            val = eq + 1;
-        } else if (i + 1 < argc) {
-            val = argv[++i];
-        } else {
-            snprintf(msg, sizeof msg, "option '%s' needs a value", a);
-            return mpq_prep_usage_error(usage, msg);
-        }
-        if (parse_value(o, val, usage) != 0) return 2;
-    }
-    return 0;
+    const mpq_argspec spec = {"mpq prep", usage, opts, n_opts, NULL, 0};
+    int n_pos;
+    return mpq_args_parse(&spec, argc, argv, &n_pos);
 }

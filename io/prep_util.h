@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/args.h"
+
 /* Creates dir (and parents), puts the MPQ_SPLIT_INCOMPLETE marker in it and removes earlier
  * shards (shard-*.h5) and temporaries (*.h5.tmp). Refuses (MPQ_E_ARG) a directory with other
  * *.h5 files. Returns 0 or MPQ_E_*. */
@@ -36,22 +38,11 @@ void mpq_progress_update(mpq_progress *p, long done);
 /* The closing line: "what: n units in t s (r units/s)". */
 void mpq_progress_done(mpq_progress *p, long done);
 
-/* Option parsing for the mains: "--name value" or "--name=value"; flags take no value. */
-typedef enum mpq_prep_optkind {
-    MPQ_PREP_OPT_STR,
-    MPQ_PREP_OPT_INT,
-    MPQ_PREP_OPT_LONG,
-    MPQ_PREP_OPT_FLAG,
-} mpq_prep_optkind;
-typedef struct mpq_prep_opt {
-    const char *name; /* without the dashes; "o" is written -o */
-    mpq_prep_optkind kind;
-    void *dst; /* const char **, int *, long *, int * */
-} mpq_prep_opt;
-/* Parses argv[1..]. Returns 0, 1 for --help (usage printed on stdout), 2 for a usage error
- * (message and usage on stderr). Prints on rank 0 only. Required options are checked by the
- * caller with mpq_prep_usage_error. */
-int mpq_prep_parse(int argc, char **argv, const mpq_prep_opt *opts, int n_opts, const char *usage);
+/* Option parsing for the mains: the one strict parser (core/args.h) under the verb "mpq prep".
+ * Returns 0, 1 for --help (usage printed on stdout), 2 for a usage error (message and usage on
+ * stderr). Prints on rank 0 only. Required options are checked by the caller with
+ * mpq_prep_usage_error. */
+int mpq_prep_parse(int argc, char **argv, const mpq_opt *opts, int n_opts, const char *usage);
 /* Prints "mpq prep: <message>" and the usage on stderr (rank 0); returns 2. */
 int mpq_prep_usage_error(const char *usage, const char *message);
 
