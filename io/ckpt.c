@@ -5,7 +5,6 @@
  * Every HDF5 call holds io/h5.h's lock. Memory: scratch for one call only. */
 #include "io/ckpt.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/checked_size.h"
+#include "core/dir.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "io/ckpt_impl.h"
@@ -799,45 +799,32 @@ static int is_ckpt_name(const char *name, int tmp)
     return tmp ? !strcmp(name + 17, ".tmp") : 1;
 }
 
-static int cmp_desc(const void *a, const void *b)
+static int keep_ckpt(const char *dir, const char *name, void *tmp)
 {
-    return -strcmp(*(char *const *)a, *(char *const *)b);
+    (void)dir;
+    return is_ckpt_name(name, *(const int *)tmp);
 }
 
-/* The names of complete (tmp = 0) or temporary (tmp = 1) checkpoints in dir, newest first. */
+/* The names of complete (tmp = 0) or temporary (tmp = 1) checkpoints in dir, newest first (the
+ * step has a fixed width, so the name order is the step order); all of them or an error. */
 static int list_ckpts(const char *dir, int tmp, char ***out, int *n_out)
 {
-    DIR *d = opendir(dir);
-    char **v = NULL;
-    int n = 0, cap = 0;
-    struct dirent *e;
-    *out = NULL;
-    *n_out = 0;
-    if (!d)
-        return errno == ENOENT ? MPQ_OK
-                               : MPQ_FAIL(MPQ_E_IO, "cannot list '%s': %s", dir, strerror(errno));
-    while ((e = readdir(d))) {
-        if (!is_ckpt_name(e->d_name, tmp)) continue;
-        if (n == cap) {
-            char **w = realloc(v, sizeof *v * (size_t)(cap = cap ? 2 * cap : 16));
-            if (!w) break;
-            v = w;
-        }
-        if (!(v[n] = strdup(e->d_name))) break;
-        n++;
+    mpq_dir_list l;
+    int rc = mpq_dir_list_read(dir, keep_ckpt, &tmp, 1, &l);
+    for (int i = 0; i < l.n / 2; i++) {
+        char *t = l.names[i];
+        l.names[i] = l.names[l.n - 1 - i];
+        l.names[l.n - 1 - i] = t;
     }
-    closedir(d);
-    if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_desc); /* v is NULL when n == 0 (UBSan) */
-    *out = v;
-    *n_out = n;
-    return MPQ_OK;
+    *out = l.names;
+    *n_out = l.n;
+    return rc;
 }
 
 static void free_list(char **v, int n)
 {
-    for (int i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+    mpq_dir_list l = {v, n};
+    mpq_dir_list_free(&l);
 }
 
 /* Serial: whether path opens as an mpq checkpoint (kind "checkpoint") whose tensors match their

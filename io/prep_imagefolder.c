@@ -5,7 +5,6 @@
  * statistics and the mean/std are written into every shard. The plan and per-shard buffers are
  * owned here and freed before returning. */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "core/dir.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "io/image.h"
@@ -44,11 +44,6 @@ static void plan_free(plan *p)
     memset(p, 0, sizeof *p);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int is_dir(const char *path)
 {
     struct stat st;
@@ -61,37 +56,21 @@ static int is_jpeg_name(const char *name)
     return name[0] != '.' && dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
 }
 
+static int keep_entry(const char *dir, const char *name, void *want_dirs)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return *(const int *)want_dirs ? is_dir(path) : is_jpeg_name(name) && !is_dir(path);
+}
+
 /* Sorted names of the entries of dir that are directories (want_dirs) or JPEG files. */
 static int list_dir(const char *dir, int want_dirs, char ***out, int *n_out)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char **names = NULL, path[4096];
-    int n = 0, cap = 0;
-    if (!d) return MPQ_FAIL(MPQ_E_IO, "cannot read directory '%s': %s", dir, strerror(errno));
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (want_dirs ? !is_dir(path) : (!is_jpeg_name(e->d_name) || is_dir(path))) continue;
-        if (n == cap) {
-            char **t = realloc(names, sizeof *names * (size_t)(cap = cap ? 2 * cap : 256));
-            if (!t) break;
-            names = t;
-        }
-        if (!(names[n] = strdup(e->d_name))) break;
-        n++;
-    }
-    closedir(d);
-    if (e) { /* stopped early: out of memory */
-        for (int i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
-        return MPQ_FAIL(MPQ_E_NOMEM, "out of memory listing '%s'", dir);
-    }
-    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str);
-    *out = names;
-    *n_out = n;
-    return MPQ_OK;
+    mpq_dir_list l;
+    int rc = mpq_dir_list_read(dir, keep_entry, &want_dirs, 0, &l);
+    *out = l.names;
+    *n_out = l.n;
+    return rc;
 }
 
 /* Class names from the lines of file (blank lines skipped), each a folder of dir. */

@@ -4,7 +4,6 @@
  * Every HDF5 call holds mpq_h5_lock; one split is used by one thread at a time. */
 #include "io/shard.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/checked_size.h"
+#include "core/dir.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "io/h5.h"
@@ -53,11 +53,6 @@ static int ends_with(const char *s, const char *suffix)
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void free_names(char **names, int n)
 {
     for (int i = 0; i < n; i++)
@@ -65,14 +60,19 @@ static void free_names(char **names, int n)
     free(names);
 }
 
+static int keep_shard(const char *dir, const char *name, void *ctx)
+{
+    (void)dir;
+    (void)ctx;
+    return ends_with(name, ".h5");
+}
+
 /* The sorted *.h5 paths of dir. */
 static int list_shards(const char *dir, char ***out, int *n_out)
 {
     struct stat st;
-    DIR *d;
-    struct dirent *e;
     char **names = NULL, *marker;
-    int n = 0, cap = 0, rc = MPQ_OK;
+    int n = 0, rc = MPQ_OK;
     if (stat(dir, &st) != 0)
         return MPQ_FAIL(MPQ_E_IO,
                         "split directory '%s': %s ---> HINT: convert the data with "
@@ -91,35 +91,22 @@ static int list_shards(const char *dir, char ***out, int *n_out)
         return rc;
     }
     free(marker);
-    if (!(d = opendir(dir)))
-        return MPQ_FAIL(MPQ_E_IO, "cannot read split directory '%s': %s", dir, strerror(errno));
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !ends_with(e->d_name, ".h5")) continue;
-        if (n == cap) {
-            char **t = realloc(names, sizeof *names * (size_t)(cap = cap ? 2 * cap : 64));
-            if (!t) {
-                rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-                break;
-            }
-            names = t;
-        }
-        if (!(names[n] = path_join(dir, e->d_name))) {
-            rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (rc == MPQ_OK && n == 0)
+    mpq_dir_list l;
+    MPQ_TRY(mpq_dir_list_read(dir, keep_shard, NULL, 0, &l));
+    if (l.n == 0)
         rc = MPQ_FAIL(MPQ_E_FORMAT,
                       "split directory '%s' holds no shards (*.h5) ---> HINT: "
                       "convert the data with `mpq prep`",
                       dir);
+    if (rc == 0 && !(names = calloc((size_t)l.n, sizeof *names)))
+        rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
+    for (; rc == 0 && n < l.n; n++)
+        if (!(names[n] = path_join(dir, l.names[n]))) rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
+    mpq_dir_list_free(&l);
     if (rc < 0) {
         free_names(names, n);
         return rc;
     }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
     *out = names;
     *n_out = n;
     return MPQ_OK;

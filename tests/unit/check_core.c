@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/args.h"
+#include "core/dir.h"
 #include "core/err.h"
 #include "core/params.h"
 #include "core/rng.h"
@@ -57,6 +59,50 @@ START_TEST(test_args_strict_parsing)
                       bad[i]);
     }
     ck_assert_int_eq(parse("--num 2 --help", &file, &n, &big, pair, &sets, &flag), 1);
+}
+END_TEST
+
+/* The one directory listing: sorted, filtered, hidden entries never, a missing directory empty
+ * only when allowed. */
+static int keep_txt(const char *dir, const char *name, void *ctx)
+{
+    (void)dir;
+    ++*(int *)ctx;
+    return strstr(name, ".txt") != NULL;
+}
+
+START_TEST(test_dir_list_sorted_and_filtered)
+{
+    char dir[] = "/tmp/mpq-dirtest-XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    const char *files[] = {"b.txt", "a.txt", "c.bin", ".hidden.txt", "a10.txt"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+    }
+    mpq_dir_list l;
+    int seen = 0;
+    ck_assert_int_eq(mpq_dir_list_read(dir, keep_txt, &seen, 0, &l), 0);
+    ck_assert_int_eq(seen, 4); /* the hidden file is never offered */
+    ck_assert_int_eq(l.n, 3);
+    ck_assert_str_eq(l.names[0], "a.txt");
+    ck_assert_str_eq(l.names[1], "a10.txt");
+    ck_assert_str_eq(l.names[2], "b.txt");
+    mpq_dir_list_free(&l);
+    ck_assert_int_eq(mpq_dir_list_read(dir, NULL, NULL, 0, &l), 0);
+    ck_assert_int_eq(l.n, 4);
+    mpq_dir_list_free(&l);
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    ck_assert_int_eq(mpq_dir_list_read(dir, NULL, NULL, 1, &l), 0);
+    ck_assert_int_eq(l.n, 0);
+    ck_assert_int_eq(mpq_dir_list_read(dir, NULL, NULL, 0, &l), MPQ_E_IO);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), dir));
 }
 END_TEST
 
@@ -154,6 +200,7 @@ static Suite *core_suite(void)
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_args_strict_parsing);
+    tcase_add_test(tc, test_dir_list_sorted_and_filtered);
     tcase_add_test(tc, test_params_registry_orders_and_names);
     tcase_add_test(tc, test_rng_permutation_is_pure_and_complete);
     tcase_add_test(tc, test_rng_permutation_reaches_every_ordering);

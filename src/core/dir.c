@@ -1,0 +1,59 @@
+/* The one directory listing (dir.h). */
+#include "core/dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void mpq_dir_list_free(mpq_dir_list *l)
+{
+    for (int i = 0; i < l->n; i++) free(l->names[i]);
+    free(l->names);
+    l->names = NULL;
+    l->n = 0;
+}
+
+int mpq_dir_list_read(const char *dir, mpq_dir_filter keep, void *ctx, int missing_ok,
+                      mpq_dir_list *out)
+{
+    int cap = 0, rc = MPQ_OK;
+    struct dirent *e;
+    DIR *d = opendir(dir);
+    out->names = NULL;
+    out->n = 0;
+    if (!d) {
+        if (missing_ok && errno == ENOENT) return MPQ_OK;
+        return MPQ_FAIL(MPQ_E_IO, "cannot read directory '%s': %s", dir, strerror(errno));
+    }
+    while (rc == MPQ_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || (keep && !keep(dir, e->d_name, ctx))) continue;
+        if (out->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **t = realloc(out->names, sizeof *t * (size_t)cap);
+            if (!t) {
+                rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory listing '%s'", dir);
+                break;
+            }
+            out->names = t;
+        }
+        if (!(out->names[out->n] = strdup(e->d_name)))
+            rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory listing '%s'", dir);
+        else
+            out->n++;
+    }
+    closedir(d);
+    if (rc < 0) {
+        mpq_dir_list_free(out);
+        return rc;
+    }
+    if (out->n > 1) qsort(out->names, (size_t)out->n, sizeof *out->names, cmp_name);
+    return MPQ_OK;
+}
