@@ -8,4 +8,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends build-essential autoconf automake libtool pkgconf \
     openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools libblis-openmp-dev libhwloc-dev \
     hwloc-nox check libturbojpeg0-dev zlib1g-dev libinih-dev dataset-fashion-mnist procps \
-    slurm-wlm munge iproute2 clang libclang-rt-14-dev >/dev/null # clang: jobs/fuzz.sh (libFuzzer, ASan)
+    slurm-wlm munge iproute2 clang libclang-rt-14-dev libomp-dev >/dev/null # clang: jobs/fuzz.sh

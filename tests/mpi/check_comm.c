@@ -17,6 +17,27 @@
 static mpq_comm *comm;
 static int rank, size;
 
+/* The reductions against values computed here: sums and maxima over ranks of rank-dependent
+ * values (a negative one, so a max is never a sum or a min), and long sums. */
+START_TEST(test_comm_reductions_sum_and_max)
+{
+    double v[3] = {1.0 + rank, -2.0 * rank - 1.0, rank == size - 1 ? 7.5 : 0.25};
+    double w[3] = {v[0], v[1], v[2]};
+    long l[2] = {rank, 3};
+    ck_assert_int_eq(mpq_comm_allreduce_max_double(comm, v, 3), 0);
+    ck_assert_int_eq(mpq_comm_allreduce_sum_double(comm, w, 3), 0);
+    ck_assert_int_eq(mpq_comm_allreduce_sum_long(comm, l, 2), 0);
+    ck_assert(v[0] == (double)size);
+    ck_assert(v[1] == -1.0);
+    ck_assert(v[2] == 7.5);
+    ck_assert(w[0] == size * (size + 1) / 2.0);
+    ck_assert(w[1] == -(double)size * size);
+    ck_assert(w[2] == 7.5 + 0.25 * (size - 1));
+    ck_assert_int_eq(l[0], (long)size * (size - 1) / 2);
+    ck_assert_int_eq(l[1], 3L * size);
+}
+END_TEST
+
 START_TEST(test_comm_agree_shares_failing_rank_message)
 {
     char want[64], msg_one[2048], msg_two[2048];
@@ -297,6 +318,7 @@ static Suite *comm_suite(void)
 {
     Suite *s = suite_create("comm");
     TCase *tc = tcase_create("comm");
+    tcase_add_test(tc, test_comm_reductions_sum_and_max);
     tcase_add_test(tc, test_comm_agree_shares_failing_rank_message);
     tcase_add_test(tc, test_comm_gradsync_averages_like_allreduce);
     tcase_add_test(tc, test_comm_tree_sum_is_bit_identical_to_serial_tree);
