@@ -6,32 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/args.h"
 #include "core/err.h"
+#include "core/dir.h"
 #include "core/log.h"
 #include "io/shard.h"
-
-static int mkdir_p(const char *dir)
-{
-    char path[4096];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof path)
-        return MPQ_FAIL(MPQ_E_ARG, "bad output directory '%s'", dir);
-    memcpy(path, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0') continue;
-        char keep = path[i];
-        path[i] = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return MPQ_FAIL(MPQ_E_IO, "cannot create directory '%s': %s", path, strerror(errno));
-        path[i] = keep;
-    }
-    return MPQ_OK;
-}
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -46,7 +28,7 @@ int mpq_prep_begin(const char *dir)
     struct dirent *e;
     FILE *f;
     int rc = MPQ_OK;
-    MPQ_TRY(mkdir_p(dir));
+    MPQ_TRY(mpq_dir_make(dir, 0777));
     if (!(d = opendir(dir)))
         return MPQ_FAIL(MPQ_E_IO, "cannot read directory '%s': %s", dir, strerror(errno));
     while ((e = readdir(d)) && rc == MPQ_OK)

@@ -1,10 +1,11 @@
-/* The one directory listing (dir.h). */
+/* The one directory listing and mkdir -p (dir.h). */
 #include "core/dir.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/err.h"
 
@@ -55,5 +56,22 @@ int mpq_dir_list_read(const char *dir, mpq_dir_filter keep, void *ctx, int missi
         return rc;
     }
     if (out->n > 1) qsort(out->names, (size_t)out->n, sizeof *out->names, cmp_name);
+    return MPQ_OK;
+}
+
+int mpq_dir_make(const char *path, unsigned mode)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) return MPQ_FAIL(MPQ_E_ARG, "bad directory '%s'", path);
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char keep = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+            return MPQ_FAIL(MPQ_E_IO, "cannot create directory '%s': %s", buf, strerror(errno));
+        buf[i] = keep;
+    }
     return MPQ_OK;
 }

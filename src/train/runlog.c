@@ -6,9 +6,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dir.h"
 #include "core/log.h"
 #include "io/ckpt.h"
 #include "outfile.h"
@@ -21,22 +21,6 @@ static const char steps_header[] =
 static const char timing_header[] =
     "step,compute_s,data_wait_s,comm_wait_s,comm_exposed_s,comm_bytes,images_per_s";
 static const char val_header[] = "step,epoch,val_err,val_loss,kbytes_w,kbytes_a,within_budget,best";
-
-static int mkdirs(const char *path)
-{
-    char tmp[MPQ_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return MPQ_FAIL(MPQ_E_IO, "cannot create directory '%s': %s", tmp, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return MPQ_FAIL(MPQ_E_IO, "cannot create directory '%s': %s", tmp, strerror(errno));
-    return MPQ_OK;
-}
 
 /* Rewrites path keeping its header and the complete data lines that belong before the
  * checkpoint (by_step: whose first field is below limit; else the first limit lines), so nothing
@@ -124,7 +108,7 @@ int trainer_open_outputs(trainer *t, int resumed, mpq_ckpt_start fresh)
     char path[sizeof t->dir + 32];
     if (t->rank != 0) return MPQ_OK;
     snprintf(path, sizeof path, "%s/%s", t->dir, MPQ_CKPT_SUBDIR);
-    MPQ_TRY(mkdirs(path));
+    MPQ_TRY(mpq_dir_make(path, 0755));
     if (!resumed) MPQ_TRY(mpq_ckpt_start_fresh(t->dir, fresh)); /* refuses to overwrite a run */
     if (resumed) MPQ_TRY(cut_back(t));
     const char *mode = resumed ? "a" : "w";
