@@ -56,7 +56,8 @@ md="$out/predictions.md"
 {
     echo "Predicted by \`bash jobs/predict-cluster.sh\` on $(date -u +%Y-%m-%d) from profiles measured"
     echo "here ($threads threads, quantizer $quant), CPU sum rate $sum GB/s; one rank per node,"
-    echo "bucket $bucket MB, in-place MPI_Iallreduce (Open MPI 4.1 libnbc: binomial tree)."
+    echo "bucket $bucket MB, MPI_Iallreduce into a second buffer (mpq's default; Open MPI 4.1 libnbc:"
+    echo "Rabenseifner's reduce-scatter + allgather from 4 ranks and 64 KiB), progress at layer boundaries."
 } > "$md"
 for m in $models; do
     img=$(of IMAGE "$m") b=$(of BATCH "$m")
@@ -67,11 +68,11 @@ for m in $models; do
     rss=$(awk '$1 == "memory" { print $3 }' "$p.log")
     for s in $speedups; do
         for n in $nets; do
-            for variant in as-is async best; do
+            for variant in in-place as-is async; do
                 case $variant in
+                    in-place) extra=(--in-place) ;;
                     as-is) extra=() ;;
                     async) extra=(--async-progress) ;;
-                    best) extra=(--async-progress --not-in-place) ;;
                 esac
                 "$mpq" predict --timeline "$p" --net "$n" --reduce-gbytes-s "$sum" \
                     --nodes "$node_list" --bucket-mbytes "$bucket" --speedup "$s" "${extra[@]}" \
@@ -92,14 +93,14 @@ for m in $models; do
     done
     # what progress and the algorithm cost: the last speedup on the what-if network
     files=()
-    for v in as-is async best; do files+=("$out/predict-$m-x$s-$whatif-$v.csv"); done
+    for v in in-place as-is async; do files+=("$out/predict-$m-x$s-$whatif-$v.csv"); done
     {
         echo
-        echo "$m on $whatif, node speedup $s: efficiency as mpq runs now (progress at layer" \
-            "boundaries, in place: binomial), with asynchronous progress, and with both" \
-            "asynchronous progress and a separate send buffer (Rabenseifner):"
+        echo "$m on $whatif, node speedup $s: efficiency with \`allreduce_in_place = true\`" \
+            "(Open MPI's binomial tree), as mpq runs by default (sums into a second buffer:" \
+            "Rabenseifner; progress at layer boundaries), and with asynchronous progress too:"
         echo
-        echo "| nodes | as is | async progress | async, not in place |"
+        echo "| nodes | in place | as is | as is + async progress |"
         echo "|---|---|---|---|"
         join_tables 0 "${files[@]}"
     } >> "$md"

@@ -55,11 +55,13 @@ int mpq_comm_tree_sum_double(mpq_comm *c, double *const *shard_bufs, int n_local
  * affine, quantizer parameters: everything). Buckets are contiguous runs of about bucket_floats
  * cut from the END of the buffer backwards (the order backward finishes them); a front remainder
  * under a quarter bucket joins its neighbour. Collective create/free (duplicates the world
- * communicator); grad stays owned by the caller and must outlive g. */
+ * communicator); grad stays owned by the caller and must outlive g. in_place 0: the sums land in
+ * a second buffer of n_floats that g owns (allocated with more than one rank), which lets Open MPI
+ * use Rabenseifner's allreduce instead of a binomial tree; 1: no second buffer. */
 typedef struct mpq_gradsync mpq_gradsync;
 int mpq_gradsync_create(mpq_comm *c, float *grad, size_t n_floats, size_t bucket_floats,
-                        mpq_gradsync **out);
-/* Backward has finished grad[off, n_floats): starts MPI_Iallreduce (in place, sum) of every
+                        int in_place, mpq_gradsync **out);
+/* Backward has finished grad[off, n_floats): starts MPI_Iallreduce (sum) of every
  * bucket lying wholly inside it that has not started yet, in bucket order, so the part of
  * grad before off may still be written. Offsets only ever shrink within a step. */
 void mpq_gradsync_ready(mpq_gradsync *g, size_t off);

@@ -1,6 +1,10 @@
 /* Bucketed, overlapped gradient averaging over one flat gradient buffer. The caller owns the
- * buffer; mpq_gradsync owns its bucket table and a duplicate of the world communicator, so its
- * nonblocking allreduces never interleave with other collectives (sync-BN runs during backward).
+ * buffer; mpq_gradsync owns its bucket table, a duplicate of the world communicator, so its
+ * nonblocking allreduces never interleave with other collectives (sync-BN runs during backward),
+ * and, unless in place, the buffer the sums land in (Open MPI's MPI_Iallreduce picks a binomial
+ * tree for every in-place call, Rabenseifner's reduce-scatter + allgather otherwise from 4 ranks
+ * and 64 KiB: the sums go to `sum`, and finish copies them back scaled by 1/R, in the pass that
+ * scales them anyway).
  * Main thread only (MPI_THREAD_FUNNELED). Each bucket moves cleared -> ready -> started -> done
  * within a step (lbann's gradient sync states); finish returns every bucket to cleared. */
 #include <limits.h>
@@ -28,6 +32,7 @@ struct mpq_gradsync {
     MPI_Comm comm; /* duplicate of world: own ordering of collectives */
     int size;
     float *grad;
+    float *sum; /* NULL: in place; else where the allreduces put the sums (n floats) */
     size_t n;
     int nb;   /* buckets; bucket 0 ends the buffer, bucket nb-1 starts it */
     int next; /* first bucket not yet ready */
@@ -42,7 +47,7 @@ struct mpq_gradsync {
 #define MAX_BUCKET_FLOATS ((size_t)1 << 30)
 
 int mpq_gradsync_create(mpq_comm *c, float *grad, size_t n_floats, size_t bucket_floats,
-                        mpq_gradsync **out)
+                        int in_place, mpq_gradsync **out)
 {
     if (n_floats == 0 || bucket_floats == 0)
         return MPQ_FAIL(MPQ_E_ARG, "gradsync: empty buffer (%zu floats) or bucket (%zu floats)",
@@ -60,7 +65,8 @@ int mpq_gradsync_create(mpq_comm *c, float *grad, size_t n_floats, size_t bucket
     g->b = calloc(nb, sizeof *g->b);
     g->req = malloc(nb * sizeof *g->req);
     g->idx = malloc(nb * sizeof *g->idx);
-    if (!g->b || !g->req || !g->idx) {
+    if (!in_place && c->size > 1) g->sum = malloc(n_floats * sizeof *g->sum);
+    if (!g->b || !g->req || !g->idx || (!in_place && c->size > 1 && !g->sum)) {
         mpq_gradsync_free(g);
         return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
     }
@@ -98,8 +104,9 @@ void mpq_gradsync_ready(mpq_gradsync *g, size_t off)
         if (g->size == 1) {
             b->state = BUCKET_DONE;
         } else {
-            int err = MPI_Iallreduce(MPI_IN_PLACE, g->grad + b->off, (int)b->n, MPI_FLOAT, MPI_SUM,
-                                     g->comm, &g->req[g->next]);
+            float *in = g->grad + b->off, *to = g->sum ? g->sum + b->off : in;
+            int err = MPI_Iallreduce(g->sum ? in : MPI_IN_PLACE, to, (int)b->n, MPI_FLOAT,
+                                     MPI_SUM, g->comm, &g->req[g->next]);
             if (err == MPI_SUCCESS) {
                 b->state = BUCKET_STARTED;
                 g->bytes += (double)b->n * sizeof(float);
@@ -132,8 +139,9 @@ int mpq_gradsync_finish(mpq_gradsync *g)
         int err = MPI_Waitall(g->nb, g->req, MPI_STATUSES_IGNORE);
         record(g, err, "gradsync: MPI_Waitall");
         const float scale = 1.0f / (float)g->size;
+        const float *sum = g->sum ? g->sum : g->grad;
         for (size_t i = 0; i < g->n; i++)
-            g->grad[i] *= scale;
+            g->grad[i] = sum[i] * scale;
     }
     g->wait_s += MPI_Wtime() - t0;
     for (int i = 0; i < g->nb; i++) {
@@ -164,5 +172,6 @@ void mpq_gradsync_free(mpq_gradsync *g)
     free(g->b);
     free(g->req);
     free(g->idx);
+    free(g->sum);
     free(g);
 }

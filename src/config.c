@@ -229,6 +229,10 @@ static const key keys[] = {
     KINT("threads", threads, "0", 0, MPQ_MAX_THREADS,
          "threads per rank (0: from the binding; more than the rank's cores: a warning)"),
     KFLT("bucket_mbytes", bucket_mbytes, "4", 0, BIG, POS, "gradient allreduce bucket size in MB"),
+    KBOOL("allreduce_in_place", allreduce_in_place, "false",
+          "true: the gradient allreduce sums in place (no second buffer; Open MPI then always uses "
+          "a binomial tree); false: into a second buffer the size of the gradient, so Open MPI "
+          "can use Rabenseifner's reduce-scatter + allgather from 4 ranks (bandwidth-optimal)"),
     KSTR("output_dir", output_dir, "", "run directory (default: the experiment name)"),
     KLONG("checkpoint_every_steps", checkpoint_every_steps, "0", 0, 1e15,
           "checkpoint every this many steps (0: off)"),

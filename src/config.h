@@ -76,6 +76,7 @@ typedef struct mpq_cfg {
     int sync_bn, deterministic, virtual_shards;
     int threads;            /* per rank; 0: from the binding (or OMP_NUM_THREADS) */
     float bucket_mbytes;
+    int allreduce_in_place; /* 1: in-place gradient allreduce (binomial in Open MPI) */
 
     /* outputs, checkpoints */
     char output_dir[MPQ_PATH_MAX]; /* default: the experiment name */

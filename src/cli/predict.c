@@ -27,7 +27,8 @@ static void usage(FILE *f)
            "     --threads T (the profiles')  --cores C (cores per node; default R x T)\n"
            "     --batch-per-rank N (the largest profiled batch)  --bucket-mbytes M (4)\n"
            "     --speedup S (nodes S x faster than the profiled one; 1)\n"
-           "     --not-in-place (gradsync reducing from a separate buffer)\n"
+           "     --in-place (allreduce_in_place = true: Open MPI's binomial tree; default: the\n"
+           "                     sums go to a second buffer, Rabenseifner from 4 ranks)\n"
            "     --async-progress (rounds advance without MPI calls: a progress thread)\n");
 }
 
@@ -87,7 +88,7 @@ int mpq_cli_predict(mpq_comm *c, int argc, char **argv)
     const char *preset = NULL;
     double alpha_us = -1, gbytes_s = -1, reduce_gbytes_s = 8, mbytes = 4;
     mpq_net net = {.name = "custom"};
-    mpq_perf_job job = {.ranks_per_node = 1, .in_place = 1, .compute_speedup = 1};
+    mpq_perf_job job = {.ranks_per_node = 1, .in_place = 0, .compute_speedup = 1};
     for (int i = 1; i < argc && rc == MPQ_OK; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
@@ -97,8 +98,8 @@ int mpq_cli_predict(mpq_comm *c, int argc, char **argv)
             markdown = 1;
         } else if (!strcmp(a, "--cpu-copies")) {
             net.cpu_copies = 1;
-        } else if (!strcmp(a, "--not-in-place")) {
-            job.in_place = 0;
+        } else if (!strcmp(a, "--in-place")) {
+            job.in_place = 1;
         } else if (!strcmp(a, "--async-progress")) {
             job.async_progress = 1;
         } else if (!v) {

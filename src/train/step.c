@@ -78,7 +78,8 @@ int mpq_trainstep_init(mpq_trainstep *s, const mpq_cfg *c, mpq_comm *comm, mpq_m
     if (c->deterministic) return alloc_shard_buffers(s);
     if (s->n_ranks > 1) {
         size_t bucket = (size_t)(c->bucket_mbytes * 1e6 / sizeof(float));
-        return mpq_gradsync_create(comm, m->params.grad, nf, bucket ? bucket : nf, &s->gs);
+        return mpq_gradsync_create(comm, m->params.grad, nf, bucket ? bucket : nf,
+                                   c->allreduce_in_place, &s->gs);
     }
     return MPQ_OK;
 }

@@ -135,7 +135,7 @@ int main(int argc, char **argv)
          * plain MPI_Allreduce can be far slower than it (Open MPI's choice for large buffers) */
         double first[5], wait;
         mpq_gradsync *g0;
-        MPQ_ASSERT(mpq_gradsync_create(c, grad, n, (size_t)1 << 20, &g0) == MPQ_OK, "%s",
+        MPQ_ASSERT(mpq_gradsync_create(c, grad, n, (size_t)1 << 20, 0, &g0) == MPQ_OK, "%s",
                    mpq_errmsg());
         for (int it = 0; it < 5; it++) {
             MPI_Barrier(MPI_COMM_WORLD);
@@ -148,7 +148,7 @@ int main(int argc, char **argv)
             const size_t bucket = buckets[k] ? buckets[k] : n; /* 0: one bucket */
             double med[NMODES];
             mpq_gradsync *g;
-            MPQ_ASSERT(mpq_gradsync_create(c, grad, n, bucket, &g) == MPQ_OK, "%s", mpq_errmsg());
+            MPQ_ASSERT(mpq_gradsync_create(c, grad, n, bucket, 0, &g) == MPQ_OK, "%s", mpq_errmsg());
             measure(g, grad, n, reps_per_layer, iters, med);
             mpq_gradsync_free(g);
             const double exposed_pr = med[STEP_PROGRESS] - med[COMPUTE];

@@ -1,10 +1,11 @@
 /* Network measurements for the performance model (run: mpiexec -n P tests/bench/bench_net
  * [MAX_BYTES [BUCKET_MBYTES GRAD_FLOATS...]]): a ping-pong between ranks 0 and 1 (half the round
- * trip: latency alpha and bandwidth), the CPU cost of the sum (MPI_Reduce_local), a sweep of
- * in-place MPI_Iallreduce + MPI_Wait over message sizes as mpi/gradsync issues them, each next to
- * the model's prediction (perf/model.h) from the fitted alpha, bandwidth and sum rate, and, for
- * each GRAD_FLOATS, mpq_gradsync averaging a gradient buffer of that many floats in buckets of
- * BUCKET_MBYTES alone (no compute: the allreduce time of one training step). Prints CSV
+ * trip: latency alpha and bandwidth), the CPU cost of the sum (MPI_Reduce_local), sweeps of
+ * MPI_Iallreduce + MPI_Wait over message sizes as mpi/gradsync issues them (into a second buffer,
+ * its default, and in place: Open MPI picks its algorithm by that), each next to the model's
+ * prediction (perf/model.h) from the fitted alpha, bandwidth and sum rate, and, for each
+ * GRAD_FLOATS, mpq_gradsync averaging a gradient buffer of that many floats in buckets of
+ * BUCKET_MBYTES alone (no compute: the allreduce time of one training step), both ways. Prints CSV
  * "test,ranks,bytes,seconds,predicted_s" and "# key value" lines with the fit. Times are
  * medians over repetitions of the slowest rank; one thread per rank; owns its buffers. */
 #include <mpi.h>
@@ -61,9 +62,9 @@ static double reduce_local(const float *a, float *b, int n)
     return mpq_median(t, reps);
 }
 
-/* In-place MPI_Iallreduce + MPI_Wait of n floats, as gradsync issues a bucket: the slowest
- * rank's time, median over repetitions. */
-static double iallreduce(float *buf, int n)
+/* MPI_Iallreduce + MPI_Wait of n floats from buf into sum (NULL: in place), as gradsync issues a
+ * bucket: the slowest rank's time, median over repetitions. */
+static double iallreduce(float *buf, float *sum, int n)
 {
     double t[MAX_REPS];
     int reps = reps_for(4.0 * n);
@@ -71,7 +72,10 @@ static double iallreduce(float *buf, int n)
         MPI_Request req;
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
-        MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
+        if (sum)
+            MPI_Iallreduce(buf, sum, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
+        else
+            MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
         MPI_Wait(&req, MPI_STATUS_IGNORE);
         double dt = MPI_Wtime() - t0;
         MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
@@ -82,14 +86,14 @@ static double iallreduce(float *buf, int n)
 
 /* mpq_gradsync over n floats in buckets of bucket_floats: every bucket ready at once, then
  * finish, as a step whose backward took no time (median of the slowest rank). */
-static double gradsync_alone(mpq_comm *c, size_t n, size_t bucket_floats)
+static double gradsync_alone(mpq_comm *c, size_t n, size_t bucket_floats, int in_place)
 {
     double t[MAX_REPS], wait, bytes;
     int reps = reps_for(4.0 * (double)n);
     float *g = calloc(n, sizeof *g);
     mpq_gradsync *gs = NULL;
     MPQ_ASSERT(g, "out of memory");
-    MPQ_ASSERT(mpq_gradsync_create(c, g, n, bucket_floats, &gs) == MPQ_OK, "%s", mpq_errmsg());
+    MPQ_ASSERT(mpq_gradsync_create(c, g, n, bucket_floats, in_place, &gs) == MPQ_OK, "%s", mpq_errmsg());
     for (int k = -2; k < reps; k++) {
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
@@ -145,24 +149,30 @@ int main(int argc, char **argv)
                    .reduce_byte_s = red / (double)max_bytes};
     MPI_Bcast(&net.reduce_byte_s, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 
-    for (long bytes = 1024; p > 1 && bytes <= max_bytes; bytes *= 4) {
-        double t = iallreduce(a, (int)(bytes / 4));
-        mpq_allreduce_alg alg = mpq_perf_iallreduce_alg(p, (double)bytes, 1);
-        if (rank == 0)
-            printf("iallreduce,%d,%ld,%.9f,%.9f\n", p, bytes, t,
-                   mpq_perf_allreduce_s(alg, p, (double)bytes, &net));
-    }
+    for (int in_place = 0; in_place < 2; in_place++)
+        for (long bytes = 1024; p > 1 && bytes <= max_bytes; bytes *= 4) {
+            double t = iallreduce(a, in_place ? NULL : b, (int)(bytes / 4));
+            mpq_allreduce_alg alg = mpq_perf_iallreduce_alg(p, (double)bytes, in_place);
+            if (rank == 0)
+                printf("iallreduce%s,%d,%ld,%.9f,%.9f\n", in_place ? "_in_place" : "", p, bytes,
+                       t, mpq_perf_allreduce_s(alg, p, (double)bytes, &net));
+        }
     if (rank == 0 && p > 1)
-        printf("# alpha_us %.3f\n# gbytes_s %.4f\n# algorithm %s\n", 1e6 * net.alpha_s,
-               1e-9 / net.byte_s, mpq_allreduce_alg_name(mpq_perf_iallreduce_alg(p, 4e6, 1)));
+        printf("# alpha_us %.3f\n# gbytes_s %.4f\n# algorithm %s\n# algorithm_in_place %s\n",
+               1e6 * net.alpha_s, 1e-9 / net.byte_s,
+               mpq_allreduce_alg_name(mpq_perf_iallreduce_alg(p, 4e6, 0)),
+               mpq_allreduce_alg_name(mpq_perf_iallreduce_alg(p, 4e6, 1)));
     if (rank == 0) printf("# reduce_gbytes_s %.4f\n", 1e-9 / net.reduce_byte_s);
     const double bucket_mbytes = argc > 2 ? atof(argv[2]) : 4.0;
     for (int i = 3; i < argc && p > 1; i++) {
         size_t n = (size_t)atol(argv[i]), bucket = (size_t)(bucket_mbytes * 1e6 / sizeof(float));
         MPQ_ASSERT(n > 0 && bucket > 0, "bench_net: bad GRAD_FLOATS '%s' or BUCKET_MBYTES",
                    argv[i]);
-        double t = gradsync_alone(c, n, bucket);
-        if (rank == 0) printf("gradsync,%d,%zu,%.9f,\n", p, 4 * n, t);
+        for (int in_place = 0; in_place < 2; in_place++) {
+            double t = gradsync_alone(c, n, bucket, in_place);
+            if (rank == 0)
+                printf("gradsync%s,%d,%zu,%.9f,\n", in_place ? "_in_place" : "", p, 4 * n, t);
+        }
     }
     free(a);
     free(b);

@@ -93,14 +93,14 @@ static int fake_layers(size_t n, int round, size_t *cuts)
  * gradients only when backward reaches it, after ready() of the layers behind it: a bucket
  * started before it was final would carry a NaN or a stale value into the result. Returns 1 if
  * both steps give the mean of MPI_Allreduce, with the expected byte count. */
-static int gradsync_case(size_t n, size_t bucket, int use_ready)
+static int gradsync_case(size_t n, size_t bucket, int use_ready, int in_place)
 {
     float *grad = malloc(n * sizeof *grad), *mine = malloc(n * sizeof *mine);
     float *ref = malloc(n * sizeof *ref);
     size_t *cuts = malloc((n + 1) * sizeof *cuts);
     mpq_gradsync *g = NULL;
     int ok = grad && mine && ref && cuts;
-    int rc = ok ? mpq_gradsync_create(comm, grad, n, bucket, &g) : MPQ_E_NOMEM;
+    int rc = ok ? mpq_gradsync_create(comm, grad, n, bucket, in_place, &g) : MPQ_E_NOMEM;
     ok = ok && rc == MPQ_OK;
     for (int round = 0; round < 2; round++) {
         char label[96];
@@ -127,8 +127,9 @@ static int gradsync_case(size_t n, size_t bucket, int use_ready)
         mpq_gradsync_stats(g, &wait, &bytes);
         /* Two ranks add in one order whatever the algorithm; four may associate differently. */
         const float tol = size <= 2 ? 0.0f : 1e-6f;
-        snprintf(label, sizeof label, "gradsync n=%zu bucket=%zu ready=%d round=%d rank=%d", n,
-                 bucket, use_ready, round, rank);
+        snprintf(label, sizeof label,
+                 "gradsync n=%zu bucket=%zu ready=%d in_place=%d round=%d rank=%d", n, bucket,
+                 use_ready, in_place, round, rank);
         ok = ok && rc == MPQ_OK && mpq_ck_allclose(grad, ref, n, tol, tol, label);
         ok = ok && wait >= 0.0 && bytes == (size > 1 ? (double)(n * sizeof(float)) : 0.0);
     }
@@ -149,11 +150,12 @@ START_TEST(test_comm_gradsync_averages_like_allreduce)
     int ok = 1;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (int use_ready = 0; use_ready < 2; use_ready++)
-            ok &= gradsync_case(cases[c][0], cases[c][1], use_ready);
+            for (int in_place = 0; in_place < 2; in_place++)
+                ok &= gradsync_case(cases[c][0], cases[c][1], use_ready, in_place);
     mpq_gradsync *g = NULL;
     float x = 0.0f;
-    int rc_empty = mpq_gradsync_create(comm, &x, 0, 16, &g);
-    int rc_nobucket = mpq_gradsync_create(comm, &x, 1, 0, &g);
+    int rc_empty = mpq_gradsync_create(comm, &x, 0, 16, 0, &g);
+    int rc_nobucket = mpq_gradsync_create(comm, &x, 1, 0, 0, &g);
     ck_assert_msg(ok, "gradsync differs from the allreduce mean on rank %d", rank);
     ck_assert_int_eq(rc_empty, MPQ_E_ARG);
     ck_assert_int_eq(rc_nobucket, MPQ_E_ARG);
