@@ -2,6 +2,7 @@
 # build/mpq), the core count (MPQ_CORES, default all), and Open MPI as root in a container, over
 # shared memory, with more ranks than cores allowed.
 mpq=${MPQ:-build/mpq}
-cores=${MPQ_CORES:-$(nproc)}
+# (GNU nproc lowers its answer to OMP_NUM_THREADS when that is set: ask it without)
+cores=${MPQ_CORES:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1 OMPI_MCA_rmaps_base_oversubscribe=1

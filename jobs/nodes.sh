@@ -241,7 +241,9 @@ cmd_mpirun() {
     net="${addr%.*}.0/24"
     local extra=()
     # more ranks than cores: ranks yield when they wait instead of spinning
-    if [ "$ranks" -gt "$(nproc)" ]; then extra+=(--mca mpi_yield_when_idle 1); fi
+    if [ "$ranks" -gt "$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" ]; then
+        extra+=(--mca mpi_yield_when_idle 1)
+    fi
     if [ -n "${LD_LIBRARY_PATH:-}" ]; then extra+=(-x LD_LIBRARY_PATH); fi
     export NODES_PREFIX=$prefix OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     enter "${all[0]}" mpirun -n "$ranks" --host "$hosts" --bind-to "$bind" \

@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 . jobs/env.sh
 mpq=$(readlink -f "$mpq")
-bench_net=$root/build/tests/bench/bench_net
+bench_net=$(readlink -f "${BENCH_NET:-$root/build/tests/bench/bench_net}")
 out=$(mkdir -p "${1:-runs/scaling}" && cd "${1:-runs/scaling}" && pwd)
 models=${MODELS:-resnet20 resnet18}
 rank_list=${RANKS:-1 2 4}
