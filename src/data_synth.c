@@ -1,7 +1,10 @@
 /* An in-memory synthetic classification set: class prototypes plus per-sample noise, generated on
  * demand from (seed, sample index), so it needs no storage and is identical on every rank. Used
- * by tests and `mpq bench`. Positions follow the same epoch order and rank slicing as the HDF5
- * reader (data.h). Not thread-safe; no prefetching (generation is cheap). */
+ * by tests and `mpq bench`. Prototype j is the uniform [-1, 1) stream (seed, SYNTHETIC, 2^62 + j),
+ * redrawn inside each sample rather than stored: k prototypes of an ImageNet-sized image would
+ * hold k * h * w * c floats (574 MiB for 1000 classes at 224x224x3). Positions follow the same
+ * epoch order and rank slicing as the HDF5 reader (data.h). Not thread-safe; no prefetching
+ * (generation is cheap). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +16,7 @@
 typedef struct synth {
     mpq_source base;
     uint64_t data_seed;
-    float *protos;   /* (k, h*w*c) in [-1, 1] */
-    int64_t *perm;   /* the current epoch's order */
+    int64_t *perm; /* the current epoch's order */
     long epoch, step;
 } synth;
 
@@ -41,13 +43,17 @@ static void sample(const synth *s, long idx, float *x, int *y)
 {
     const mpq_data_info *in = &s->base.info;
     size_t len = (size_t)in->h * in->w * in->c;
-    mpq_rng r;
+    mpq_rng r, proto;
     /* validation samples are other draws around the same class prototypes */
     uint64_t key = (uint64_t)idx | (s->base.opts.train ? 0 : (uint64_t)1 << 61);
     mpq_rng_seed(&r, s->data_seed, MPQ_RNG_STREAM_SYNTHETIC, key);
     int label = (int)mpq_rng_below(&r, (uint64_t)in->num_classes);
-    const float *p = s->protos + (size_t)label * len;
-    for (size_t i = 0; i < len; i++) x[i] = p[i] + 0.5f * (2.0f * mpq_rng_uniform(&r) - 1.0f);
+    mpq_rng_seed(&proto, s->data_seed, MPQ_RNG_STREAM_SYNTHETIC,
+                 (uint64_t)1 << 62 | (uint64_t)label);
+    for (size_t i = 0; i < len; i++) {
+        const float p = 2.0f * mpq_rng_uniform(&proto) - 1.0f;
+        x[i] = p + 0.5f * (2.0f * mpq_rng_uniform(&r) - 1.0f);
+    }
     *y = label;
 }
 
@@ -77,7 +83,6 @@ static void synth_free(mpq_source *src)
 {
     synth *s = (synth *)src;
     if (!s) return;
-    free(s->protos);
     free(s->perm);
     free(s);
 }
@@ -92,11 +97,9 @@ int mpq_source_synthetic_create(const mpq_source_opts *o, long n, int h, int w, 
         return MPQ_FAIL(MPQ_E_ARG, "synthetic data: %ld samples of %dx%dx%d, %d classes, batch %d",
                         n, h, w, c, k, o->global_batch);
     synth *s = calloc(1, sizeof *s);
-    size_t len = (size_t)h * w * c;
     if (!s) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-    s->protos = malloc(sizeof(float) * len * (size_t)k);
     s->perm = malloc(sizeof(int64_t) * (size_t)n);
-    if (!s->protos || !s->perm) {
+    if (!s->perm) {
         synth_free(&s->base);
         return MPQ_FAIL(MPQ_E_NOMEM, "out of memory for synthetic data");
     }
@@ -112,12 +115,6 @@ int mpq_source_synthetic_create(const mpq_source_opts *o, long n, int h, int w, 
     s->base.steps_per_epoch = o->train ? n / o->global_batch : (n + o->global_batch - 1) / o->global_batch;
     s->base.max_local_batch = (o->global_batch + o->n_ranks - 1) / o->n_ranks;
     s->data_seed = data_seed;
-    for (int j = 0; j < k; j++) {
-        mpq_rng r;
-        mpq_rng_seed(&r, data_seed, MPQ_RNG_STREAM_SYNTHETIC, (uint64_t)1 << 62 | (uint64_t)j);
-        for (size_t i = 0; i < len; i++)
-            s->protos[(size_t)j * len + i] = 2.0f * mpq_rng_uniform(&r) - 1.0f;
-    }
     order(s, 0);
     *out = &s->base;
     return MPQ_OK;
