@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/params.h"
@@ -377,13 +378,7 @@ static herr_t collect_dataset(hid_t g, const char *name, const H5L_info_t *info,
         l->too_long++;
         return 0;
     }
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 256;
-        void *names = realloc(l->names, (size_t)cap * sizeof *l->names);
-        if (!names) return -1;
-        l->names = names;
-        l->cap = cap;
-    }
+    if (mpq_grow((void **)&l->names, &l->cap, (size_t)l->n + 1, sizeof *l->names) < 0) return -1;
     strcpy(l->names[l->n++], name);
     return 0;
 }

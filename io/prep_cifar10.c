@@ -9,6 +9,7 @@
 
 #include "core/checked_size.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "io/image.h"
 #include "io/prep.h"
@@ -55,17 +56,10 @@ int mpq_cifar_read_batch(const char *path, mpq_cifar_buf *b)
         fclose(f);
         return MPQ_FAIL(MPQ_E_FORMAT, "'%s': %ld records are too many", path, n);
     }
-    if (b->n + n > b->cap) {
-        long cap = (long)cap_s;
-        uint8_t *im = realloc(b->images, im_bytes);
-        int32_t *lb = im ? realloc(b->labels, lb_bytes) : NULL;
-        if (im) b->images = im;
-        if (lb) b->labels = lb;
-        if (!im || !lb) {
-            fclose(f);
-            return MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", path);
-        }
-        b->cap = cap;
+    if (mpq_grow((void **)&b->images, &b->cap_images, cap_s, 3 * PLANE) < 0 ||
+        mpq_grow((void **)&b->labels, &b->cap_labels, cap_s, sizeof *b->labels) < 0) {
+        fclose(f);
+        return mpq_err_push(MPQ_E_NOMEM, "reading '%s'", path);
     }
     for (long i = 0; i < n && rc == MPQ_OK; i++) {
         uint8_t *img = b->images + (size_t)(b->n + i) * 3 * PLANE;

@@ -9,6 +9,7 @@
 
 #include "core/checked_size.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "io/image.h"
 #include "io/prep.h"
@@ -40,19 +41,16 @@ static int gz_read_all(gzFile g, const char *path, void *buf, size_t n)
  * file: it ends in "truncated". */
 static int gz_read_grow(gzFile g, const char *path, size_t n_bytes, uint8_t **out)
 {
-    size_t cap = n_bytes < ((size_t)1 << 20) ? n_bytes : (size_t)1 << 20, have = 0;
-    uint8_t *buf = malloc(cap ? cap : 1);
-    int rc = buf ? MPQ_OK : MPQ_FAIL(MPQ_E_NOMEM, "out of memory for '%s'", path);
+    const size_t first = n_bytes < ((size_t)1 << 20) ? n_bytes : (size_t)1 << 20;
+    size_t cap = 0, have = 0;
+    uint8_t *buf = NULL;
+    int rc = MPQ_OK;
     while (rc == MPQ_OK && have < n_bytes) {
-        if (have == cap) {
-            size_t next = cap > n_bytes / 2 ? n_bytes : 2 * cap;
-            uint8_t *t = realloc(buf, next);
-            if (!t) {
-                rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory for '%s' (%zu bytes)", path, next);
-                break;
-            }
-            buf = t;
-            cap = next;
+        /* 1 MiB (or all, if less) at first, then doubled, never beyond n_bytes */
+        rc = mpq_grow_to((void **)&buf, &cap, have ? have + 1 : first, n_bytes, 1);
+        if (rc < 0) {
+            rc = mpq_err_push(rc, "'%s'", path);
+            break;
         }
         rc = gz_read_all(g, path, buf + have, cap - have);
         if (rc < 0)

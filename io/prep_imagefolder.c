@@ -14,6 +14,7 @@
 
 #include "core/dir.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "io/image.h"
 #include "io/jpeg.h"
@@ -27,9 +28,10 @@ enum { DEFAULT_SHARD_IMAGES = 1000, MAX_SIZE = 4096 };
 typedef struct plan {
     int n_classes;
     char **classes;
-    long n, cap;
+    long n;
     char **files; /* full paths, (class, name) order */
     int32_t *labels;
+    size_t cap_files, cap_labels; /* the room of each (core/grow.h) */
 } plan;
 
 static void plan_free(plan *p)
@@ -78,7 +80,8 @@ static int read_classes(const char *file, const char *dir, plan *p)
 {
     FILE *f = fopen(file, "r");
     char line[1024], path[4096];
-    int lineno = 0, cap = 0, rc = MPQ_OK;
+    int lineno = 0, rc = MPQ_OK;
+    size_t cap = 0;
     if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot open classes file '%s': %s", file, strerror(errno));
     while (rc == MPQ_OK && fgets(line, sizeof line, f)) {
         char *s = line, *end;
@@ -97,13 +100,10 @@ static int read_classes(const char *file, const char *dir, plan *p)
             rc = MPQ_FAIL(MPQ_E_FORMAT, "%s:%d: class '%s' has no folder '%s'", file, lineno, s,
                           path);
         if (rc < 0) break;
-        if (p->n_classes == cap) {
-            char **t = realloc(p->classes, sizeof *t * (size_t)(cap = cap ? 2 * cap : 64));
-            if (!t) {
-                rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-                break;
-            }
-            p->classes = t;
+        if (mpq_grow((void **)&p->classes, &cap, (size_t)p->n_classes + 1, sizeof *p->classes) <
+            0) {
+            rc = mpq_err_push(MPQ_E_NOMEM, "%s:%d", file, lineno);
+            break;
         }
         if (!(p->classes[p->n_classes] = strdup(s))) {
             rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
@@ -134,19 +134,14 @@ static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
         int n;
         snprintf(path, sizeof path, "%s/%s", o->dir, p->classes[k]);
         MPQ_TRY(list_dir(path, 0, &names, &n));
-        if (p->n + n > p->cap) {
-            long cap = 2 * (p->n + n);
-            char **f = realloc(p->files, sizeof *f * (size_t)cap);
-            int32_t *l = f ? realloc(p->labels, sizeof *l * (size_t)cap) : NULL;
-            if (f) p->files = f;
-            if (l) p->labels = l;
-            if (!f || !l) {
-                for (int i = 0; i < n; i++)
-                    free(names[i]);
-                free(names);
-                return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-            }
-            p->cap = cap;
+        if (mpq_grow((void **)&p->files, &p->cap_files, (size_t)(p->n + n), sizeof *p->files) <
+                0 ||
+            mpq_grow((void **)&p->labels, &p->cap_labels, (size_t)(p->n + n), sizeof *p->labels) <
+                0) {
+            for (int i = 0; i < n; i++)
+                free(names[i]);
+            free(names);
+            return mpq_err_push(MPQ_E_NOMEM, "listing '%s'", path);
         }
         for (int i = 0; i < n; i++) {
             size_t len = strlen(path) + strlen(names[i]) + 2;

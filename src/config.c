@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -664,17 +665,6 @@ static void lex_error(lexer *lx, int line, const char *what)
     if (!lx->err_line || line < lx->err_line) lx->err_line = line, lx->err_what = what;
 }
 
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap) return 0;
-    size_t nc = *cap ? 2 * *cap : 16;
-    void *p = realloc(*arr, nc * elem);
-    if (!p) return -1;
-    *arr = p;
-    *cap = nc;
-    return 0;
-}
-
 /* Records section name (len bytes) of the current line; a section seen before is an error naming
  * both lines (configparser refuses it too; merging silently hides an edit in the wrong place). */
 static void add_section(lexer *lx, const char *name, size_t len)
@@ -688,9 +678,10 @@ static void add_section(lexer *lx, const char *name, size_t len)
             lex_error(lx, lx->lineno, lx->repeated);
             return;
         }
-    if (grow((void **)&lx->sections, &lx->cap_sections, lx->n_sections, sizeof(char *)) < 0 ||
-        grow((void **)&lx->section_lines, &lx->cap_section_lines, lx->n_sections, sizeof(int)) <
-            0 ||
+    if (mpq_grow((void **)&lx->sections, &lx->cap_sections, lx->n_sections + 1,
+                 sizeof *lx->sections) < 0 ||
+        mpq_grow((void **)&lx->section_lines, &lx->cap_section_lines, lx->n_sections + 1,
+                 sizeof *lx->section_lines) < 0 ||
         !(s = strndup(name, len))) {
         lx->nomem = 1;
         return;
@@ -755,7 +746,7 @@ static int on_value(void *user, const char *section, const char *name, const cha
         lex_error(lx, lx->lineno, "a key outside of any [section]");
         return 1;
     }
-    if (grow((void **)&lx->e, &lx->cap, lx->n, sizeof *lx->e) < 0) {
+    if (mpq_grow((void **)&lx->e, &lx->cap, lx->n + 1, sizeof *lx->e) < 0) {
         lx->nomem = 1;
         return 1;
     }
