@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/path.h"
 #include "core/grow.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -60,7 +61,7 @@ void mpq_pf_close(mpq_pf *p, int *rc)
 /* Rank 0: whether `bytes` fit on the file system of path (see mpq_pf_reserve). */
 static int reserve_space(const char *path, size_t bytes)
 {
-    char r[PATH_MAX];
+    char r[MPQ_PATH_MAX];
     struct statvfs vfs;
     if (snprintf(r, sizeof r, "%s.reserve", path) >= (int)sizeof r)
         return MPQ_FAIL(MPQ_E_ARG, "path too long: '%s'", path);
@@ -91,7 +92,7 @@ static int reserve_space(const char *path, size_t bytes)
  * disk). Nothing can be agreed from outside then, so an alarm bounds every save: when it fires,
  * the rank prints the message prepared when it was armed and exits with status 1, and mpirun
  * ends the others. One save runs at a time per process; the message buffer is its only state. */
-static char watchdog_msg[PATH_MAX + 320];
+static char watchdog_msg[MPQ_PATH_MAX + 320];
 static struct sigaction watchdog_old;
 
 static void on_watchdog(int sig)
@@ -414,7 +415,7 @@ static int commit_file(const char *tmp, const char *path)
     close(fd);
     if (rename(tmp, path) != 0)
         return MPQ_FAIL(MPQ_E_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    char dir[PATH_MAX];
+    char dir[MPQ_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';

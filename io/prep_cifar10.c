@@ -9,6 +9,7 @@
 
 #include "core/checked_size.h"
 #include "core/err.h"
+#include "core/path.h"
 #include "core/grow.h"
 #include "core/log.h"
 #include "io/image.h"
@@ -85,7 +86,7 @@ int mpq_cifar_read_batch(const char *path, mpq_cifar_buf *b)
 static int write_split(const char *out_dir, const char *name, int shards, const mpq_cifar_buf *b,
                        const float *mean, const float *std)
 {
-    char dir[4096];
+    char dir[MPQ_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/%s", out_dir, name);
     MPQ_TRY(mpq_prep_begin(dir));
     MPQ_TRY(mpq_prep_write_shards(dir, shards, b->n, SIDE, SIDE, 3, b->images, b->labels, N_CLASSES,
@@ -98,7 +99,7 @@ static int write_split(const char *out_dir, const char *name, int shards, const 
 int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o)
 {
     mpq_cifar_buf train = {0}, val = {0};
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     float mean[3], std[3];
     mpq_pixel_stats st;
     mpq_progress pr;

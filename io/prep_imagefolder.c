@@ -14,6 +14,7 @@
 
 #include "core/dir.h"
 #include "core/err.h"
+#include "core/path.h"
 #include "core/grow.h"
 #include "core/log.h"
 #include "io/image.h"
@@ -60,7 +61,7 @@ static int is_jpeg_name(const char *name)
 
 static int keep_entry(const char *dir, const char *name, void *want_dirs)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return *(const int *)want_dirs ? is_dir(path) : is_jpeg_name(name) && !is_dir(path);
 }
@@ -79,7 +80,7 @@ static int list_dir(const char *dir, int want_dirs, char ***out, int *n_out)
 static int read_classes(const char *file, const char *dir, plan *p)
 {
     FILE *f = fopen(file, "r");
-    char line[1024], path[4096];
+    char line[1024], path[MPQ_PATH_MAX];
     int lineno = 0, rc = MPQ_OK;
     size_t cap = 0;
     if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot open classes file '%s': %s", file, strerror(errno));
@@ -119,7 +120,7 @@ static int read_classes(const char *file, const char *dir, plan *p)
 
 static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     memset(p, 0, sizeof *p);
     if (!is_dir(o->dir))
         return MPQ_FAIL(MPQ_E_IO, "image folder '%s' does not exist or is not a directory", o->dir);
@@ -180,7 +181,7 @@ static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int 
     int *rcs = malloc(sizeof *rcs * (size_t)n);
     long m = 0;
     int rc = MPQ_OK;
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     if (!buf || !labels || !rcs) {
         rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory for a shard of %ld images", n);
         goto out;
@@ -238,7 +239,7 @@ int mpq_prep_imagefolder(const mpq_prep_imagefolder_opts *o, mpq_comm *c)
     float mean[3], std[3];
     long *kept = NULL, done = 0, total = 0, sums[8];
     int n_shards = 0, rc;
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     if (!o->dir || !o->out_dir || o->size < 1 || o->size > MAX_SIZE || o->shards < 0)
         return agree(c, MPQ_FAIL(MPQ_E_ARG,
                                  "prep imagefolder: dir, output and a size in 1..%d "

@@ -11,6 +11,7 @@
 
 #include "core/args.h"
 #include "core/err.h"
+#include "core/path.h"
 #include "core/dir.h"
 #include "core/log.h"
 #include "io/shard.h"
@@ -23,7 +24,7 @@ static int ends_with(const char *s, const char *suffix)
 
 int mpq_prep_begin(const char *dir)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     DIR *d;
     struct dirent *e;
     FILE *f;
@@ -61,7 +62,7 @@ int mpq_prep_begin(const char *dir)
 
 int mpq_prep_end(const char *dir)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, MPQ_SPLIT_INCOMPLETE);
     if (unlink(path) != 0)
         return MPQ_FAIL(MPQ_E_IO, "cannot remove '%s': %s", path, strerror(errno));
@@ -79,7 +80,7 @@ int mpq_prep_write_shards(const char *dir, int n_shards, long n, int h, int w, i
                           const uint8_t *images, const int32_t *labels, int num_classes,
                           const float *mean, const float *std)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     const size_t img = (size_t)h * w * c;
     if (n_shards > n) n_shards = (int)n;
     for (int k = 0; k < n_shards; k++) {

@@ -8,11 +8,11 @@
 
 #include <stdio.h>
 
+#include "core/path.h"
 #include "data.h"
 #include "optim/optim.h"
 #include "quant/quant.h"
 
-#define MPQ_PATH_MAX 1024
 
 typedef enum mpq_optimizer { MPQ_OPTIMIZER_SGD, MPQ_OPTIMIZER_ADAM } mpq_optimizer;
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "core/err.h"
+#include "core/path.h"
 #include "core/grow.h"
 
 static int cmp_name(const void *a, const void *b)
@@ -58,7 +59,7 @@ int mpq_dir_list_read(const char *dir, mpq_dir_filter keep, void *ctx, int missi
 
 int mpq_dir_make(const char *path, unsigned mode)
 {
-    char buf[4096];
+    char buf[MPQ_PATH_MAX];
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof buf) return MPQ_FAIL(MPQ_E_ARG, "bad directory '%s'", path);
     memcpy(buf, path, len + 1);
