@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/args.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/path.h"
 #include "core/dir.h"
@@ -114,24 +115,17 @@ int mpq_prep_stats_from(const char *dir, int c, float *mean, float *std, int *nu
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 void mpq_progress_init(mpq_progress *p, const char *what, const char *units, long total)
 {
     p->what = what;
     p->units = units;
     p->total = total;
-    p->t0 = p->last = now_s();
+    p->t0 = p->last = mpq_clock_s(CLOCK_MONOTONIC);
 }
 
 void mpq_progress_update(mpq_progress *p, long done)
 {
-    double t = now_s(), rate;
+    double t = mpq_clock_s(CLOCK_MONOTONIC), rate;
     if (t - p->last < 5.0 || done <= 0) return;
     p->last = t;
     rate = done / (t - p->t0);
@@ -142,7 +136,7 @@ void mpq_progress_update(mpq_progress *p, long done)
 
 void mpq_progress_done(mpq_progress *p, long done)
 {
-    double t = now_s() - p->t0;
+    double t = mpq_clock_s(CLOCK_MONOTONIC) - p->t0;
     mpq_log_info("%s: %ld %s in %.1f s (%.0f %s/s)", p->what, done, p->units, t,
                  done / (t > 0 ? t : 1e-9), p->units);
 }

@@ -9,15 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/grow.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -176,13 +170,13 @@ void mpq_timeline_free(mpq_timeline *tl)
 void mpq_timeline_begin(mpq_timeline *tl)
 {
     tl->n = 0;
-    tl->t0 = now();
+    tl->t0 = mpq_clock_s(CLOCK_MONOTONIC);
 }
 
 void mpq_timeline_ready(void *ctx, size_t off)
 {
     mpq_timeline *tl = ctx;
-    double t = now() - tl->t0;
+    double t = mpq_clock_s(CLOCK_MONOTONIC) - tl->t0;
     if (tl->step >= tl->max_steps || tl->n >= tl->max_events) return;
     if (tl->step == 0)
         tl->off[tl->n] = off;
