@@ -9,9 +9,9 @@
 
 #include "core/checked_size.h"
 #include "core/err.h"
-#include "core/path.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "core/path.h"
 #include "io/image.h"
 #include "io/prep.h"
 #include "io/prep_util.h"
@@ -143,12 +143,11 @@ int mpq_prep_cifar10_main(struct mpq_comm *c, int argc, char **argv)
     const mpq_opt opts[] = {
         {"dir", MPQ_OPT_STR, &o.dir, 0, 0},
         {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},
-        {"shards", MPQ_OPT_INT, &o.shards, 0, 0},
+        {"shards", MPQ_OPT_INT, &o.shards, 1, INT_MAX},
     };
     int rc = mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), cifar_usage);
     if (rc) return rc == 1 ? 0 : rc;
     if (!o.dir || !o.out_dir) return mpq_prep_usage_error(cifar_usage, "--dir and -o are required");
-    if (o.shards < 1) return mpq_prep_usage_error(cifar_usage, "--shards must be at least 1");
     rc = mpq_comm_rank(c) == 0 ? mpq_prep_cifar10(&o) : MPQ_OK;
     return mpq_comm_agree(c, rc);
 }

@@ -2,6 +2,7 @@
  * gzread, which passes plain files through) -> one split. Everything is held in memory (MNIST
  * size); the arrays are owned here and freed before returning. Runs on one thread. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,7 +237,7 @@ int mpq_prep_idx_main(struct mpq_comm *c, int argc, char **argv)
     mpq_prep_idx_opts o = {.shards = 1};
     const mpq_opt opts[] = {
         {"images", MPQ_OPT_STR, &o.images, 0, 0}, {"labels", MPQ_OPT_STR, &o.labels, 0, 0},
-        {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},     {"shards", MPQ_OPT_INT, &o.shards, 0, 0},
+        {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},     {"shards", MPQ_OPT_INT, &o.shards, 1, INT_MAX},
         {"limit", MPQ_OPT_LONG, &o.limit, 0, 0},  {"stats-from", MPQ_OPT_STR, &o.stats_from, 0, 0},
         {"skip", MPQ_OPT_LONG, &o.skip, 0, 0},
     };
@@ -244,9 +245,7 @@ int mpq_prep_idx_main(struct mpq_comm *c, int argc, char **argv)
     if (rc) return rc == 1 ? 0 : rc;
     if (!o.images || !o.labels || !o.out_dir)
         return mpq_prep_usage_error(idx_usage, "--images, --labels and -o are required");
-    if (o.shards < 1) return mpq_prep_usage_error(idx_usage, "--shards must be at least 1");
-    if (o.skip < 0 || o.limit < 0)
-        return mpq_prep_usage_error(idx_usage, "--skip and --limit must not be negative");
+    /* --shards >= 1, --skip and --limit >= 0: checked by the parser */
     rc = mpq_comm_rank(c) == 0 ? mpq_prep_idx(&o) : MPQ_OK;
     return mpq_comm_agree(c, rc);
 }
