@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "core/path.h"
 #include "core/grow.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/params.h"
+#include "core/path.h"
 
 #define CHECKSUM_ATTR "mpq_fnv1a64" /* on every dataset mpq writes: FNV-1a of its bytes */
 

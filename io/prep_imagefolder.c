@@ -14,9 +14,9 @@
 
 #include "core/dir.h"
 #include "core/err.h"
-#include "core/path.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "core/path.h"
 #include "io/image.h"
 #include "io/jpeg.h"
 #include "io/prep.h"
@@ -135,10 +135,9 @@ static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
         int n;
         snprintf(path, sizeof path, "%s/%s", o->dir, p->classes[k]);
         MPQ_TRY(list_dir(path, 0, &names, &n));
-        if (mpq_grow((void **)&p->files, &p->cap_files, (size_t)(p->n + n), sizeof *p->files) <
-                0 ||
-            mpq_grow((void **)&p->labels, &p->cap_labels, (size_t)(p->n + n), sizeof *p->labels) <
-                0) {
+        const size_t need = (size_t)(p->n + n);
+        if (mpq_grow((void **)&p->files, &p->cap_files, need, sizeof *p->files) < 0 ||
+            mpq_grow((void **)&p->labels, &p->cap_labels, need, sizeof *p->labels) < 0) {
             for (int i = 0; i < n; i++)
                 free(names[i]);
             free(names);

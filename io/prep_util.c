@@ -11,10 +11,10 @@
 
 #include "core/args.h"
 #include "core/clock.h"
-#include "core/err.h"
-#include "core/path.h"
 #include "core/dir.h"
+#include "core/err.h"
 #include "core/log.h"
+#include "core/path.h"
 #include "io/shard.h"
 
 static int ends_with(const char *s, const char *suffix)

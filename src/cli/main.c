@@ -27,7 +27,7 @@ static void usage(FILE *f)
 }
 
 static const mpq_cli_cmd verbs[] = {
-    {"prep", mpq_cli_prep},       {"train", mpq_cli_train},   {"eval", mpq_cli_eval},
+    {"prep", mpq_cli_prep},       {"train", mpq_cli_train},     {"eval", mpq_cli_eval},
     {"export", mpq_cli_export},   {"inspect", mpq_cli_inspect}, {"bench", mpq_cli_bench},
     {"predict", mpq_cli_predict},
 };

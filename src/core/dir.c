@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 
 #include "core/err.h"
-#include "core/path.h"
 #include "core/grow.h"
+#include "core/path.h"
 
 static int cmp_name(const void *a, const void *b)
 {

@@ -112,9 +112,9 @@ static int quant_add(mpq_model *m, const char *scope, const char *qname, int is_
         q.p.off = s0.off;
         q.p.n = 2;
     }
-    if (mpq_grow((void **)&m->quants, &m->cap_quants, (size_t)m->n_quants + 1,
-                 sizeof *m->quants) < 0 ||
-        mpq_grow((void **)&m->qinfo, &m->cap_qinfo, (size_t)m->n_quants + 1, sizeof *m->qinfo) < 0)
+    const size_t need = (size_t)m->n_quants + 1;
+    if (mpq_grow((void **)&m->quants, &m->cap_quants, need, sizeof *m->quants) < 0 ||
+        mpq_grow((void **)&m->qinfo, &m->cap_qinfo, need, sizeof *m->qinfo) < 0)
         return fail(m, mpq_err_push(MPQ_E_NOMEM, "building the model"));
     m->quants[m->n_quants] = q;
     snprintf(m->qinfo[m->n_quants].name, MPQ_NAME_MAX, "%s%s%s", scope, *scope ? "/" : "", qname);

@@ -1,6 +1,7 @@
 /* Tests of mpi/: error agreement, bucketed gradient averaging, deterministic tree sums and rank
  * binding. Runs under mpiexec on 1, 2, 3 and 4 ranks, in Check's no-fork mode. Every rank reaches
- * every collective of a test before its first ck_assert; the shared main (testutil.h) combines the verdicts. */
+ * every collective of a test before its first ck_assert; the shared main (testutil.h) combines the
+ * verdicts. */
 #include <check.h>
 #include <math.h>
 #include <mpi.h>

@@ -555,12 +555,18 @@ START_TEST(test_config_resume_mismatch_names_marked_keys)
         {"num_layers", "56"}, /* sets model */
     };
     static const char *const free_keys[][2] = {
-        {"initial_learning_rate", "0.5"}, {"epochs", "3"},
-        {"max_steps", "10"},              {"val_data", "other"},
-        {"output_dir", "run2"},           {"keep_checkpoints", "1"},
-        {"lr_schedule", "cosine"},        {"lr_decay_epochs", "1, 2"},
-        {"weight_decay", "0.1"},          {"val_batch_size", "7"},
-        {"w_bitwidth", "3"},              {"checkpoint_every_steps", "5"},
+        {"initial_learning_rate", "0.5"},
+        {"epochs", "3"},
+        {"max_steps", "10"},
+        {"val_data", "other"},
+        {"output_dir", "run2"},
+        {"keep_checkpoints", "1"},
+        {"lr_schedule", "cosine"},
+        {"lr_decay_epochs", "1, 2"},
+        {"weight_decay", "0.1"},
+        {"val_batch_size", "7"},
+        {"w_bitwidth", "3"},
+        {"checkpoint_every_steps", "5"},
     };
     mpq_cfg was, now;
     char key[64], a[64], b[64];
