@@ -344,7 +344,5 @@ int mpq_prep_imagefolder_main(struct mpq_comm *c, int argc, char **argv)
     if (!o.dir || !o.out_dir || !o.size)
         return mpq_prep_usage_error(imagefolder_usage, "--dir, -o and --size are required");
     if (o.size > MAX_SIZE) return mpq_prep_usage_error(imagefolder_usage, "--size is too large");
-    if (o.max_pixels < 0)
-        return mpq_prep_usage_error(imagefolder_usage, "--max-pixels must be at least 1");
     return mpq_prep_imagefolder(&o, c);
 }
