@@ -19,6 +19,7 @@
 #include "core/dir.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/path.h"
 #include "io/ckpt_impl.h"
 #include "io/h5.h"
 #include "io/h5par.h"
@@ -160,7 +161,7 @@ static size_t save_bytes(const mpq_model_view *m, const mpq_ckpt_info *in, int w
 int mpq_ckpt_save(mpq_comm *c, const char *path, const mpq_model_view *m, const mpq_ckpt_info *info,
                   int with_optimizer)
 {
-    char tmp[PATH_MAX];
+    char tmp[MPQ_PATH_MAX];
     mpq_pf p;
     int rc, close_rc = MPQ_OK;
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
@@ -436,7 +437,7 @@ static int check_optimizer(mpq_pf *p, const mpq_model_view *m)
  * naming the tensor. */
 static int check_finite(const char *path, const mpq_model_view *m, int with_optimizer)
 {
-    char context[PATH_MAX + 32];
+    char context[MPQ_PATH_MAX + 32];
     snprintf(context, sizeof context, "'%s'", path);
     return mpq_view_check_finite(m, with_optimizer ? MPQ_HEALTH_OPTIMIZER : 0, context,
                             "---> HINT: the file is damaged or comes from a diverged run; use "
@@ -850,7 +851,7 @@ static int probe(const char *path)
 
 int mpq_ckpt_find_latest(const char *output_dir, char *out, size_t bytes)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 32];
+    char dir[MPQ_PATH_MAX], path[MPQ_PATH_MAX + 32];
     char **v;
     int n, found = 0;
     snprintf(dir, sizeof dir, "%s/%s", output_dir, MPQ_CKPT_SUBDIR);
@@ -872,7 +873,7 @@ int mpq_ckpt_find_latest(const char *output_dir, char *out, size_t bytes)
  * temporary; counts the removed checkpoints into *n_removed. */
 static int remove_ckpts(const char *output_dir, int keep, int *n_removed)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 32];
+    char dir[MPQ_PATH_MAX], path[MPQ_PATH_MAX + 32];
     char **v;
     int n, rc = MPQ_OK;
     snprintf(dir, sizeof dir, "%s/%s", output_dir, MPQ_CKPT_SUBDIR);
@@ -898,7 +899,7 @@ int mpq_ckpt_prune(const char *output_dir, int keep)
 
 int mpq_ckpt_clear(const char *output_dir, int *n_removed)
 {
-    char path[PATH_MAX + 32];
+    char path[MPQ_PATH_MAX + 32];
     *n_removed = 0;
     MPQ_TRY(remove_ckpts(output_dir, -1, n_removed));
     snprintf(path, sizeof path, "%s/%s", output_dir, MPQ_CKPT_BEST);
@@ -909,7 +910,7 @@ int mpq_ckpt_clear(const char *output_dir, int *n_removed)
 
 int mpq_ckpt_start_fresh(const char *output_dir, mpq_ckpt_start how)
 {
-    char dir[PATH_MAX], best[PATH_MAX + 32];
+    char dir[MPQ_PATH_MAX], best[MPQ_PATH_MAX + 32];
     char **v;
     int n, removed = 0;
     if (how == MPQ_CKPT_START_RESTART) {
@@ -924,7 +925,7 @@ int mpq_ckpt_start_fresh(const char *output_dir, mpq_ckpt_start how)
     snprintf(best, sizeof best, "%s/%s", output_dir, MPQ_CKPT_BEST);
     MPQ_TRY(list_ckpts(dir, 0, &v, &n));
     int has_best = access(best, F_OK) == 0;
-    char newest[PATH_MAX + 32];
+    char newest[MPQ_PATH_MAX + 32];
     snprintf(newest, sizeof newest, "%s%s%s", n ? dir : best, n ? "/" : "", n ? v[0] : "");
     free_list(v, n);
     if (how == MPQ_CKPT_START_NONE && n == 0) {

@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/params.h"
+#include "core/path.h"
 
 #define CHECKSUM_ATTR "mpq_fnv1a64" /* on every dataset mpq writes: FNV-1a of its bytes */
 
@@ -59,7 +61,7 @@ void mpq_pf_close(mpq_pf *p, int *rc)
 /* Rank 0: whether `bytes` fit on the file system of path (see mpq_pf_reserve). */
 static int reserve_space(const char *path, size_t bytes)
 {
-    char r[PATH_MAX];
+    char r[MPQ_PATH_MAX];
     struct statvfs vfs;
     if (snprintf(r, sizeof r, "%s.reserve", path) >= (int)sizeof r)
         return MPQ_FAIL(MPQ_E_ARG, "path too long: '%s'", path);
@@ -90,7 +92,7 @@ static int reserve_space(const char *path, size_t bytes)
  * disk). Nothing can be agreed from outside then, so an alarm bounds every save: when it fires,
  * the rank prints the message prepared when it was armed and exits with status 1, and mpirun
  * ends the others. One save runs at a time per process; the message buffer is its only state. */
-static char watchdog_msg[PATH_MAX + 320];
+static char watchdog_msg[MPQ_PATH_MAX + 320];
 static struct sigaction watchdog_old;
 
 static void on_watchdog(int sig)
@@ -377,13 +379,7 @@ static herr_t collect_dataset(hid_t g, const char *name, const H5L_info_t *info,
         l->too_long++;
         return 0;
     }
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 256;
-        void *names = realloc(l->names, (size_t)cap * sizeof *l->names);
-        if (!names) return -1;
-        l->names = names;
-        l->cap = cap;
-    }
+    if (mpq_grow((void **)&l->names, &l->cap, (size_t)l->n + 1, sizeof *l->names) < 0) return -1;
     strcpy(l->names[l->n++], name);
     return 0;
 }
@@ -419,7 +415,7 @@ static int commit_file(const char *tmp, const char *path)
     close(fd);
     if (rename(tmp, path) != 0)
         return MPQ_FAIL(MPQ_E_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    char dir[PATH_MAX];
+    char dir[MPQ_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';

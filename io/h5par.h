@@ -84,7 +84,8 @@ int mpq_pf_verify_file(hid_t f, const char *path);
 /* The datasets below a group, as paths relative to it; none if the group is missing. */
 typedef struct mpq_pf_names {
     char (*names)[128];
-    int n, cap, too_long; /* too_long: names of 128 bytes or more, not listed */
+    int n, too_long; /* too_long: names of 128 bytes or more, not listed */
+    size_t cap;
 } mpq_pf_names;
 int mpq_pf_list_datasets(mpq_pf *p, const char *group, mpq_pf_names *l);
 

@@ -52,9 +52,10 @@ int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o);
  * number of 3073-byte records (truncated) or a label outside 0..9 is MPQ_E_FORMAT naming the file
  * (and the record); sizes are overflow-checked. */
 typedef struct mpq_cifar_buf {
-    long n, cap;
+    long n;
     uint8_t *images;
     int32_t *labels;
+    size_t cap_images, cap_labels; /* the room of each, in samples (core/grow.h) */
 } mpq_cifar_buf;
 int mpq_cifar_read_batch(const char *path, mpq_cifar_buf *b);
 void mpq_cifar_buf_free(mpq_cifar_buf *b);

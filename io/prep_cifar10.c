@@ -9,7 +9,9 @@
 
 #include "core/checked_size.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
+#include "core/path.h"
 #include "io/image.h"
 #include "io/prep.h"
 #include "io/prep_util.h"
@@ -55,17 +57,10 @@ int mpq_cifar_read_batch(const char *path, mpq_cifar_buf *b)
         fclose(f);
         return MPQ_FAIL(MPQ_E_FORMAT, "'%s': %ld records are too many", path, n);
     }
-    if (b->n + n > b->cap) {
-        long cap = (long)cap_s;
-        uint8_t *im = realloc(b->images, im_bytes);
-        int32_t *lb = im ? realloc(b->labels, lb_bytes) : NULL;
-        if (im) b->images = im;
-        if (lb) b->labels = lb;
-        if (!im || !lb) {
-            fclose(f);
-            return MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", path);
-        }
-        b->cap = cap;
+    if (mpq_grow((void **)&b->images, &b->cap_images, cap_s, 3 * PLANE) < 0 ||
+        mpq_grow((void **)&b->labels, &b->cap_labels, cap_s, sizeof *b->labels) < 0) {
+        fclose(f);
+        return mpq_err_push(MPQ_E_NOMEM, "reading '%s'", path);
     }
     for (long i = 0; i < n && rc == MPQ_OK; i++) {
         uint8_t *img = b->images + (size_t)(b->n + i) * 3 * PLANE;
@@ -91,7 +86,7 @@ int mpq_cifar_read_batch(const char *path, mpq_cifar_buf *b)
 static int write_split(const char *out_dir, const char *name, int shards, const mpq_cifar_buf *b,
                        const float *mean, const float *std)
 {
-    char dir[4096];
+    char dir[MPQ_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/%s", out_dir, name);
     MPQ_TRY(mpq_prep_begin(dir));
     MPQ_TRY(mpq_prep_write_shards(dir, shards, b->n, SIDE, SIDE, 3, b->images, b->labels, N_CLASSES,
@@ -104,7 +99,7 @@ static int write_split(const char *out_dir, const char *name, int shards, const 
 int mpq_prep_cifar10(const mpq_prep_cifar10_opts *o)
 {
     mpq_cifar_buf train = {0}, val = {0};
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     float mean[3], std[3];
     mpq_pixel_stats st;
     mpq_progress pr;
@@ -148,12 +143,11 @@ int mpq_prep_cifar10_main(struct mpq_comm *c, int argc, char **argv)
     const mpq_opt opts[] = {
         {"dir", MPQ_OPT_STR, &o.dir, 0, 0},
         {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},
-        {"shards", MPQ_OPT_INT, &o.shards, 0, 0},
+        {"shards", MPQ_OPT_INT, &o.shards, 1, INT_MAX},
     };
     int rc = mpq_prep_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), cifar_usage);
     if (rc) return rc == 1 ? 0 : rc;
     if (!o.dir || !o.out_dir) return mpq_prep_usage_error(cifar_usage, "--dir and -o are required");
-    if (o.shards < 1) return mpq_prep_usage_error(cifar_usage, "--shards must be at least 1");
     rc = mpq_comm_rank(c) == 0 ? mpq_prep_cifar10(&o) : MPQ_OK;
     return mpq_comm_agree(c, rc);
 }

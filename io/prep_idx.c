@@ -2,6 +2,7 @@
  * gzread, which passes plain files through) -> one split. Everything is held in memory (MNIST
  * size); the arrays are owned here and freed before returning. Runs on one thread. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "core/checked_size.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "io/image.h"
 #include "io/prep.h"
@@ -40,19 +42,16 @@ static int gz_read_all(gzFile g, const char *path, void *buf, size_t n)
  * file: it ends in "truncated". */
 static int gz_read_grow(gzFile g, const char *path, size_t n_bytes, uint8_t **out)
 {
-    size_t cap = n_bytes < ((size_t)1 << 20) ? n_bytes : (size_t)1 << 20, have = 0;
-    uint8_t *buf = malloc(cap ? cap : 1);
-    int rc = buf ? MPQ_OK : MPQ_FAIL(MPQ_E_NOMEM, "out of memory for '%s'", path);
+    const size_t first = n_bytes < ((size_t)1 << 20) ? n_bytes : (size_t)1 << 20;
+    size_t cap = 0, have = 0;
+    uint8_t *buf = NULL;
+    int rc = MPQ_OK;
     while (rc == MPQ_OK && have < n_bytes) {
-        if (have == cap) {
-            size_t next = cap > n_bytes / 2 ? n_bytes : 2 * cap;
-            uint8_t *t = realloc(buf, next);
-            if (!t) {
-                rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory for '%s' (%zu bytes)", path, next);
-                break;
-            }
-            buf = t;
-            cap = next;
+        /* 1 MiB (or all, if less) at first, then doubled, never beyond n_bytes */
+        rc = mpq_grow_to((void **)&buf, &cap, have ? have + 1 : first, n_bytes, 1);
+        if (rc < 0) {
+            rc = mpq_err_push(rc, "'%s'", path);
+            break;
         }
         rc = gz_read_all(g, path, buf + have, cap - have);
         if (rc < 0)
@@ -238,7 +237,7 @@ int mpq_prep_idx_main(struct mpq_comm *c, int argc, char **argv)
     mpq_prep_idx_opts o = {.shards = 1};
     const mpq_opt opts[] = {
         {"images", MPQ_OPT_STR, &o.images, 0, 0}, {"labels", MPQ_OPT_STR, &o.labels, 0, 0},
-        {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},     {"shards", MPQ_OPT_INT, &o.shards, 0, 0},
+        {"o", MPQ_OPT_STR, &o.out_dir, 0, 0},     {"shards", MPQ_OPT_INT, &o.shards, 1, INT_MAX},
         {"limit", MPQ_OPT_LONG, &o.limit, 0, 0},  {"stats-from", MPQ_OPT_STR, &o.stats_from, 0, 0},
         {"skip", MPQ_OPT_LONG, &o.skip, 0, 0},
     };
@@ -246,9 +245,7 @@ int mpq_prep_idx_main(struct mpq_comm *c, int argc, char **argv)
     if (rc) return rc == 1 ? 0 : rc;
     if (!o.images || !o.labels || !o.out_dir)
         return mpq_prep_usage_error(idx_usage, "--images, --labels and -o are required");
-    if (o.shards < 1) return mpq_prep_usage_error(idx_usage, "--shards must be at least 1");
-    if (o.skip < 0 || o.limit < 0)
-        return mpq_prep_usage_error(idx_usage, "--skip and --limit must not be negative");
+    /* --shards >= 1, --skip and --limit >= 0: checked by the parser */
     rc = mpq_comm_rank(c) == 0 ? mpq_prep_idx(&o) : MPQ_OK;
     return mpq_comm_agree(c, rc);
 }

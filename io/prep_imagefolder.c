@@ -14,7 +14,9 @@
 
 #include "core/dir.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
+#include "core/path.h"
 #include "io/image.h"
 #include "io/jpeg.h"
 #include "io/prep.h"
@@ -27,9 +29,10 @@ enum { DEFAULT_SHARD_IMAGES = 1000, MAX_SIZE = 4096 };
 typedef struct plan {
     int n_classes;
     char **classes;
-    long n, cap;
+    long n;
     char **files; /* full paths, (class, name) order */
     int32_t *labels;
+    size_t cap_files, cap_labels; /* the room of each (core/grow.h) */
 } plan;
 
 static void plan_free(plan *p)
@@ -58,7 +61,7 @@ static int is_jpeg_name(const char *name)
 
 static int keep_entry(const char *dir, const char *name, void *want_dirs)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return *(const int *)want_dirs ? is_dir(path) : is_jpeg_name(name) && !is_dir(path);
 }
@@ -77,8 +80,9 @@ static int list_dir(const char *dir, int want_dirs, char ***out, int *n_out)
 static int read_classes(const char *file, const char *dir, plan *p)
 {
     FILE *f = fopen(file, "r");
-    char line[1024], path[4096];
-    int lineno = 0, cap = 0, rc = MPQ_OK;
+    char line[1024], path[MPQ_PATH_MAX];
+    int lineno = 0, rc = MPQ_OK;
+    size_t cap = 0;
     if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot open classes file '%s': %s", file, strerror(errno));
     while (rc == MPQ_OK && fgets(line, sizeof line, f)) {
         char *s = line, *end;
@@ -97,13 +101,10 @@ static int read_classes(const char *file, const char *dir, plan *p)
             rc = MPQ_FAIL(MPQ_E_FORMAT, "%s:%d: class '%s' has no folder '%s'", file, lineno, s,
                           path);
         if (rc < 0) break;
-        if (p->n_classes == cap) {
-            char **t = realloc(p->classes, sizeof *t * (size_t)(cap = cap ? 2 * cap : 64));
-            if (!t) {
-                rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-                break;
-            }
-            p->classes = t;
+        if (mpq_grow((void **)&p->classes, &cap, (size_t)p->n_classes + 1, sizeof *p->classes) <
+            0) {
+            rc = mpq_err_push(MPQ_E_NOMEM, "%s:%d", file, lineno);
+            break;
         }
         if (!(p->classes[p->n_classes] = strdup(s))) {
             rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
@@ -119,7 +120,7 @@ static int read_classes(const char *file, const char *dir, plan *p)
 
 static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     memset(p, 0, sizeof *p);
     if (!is_dir(o->dir))
         return MPQ_FAIL(MPQ_E_IO, "image folder '%s' does not exist or is not a directory", o->dir);
@@ -134,19 +135,13 @@ static int plan_build(const mpq_prep_imagefolder_opts *o, plan *p)
         int n;
         snprintf(path, sizeof path, "%s/%s", o->dir, p->classes[k]);
         MPQ_TRY(list_dir(path, 0, &names, &n));
-        if (p->n + n > p->cap) {
-            long cap = 2 * (p->n + n);
-            char **f = realloc(p->files, sizeof *f * (size_t)cap);
-            int32_t *l = f ? realloc(p->labels, sizeof *l * (size_t)cap) : NULL;
-            if (f) p->files = f;
-            if (l) p->labels = l;
-            if (!f || !l) {
-                for (int i = 0; i < n; i++)
-                    free(names[i]);
-                free(names);
-                return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-            }
-            p->cap = cap;
+        const size_t need = (size_t)(p->n + n);
+        if (mpq_grow((void **)&p->files, &p->cap_files, need, sizeof *p->files) < 0 ||
+            mpq_grow((void **)&p->labels, &p->cap_labels, need, sizeof *p->labels) < 0) {
+            for (int i = 0; i < n; i++)
+                free(names[i]);
+            free(names);
+            return mpq_err_push(MPQ_E_NOMEM, "listing '%s'", path);
         }
         for (int i = 0; i < n; i++) {
             size_t len = strlen(path) + strlen(names[i]) + 2;
@@ -185,7 +180,7 @@ static int convert_shard(const mpq_prep_imagefolder_opts *o, const plan *p, int 
     int *rcs = malloc(sizeof *rcs * (size_t)n);
     long m = 0;
     int rc = MPQ_OK;
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     if (!buf || !labels || !rcs) {
         rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory for a shard of %ld images", n);
         goto out;
@@ -243,7 +238,7 @@ int mpq_prep_imagefolder(const mpq_prep_imagefolder_opts *o, mpq_comm *c)
     float mean[3], std[3];
     long *kept = NULL, done = 0, total = 0, sums[8];
     int n_shards = 0, rc;
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     if (!o->dir || !o->out_dir || o->size < 1 || o->size > MAX_SIZE || o->shards < 0)
         return agree(c, MPQ_FAIL(MPQ_E_ARG,
                                  "prep imagefolder: dir, output and a size in 1..%d "
@@ -349,7 +344,5 @@ int mpq_prep_imagefolder_main(struct mpq_comm *c, int argc, char **argv)
     if (!o.dir || !o.out_dir || !o.size)
         return mpq_prep_usage_error(imagefolder_usage, "--dir, -o and --size are required");
     if (o.size > MAX_SIZE) return mpq_prep_usage_error(imagefolder_usage, "--size is too large");
-    if (o.max_pixels < 0)
-        return mpq_prep_usage_error(imagefolder_usage, "--max-pixels must be at least 1");
     return mpq_prep_imagefolder(&o, c);
 }

@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include "core/args.h"
-#include "core/err.h"
+#include "core/clock.h"
 #include "core/dir.h"
+#include "core/err.h"
 #include "core/log.h"
+#include "core/path.h"
 #include "io/shard.h"
 
 static int ends_with(const char *s, const char *suffix)
@@ -23,7 +25,7 @@ static int ends_with(const char *s, const char *suffix)
 
 int mpq_prep_begin(const char *dir)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     DIR *d;
     struct dirent *e;
     FILE *f;
@@ -61,7 +63,7 @@ int mpq_prep_begin(const char *dir)
 
 int mpq_prep_end(const char *dir)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, MPQ_SPLIT_INCOMPLETE);
     if (unlink(path) != 0)
         return MPQ_FAIL(MPQ_E_IO, "cannot remove '%s': %s", path, strerror(errno));
@@ -79,7 +81,7 @@ int mpq_prep_write_shards(const char *dir, int n_shards, long n, int h, int w, i
                           const uint8_t *images, const int32_t *labels, int num_classes,
                           const float *mean, const float *std)
 {
-    char path[4096];
+    char path[MPQ_PATH_MAX];
     const size_t img = (size_t)h * w * c;
     if (n_shards > n) n_shards = (int)n;
     for (int k = 0; k < n_shards; k++) {
@@ -113,24 +115,17 @@ int mpq_prep_stats_from(const char *dir, int c, float *mean, float *std, int *nu
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 void mpq_progress_init(mpq_progress *p, const char *what, const char *units, long total)
 {
     p->what = what;
     p->units = units;
     p->total = total;
-    p->t0 = p->last = now_s();
+    p->t0 = p->last = mpq_clock_s(CLOCK_MONOTONIC);
 }
 
 void mpq_progress_update(mpq_progress *p, long done)
 {
-    double t = now_s(), rate;
+    double t = mpq_clock_s(CLOCK_MONOTONIC), rate;
     if (t - p->last < 5.0 || done <= 0) return;
     p->last = t;
     rate = done / (t - p->t0);
@@ -141,7 +136,7 @@ void mpq_progress_update(mpq_progress *p, long done)
 
 void mpq_progress_done(mpq_progress *p, long done)
 {
-    double t = now_s() - p->t0;
+    double t = mpq_clock_s(CLOCK_MONOTONIC) - p->t0;
     mpq_log_info("%s: %ld %s in %.1f s (%.0f %s/s)", p->what, done, p->units, t,
                  done / (t > 0 ? t : 1e-9), p->units);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "io/augment.h"
@@ -52,13 +53,6 @@ typedef struct shard_source {
     long ce, cs; /* next batch to deliver */
     double wait_s;
 } shard_source;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void advance(const shard_source *s, long *epoch, long *step)
 {
@@ -165,14 +159,14 @@ static int src_next(mpq_source *base, float *x, int *y, int *n)
     int rc;
     double t0;
     if (!s->has_thread) { /* all of it is waiting for data */
-        t0 = now_s();
+        t0 = mpq_clock_s(CLOCK_MONOTONIC);
         rc = produce(s, s->ce, s->cs, x, y, n);
-        s->wait_s += now_s() - t0;
+        s->wait_s += mpq_clock_s(CLOCK_MONOTONIC) - t0;
         if (rc == MPQ_OK) advance(s, &s->ce, &s->cs);
         return rc;
     }
     pthread_mutex_lock(&s->mu);
-    t0 = now_s();
+    t0 = mpq_clock_s(CLOCK_MONOTONIC);
     for (;;) {
         for (int i = 0; i < 2 && !sl; i++)
             if (s->slots[i].state == SLOT_READY && s->slots[i].gen == s->gen &&
@@ -181,7 +175,7 @@ static int src_next(mpq_source *base, float *x, int *y, int *n)
         if (sl) break;
         pthread_cond_wait(&s->cv, &s->mu);
     }
-    s->wait_s += now_s() - t0;
+    s->wait_s += mpq_clock_s(CLOCK_MONOTONIC) - t0;
     pthread_mutex_unlock(&s->mu);
     /* a READY slot belongs to this thread until it is marked EMPTY */
     rc = sl->rc;
@@ -318,13 +312,6 @@ fail:
     return rc;
 }
 
-static double thread_cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 int mpq_bench_reader(const char *dir, mpq_augment aug, const mpq_crop *crop, int batch, int steps,
                      double *images_per_s, double *images_per_cpu_s)
 {
@@ -350,14 +337,14 @@ int mpq_bench_reader(const char *dir, mpq_augment aug, const mpq_crop *crop, int
         goto out;
     }
     if ((rc = src->ops->next(src, x, y, &n)) < 0) goto out; /* warm-up: opens the files */
-    t0 = now_s();
-    c0 = thread_cpu_s();
+    t0 = mpq_clock_s(CLOCK_MONOTONIC);
+    c0 = mpq_clock_s(CLOCK_THREAD_CPUTIME_ID);
     for (int i = 0; i < steps && rc == MPQ_OK; i++) {
         rc = src->ops->next(src, x, y, &n);
         images += n;
     }
-    *images_per_s = images / (now_s() - t0);
-    *images_per_cpu_s = images / (thread_cpu_s() - c0);
+    *images_per_s = images / (mpq_clock_s(CLOCK_MONOTONIC) - t0);
+    *images_per_cpu_s = images / (mpq_clock_s(CLOCK_THREAD_CPUTIME_ID) - c0);
 out:
     free(x);
     free(y);

@@ -16,6 +16,7 @@
 #include "core/checked_size.h"
 #include "core/dir.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/hash.h"
 #include "io/h5.h"
 
@@ -151,7 +152,7 @@ static int check_stats(const char *path, const float *mean, const float *std, in
 
 /* Validates one shard (lock held). The first shard (info->n_samples == 0 on entry) sets the
  * split's geometry, the others must agree. Appends its labels at labels + sh->first. */
-static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *cap)
+static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, size_t *cap)
 {
     const char *path = sh->path;
     int rc = MPQ_OK, nc = 0, ah = 0, aw = 0, ac = 0;
@@ -239,15 +240,10 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, long *c
     }
     sh->first = info->n_samples;
     sh->n = (long)dims[0];
-    if (sh->first + sh->n > *cap) { /* both bounded by MPQ_SPLIT_MAX_SAMPLES: no overflow */
-        long want = 2 * (sh->first + sh->n);
-        int32_t *t = realloc(*labels, sizeof **labels * (size_t)want);
-        if (!t) {
-            rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory for the labels of '%s'", path);
-            goto out;
-        }
-        *labels = t;
-        *cap = want;
+    /* both bounded by MPQ_SPLIT_MAX_SAMPLES: no overflow */
+    if ((rc = mpq_grow((void **)labels, cap, (size_t)(sh->first + sh->n), sizeof **labels)) < 0) {
+        rc = mpq_err_push(rc, "the labels of '%s'", path);
+        goto out;
     }
     label_bytes = sizeof **labels * (size_t)sh->n;
     if ((rc = mpq_h5_read_checked(f, "/labels", MPQ_H5_DATASET, path, H5P_DEFAULT, H5T_NATIVE_INT32,
@@ -332,7 +328,7 @@ int mpq_split_open(const char *dir, mpq_split **out)
 {
     char **names = NULL;
     int n = 0, rc;
-    long cap = 0;
+    size_t cap = 0;
     mpq_split *s;
     *out = NULL;
     MPQ_TRY(list_shards(dir, &names, &n));

@@ -17,7 +17,7 @@
 #    time limit) reaches the ranks directly and no longer aborts mpirun;
 #  - turns SIGTERM, SIGINT and SIGUSR1 that it receives itself into SIGUSR1 for the launcher;
 #  - watches the launcher for a pending (blocked) SIGTERM sent to it alone, and forwards SIGUSR1;
-#  - returns 75 when the ranks wrote the stop record <RUN_DIR>/stopped (src/stop.h) after a
+#  - returns 75 when the ranks wrote the stop record <RUN_DIR>/stopped (src/train/stop.h) after a
 #    complete checkpoint, whatever status the launcher reports; otherwise the launcher's status.
 
 # mpq_launch RUN_DIR LAUNCHER [ARGS...]: returns the status described above.

@@ -38,28 +38,10 @@ echo "sanitizer build: $(echo "$tests" | wc -w) test programs passed"
 # A 2-rank training with checkpoints every 2 steps, stopped after 4 steps, resumed to the end (8).
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/t.cfg" <<'CFG'
-[T]
-model = resnet20
-shortcut_type = b
-train_data = synthetic
-val_data = synthetic
-synthetic_samples = 64
-synthetic_height = 8
-synthetic_width = 8
-batch_size = 16
-val_batch_size = 16
-epochs = 2
-w_quantize = parametric_fp_d_xmax
-a_quantize = parametric_fp_d_xmax_relu
-target_weight_kbytes = 60
-target_activation_kbytes = 1
-optimizer = adam
-initial_learning_rate = 0.01
-progress = false
-threads = 1
-checkpoint_every_steps = 2
-CFG
+top_srcdir=$root
+. tests/testlib.sh # tiny_cfg
+tiny_cfg "$tmp/t.cfg" T synthetic_samples=64 batch_size=16 val_batch_size=16 epochs=2 max_steps=0 \
+    checkpoint_every_steps=2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader
 export OMPI_MCA_pml=ob1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
 train() { # train LOG ARGS...

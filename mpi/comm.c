@@ -22,6 +22,12 @@ int mpq_comm_mpi_fail(int err, const char *what, const char *file, int line)
     return mpq_fail(MPQ_E_MPI, file, line, "%s: %s", what, msg);
 }
 
+/* The sync-BN reducer of a communicator (mpq_comm_reducer): sums over all ranks. */
+static int reducer_sum(void *ctx, double *buf, size_t n)
+{
+    return mpq_comm_allreduce_sum_double(ctx, buf, n);
+}
+
 int mpq_comm_init(int *argc, char ***argv, mpq_comm **out)
 {
     int provided = 0, err;
@@ -42,7 +48,7 @@ int mpq_comm_init(int *argc, char ***argv, mpq_comm **out)
     mpq_log_set_rank(c->rank);
     mpq_set_abort_hook(abort_world);
     c->reducer.ctx = c;
-    c->reducer.sum = mpq_comm_reducer_sum;
+    c->reducer.sum = reducer_sum;
     *out = c;
     return MPQ_OK;
 }
@@ -123,11 +129,6 @@ int mpq_comm_allreduce_max_double(mpq_comm *c, double *buf, size_t n)
 int mpq_comm_allreduce_sum_long(mpq_comm *c, long *buf, size_t n)
 {
     return allreduce(c, buf, n, MPI_LONG, MPI_SUM);
-}
-
-int mpq_comm_reducer_sum(void *ctx, double *buf, size_t n)
-{
-    return mpq_comm_allreduce_sum_double(ctx, buf, n);
 }
 
 const mpq_reducer *mpq_comm_reducer(mpq_comm *c) { return &c->reducer; }

@@ -12,7 +12,6 @@ struct mpq_comm {
     mpq_reducer reducer;
 };
 
-int mpq_comm_reducer_sum(void *ctx, double *buf, size_t n);
 /* Records "<what>: <MPI_Error_string(err)>" at file:line as an MPQ_E_MPI failure; returns it. */
 int mpq_comm_mpi_fail(int err, const char *what, const char *file, int line);
 #define MPQ_MPI_FAIL(err, what) mpq_comm_mpi_fail((err), (what), __FILE__, __LINE__)

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -38,7 +39,9 @@ typedef struct enum_name {
     int val;
 } enum_name;
 
-enum { KEY_MIN_EXCL = 1 }; /* flags: the minimum itself is not allowed */
+/* flags: KEY_MIN_EXCL, the minimum itself is not allowed; KEY_RESUME, the key decides the model,
+ * the data order or the optimizer state, so a run resumes only from a checkpoint that agrees */
+enum { KEY_MIN_EXCL = 1, KEY_RESUME = 2 };
 
 typedef struct key {
     const char *name;
@@ -96,20 +99,29 @@ static const enum_name augments[] = {{"cifar", MPQ_AUGMENT_CIFAR},
 
 /* clang-format off */
 #define FIELD(m) offsetof(mpq_cfg, m), sizeof(((mpq_cfg *)0)->m)
-#define KINT(nm, m, def, lo, hi, help) {nm, KTYPE_INT, FIELD(m), 0, def, lo, hi, 0, NULL, NULL, help}
-#define KLONG(nm, m, def, lo, hi, help) {nm, KTYPE_LONG, FIELD(m), 0, def, lo, hi, 0, NULL, NULL, help}
+/* Each K<type>F takes the key's flags first; K<type> is the same with no flags. */
+#define KINTF(fl, nm, m, def, lo, hi, help) {nm, KTYPE_INT, FIELD(m), 0, def, lo, hi, fl, NULL, NULL, help}
+#define KINT(...) KINTF(0, __VA_ARGS__)
+#define KLONGF(fl, nm, m, def, lo, hi, help) \
+    {nm, KTYPE_LONG, FIELD(m), 0, def, lo, hi, fl, NULL, NULL, help}
+#define KLONG(...) KLONGF(0, __VA_ARGS__)
 #define KFLT(nm, m, def, lo, hi, fl, help) \
     {nm, KTYPE_FLOAT, FIELD(m), 0, def, lo, hi, fl, NULL, NULL, help}
-#define KBOOL(nm, m, def, help) {nm, KTYPE_BOOL, FIELD(m), 0, def, 0, 1, 0, NULL, NULL, help}
-#define KSTR(nm, m, def, help) {nm, KTYPE_STR, FIELD(m), 0, def, 0, 0, 0, NULL, NULL, help}
-#define KCHOICE(nm, m, def, list, help) \
-    {nm, KTYPE_CHOICE, FIELD(m), 0, def, 0, 0, 0, NULL, list, help}
-#define KENUM(nm, m, def, list, help) {nm, KTYPE_ENUM, FIELD(m), 0, def, 0, 0, 0, list, NULL, help}
+#define KBOOLF(fl, nm, m, def, help) {nm, KTYPE_BOOL, FIELD(m), 0, def, 0, 1, fl, NULL, NULL, help}
+#define KBOOL(...) KBOOLF(0, __VA_ARGS__)
+#define KSTRF(fl, nm, m, def, help) {nm, KTYPE_STR, FIELD(m), 0, def, 0, 0, fl, NULL, NULL, help}
+#define KSTR(...) KSTRF(0, __VA_ARGS__)
+#define KCHOICEF(fl, nm, m, def, list, help) \
+    {nm, KTYPE_CHOICE, FIELD(m), 0, def, 0, 0, fl, NULL, list, help}
+#define KCHOICE(...) KCHOICEF(0, __VA_ARGS__)
+#define KENUMF(fl, nm, m, def, list, help) {nm, KTYPE_ENUM, FIELD(m), 0, def, 0, 0, fl, list, NULL, help}
+#define KENUM(...) KENUMF(0, __VA_ARGS__)
 #define KFLIST(nm, m, n, def, lo, hi, help) \
     {nm, KTYPE_FLIST, FIELD(m), offsetof(mpq_cfg, n), def, lo, hi, 0, NULL, NULL, help}
 /* clang-format on */
 
 #define POS KEY_MIN_EXCL
+#define RESUME KEY_RESUME
 #define BIG 1e30
 
 /* Reference keys first (shared/spec/config.md, same names and defaults), then the keys mpq adds.
@@ -117,17 +129,19 @@ static const enum_name augments[] = {{"cifar", MPQ_AUGMENT_CIFAR},
 static const key keys[] = {
     KENUM("num_layers", num_layers, "0", depths,
           "CIFAR ResNet depth; setting it sets model = resnet<depth> (0: from model)"),
-    KCHOICE("shortcut_type", shortcut_type, "", shortcuts,
-            "'' or a: identity + subsampling + zero channels; b: 1x1 conv+BN where channels "
-            "change; c: always 1x1 conv+BN"),
+    KCHOICEF(RESUME, "shortcut_type", shortcut_type, "", shortcuts,
+             "'' or a: identity + subsampling + zero channels; b: 1x1 conv+BN where channels "
+             "change; c: always 1x1 conv+BN"),
     KFLT("initial_learning_rate", initial_learning_rate, "0.1", 0, BIG, 0,
          "learning rate at the start of the schedule (required by the reference)"),
-    KENUM("optimizer", optimizer, "momentum", optimizers,
-          "momentum (also sgd, None, empty): SGD with momentum; adam: nnabla's Adam"),
+    KENUMF(RESUME, "optimizer", optimizer, "momentum", optimizers,
+           "momentum (also sgd, None, empty): SGD with momentum; adam: nnabla's Adam"),
     KSTR("weightfile", weightfile, "",
          "parameters to start from (a float run's params_best.h5); also sets the quantizer init"),
-    KCHOICE("w_quantize", wq.method, "", qmethods_w, "weight quantizer (None: float weights)"),
-    KCHOICE("a_quantize", aq.method, "", qmethods_a, "activation quantizer (None: plain ReLU)"),
+    KCHOICEF(RESUME, "w_quantize", wq.method, "", qmethods_w,
+             "weight quantizer (None: float weights)"),
+    KCHOICEF(RESUME, "a_quantize", aq.method, "", qmethods_a,
+             "activation quantizer (None: plain ReLU)"),
     KFLT("w_stepsize", wq.stepsize, "0.125", 0, BIG, POS, "initial weight step size, 2^-3"),
     KFLT("w_stepsize_min", wq.stepsize_min, "0.00390625", 0, BIG, POS,
          "smallest weight step size, 2^-8"),
@@ -166,22 +180,23 @@ static const key keys[] = {
          "weight of the weight-size penalty"),
     KFLT("initial_cost_lambda3", initial_cost_lambda3, "0.1", 0, BIG, 0,
          "weight of the activation-size penalty"),
-    KBOOL("scale_layer", scale_layer, "false", "a learnable scalar multiplies the logits"),
+    KBOOLF(RESUME, "scale_layer", scale_layer, "false", "a learnable scalar multiplies the logits"),
     KBOOL("strict_bools", strict_bools, "false",
           "false: a boolean in a .cfg file is true unless empty, as the reference reads it "
           "(Python's bool() of the string: 'scale_layer = False' is TRUE, with a warning); "
           "true: True/False, yes/no, on/off, 1/0 (--set values are always read so)"),
 
-    KCHOICE("model", model, "", models,
-            "resnet20/32/44/56/110 (CIFAR), resnet18, mobilenetv2 (ImageNet)"),
-    KINT("num_classes", num_classes, "0", 0, 1 << 20, "classes (0: from the data)"),
-    KSTR("train_data", train_data, "", "directory of training shards (mpq prep), or synthetic"),
+    KCHOICEF(RESUME, "model", model, "", models,
+             "resnet20/32/44/56/110 (CIFAR), resnet18, mobilenetv2 (ImageNet)"),
+    KINTF(RESUME, "num_classes", num_classes, "0", 0, 1 << 20, "classes (0: from the data)"),
+    KSTRF(RESUME, "train_data", train_data, "",
+          "directory of training shards (mpq prep), or synthetic"),
     KSTR("val_data", val_data, "", "directory of validation shards, or synthetic"),
-    KENUM("augment", augment, "cifar", augments,
-          "cifar: pad 4 + random 32x32 crop + flip (the reference's); imagenet: random-resized "
-          "crop_size crops + flip, validation val_resize then the centre crop_size; none"),
-    KINT("crop_size", crop_size, "224", 0, 4096,
-         "augment = imagenet: side of the training and validation crops (0: the stored size)"),
+    KENUMF(RESUME, "augment", augment, "cifar", augments,
+           "cifar: pad 4 + random 32x32 crop + flip (the reference's); imagenet: random-resized "
+           "crop_size crops + flip, validation val_resize then the centre crop_size; none"),
+    KINTF(RESUME, "crop_size", crop_size, "224", 0, 4096,
+          "augment = imagenet: side of the training and validation crops (0: the stored size)"),
     KINT("val_resize", val_resize, "256", 0, 4096,
          "augment = imagenet: validation resizes the short side to this, then cuts the centre "
          "crop_size (0: crop_size, i.e. the whole short side)"),
@@ -193,12 +208,13 @@ static const key keys[] = {
          "augment = imagenet: smallest aspect ratio (width / height) of a training crop, 3/4"),
     KFLT("crop_ratio_max", crop_ratio_max, "1.33333333", 0, BIG, POS,
          "augment = imagenet: largest aspect ratio of a training crop, 4/3 (drawn log-uniform)"),
-    KINT("batch_size", batch_size, "128", 1, 1 << 24, "global training batch (split over ranks)"),
+    KINTF(RESUME, "batch_size", batch_size, "128", 1, 1 << 24,
+          "global training batch (split over ranks)"),
     KINT("val_batch_size", val_batch_size, "100", 1, 1 << 24, "global validation batch"),
     KFLT("epochs", epochs, "160", 0, 1e9, POS,
          "epochs to train (the reference's 80+40+40; the reference schedule scales with it)"),
     KLONG("max_steps", max_steps, "0", 0, 1e15, "stop after this many global steps (0: no limit)"),
-    KLONG("seed", seed, "1", 0, 9e18, "the seed every random stream derives from"),
+    KLONGF(RESUME, "seed", seed, "1", 0, 9e18, "the seed every random stream derives from"),
     KFLT("momentum", momentum, "0.9", 0, 1, 0, "SGD momentum"),
     KFLT("weight_decay", weight_decay, "0.0002", 0, BIG, 0, "g += weight_decay * w"),
     KBOOL("decay_quant_params", decay_quant_params, "true",
@@ -217,10 +233,12 @@ static const key keys[] = {
     KFLT("warmup_epochs", warmup_epochs, "0", 0, BIG, 0,
          "linear warmup from lr/W to lr over this many epochs (W steps)"),
     KFLT("bn_momentum", bn_momentum, "0.9", 0, 1, 0, "running = m * running + (1 - m) * batch"),
-    KINT("synthetic_samples", synthetic_samples, "512", 1, 1 << 30, "samples of synthetic data"),
-    KINT("synthetic_height", synthetic_height, "32", 1, 1 << 14, "synthetic image height"),
-    KINT("synthetic_width", synthetic_width, "32", 1, 1 << 14, "synthetic image width"),
-    KINT("synthetic_channels", synthetic_channels, "3", 1, 1 << 14, "synthetic image channels"),
+    KINTF(RESUME, "synthetic_samples", synthetic_samples, "512", 1, 1 << 30,
+          "samples of synthetic data"),
+    KINTF(RESUME, "synthetic_height", synthetic_height, "32", 1, 1 << 14, "synthetic image height"),
+    KINTF(RESUME, "synthetic_width", synthetic_width, "32", 1, 1 << 14, "synthetic image width"),
+    KINTF(RESUME, "synthetic_channels", synthetic_channels, "3", 1, 1 << 14,
+          "synthetic image channels"),
     KBOOL("sync_bn", sync_bn, "false", "BN statistics over the global batch"),
     KBOOL("deterministic", deterministic, "false",
           "bit-identical trajectories for any rank count dividing virtual_shards"),
@@ -543,6 +561,33 @@ static void format_value(const mpq_cfg *c, const key *k, char *out, size_t size)
     }
 }
 
+/* A KEY_RESUME key's value as the resume check shows it: strings and names quoted, booleans as
+ * true or false (a file's False read the reference's way is true), numbers as cfg text. Equal
+ * texts mean equal values: numbers are written so that they read back as the same value. */
+static void resume_text(const mpq_cfg *c, const key *k, char *out, size_t size)
+{
+    char v[MPQ_PATH_MAX + 64];
+    switch (k->type) {
+    case KTYPE_BOOL:
+        snprintf(out, size, "%s", *(const int *)cfield(c, k) ? "true" : "false");
+        break;
+    case KTYPE_STR:
+    case KTYPE_CHOICE:
+        snprintf(out, size, "'%s'", (const char *)cfield(c, k));
+        break;
+    case KTYPE_ENUM:
+        format_value(c, k, v, sizeof v);
+        snprintf(out, size, "'%s'", v);
+        break;
+    case KTYPE_INT:
+    case KTYPE_LONG:
+    case KTYPE_FLOAT:
+    case KTYPE_FLIST:
+        format_value(c, k, out, size);
+        break;
+    }
+}
+
 /* Keys mpq no longer has, accepted and ignored (with a warning) so that the configurations stored
  * in older checkpoints still parse. */
 static int is_retired(const char *name, const char *where)
@@ -630,17 +675,6 @@ static void lex_error(lexer *lx, int line, const char *what)
     if (!lx->err_line || line < lx->err_line) lx->err_line = line, lx->err_what = what;
 }
 
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap) return 0;
-    size_t nc = *cap ? 2 * *cap : 16;
-    void *p = realloc(*arr, nc * elem);
-    if (!p) return -1;
-    *arr = p;
-    *cap = nc;
-    return 0;
-}
-
 /* Records section name (len bytes) of the current line; a section seen before is an error naming
  * both lines (configparser refuses it too; merging silently hides an edit in the wrong place). */
 static void add_section(lexer *lx, const char *name, size_t len)
@@ -654,9 +688,10 @@ static void add_section(lexer *lx, const char *name, size_t len)
             lex_error(lx, lx->lineno, lx->repeated);
             return;
         }
-    if (grow((void **)&lx->sections, &lx->cap_sections, lx->n_sections, sizeof(char *)) < 0 ||
-        grow((void **)&lx->section_lines, &lx->cap_section_lines, lx->n_sections, sizeof(int)) <
-            0 ||
+    if (mpq_grow((void **)&lx->sections, &lx->cap_sections, lx->n_sections + 1,
+                 sizeof *lx->sections) < 0 ||
+        mpq_grow((void **)&lx->section_lines, &lx->cap_section_lines, lx->n_sections + 1,
+                 sizeof *lx->section_lines) < 0 ||
         !(s = strndup(name, len))) {
         lx->nomem = 1;
         return;
@@ -721,7 +756,7 @@ static int on_value(void *user, const char *section, const char *name, const cha
         lex_error(lx, lx->lineno, "a key outside of any [section]");
         return 1;
     }
-    if (grow((void **)&lx->e, &lx->cap, lx->n, sizeof *lx->e) < 0) {
+    if (mpq_grow((void **)&lx->e, &lx->cap, lx->n + 1, sizeof *lx->e) < 0) {
         lx->nomem = 1;
         return 1;
     }
@@ -984,6 +1019,24 @@ char *mpq_cfg_dump_string(const mpq_cfg *c)
         return NULL;
     }
     return s;
+}
+
+int mpq_cfg_resume_mismatch(const mpq_cfg *was, const mpq_cfg *now, char *name, size_t name_size,
+                            char *was_text, char *now_text, size_t text_size)
+{
+    char a[MPQ_PATH_MAX + 64], b[MPQ_PATH_MAX + 64];
+    for (int i = 0; i < N_KEYS; i++) {
+        if (!(keys[i].flags & KEY_RESUME)) continue;
+        resume_text(was, &keys[i], a, sizeof a);
+        resume_text(now, &keys[i], b, sizeof b);
+        if (strcmp(a, b)) {
+            snprintf(name, name_size, "%s", keys[i].name);
+            snprintf(was_text, text_size, "%s", a);
+            snprintf(now_text, text_size, "%s", b);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 void mpq_cfg_print_keys(FILE *f)

@@ -8,11 +8,11 @@
 
 #include <stdio.h>
 
+#include "core/path.h"
 #include "data.h"
 #include "optim/optim.h"
 #include "quant/quant.h"
 
-#define MPQ_PATH_MAX 1024
 
 typedef enum mpq_optimizer { MPQ_OPTIMIZER_SGD, MPQ_OPTIMIZER_ADAM } mpq_optimizer;
 
@@ -135,6 +135,12 @@ void mpq_cfg_dump(const mpq_cfg *c, FILE *f);
 mpq_schedule mpq_cfg_schedule(const mpq_cfg *c);
 /* Same into a malloc'ed string (for checkpoints). */
 char *mpq_cfg_dump_string(const mpq_cfg *c);
+/* Compares the keys that must match when a run resumes from a checkpoint (marked in the key
+ * table: those that decide the model, the data order or the optimizer state): returns 1 for the
+ * first that differs, with its name and both values as text (strings quoted, e.g. "'resnet20'",
+ * numbers bare, "128"), each cut to its buffer's size; 0 when all agree. */
+int mpq_cfg_resume_mismatch(const mpq_cfg *was, const mpq_cfg *now, char *name, size_t name_size,
+                            char *was_text, char *now_text, size_t text_size);
 /* Prints the key table (name, default, help) for `mpq train --help-keys`. */
 void mpq_cfg_print_keys(FILE *f);
 

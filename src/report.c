@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/path.h"
 #include "outfile.h"
 
 static const char *class_color(mpq_layer_class c)
@@ -22,7 +23,9 @@ static const char *class_color(mpq_layer_class c)
     return "#7f7f7f";
 }
 
-mpq_layer_class mpq_report_quant_class(const mpq_model *m, int q)
+/* The layer class a quantizer is drawn with: its layer's, or for an activation, the class of
+ * the layer that produced the quantized tensor. */
+static mpq_layer_class quant_class(const mpq_model *m, int q)
 {
     int node = m->qinfo[q].node;
     /* Walk back through BN / add / padding to the layer that produced the tensor. */
@@ -92,7 +95,7 @@ int mpq_report_histories(const char *dir, const mpq_model *m, long epoch)
     } hist[] = {{"n", 'n'}, {"d", 'd'}, {"max", 'x'}, {"min", 'm'}};
     for (size_t h = 0; h < sizeof hist / sizeof hist[0]; h++)
         for (int act = 0; act < 2; act++) {
-            char path[4096];
+            char path[MPQ_PATH_MAX];
             snprintf(path, sizeof path, "%s/res_%s_%c.csv", dir, hist[h].file, act ? 'a' : 'w');
             FILE *f = fopen(path, epoch == 0 ? "w" : "a");
             if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot write '%s': %s", path, strerror(errno));
@@ -142,7 +145,7 @@ static void svg_panel(FILE *f, const mpq_model *m, int is_act, double y0, double
                 "<rect x='%g' y='%g' width='%g' height='%g' fill='%s'><title>%s: %.0f bits"
                 "</title></rect>\n",
                 x0 + k * bw + 0.1 * bw, y0 + height - h, 0.8 * bw, h,
-                class_color(mpq_report_quant_class(m, i)), name, bits);
+                class_color(quant_class(m, i)), name, bits);
         k++;
     }
     fprintf(f, "<line x1='%g' x2='%g' y1='%g' y2='%g' stroke='black'/>\n", x0, x0 + width,

@@ -16,8 +16,5 @@ void mpq_report_table(FILE *f, const mpq_model *m, const mpq_budget *b);
 int mpq_report_histories(const char *dir, const mpq_model *m, long epoch);
 /* Writes the bitwidth bars. Returns 0 or MPQ_E_IO naming the path. */
 int mpq_report_bitwidth_svg(const char *path, const mpq_model *m, const char *title);
-/* The layer class a quantizer is drawn with: its layer's, or for an activation, the class of
- * the layer that produced the quantized tensor. */
-mpq_layer_class mpq_report_quant_class(const mpq_model *m, int q);
 
 #endif

@@ -1,4 +1,5 @@
-# Helpers of the shell tests (sourced by tests/mpi/*.sh, tests/system/*.sh; POSIX sh).
+# Helpers of the shell tests (sourced by tests/mpi/*.sh, tests/system/*.sh, jobs/test-sanitizers.sh;
+# POSIX sh; they expect $top_srcdir).
 
 # wait_for SECONDS COMMAND...: polls every 0.1 s until COMMAND succeeds; 1 if it never did.
 wait_for() {
@@ -27,4 +28,18 @@ launcher() {
     done
     echo "no mpiexec below $1" >&2
     return 1
+}
+
+# tiny_cfg FILE SECTION [KEY=VALUE...]: the training fixture tests/mpi/tiny.cfg (ResNet-20 on
+# 128 synthetic 8x8 images, quantized, 8 steps; written to FILE unless FILE exists), then a
+# section [SECTION] that sets the keys given on top of its [DEFAULT] (VALUE None: empty).
+tiny_cfg() {
+    tc_file=$1
+    tc_section=$2
+    shift 2
+    [ -e "$tc_file" ] || cat "$top_srcdir/tests/mpi/tiny.cfg" > "$tc_file"
+    printf '[%s]\n' "$tc_section" >> "$tc_file"
+    for tc_kv in "$@"; do
+        printf '%s = %s\n' "${tc_kv%%=*}" "${tc_kv#*=}" >> "$tc_file"
+    done
 }

@@ -65,18 +65,24 @@ void mpq_test_rmtree(const char *path)
 int mpq_test_main_mpi(int *argc, char ***argv, struct Suite *(*make)(void), struct mpq_comm **comm,
                       char **tmp)
 {
+    long failed;
     if (mpq_comm_init(argc, argv, comm) < 0) {
         fprintf(stderr, "%s\n", mpq_errmsg());
         return EXIT_FAILURE;
     }
+    const int rank = mpq_comm_rank(*comm);
     mpq_log_set_quiet(1);
-    *tmp = mpq_test_tmpdir();
+    *tmp = rank == 0 ? mpq_test_tmpdir() : NULL;
+    MPQ_ASSERT(rank != 0 || *tmp, "cannot make a temporary directory (TMPDIR?)");
+    MPQ_ASSERT(mpq_comm_bcast_string(*comm, tmp, 0) == MPQ_OK, "%s", mpq_errmsg());
     SRunner *sr = srunner_create(make());
     srunner_set_fork_status(sr, CK_NOFORK); /* MPI is running: no fork() */
     srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
+    failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    mpq_test_rmtree(*tmp);
+    MPQ_ASSERT(mpq_comm_allreduce_sum_long(*comm, &failed, 1) == MPQ_OK, "%s", mpq_errmsg());
+    mpq_comm_barrier(*comm); /* every rank is done with the directory */
+    if (rank == 0) mpq_test_rmtree(*tmp);
     free(*tmp);
     mpq_comm_finalize(*comm);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

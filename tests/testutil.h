@@ -19,9 +19,11 @@ void mpq_test_rmtree(const char *path);
 
 struct mpq_comm;
 struct Suite;
-/* The main of a single-process suite that needs MPI (trainer, checkpoints): starts MPI once,
- * makes a temporary directory (*tmp, removed afterwards), runs the suite without fork() and
- * returns EXIT_SUCCESS or EXIT_FAILURE. */
+/* The one main of every suite that needs MPI, on one rank (trainer, checkpoints) or several
+ * (mpiexec): starts MPI once (*comm is set before make() builds the suite), makes a temporary
+ * directory that all ranks share (*tmp: made by rank 0, broadcast, removed afterwards), runs the
+ * suite without fork(), and combines the failure counts over the ranks, so that every rank
+ * returns the same EXIT_SUCCESS or EXIT_FAILURE. */
 int mpq_test_main_mpi(int *argc, char ***argv, struct Suite *(*make)(void), struct mpq_comm **comm,
                       char **tmp);
 

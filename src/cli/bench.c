@@ -14,11 +14,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "config.h"
 #include "core/args.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "kernels/gemm.h"
 #include "models/models.h"
@@ -44,15 +44,6 @@ typedef struct bench_opts {
     int batch, threads, steps, size, json;
     mpq_strlist sets;
 } bench_opts;
-
-/* CPU seconds of the whole process (all threads): a busy, shared machine stretches the wall
- * time of a step but hardly its CPU time. */
-static double cpu_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* GFLOP/s of a large square sgemm with the current thread count. */
 static double sgemm_peak(void)
@@ -185,7 +176,9 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized,
     for (int k = -2; k < steps && rc == 0; k++) {
         if (k == 0) mpq_model_reset_times(&m);
         if (k == 0 && timeline) s.timeline = &tl;
-        if (k == 0) cpu0 = cpu_now();
+        /* CPU time of all threads: a busy, shared machine stretches the wall time of a step but
+         * hardly its CPU time */
+        if (k == 0) cpu0 = mpq_clock_s(CLOCK_PROCESS_CPUTIME_ID);
         double t0 = mpq_comm_wtime();
         rc = mpq_trainstep_run(&s, src, lr, k + 2, &st);
         if (k < 0) continue;
@@ -194,7 +187,8 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized,
         t_part[steps + k] = st.t_backward;
         t_part[2 * steps + k] = st.t_update;
     }
-    r->train_ips_cpu = (double)cfg->batch_size / mpq_comm_size(c) * steps / (cpu_now() - cpu0);
+    r->train_ips_cpu = (double)cfg->batch_size / mpq_comm_size(c) * steps /
+                       (mpq_clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0);
     if (rc == 0) rc = write_profile(c, cfg, &m, &tl, t_part, steps, timeline, r);
     if (rc == 0) {
         mpq_model_class_times(&m, r->fwd_cls, r->bwd_cls);

@@ -42,6 +42,14 @@ int mpq_cli_model_load(mpq_comm *c, const char *path, const mpq_cfg *cfg, int h,
                        int classes, int plan_n, mpq_cli_model *out);
 void mpq_cli_model_free(mpq_cli_model *x);
 
+/* A verb of `mpq` or a format of `mpq prep`: its name and what runs it (argv[0] is the name). */
+typedef struct mpq_cli_cmd {
+    const char *name;
+    int (*run)(mpq_comm *c, int argc, char **argv);
+} mpq_cli_cmd;
+/* The command of table (n of them) named name, or NULL. */
+const mpq_cli_cmd *mpq_cli_find(const mpq_cli_cmd *table, size_t n, const char *name);
+
 /* Prints "mpq VERB: <message>" for a failure code on stderr (rank prefix where useful) and
  * passes rc through. */
 int mpq_cli_report(const char *verb, int rc);

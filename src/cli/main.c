@@ -26,11 +26,8 @@ static void usage(FILE *f)
             "Run distributed as `mpirun -np N mpq train ...` or through jobs/*.sbatch.\n");
 }
 
-static const struct {
-    const char *name;
-    int (*run)(mpq_comm *c, int argc, char **argv);
-} verbs[] = {
-    {"prep", mpq_cli_prep},       {"train", mpq_cli_train},   {"eval", mpq_cli_eval},
+static const mpq_cli_cmd verbs[] = {
+    {"prep", mpq_cli_prep},       {"train", mpq_cli_train},     {"eval", mpq_cli_eval},
     {"export", mpq_cli_export},   {"inspect", mpq_cli_inspect}, {"bench", mpq_cli_bench},
     {"predict", mpq_cli_predict},
 };
@@ -43,17 +40,17 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
-        if (strcmp(argv[1], verbs[i].name) != 0) continue;
-        if (mpq_comm_init(&argc, &argv, &comm) < 0) {
-            fprintf(stderr, "mpq: %s\n", mpq_errmsg());
-            return 1;
-        }
-        rc = verbs[i].run(comm, argc - 1, argv + 1);
-        mpq_comm_finalize(comm);
-        return rc == 0 ? 0 : rc == 2 ? 2 : rc == MPQ_E_INTERRUPTED ? MPQ_EXIT_INTERRUPTED : 1;
+    const mpq_cli_cmd *verb = mpq_cli_find(verbs, sizeof verbs / sizeof verbs[0], argv[1]);
+    if (!verb) {
+        fprintf(stderr, "mpq: unknown verb '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
     }
-    fprintf(stderr, "mpq: unknown verb '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    if (mpq_comm_init(&argc, &argv, &comm) < 0) {
+        fprintf(stderr, "mpq: %s\n", mpq_errmsg());
+        return 1;
+    }
+    rc = verb->run(comm, argc - 1, argv + 1);
+    mpq_comm_finalize(comm);
+    return rc == 0 ? 0 : rc == 2 ? 2 : rc == MPQ_E_INTERRUPTED ? MPQ_EXIT_INTERRUPTED : 1;
 }

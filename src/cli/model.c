@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "io/export.h"
 #include "train.h"
 
@@ -16,25 +17,25 @@ static int read_file(const char *path, char **out)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return MPQ_FAIL(MPQ_E_IO, "cannot open config file '%s': %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0, k;
-    char *buf = malloc(cap);
-    while (buf && (k = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+    size_t cap = 0, len = 0, k;
+    char *buf = NULL;
+    int rc;
+    /* room for what was read, one more byte to read and the closing NUL */
+    while ((rc = mpq_grow((void **)&buf, &cap, len + 2, 1)) == MPQ_OK &&
+           (k = fread(buf + len, 1, cap - len - 1, f)) > 0)
         len += k;
-        if (len + 1 == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) free(buf);
-            buf = b;
-        }
-    }
     int bad = ferror(f);
     fclose(f);
-    if (!buf) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory reading '%s'", path);
+    if (rc < 0) {
+        free(buf);
+        return mpq_err_push(rc, "reading '%s'", path);
+    }
     if (bad) {
         free(buf);
         return MPQ_FAIL(MPQ_E_IO, "cannot read config file '%s'", path);
     }
     buf[len] = '\0';
-    int rc = mpq_cfg_check_bytes(buf, len, path);
+    rc = mpq_cfg_check_bytes(buf, len, path);
     if (rc < 0) {
         free(buf);
         return rc;

@@ -21,10 +21,7 @@ static void usage(FILE *f)
                "the work)\n");
 }
 
-static const struct {
-    const char *name;
-    int (*run)(mpq_comm *c, int argc, char **argv);
-} formats[] = {
+static const mpq_cli_cmd formats[] = {
     {"idx", mpq_prep_idx_main},
     {"cifar10", mpq_prep_cifar10_main},
     {"imagefolder", mpq_prep_imagefolder_main},
@@ -37,15 +34,14 @@ int mpq_cli_prep(mpq_comm *c, int argc, char **argv)
         if (root) usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
-        int rc;
-        if (strcmp(argv[1], formats[i].name) != 0) continue;
-        rc = formats[i].run(c, argc - 1, argv + 1);
-        return rc < 0 && root ? mpq_cli_report("prep", rc) : rc;
+    const mpq_cli_cmd *format = mpq_cli_find(formats, sizeof formats / sizeof formats[0], argv[1]);
+    if (!format) {
+        if (root) {
+            fprintf(stderr, "mpq prep: unknown format '%s'\n", argv[1]);
+            usage(stderr);
+        }
+        return 2;
     }
-    if (root) {
-        fprintf(stderr, "mpq prep: unknown format '%s'\n", argv[1]);
-        usage(stderr);
-    }
-    return 2;
+    int rc = format->run(c, argc - 1, argv + 1);
+    return rc < 0 && root ? mpq_cli_report("prep", rc) : rc;
 }

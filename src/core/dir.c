@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include "core/err.h"
+#include "core/grow.h"
+#include "core/path.h"
 
 static int cmp_name(const void *a, const void *b)
 {
@@ -25,7 +27,8 @@ void mpq_dir_list_free(mpq_dir_list *l)
 int mpq_dir_list_read(const char *dir, mpq_dir_filter keep, void *ctx, int missing_ok,
                       mpq_dir_list *out)
 {
-    int cap = 0, rc = MPQ_OK;
+    size_t cap = 0;
+    int rc = MPQ_OK;
     struct dirent *e;
     DIR *d = opendir(dir);
     out->names = NULL;
@@ -36,14 +39,9 @@ int mpq_dir_list_read(const char *dir, mpq_dir_filter keep, void *ctx, int missi
     }
     while (rc == MPQ_OK && (e = readdir(d))) {
         if (e->d_name[0] == '.' || (keep && !keep(dir, e->d_name, ctx))) continue;
-        if (out->n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **t = realloc(out->names, sizeof *t * (size_t)cap);
-            if (!t) {
-                rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory listing '%s'", dir);
-                break;
-            }
-            out->names = t;
+        if (mpq_grow((void **)&out->names, &cap, (size_t)out->n + 1, sizeof *out->names) < 0) {
+            rc = mpq_err_push(MPQ_E_NOMEM, "listing '%s'", dir);
+            break;
         }
         if (!(out->names[out->n] = strdup(e->d_name)))
             rc = MPQ_FAIL(MPQ_E_NOMEM, "out of memory listing '%s'", dir);
@@ -61,7 +59,7 @@ int mpq_dir_list_read(const char *dir, mpq_dir_filter keep, void *ctx, int missi
 
 int mpq_dir_make(const char *path, unsigned mode)
 {
-    char buf[4096];
+    char buf[MPQ_PATH_MAX];
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof buf) return MPQ_FAIL(MPQ_E_ARG, "bad directory '%s'", path);
     memcpy(buf, path, len + 1);

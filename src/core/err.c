@@ -39,22 +39,6 @@ const char *mpq_errmsg(void) { return errmsg; }
 
 void mpq_err_clear(void) { errmsg[0] = '\0'; }
 
-const char *mpq_strstatus(int rc)
-{
-    switch ((mpq_status)rc) {
-    case MPQ_OK: return "ok";
-    case MPQ_E_NOMEM: return "out of memory";
-    case MPQ_E_IO: return "I/O error";
-    case MPQ_E_FORMAT: return "bad file format";
-    case MPQ_E_CONFIG: return "configuration error";
-    case MPQ_E_MPI: return "MPI error";
-    case MPQ_E_ARG: return "invalid argument";
-    case MPQ_E_NUMERIC: return "numerical failure";
-    case MPQ_E_INTERRUPTED: return "interrupted";
-    }
-    return "unknown error";
-}
-
 void mpq_set_abort_hook(mpq_abort_hook hook) { abort_hook = hook; }
 
 _Noreturn void mpq_abort(const char *file, int line, const char *fmt, ...)

@@ -25,8 +25,6 @@ int mpq_err_push(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* The current thread's last message ("" if none). Valid until the next failure. */
 const char *mpq_errmsg(void);
 void mpq_err_clear(void);
-/* A short name for a status code ("I/O error", ...). */
-const char *mpq_strstatus(int rc);
 
 #define MPQ_FAIL(rc, ...) mpq_fail((rc), __FILE__, __LINE__, __VA_ARGS__)
 #define MPQ_TRY(expr)                                                                              \

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 
 void mpq_params_init(mpq_params *p) { memset(p, 0, sizeof *p); }
 
@@ -33,13 +34,8 @@ int mpq_params_add(mpq_params *p, const char *name, mpq_pkind kind, int ndim, co
         if (shape[i] <= 0) return MPQ_FAIL(MPQ_E_ARG, "tensor '%s': empty dimension %d", name, i);
         n *= (size_t)shape[i];
     }
-    if (p->n_info == p->cap_info) {
-        int cap = p->cap_info ? 2 * p->cap_info : 64;
-        mpq_param_info *info = realloc(p->info, (size_t)cap * sizeof *info);
-        if (!info) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory registering '%s'", name);
-        p->info = info;
-        p->cap_info = cap;
-    }
+    if (mpq_grow((void **)&p->info, &p->cap_info, (size_t)p->n_info + 1, sizeof *p->info) < 0)
+        return mpq_err_push(MPQ_E_NOMEM, "registering '%s'", name);
     mpq_param_info *t = &p->info[p->n_info++];
     memset(t, 0, sizeof *t);
     strcpy(t->name, name);

@@ -37,7 +37,8 @@ typedef struct mpq_param_info {
 
 typedef struct mpq_params {
     mpq_param_info *info; /* owned */
-    int n_info, cap_info;
+    int n_info;
+    size_t cap_info;
     size_t n_floats;      /* total floats registered */
     float *val;           /* owned, 64-byte aligned, zeroed; NULL before mpq_params_alloc */
     float *grad;          /* owned (trainable registry only) */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 
 void mpq_model_init(mpq_model *m, int h, int w, int c, int num_classes, const mpq_qsettings *wset,
                     const mpq_qsettings *aset, float bn_momentum)
@@ -59,13 +60,8 @@ static int node_add(mpq_model *m, mpq_node_kind kind, mpq_layer_class cls, const
     if (m->err) return -1;
     if ((in0 >= m->n_nodes) || (in1 >= m->n_nodes) || (kind != MPQ_NODE_INPUT && in0 < 0))
         return fail(m, MPQ_FAIL(MPQ_E_ARG, "node '%s': bad input node", scope ? scope : ""));
-    if (m->n_nodes == m->cap_nodes) {
-        int cap = m->cap_nodes ? 2 * m->cap_nodes : 64;
-        mpq_node *nodes = realloc(m->nodes, (size_t)cap * sizeof *nodes);
-        if (!nodes) return fail(m, MPQ_FAIL(MPQ_E_NOMEM, "out of memory building the model"));
-        m->nodes = nodes;
-        m->cap_nodes = cap;
-    }
+    if (mpq_grow((void **)&m->nodes, &m->cap_nodes, (size_t)m->n_nodes + 1, sizeof *m->nodes) < 0)
+        return fail(m, mpq_err_push(MPQ_E_NOMEM, "building the model"));
     mpq_node *n = &m->nodes[m->n_nodes];
     memset(n, 0, sizeof *n);
     n->kind = kind;
@@ -116,15 +112,10 @@ static int quant_add(mpq_model *m, const char *scope, const char *qname, int is_
         q.p.off = s0.off;
         q.p.n = 2;
     }
-    if (m->n_quants == m->cap_quants) {
-        int cap = m->cap_quants ? 2 * m->cap_quants : 64;
-        mpq_quant *qs = realloc(m->quants, (size_t)cap * sizeof *qs);
-        if (qs) m->quants = qs;
-        mpq_qinfo *qi = realloc(m->qinfo, (size_t)cap * sizeof *qi);
-        if (qi) m->qinfo = qi;
-        if (!qs || !qi) return fail(m, MPQ_FAIL(MPQ_E_NOMEM, "out of memory building the model"));
-        m->cap_quants = cap;
-    }
+    const size_t need = (size_t)m->n_quants + 1;
+    if (mpq_grow((void **)&m->quants, &m->cap_quants, need, sizeof *m->quants) < 0 ||
+        mpq_grow((void **)&m->qinfo, &m->cap_qinfo, need, sizeof *m->qinfo) < 0)
+        return fail(m, mpq_err_push(MPQ_E_NOMEM, "building the model"));
     m->quants[m->n_quants] = q;
     snprintf(m->qinfo[m->n_quants].name, MPQ_NAME_MAX, "%s%s%s", scope, *scope ? "/" : "", qname);
     m->qinfo[m->n_quants].node = m->n_nodes - 1;

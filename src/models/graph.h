@@ -88,12 +88,14 @@ typedef struct mpq_qinfo {
 
 typedef struct mpq_model {
     mpq_node *nodes;
-    int n_nodes, cap_nodes;
+    int n_nodes;
+    size_t cap_nodes;
     mpq_params params; /* trainable */
     mpq_params state;  /* BN running statistics */
     mpq_quant *quants; /* every weight, bias and activation quantizer, creation order */
     mpq_qinfo *qinfo;  /* parallel to quants */
-    int n_quants, cap_quants;
+    int n_quants;
+    size_t cap_quants, cap_qinfo;
     mpq_qsettings wset, aset;
     float bn_momentum;
     int in_h, in_w, in_c, num_classes;

@@ -9,14 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "core/grow.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -54,20 +49,16 @@ void mpq_profile_free(mpq_profile *p)
     p->ready_off = NULL;
     p->ready_s = NULL;
     p->n_ready = 0;
+    p->cap_ready_off = p->cap_ready_s = 0;
 }
 
 /* Appends one ready event, growing the arrays. */
 static int push_ready(mpq_profile *p, size_t off, double t)
 {
-    int n = p->n_ready; /* room for 16, then doubled whenever full: at 16, 32, 64, ... */
-    if (n == 0 || (n >= 16 && (n & (n - 1)) == 0)) {
-        size_t cap = p->n_ready ? 2 * (size_t)p->n_ready : 16;
-        size_t *o = realloc(p->ready_off, cap * sizeof *o);
-        if (o) p->ready_off = o;
-        double *s = realloc(p->ready_s, cap * sizeof *s);
-        if (s) p->ready_s = s;
-        if (!o || !s) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory");
-    }
+    const size_t need = (size_t)p->n_ready + 1;
+    if (mpq_grow((void **)&p->ready_off, &p->cap_ready_off, need, sizeof *p->ready_off) < 0 ||
+        mpq_grow((void **)&p->ready_s, &p->cap_ready_s, need, sizeof *p->ready_s) < 0)
+        return mpq_err_push(MPQ_E_NOMEM, "the ready events of the profile");
     p->ready_off[p->n_ready] = off;
     p->ready_s[p->n_ready++] = t;
     return MPQ_OK;
@@ -179,13 +170,13 @@ void mpq_timeline_free(mpq_timeline *tl)
 void mpq_timeline_begin(mpq_timeline *tl)
 {
     tl->n = 0;
-    tl->t0 = now();
+    tl->t0 = mpq_clock_s(CLOCK_MONOTONIC);
 }
 
 void mpq_timeline_ready(void *ctx, size_t off)
 {
     mpq_timeline *tl = ctx;
-    double t = now() - tl->t0;
+    double t = mpq_clock_s(CLOCK_MONOTONIC) - tl->t0;
     if (tl->step >= tl->max_steps || tl->n >= tl->max_events) return;
     if (tl->step == 0)
         tl->off[tl->n] = off;

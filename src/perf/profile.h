@@ -18,6 +18,7 @@ typedef struct mpq_profile {
     int n_ready;       /* ready events of one backward, in the order backward reports them */
     size_t *ready_off; /* lowest offset whose gradient is final after event j (decreasing) */
     double *ready_s;   /* seconds after backward started (increasing) */
+    size_t cap_ready_off, cap_ready_s; /* the room of each (core/grow.h) */
 } mpq_profile;
 
 /* Writes p to path ("key value" lines, then one "ready OFF SECONDS" line per event).

@@ -122,46 +122,19 @@ static int check_config(const trainer *t, const mpq_ckpt_info *in, const char *p
     mpq_cfg old;
     int rc = mpq_cfg_parse_stored(in->config, path, in->experiment, &old);
     if (rc < 0) return mpq_err_push(rc, "the configuration stored in checkpoint '%s'", path);
-    const struct {
-        const char *key, *was, *now;
-    } str[] = {
-        {"model", old.model, c->model},
-        {"shortcut_type", old.shortcut_type, c->shortcut_type},
-        {"w_quantize", old.wq.method, c->wq.method},
-        {"a_quantize", old.aq.method, c->aq.method},
-        {"optimizer", optimizer_name(old.optimizer), optimizer_name(c->optimizer)},
-        {"train_data", old.train_data, c->train_data},
-    };
-    const struct {
-        const char *key;
-        double was, now;
-    } num[] = {
-        {"batch_size", old.batch_size, c->batch_size},
-        {"seed", (double)old.seed, (double)c->seed},
-        {"scale_layer", !!old.scale_layer, !!c->scale_layer},
-        {"num_classes", old.num_classes, c->num_classes},
-        {"augment", old.augment, c->augment},
-        {"crop_size", old.crop_size, c->crop_size},
-        {"synthetic_samples", old.synthetic_samples, c->synthetic_samples},
-        {"synthetic_height", old.synthetic_height, c->synthetic_height},
-        {"synthetic_width", old.synthetic_width, c->synthetic_width},
-        {"synthetic_channels", old.synthetic_channels, c->synthetic_channels},
-        {"steps per epoch", (double)in->steps_per_epoch, (double)t->spe},
-    };
+    char key[64], was[MPQ_PATH_MAX + 8], now[MPQ_PATH_MAX + 8];
     static const char hint[] = "---> HINT: resume with the checkpoint's configuration (`mpq "
                                "inspect` prints it) or train into another output_dir";
-    for (size_t i = 0; i < sizeof str / sizeof str[0]; i++)
-        if (strcmp(str[i].was, str[i].now))
-            return MPQ_FAIL(MPQ_E_CONFIG,
-                            "checkpoint '%s' does not fit the configuration: %s is "
-                            "'%s' there and '%s' here %s",
-                            path, str[i].key, str[i].was, str[i].now, hint);
-    for (size_t i = 0; i < sizeof num / sizeof num[0]; i++)
-        if (num[i].was != num[i].now)
-            return MPQ_FAIL(MPQ_E_CONFIG,
-                            "checkpoint '%s' does not fit the configuration: %s is "
-                            "%g there and %g here %s",
-                            path, num[i].key, num[i].was, num[i].now, hint);
+    if (mpq_cfg_resume_mismatch(&old, c, key, sizeof key, was, now, sizeof now))
+        return MPQ_FAIL(MPQ_E_CONFIG,
+                        "checkpoint '%s' does not fit the configuration: %s is %s there and %s "
+                        "here %s",
+                        path, key, was, now, hint);
+    if (in->steps_per_epoch != t->spe) /* not a key: follows from the data and the batch */
+        return MPQ_FAIL(MPQ_E_CONFIG,
+                        "checkpoint '%s' does not fit the configuration: steps per epoch is "
+                        "%ld there and %ld here %s",
+                        path, in->steps_per_epoch, t->spe, hint);
     if (in->history_cols != MPQ_HIST_COLS)
         return MPQ_FAIL(MPQ_E_FORMAT, "checkpoint '%s': its history has %d columns, not %d", path,
                         in->history_cols, MPQ_HIST_COLS);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/dir.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "io/ckpt.h"
 #include "outfile.h"
@@ -66,13 +67,9 @@ static void write_results_row(FILE *f, const double *r)
 
 int trainer_append_hist(trainer *t, const double *row)
 {
-    if (t->hist_rows == t->hist_cap) {
-        int cap = t->hist_cap ? 2 * t->hist_cap : 64;
-        double *h = realloc(t->hist, sizeof(double) * MPQ_HIST_COLS * (size_t)cap);
-        if (!h) return MPQ_FAIL(MPQ_E_NOMEM, "out of memory for the metric history");
-        t->hist = h;
-        t->hist_cap = cap;
-    }
+    if (mpq_grow((void **)&t->hist, &t->hist_cap, (size_t)t->hist_rows + 1,
+                 sizeof(double) * MPQ_HIST_COLS) < 0)
+        return mpq_err_push(MPQ_E_NOMEM, "the metric history");
     memcpy(t->hist + (size_t)MPQ_HIST_COLS * t->hist_rows++, row, sizeof(double) * MPQ_HIST_COLS);
     return MPQ_OK;
 }

@@ -6,10 +6,11 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/path.h"
 
 int mpq_stop_record_write(const char *dir, const char *signal_name, long step, const char *ckpt)
 {
-    char path[4096], tmp[4096 + 8];
+    char path[MPQ_PATH_MAX], tmp[MPQ_PATH_MAX + 8];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, MPQ_STOP_RECORD) >= sizeof path)
         return MPQ_FAIL(MPQ_E_IO, "stop record: path too long in '%s'", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

@@ -33,7 +33,8 @@ typedef struct trainer {
     double epoch_err; /* train error summed over the steps of the current epoch so far */
     long epoch_n;
     double *hist; /* results.csv rows so far (MPQ_HIST_COLS each), for checkpoints */
-    int hist_rows, hist_cap;
+    int hist_rows;
+    size_t hist_cap;
     double epoch_start; /* wall time the current epoch started */
     int quiet;
     int quantized;        /* some weight or activation quantizer is not float */

@@ -115,31 +115,17 @@ START_TEST(test_prep_ranks_agree_on_a_bad_file)
 }
 END_TEST
 
-int main(int argc, char **argv)
+static Suite *prep_ranks_suite(void)
 {
-    SRunner *sr;
-    long failed;
-    if (mpq_comm_init(&argc, &argv, &comm) < 0) {
-        fprintf(stderr, "%s\n", mpq_errmsg());
-        return EXIT_FAILURE;
-    }
-    mpq_log_set_quiet(1);
-    tmp = mpq_comm_rank(comm) == 0 ? mpq_test_tmpdir() : NULL;
-    if (mpq_comm_bcast_string(comm, &tmp, 0) < 0) return EXIT_FAILURE;
     Suite *s = suite_create("prep_ranks");
     TCase *tc = tcase_create("prep_ranks");
     tcase_add_test(tc, test_prep_ranks_share_shards_with_one_process_result);
     tcase_add_test(tc, test_prep_ranks_agree_on_a_bad_file);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    mpq_comm_allreduce_sum_long(comm, &failed, 1);
-    mpq_comm_barrier(comm);
-    if (mpq_comm_rank(comm) == 0) mpq_test_rmtree(tmp);
-    free(tmp);
-    mpq_comm_finalize(comm);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    return mpq_test_main_mpi(&argc, &argv, prep_ranks_suite, &comm, &tmp);
 }

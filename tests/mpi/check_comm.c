@@ -1,6 +1,7 @@
 /* Tests of mpi/: error agreement, bucketed gradient averaging, deterministic tree sums and rank
  * binding. Runs under mpiexec on 1, 2, 3 and 4 ranks, in Check's no-fork mode. Every rank reaches
- * every collective of a test before its first ck_assert; main combines the verdicts with MAX. */
+ * every collective of a test before its first ck_assert; the shared main (testutil.h) combines the
+ * verdicts. */
 #include <check.h>
 #include <math.h>
 #include <mpi.h>
@@ -318,6 +319,8 @@ END_TEST
 
 static Suite *comm_suite(void)
 {
+    rank = mpq_comm_rank(comm); /* MPI runs: comm is set */
+    size = mpq_comm_size(comm);
     Suite *s = suite_create("comm");
     TCase *tc = tcase_create("comm");
     tcase_add_test(tc, test_comm_reductions_sum_and_max);
@@ -331,19 +334,6 @@ static Suite *comm_suite(void)
 
 int main(int argc, char **argv)
 {
-    int failed, any;
-    if (mpq_comm_init(&argc, &argv, &comm) != MPQ_OK) {
-        fprintf(stderr, "%s\n", mpq_errmsg());
-        return EXIT_FAILURE;
-    }
-    rank = mpq_comm_rank(comm);
-    size = mpq_comm_size(comm);
-    SRunner *sr = srunner_create(comm_suite());
-    srunner_set_fork_status(sr, CK_NOFORK); /* no fork() under MPI */
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD); /* one verdict */
-    mpq_comm_finalize(comm);
-    return any ? EXIT_FAILURE : EXIT_SUCCESS;
+    char *tmp;
+    return mpq_test_main_mpi(&argc, &argv, comm_suite, &comm, &tmp);
 }

@@ -26,27 +26,8 @@ train() { # train DIR [args...]: a training run that must succeed
     mpirun train --cfg "$tmp/t.cfg" T --set "output_dir=$tmp/$d" "$@" >> "$tmp/$d.log" 2>&1 ||
         { cat "$tmp/$d.log"; exit 1; }
 }
-cat > "$tmp/t.cfg" <<'CFG'
-[T]
-model = resnet20
-shortcut_type = b
-train_data = synthetic
-val_data = synthetic
-synthetic_samples = 128
-synthetic_height = 8
-synthetic_width = 8
-batch_size = 32
-val_batch_size = 32
-epochs = 100
-max_steps = 8
-w_quantize = parametric_fp_d_xmax
-a_quantize = parametric_fp_d_xmax_relu
-initial_learning_rate = 0.02
-strict_bools = true
-progress = false
-threads = 1
-checkpoint_every_steps = 2
-CFG
+tiny_cfg "$tmp/t.cfg" T epochs=100 initial_learning_rate=0.02 checkpoint_every_steps=2 \
+    optimizer=momentum target_weight_kbytes=-1 target_activation_kbytes=-1
 
 # ---- SIGKILL in the middle of a save
 train full

@@ -92,27 +92,8 @@ shards() { # shards DIR SEED: 128 8x8 grey images in 4 shards (IDX files through
     "$mpq" prep idx --images "$raw/img.idx" --labels "$raw/lab.idx" -o "$1" --shards 4 \
         > "$raw/prep.log" 2>&1 || { cat "$raw/prep.log"; exit 1; }
 }
-cat > "$tmp/t.cfg" <<'CFG'
-[T]
-model = resnet20
-shortcut_type = b
-train_data = synthetic
-val_data = synthetic
-synthetic_samples = 128
-synthetic_height = 8
-synthetic_width = 8
-batch_size = 32
-val_batch_size = 32
-epochs = 100
-max_steps = 8
-w_quantize = parametric_fp_d_xmax
-a_quantize = parametric_fp_d_xmax_relu
-target_weight_kbytes = 1000
-initial_learning_rate = 0.02
-progress = false
-threads = 1
-checkpoint_every_steps = 2
-CFG
+tiny_cfg "$tmp/t.cfg" T epochs=100 initial_learning_rate=0.02 checkpoint_every_steps=2 \
+    optimizer=momentum target_weight_kbytes=1000 target_activation_kbytes=-1
 train T --set "output_dir=$tmp/ref" > "$tmp/ref.log" 2>&1 || { cat "$tmp/ref.log"; exit 1; }
 ckpt_bytes=$(stat -c %s "$tmp/ref/checkpoints/ckpt-000000008.h5")
 best_bytes=$(stat -c %s "$tmp/ref/params_best.h5")
@@ -266,21 +247,9 @@ same_steps "$tmp/corrupt" "resumed from the checkpoint before the corrupted one"
 
 # ---- SIGTERM to mpiexec at random moments while checkpoints are written
 d="$tmp/term"
-cat >> "$tmp/t.cfg" <<'CFG'
-[TERM]
-model = resnet20
-train_data = synthetic
-synthetic_samples = 128
-synthetic_height = 8
-synthetic_width = 8
-batch_size = 32
-epochs = 100
-max_steps = 16
-progress = false
-threads = 1
-checkpoint_every_steps = 1
-keep_checkpoints = 2
-CFG
+tiny_cfg "$tmp/t.cfg" TERM shortcut_type=None val_data=None val_batch_size=100 w_quantize=None \
+    a_quantize=None target_weight_kbytes=-1 target_activation_kbytes=-1 optimizer=momentum \
+    initial_learning_rate=0.1 epochs=100 max_steps=16 checkpoint_every_steps=1 keep_checkpoints=2
 train TERM --set "output_dir=$tmp/term_ref" > "$tmp/term_ref.log" 2>&1 ||
     { cat "$tmp/term_ref.log"; exit 1; }
 in_save=0

@@ -6,19 +6,10 @@ set -u
 mpq="$top_builddir/mpq"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/t.cfg" <<'CFG'
-[FAIL]
-model = resnet20
-train_data = synthetic
-synthetic_samples = 128
-synthetic_height = 8
-synthetic_width = 8
-batch_size = 16
-max_steps = 50
-strict_bools = true
-progress = false
-threads = 1
-CFG
+. "$top_srcdir/tests/testlib.sh" # tiny_cfg
+tiny_cfg "$tmp/t.cfg" FAIL shortcut_type=None val_data=None val_batch_size=100 w_quantize=None \
+    a_quantize=None target_weight_kbytes=-1 target_activation_kbytes=-1 optimizer=momentum \
+    initial_learning_rate=0.1 epochs=160 batch_size=16 max_steps=50 checkpoint_every_steps=0
 start=$(date +%s)
 MPQ_TEST_FAIL_RANK=1 MPQ_TEST_FAIL_STEP=3 MPQ_TEST_RANKS=2 timeout 60 \
     sh "$top_srcdir/tests/mpirun.sh" -x MPQ_TEST_FAIL_RANK -x MPQ_TEST_FAIL_STEP \

@@ -537,6 +537,76 @@ START_TEST(test_config_list_experiments)
 }
 END_TEST
 
+/* The keys that decide the model, the data order or the optimizer state are marked in the key
+ * table: changing any one of them is a mismatch naming it with both values; the other keys
+ * (learning rate, epochs, outputs, ...) may change on resume; a file's False read as true (the
+ * reference's way) equals true. */
+START_TEST(test_config_resume_mismatch_names_marked_keys)
+{
+    static const char *const marked[][2] = {
+        {"model", "resnet32"},       {"shortcut_type", "c"},
+        {"w_quantize", "pow2"},      {"a_quantize", "fp_relu"},
+        {"optimizer", "adam"},       {"train_data", "elsewhere"},
+        {"batch_size", "64"},        {"seed", "7"},
+        {"scale_layer", "false"},    {"num_classes", "100"},
+        {"augment", "none"},         {"crop_size", "112"},
+        {"synthetic_samples", "64"}, {"synthetic_height", "16"},
+        {"synthetic_width", "16"},   {"synthetic_channels", "1"},
+        {"num_layers", "56"}, /* sets model */
+    };
+    static const char *const free_keys[][2] = {
+        {"initial_learning_rate", "0.5"},
+        {"epochs", "3"},
+        {"max_steps", "10"},
+        {"val_data", "other"},
+        {"output_dir", "run2"},
+        {"keep_checkpoints", "1"},
+        {"lr_schedule", "cosine"},
+        {"lr_decay_epochs", "1, 2"},
+        {"weight_decay", "0.1"},
+        {"val_batch_size", "7"},
+        {"w_bitwidth", "3"},
+        {"checkpoint_every_steps", "5"},
+    };
+    mpq_cfg was, now;
+    char key[64], a[64], b[64];
+    ck_assert_int_eq(mpq_cfg_parse_text(ref_cfg, "quant.cfg", "FP32", &was), 0);
+    ck_assert_int_eq(mpq_cfg_set(&was, "batch_size", "32", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_set(&was, "train_data", "synthetic", "t"), 0);
+    now = was;
+    ck_assert_int_eq(mpq_cfg_resume_mismatch(&was, &now, key, sizeof key, a, b, sizeof a), 0);
+    for (size_t i = 0; i < sizeof marked / sizeof marked[0]; i++) {
+        now = was;
+        ck_assert_int_eq(mpq_cfg_set(&now, marked[i][0], marked[i][1], "t"), 0);
+        ck_assert_msg(mpq_cfg_resume_mismatch(&was, &now, key, sizeof key, a, b, sizeof a) == 1,
+                      "changing %s on resume is not refused", marked[i][0]);
+        ck_assert_str_eq(key, strcmp(marked[i][0], "num_layers") ? marked[i][0] : "model");
+        ck_assert_str_ne(a, b);
+    }
+    for (size_t i = 0; i < sizeof free_keys / sizeof free_keys[0]; i++) {
+        now = was;
+        ck_assert_int_eq(mpq_cfg_set(&now, free_keys[i][0], free_keys[i][1], "t"), 0);
+        ck_assert_msg(mpq_cfg_resume_mismatch(&was, &now, key, sizeof key, a, b, sizeof a) == 0,
+                      "changing %s on resume is refused (%s)", free_keys[i][0], key);
+    }
+    now = was; /* the texts the message shows */
+    ck_assert_int_eq(mpq_cfg_set(&now, "batch_size", "64", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_resume_mismatch(&was, &now, key, sizeof key, a, b, sizeof a), 1);
+    ck_assert_str_eq(a, "32");
+    ck_assert_str_eq(b, "64");
+    now = was;
+    ck_assert_int_eq(mpq_cfg_set(&now, "model", "resnet56", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_resume_mismatch(&was, &now, key, sizeof key, a, b, sizeof a), 1);
+    ck_assert_str_eq(a, "'resnet20'");
+    ck_assert_str_eq(b, "'resnet56'");
+    ck_assert_int_eq(mpq_cfg_parse_text(ref_cfg, "quant.cfg", "FP32", &was), 0);
+    ck_assert_int_eq(was.scale_layer, MPQ_CFG_TRUE_AS_REFERENCE); /* "False" in [DEFAULT] */
+    now = was;
+    ck_assert_int_eq(mpq_cfg_set(&now, "scale_layer", "true", "t"), 0);
+    ck_assert_int_eq(mpq_cfg_resume_mismatch(&was, &now, key, sizeof key, a, b, sizeof a), 0);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -554,6 +624,7 @@ static Suite *config_suite(void)
     tcase_add_test(edge, test_config_set_overrides_and_names_origin);
     tcase_add_test(edge, test_config_validate_cross_key_checks);
     tcase_add_test(edge, test_config_ranges_match_the_code);
+    tcase_add_test(edge, test_config_resume_mismatch_names_marked_keys);
     suite_add_tcase(s, parse);
     suite_add_tcase(s, edge);
     return s;

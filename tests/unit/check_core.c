@@ -9,6 +9,7 @@
 #include "core/args.h"
 #include "core/dir.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
@@ -103,6 +104,42 @@ START_TEST(test_dir_list_sorted_and_filtered)
     ck_assert_int_eq(l.n, 0);
     ck_assert_int_eq(mpq_dir_list_read(dir, NULL, NULL, 0, &l), MPQ_E_IO);
     ck_assert_ptr_nonnull(strstr(mpq_errmsg(), dir));
+}
+END_TEST
+
+/* The room doubles from MPQ_GROW_MIN until it holds what is needed, keeps the values, stops at a
+ * limit, and a size that overflows is refused with the array unchanged. */
+START_TEST(test_grow_doubles_keeps_values_and_refuses_overflow)
+{
+    int *a = NULL, *before;
+    size_t cap = 0;
+    ck_assert_int_eq(mpq_grow((void **)&a, &cap, 1, sizeof *a), 0);
+    ck_assert_uint_eq(cap, MPQ_GROW_MIN);
+    for (int i = 0; i < 16; i++)
+        a[i] = 3 * i + 1;
+    ck_assert_int_eq(mpq_grow((void **)&a, &cap, 17, sizeof *a), 0);
+    ck_assert_uint_eq(cap, 32);
+    ck_assert_int_eq(mpq_grow((void **)&a, &cap, 100, sizeof *a), 0);
+    ck_assert_uint_eq(cap, 128);
+    for (int i = 0; i < 16; i++)
+        ck_assert_int_eq(a[i], 3 * i + 1);
+    a[127] = 5; /* the whole room is usable (ASan/valgrind builds check it) */
+    before = a;
+    ck_assert_int_eq(mpq_grow((void **)&a, &cap, 128, sizeof *a), 0); /* fits: untouched */
+    ck_assert_ptr_eq(a, before);
+    ck_assert_uint_eq(cap, 128);
+    ck_assert_int_eq(mpq_grow_to((void **)&a, &cap, 129, 200, sizeof *a), 0); /* 256 > 200 */
+    ck_assert_uint_eq(cap, 200);
+    ck_assert_int_eq(mpq_grow_to((void **)&a, &cap, 300, 250, sizeof *a), 0); /* limit < need */
+    ck_assert_uint_eq(cap, 400);
+    ck_assert_int_eq(a[127], 5);
+    before = a;
+    ck_assert_int_eq(mpq_grow((void **)&a, &cap, SIZE_MAX / 2, sizeof *a), MPQ_E_NOMEM);
+    ck_assert_ptr_eq(a, before);
+    ck_assert_uint_eq(cap, 400);
+    ck_assert_ptr_nonnull(strstr(mpq_errmsg(), "does not fit in memory"));
+    ck_assert_int_eq(a[0], 1);
+    free(a);
 }
 END_TEST
 
@@ -201,6 +238,7 @@ static Suite *core_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_args_strict_parsing);
     tcase_add_test(tc, test_dir_list_sorted_and_filtered);
+    tcase_add_test(tc, test_grow_doubles_keeps_values_and_refuses_overflow);
     tcase_add_test(tc, test_params_registry_orders_and_names);
     tcase_add_test(tc, test_rng_permutation_is_pure_and_complete);
     tcase_add_test(tc, test_rng_permutation_reaches_every_ordering);
