@@ -16,7 +16,9 @@
 #   --root DIR       write each experiment into DIR/<its output_dir> (default: as configured)
 #   --external FILE  start a chain from FILE when its weightfile is not a result of the file
 #   --result PATH    what a child starts from, relative to its parent's output_dir (default
-#                    params_best.h5; e.g. checkpoints/ckpt-000000100.h5)
+#                    params_best.h5; e.g. checkpoints/ckpt-000000100.h5); `final`: the parent's
+#                    newest checkpoint (its final state, not one chosen by validation), found
+#                    when the child starts
 #   TRAIN ARGS       passed to every `mpq train` (e.g. --set epochs=8); do not set output_dir here
 # What a user edits: LAUNCH (how mpq is started, e.g. LAUNCH="mpirun -np 2 --bind-to none") and
 # MPQ (the binary; default build/mpq).
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
         --external) external=$2; shift 2 ;;
         --result) result=$2; shift 2 ;;
         --all) all=1; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
@@ -72,7 +74,30 @@ parent_of() {
     done
 }
 
-result_of() { echo "${root:+$root/}${out[$1]}/$result"; }
+result_of() {
+    if [ "$result" = final ]; then
+        echo "${root:+$root/}${out[$1]}/checkpoints/<final>"
+    else
+        echo "${root:+$root/}${out[$1]}/$result"
+    fi
+}
+
+# The file behind a result_of path: with --result final the newest checkpoint of that directory.
+resolve() {
+    local dir newest
+    case "$1" in
+        */checkpoints/\<final\>) ;;
+        *) echo "$1"; return 0 ;;
+    esac
+    dir=${1%/<final>}
+    newest=$(find "$dir" -maxdepth 1 -name 'ckpt-*.h5' 2>/dev/null | sort | tail -n 1)
+    if [ -z "$newest" ]; then
+        echo "chain.sh: no checkpoint in $dir (the parent's final state) ---> HINT: the parent" \
+            "writes one at its end unless checkpoint_every_steps and _minutes are both 0" >&2
+        return 1
+    fi
+    echo "$newest"
+}
 
 declare -A par
 for s in "${order[@]}"; do par[$s]=$(parent_of "$s"); done
@@ -129,7 +154,10 @@ for r in "${runs[@]}"; do
     read -r depth name from <<< "$r"
     args=(train --cfg "$cfg" "$name" "${extra[@]}")
     [ -n "$root" ] && args+=(--set "output_dir=$root/${out[$name]}")
-    [ "$from" != "-" ] && args+=(--set "weightfile=$from")
+    if [ "$from" != "-" ]; then
+        from=$(resolve "$from") || exit 1
+        args+=(--set "weightfile=$from")
+    fi
     echo "chain: [$name] ${launch[*]} $mpq ${args[*]}"
     if ! "${launch[@]}" "$mpq" "${args[@]}"; then
         echo "chain: [$name] FAILED" >&2

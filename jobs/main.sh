@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The README's first command: installs the dependencies, builds mpq, converts Fashion-MNIST to
-# HDF5 shards and trains a mixed-precision ResNet-20 (learned step sizes and ranges of weights
-# and activations under memory budgets) on 2 MPI ranks. Prints the test accuracy, the learned
-# per-layer bitwidths, the sizes against the budgets and the path of the bitwidth picture.
+# HDF5 shards and trains a ResNet-20 on 2 MPI ranks the paper's way: a short float phase
+# ([MAIN_FLOAT] of configs/fashion_mnist.cfg), then learned mixed precision ([MAIN]: learned step
+# sizes and ranges of weights and activations) under memory budgets, starting from the float
+# phase's final state (jobs/main-train.sh). Prints the learned per-layer bitwidths, the sizes
+# against the budgets, the path of the bitwidth picture and, last, the test accuracy of both
+# phases' final states.
+# What a user edits: MPQ_RANKS (default 2); extra arguments go to both `mpq train` runs, e.g.
+# `bash jobs/main.sh --set max_steps=100` (see jobs/main-train.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash jobs/install-deps.sh
 bash jobs/build.sh
 bash jobs/prep-fashion-mnist.sh
-. jobs/env.sh
-ranks=${MPQ_RANKS:-2}
-exec mpirun -np "$ranks" --bind-to none build/mpq train --cfg configs/fashion_mnist.cfg \
-    "${MPQ_EXPERIMENT:-MAIN}" "$@"
+bash jobs/main-train.sh "$@"

@@ -28,6 +28,7 @@ typedef struct mpq_train_result {
     double best_val_err;    /* best validation among states within budget */
     double first_loss, last_loss;
     mpq_size_terms size;    /* at the end */
+    int within_budget;      /* whether the final state meets the budgets (1 without budgets) */
     double seconds;
     double images_per_s;
     uint64_t checksum;      /* of the final parameters and BN state (FNV-1a of their bytes) */

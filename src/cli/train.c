@@ -52,6 +52,33 @@ static int print_paths(mpq_comm *c, const char *text, const char *cfg_path, char
     return 0;
 }
 
+/* The final state's test accuracy (never a selected one) and sizes against the budgets; then the
+ * best validated state within the budgets, which the validation split chose. */
+static void print_final(const mpq_cfg *cfg, const mpq_train_result *res)
+{
+    int budgets = cfg->target_weight_kbytes > 0 || cfg->target_activation_kbytes > 0;
+    if (res->val_err == res->val_err) {
+        printf("test accuracy %.2f%% (error %.2f%%) of the final state",
+               100.0 * (1.0 - res->val_err), 100.0 * res->val_err);
+        if (res->best_val_err == res->best_val_err)
+            printf("; best validated state%s: %.2f%%", budgets ? " within the budgets" : "",
+                   100.0 * (1.0 - res->best_val_err));
+        else /* no validation ended within the budgets */
+            printf("; no validated state within the budgets");
+        printf("\n");
+    }
+    printf("weights %.2f KB", res->size.kbytes_w);
+    if (cfg->target_weight_kbytes > 0) printf(" (budget %.2f KB)", cfg->target_weight_kbytes);
+    printf(", activations %.2f KB (%s", res->size.kbytes_a, cfg->target_activation_type);
+    if (cfg->target_activation_kbytes > 0)
+        printf("; budget %.2f KB", cfg->target_activation_kbytes);
+    printf(")");
+    if (budgets)
+        printf(": the final state is %s",
+               res->within_budget ? "within the budgets" : "NOT within the budgets");
+    printf("\n");
+}
+
 int mpq_cli_train(mpq_comm *c, int argc, char **argv)
 {
     const char *cfg_path = NULL, *experiment = NULL, *resume = NULL, *set_v[128];
@@ -108,15 +135,7 @@ int mpq_cli_train(mpq_comm *c, int argc, char **argv)
     if (rank == 0) {
         printf("done: %ld steps in %.1f s (%.0f img/s); final loss %.4f (first %.4f)\n", res.steps,
                res.seconds, res.images_per_s, res.last_loss, res.first_loss);
-        if (res.val_err == res.val_err && res.best_val_err == res.best_val_err)
-            printf("test accuracy %.2f%% (error %.2f%%); best within budget: %.2f%%\n",
-                   100.0 * (1.0 - res.val_err), 100.0 * res.val_err,
-                   100.0 * (1.0 - res.best_val_err));
-        else if (res.val_err == res.val_err) /* no epoch ended within the budgets */
-            printf("test accuracy %.2f%% (error %.2f%%); no epoch ended within the budgets\n",
-                   100.0 * (1.0 - res.val_err), 100.0 * res.val_err);
-        printf("weights %.2f KB, activations %.2f KB (%s)\n", res.size.kbytes_w, res.size.kbytes_a,
-               cfg.target_activation_type);
+        print_final(&cfg, &res);
     }
     return 0;
 }

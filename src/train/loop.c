@@ -300,6 +300,7 @@ static int finish(trainer *t, const mpq_train_opts *o, mpq_train_result *res)
 {
     int rc = MPQ_OK;
     mpq_model_size(&t->m, &t->step.budget, NULL, &res->size);
+    res->within_budget = mpq_size_within_budget(&res->size, &t->step.budget);
     res->checksum = trainer_checksum(&t->m);
     if (t->rank == 0) {
         char svg[sizeof t->dir + 32];
