@@ -52,13 +52,13 @@ static int print_paths(mpq_comm *c, const char *text, const char *cfg_path, char
     return 0;
 }
 
-/* The final state's test accuracy (never a selected one) and sizes against the budgets; then the
- * best validated state within the budgets, which the validation split chose. */
+/* The final state's accuracy on val_data (never a selected state's) and sizes against the budgets;
+ * then the best validated state within the budgets, which that split chose. */
 static void print_final(const mpq_cfg *cfg, const mpq_train_result *res)
 {
     int budgets = cfg->target_weight_kbytes > 0 || cfg->target_activation_kbytes > 0;
     if (res->val_err == res->val_err) {
-        printf("test accuracy %.2f%% (error %.2f%%) of the final state",
+        printf("val_data accuracy %.2f%% (error %.2f%%) of the final state",
                100.0 * (1.0 - res->val_err), 100.0 * res->val_err);
         if (res->best_val_err == res->best_val_err)
             printf("; best validated state%s: %.2f%%", budgets ? " within the budgets" : "",
