@@ -34,13 +34,20 @@ static void run(mpq_threadtune *t, const scenario *sc, int steps, trace *tr)
     }
 }
 
+/* A fresh tuner of max threads (enabled or not) after `steps` steps of sc. */
+static mpq_threadtune simulate(int max, int enabled, const scenario *sc, int steps, trace *tr)
+{
+    mpq_threadtune t;
+    mpq_threadtune_init(&t, max, enabled);
+    run(&t, sc, steps, tr);
+    return t;
+}
+
 START_TEST(test_threadtune_quiet_keeps_all_threads_and_backs_off)
 {
     const scenario sc = {{0, 1.75, 1.0}, {0}, 1000};
-    mpq_threadtune t;
     trace tr;
-    mpq_threadtune_init(&t, 2, 1);
-    run(&t, &sc, 300, &tr);
+    const mpq_threadtune t = simulate(2, 1, &sc, 300, &tr);
     ck_assert_int_eq(t.cur, 2);
     ck_assert_int_eq(t.switches, 0);
     /* probes at steps 4, 13, 30, 63, 128, 193, 258 (intervals 8, 16, 32, 64, 64, ...) */
@@ -53,10 +60,8 @@ START_TEST(test_threadtune_shared_core_moves_to_one_thread)
 {
     /* 2 threads collapse to 3x the quiet time; 1 thread keeps its own core */
     const scenario sc = {{0, 1.75, 3.0}, {0}, 1000};
-    mpq_threadtune t;
     trace tr;
-    mpq_threadtune_init(&t, 2, 1);
-    run(&t, &sc, 200, &tr);
+    const mpq_threadtune t = simulate(2, 1, &sc, 200, &tr);
     ck_assert_int_eq(tr.count_at[4], 2); /* the first probe's step */
     ck_assert_int_eq(tr.count_at[5], 1);
     ck_assert_int_eq(t.cur, 1);
@@ -71,10 +76,8 @@ START_TEST(test_threadtune_follows_contention_both_ways)
     scenario sc = {{0}, {0}, 150};
     for (int i = 0; i < 5; i++)
         sc.now[i] = quiet[i], sc.later[i] = shared[i];
-    mpq_threadtune t;
     trace tr;
-    mpq_threadtune_init(&t, 2, 1);
-    run(&t, &sc, 150, &tr);
+    mpq_threadtune t = simulate(2, 1, &sc, 150, &tr);
     ck_assert_int_eq(t.cur, 2);
     /* the slowdown brings the probe forward: one slow step, then the median turns, then a probe */
     sc.change = 0;
@@ -98,10 +101,8 @@ START_TEST(test_threadtune_four_threads_settle_on_the_fastest)
 {
     /* three threads fastest (a fourth core is busy elsewhere) */
     const scenario sc = {{0, 4.0, 2.2, 1.5, 2.5}, {0}, 1000};
-    mpq_threadtune t;
     trace tr;
-    mpq_threadtune_init(&t, 4, 1);
-    run(&t, &sc, 300, &tr);
+    const mpq_threadtune t = simulate(4, 1, &sc, 300, &tr);
     ck_assert_int_eq(t.cur, 3);
     ck_assert_int_eq(t.switches, 1);
 }
@@ -110,16 +111,11 @@ END_TEST
 START_TEST(test_threadtune_disabled_or_one_thread_never_probes)
 {
     const scenario sc = {{0, 1.0, 9.0}, {0}, 1000};
-    mpq_threadtune t;
     trace tr;
-    mpq_threadtune_init(&t, 2, 0);
-    run(&t, &sc, 300, &tr);
+    ck_assert_int_eq(simulate(2, 0, &sc, 300, &tr).cur, 2);
     ck_assert_int_eq(tr.probes, 0);
-    ck_assert_int_eq(t.cur, 2);
-    mpq_threadtune_init(&t, 1, 1);
-    run(&t, &sc, 300, &tr);
+    ck_assert_int_eq(simulate(1, 1, &sc, 300, &tr).cur, 1);
     ck_assert_int_eq(tr.probes, 0);
-    ck_assert_int_eq(t.cur, 1);
 }
 END_TEST
 
@@ -127,11 +123,8 @@ START_TEST(test_threadtune_small_gain_does_not_switch)
 {
     /* one thread only 5% faster: below the margin, noise would flip it back and forth */
     const scenario sc = {{0, 0.95, 1.0}, {0}, 1000};
-    mpq_threadtune t;
     trace tr;
-    mpq_threadtune_init(&t, 2, 1);
-    run(&t, &sc, 300, &tr);
-    ck_assert_int_eq(t.switches, 0);
+    ck_assert_int_eq(simulate(2, 1, &sc, 300, &tr).switches, 0);
 }
 END_TEST
 
