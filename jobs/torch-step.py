@@ -5,15 +5,36 @@
 # backward and SGD with momentum on random data, on T intra-op threads. Prints one JSON line:
 # the median images/s of the timed steps after two warm-up steps, and the model's multiply-adds
 # per image (counted from the conv and linear layers, to check that both sides run the same
-# network). Needs python3-torch (Debian); never a dependency of mpq.
+# network). Needs python3-torch (Debian); never a dependency of mpq. Debian's torch calls BLAS
+# through libblas.so.3, which is BLIS where BLIS is installed, and BLIS 0.9 runs its slow generic
+# kernels on AMD CPUs newer than Zen 3: like mpq (src/kernels/gemm.c), this selects BLIS's AVX-512
+# skx kernels (BLIS_ARCH_TYPE=0) on such CPUs unless BLIS_ARCH_TYPE is set already.
 #   python3 jobs/torch-step.py MODEL BATCH THREADS STEPS
 import json
+import os
 import statistics
 import sys
 import time
 
-import torch
-import torch.nn as nn
+
+def blis_arch_workaround():
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return
+    flags = set()
+    for line in info.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    if "AuthenticAMD" in info and {"avx512f", "avx512dq", "avx512bw", "avx512vl"} <= flags:
+        os.environ.setdefault("BLIS_ARCH_TYPE", "0")  # BLIS_ARCH_SKX, read at BLIS's first call
+
+
+blis_arch_workaround()
+import torch  # noqa: E402 (after the BLIS setting)
+import torch.nn as nn  # noqa: E402
 
 
 def conv_bn(cin, cout, k, stride, groups=1):
