@@ -246,6 +246,8 @@ static const key keys[] = {
          "fixed split of each batch for deterministic runs (must divide batch_size)"),
     KINT("threads", threads, "0", 0, MPQ_MAX_THREADS,
          "threads per rank (0: from the binding; more than the rank's cores: a warning)"),
+    KBOOL("threads_adapt", threads_adapt, "true",
+          "run fewer threads while fewer run faster (cores shared with other processes)"),
     KFLT("bucket_mbytes", bucket_mbytes, "4", 0, BIG, POS, "gradient allreduce bucket size in MB"),
     KBOOL("allreduce_in_place", allreduce_in_place, "false",
           "true: the gradient allreduce sums in place (no second buffer; Open MPI then always uses "

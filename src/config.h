@@ -75,6 +75,7 @@ typedef struct mpq_cfg {
     /* distribution, performance */
     int sync_bn, deterministic, virtual_shards;
     int threads;            /* per rank; 0: from the binding (or OMP_NUM_THREADS) */
+    int threads_adapt;      /* fewer threads while fewer run faster (train/threadtune.h) */
     float bucket_mbytes;
     int allreduce_in_place; /* 1: in-place gradient allreduce (binomial in Open MPI) */
 

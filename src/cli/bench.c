@@ -117,6 +117,7 @@ typedef struct bench_result {
     double train_ips, fwd_ips, gflop_img, peak, fwd_cls[MPQ_CLASSES], bwd_cls[MPQ_CLASSES];
     double train_ips_cpu; /* images per CPU second of the timed steps: per busy core */
     double budget_w, budget_a;
+    int threads_end, thread_switches; /* the step's thread count at the end (threads_adapt) */
     mpq_profile prof; /* forward, backward, update medians; the timeline with --timeline */
 } bench_result;
 
@@ -189,6 +190,9 @@ static int run_bench(mpq_comm *c, const mpq_cfg *cfg, int steps, int quantized,
     }
     r->train_ips_cpu = (double)cfg->batch_size / mpq_comm_size(c) * steps /
                        (mpq_clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0);
+    r->threads_end = s.threads.cur;
+    r->thread_switches = s.threads.switches;
+    mpq_gemm_set_threads(s.threads.max); /* forward and peak: on every thread */
     if (rc == 0) rc = write_profile(c, cfg, &m, &tl, t_part, steps, timeline, r);
     if (rc == 0) {
         mpq_model_class_times(&m, r->fwd_cls, r->bwd_cls);
@@ -227,10 +231,11 @@ static void print_result(const mpq_cfg *cfg, const bench_result *r, int steps, i
                "\"forward_images_per_s\": %.2f, \"m_multiply_adds_per_image\": %.1f, "
                "\"gflops_per_image\": %.4f, \"achieved_gflops\": %.2f, "
                "\"forward_gflops\": %.2f, \"peak_gflops\": %.2f, \"peak_rss_mb\": %.1f, "
-               "\"budget_w_kbytes\": %.3f, \"budget_a_kbytes\": %.3f}\n",
+               "\"budget_w_kbytes\": %.3f, \"budget_a_kbytes\": %.3f, \"threads_end\": %d, "
+               "\"thread_switches\": %d}\n",
                cfg->model, cfg->batch_size, quant, threads, ranks, r->train_ips, r->train_ips_cpu,
-               r->fwd_ips, r->gflop_img / 2e-3, r->gflop_img, achieved, achieved_fwd, r->peak, ru.ru_maxrss / 1024.0, r->budget_w,
-               r->budget_a);
+               r->fwd_ips, r->gflop_img / 2e-3, r->gflop_img, achieved, achieved_fwd, r->peak,
+               ru.ru_maxrss / 1024.0, r->budget_w, r->budget_a, r->threads_end, r->thread_switches);
         return;
     }
     printf("%s\n", bind);
@@ -244,6 +249,10 @@ static void print_result(const mpq_cfg *cfg, const bench_result *r, int steps, i
            "second per rank\n",
            r->train_ips, cfg->batch_size / r->train_ips, r->train_ips_cpu);
     printf("forward  : %8.2f img/s per rank\n", r->fwd_ips);
+    if (r->thread_switches)
+        printf("threads  : the step ended on %d of %d thread(s) after %d change(s) "
+               "(threads_adapt: fewer ran faster)\n",
+               r->threads_end, threads, r->thread_switches);
     printf("phases   : forward %.4f s, backward %.4f s, update %.4f s per training step\n",
            r->prof.forward_s, r->prof.backward_s, r->prof.update_s);
     printf("work     : %.1f M multiply-adds/image forward (%.3f GFLOP; x3 for a training step)\n",

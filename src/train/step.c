@@ -5,13 +5,18 @@
 #include "train/step.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/log.h"
+#include "kernels/gemm.h"
 #include "layers/loss.h"
 #include "optim/optim.h"
 #include "train.h"
+
+enum { THREAD_CHANGES_LOGGED = 3 }; /* thread-count changes logged per run */
 
 int mpq_batching_of(const mpq_cfg *c, int n_ranks, mpq_batching *b)
 {
@@ -65,6 +70,8 @@ int mpq_trainstep_init(mpq_trainstep *s, const mpq_cfg *c, mpq_comm *comm, mpq_m
     s->rank = mpq_comm_rank(comm);
     s->n_ranks = mpq_comm_size(comm);
     s->budget = mpq_train_budget(c);
+    s->threads_now = omp_get_max_threads();
+    mpq_threadtune_init(&s->threads, s->threads_now, c->threads_adapt);
     size_t len = (size_t)m->in_h * m->in_w * m->in_c, nf = m->params.n_floats;
     size_t local = (size_t)b->micro * b->micro_n;
     if (max_local > (int)local) local = (size_t)max_local;
@@ -261,6 +268,11 @@ int mpq_trainstep_run(mpq_trainstep *s, mpq_source *src, float lr, long step, mp
     int n = 0;
 
     memset(st, 0, sizeof *st);
+    const int threads = mpq_threadtune_next(&s->threads);
+    if (threads != s->threads_now) {
+        mpq_gemm_set_threads(threads);
+        s->threads_now = threads;
+    }
     int rc = src->ops->next(src, s->xb, s->yb, &n);
     st->t_data = src->ops->wait_seconds(src);
     if (rc == 0) rc = injected_failure(s, step);
@@ -291,5 +303,13 @@ int mpq_trainstep_run(mpq_trainstep *s, mpq_source *src, float lr, long step, mp
     double tu = mpq_comm_wtime();
     update(s, lr, step);
     st->t_update = mpq_comm_wtime() - tu;
+    const int before = s->threads.cur;
+    mpq_threadtune_record(&s->threads, st->t_compute + st->t_update);
+    if (s->threads.cur != before && s->threads.switches <= THREAD_CHANGES_LOGGED)
+        mpq_log_warn("step %ld: %d thread(s) ran faster than %d (cores shared with other "
+                     "processes?): going on with %d (threads_adapt = true)%s",
+                     step, s->threads.cur, before, s->threads.cur,
+                     s->threads.switches == THREAD_CHANGES_LOGGED ? "; later changes not logged"
+                                                                  : "");
     return MPQ_OK;
 }

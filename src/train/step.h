@@ -15,6 +15,7 @@
 #include "mpi/comm.h"
 #include "perf/profile.h"
 #include "quant/size.h"
+#include "train/threadtune.h"
 
 /* How the global batch is cut: each rank runs `micro` micro-batches of `micro_n` samples; the
  * metrics of a step are summed over n_shards = micro * ranks units. */
@@ -46,13 +47,16 @@ typedef struct mpq_trainstep {
     double *state_d;  /* BN state as doubles for the replica average */
     mpq_gradsync *gs; /* bucketed allreduce (several ranks, not deterministic), or NULL */
     mpq_timeline *timeline; /* when set (`mpq bench --timeline`): records every backward pass */
+    mpq_threadtune threads; /* this rank's compute thread count (threads_adapt) */
+    int threads_now;        /* the count the kernels are set to */
 } mpq_trainstep;
 
 /* The batching of cfg on n_ranks ranks. Returns 0 or MPQ_E_CONFIG naming the keys. */
 int mpq_batching_of(const mpq_cfg *cfg, int n_ranks, mpq_batching *b);
 
 /* Sets s up for model m (built and planned for at least b.micro_n samples) with buffers for local
- * batches of up to max_local samples (at least micro * micro_n). Returns 0 or MPQ_E_*; free s
+ * batches of up to max_local samples (at least micro * micro_n). The thread count set before
+ * (mpq_gemm_set_threads) is the most the steps use; with threads_adapt they may use fewer. Returns 0 or MPQ_E_*; free s
  * with mpq_trainstep_free either way. */
 int mpq_trainstep_init(mpq_trainstep *s, const mpq_cfg *cfg, mpq_comm *comm, mpq_model *m,
                        const mpq_batching *b, int max_local);
