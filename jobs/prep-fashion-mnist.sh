@@ -15,7 +15,9 @@ out=${FMNIST_OUT:-data/fashion-mnist}
 "$mpq" prep idx --images "$src/t10k-images-idx3-ubyte.gz" --labels "$src/t10k-labels-idx1-ubyte.gz" \
     -o "$out/test" --shards 1 --stats-from "$out/train"
 # FMNIST_HELDOUT=N (e.g. 5000): also a validation split of the last N training images, held out
-# for model selection (never the test set), and train-heldout/ with the other 60000 - N.
+# for model selection (never the test set), train-heldout/ with the other 60000 - N, and
+# test-heldout/: the test images normalised with train-heldout's statistics (what a network
+# trained on train-heldout is tested on).
 heldout=${FMNIST_HELDOUT:-0}
 if [ "$heldout" -gt 0 ]; then
     "$mpq" prep idx --images "$src/train-images-idx3-ubyte.gz" \
@@ -24,4 +26,7 @@ if [ "$heldout" -gt 0 ]; then
     "$mpq" prep idx --images "$src/train-images-idx3-ubyte.gz" \
         --labels "$src/train-labels-idx1-ubyte.gz" -o "$out/val-heldout" --shards 1 \
         --skip $((60000 - heldout)) --stats-from "$out/train-heldout"
+    "$mpq" prep idx --images "$src/t10k-images-idx3-ubyte.gz" \
+        --labels "$src/t10k-labels-idx1-ubyte.gz" -o "$out/test-heldout" --shards 1 \
+        --stats-from "$out/train-heldout"
 fi
