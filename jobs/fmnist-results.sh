@@ -2,8 +2,8 @@
 # The runs behind docs/results.md and the page itself (Fashion-MNIST, ResNet-20, 2 ranks):
 #   bash jobs/fmnist-results.sh [all|prep|float|table1|table2|table3|page]...   (default: all)
 #   prep    the shards with a held-out validation split (FMNIST_HELDOUT=5000 training images)
-#   float   [FP32] of configs/fashion_mnist_results.cfg: the float checkpoint every quantized row starts
-#           from (params_best.h5: the best epoch on the held-out split, never on the test set)
+#   float   [FP32] of configs/fashion_mnist_results.cfg: the float checkpoint every quantized row
+#           starts from (params_best.h5: the best epoch on the held-out split, never the test set)
 #   table1  the parametrizations U1-U3, P1-P3: learned bitwidths under a 70 KB weight budget
 #           (seeds SEEDS), fixed 2- and 4-bit weights (bits FIXED_BITS, seeds FIXED_SEEDS)
 #   table2  mixed against homogeneous at 2- and 3-bit weights, 4-bit activations (seeds SEEDS)
@@ -104,7 +104,8 @@ thin_quant() {
     awk -F, -v OFS=, 'NR == 1 { print; next } { last = $1 } $3 == "w" { r[NR] = $0; s[NR] = $1 }
         END { for (i = 2; i <= NR; i++) if (i in r && (s[i] % 4 == 0 || s[i] == last)) {
                   split(r[i], f, ",")
-                  print f[1], f[2], f[3], f[4], sprintf("%.4g", f[5]), f[6] == "" ? "" : sprintf("%.4g", f[6]) } }' "$1"
+                  g = f[6] == "" ? "" : sprintf("%.4g", f[6])
+                  print f[1], f[2], f[3], f[4], sprintf("%.4g", f[5]), g } }' "$1"
 }
 
 # Fine-tunes experiment $1 with seed $2 from the float checkpoint; keeps the summaries.
@@ -156,7 +157,10 @@ main() {
                 all_seeds=$seeds
                 for seeds in $all_seeds; do
                     fixed_seeds_now=$fixed_seeds
-                    case " $fixed_seeds_now " in *" $seeds "*) fixed_seeds=$seeds ;; *) fixed_seeds= ;; esac
+                    case " $fixed_seeds_now " in
+                        *" $seeds "*) fixed_seeds=$seeds ;;
+                        *) fixed_seeds= ;;
+                    esac
                     table1
                     table2
                     table3
