@@ -81,6 +81,7 @@ static const char *const models[] = {"",          "resnet20", "resnet32",    "re
                                      "resnet110", "resnet18", "mobilenetv2", NULL};
 static const char *const shortcuts[] = {"", "a", "b", "c", NULL};
 static const char *const act_types[] = {"max", "sum", NULL};
+static const char *const max_penalties[] = {"first", "each", NULL};
 
 static const enum_name depths[] = {{"0", 0},   {"20", 20},   {"32", 32}, {"44", 44},
                                    {"56", 56}, {"110", 110}, {NULL, 0}};
@@ -176,6 +177,10 @@ static const key keys[] = {
     KLONG("budget_validate_every_steps", budget_validate_every_steps, "1", 0, 1e15,
           "with a weight budget, validate at a step within the budgets at most once per this "
           "many steps (1: every such step, as the reference; 0: at epoch ends only)"),
+    KCHOICE("activation_max_penalty", activation_max_penalty, "first", max_penalties,
+            "with target_activation_type = max: first: lambda3 * relu(max_i kb_i - target)^2, "
+            "the gradient reaching the first largest tensor only (the reference); each: "
+            "lambda3 * sum_i relu(kb_i - target)^2, every tensor above the target pushed down"),
     KFLT("initial_cost_lambda2", initial_cost_lambda2, "0.1", 0, BIG, 0,
          "weight of the weight-size penalty"),
     KFLT("initial_cost_lambda3", initial_cost_lambda3, "0.1", 0, BIG, 0,
@@ -265,6 +270,9 @@ static const key keys[] = {
     KLONG("check_finite_every_steps", check_finite_every_steps, "10", 0, 1e15,
           "stop when a parameter or BN statistic is NaN or infinite, checked every this many "
           "steps (one pass over the parameters; 0: only before saves and at the end)"),
+    KLONG("quant_log_every_steps", quant_log_every_steps, "0", 0, 1e15,
+          "every this many steps (and after the last), each quantizer's two values, the gradient "
+          "the update used for each, and its bitwidth, to quant.csv in the run directory (0: off)"),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 

@@ -46,6 +46,7 @@ typedef struct mpq_cfg {
     char target_activation_type[8]; /* "max" or "sum" */
     float initial_cost_lambda2, initial_cost_lambda3;
     long budget_validate_every_steps; /* validation between epoch ends, within the budgets */
+    char activation_max_penalty[8];   /* max type: "first" (the reference) or "each" */
 
     /* optimisation */
     mpq_optimizer optimizer;
@@ -87,6 +88,7 @@ typedef struct mpq_cfg {
     int progress;           /* 1: live progress line on a terminal */
     int check_replicas;     /* 1: compare a parameter checksum over the ranks every step */
     long check_finite_every_steps; /* NaN/Inf scan of the parameters every N steps (0: off) */
+    long quant_log_every_steps;    /* quant.csv: quantizer values and gradients (0: off) */
 } mpq_cfg;
 
 /* Every key at its default (the reference's for its keys; see `mpq train --help-keys`). */

@@ -114,6 +114,21 @@ static float penalty(float kb, float target, float lambda, float *dkb)
     return r * r;
 }
 
+/* act_max_each: sum over the activation tensors of relu(kb_i - target)^2, each tensor's
+ * gradient into its own quantizer. */
+static float penalty_each(const mpq_quant *qs, int n_q, const float *val, const mpq_budget *b,
+                          float *grad)
+{
+    float loss = 0.0f;
+    for (int i = 0; i < n_q; i++) {
+        if (!qs[i].is_act) continue;
+        float dkb, kb = kbytes(mpq_quant_bitwidth(&qs[i], val), qs[i].count);
+        loss += penalty(kb, b->target_a_kbytes, b->lambda3, &dkb);
+        if (grad && dkb != 0.0f) add_tensor_grad(&qs[i], val, dkb, grad);
+    }
+    return loss;
+}
+
 void mpq_size_eval(const mpq_quant *qs, int n_q, const float *val, const mpq_budget *b,
                    float *grad, mpq_size_terms *out)
 {
@@ -137,7 +152,9 @@ void mpq_size_eval(const mpq_quant *qs, int n_q, const float *val, const mpq_bud
     t.kbytes_a = b->act_sum ? asum : amax;
     if (b->target_w_kbytes > 0.0f)
         t.loss2 = penalty(t.kbytes_w, b->target_w_kbytes, b->lambda2, &dkw);
-    if (b->target_a_kbytes > 0.0f)
+    if (b->target_a_kbytes > 0.0f && !b->act_sum && b->act_max_each)
+        t.loss3 = penalty_each(qs, n_q, val, b, grad); /* dka stays 0 */
+    else if (b->target_a_kbytes > 0.0f)
         t.loss3 = penalty(t.kbytes_a, b->target_a_kbytes, b->lambda3, &dka);
     if (grad) {
         for (int i = 0; i < n_q; i++) {

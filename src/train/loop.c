@@ -277,6 +277,7 @@ static int run_steps(trainer *t, const mpq_train_opts *o, mpq_train_result *res)
         MPQ_TRY(mpq_comm_allreduce_max_double(t->comm, stimes, 7));
         if (t->rank == 0) {
             trainer_log_step(t, step, lr, &st, stimes, mpq_comm_wtime() - ts);
+            trainer_log_quant(t, step);
             if (!o->quiet && (live || (step + 1) % report_every == 0 || step == t->start_step))
                 trainer_progress(t, step, &st, mpq_comm_wtime() - start, step + 1 - t->start_step,
                                  live);

@@ -1,6 +1,7 @@
 /* The run's log files (trainer.h), written by rank 0: steps.csv and timing.csv (a row per step),
  * validation.csv (a row per validation), results.csv (a row per epoch, the reference's columns
- * first) and the metric history that checkpoints carry. On resume every file is cut back to the
+ * first), quant.csv (with quant_log_every_steps: the quantizers' values and gradients) and the
+ * metric history that checkpoints carry. On resume every file is cut back to the
  * rows that belong before the checkpoint, so the continued run adds no duplicate and misses no
  * row; results.csv is rewritten from the checkpoint's history. Also the progress lines. */
 #include <errno.h>
@@ -22,6 +23,7 @@ static const char steps_header[] =
 static const char timing_header[] =
     "step,compute_s,data_wait_s,comm_wait_s,comm_exposed_s,comm_bytes,images_per_s";
 static const char val_header[] = "step,epoch,val_err,val_loss,kbytes_w,kbytes_a,within_budget,best";
+static const char quant_header[] = "step,quantizer,side,param,value,grad";
 
 /* Rewrites path keeping its header and the complete data lines that belong before the
  * checkpoint (by_step: whose first field is below limit; else the first limit lines), so nothing
@@ -85,6 +87,10 @@ static int cut_back(trainer *t)
     MPQ_TRY(truncate_csv(path, timing_header, t->start_step, 1));
     snprintf(path, sizeof path, "%s/validation.csv", t->dir);
     MPQ_TRY(truncate_csv(path, val_header, t->start_step, 1));
+    if (t->cfg->quant_log_every_steps > 0) {
+        snprintf(path, sizeof path, "%s/quant.csv", t->dir);
+        MPQ_TRY(truncate_csv(path, quant_header, t->start_step, 1));
+    }
     for (int h = 0; h < 8; h++) { /* the epoch-0 row and one per results row */
         snprintf(path, sizeof path, "%s/res_%s_%c.csv", t->dir, hist_files[h / 2],
                  h % 2 ? 'a' : 'w');
@@ -113,8 +119,11 @@ int trainer_open_outputs(trainer *t, int resumed, mpq_ckpt_start fresh)
     t->results_csv = open_in_dir(t, "results.csv", "w");
     t->timing_csv = open_in_dir(t, "timing.csv", mode);
     t->val_csv = open_in_dir(t, "validation.csv", mode);
-    if (!t->steps_csv || !t->results_csv || !t->timing_csv || !t->val_csv)
+    if (t->cfg->quant_log_every_steps > 0) t->quant_csv = open_in_dir(t, "quant.csv", mode);
+    if (!t->steps_csv || !t->results_csv || !t->timing_csv || !t->val_csv ||
+        (t->cfg->quant_log_every_steps > 0 && !t->quant_csv))
         return MPQ_FAIL(MPQ_E_IO, "cannot write into '%s': %s", t->dir, strerror(errno));
+    if (!resumed && t->quant_csv) fprintf(t->quant_csv, "%s\n", quant_header);
     if (!resumed) {
         fprintf(t->steps_csv, "%s\n", steps_header);
         fprintf(t->timing_csv, "%s\n", timing_header);
@@ -141,6 +150,27 @@ void trainer_log_step(trainer *t, long step, float lr, const mpq_step_stats *st,
             stimes[2], -stimes[3], stimes[4], t->cfg->batch_size / step_seconds);
 }
 
+/* Rank 0, with quant_log_every_steps = N: after step 0, every N-th step and the last, a row per
+ * learnable quantizer value (its value after the update and the gradient the update used: after
+ * weight decay and, with a budget, clip_quant_grads) and one with each quantizer's bitwidth. */
+void trainer_log_quant(trainer *t, long step)
+{
+    const long every = t->cfg->quant_log_every_steps;
+    if (!t->quant_csv || (step % every != 0 && step + 1 != t->total_steps)) return;
+    const mpq_model *m = &t->m;
+    for (int i = 0; i < m->n_quants; i++) {
+        const mpq_quant *q = &m->quants[i];
+        if (q->method == MPQ_QMETHOD_NONE) continue;
+        char side = q->is_act ? 'a' : 'w';
+        for (int k = 0; k < mpq_qmethod_n_params(q->method); k++)
+            fprintf(t->quant_csv, "%ld,%s,%c,%s,%.9g,%.9g\n", step, m->qinfo[i].name, side,
+                    mpq_qmethod_param_name(q->method, k), m->params.val[q->p.off + (size_t)k],
+                    m->params.grad[q->p.off + (size_t)k]);
+        fprintf(t->quant_csv, "%ld,%s,%c,bits,%.9g,\n", step, m->qinfo[i].name, side,
+                mpq_quant_bitwidth(q, m->params.val));
+    }
+}
+
 void trainer_log_validation(trainer *t, long step, double verr, double vce,
                             const mpq_size_terms *now, int within, int best)
 {
@@ -155,6 +185,7 @@ int trainer_flush_logs(trainer *t)
     MPQ_TRY(mpq_outfile_flush(t->steps_csv, t->dir, "steps.csv"));
     MPQ_TRY(mpq_outfile_flush(t->timing_csv, t->dir, "timing.csv"));
     MPQ_TRY(mpq_outfile_flush(t->results_csv, t->dir, "results.csv"));
+    if (t->quant_csv) MPQ_TRY(mpq_outfile_flush(t->quant_csv, t->dir, "quant.csv"));
     return mpq_outfile_flush(t->val_csv, t->dir, "validation.csv");
 }
 
@@ -185,7 +216,7 @@ void trainer_progress(const trainer *t, long step, const mpq_step_stats *st, dou
 
 void trainer_close_logs(trainer *t)
 {
-    FILE **f[] = {&t->steps_csv, &t->results_csv, &t->timing_csv, &t->val_csv};
+    FILE **f[] = {&t->steps_csv, &t->results_csv, &t->timing_csv, &t->val_csv, &t->quant_csv};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (*f[i]) {
             fclose(*f[i]);

@@ -44,6 +44,7 @@ mpq_budget mpq_train_budget(const mpq_cfg *c)
         .target_w_kbytes = c->target_weight_kbytes,
         .target_a_kbytes = c->target_activation_kbytes,
         .act_sum = !strcmp(c->target_activation_type, "sum"),
+        .act_max_each = !strcmp(c->activation_max_penalty, "each"),
         .lambda2 = c->initial_cost_lambda2,
         .lambda3 = c->initial_cost_lambda3,
     };

@@ -1,8 +1,8 @@
 /* The trainer's state and the functions its files share (private to src/train/):
  *   setup.c       data sources, the model, the batching, initial values;
  *   step.c        one training step (step.h; also what `mpq bench` runs);
- *   runlog.c      steps.csv, timing.csv, validation.csv, results.csv and the metric history,
- *                 cut back on resume; progress lines;
+ *   runlog.c      steps.csv, timing.csv, validation.csv, results.csv, quant.csv and the metric
+ *                 history, cut back on resume; progress lines;
  *   checkpoint.c  checkpoint save, resume (the configuration keys that must match are marked in
  *                 the key table), weight files, the parameter checksum;
  *   loop.c        mpq_train: the epochs, validation and the best state, signals, the end.
@@ -42,6 +42,7 @@ typedef struct trainer {
     double last_save;     /* rank 0: wall time of the last checkpoint (or the start) */
     long last_budget_val; /* the last step validated within the budgets (-1: none yet) */
     FILE *steps_csv, *results_csv, *timing_csv, *val_csv;
+    FILE *quant_csv; /* NULL unless quant_log_every_steps > 0 */
     char dir[MPQ_PATH_MAX + 64];
 } trainer;
 
@@ -55,6 +56,7 @@ int trainer_append_hist(trainer *t, const double *row);
 int trainer_open_outputs(trainer *t, int resumed, mpq_ckpt_start fresh);
 void trainer_log_step(trainer *t, long step, float lr, const mpq_step_stats *st,
                       const double *stimes, double step_seconds);
+void trainer_log_quant(trainer *t, long step); /* rank 0 */
 void trainer_log_validation(trainer *t, long step, double verr, double vce,
                             const mpq_size_terms *now, int within, int best);
 int trainer_log_results(trainer *t, const double *row); /* rank 0; flushes every csv */

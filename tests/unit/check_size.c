@@ -1,5 +1,6 @@
 /* The size model (src/quant/size.c, spec section 6): kbytes of weights (sum) and activations (max
- * with the gradient to the first maximum, or sum), the penalties and their gradients. ceil and
+ * with the gradient to the first maximum, or to every tensor above the target with
+ * activation_max_penalty = each, or sum), the penalties and their gradients. ceil and
  * round make the bitwidth piecewise constant, so gradients are checked against the spec's STE
  * formulas and those against central differences of the smooth pre-ceil quantity; finally plain
  * gradient descent on the penalty alone, with the reference's clipping and projections, must
@@ -216,6 +217,72 @@ START_TEST(test_size_activation_max_sends_gradient_to_first_max_only)
 }
 END_TEST
 
+/* activation_max_penalty = each: lambda3 * sum_i relu(kb_i - target)^2 (continuous n). */
+static float each_n[3];
+static const size_t each_c[3] = {1024, 1024, 2048};
+static double each_smooth(double n0)
+{
+    double sum = 0.0;
+    for (int i = 0; i < 3; i++) {
+        double r = (i == 0 ? n0 : (double)each_n[i]) * (double)each_c[i] / 8192.0 - 0.55;
+        if (r > 0) sum += r * r;
+    }
+    return 0.5 * sum;
+}
+static double each_smooth_n1(double n1)
+{
+    float keep = each_n[1];
+    each_n[1] = (float)n1;
+    double v = each_smooth((double)each_n[0]);
+    each_n[1] = keep;
+    return v;
+}
+
+START_TEST(test_size_activation_max_each_penalty_value_and_gradient)
+{
+    /* b-method activations: 6, 5 and 2 bits: 0.75, 0.625 and 0.5 KB against a 0.55 KB target */
+    float val[6] = {6.2f, 1.0f, 5.3f, 1.0f, 2.4f, 1.0f}, grad[6] = {0};
+    mpq_quant qs[3];
+    for (int i = 0; i < 3; i++) {
+        qs[i] = make_q("parametric_fp_b_xmax_relu", 1, each_c[i], 2 * (size_t)i);
+        each_n[i] = roundf(val[2 * i]);
+    }
+    mpq_budget b = {.target_w_kbytes = -1, .target_a_kbytes = 0.55f, .lambda2 = 0.1f,
+                    .lambda3 = 0.5f, .act_max_each = 1};
+    mpq_size_terms t;
+    mpq_size_eval(qs, 3, val, &b, grad, &t);
+    ck_assert_float_eq(t.kbytes_a, 0.75f); /* still the max */
+    ck_assert_int_eq(t.argmax_a, 0);
+    double r0 = 0.75 - 0.55, r1 = 0.625 - 0.55;
+    ck_assert_double_eq_tol(t.loss3, r0 * r0 + r1 * r1, 1e-6);
+    double want0 = 0.5 * 2.0 * r0 * 1024.0 / 8192.0, want1 = 0.5 * 2.0 * r1 * 1024.0 / 8192.0;
+    ck_assert_double_eq_tol(grad[0], want0, 1e-5 * want0);
+    ck_assert_double_eq_tol(grad[2], want1, 1e-5 * want1);
+    ck_assert_float_eq(grad[4], 0.0f); /* under the target: no gradient */
+    ck_assert_double_eq_tol(grad[0], CDIFF(each_smooth, (double)each_n[0], 1e-3), 1e-5);
+    ck_assert_double_eq_tol(grad[2], CDIFF(each_smooth_n1, (double)each_n[1], 1e-3), 1e-5);
+    /* the reference's penalty on the same state: only the first largest tensor */
+    memset(grad, 0, sizeof grad);
+    b.act_max_each = 0;
+    mpq_size_eval(qs, 3, val, &b, grad, &t);
+    ck_assert_double_eq_tol(t.loss3, r0 * r0, 1e-6);
+    ck_assert(grad[0] > 0.0f && grad[2] == 0.0f && grad[4] == 0.0f);
+    /* within the budget both are zero, with no gradient */
+    memset(grad, 0, sizeof grad);
+    b.act_max_each = 1;
+    b.target_a_kbytes = 0.75f;
+    mpq_size_eval(qs, 3, val, &b, grad, &t);
+    ck_assert_float_eq(t.loss3, 0.0f);
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(grad[i], 0.0f);
+    /* ignored for the sum type */
+    b.act_sum = 1;
+    b.target_a_kbytes = 1.0f;
+    mpq_size_eval(qs, 3, val, &b, grad, &t);
+    double rs = (0.75 + 0.625 + 0.5) - 1.0;
+    ck_assert_double_eq_tol(t.loss3, rs * rs, 1e-5);
+}
+END_TEST
+
 /* Plain gradient descent on the size penalty alone (lr * grad), with the reference's gradient
  * clipping and projections, until the budget is met. Returns the number of steps taken. */
 static int descend(mpq_quant *qs, int n_q, float *val, size_t n_val, const mpq_budget *b,
@@ -289,6 +356,34 @@ START_TEST(test_size_descent_meets_activation_budget_max_and_sum)
 }
 END_TEST
 
+START_TEST(test_size_descent_max_budget_each_is_faster_with_equal_largest_tensors)
+{
+    /* seven equal largest tensors (as in ResNet-20's first stage): the reference's penalty moves
+     * one tensor at a time, `each` all seven together */
+    int steps[2];
+    for (int each = 0; each < 2; each++) {
+        float val[16];
+        mpq_quant qs[8];
+        mpq_size_terms t0, t;
+        for (int i = 0; i < 8; i++) {
+            qs[i] = make_q("parametric_fp_d_xmax_relu", 1, i < 7 ? 12544 : 6272, 2 * (size_t)i);
+            val[2 * i] = 0x1p-4f;
+            val[2 * i + 1] = 1.0f; /* k = 16: 5 bits */
+        }
+        mpq_budget b = {.target_w_kbytes = -1, .target_a_kbytes = -1, .lambda2 = 0.1f,
+                        .lambda3 = 0.1f, .act_max_each = each};
+        mpq_size_eval(qs, 8, val, &b, NULL, &t0);
+        b.target_a_kbytes = t0.kbytes_a * 0.8f; /* 4 bits */
+        steps[each] = descend(qs, 8, val, 16, &b, 0.2f, 5000, &t);
+        ck_assert_msg(t.kbytes_a <= b.target_a_kbytes, "%s: %g KB after %d steps (target %g)",
+                      each ? "each" : "first", (double)t.kbytes_a, steps[each],
+                      (double)b.target_a_kbytes);
+        for (int i = 0; i < 7; i++) ck_assert_float_le(mpq_quant_bitwidth(&qs[i], val), 4.0f);
+    }
+    ck_assert_msg(steps[1] * 3 < steps[0], "each: %d steps, first: %d", steps[1], steps[0]);
+}
+END_TEST
+
 static Suite *size_suite(void)
 {
     Suite *s = suite_create("size");
@@ -299,6 +394,8 @@ static Suite *size_suite(void)
     tcase_add_test(tc, test_size_activation_max_sends_gradient_to_first_max_only);
     tcase_add_test(tc, test_size_descent_meets_weight_budget);
     tcase_add_test(tc, test_size_descent_meets_activation_budget_max_and_sum);
+    tcase_add_test(tc, test_size_activation_max_each_penalty_value_and_gradient);
+    tcase_add_test(tc, test_size_descent_max_budget_each_is_faster_with_equal_largest_tensors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,7 +2,8 @@
  * bit-identical steps.csv, states within the budgets are validated between epoch ends (as the
  * reference does) and the best of them is kept, and every experiment section of a
  * reference-style .cfg (float, fixed fp/pow2, the six parametric methods, budgets, scale_layer,
- * Adam) trains a few steps. */
+ * Adam) trains a few steps; quant_log_every_steps logs the values and gradients the updates
+ * used. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -276,6 +277,111 @@ START_TEST(test_train_chained_weightfile_keeps_quantizer_values)
 }
 END_TEST
 
+/* The quantizer of the model named `name`, or -1. */
+static int quant_index(const mpq_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_quants; i++)
+        if (!strcmp(m->qinfo[i].name, name)) return i;
+    return -1;
+}
+
+/* quant_log_every_steps = 2 over 5 steps: quant.csv has rows after steps 0, 2 and 4 (the last),
+ * one per learnable value and one with the bitwidth of every quantizer; after step 0 each value
+ * is its initial value minus lr times the logged gradient, projected into its bounds (SGD from
+ * zero momentum: the logged gradient is the one the update used), and after the last step the
+ * values and bitwidths are those of the final checkpoint. Off (the default): no quant.csv. */
+START_TEST(test_train_quant_log_values_and_gradients)
+{
+    static const char text[] =
+        "[DEFAULT]\nmodel = resnet20\ntrain_data = synthetic\nsynthetic_samples = 32\n"
+        "synthetic_height = 8\nsynthetic_width = 8\nbatch_size = 16\nmax_steps = 5\n"
+        "initial_learning_rate = 0.05\nlr_schedule = constant\nseed = 4\n"
+        "checkpoint_every_steps = 5\nw_quantize = parametric_fp_d_b\n"
+        "a_quantize = parametric_fp_d_xmax_relu\nquant_log_every_steps = 2\n[Q]\n"
+        "[OFF]\nquant_log_every_steps = 0\n";
+    mpq_train_result r;
+    ck_assert_msg(run(text, "Q", "qlog", &r) == 0, "%s", mpq_errmsg());
+    mpq_cfg c;
+    mpq_model m0, m5;
+    ck_assert_int_eq(trainfix_cfg(text, "Q", tmp, "qlog", &c), 0);
+    trainfix_initial_model(&c, 16, &m0);
+    trainfix_checkpoint_model(comm, &c, 5, 16, &m5);
+    int per_step = 0, n_q = 0;
+    for (int i = 0; i < m0.n_quants; i++)
+        if (m0.quants[i].method != MPQ_QMETHOD_NONE) {
+            per_step += mpq_qmethod_n_params(m0.quants[i].method) + 1;
+            n_q++;
+        }
+    ck_assert_int_gt(per_step, 20);
+
+    char path[4200], *text_csv, *save = NULL;
+    snprintf(path, sizeof path, "%s/qlog/quant.csv", tmp);
+    text_csv = trainfix_slurp(path);
+    ck_assert_ptr_nonnull(text_csv);
+    int rows[5] = {0}, checked_sgd = 0, checked_final = 0, nonzero_grads = 0;
+    char *line = strtok_r(text_csv, "\n", &save);
+    ck_assert_str_eq(line, "step,quantizer,side,param,value,grad");
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        long step;
+        char name[128], side, param[32];
+        double value, grad = NAN;
+        int n = sscanf(line, "%ld,%127[^,],%c,%31[^,],%lf,%lf", &step, name, &side, param, &value,
+                       &grad);
+        ck_assert_msg(n >= 5 && step >= 0 && step < 5, "bad line '%s'", line);
+        rows[step]++;
+        int qi = quant_index(&m0, name);
+        ck_assert_msg(qi >= 0, "unknown quantizer in '%s'", line);
+        const mpq_quant *q = &m0.quants[qi];
+        ck_assert_int_eq(side, q->is_act ? 'a' : 'w');
+        if (!strcmp(param, "bits")) {
+            ck_assert_int_eq(n, 5);
+            if (step == 4) {
+                ck_assert_double_eq(value, mpq_quant_bitwidth(&m5.quants[qi], m5.params.val));
+                checked_final++;
+            }
+            continue;
+        }
+        ck_assert_int_eq(n, 6);
+        int k = !strcmp(param, mpq_qmethod_param_name(q->method, 0)) ? 0 : 1;
+        ck_assert_str_eq(param, mpq_qmethod_param_name(q->method, k));
+        size_t at = q->p.off + (size_t)k;
+        if (step == 0) { /* the SGD step from the initial value, then the projection */
+            float *v = m0.params.val;
+            float keep[2] = {v[q->p.off], v[q->p.off + 1]};
+            v[at] = (float)((double)v[at] - 0.05 * grad);
+            mpq_quant_project(q, v);
+            double want = (double)v[at];
+            v[q->p.off] = keep[0];
+            v[q->p.off + 1] = keep[1];
+            ck_assert_msg(fabs(value - want) <= 1e-6 * (1.0 + fabs(want)),
+                          "%s %s: %.9g, want %.9g (%.9g - 0.05 * %.9g, projected)", name, param,
+                          value, want, (double)keep[k], grad);
+            checked_sgd++;
+            nonzero_grads += grad != 0.0;
+        }
+        if (step == 4) {
+            ck_assert_double_eq((float)value, m5.params.val[at]);
+            checked_final++;
+        }
+    }
+    ck_assert_int_eq(rows[0], per_step);
+    ck_assert_int_eq(rows[1], 0);
+    ck_assert_int_eq(rows[2], per_step);
+    ck_assert_int_eq(rows[3], 0);
+    ck_assert_int_eq(rows[4], per_step);
+    ck_assert_int_eq(checked_final, per_step);
+    ck_assert_int_eq(checked_sgd, per_step - n_q);
+    ck_assert_int_gt(2 * nonzero_grads, checked_sgd); /* the check above is not vacuous */
+    free(text_csv);
+    mpq_model_free(&m0);
+    mpq_model_free(&m5);
+
+    ck_assert_int_eq(run(text, "OFF", "qlog-off", &r), 0);
+    ck_assert(file_exists("qlog-off", "steps.csv"));
+    ck_assert(!file_exists("qlog-off", "quant.csv"));
+}
+END_TEST
+
 START_TEST(test_train_diverging_run_stops_with_message)
 {
     mpq_train_result r;
@@ -338,6 +444,10 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_train_diverging_run_stops_with_message);
     tcase_add_test(tc, test_train_finite_check_names_the_tensor);
     suite_add_tcase(s, tc);
+    TCase *tq = tcase_create("quant_log"); /* CK_RUN_CASE=quant_log runs it alone */
+    tcase_set_timeout(tq, 300);
+    tcase_add_test(tq, test_train_quant_log_values_and_gradients);
+    suite_add_tcase(s, tq);
     return s;
 }
 
