@@ -3,12 +3,12 @@
 # MAX_STEPS steps, the first WARMUP dropped) over a list of rank counts, threads per rank and
 # transports, for strong scaling (fixed global batch) and weak scaling (fixed batch per rank),
 # and sets each measured row beside the performance model's prediction (`mpq predict`), which
-# is calibrated in the same run: step profiles with the backward timeline (`mpq bench
-# --timeline`) at every batch per rank the study uses, and per transport the latency, bandwidth
-# and allreduce sweep of tests/bench/bench_net.
+# is calibrated in the same run: one-rank step profiles with the backward timeline (`mpq bench
+# --timeline`) at the row's batch per rank, taken right before and after each run, and per
+# transport the latency, bandwidth and allreduce sweeps of tests/bench/bench_net.
 #   bash jobs/scaling.sh [OUT_DIR]            (default runs/scaling; the committed study: docs/data/scaling/)
 # Writes OUT_DIR/scaling.csv, OUT_DIR/scaling.svg (jobs/scaling-svg.awk), OUT_DIR/net-*.csv
-# (ping-pong, sum rate, allreduce sweeps with the model's times), OUT_DIR/profiles/*.txt, and
+# (ping-pong, sum rate, allreduce sweeps with the model's times), OUT_DIR/profiles/rows/*, and
 # the runs' logs and timing.csv files under OUT_DIR/runs/.
 # What a user edits: the environment variables below (defaults in brackets).
 #   MODELS [resnet20 resnet18]   RANKS [1 2 4]   THREADS [1]   TRANSPORTS [shm tcp]
@@ -85,35 +85,17 @@ median() {
         awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# the local batches a model's runs use: strong G/R and weak B for every R
-batches_of() {
-    local m=$1 g b r
-    g=$(of GLOBAL_BATCH "$m") b=$(of BATCH_PER_RANK "$m")
-    for r in $rank_list; do
-        case " $modes " in *" strong "*) [ $((g % r)) -eq 0 ] && echo $((g / r)) ;; esac
-    done
-    case " $modes " in *" weak "*) echo "$b" ;; esac
-}
-
 qargs=()
 [ "$quant" = none ] || qargs=(--quant "$quant")
-echo "== step profiles (mpq bench --timeline), $(date -u +%H:%M:%S) UTC"
-for m in $models; do
-    img=$(of IMAGE "$m")
-    for threads in $thread_list; do
-        for b in $(batches_of "$m" | sort -nu); do
-            p="$out/profiles/$m-t$threads-b$b.txt"
-            "$mpq" bench --model "$m" --batch "$b" --size "$img" --threads "$threads" \
-                "${qargs[@]}" --steps 5 --timeline "$p" > "$p.log" 2>&1 ||
-                { cat "$p.log"; exit 1; }
-            echo "$m threads $threads batch $b: $(grep '^phases' "$p.log")"
-        done
-    done
-done
-
-# the gradient of each model (everything trainable, quantizer parameters included), in floats
+# the gradient of each model (everything trainable, quantizer parameters included), in floats,
+# for bench_net: from a one-step profile at batch 2 (the gradient's size does not depend on the
+# batch; the rows are predicted from profiles taken next to each run, below)
 grad_floats=$(for m in $models; do
-    awk '$1 == "params_floats" { print $2; exit }' "$out/profiles/$m-"*.txt; done | sort -u)
+    p="$out/profiles/$m-gradient.txt"
+    "$mpq" bench --model "$m" --batch 2 --size "$(of IMAGE "$m")" --threads 1 "${qargs[@]}" \
+        --steps 1 --timeline "$p" > "$p.log" 2>&1 || { cat "$p.log" >&2; exit 1; }
+    awk '$1 == "params_floats" { print $2; exit }' "$p"
+done | sort -u)
 for transport in $transports; do
     if [ "$transport" = tcp ] && [ "$nodes_up" = 0 ]; then
         bash jobs/nodes.sh up "$max_ranks" --prefix "$prefix" --subnet "$subnet"
