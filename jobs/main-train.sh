@@ -24,17 +24,20 @@ LAUNCH="mpirun -np ${MPQ_RANKS:-2} --bind-to none" MPQ=$mpq \
 dirs=$("$mpq" train --cfg "$cfg" --list-paths "$@")
 dir_of() { awk -F'\t' -v e="$1" '$1 == e { print $2 }' <<< "$dirs"; }
 test_accuracy() { # test_accuracy EXPERIMENT FILE [--set k=v]...: "X.XX%" of FILE on the test split
-    local exp=$1 file=$2
+    local exp=$1 file=$2 out acc
     shift 2
-    mpirun -np "${MPQ_RANKS:-2}" --bind-to none "$mpq" eval --cfg "$cfg" "$exp" "$file" \
-        --data "$test_data" "$@" 2>&1 | sed -n 's/^accuracy \([0-9.]*\)%.*/\1/p' |
-        awk '{ printf "%.2f%%", $1 }'
+    out=$(mpirun -np "${MPQ_RANKS:-2}" --bind-to none "$mpq" eval --cfg "$cfg" "$exp" "$file" \
+        --data "$test_data" "$@" 2>&1) || { echo "$out" >&2; return 1; }
+    acc=$(sed -n 's/^accuracy \([0-9.]*\)%.*/\1/p' <<< "$out")
+    [ -n "$acc" ] || { echo "$out" >&2; echo "main-train.sh: no accuracy from mpq eval" >&2; return 1; }
+    awk -v a="$acc" 'BEGIN { printf "%.2f%%", a }'
 }
 test_data=${MPQ_TEST_DATA:-data/fashion-mnist/test-heldout}
 float_dir=$(dir_of MAIN_FLOAT) main_dir=$(dir_of MAIN)
 float_ckpt=$(find "$float_dir/checkpoints" -maxdepth 1 -name 'ckpt-*.h5' | sort | tail -n 1)
+float_acc=$(test_accuracy MAIN_FLOAT "$float_ckpt" "$@")
 echo
-echo "MAIN_FLOAT final state: test accuracy $(test_accuracy MAIN_FLOAT "$float_ckpt" "$@")" \
+echo "MAIN_FLOAT final state: test accuracy $float_acc" \
     "($(awk -F, 'END { printf "%.2f%%", 100 * (1 - $3) }' "$float_dir/results.csv") on the" \
     "held-out split)"
 best=$(awk -F, 'NR > 1 && $8 == 1 { row = $0 } END { print row }' "$main_dir/validation.csv")
@@ -43,7 +46,8 @@ if [ -z "$best" ] || [ ! -f "$main_dir/params_best.h5" ]; then
     exit 1
 fi
 IFS=, read -r step epoch verr _ kw ka _ <<< "$best"
+main_acc=$(test_accuracy MAIN "$main_dir/params_best.h5" "$@")
 echo "MAIN state chosen on the held-out split within both budgets (step $((step + 1)), epoch" \
-    "$epoch): test accuracy $(test_accuracy MAIN "$main_dir/params_best.h5" "$@")" \
+    "$epoch): test accuracy $main_acc" \
     "($(awk -v e="$verr" 'BEGIN { printf "%.2f%%", 100 * (1 - e) }') held-out)," \
     "$(awk -v w="$kw" -v a="$ka" 'BEGIN { printf "weights %.2f KB, activations %.2f KB", w, a }')"
