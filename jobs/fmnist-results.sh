@@ -135,12 +135,15 @@ run() {
         mkdir -p "$out/curves" "$out/bitwidth"
         [ -f "$dir/quant.csv" ] && thin_quant "$dir/quant.csv" > "$out/curves/$exp.csv"
         case $exp in MIXED_*|MAX_*|L2_*) cp "$dir/bitwidth.svg" "$out/bitwidth/$exp.svg" ;; esac
-        case $exp in MAX_*) # the sizes per step (table 3's picture)
-            awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i }
-                { print $c["step"] "," $c["kbytes_w"] "," $c["kbytes_a"] "," $c["loss3"] }' \
-                "$dir/steps.csv" > "$out/curves/$exp-steps.csv" ;;
-        esac
     fi
+    case $exp in MAX_*) # the sizes per step (table 3: the picture is seed 1's)
+        mkdir -p "$out/curves"
+        local f=$out/curves/$exp-steps.csv
+        [ "$seed" = 1 ] || f=$out/curves/$exp-s$seed-steps.csv
+        awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i }
+            { print $c["step"] "," $c["kbytes_w"] "," $c["kbytes_a"] "," $c["loss3"] }' \
+            "$dir/steps.csv" > "$f" ;;
+    esac
     return 0
 }
 
