@@ -709,10 +709,10 @@ PROSE_DATA = """\
 held-out error in %, weight and activation KB of the final state, whether it is within the
 budgets, seconds of training); `fp32-results.csv`: the float run's epochs; `curves/`: quant.csv
 of the learned rows (seed 1) and the per-step sizes of the table 3 rows (both seeds);
-`bitwidth/`: the learned bitwidth pictures (seed 1); `final/`: `mpq inspect` of every row's final state (each quantizer's
-values and bits); `recal.csv`: the rows re-evaluated after re-estimating their BN statistics.
-The run directories themselves (`runs/fmnist-results/`) are not
-committed: the float checkpoint and every row are reproducible with the command above.
+`bitwidth/`: the learned bitwidth pictures (seed 1); `final/`: `mpq inspect` of every row's
+final state (each quantizer's values and bits); `recal.csv`: the rows re-evaluated after
+re-estimating their BN statistics. The run directories themselves (`runs/fmnist-results/`) are
+not committed: the float checkpoint and every row are reproducible with the command above.
 """
 
 if __name__ == "__main__":
