@@ -563,7 +563,7 @@ selects anything on.
 
 Everything on this page comes from one command, `bash jobs/fmnist-results.sh all`
 (`configs/fashion_mnist_results.cfg`; the steps: `prep`, `float`, `table1`, `table2`, `table3`,
-`page`; `SEEDS`, `FIXED_SEEDS` choose the seeds):
+`recal` of the rows in `RECAL`, `page`; `SEEDS`, `FIXED_SEEDS` choose the seeds):
 
 - one float network, `[FP32]`: a {fp_epochs}-epoch cosine schedule from 0.1; its
   `params_best.h5` is the epoch end with the lowest **held-out** error;
