@@ -633,21 +633,22 @@ same size. Two mechanisms show in the runs above, and neither depends on mpq: th
    penalties are the same function; `each` held the budget in 314 and 350 of 429 steps and ended
    within it in both seeds, a small difference that two seeds do not establish.
 2. *From 8 bits*, the budget was never met (0 of 429 steps, both penalties, both seeds): all
-   seven tensors came down to 5 bits within 40 (`each`) or 120 (`first`) steps and stopped
-   there. Their final layer tables (`final/MAX_EACH-s1.txt`) show why: the activation xmax
+   seven tensors came down to 5 bits by step 28 (`each`, both seeds) or 116-119 (`first`) and
+   stopped there. Their final layer tables (`final/MAX_EACH-s1.txt`) show why: the activation xmax
    starts at 2^-3 * 255 = 31.9, far above what a ReLU after BN produces, so the cross-entropy
    gives it no gradient, and the size is log2(xmax/d + 1): its gradient through d is xmax/d
    times its gradient through xmax. The penalty therefore raised d, which stopped at its upper
    bound `a_stepsize_max = 1` (`each`: d = 1 and xmax = 29.8 for all seven, 5 bits; `first`:
    d = 0.72 to 1, which Q2 rounds to 1), while xmax moved from 31.9 by only 0.7 to 2.1 in 429
-   steps (clipped to |g| <= d and scaled by the decaying learning rate). Reaching 4 bits from
+   steps (its gradient is about xmax/d = 30 times smaller than d's, far below the clip, and the
+   learning rate decays). Reaching 4 bits from
    there needs xmax below 15: an initialisation problem that no choice of penalty solves. One
    6272-element tensor even grew to 9 bits (6.89 KB, `final/MAX_FIRST-s1.txt`): U3 infers the
    bitwidth, and `a_bitwidth_max` does not bound it.
 
 `activation_max_penalty = each` penalises `sum_i relu(kb_i - target)^2`: zero exactly when the
 max budget is met (the same feasible set), every tensor above the target gets its own gradient.
-It brought the seven tensors from 8 to 5 bits three times faster than the reference's penalty,
+It brought the seven tensors from 8 to 5 bits four times faster than the reference's penalty,
 and with several tensors over the target it is the better-posed penalty; it does not change the
 two mechanisms above.
 """
