@@ -54,15 +54,26 @@ last_col() {
         { v = $c } END { if (!c) exit 1; print v }' "$1"
 }
 
-# Replaces (or adds) the line of experiment $1, seed $2 in rows.csv by $3, sorted.
-put_row() {
-    local f=$out/rows.csv tmp
-    mkdir -p "$out"
+# Replaces (or adds) the line of experiment $2, seed $3 in csv $1 (header $4) by $5, sorted.
+put_line() {
+    local f=$1 tmp
+    mkdir -p "$(dirname "$f")"
     tmp=$(mktemp)
-    { echo "$rows_header"
-      { [ -f "$f" ] && tail -n +2 "$f" | awk -F, -v e="$1" -v s="$2" '!($1 == e && $2 == s)'
-        echo "$3"; } | sort -t, -k1,1 -k2,2n; } > "$tmp"
+    { echo "$4"
+      { [ -f "$f" ] && tail -n +2 "$f" | awk -F, -v e="$2" -v s="$3" '!($1 == e && $2 == s)'
+        echo "$5"; } | sort -t, -k1,1 -k2,2n; } > "$tmp"
     mv "$tmp" "$f"
+}
+
+# The error in % that `mpq eval` of state $1 on split $2 prints (its output also goes to file $3
+# when given); dies naming the state when eval fails or prints no error.
+eval_error() {
+    local ev err
+    ev=$("${launch[@]}" "$mpq" eval "$1" --data "$2") || die "mpq eval '$1' on $2 failed"
+    [ -z "${3:-}" ] || echo "$ev" > "$3"
+    err=$(echo "$ev" | sed -n 's/^accuracy .*error \([0-9.]*\)%.*/\1/p')
+    [ -n "$err" ] || die "no error in the output of mpq eval '$1' on $2:"$'\n'"$ev"
+    echo "$err"
 }
 
 have_row() { [ -z "${FORCE:-}" ] && [ -f "$out/rows.csv" ] && grep -q "^$1,$2," "$out/rows.csv"; }
@@ -86,15 +97,12 @@ float() {
 # on the test split and records its line; its held-out error and sizes are those of the
 # validation of that state in validation.csv (the best one for FP32, else the last).
 row() {
-    local exp=$1 seed=$2 dir=$3 state=$4 secs=$5 ev test_err heldout steps kw ka within pick
+    local exp=$1 seed=$2 dir=$3 state=$4 secs=$5 test_err heldout steps kw ka within pick
     [ -f "$state" ] || die "$exp: no state '$state'"
-    ev=$("${launch[@]}" "$mpq" eval "$state" --data "$test_split") || die "$exp: eval failed"
-    echo "$ev" > "$dir/test-eval.txt"
+    test_err=$(eval_error "$state" "$test_split" "$dir/test-eval.txt")
     mkdir -p "$out/final"
     "$mpq" inspect "$state" > "$out/final/$exp-s$seed.txt" ||
         die "$exp: mpq inspect '$state' failed"
-    test_err=$(echo "$ev" | sed -n 's/^accuracy .*error \([0-9.]*\)%.*/\1/p')
-    [ -n "$test_err" ] || die "$exp: no error in the output of mpq eval ($dir/test-eval.txt)"
     pick=$dir/validation.csv
     if [ "$exp" = FP32 ]; then # the best validation (the state params_best.h5 holds)
         pick=$(mktemp)
@@ -106,7 +114,8 @@ row() {
     ka=$(last_col "$pick" kbytes_a)
     within=$(last_col "$pick" within_budget)
     [ "$exp" = FP32 ] && rm -f "$pick"
-    put_row "$exp" "$seed" "$exp,$seed,$steps,$test_err,$heldout,$kw,$ka,$within,$secs"
+    put_line "$out/rows.csv" "$exp" "$seed" "$rows_header" \
+        "$exp,$seed,$steps,$test_err,$heldout,$kw,$ka,$within,$secs"
     echo "$exp seed $seed: test error $test_err %, held-out error $heldout %, W $kw KB," \
         "A $ka KB, within the budgets: $within, $secs s"
 }
@@ -129,8 +138,7 @@ run() {
     "${launch[@]}" "$mpq" train --cfg "$cfg" "$exp" --restart --set "seed=$seed" \
         --set "output_dir=$dir" --set "weightfile=$root/FP32/params_best.h5" \
         --set progress=false > "$dir.log" 2>&1 || die "$exp seed $seed failed: see $dir.log"
-    row "$exp" "$seed" "$dir" "$(ls "$dir"/checkpoints/ckpt-*.h5 | tail -n 1)" \
-        $(( $(date +%s) - start ))
+    row "$exp" "$seed" "$dir" "$(newest_ckpt "$dir/checkpoints")" $(( $(date +%s) - start ))
     if [ "$seed" = 1 ]; then
         mkdir -p "$out/curves" "$out/bitwidth"
         [ -f "$dir/quant.csv" ] && thin_quant "$dir/quant.csv" > "$out/curves/$exp.csv"
@@ -153,25 +161,18 @@ run() {
 # rate 0 (the parameters, quantizers included, stay as they are; only the running statistics
 # move), then evaluated on the held-out and test splits; a line per row in recal.csv.
 recal() {
-    local exp=$1 seed=$2 dir=$root/$1-s$2 rdir=$root/$1-s$2-recal state ev hev terr herr
-    state=$(ls "$dir"/checkpoints/ckpt-*.h5 2> /dev/null | tail -n 1)
+    local exp=$1 seed=$2 dir=$root/$1-s$2 rdir=$root/$1-s$2-recal state terr herr
+    state=$(newest_ckpt "$dir/checkpoints")
     [ -n "$state" ] || die "recal $exp seed $seed: no checkpoint in $dir (run the row first)"
     "${launch[@]}" "$mpq" train --cfg "$cfg" "$exp" --restart --set "seed=$seed" \
         --set "output_dir=$rdir" --set "weightfile=$state" --set initial_learning_rate=0 \
         --set "max_steps=${RECAL_STEPS:-50}" --set progress=false > "$rdir.log" 2>&1 ||
         die "recal $exp seed $seed failed: see $rdir.log"
-    state=$(ls "$rdir"/checkpoints/ckpt-*.h5 | tail -n 1)
-    ev=$("${launch[@]}" "$mpq" eval "$state" --data "$test_split") || die "$exp: eval failed"
-    hev=$("${launch[@]}" "$mpq" eval "$state" --data "${test_split%/*}/val-heldout") ||
-        die "$exp: eval failed"
-    terr=$(echo "$ev" | sed -n 's/^accuracy .*error \([0-9.]*\)%.*/\1/p')
-    herr=$(echo "$hev" | sed -n 's/^accuracy .*error \([0-9.]*\)%.*/\1/p')
-    [ -n "$terr" ] && [ -n "$herr" ] || die "$exp: no error in the output of mpq eval"
-    [ -f "$out/recal.csv" ] ||
-        echo "experiment,seed,recal_steps,test_err,heldout_err" > "$out/recal.csv"
-    awk -F, -v e="$exp" -v s="$seed" '!($1 == e && $2 == s)' "$out/recal.csv" > "$out/recal.tmp"
-    echo "$exp,$seed,${RECAL_STEPS:-50},$terr,$herr" >> "$out/recal.tmp"
-    mv "$out/recal.tmp" "$out/recal.csv"
+    state=$(newest_ckpt "$rdir/checkpoints")
+    terr=$(eval_error "$state" "$test_split")
+    herr=$(eval_error "$state" "${test_split%/*}/val-heldout")
+    put_line "$out/recal.csv" "$exp" "$seed" "experiment,seed,recal_steps,test_err,heldout_err" \
+        "$exp,$seed,${RECAL_STEPS:-50},$terr,$herr"
     echo "$exp seed $seed, BN statistics re-estimated: test error $terr %, held-out error $herr %"
 }
 
@@ -214,7 +215,8 @@ main() {
                     recal "${r%%:*}" "${r#*:}"
                 done
                 page ;;
-            *) die "unknown step '$what' (all, prep, float, table1, table2, table3 or page)" ;;
+            *) die "unknown step '$what' (all, prep, float, table1, table2, table3, page," \
+                   "EXP:SEED or recal:EXP:SEED)" ;;
         esac
     done
 }

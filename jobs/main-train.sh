@@ -34,7 +34,7 @@ test_accuracy() { # test_accuracy EXPERIMENT FILE [--set k=v]...: "X.XX%" of FIL
 }
 test_data=${MPQ_TEST_DATA:-data/fashion-mnist/test-heldout}
 float_dir=$(dir_of MAIN_FLOAT) main_dir=$(dir_of MAIN)
-float_ckpt=$(find "$float_dir/checkpoints" -maxdepth 1 -name 'ckpt-*.h5' | sort | tail -n 1)
+float_ckpt=$(newest_ckpt "$float_dir/checkpoints")
 float_acc=$(test_accuracy MAIN_FLOAT "$float_ckpt" "$@")
 echo
 echo "MAIN_FLOAT final state: test accuracy $float_acc" \
