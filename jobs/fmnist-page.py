@@ -445,7 +445,7 @@ def main():
     if have_steps:
         L.append("![largest activation tensor per step](%s/table3-steps.svg)\n" % rel)
     L.append(PROSE_T3_AFTER)
-    L.append(PROSE_OBSERVED.format(observed=OBSERVED.strip()))
+    L.append(PROSE_OBSERVED)
     recal_path = os.path.join(data_dir, "recal.csv")
     if os.path.exists(recal_path):
         L.append("Final states with their BN running statistics re-estimated on the final "
@@ -656,10 +656,6 @@ two mechanisms above.
 PROSE_OBSERVED = """\
 ## What the committed run shows (2026-12-06)
 
-{observed}
-"""
-
-OBSERVED = """
 - **The schedule.** Every quantized row is one epoch (429 steps) of fine-tuning from the same
   float network (test error 9.35 %; fine-tuned the same way without quantizers, `FT_FP32`:
   9.05 %). Two seeds per row (data order and augmentation); where their ranges overlap the
