@@ -27,18 +27,37 @@ static inline int all_rows(const mpq_dconv_geom *g)
     return (g->imgs > 1 ? g->imgs : 1) * g->rows;
 }
 
+/* Whether tap t reads input at row r of the block (the clip table's row range). */
+static inline int tap_row_reads(const mpq_dconv_geom *g, int t, int r)
+{
+    if (!g->clip) return 1;
+    const int ir = g->row0 + r % g->rows;
+    return ir >= g->clip[4 * t] && ir < g->clip[4 * t + 1];
+}
+
+/* The pixels [*p0, *p1) at which tap t reads input. */
+static inline void tap_pixels(const mpq_dconv_geom *g, int t, int *p0, int *p1)
+{
+    *p0 = g->clip && g->clip[4 * t + 2] > 0 ? g->clip[4 * t + 2] : 0;
+    *p1 = g->clip && g->clip[4 * t + 3] < g->pix ? g->clip[4 * t + 3] : g->pix;
+}
+
 void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                            int accumulate)
 {
     for (int r = 0; r < all_rows(g); r++)
         for (int p = 0; p < g->pix; p++) {
-            const float *ip = in + in_row(g, r) + p * g->in_ps;
             float *op = out + out_row(g, r) + p * g->out_ps;
             for (int j = 0; j < g->nv; j++) {
                 float acc = accumulate ? op[j] : 0.0f;
-                for (int t = 0; t < g->n_taps; t++)
+                for (int t = 0; t < g->n_taps; t++) {
+                    int p0, p1;
+                    tap_pixels(g, t, &p0, &p1);
+                    if (!tap_row_reads(g, t, r) || p < p0 || p >= p1) continue;
+                    const float *ip = in + (in_row(g, r) + p * g->in_ps + g->off[t]);
                     for (int k = 0; k < g->c; k++)
-                        acc += ip[g->off[t] + k] * w[((size_t)t * g->c + k) * g->nv + j];
+                        acc += ip[k] * w[((size_t)t * g->c + k) * g->nv + j];
+                }
                 op[j] = acc;
             }
         }
@@ -46,16 +65,19 @@ void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float
 
 void mpq_dconv_wgrad_ref(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt)
 {
-    for (int t = 0; t < g->n_taps; t++)
+    for (int t = 0; t < g->n_taps; t++) {
+        int p0, p1;
+        tap_pixels(g, t, &p0, &p1);
         for (int k = 0; k < g->c; k++)
             for (int j = 0; j < g->nv; j++) {
                 float acc = 0.0f;
                 for (int r = 0; r < all_rows(g); r++)
-                    for (int p = 0; p < g->pix; p++)
+                    for (int p = p0; p < p1 && tap_row_reads(g, t, r); p++)
                         acc += in[in_row(g, r) + p * g->in_ps + g->off[t] + k] *
                                gy[out_row(g, r) + p * g->out_ps + j];
                 dwt[((size_t)t * g->c + k) * g->nv + j] += acc;
             }
+    }
 }
 
 #ifdef VW
@@ -91,11 +113,32 @@ typedef struct kblock {
     int t0, t1, k0, k1;
 } kblock;
 
+/* One reduction step of a forward tile: acc[p][j] += input of pixel p x the J weight vectors at
+ * wk; pixel p's input is it[p * ps] (src NULL) or src[p][k]. */
+ALWAYS_INLINE void fwd_step(const int P, const int J, const int MASKED, vf acc[][FWD_JMAX],
+                            const float *wk, const float *it, ptrdiff_t ps, const float *const *src,
+                            int k, vmask last)
+{
+    vf wv[FWD_JMAX];
+#pragma GCC unroll 4
+    for (int j = 0; j < J; j++)
+        wv[j] = j < J - 1 || !MASKED ? VLOAD(wk + j * VW) : VLOADM(wk + j * VW, last);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; p++) {
+        const vf b = VBCAST(src ? src[p][k] : it[p * ps]);
+#pragma GCC unroll 4
+        for (int j = 0; j < J; j++)
+            acc[p][j] = VFMA(b, wv[j], acc[p][j]);
+    }
+}
+
 /* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb;
- * the last vector covers the lanes of `last` only (channel tails). */
+ * the tile's first pixel is p0 of row ir of its image (for the clip table), its input starts at
+ * in. The last vector covers the lanes of `last` only (channel tails). Each pixel's input comes
+ * through its own pointer, which is g->zeros where the tap reads no input. */
 ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const mpq_dconv_geom *g,
-                            const kblock *kb, const float *in, const float *w, float *out,
-                            int accumulate, vmask last)
+                            const kblock *kb, int ir, int p0, const float *in, const float *w,
+                            float *out, int accumulate, vmask last)
 {
     vf acc[FWD_PMAX][FWD_JMAX];
     const ptrdiff_t ps = g->in_ps, ops = g->out_ps;
@@ -106,21 +149,25 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const mp
         for (int j = 0; j < J; j++)
             acc[p][j] = VZERO();
     for (int t = kb->t0; t < kb->t1; t++) {
-        const float *it = in + g->off[t];
+        int lo = 0, hi = P; /* the tile's pixels that read input */
+        if (g->clip) {
+            const int *cl = g->clip + 4 * t;
+            if (ir < cl[0] || ir >= cl[1] || cl[3] <= p0 || cl[2] >= p0 + P) continue;
+            lo = cl[2] - p0;
+            hi = cl[3] - p0;
+        }
         const float *wt = w + (size_t)t * c * nv;
-        for (int k = kb->k0; k < kb->k1; k++) {
-            vf wv[FWD_JMAX];
-#pragma GCC unroll 4
-            for (int j = 0; j < J; j++)
-                wv[j] = j < J - 1 || !MASKED ? VLOAD(wt + (size_t)k * nv + j * VW)
-                                             : VLOADM(wt + (size_t)k * nv + j * VW, last);
+        if (lo <= 0 && hi >= P) { /* every pixel reads input: one stride */
+            const float *it = in + g->off[t];
+            for (int k = kb->k0; k < kb->k1; k++)
+                fwd_step(P, J, MASKED, acc, wt + (size_t)k * nv, it + k, ps, NULL, k, last);
+        } else {
+            const float *src[FWD_PMAX];
 #pragma GCC unroll 16
-            for (int p = 0; p < P; p++) {
-                const vf b = VBCAST(it[p * ps + k]);
-#pragma GCC unroll 4
-                for (int j = 0; j < J; j++)
-                    acc[p][j] = VFMA(b, wv[j], acc[p][j]);
-            }
+            for (int p = 0; p < P; p++)
+                src[p] = p >= lo && p < hi ? in + (g->off[t] + p * ps) : g->zeros;
+            for (int k = kb->k0; k < kb->k1; k++)
+                fwd_step(P, J, MASKED, acc, wt + (size_t)k * nv, NULL, 0, src, k, last);
         }
     }
 #pragma GCC unroll 16
@@ -135,21 +182,25 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const mp
         }
 }
 
-/* A channels (k0 .. k0+A of tap t) x J gradient vectors, summed over the block's pixels; the
- * last vector covers the lanes of `last` only. */
+/* A channels (k0 .. k0+A of tap t: in is the block's input at channel k0) x J gradient vectors,
+ * summed over the pixels of the block at which tap t reads input; the last vector covers the
+ * lanes of `last` only. */
 ALWAYS_INLINE void wgrad_tile(const int A, const int J, const int MASKED, const mpq_dconv_geom *g,
-                              const float *in, const float *gy, float *dwt, vmask last)
+                              int t, const float *in, const float *gy, float *dwt, vmask last)
 {
     vf acc[PMAX1][JMAX];
+    int p0, p1;
+    tap_pixels(g, t, &p0, &p1);
 #pragma GCC unroll 16
     for (int a = 0; a < A; a++)
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++)
             acc[a][j] = VZERO();
     for (int r = 0; r < all_rows(g); r++) {
-        const float *ir = in + in_row(g, r);
+        if (!tap_row_reads(g, t, r)) continue;
+        const float *ir = in + (in_row(g, r) + g->off[t]);
         const float *gr = gy + out_row(g, r);
-        for (int p = 0; p < g->pix; p++) {
+        for (int p = p0; p < p1; p++) {
             const float *ip = ir + p * g->in_ps, *gp = gr + p * g->out_ps;
             vf gv[JMAX];
 #pragma GCC unroll 4
@@ -176,33 +227,35 @@ ALWAYS_INLINE void wgrad_tile(const int A, const int J, const int MASKED, const 
         }
 }
 
-typedef void (*fwd_fn)(const mpq_dconv_geom *, const kblock *, const float *, const float *,
-                       float *, int, vmask);
-typedef void (*wgrad_fn)(const mpq_dconv_geom *, const float *, const float *, float *, vmask);
+typedef void (*fwd_fn)(const mpq_dconv_geom *, const kblock *, int, int, const float *,
+                       const float *, float *, int, vmask);
+typedef void (*wgrad_fn)(const mpq_dconv_geom *, int, const float *, const float *, float *, vmask);
 
 /* One function per tile shape: fwd_P_J (P pixels) and wg_A_J (A channels), each in a plain and
  * a masked (channel tail) version: masked stores of full vectors are slow on Zen 5. */
-#define FWD(P, J)                                                                                 \
-    static void fwd_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, const float *in,        \
-                              const float *w, float *out, int accumulate, vmask last)              \
+#define FWD(P, J)                                                                                  \
+    static void fwd_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, int ir, int p0,           \
+                              const float *in, const float *w, float *out, int accumulate,         \
+                              vmask last)                                                          \
     {                                                                                              \
-        fwd_tile(P, J, 0, g, kb, in, w, out, accumulate, last);                                    \
+        fwd_tile(P, J, 0, g, kb, ir, p0, in, w, out, accumulate, last);                            \
     }                                                                                              \
-    static void fwdm_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, const float *in,       \
-                               const float *w, float *out, int accumulate, vmask last)             \
+    static void fwdm_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, int ir, int p0,          \
+                               const float *in, const float *w, float *out, int accumulate,        \
+                               vmask last)                                                         \
     {                                                                                              \
-        fwd_tile(P, J, 1, g, kb, in, w, out, accumulate, last);                                    \
+        fwd_tile(P, J, 1, g, kb, ir, p0, in, w, out, accumulate, last);                            \
     }
-#define WG(A, J)                                                                                  \
-    static void wg_##A##_##J(const mpq_dconv_geom *g, const float *in, const float *gy,           \
+#define WG(A, J)                                                                                   \
+    static void wg_##A##_##J(const mpq_dconv_geom *g, int t, const float *in, const float *gy,     \
                              float *dwt, vmask last)                                               \
     {                                                                                              \
-        wgrad_tile(A, J, 0, g, in, gy, dwt, last);                                                 \
+        wgrad_tile(A, J, 0, g, t, in, gy, dwt, last);                                              \
     }                                                                                              \
-    static void wgm_##A##_##J(const mpq_dconv_geom *g, const float *in, const float *gy,          \
+    static void wgm_##A##_##J(const mpq_dconv_geom *g, int t, const float *in, const float *gy,    \
                               float *dwt, vmask last)                                              \
     {                                                                                              \
-        wgrad_tile(A, J, 1, g, in, gy, dwt, last);                                                 \
+        wgrad_tile(A, J, 1, g, t, in, gy, dwt, last);                                              \
     }
 #define FWD_J(J) FWD(1, J) FWD(2, J) FWD(3, J) FWD(4, J) FWD(5, J) FWD(6, J)
 #define WG_6(J) WG(1, J) WG(2, J) WG(3, J) WG(4, J) WG(5, J) WG(6, J)
@@ -210,24 +263,23 @@ FWD_J(1)
 FWD_J(2)
 WG_6(1)
 WG_6(2)
-FWD(7, 1) FWD(8, 1) WG(7, 1) WG(8, 1)
+FWD(7, 1)
+FWD(8, 1) WG(7, 1) WG(8, 1)
 #if NREG == 32
-FWD(7, 2) FWD(8, 2)
-WG_6(3)
-WG_6(4)
-WG(7, 2) WG(8, 2) WG(9, 2) WG(10, 2) WG(11, 2) WG(12, 2) WG(7, 3) WG(8, 3)
-WG(9, 1) WG(10, 1) WG(11, 1) WG(12, 1) WG(13, 1) WG(14, 1) WG(15, 1) WG(16, 1)
-static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
-    {
-        {NULL},
-        {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
-        {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
-    },
-    {
-        {NULL},
-        {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
-        {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2, fwdm_7_2, fwdm_8_2},
-    },
+    FWD(7, 2) FWD(8, 2) WG_6(3) WG_6(4) WG(7, 2) WG(8, 2) WG(9, 2) WG(10, 2) WG(11, 2) WG(12, 2)
+        WG(7, 3) WG(8, 3) WG(9, 1) WG(10, 1) WG(11, 1) WG(12, 1) WG(13, 1) WG(14, 1) WG(15, 1)
+            WG(16, 1) static const fwd_fn
+    fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+        {
+            {NULL},
+            {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+            {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
+        },
+        {
+            {NULL},
+            {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
+            {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2, fwdm_7_2, fwdm_8_2},
+        },
 };
 static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     {
@@ -250,18 +302,19 @@ static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     },
 };
 #else
-WG(1, 3) WG(2, 3) WG(3, 3) WG(1, 4) WG(2, 4)
-static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
-    {
-        {NULL},
-        {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
-        {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
-    },
-    {
-        {NULL},
-        {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
-        {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2},
-    },
+    WG(1, 3) WG(2, 3) WG(3, 3) WG(1, 4)
+        WG(2, 4) static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+            {
+                {NULL},
+                {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+                {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
+            },
+            {
+                {NULL},
+                {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1,
+                 fwdm_8_1},
+                {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2},
+            },
 };
 static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     {
@@ -314,11 +367,12 @@ void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w,
                                    k0 + kstep < g->c ? k0 + kstep : g->c};
                 const int acc = accumulate || t0 > 0 || k0 > 0;
                 for (int r = 0; r < all_rows(g); r++) {
-                    const float *ir = in + in_row(g, r);
+                    const ptrdiff_t ir = in_row(g, r);
                     float *orow = out + out_row(g, r) + j0 * VW;
                     for (int p0 = 0; p0 < g->pix; p0 += P) {
                         const int np = g->pix - p0 < P ? g->pix - p0 : P;
-                        fwd_tab[masked][J][np](g, &kb, ir + p0 * g->in_ps, w + j0 * VW,
+                        fwd_tab[masked][J][np](g, &kb, g->row0 + r % g->rows, p0,
+                                               in + (ir + p0 * g->in_ps), w + j0 * VW,
                                                orow + p0 * g->out_ps, acc, last);
                     }
                 }
@@ -337,7 +391,7 @@ void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, 
         for (int t = 0; t < g->n_taps; t++)
             for (int k0 = 0; k0 < g->c; k0 += A) {
                 const int na = g->c - k0 < A ? g->c - k0 : A;
-                wg_tab[masked][J][na](g, in + g->off[t] + k0, gy + j0 * VW,
+                wg_tab[masked][J][na](g, t, in + k0, gy + j0 * VW,
                                       dwt + ((size_t)t * g->c + k0) * g->nv + j0 * VW, last);
             }
     }

@@ -1,10 +1,11 @@
-/* Direct convolution kernels over zero-padded NHWC inputs: the building blocks of the direct path
- * of layers/conv.c (forward, input gradient and weight gradient of small-channel convolutions,
- * where BLIS's skinny GEMMs are weak). A block is `rows` output rows of `pix` pixels; tap t of
- * output pixel (r, p) reads the `c` input channels at in + r*in_rs + p*in_ps + off[t]. The
- * vectorized channel count `nv` is any count (the last vector of a row is masked). Each kernel has
- * a scalar reference twin (_ref) with the same contract. No allocation, no threads: callers split
- * blocks. */
+/* Direct convolution kernels over NHWC inputs: the building blocks of the direct path of
+ * layers/conv.c (forward, input gradient and weight gradient of small-channel convolutions, where
+ * BLIS's skinny GEMMs are weak). A block is `rows` output rows of `pix` pixels; tap t of output
+ * pixel (r, p) reads the `c` input channels at in + r*in_rs + p*in_ps + off[t]. Zero padding is
+ * not stored: a clip table says, per tap, which rows and pixels read real input, and the others
+ * read zeros (the padded input is never copied). The vectorized channel count `nv` is any count
+ * (the last vector of a row is masked). Each kernel has a scalar reference twin (_ref) with the
+ * same contract. No allocation, no threads: callers split blocks. */
 #ifndef MPQ_KERNELS_DCONV_H
 #define MPQ_KERNELS_DCONV_H
 
@@ -20,6 +21,13 @@ typedef struct mpq_dconv_geom {
     const ptrdiff_t *off;     /* input offset of each tap, in floats */
     int c;                    /* reduction channels per tap */
     int nv;                   /* output channels (forward) or gradient channels (weights) */
+    /* Clipping (clip NULL: every tap of every output reads input). Tap t reads input only at
+     * rows whose row-in-image row0 + r % rows is in [clip[4t], clip[4t+1]) and at pixels in
+     * [clip[4t+2], clip[4t+3]); elsewhere it reads zeros (`zeros`: at least c of them), never
+     * the input. */
+    const int *clip;
+    int row0;
+    const float *zeros;
 } mpq_dconv_geom;
 
 /* The SIMD width of the kernels (16 with AVX-512, 8 with AVX2+FMA; nv that are multiples of it
@@ -29,7 +37,8 @@ int mpq_dconv_vec(void);
 
 /* out[r*out_rs + p*out_ps + j] = (accumulate ? out : 0)
  *     + sum_{t < n_taps, k < c} in[r*in_rs + p*in_ps + off[t] + k] * w[(t*c + k)*nv + j]
- * for r < imgs*rows, p < pix, j < nv. w: (n_taps, c, nv) row-major. */
+ * for r < imgs*rows, p < pix, j < nv, over the taps the clip table lets (r, p) read.
+ * w: (n_taps, c, nv) row-major. */
 void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                        int accumulate);
 void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
@@ -37,7 +46,8 @@ void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float
 
 /* dwt[(t*c + k)*nv + j] += sum_{r < imgs*rows, p < pix} in[r*in_rs + p*in_ps + off[t] + k]
  *                                                  * gy[r*out_rs + p*out_ps + j]
- * dwt: (n_taps, c, nv) row-major, accumulated (pixels summed in row-major order per tile). */
+ * over the (r, p) the clip table lets tap t read. dwt: (n_taps, c, nv) row-major, accumulated
+ * (pixels summed in row-major order per tile). */
 void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt);
 void mpq_dconv_wgrad_ref(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt);
 

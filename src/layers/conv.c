@@ -3,9 +3,10 @@
  * is a contiguous run of K = KH*KW*Cin/groups floats at offset g*K, in W's (KH, KW, Cin/g) order,
  * and each group is one strided GEMM over the whole chunk. Chunks are runs of output rows (n, oh)
  * of all samples, sized so the column buffer stays near CONV_COL_FLOATS; they live in s->ws.
- * Direct path: s->ws holds the zero-padded input, the repacked weights and, in backward, the
- * padded output gradient and the weight-gradient partial sums of fixed sample ranges (at most
- * CONV_PARTS, each of at least CONV_PART_PIXELS output pixels).
+ * Direct path: the kernels read x and dy in place, clipping the taps at the borders (the padding
+ * is never copied); s->ws holds a row of zeros, the repacked weights and, in backward, the
+ * weight-gradient partial sums of fixed sample ranges (at most CONV_PARTS, each of at least
+ * CONV_PART_PIXELS output pixels).
  * No allocation. Threading: BLIS inside sgemm; OpenMP over output rows (each output element
  * written by one thread) and over the fixed sample ranges, whose partial weight gradients are
  * added in range order: results do not depend on the thread count. */
@@ -98,49 +99,10 @@ static int chunk_rows(const mpq_conv *l, int n)
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-/* The padded input of the direct path: (N, hp, wp, Cin) with x at rows ph.., columns pw... */
-static void fwd_pads(const mpq_conv *l, int *hp, int *wp)
-{
-    const int hn = (l->ho - 1) * l->sh + l->kh, wn = (l->wo - 1) * l->sw + l->kw;
-    *hp = l->h + l->ph > hn ? l->h + l->ph : hn;
-    *wp = l->w + l->pw > wn ? l->w + l->pw : wn;
-}
-
-/* Along one axis of the input gradient (input length in, output length out, kernel k, stride
- * s, padding p): input position s*a + r takes output position a + d for every tap t with
- * r + p - t = s*d. Returns the padding lo before the output and the padded length, so that every
- * a + d of every phase r lands inside. */
-static void axis_pads(int in, int out, int k, int s, int p, int *lo, int *len)
-{
-    int dmin = 0, dend = out;
-    for (int r = 0; r < s && r < in; r++) {
-        const int na = (in - r + s - 1) / s;
-        for (int t = 0; t < k; t++) {
-            if ((r + p - t) % s) continue;
-            const int d = (r + p - t) / s;
-            if (d < dmin) dmin = d;
-            if (na + d > dend) dend = na + d;
-        }
-    }
-    *lo = -dmin;
-    *len = dend - dmin;
-}
-
-typedef struct dx_pads {
-    int top, left, hd, wd; /* padded output gradient (N, hd, wd, Cout) */
-} dx_pads;
-
-static dx_pads dx_pad_geom(const mpq_conv *l)
-{
-    dx_pads d;
-    axis_pads(l->h, l->ho, l->kh, l->sh, l->ph, &d.top, &d.hd);
-    axis_pads(l->w, l->wo, l->kw, l->sw, l->pw, &d.left, &d.wd);
-    return d;
-}
-
-/* Direct-path scratch: [padded x | repacked W | padded dy | weight-gradient partials]. */
+/* Direct-path scratch: [zeros (what clipped taps read) | repacked W | weight-gradient
+ * partials]. */
 typedef struct direct_ws {
-    float *xpad, *wpack, *dypad, *parts;
+    float *zeros, *wpack, *parts;
 } direct_ws;
 
 /* Sample ranges of the direct weight gradient: a function of the batch and the layer only. */
@@ -154,36 +116,30 @@ static int wgrad_parts(const mpq_conv *l, int n)
 }
 
 /* Floats of the direct path's scratch blocks in sz (forward: the first two only); their sum. */
-static size_t direct_sizes(const mpq_conv *l, int n, int backward, size_t sz[4])
+static size_t direct_sizes(const mpq_conv *l, int n, int backward, size_t sz[3])
 {
-    int hp, wp;
-    fwd_pads(l, &hp, &wp);
-    const dx_pads d = dx_pad_geom(l);
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout;
-    const int xcopy = hp != l->h || wp != l->w || l->ph || l->pw;
-    const int dycopy = d.hd != l->ho || d.wd != l->wo || d.top || d.left;
-    sz[0] = xcopy ? round16((size_t)n * hp * wp * l->cin) : 0;
+    sz[0] = round16((size_t)(l->cin > l->cout ? l->cin : l->cout));
     sz[1] = round16(kc);
-    sz[2] = backward && dycopy ? round16((size_t)n * d.hd * d.wd * l->cout) : 0;
-    sz[3] = backward ? (size_t)wgrad_parts(l, n) * round16(kc) : 0;
-    return sz[0] + sz[1] + sz[2] + sz[3];
+    sz[2] = backward ? (size_t)wgrad_parts(l, n) * round16(kc) : 0;
+    return sz[0] + sz[1] + sz[2];
 }
 
 static direct_ws direct_views(const mpq_conv *l, const mpq_step *s, int backward)
 {
-    size_t sz[4];
+    size_t sz[3];
     MPQ_ASSERT(s->ws_floats >= direct_sizes(l, s->n, backward, sz), "conv: workspace too small");
     direct_ws v;
-    v.xpad = s->ws;
-    v.wpack = v.xpad + sz[0];
-    v.dypad = v.wpack + sz[1];
-    v.parts = v.dypad + sz[2];
+    v.zeros = s->ws;
+    v.wpack = v.zeros + sz[0];
+    v.parts = v.wpack + sz[1];
+    memset(v.zeros, 0, sz[0] * sizeof *v.zeros);
     return v;
 }
 
 static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n, int backward)
 {
-    size_t sz[4];
+    size_t sz[3];
     if (a == MPQ_CONV_DIRECT) return direct_sizes(l, n, backward, sz);
     if (is_direct(l)) return 0;
     return (size_t)chunk_rows(l, n) * l->wo * col_stride(l);
@@ -328,54 +284,45 @@ static void gemm_forward(const mpq_conv *l, const float *wq, const float *b, con
 
 /* ---- direct path ---------------------------------------------------------------------------- */
 
-/* dst (n, hp, wp, c) = src (n, h, w, c) at rows top.., columns left.., zeros elsewhere. */
-static void pad_copy(int n, int h, int w, int c, const float *src, int hp, int wp, int top,
-                     int left, float *dst)
+/* The outputs o in [*lo, *hi) of an axis (out outputs, stride st) whose input o*st + d lies in
+ * [0, in). */
+static void reading_range(int in, int out, int st, int d, int *lo, int *hi)
 {
-    const size_t rowlen = (size_t)wp * c;
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < n * hp; r++) {
-        const int i = r / hp, y = r % hp - top;
-        float *d = dst + (size_t)r * rowlen;
-        if (y < 0 || y >= h) {
-            zero_floats(d, rowlen);
-            continue;
-        }
-        zero_floats(d, (size_t)left * c);
-        copy_floats(d + (size_t)left * c, src + ((size_t)i * h + y) * w * c, (size_t)w * c);
-        zero_floats(d + (size_t)(left + w) * c, (size_t)(wp - left - w) * c);
-    }
+    *lo = d >= 0 ? 0 : (-d + st - 1) / st;
+    *hi = in - 1 - d < 0 ? 0 : (in - 1 - d) / st + 1;
+    if (*hi > out) *hi = out;
+    if (*lo > *hi) *lo = *hi;
 }
 
-/* The padded copy of src in dst, or src itself when no padding is needed (1x1 layers, the
- * input gradient of stride-1 ones without padding). */
-static const float *padded(int n, int h, int w, int c, const float *src, int hp, int wp, int top,
-                           int left, float *dst)
+/* Forward geometry over the unpadded input, for one output row: taps (kh, kw) of (KH, KW, Cin)
+ * at input offset (kh - ph, kw - pw), clipped where they fall in the padding (clip: 4 ints per
+ * tap; the geometry's clip stays NULL when no tap ever does). */
+static mpq_dconv_geom fwd_geom(const mpq_conv *l, const float *zeros, ptrdiff_t *off, int *clip)
 {
-    if (hp == h && wp == w && !top && !left) return src;
-    pad_copy(n, h, w, c, src, hp, wp, top, left, dst);
-    return dst;
-}
-
-/* Forward geometry over the padded input, for one output row: taps (kh, kw) of (KH, KW, Cin). */
-static mpq_dconv_geom fwd_geom(const mpq_conv *l, int hp, int wp, ptrdiff_t *off)
-{
+    int clipped = 0;
     for (int kh = 0; kh < l->kh; kh++)
-        for (int kw = 0; kw < l->kw; kw++)
-            off[kh * l->kw + kw] = ((ptrdiff_t)kh * wp + kw) * l->cin;
+        for (int kw = 0; kw < l->kw; kw++) {
+            const int t = kh * l->kw + kw, *c = clip + 4 * t;
+            off[t] = ((ptrdiff_t)(kh - l->ph) * l->w + kw - l->pw) * l->cin;
+            reading_range(l->h, l->ho, l->sh, kh - l->ph, clip + 4 * t, clip + 4 * t + 1);
+            reading_range(l->w, l->wo, l->sw, kw - l->pw, clip + 4 * t + 2, clip + 4 * t + 3);
+            clipped |= c[0] > 0 || c[1] < l->ho || c[2] > 0 || c[3] < l->wo;
+        }
     return (mpq_dconv_geom){.rows = 1,
                             .pix = l->wo,
-                            .in_rs = (ptrdiff_t)l->sh * wp * l->cin,
+                            .in_rs = (ptrdiff_t)l->sh * l->w * l->cin,
                             .in_ps = (ptrdiff_t)l->sw * l->cin,
                             .out_rs = (ptrdiff_t)l->wo * l->cout,
                             .out_ps = l->cout,
                             .imgs = 1,
-                            .in_is = (ptrdiff_t)hp * wp * l->cin,
+                            .in_is = (ptrdiff_t)l->h * l->w * l->cin,
                             .out_is = (ptrdiff_t)l->ho * l->wo * l->cout,
                             .n_taps = l->kh * l->kw,
                             .off = off,
                             .c = l->cin,
-                            .nv = l->cout};
+                            .nv = l->cout,
+                            .clip = clipped ? clip : NULL,
+                            .zeros = zeros};
 }
 
 /* wt (K, Cout) = W (Cout, K)^T. */
@@ -426,6 +373,7 @@ static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0, 
     *r0 = k % b->row_items * b->rows;
     g->imgs = n - *i0 < b->imgs ? n - *i0 : b->imgs;
     g->rows = rows - *r0 < b->rows ? rows - *r0 : b->rows;
+    g->row0 = *r0;
 }
 
 static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x, float *y)
@@ -434,12 +382,10 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
     const int k = l->kh * l->kw * l->cin;
     const bands bd = make_bands(s->n, l->ho, (size_t)l->wo * l->cout, 4 * omp_get_max_threads());
-    int hp, wp;
     ptrdiff_t off[MPQ_CONV_MAX_TAPS];
-    fwd_pads(l, &hp, &wp);
-    const float *xp = padded(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
+    int clip[4 * MPQ_CONV_MAX_TAPS];
     transpose(l->cout, k, mpq_cat(s->wq, l->weight), v.wpack);
-    const mpq_dconv_geom g0 = fwd_geom(l, hp, wp, off);
+    const mpq_dconv_geom g0 = fwd_geom(l, v.zeros, off, clip);
 #pragma omp parallel for schedule(static)
     for (int it = 0; it < bd.total; it++) {
         mpq_dconv_geom g = g0;
@@ -449,20 +395,22 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
         if (b) /* an item's outputs are contiguous */
             for (int p = 0; p < g.imgs * g.rows * l->wo; p++)
                 copy_floats(yr + (size_t)p * l->cout, b, (size_t)l->cout);
-        mpq_dconv_forward(&g, xp + ((size_t)i * hp + (size_t)oh * l->sh) * wp * l->cin, v.wpack, yr,
-                          b != NULL);
+        mpq_dconv_forward(&g, x + ((size_t)i * l->h + (size_t)oh * l->sh) * l->w * l->cin, v.wpack,
+                          yr, b != NULL);
     }
 }
 
-/* dW += dy^T (patches of x): fixed sample ranges into partials, added in order. */
-static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *xp,
-                         int hp, int wp, const float *dy)
+/* dW += dy^T (patches of x): fixed sample ranges into partials, added in order into the first,
+ * which is then transposed into dW. */
+static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *x,
+                         const float *dy)
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout, stride = round16(kc);
     const int n = s->n, parts = wgrad_parts(l, n);
-    const size_t per_row = (size_t)l->wo * l->cout + (size_t)l->sh * wp * l->cin;
+    const size_t per_row = (size_t)l->wo * l->cout + (size_t)l->sh * l->w * l->cin;
     ptrdiff_t off[MPQ_CONV_MAX_TAPS];
-    const mpq_dconv_geom g0 = fwd_geom(l, hp, wp, off);
+    int clip[4 * MPQ_CONV_MAX_TAPS];
+    const mpq_dconv_geom g0 = fwd_geom(l, v->zeros, off, clip);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < parts; p++) {
         float *part = v->parts + (size_t)p * stride;
@@ -474,37 +422,48 @@ static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
             int i, r0;
             band_item(&bd, np, l->ho, it, &i, &r0, &g);
             i += p0;
-            mpq_dconv_wgrad(&g, xp + ((size_t)i * hp + (size_t)r0 * l->sh) * wp * l->cin,
+            mpq_dconv_wgrad(&g, x + ((size_t)i * l->h + (size_t)r0 * l->sh) * l->w * l->cin,
                             dy + ((size_t)i * l->ho + r0) * l->wo * l->cout, part);
+        }
+    }
+    enum { SPAN = 4096 };
+#pragma omp parallel for schedule(static)
+    for (size_t j0 = 0; j0 < kc; j0 += SPAN) {
+        const size_t j1 = j0 + SPAN < kc ? j0 + SPAN : kc;
+        for (int q = 1; q < parts; q++) {
+            float *restrict sum = v->parts;
+            const float *restrict part = v->parts + (size_t)q * stride;
+#pragma omp simd
+            for (size_t j = j0; j < j1; j++)
+                sum[j] += part[j];
         }
     }
     float *dw = mpq_at(s->grad, l->weight);
     const int k = l->kh * l->kw * l->cin;
 #pragma omp parallel for schedule(static)
     for (int co = 0; co < l->cout; co++)
-        for (int j = 0; j < k; j++) {
-            float acc = 0.0f;
-            for (int q = 0; q < parts; q++)
-                acc += v->parts[(size_t)q * stride + (size_t)j * l->cout + co];
-            dw[(size_t)co * k + j] += acc;
-        }
+        for (int j = 0; j < k; j++)
+            dw[(size_t)co * k + j] += v->parts[(size_t)j * l->cout + co];
 }
 
 /* The taps of stride phase (ry, rx) of the input gradient: input pixel (sh*a + ry, sw*b + rx)
- * takes the padded output gradient at (a, b) + offset of each tap, times W[:, kh, kw, :].
- * Writes the offsets and the packed weights (taps, Cout, Cin); returns the tap count. */
-static int dx_phase(const mpq_conv *l, const dx_pads *d, int ry, int rx, const float *w,
-                    ptrdiff_t *off, float *wb)
+ * takes the output gradient at (a, b) + (dyo, dxo) of each tap where that lies in dy, times
+ * W[:, kh, kw, :]. Writes the offsets, the clip table (nb pixels per row, na rows) and the packed
+ * weights (taps, Cout, Cin); returns the tap count. */
+static int dx_phase(const mpq_conv *l, int ry, int rx, int na, int nb, const float *w,
+                    ptrdiff_t *off, int *clip, float *wb)
 {
     int nt = 0;
     const int kin = l->kh * l->kw * l->cin;
     for (int kh = 0; kh < l->kh; kh++) {
         if ((ry + l->ph - kh) % l->sh) continue;
-        const int dyo = (ry + l->ph - kh) / l->sh + d->top;
+        const int dyo = (ry + l->ph - kh) / l->sh;
         for (int kw = 0; kw < l->kw; kw++) {
             if ((rx + l->pw - kw) % l->sw) continue;
-            const int dxo = (rx + l->pw - kw) / l->sw + d->left;
-            off[nt] = ((ptrdiff_t)dyo * d->wd + dxo) * l->cout;
+            const int dxo = (rx + l->pw - kw) / l->sw;
+            off[nt] = ((ptrdiff_t)dyo * l->wo + dxo) * l->cout;
+            reading_range(l->ho, na, 1, dyo, clip + 4 * nt, clip + 4 * nt + 1);
+            reading_range(l->wo, nb, 1, dxo, clip + 4 * nt + 2, clip + 4 * nt + 3);
             for (int co = 0; co < l->cout; co++)
                 copy_floats(wb + ((size_t)nt * l->cout + co) * l->cin,
                             w + (size_t)co * kin + ((size_t)kh * l->kw + kw) * l->cin,
@@ -519,36 +478,36 @@ static int dx_phase(const mpq_conv *l, const dx_pads *d, int ry, int rx, const f
 static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *dy,
                          float *dx, int accumulate)
 {
-    const dx_pads d = dx_pad_geom(l);
     const float *w = mpq_cat(s->wq, l->weight);
-    const float *dyp = padded(s->n, l->ho, l->wo, l->cout, dy, d.hd, d.wd, d.top, d.left, v->dypad);
     float *wb = v->wpack;
     for (int ry = 0; ry < l->sh && ry < l->h; ry++)
         for (int rx = 0; rx < l->sw && rx < l->w; rx++) {
             ptrdiff_t off[MPQ_CONV_MAX_TAPS];
-            const int nt = dx_phase(l, &d, ry, rx, w, off, wb);
-            const int na = (l->h - ry + l->sh - 1) / l->sh;
+            int clip[4 * MPQ_CONV_MAX_TAPS];
+            const int na = (l->h - ry + l->sh - 1) / l->sh, nb = (l->w - rx + l->sw - 1) / l->sw;
+            const int nt = dx_phase(l, ry, rx, na, nb, w, off, clip, wb);
             const mpq_dconv_geom g0 = {.rows = 1,
-                                       .pix = (l->w - rx + l->sw - 1) / l->sw,
-                                       .in_rs = (ptrdiff_t)d.wd * l->cout,
+                                       .pix = nb,
+                                       .in_rs = (ptrdiff_t)l->wo * l->cout,
                                        .in_ps = l->cout,
                                        .out_rs = (ptrdiff_t)l->sh * l->w * l->cin,
                                        .out_ps = (ptrdiff_t)l->sw * l->cin,
                                        .imgs = 1,
-                                       .in_is = (ptrdiff_t)d.hd * d.wd * l->cout,
+                                       .in_is = (ptrdiff_t)l->ho * l->wo * l->cout,
                                        .out_is = (ptrdiff_t)l->h * l->w * l->cin,
                                        .n_taps = nt,
                                        .off = off,
                                        .c = l->cout,
-                                       .nv = l->cin};
-            const bands bd =
-                make_bands(s->n, na, (size_t)g0.pix * l->cin, 4 * omp_get_max_threads());
+                                       .nv = l->cin,
+                                       .clip = clip,
+                                       .zeros = v->zeros};
+            const bands bd = make_bands(s->n, na, (size_t)nb * l->cin, 4 * omp_get_max_threads());
 #pragma omp parallel for schedule(static)
             for (int it = 0; it < bd.total; it++) {
                 mpq_dconv_geom g = g0;
                 int i, a;
                 band_item(&bd, s->n, na, it, &i, &a, &g);
-                mpq_dconv_forward(&g, dyp + ((size_t)i * d.hd + a) * d.wd * l->cout, wb,
+                mpq_dconv_forward(&g, dy + ((size_t)i * l->ho + a) * l->wo * l->cout, wb,
                                   dx + (((size_t)i * l->h + (size_t)a * l->sh + ry) * l->w + rx) *
                                            l->cin,
                                   accumulate);
@@ -561,10 +520,7 @@ static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x
                             float *dx, int accumulate)
 {
     const direct_ws v = direct_views(l, s, 1);
-    int hp, wp;
-    fwd_pads(l, &hp, &wp);
-    const float *xp = padded(s->n, l->h, l->w, l->cin, x, hp, wp, l->ph, l->pw, v.xpad);
-    wgrad_direct(l, s, &v, xp, hp, wp, dy);
+    wgrad_direct(l, s, &v, x, dy);
     if (dx) dgrad_direct(l, s, &v, dy, dx, accumulate);
 }
 

@@ -1,9 +1,9 @@
 /* 2-D convolution in NHWC (any kernel, stride, padding, groups), by one of two algorithms:
  * - im2col + BLIS sgemm: 1x1 stride-1 unpadded convolutions use x directly as the GEMM operand;
  *   im2col is chunked over output rows so the column buffer (s->ws) stays bounded;
- * - direct (kernels/dconv.h) over a zero-padded copy of the input in s->ws: small channel counts
- *   (ResNet 3x3 layers), where BLIS's skinny GEMMs are weak; the input gradient runs as
- *   stride-1 convolutions of the padded output gradient, one per stride phase.
+ * - direct (kernels/dconv.h) over x in place, taps clipped at the borders (the padding is never
+ *   copied): small channel counts (ResNet 3x3 layers), where BLIS's skinny GEMMs are weak; the
+ *   input gradient runs as stride-1 convolutions of dy, one per stride phase.
  * x: (N, H, W, Cin)   W: (Cout, KH, KW, Cin/groups) read from s->wq   b: (Cout) or absent
  * y: (N, Ho, Wo, Cout) with Ho = (H + 2*ph - kh) / sh + 1. Depthwise layers use dwconv.h. */
 #ifndef MPQ_LAYERS_CONV_H
@@ -14,7 +14,7 @@
 
 typedef enum mpq_conv_algo {
     MPQ_CONV_IM2COL, /* im2col (or x itself for 1x1) + BLIS sgemm */
-    MPQ_CONV_DIRECT, /* direct kernels over a padded input (groups == 1 only) */
+    MPQ_CONV_DIRECT, /* direct kernels, taps clipped at the borders (groups == 1 only) */
 } mpq_conv_algo;
 
 typedef struct mpq_conv {

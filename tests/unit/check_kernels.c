@@ -102,18 +102,55 @@ START_TEST(test_kernels_gemm_uses_fast_kernels_on_avx512_amd)
 END_TEST
 
 /* One direct-convolution case: imgs x rows x pix outputs, taps on a 3-wide window of an input
- * with pixel stride ps * c, nv = nv_vecs vectors + nv_tail channels. */
+ * with pixel stride ps * c, nv = nv_vecs vectors + nv_tail channels; clipped: a clip table (rows
+ * 1.. of their images) cuts rows and pixels off the taps, one tap reads nothing, and every input
+ * no unclipped tap reads is NaN, so a kernel that reads past the table fails. */
 typedef struct dconv_case {
-    int rows, pix, ps, c, n_taps, nv_vecs, nv_tail, imgs;
+    int rows, pix, ps, c, n_taps, nv_vecs, nv_tail, imgs, clipped;
 } dconv_case;
+
+/* The clip table of a clipped case: tap t drops the first image row (t % 3 == 0), the last
+ * (t % 3 == 2), two leading pixels (t / 3 odd), the last pixel (t odd); tap 4 reads nothing. */
+static void dconv_clip(int rows, int pix, int n_taps, int row0, int *clip)
+{
+    for (int t = 0; t < n_taps; t++) {
+        int *c = clip + 4 * t;
+        c[0] = row0 + (t % 3 == 0);
+        c[1] = row0 + rows - (t % 3 == 2);
+        c[2] = t / 3 % 2 ? 2 : 0;
+        c[3] = t == 4 ? 0 : pix - t % 2;
+    }
+}
+
+/* in[i] = NaN wherever no (row, pixel, tap) of g that the clip table keeps reads. */
+static void poison_unread(const mpq_dconv_geom *g, float *in, size_t nin)
+{
+    unsigned char *read = calloc(nin, 1);
+    const int imgs = g->imgs ? g->imgs : 1;
+    for (int r = 0; r < imgs * g->rows; r++) {
+        const ptrdiff_t row = (r / g->rows) * g->in_is + (r % g->rows) * g->in_rs;
+        const int ir = g->row0 + r % g->rows;
+        for (int t = 0; t < g->n_taps; t++) {
+            const int *c = g->clip + 4 * t;
+            for (int p = c[2]; p < c[3] && ir >= c[0] && ir < c[1]; p++)
+                memset(read + row + p * g->in_ps + g->off[t], 1, (size_t)g->c);
+        }
+    }
+    for (size_t i = 0; i < nin; i++)
+        if (!read[i]) in[i] = NAN;
+    free(read);
+}
 
 static void check_dconv(const dconv_case *k, uint64_t seed)
 {
     const int v = mpq_dconv_vec() ? mpq_dconv_vec() : 4, nv = k->nv_vecs * v + k->nv_tail;
     const int wp = (k->pix - 1) * k->ps + 3, hp = k->rows + 2, imgs = k->imgs ? k->imgs : 1;
     ptrdiff_t off[9];
+    int clip[4 * 9];
     for (int t = 0; t < k->n_taps; t++)
         off[t] = ((ptrdiff_t)(t / 3) * wp + t % 3) * k->c;
+    dconv_clip(k->rows, k->pix, k->n_taps, 1, clip);
+    float *zeros = calloc((size_t)k->c, sizeof *zeros);
     const mpq_dconv_geom g = {.rows = k->rows,
                               .pix = k->pix,
                               .in_rs = (ptrdiff_t)wp * k->c,
@@ -126,7 +163,10 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
                               .n_taps = k->n_taps,
                               .off = off,
                               .c = k->c,
-                              .nv = nv};
+                              .nv = nv,
+                              .clip = k->clipped ? clip : NULL,
+                              .row0 = 1,
+                              .zeros = zeros};
     const size_t nin = (size_t)imgs * (hp + 1) * wp * k->c;
     const size_t nw = (size_t)(k->n_taps ? k->n_taps : 1) * k->c * nv;
     const size_t nout = (size_t)imgs * (k->rows + 1) * (k->pix + 1) * nv;
@@ -135,6 +175,7 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
     float *d1 = malloc(nw * sizeof *d1), *d2 = malloc(nw * sizeof *d2);
     mpq_test_fill_uniform(in, nin, -1, 1, seed);
     mpq_test_fill_uniform(w, nw, -1, 1, seed + 1);
+    if (k->clipped) poison_unread(&g, in, nin);
     for (int accumulate = 0; accumulate < 2; accumulate++) {
         mpq_test_fill_uniform(o1, nout, -1, 1, seed + 2);
         memcpy(o2, o1, nout * sizeof *o2);
@@ -147,23 +188,26 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
     mpq_dconv_wgrad(&g, in, o1, d1);
     mpq_dconv_wgrad_ref(&g, in, o1, d2);
     ck_assert(mpq_ck_allclose(d1, d2, nw, 1e-4f, 1e-4f, "dconv wgrad"));
-    free(in), free(w), free(o1), free(o2), free(d1), free(d2);
+    free(in), free(w), free(o1), free(o2), free(d1), free(d2), free(zeros);
 }
 
 START_TEST(test_kernels_dconv_matches_reference)
 {
-    /*                         rows pix ps    c taps nv tail imgs */
+    /*                         rows pix ps    c taps nv tail imgs clipped */
     static const dconv_case cases[] = {
-        {3, 13, 1, 16, 9, 1, 0, 1}, /* pixel tails, J = 1 */
-        {2, 7, 2, 5, 9, 3, 0, 1},   /* stride 2, odd channels, J = 2 + 1 */
-        {1, 17, 1, 3, 9, 5, 0, 1},  /* stem-like c = 3, weight-gradient J = 4 + 1 */
-        {2, 9, 1, 37, 4, 2, 0, 1},  /* channel tails of the weight gradient */
-        {2, 5, 1, 400, 2, 2, 0, 1}, /* reduction split inside a tap */
-        {3, 11, 1, 24, 9, 4, 0, 1}, /* reduction split across taps */
-        {2, 6, 1, 8, 0, 2, 0, 1},   /* no taps: zeros (or the accumulated output) */
-        {2, 9, 1, 24, 1, 1, 3, 1},  /* masked output tail (1x1-like) */
-        {1, 5, 1, 7, 9, 0, 5, 1},   /* fewer outputs than one vector */
-        {2, 7, 1, 16, 9, 5, 7, 3},  /* several images, J = 2 + 2 + tail */
+        {3, 13, 1, 16, 9, 1, 0, 1, 0}, /* pixel tails, J = 1 */
+        {2, 7, 2, 5, 9, 3, 0, 1, 0},   /* stride 2, odd channels, J = 2 + 1 */
+        {1, 17, 1, 3, 9, 5, 0, 1, 0},  /* stem-like c = 3, weight-gradient J = 4 + 1 */
+        {2, 9, 1, 37, 4, 2, 0, 1, 0},  /* channel tails of the weight gradient */
+        {2, 5, 1, 400, 2, 2, 0, 1, 0}, /* reduction split inside a tap */
+        {3, 11, 1, 24, 9, 4, 0, 1, 0}, /* reduction split across taps */
+        {2, 6, 1, 8, 0, 2, 0, 1, 0},   /* no taps: zeros (or the accumulated output) */
+        {2, 9, 1, 24, 1, 1, 3, 1, 0},  /* masked output tail (1x1-like) */
+        {1, 5, 1, 7, 9, 0, 5, 1, 0},   /* fewer outputs than one vector */
+        {2, 7, 1, 16, 9, 5, 7, 3, 0},  /* several images, J = 2 + 2 + tail */
+        {4, 19, 1, 16, 9, 2, 0, 2, 1}, /* clipped: edge tiles, rows, a tap reading nothing */
+        {3, 9, 2, 24, 9, 1, 5, 1, 1},  /* clipped, stride 2, reduction split across taps */
+        {2, 33, 1, 5, 9, 3, 3, 3, 1},  /* clipped, several images, J = 2 + tail */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_dconv(&cases[i], 100 + 10 * i);
