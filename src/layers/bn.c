@@ -29,7 +29,8 @@ enum {
     BN_SUB_FLOATS = 8192,    /* quantizer backward sub-chunks, staged on the stack (every call of
                                 the quantizer has a fixed cost: an OpenMP region, its setup) */
     BN_RB_FLOATS = 2048,     /* floats per row block of the register-blocked sums */
-    BN_JB = 16,              /* channels per register block of the per-channel sums */
+    BN_JB = 16,              /* channels per block of the row loops */
+    BN_STAGE_FLOATS = 8192,  /* the incoming gradient of a row block, staged in L1 */
 };
 
 void mpq_bn_init(mpq_bn *l, int hw, int c)
@@ -135,11 +136,13 @@ static int chunk_rows(const chunks *k, int i, size_t *r0, size_t *r1)
 /* Sub-chunk rows for the quantizer's staging buffers. */
 static size_t sub_rows(int c) { return c >= BN_SUB_FLOATS ? 1 : (size_t)(BN_SUB_FLOATS / c); }
 
-/* part[k] = per-channel sums over chunk k of (x - shift) and (x - shift)^2. */
+/* part[k] = per-channel sums over chunk k of (x - shift) and (x - shift)^2: blocks of BN_JB
+ * channels keep their double sums in registers over a block of rows (as the backward sums). */
 static void stats_pass(const mpq_bn *l, const chunks *k, const float *x, const float *shift,
                        double *part)
 {
-    const int c = l->c;
+    const int c = l->c, cfull = c - c % BN_JB;
+    const size_t rb = c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
         size_t r0, r1;
@@ -147,13 +150,37 @@ static void stats_pass(const mpq_bn *l, const chunks *k, const float *x, const f
         double *s1 = part + (size_t)i * 2 * c, *s2 = s1 + c;
         for (int j = 0; j < c; j++)
             s1[j] = s2[j] = 0.0;
-        for (size_t r = r0; r < r1; r++) {
-            const float *xr = x + r * c;
+        for (size_t q0 = r0; q0 < r1; q0 += rb) {
+            const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+            for (int j0 = 0; j0 < c; j0 += BN_JB) {
+                const int w = j0 < cfull ? BN_JB : c - j0;
+                const float *sh = shift + j0;
+                double a1[BN_JB], a2[BN_JB];
 #pragma omp simd
-            for (int j = 0; j < c; j++) {
-                const double d = (double)(xr[j] - shift[j]);
-                s1[j] += d;
-                s2[j] += d * d;
+                for (int j = 0; j < BN_JB; j++)
+                    a1[j] = a2[j] = 0.0;
+                for (size_t r = q0; r < q1; r++) {
+                    const float *xr = x + r * c + j0;
+#define BN_STATS_BODY                                                                              \
+    const double d = (double)(xr[j] - sh[j]);                                                      \
+    a1[j] += d;                                                                                    \
+    a2[j] += d * d;
+                    if (w == BN_JB) {
+#pragma omp simd
+                        for (int j = 0; j < BN_JB; j++) {
+                            BN_STATS_BODY
+                        }
+                    } else {
+                        for (int j = 0; j < w; j++) {
+                            BN_STATS_BODY
+                        }
+                    }
+#undef BN_STATS_BODY
+                }
+                for (int j = 0; j < w; j++) {
+                    s1[j0 + j] += a1[j];
+                    s2[j0 + j] += a2[j];
+                }
             }
         }
     }
@@ -342,50 +369,26 @@ ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float 
     return dy;
 }
 
-/* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx, and for KIND_UQ
- * those of the quantizer's e_d, e_x into sed, sex. */
-ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
-                               const float *dy, const float *g, size_t r0, size_t r1, double *sdy,
-                               double *sdyx, double *sed, double *sex)
+/* The blocked row loops: rows in blocks of block_rows(c) (about BN_RB_FLOATS floats of each
+ * tensor), channels in blocks of BN_JB whose body is compiled for that width (a runtime-width
+ * loop over a 16-channel row costs more than the row; the per-channel double sums of the block
+ * stay in registers). The incoming gradient of a block is first copied into an L1 stage: where
+ * the element's gradient is masked (ReLU), the compiler folds the mask into the load, and a
+ * masked load from memory waits for x's load and the compare (measured 2x slower on Zen 5). */
+static size_t block_rows(int c) { return c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c; }
+
+/* The rows [q0, q1) of src (row stride c) in stage when they fit, else src itself; returns the
+ * pointer that row q0 is at. */
+static const float *staged(const float *src, int c, size_t q0, size_t q1, float *stage)
 {
-    const mpq_ucore u = k->uq;
-    if (c > 2 * BN_JB) { /* wide rows: sums in memory, one pass per row */
-        for (size_t r = r0; r < r1; r++) {
-            const float *xr = x + r * c, *dr = dy + r * c, *gr = g + (r - r0) * c;
-#pragma omp simd
-            for (int j = 0; j < c; j++) {
-                float ed = 0.0f, ex = 0.0f;
-                const float gj =
-                    kind == KIND_G ? gr[j]
-                                   : elem_grad(kind, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex);
-                const float h = (xr[j] - k->mu[j]) * k->iv[j];
-                sdy[j] += (double)gj;
-                sdyx[j] += (double)gj * (double)h;
-                if (kind == KIND_UQ) {
-                    sed[j] += (double)ed;
-                    sex[j] += (double)ex;
-                }
-            }
-        }
-        return;
-    }
-    /* narrow rows (measured 1.4x faster for C = 16): blocks of BN_JB channels keep their double
-     * sums in registers over a block of rows */
-    const size_t rb = c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c;
-    const int cfull = c - c % BN_JB;
-    for (size_t q0 = r0; q0 < r1; q0 += rb) {
-        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        for (int j0 = 0; j0 < c; j0 += BN_JB) {
-            const int w = j0 < cfull ? BN_JB : c - j0;
-            double s1[BN_JB], s2[BN_JB], s3[BN_JB], s4[BN_JB];
-#pragma omp simd
-            for (int j = 0; j < BN_JB; j++)
-                s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
-            for (size_t r = q0; r < q1; r++) {
-                const size_t o = r * c + j0;
-                const float *xr = x + o, *dr = dy + o, *gr = g + (r - r0) * c + j0;
-                const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
-#define BN_NARROW_BODY                                                                             \
+    const size_t n = (q1 - q0) * (size_t)c;
+    if (n > BN_STAGE_FLOATS) return src + q0 * c;
+    memcpy(stage, src + q0 * c, n * sizeof *stage);
+    return stage;
+}
+
+/* The element (row r, channel j of a block) of pass 1: g from the kind (or gb), its sums. */
+#define BN_SUMS_BODY                                                                               \
     float ed = 0.0f, ex = 0.0f;                                                                    \
     const float gj =                                                                               \
         kind == KIND_G ? gr[j] : elem_grad(kind, u, xr[j] * a[j] + b[j], dr[j], &ed, &ex);         \
@@ -396,17 +399,40 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
         s3[j] += (double)ed;                                                                       \
         s4[j] += (double)ex;                                                                       \
     }
+
+/* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx, and for KIND_UQ
+ * those of the quantizer's e_d, e_x into sed, sex; g (KIND_G) is indexed from row r0. */
+ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
+                               const float *dy, const float *g, size_t r0, size_t r1, double *sdy,
+                               double *sdyx, double *sed, double *sex)
+{
+    const mpq_ucore u = k->uq;
+    const size_t rb = block_rows(c);
+    const int cfull = c - c % BN_JB;
+    float stage[BN_STAGE_FLOATS];
+    for (size_t q0 = r0; q0 < r1; q0 += rb) {
+        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+        const float *dq = kind == KIND_G ? g : staged(dy, c, q0, q1, stage); /* g: unused */
+        for (int j0 = 0; j0 < c; j0 += BN_JB) {
+            const int w = j0 < cfull ? BN_JB : c - j0;
+            const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+            double s1[BN_JB], s2[BN_JB], s3[BN_JB], s4[BN_JB];
+#pragma omp simd
+            for (int j = 0; j < BN_JB; j++)
+                s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
+            for (size_t r = q0; r < q1; r++) {
+                const size_t o = (r - q0) * c + j0;
+                const float *xr = x + r * c + j0, *dr = dq + o, *gr = g + (r - r0) * c + j0;
                 if (w == BN_JB) {
 #pragma omp simd
                     for (int j = 0; j < BN_JB; j++) {
-                        BN_NARROW_BODY
+                        BN_SUMS_BODY
                     }
                 } else {
                     for (int j = 0; j < w; j++) {
-                        BN_NARROW_BODY
+                        BN_SUMS_BODY
                     }
                 }
-#undef BN_NARROW_BODY
             }
             for (int j = 0; j < w; j++) {
                 sdy[j0 + j] += s1[j];
@@ -440,48 +466,101 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
 }
 
 /* Pass 2 (training): dx = a * (g - mg - xhat * mgh) with the group means mg of g and mgh of
- * g * xhat; g read from gb (KIND_G; may be dx itself) or recomputed. */
+ * g * xhat; g read from gb (KIND_G; may be dx itself) or recomputed from dy (which dx may alias:
+ * every element is read before it is written). */
+#define BN_DX_BODY                                                                                 \
+    float ed, ex;                                                                                  \
+    const float g =                                                                                \
+        kind == KIND_G ? sr[j] : elem_grad(kind, u, xr[j] * a[j] + b[j], sr[j], &ed, &ex);         \
+    const float h = (xr[j] - mu[j]) * iv[j];                                                       \
+    d[j] = a[j] * (g - m1[j] - h * m2[j]);
+
 ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const float *mg,
                              const float *mgh, const float *x, const float *dy, const float *gb,
                              size_t r0, size_t r1, float *dx)
 {
     const mpq_ucore u = k->uq;
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c, *dr = dy + r * c, *gr = gb + r * c;
-        float *d = dx + r * c;
+    const size_t rb = block_rows(c);
+    const int cfull = c - c % BN_JB;
+    float stage[BN_STAGE_FLOATS];
+    for (size_t q0 = r0; q0 < r1; q0 += rb) {
+        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+        const float *sq = staged(kind == KIND_G ? gb : dy, c, q0, q1, stage);
+        for (size_t r = q0; r < q1; r++)
+            for (int j0 = 0; j0 < c; j0 += BN_JB) {
+                const int w = j0 < cfull ? BN_JB : c - j0;
+                const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+                const float *m1 = mg + j0, *m2 = mgh + j0;
+                const float *xr = x + r * c + j0, *sr = sq + (r - q0) * c + j0;
+                float *d = dx + r * c + j0;
+                if (w == BN_JB) {
 #pragma omp simd
-        for (int j = 0; j < c; j++) {
-            float ed, ex;
-            const float g = kind == KIND_G
-                                ? gr[j]
-                                : elem_grad(kind, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex);
-            const float h = (xr[j] - k->mu[j]) * k->iv[j];
-            d[j] = k->a[j] * (g - mg[j] - h * mgh[j]);
-        }
+                    for (int j = 0; j < BN_JB; j++) {
+                        BN_DX_BODY
+                    }
+                } else {
+                    for (int j = 0; j < w; j++) {
+                        BN_DX_BODY
+                    }
+                }
+            }
     }
 }
 
 /* Pass 1 with a residual input: g = act'(x * a + b + res) * dy into gb, and the sums (as
  * sums_rows_k). */
+#define BN_RES_BODY                                                                                \
+    float ed = 0.0f, ex = 0.0f;                                                                    \
+    const float gj = elem_grad(kind, u, xr[j] * a[j] + b[j] + rr[j], dr[j], &ed, &ex);             \
+    const float h = (xr[j] - mu[j]) * iv[j];                                                       \
+    gr[j] = gj;                                                                                    \
+    s1[j] += (double)gj;                                                                           \
+    s2[j] += (double)gj * (double)h;                                                               \
+    if (kind == KIND_UQ) {                                                                         \
+        s3[j] += (double)ed;                                                                       \
+        s4[j] += (double)ex;                                                                       \
+    }
+
 ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
                               const float *res, const float *dy, float *gb, size_t r0, size_t r1,
                               double *sdy, double *sdyx, double *sed, double *sex)
 {
     const mpq_ucore u = k->uq;
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c, *rr = res + r * c, *dr = dy + r * c;
-        float *gr = gb + r * c;
+    const size_t rb = block_rows(c);
+    const int cfull = c - c % BN_JB;
+    float stage[BN_STAGE_FLOATS];
+    for (size_t q0 = r0; q0 < r1; q0 += rb) {
+        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+        const float *dq = staged(dy, c, q0, q1, stage);
+        for (int j0 = 0; j0 < c; j0 += BN_JB) {
+            const int w = j0 < cfull ? BN_JB : c - j0;
+            const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+            double s1[BN_JB], s2[BN_JB], s3[BN_JB], s4[BN_JB];
 #pragma omp simd
-        for (int j = 0; j < c; j++) {
-            float ed = 0.0f, ex = 0.0f;
-            const float gj = elem_grad(kind, u, xr[j] * k->a[j] + k->b[j] + rr[j], dr[j], &ed, &ex);
-            const float h = (xr[j] - k->mu[j]) * k->iv[j];
-            gr[j] = gj;
-            sdy[j] += (double)gj;
-            sdyx[j] += (double)gj * (double)h;
-            if (kind == KIND_UQ) {
-                sed[j] += (double)ed;
-                sex[j] += (double)ex;
+            for (int j = 0; j < BN_JB; j++)
+                s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
+            for (size_t r = q0; r < q1; r++) {
+                const float *xr = x + r * c + j0, *rr = res + r * c + j0;
+                const float *dr = dq + (r - q0) * c + j0;
+                float *gr = gb + r * c + j0;
+                if (w == BN_JB) {
+#pragma omp simd
+                    for (int j = 0; j < BN_JB; j++) {
+                        BN_RES_BODY
+                    }
+                } else {
+                    for (int j = 0; j < w; j++) {
+                        BN_RES_BODY
+                    }
+                }
+            }
+            for (int j = 0; j < w; j++) {
+                sdy[j0 + j] += s1[j];
+                sdyx[j0 + j] += s2[j];
+                if (kind == KIND_UQ) {
+                    sed[j0 + j] += s3[j];
+                    sex[j0 + j] += s4[j];
+                }
             }
         }
     }

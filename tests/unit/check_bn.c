@@ -299,17 +299,18 @@ START_TEST(test_bn_fused_activation_matches_separate_layers)
 END_TEST
 
 /* Every activation quantizer, fused element by element (U1-U3) or called per chunk (the others),
- * for channel counts that take each row-loop path: a partial register block (5), full blocks
- * (16), rows summed in memory (40). */
+ * for channel counts that take each row-loop path: a partial channel block (5), full blocks (16),
+ * full and partial (40), several row blocks (200: 10 rows each), rows too wide for the staged
+ * gradient (2100). */
 START_TEST(test_bn_fused_quantizers_match_separate_layers)
 {
     static const char *const methods[] = {
         "parametric_fp_d_xmax_relu",      "parametric_fp_d_b_relu",
         "parametric_fp_b_xmax_relu",      "parametric_pow2_b_xmax_relu",
         "parametric_pow2_xmin_xmax_relu", "fp_relu"};
-    static const int cs[] = {5, 16, 40};
+    static const int cs[] = {5, 16, 40, 200, 2100};
     for (int m = 0; m < 6; m++)
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 5; i++)
             for (int training = 0; training < 2; training++)
                 check_fused(MPQ_ACT_QUANT, methods[m], cs[i], training, 1 + training,
                             200 + 8 * m + 2 * i + training);
@@ -352,6 +353,8 @@ START_TEST(test_bn_fused_residual_matches_separate_layers)
         check_fused_res(MPQ_ACT_RELU, "", C, training, 90 + training);
         check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", C, training, 94 + training);
         check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", 40, training, 96 + training);
+        check_fused_res(MPQ_ACT_RELU, "", 200, training, 100 + training);
+        check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", 2100, training, 102 + training);
         check_fused_res(MPQ_ACT_QUANT, "parametric_pow2_xmin_xmax_relu", 16, training,
                         98 + training);
     }
