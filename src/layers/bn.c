@@ -31,6 +31,7 @@ enum {
     BN_RB_FLOATS = 2048,     /* floats per row block of the register-blocked sums */
     BN_JB = 16,              /* channels per block of the row loops */
     BN_STAGE_FLOATS = 8192,  /* the incoming gradient of a row block, staged in L1 */
+    BN_WIDE = 2 * BN_JB,     /* wider rows run whole (measured: blocks cost MobileNetV2 rows) */
 };
 
 void mpq_bn_init(mpq_bn *l, int hw, int c)
@@ -136,6 +137,12 @@ static int chunk_rows(const chunks *k, int i, size_t *r0, size_t *r1)
 /* Sub-chunk rows for the quantizer's staging buffers. */
 static size_t sub_rows(int c) { return c >= BN_SUB_FLOATS ? 1 : (size_t)(BN_SUB_FLOATS / c); }
 
+/* The element of the statistics pass. */
+#define BN_STATS_BODY                                                                              \
+    const double d = (double)(xr[j] - sh[j]);                                                      \
+    a1[j] += d;                                                                                    \
+    a2[j] += d * d;
+
 /* part[k] = per-channel sums over chunk k of (x - shift) and (x - shift)^2: blocks of BN_JB
  * channels keep their double sums in registers over a block of rows (as the backward sums). */
 static void stats_pass(const mpq_bn *l, const chunks *k, const float *x, const float *shift,
@@ -152,6 +159,18 @@ static void stats_pass(const mpq_bn *l, const chunks *k, const float *x, const f
             s1[j] = s2[j] = 0.0;
         for (size_t q0 = r0; q0 < r1; q0 += rb) {
             const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+            if (c > BN_WIDE) { /* one pass per row, sums in memory */
+                const float *sh = shift;
+                double *a1 = s1, *a2 = s2;
+                for (size_t r = q0; r < q1; r++) {
+                    const float *xr = x + r * c;
+#pragma omp simd
+                    for (int j = 0; j < c; j++) {
+                        BN_STATS_BODY
+                    }
+                }
+                continue;
+            }
             for (int j0 = 0; j0 < c; j0 += BN_JB) {
                 const int w = j0 < cfull ? BN_JB : c - j0;
                 const float *sh = shift + j0;
@@ -161,10 +180,7 @@ static void stats_pass(const mpq_bn *l, const chunks *k, const float *x, const f
                     a1[j] = a2[j] = 0.0;
                 for (size_t r = q0; r < q1; r++) {
                     const float *xr = x + r * c + j0;
-#define BN_STATS_BODY                                                                              \
-    const double d = (double)(xr[j] - sh[j]);                                                      \
-    a1[j] += d;                                                                                    \
-    a2[j] += d * d;
+
                     if (w == BN_JB) {
 #pragma omp simd
                         for (int j = 0; j < BN_JB; j++) {
@@ -175,7 +191,6 @@ static void stats_pass(const mpq_bn *l, const chunks *k, const float *x, const f
                             BN_STATS_BODY
                         }
                     }
-#undef BN_STATS_BODY
                 }
                 for (int j = 0; j < w; j++) {
                     s1[j0 + j] += a1[j];
@@ -370,11 +385,12 @@ ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float 
 }
 
 /* The blocked row loops: rows in blocks of block_rows(c) (about BN_RB_FLOATS floats of each
- * tensor), channels in blocks of BN_JB whose body is compiled for that width (a runtime-width
- * loop over a 16-channel row costs more than the row; the per-channel double sums of the block
- * stay in registers). The incoming gradient of a block is first copied into an L1 stage: where
- * the element's gradient is masked (ReLU), the compiler folds the mask into the load, and a
- * masked load from memory waits for x's load and the compare (measured 2x slower on Zen 5). */
+ * tensor); narrow rows (up to BN_WIDE) in channel blocks of BN_JB whose body is compiled for that
+ * width (a runtime-width loop over a 16-channel row costs more than the row; the per-channel
+ * double sums of the block stay in registers), wider rows whole, sums in memory. The incoming
+ * gradient of a block is first copied into an L1 stage: where the element's gradient is masked
+ * (ReLU), the compiler folds the mask into the load, and a masked load from memory waits for x's
+ * load and the compare (measured 2x slower on Zen 5). */
 static size_t block_rows(int c) { return c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c; }
 
 /* The rows [q0, q1) of src (row stride c) in stage when they fit, else src itself; returns the
@@ -413,6 +429,18 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *dq = kind == KIND_G ? g : staged(dy, c, q0, q1, stage); /* g: unused */
+        if (c > BN_WIDE) { /* one pass per row, sums in memory */
+            const float *a = k->a, *b = k->b, *mu = k->mu, *iv = k->iv;
+            double *s1 = sdy, *s2 = sdyx, *s3 = sed, *s4 = sex;
+            for (size_t r = q0; r < q1; r++) {
+                const float *xr = x + r * c, *dr = dq + (r - q0) * c, *gr = g + (r - r0) * c;
+#pragma omp simd
+                for (int j = 0; j < c; j++) {
+                    BN_SUMS_BODY
+                }
+            }
+            continue;
+        }
         for (int j0 = 0; j0 < c; j0 += BN_JB) {
             const int w = j0 < cfull ? BN_JB : c - j0;
             const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
@@ -532,6 +560,19 @@ ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const fl
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *dq = staged(dy, c, q0, q1, stage);
+        if (c > BN_WIDE) { /* one pass per row, sums in memory */
+            const float *a = k->a, *b = k->b, *mu = k->mu, *iv = k->iv;
+            double *s1 = sdy, *s2 = sdyx, *s3 = sed, *s4 = sex;
+            for (size_t r = q0; r < q1; r++) {
+                const float *xr = x + r * c, *rr = res + r * c, *dr = dq + (r - q0) * c;
+                float *gr = gb + r * c;
+#pragma omp simd
+                for (int j = 0; j < c; j++) {
+                    BN_RES_BODY
+                }
+            }
+            continue;
+        }
         for (int j0 = 0; j0 < c; j0 += BN_JB) {
             const int w = j0 < cfull ? BN_JB : c - j0;
             const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
