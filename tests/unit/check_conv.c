@@ -263,7 +263,7 @@ START_TEST(test_conv_direct_matches_reference)
     check_against_ref(&D_1X1S2, 87, 1e-4f);
     check_against_ref(&D_ODD, 88, 1e-4f);
     check_against_ref(&D_PARTS, 89, 1e-4f);
-    check_against_ref(&D_1X1, 93, 1e-4f);       /* no padded copies, masked channel tails */
+    check_against_ref(&D_1X1, 93, 1e-4f);       /* no clipped taps, masked channel tails */
     check_against_ref(&D_BIG, 94, 1e-4f);       /* row bands inside an image */
     check_against_ref(&D_AS_IM2COL, 81, 1e-4f); /* the same layer through BLIS */
 }
