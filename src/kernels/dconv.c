@@ -59,6 +59,12 @@ void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float
                         acc += ip[k] * w[((size_t)t * g->c + k) * g->nv + j];
                 }
                 op[j] = acc;
+                if (g->sums) {
+                    double *rs = g->sums + (size_t)r * 2 * g->nv;
+                    const double d = (double)(acc - g->shift[j]);
+                    rs[j] += d;
+                    rs[g->nv + j] += d * d;
+                }
             }
         }
 }
@@ -132,13 +138,67 @@ ALWAYS_INLINE void fwd_step(const int P, const int J, const int MASKED, vf acc[]
     }
 }
 
+/* What a forward tile adds to its row's statistics (mpq_dconv_geom): the sums of its `width`
+ * channels, at sums and sums + nv, and their shifts. */
+typedef struct tile_stats {
+    double *sums;
+    const float *shift;
+    int width, nv;
+} tile_stats;
+
+/* sums[0 .. VW) += the VW doubles of lo, hi; only the first n when PART. */
+ALWAYS_INLINE void add_doubles(const int PART, double *sums, vd lo, vd hi, int n)
+{
+    if (!PART) {
+        VDSTORE(sums, VDADD(VDLOAD(sums), lo));
+        VDSTORE(sums + VW / 2, VDADD(VDLOAD(sums + VW / 2), hi));
+        return;
+    }
+    double t[VW];
+    VDSTORE(t, lo);
+    VDSTORE(t + VW / 2, hi);
+    for (int q = 0; q < n; q++)
+        sums[q] += t[q];
+}
+
+/* Adds the statistics of a tile's outputs (acc, P x J vectors; the masked lanes of the last are
+ * zero, their shifts too) into its row's sums: per vector, the sums over the P pixels of
+ * d = out - shift and d * d in double registers, added to memory once. */
+ALWAYS_INLINE void fwd_tile_stats(const int P, const int J, const int MASKED, vf acc[][FWD_JMAX],
+                                  const tile_stats *st, vmask last)
+{
+#pragma GCC unroll 4
+    for (int j = 0; j < J; j++) {
+        const int part = MASKED && j == J - 1;
+        const vf sh = part ? VLOADM(st->shift + j * VW, last) : VLOAD(st->shift + j * VW);
+        vd s1[2] = {VDZERO(), VDZERO()}, s2[2] = {VDZERO(), VDZERO()};
+#pragma GCC unroll 16
+        for (int p = 0; p < P; p++) {
+            const vf d = VSUB(acc[p][j], sh);
+            const vd lo = VWIDEN_LO(d), hi = VWIDEN_HI(d);
+            s1[0] = VDADD(s1[0], lo);
+            s1[1] = VDADD(s1[1], hi);
+            s2[0] = VDFMA(lo, lo, s2[0]);
+            s2[1] = VDFMA(hi, hi, s2[1]);
+        }
+        const int n = st->width - j * VW;
+        if (part) {
+            add_doubles(1, st->sums + j * VW, s1[0], s1[1], n);
+            add_doubles(1, st->sums + st->nv + j * VW, s2[0], s2[1], n);
+        } else {
+            add_doubles(0, st->sums + j * VW, s1[0], s1[1], n);
+            add_doubles(0, st->sums + st->nv + j * VW, s2[0], s2[1], n);
+        }
+    }
+}
+
 /* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb;
  * the tile's first pixel is p0 of row ir of its image (for the clip table), its input starts at
  * in. The last vector covers the lanes of `last` only (channel tails). Each pixel's input comes
  * through its own pointer, which is g->zeros where the tap reads no input. */
 ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const mpq_dconv_geom *g,
                             const kblock *kb, int ir, int p0, const float *in, const float *w,
-                            float *out, int accumulate, vmask last)
+                            float *out, int accumulate, vmask last, const tile_stats *st)
 {
     vf acc[FWD_PMAX][FWD_JMAX];
     const ptrdiff_t ps = g->in_ps, ops = g->out_ps;
@@ -173,13 +233,17 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const mp
 #pragma GCC unroll 16
     for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
-        for (int j = 0; j < J; j++) {
+        for (int j = 0; j < J; j++) { /* acc becomes the stored output */
             float *o = out + p * ops + j * VW;
-            if (j < J - 1 || !MASKED)
-                VSTORE(o, accumulate ? VADD(VLOAD(o), acc[p][j]) : acc[p][j]);
-            else
-                VSTOREM(o, last, accumulate ? VADD(VLOADM(o, last), acc[p][j]) : acc[p][j]);
+            if (j < J - 1 || !MASKED) {
+                if (accumulate) acc[p][j] = VADD(VLOAD(o), acc[p][j]);
+                VSTORE(o, acc[p][j]);
+            } else {
+                if (accumulate) acc[p][j] = VADD(VLOADM(o, last), acc[p][j]);
+                VSTOREM(o, last, acc[p][j]);
+            }
         }
+    if (st) fwd_tile_stats(P, J, MASKED, acc, st, last);
 }
 
 /* A channels (k0 .. k0+A of tap t: in is the block's input at channel k0) x J gradient vectors,
@@ -228,7 +292,7 @@ ALWAYS_INLINE void wgrad_tile(const int A, const int J, const int MASKED, const 
 }
 
 typedef void (*fwd_fn)(const mpq_dconv_geom *, const kblock *, int, int, const float *,
-                       const float *, float *, int, vmask);
+                       const float *, float *, int, vmask, const tile_stats *);
 typedef void (*wgrad_fn)(const mpq_dconv_geom *, int, const float *, const float *, float *, vmask);
 
 /* One function per tile shape: fwd_P_J (P pixels) and wg_A_J (A channels), each in a plain and
@@ -236,15 +300,15 @@ typedef void (*wgrad_fn)(const mpq_dconv_geom *, int, const float *, const float
 #define FWD(P, J)                                                                                  \
     static void fwd_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, int ir, int p0,           \
                               const float *in, const float *w, float *out, int accumulate,         \
-                              vmask last)                                                          \
+                              vmask last, const tile_stats *st)                                    \
     {                                                                                              \
-        fwd_tile(P, J, 0, g, kb, ir, p0, in, w, out, accumulate, last);                            \
+        fwd_tile(P, J, 0, g, kb, ir, p0, in, w, out, accumulate, last, st);                        \
     }                                                                                              \
     static void fwdm_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, int ir, int p0,          \
                                const float *in, const float *w, float *out, int accumulate,        \
-                               vmask last)                                                         \
+                               vmask last, const tile_stats *st)                                   \
     {                                                                                              \
-        fwd_tile(P, J, 1, g, kb, ir, p0, in, w, out, accumulate, last);                            \
+        fwd_tile(P, J, 1, g, kb, ir, p0, in, w, out, accumulate, last, st);                        \
     }
 #define WG(A, J)                                                                                   \
     static void wg_##A##_##J(const mpq_dconv_geom *g, int t, const float *in, const float *gy,     \
@@ -264,12 +328,16 @@ FWD_J(2)
 WG_6(1)
 WG_6(2)
 FWD(7, 1)
-FWD(8, 1) WG(7, 1) WG(8, 1)
+FWD(8, 1)
+WG(7, 1)
+WG(8, 1)
 #if NREG == 32
-    FWD(7, 2) FWD(8, 2) WG_6(3) WG_6(4) WG(7, 2) WG(8, 2) WG(9, 2) WG(10, 2) WG(11, 2) WG(12, 2)
-        WG(7, 3) WG(8, 3) WG(9, 1) WG(10, 1) WG(11, 1) WG(12, 1) WG(13, 1) WG(14, 1) WG(15, 1)
-            WG(16, 1) static const fwd_fn
-    fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+FWD(7, 2)
+FWD(8, 2)
+WG_6(3)
+WG_6(4) WG(7, 2) WG(8, 2) WG(9, 2) WG(10, 2) WG(11, 2) WG(12, 2) WG(7, 3) WG(8, 3) WG(9, 1)
+    WG(10, 1) WG(11, 1) WG(12, 1) WG(13, 1) WG(14, 1) WG(15, 1) WG(
+        16, 1) static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
         {
             {NULL},
             {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
@@ -302,19 +370,20 @@ static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     },
 };
 #else
-    WG(1, 3) WG(2, 3) WG(3, 3) WG(1, 4)
-        WG(2, 4) static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
-            {
-                {NULL},
-                {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
-                {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
-            },
-            {
-                {NULL},
-                {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1,
-                 fwdm_8_1},
-                {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2},
-            },
+WG(1, 3)
+WG(2, 3)
+WG(3, 3)
+WG(1, 4) WG(2, 4) static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+    {
+        {NULL},
+        {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+        {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
+    },
+    {
+        {NULL},
+        {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
+        {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2},
+    },
 };
 static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     {
@@ -366,14 +435,19 @@ void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w,
                 const kblock kb = {t0, t0 + taps < g->n_taps ? t0 + taps : g->n_taps, k0,
                                    k0 + kstep < g->c ? k0 + kstep : g->c};
                 const int acc = accumulate || t0 > 0 || k0 > 0;
+                const int final = kb.t1 == g->n_taps && kb.k1 == g->c;
                 for (int r = 0; r < all_rows(g); r++) {
                     const ptrdiff_t ir = in_row(g, r);
                     float *orow = out + out_row(g, r) + j0 * VW;
+                    const tile_stats st = {
+                        g->sums ? g->sums + (size_t)r * 2 * g->nv + j0 * VW : NULL,
+                        g->shift + j0 * VW, masked ? (J - 1) * VW + rem : J * VW, g->nv};
                     for (int p0 = 0; p0 < g->pix; p0 += P) {
                         const int np = g->pix - p0 < P ? g->pix - p0 : P;
                         fwd_tab[masked][J][np](g, &kb, g->row0 + r % g->rows, p0,
                                                in + (ir + p0 * g->in_ps), w + j0 * VW,
-                                               orow + p0 * g->out_ps, acc, last);
+                                               orow + p0 * g->out_ps, acc, last,
+                                               final && g->sums ? &st : NULL);
                     }
                 }
             }

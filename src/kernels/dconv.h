@@ -28,6 +28,12 @@ typedef struct mpq_dconv_geom {
     const int *clip;
     int row0;
     const float *zeros;
+    /* Statistics (forward; sums NULL: none): for output row r of the block (rows in order, image
+     * by image), adds the sums over its pixels of d = (double)(out - shift[j]) and of d * d into
+     * sums[r * 2nv + j] and sums[r * 2nv + nv + j], from the final outputs (tile by tile, in
+     * a fixed order). */
+    double *sums;
+    const float *shift;
 } mpq_dconv_geom;
 
 /* The SIMD width of the kernels (16 with AVX-512, 8 with AVX2+FMA; nv that are multiples of it

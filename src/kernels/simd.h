@@ -16,10 +16,21 @@ typedef __m512 vf;
 #define VBCAST(x) _mm512_set1_ps(x)
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm512_add_ps((a), (b))
+#define VSUB(a, b) _mm512_sub_ps((a), (b))
 typedef __mmask16 vmask;
 #define VMASK(n) ((__mmask16)((1u << (n)) - 1u))
 #define VLOADM(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define VSTOREM(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+/* doubles: VW / 2 per vector; the low and high halves of a float vector widened */
+typedef __m512d vd;
+#define VDZERO() _mm512_setzero_pd()
+#define VDADD(a, b) _mm512_add_pd((a), (b))
+#define VDFMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
+#define VDLOAD(p) _mm512_loadu_pd(p)
+#define VDSTORE(p, v) _mm512_storeu_pd((p), (v))
+#define VWIDEN_LO(v) _mm512_cvtps_pd(_mm512_castps512_ps256(v))
+#define VWIDEN_HI(v)                                                                               \
+    _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define VW 8
@@ -31,10 +42,19 @@ typedef __m256 vf;
 #define VBCAST(x) _mm256_set1_ps(x)
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm256_add_ps((a), (b))
+#define VSUB(a, b) _mm256_sub_ps((a), (b))
 typedef __m256i vmask;
 #define VMASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define VLOADM(p, m) _mm256_maskload_ps((p), (m))
 #define VSTOREM(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+typedef __m256d vd;
+#define VDZERO() _mm256_setzero_pd()
+#define VDADD(a, b) _mm256_add_pd((a), (b))
+#define VDFMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+#define VDLOAD(p) _mm256_loadu_pd(p)
+#define VDSTORE(p, v) _mm256_storeu_pd((p), (v))
+#define VWIDEN_LO(v) _mm256_cvtps_pd(_mm256_castps256_ps128(v))
+#define VWIDEN_HI(v) _mm256_cvtps_pd(_mm256_extractf128_ps((v), 1))
 #endif
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))

@@ -3,8 +3,9 @@
  * and C only); every pass runs chunk by chunk on OpenMP threads, and per-channel sums are kept
  * per chunk in double, then added in chunk order, so results do not depend on the thread count.
  * Forward statistics take one pass: sums of (x - K) and (x - K)^2 with the shift K = the running
- * mean (identical on every rank of sync-BN, which updates it from the same reduced sums), then
- * one pass writes act(x * a + b (+ res)). Backward takes two passes over x and dy: the
+ * mean (identical on every rank of sync-BN, which updates it from the same reduced sums), or none
+ * when the producing convolution summed them per sample (mpq_bn_forward_sums), then one pass
+ * writes act(x * a + b (+ res)). Backward takes two passes over x and dy: the
  * per-channel sums of g = dL/d(BN output) and g * xhat, then dx. ReLU/ReLU6 masks and a uniform
  * activation quantizer (U1-U3, quant/uniform.h: its value, straight-through gradient and the
  * per-channel sums of its parameter-gradient terms) are computed element by element in the same
@@ -310,8 +311,30 @@ void mpq_bn_forward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, cons
     mpq_bn_forward_res(l, act, s, x, NULL, y);
 }
 
+size_t mpq_bn_sums_floats(const mpq_bn *l, int n) { return 4 * (size_t)n * l->c; }
+
+/* out[g*c + j] = sum over the samples of group g of sums[i * 2c + off + j], in sample order. */
+static void sum_samples(const mpq_bn *l, const mpq_step *s, const double *sums, int off,
+                        double *out)
+{
+    const int c = l->c, per = s->n / s->n_groups;
+    for (int g = 0; g < s->n_groups; g++)
+        for (int j = 0; j < c; j++) {
+            double acc = 0.0;
+            for (int i = g * per; i < (g + 1) * per; i++)
+                acc += sums[(size_t)i * 2 * c + off + j];
+            out[(size_t)g * c + j] = acc;
+        }
+}
+
 void mpq_bn_forward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                         const float *res, float *y)
+{
+    mpq_bn_forward_sums(l, act, s, x, res, y, NULL);
+}
+
+void mpq_bn_forward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                         const float *res, float *y, const double *sums)
 {
     MPQ_ASSERT(x != y && res != y, "bn: y must not alias x or res");
     if (!s->training) {
@@ -337,9 +360,14 @@ void mpq_bn_forward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, 
     double *s1 = v.red, *s2 = s1 + gc, *cnt = s2 + gc;
 
     memcpy(shift, rm, (size_t)c * sizeof *shift);
-    stats_pass(l, &k, x, shift, v.part);
-    sum_chunks(&k, v.part, 2 * (size_t)c, 0, c, s1);
-    sum_chunks(&k, v.part, 2 * (size_t)c, (size_t)c, c, s2);
+    if (sums) {
+        sum_samples(l, s, sums, 0, s1);
+        sum_samples(l, s, sums, c, s2);
+    } else {
+        stats_pass(l, &k, x, shift, v.part);
+        sum_chunks(&k, v.part, 2 * (size_t)c, 0, c, s1);
+        sum_chunks(&k, v.part, 2 * (size_t)c, (size_t)c, c, s2);
+    }
     *cnt = (double)k.rows;
     reduce(s, v.red, red_len(l, ng)); /* sums, squares and the group size */
 

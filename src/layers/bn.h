@@ -20,12 +20,17 @@ typedef struct mpq_bn {
     mpq_slice gamma, beta; /* (C) trainable */
     mpq_slice mean, var;   /* (C) running statistics, in the state buffer */
     mpq_slice cache;       /* arena, mpq_bn_cache_floats(l, n, groups) floats; set by the plan */
+    mpq_slice sums;        /* arena, mpq_bn_sums_floats(l, n) floats, or empty: per-sample
+                              statistics sums written by the producing convolution (see
+                              mpq_bn_forward_sums); set by the plan */
 } mpq_bn;
 
 /* Sets the geometry, eps = 1e-5 and momentum = 0.9; the slices are set by the model builder. */
 void mpq_bn_init(mpq_bn *l, int hw, int c);
 size_t mpq_bn_cache_floats(const mpq_bn *l, int n, int n_groups);
 size_t mpq_bn_ws_floats(const mpq_bn *l, int n, int n_groups);
+/* Floats of the per-sample sums of n samples: n x 2C doubles. */
+size_t mpq_bn_sums_floats(const mpq_bn *l, int n);
 
 /* Writes y = act(BN(x)) (act NULL: y = BN(x)); y must not alias x. Training also updates the
  * running statistics in s->state. With act, act->len must equal hw * c. */
@@ -45,6 +50,13 @@ void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, con
  * not alias dx or dy) besides dx. */
 void mpq_bn_forward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                         const float *res, float *y);
+/* mpq_bn_forward_res with the training statistics taken from sums instead of a pass over x:
+ * sums[i * 2C + j] and sums[i * 2C + C + j] are, for sample i, the sums over its HW pixels of
+ * d = (double)(x - running mean[j]) (the subtraction in float) and of d * d, as the producing
+ * layer computed them while writing x (layers/conv.h, mpq_conv_forward_sums). sums NULL, or eval:
+ * mpq_bn_forward_res. Samples are added in order: results do not depend on the thread count. */
+void mpq_bn_forward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                         const float *res, float *y, const double *sums);
 void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                          const float *res, const float *dy, float *dx, float *dres);
 

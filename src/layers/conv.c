@@ -99,10 +99,11 @@ static int chunk_rows(const mpq_conv *l, int n)
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-/* Direct-path scratch: [zeros (what clipped taps read) | repacked W | weight-gradient
- * partials]. */
+/* Direct-path scratch: [zeros (what clipped taps read) | repacked W | weight-gradient partials
+ * (backward) or per-row statistics sums (forward)]. */
 typedef struct direct_ws {
     float *zeros, *wpack, *parts;
+    double *rows;
 } direct_ws;
 
 /* Sample ranges of the direct weight gradient: a function of the batch and the layer only. */
@@ -115,13 +116,15 @@ static int wgrad_parts(const mpq_conv *l, int n)
     return parts < 1 ? 1 : (int)parts;
 }
 
-/* Floats of the direct path's scratch blocks in sz (forward: the first two only); their sum. */
+/* Floats of the direct path's scratch blocks in sz; their sum. The third block holds the
+ * weight-gradient partials in backward, the per-row statistics sums (doubles) in forward. */
 static size_t direct_sizes(const mpq_conv *l, int n, int backward, size_t sz[3])
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout;
     sz[0] = round16((size_t)(l->cin > l->cout ? l->cin : l->cout));
     sz[1] = round16(kc);
-    sz[2] = backward ? (size_t)wgrad_parts(l, n) * round16(kc) : 0;
+    sz[2] = backward ? (size_t)wgrad_parts(l, n) * round16(kc)
+                     : round16((size_t)n * l->ho * 4 * l->cout);
     return sz[0] + sz[1] + sz[2];
 }
 
@@ -133,6 +136,7 @@ static direct_ws direct_views(const mpq_conv *l, const mpq_step *s, int backward
     v.zeros = s->ws;
     v.wpack = v.zeros + sz[0];
     v.parts = v.wpack + sz[1];
+    v.rows = (double *)(void *)v.parts; /* 64-byte aligned: s->ws is, sz[0..1] are round16 */
     memset(v.zeros, 0, sz[0] * sizeof *v.zeros);
     return v;
 }
@@ -376,27 +380,50 @@ static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0, 
     g->row0 = *r0;
 }
 
-static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x, float *y)
+/* The direct forward; with sums, also the statistics of y per sample (mpq_conv_forward_sums):
+ * each band sums its rows into the per-row block of the scratch, then the rows of each sample are
+ * added in order. */
+static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x, float *y,
+                           const float *shift, double *sums)
 {
     const direct_ws v = direct_views(l, s, 0);
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
     const int k = l->kh * l->kw * l->cin;
+    const size_t row_sums = 2 * (size_t)l->cout;
     const bands bd = make_bands(s->n, l->ho, (size_t)l->wo * l->cout, 4 * omp_get_max_threads());
     ptrdiff_t off[MPQ_CONV_MAX_TAPS];
     int clip[4 * MPQ_CONV_MAX_TAPS];
     transpose(l->cout, k, mpq_cat(s->wq, l->weight), v.wpack);
-    const mpq_dconv_geom g0 = fwd_geom(l, v.zeros, off, clip);
+    mpq_dconv_geom g0 = fwd_geom(l, v.zeros, off, clip);
+    g0.shift = shift;
 #pragma omp parallel for schedule(static)
     for (int it = 0; it < bd.total; it++) {
         mpq_dconv_geom g = g0;
         int i, oh;
         band_item(&bd, s->n, l->ho, it, &i, &oh, &g);
-        float *yr = y + ((size_t)i * l->ho + oh) * l->wo * l->cout;
-        if (b) /* an item's outputs are contiguous */
+        const size_t row = (size_t)i * l->ho + oh; /* an item's rows are consecutive */
+        float *yr = y + row * l->wo * l->cout;
+        if (b)
             for (int p = 0; p < g.imgs * g.rows * l->wo; p++)
                 copy_floats(yr + (size_t)p * l->cout, b, (size_t)l->cout);
+        if (sums) {
+            g.sums = v.rows + row * row_sums;
+            memset(g.sums, 0, (size_t)g.imgs * g.rows * row_sums * sizeof *g.sums);
+        }
         mpq_dconv_forward(&g, x + ((size_t)i * l->h + (size_t)oh * l->sh) * l->w * l->cin, v.wpack,
                           yr, b != NULL);
+    }
+    if (!sums) return;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < s->n; i++) {
+        double *si = sums + (size_t)i * row_sums;
+        memcpy(si, v.rows + (size_t)i * l->ho * row_sums, row_sums * sizeof *si);
+        for (int oh = 1; oh < l->ho; oh++) {
+            const double *r = v.rows + ((size_t)i * l->ho + oh) * row_sums;
+#pragma omp simd
+            for (size_t q = 0; q < row_sums; q++)
+                si[q] += r[q];
+        }
     }
 }
 
@@ -486,6 +513,7 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
             int clip[4 * MPQ_CONV_MAX_TAPS];
             const int na = (l->h - ry + l->sh - 1) / l->sh, nb = (l->w - rx + l->sw - 1) / l->sw;
             const int nt = dx_phase(l, ry, rx, na, nb, w, off, clip, wb);
+            if (nt == 0 && accumulate) continue; /* no tap reaches this phase: dx += 0 */
             const mpq_dconv_geom g0 = {.rows = 1,
                                        .pix = nb,
                                        .in_rs = (ptrdiff_t)l->wo * l->cout,
@@ -531,7 +559,7 @@ void mpq_conv_forward(const mpq_conv *l, const mpq_step *s, const float *x, floa
     const float *wq = mpq_cat(s->wq, l->weight);
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
     if (l->algo == MPQ_CONV_DIRECT) {
-        forward_direct(l, s, x, y);
+        forward_direct(l, s, x, y, NULL, NULL);
         return;
     }
     if (is_direct(l)) {
@@ -546,6 +574,15 @@ void mpq_conv_forward(const mpq_conv *l, const mpq_step *s, const float *x, floa
         gemm_forward(l, wq, b, s->ws, col_stride(l), (r1 - r0) * l->wo,
                      y + (size_t)r0 * l->wo * l->cout);
     }
+}
+
+int mpq_conv_sums_ok(const mpq_conv *l) { return l->algo == MPQ_CONV_DIRECT; }
+
+void mpq_conv_forward_sums(const mpq_conv *l, const mpq_step *s, const float *x, float *y,
+                           const float *shift, double *sums)
+{
+    MPQ_ASSERT(mpq_conv_sums_ok(l) && shift && sums, "conv: statistics need the direct forward");
+    forward_direct(l, s, x, y, shift, sums);
 }
 
 /* dW += dy^T col; if dcol: dcol = dy W (overwrites, may be col itself after dW is done). */

@@ -40,6 +40,14 @@ int mpq_conv_direct_ok(const mpq_conv *l);
 size_t mpq_conv_ws_floats(const mpq_conv *l, int n);
 /* Writes y. */
 void mpq_conv_forward(const mpq_conv *l, const mpq_step *s, const float *x, float *y);
+/* Whether the forward can also sum the statistics of y for the BN that consumes it (the direct
+ * algorithm: it sums each output row while the row's tiles are still in registers and L1). */
+int mpq_conv_sums_ok(const mpq_conv *l);
+/* Writes y and, for each sample i, sums[i * 2Cout + j] = sum over its pixels of
+ * d = (double)(y - shift[j]) and sums[i * 2Cout + Cout + j] = sum of d * d (in an order fixed by
+ * the layer and the batch: independent of the thread count). Needs mpq_conv_sums_ok(l). */
+void mpq_conv_forward_sums(const mpq_conv *l, const mpq_step *s, const float *x, float *y,
+                           const float *shift, double *sums);
 /* Writes dx (NULL: not needed); adds dL/dW and dL/db into s->grad. */
 void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
                        float *dx);

@@ -75,6 +75,8 @@ typedef struct mpq_node {
                                 both directions; BN and ADD (when the BN feeds an add that feeds
                                 the ACT): that ACT (the node is then skipped); 0: not fused */
     int res;                 /* ACT fused through an add: the add's other input; 0: none */
+    int sums_bn;             /* CONV: the BN (its only consumer) whose training statistics the
+                                convolution sums as it writes its output; 0: none (the plan) */
     int n_consumers;
     size_t param_lo;         /* lowest trainable offset registered by this node (or SIZE_MAX) */
     double macs;             /* multiply-adds per sample, forward */

@@ -25,6 +25,12 @@ static void quantize_weights(mpq_model *m)
         }
 }
 
+/* The per-sample statistics sums of a BN that its convolution writes (training), or NULL. */
+static double *bn_sums(const mpq_step *s, const mpq_bn *bn)
+{
+    return bn->sums.n && s->training ? (double *)(void *)mpq_at(s->arena, bn->sums) : NULL;
+}
+
 void mpq_model_forward(mpq_model *m, const mpq_step *s)
 {
     double t0 = omp_get_wtime();
@@ -37,21 +43,27 @@ void mpq_model_forward(mpq_model *m, const mpq_step *s)
         size_t len = (size_t)s->n * mpq_node_len(n);
         t0 = omp_get_wtime();
         switch (n->kind) {
-        case MPQ_NODE_CONV:
-            mpq_conv_forward(&n->u.conv, s, x, y);
+        case MPQ_NODE_CONV: {
+            const mpq_bn *bn = n->sums_bn ? &m->nodes[n->sums_bn].u.bn : NULL;
+            double *sums = bn ? bn_sums(s, bn) : NULL;
+            if (sums)
+                mpq_conv_forward_sums(&n->u.conv, s, x, y, mpq_cat(s->state, bn->mean), sums);
+            else
+                mpq_conv_forward(&n->u.conv, s, x, y);
             break;
+        }
         case MPQ_NODE_DWCONV:
             mpq_dwconv_forward(&n->u.dw, s, x, y);
             break;
         case MPQ_NODE_BN:
-            if (!n->fused) mpq_bn_forward(&n->u.bn, NULL, s, x, y);
+            if (!n->fused) mpq_bn_forward_sums(&n->u.bn, NULL, s, x, NULL, y, bn_sums(s, &n->u.bn));
             break;
         case MPQ_NODE_ACT:
             if (n->fused) { /* act(BN(x) (+ res)) */
                 const mpq_node *b = &m->nodes[n->fused];
                 const float *res = n->res ? mpq_cat(s->arena, m->nodes[n->res].y) : NULL;
-                mpq_bn_forward_res(&b->u.bn, &n->u.act, s, mpq_cat(s->arena, m->nodes[b->in[0]].y),
-                                   res, y);
+                mpq_bn_forward_sums(&b->u.bn, &n->u.act, s, mpq_cat(s->arena, m->nodes[b->in[0]].y),
+                                    res, y, bn_sums(s, &b->u.bn));
             } else {
                 mpq_act_forward(&n->u.act, s, x, y);
             }

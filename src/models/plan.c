@@ -1,5 +1,6 @@
 /* The plan of a model for a batch size (graph.h): BN -> (add ->) activation groups fused into
- * one pass, the lifetime of every output, gradient and BN cache in steps (forward i, backward
+ * one pass, BN statistics summed by the direct convolution that feeds the BN, the lifetime of
+ * every output, gradient, BN cache and statistics block in steps (forward i, backward
  * 2 * n_nodes - i), gradients of an add's sole-consumer inputs aliased onto the add's, and every
  * block placed greedily in one arena (largest first, at the lowest offset clear of the blocks
  * whose lifetimes overlap). Also the step descriptor and the arena's input and logits. */
@@ -123,6 +124,25 @@ static size_t place_blocks(block *bl, int nb)
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* The arena blocks of BN node i (its cache, and the statistics its convolution sums when that
+ * convolution can and has no other consumer) appended to bl; returns its scratch floats. */
+static size_t bn_blocks(mpq_model *m, int i, int n, block *bl, int *nb)
+{
+    mpq_node *nd = &m->nodes[i], *src = &m->nodes[nd->in[0]];
+    const size_t c = mpq_bn_cache_floats(&nd->u.bn, n, 1);
+    const int at = runner(m, i);
+    nd->u.bn.cache = (mpq_slice){0, c};
+    bl[(*nb)++] = (block){round16(c), 0, fwd_t(at), bwd_t(m, at), &nd->u.bn.cache};
+    nd->u.bn.sums = (mpq_slice){0, 0};
+    if (src->kind == MPQ_NODE_CONV && src->n_consumers == 1 && mpq_conv_sums_ok(&src->u.conv)) {
+        src->sums_bn = i; /* from the convolution's forward to the BN's */
+        nd->u.bn.sums.n = mpq_bn_sums_floats(&nd->u.bn, n);
+        bl[(*nb)++] =
+            (block){round16(nd->u.bn.sums.n), 0, fwd_t(nd->in[0]), fwd_t(at), &nd->u.bn.sums};
+    }
+    return mpq_bn_ws_floats(&nd->u.bn, n, 1);
+}
+
 int mpq_model_plan(mpq_model *m, int n)
 {
     size_t ws = 0, tmp = 0;
@@ -132,7 +152,7 @@ int mpq_model_plan(mpq_model *m, int n)
     int *last_y = malloc((size_t)nn * sizeof *last_y),
         *first_d = malloc((size_t)nn * sizeof *first_d);
     int *alias = malloc((size_t)nn * sizeof *alias), *dend = malloc((size_t)nn * sizeof *dend);
-    block *bl = malloc((size_t)(3 * nn + 1) * sizeof *bl);
+    block *bl = malloc((size_t)(4 * nn + 1) * sizeof *bl);
     if (!last_y || !first_d || !alias || !dend || !bl) {
         free(last_y), free(first_d), free(alias), free(dend), free(bl);
         return MPQ_FAIL(MPQ_E_NOMEM, "cannot plan the model");
@@ -176,6 +196,8 @@ int mpq_model_plan(mpq_model *m, int n)
         }
     }
     int nb = 0;
+    for (int i = 0; i < nn; i++)
+        m->nodes[i].sums_bn = 0;
     for (int i = 0; i < nn; i++) {
         mpq_node *nd = &m->nodes[i];
         const size_t len = (size_t)n * mpq_node_len(nd);
@@ -199,14 +221,9 @@ int mpq_model_plan(mpq_model *m, int n)
         case MPQ_NODE_DWCONV:
             need = mpq_dwconv_ws_floats(&nd->u.dw, n);
             break;
-        case MPQ_NODE_BN: {
-            const size_t c = mpq_bn_cache_floats(&nd->u.bn, n, 1);
-            const int at = runner(m, i);
-            nd->u.bn.cache = (mpq_slice){0, c};
-            bl[nb++] = (block){round16(c), 0, fwd_t(at), bwd_t(m, at), &nd->u.bn.cache};
-            need = mpq_bn_ws_floats(&nd->u.bn, n, 1);
+        case MPQ_NODE_BN:
+            need = bn_blocks(m, i, n, bl, &nb);
             break;
-        }
         case MPQ_NODE_INPUT:
         case MPQ_NODE_ACT:
         case MPQ_NODE_POOL:

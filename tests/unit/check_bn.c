@@ -361,6 +361,57 @@ START_TEST(test_bn_fused_residual_matches_separate_layers)
 }
 END_TEST
 
+/* Training statistics from per-sample sums (what a direct convolution writes) equal the pass
+ * over x: outputs, running statistics and the cache to float rounding (the sums are added in
+ * another order), with a residual and a fused activation, for 1 and 2 ghost groups; and eval
+ * ignores the sums. */
+START_TEST(test_bn_forward_from_sums_matches_the_pass)
+{
+    for (int groups = 1; groups <= 2; groups++) {
+        fixture f, u;
+        fixture_init_c(&f, 4, groups, 24, 130 + groups);
+        fixture_init_c(&u, 4, groups, 24, 130 + groups);
+        mpq_act a = make_act_q(&f, MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu");
+        make_act_q(&u, MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu");
+        const int c = 24;
+        double *sums = malloc((size_t)f.n * 2 * c * sizeof *sums);
+        const float *rm = f.state; /* the running mean: the shift of the sums */
+        for (int i = 0; i < f.n; i++)
+            for (int j = 0; j < c; j++) {
+                double s1 = 0.0, s2 = 0.0;
+                for (int p = 0; p < HW; p++) {
+                    const double d = (double)(f.x[((size_t)i * HW + p) * c + j] - rm[j]);
+                    s1 += d;
+                    s2 += d * d;
+                }
+                sums[(size_t)i * 2 * c + j] = s1;
+                sums[(size_t)i * 2 * c + c + j] = s2;
+            }
+        float st0[2 * 24];
+        memcpy(st0, f.state, sizeof st0);
+        mpq_bn_forward_sums(&f.l, &a, &f.s, f.x, f.r, f.y, sums);
+        mpq_bn_forward_res(&u.l, &a, &u.s, u.x, u.r, u.y);
+        ck_assert(mpq_ck_allclose(f.y, u.y, f.nx, 1e-5f, 1e-5f, "y from sums"));
+        ck_assert(mpq_ck_allclose(f.state, u.state, 2 * (size_t)c, 1e-6f, 1e-6f, "running stats"));
+        ck_assert(mpq_ck_allclose(f.arena, u.arena, f.ncache, 1e-6f, 1e-6f, "cache"));
+        sums[0] += 0.5 * HW; /* the statistics come from the sums: channel 0's mean moves */
+        memcpy(f.state, st0, sizeof st0);
+        const float cache0 = f.arena[0];
+        mpq_bn_forward_sums(&f.l, &a, &f.s, f.x, f.r, f.y, sums);
+        ck_assert_msg(f.arena[0] != cache0, "the batch mean ignores the sums");
+        memcpy(f.state, u.state, 2 * (size_t)c * sizeof *f.state);
+        f.s.training = u.s.training = 0;
+        for (size_t i = 0; i < (size_t)f.n * 2 * c; i++)
+            sums[i] = 1e30; /* eval must not read them */
+        mpq_bn_forward_sums(&f.l, &a, &f.s, f.x, f.r, f.y, sums);
+        mpq_bn_forward_res(&u.l, &a, &u.s, u.x, u.r, u.y);
+        ck_assert(mpq_ck_allclose(f.y, u.y, f.nx, 1e-5f, 1e-5f, "eval y"));
+        free(sums);
+        fixture_free(&f), fixture_free(&u);
+    }
+}
+END_TEST
+
 /* Many row chunks (more rows than one chunk holds): 1 and 2 threads give identical bits. */
 START_TEST(test_bn_is_independent_of_threads)
 {
@@ -512,6 +563,7 @@ static Suite *bn_suite(void)
     TCase *tc = tcase_create("bn");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_bn_training_matches_reference);
+    tcase_add_test(tc, test_bn_forward_from_sums_matches_the_pass);
     tcase_add_test(tc, test_bn_eval_uses_running_statistics);
     tcase_add_test(tc, test_bn_gradients_match_central_differences);
     tcase_add_test(tc, test_bn_cache_holds_statistics_and_dx_may_alias_dy);

@@ -297,6 +297,56 @@ START_TEST(test_conv_direct_is_independent_of_threads)
 }
 END_TEST
 
+/* mpq_conv_forward_sums: y bitwise that of mpq_conv_forward, each sample's sums equal to those
+ * of d = (double)(y - shift) over its pixels in any order (to rounding), and the same bits on 1
+ * and 2 threads. */
+static void check_sums(const conv_case *c, uint64_t seed)
+{
+    fixture f;
+    fixture_init(&f, c, seed);
+    ck_assert(mpq_conv_sums_ok(&f.l));
+    const int co = c->cout, hw = f.l.ho * f.l.wo;
+    float *y0 = malloc(f.ny * sizeof *y0), *shift = malloc((size_t)co * sizeof *shift);
+    double *sums = malloc((size_t)c->n * 2 * co * sizeof *sums);
+    double *sums1 = malloc((size_t)c->n * 2 * co * sizeof *sums1);
+    mpq_test_fill_uniform(shift, (size_t)co, -0.5f, 0.5f, seed + 7);
+    mpq_conv_forward(&f.l, &f.s, f.x, y0);
+    for (int t = 1; t <= 2; t++) {
+        mpq_gemm_set_threads(t);
+        mpq_conv_forward_sums(&f.l, &f.s, f.x, f.y, shift, sums);
+        if (t == 1) memcpy(sums1, sums, (size_t)c->n * 2 * co * sizeof *sums1);
+    }
+    mpq_gemm_set_threads(1);
+    ck_assert_mem_eq(y0, f.y, f.ny * sizeof *y0);
+    ck_assert_mem_eq(sums1, sums, (size_t)c->n * 2 * co * sizeof *sums);
+    for (int i = 0; i < c->n; i++)
+        for (int j = 0; j < co; j++) {
+            double s1 = 0.0, s2 = 0.0;
+            for (int p = 0; p < hw; p++) {
+                const double d = (double)(f.y[((size_t)i * hw + p) * co + j] - shift[j]);
+                s1 += d;
+                s2 += d * d;
+            }
+            const double *got = sums + (size_t)i * 2 * co;
+            ck_assert_msg(fabs(got[j] - s1) <= 1e-9 * (1.0 + fabs(s1)) &&
+                              fabs(got[co + j] - s2) <= 1e-9 * (1.0 + s2),
+                          "sample %d channel %d: sums %.17g %.17g, want %.17g %.17g", i, j, got[j],
+                          got[co + j], s1, s2);
+        }
+    free(y0), free(shift), free(sums), free(sums1);
+    fixture_free(&f);
+}
+
+START_TEST(test_conv_forward_sums_match_the_output)
+{
+    check_sums(&D_S1, 120);   /* vector-aligned channels */
+    check_sums(&D_ODD, 121);  /* stride 2, bias, masked channel tails */
+    check_sums(&D_BIG, 122);  /* row bands inside an image */
+    check_sums(&D_WIDE, 123); /* the reduction split into slices (only the final one sums) */
+    check_sums(&D_1X1, 124);
+}
+END_TEST
+
 START_TEST(test_conv_picks_direct_for_skinny_products)
 {
     mpq_conv l;
@@ -417,6 +467,7 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_conv_chunked_im2col_matches_reference);
     tcase_add_test(tc, test_conv_direct_matches_reference);
     tcase_add_test(tc, test_conv_direct_is_independent_of_threads);
+    tcase_add_test(tc, test_conv_forward_sums_match_the_output);
     tcase_add_test(tc, test_conv_picks_direct_for_skinny_products);
     tcase_add_test(tc, test_conv_mixed_algorithms_match_reference);
     tcase_add_test(tc, test_conv_gradients_match_central_differences);

@@ -183,6 +183,21 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
         mpq_dconv_forward_ref(&g, in, w, o2, accumulate);
         ck_assert(mpq_ck_allclose(o1, o2, nout, 1e-4f, 1e-4f, "dconv forward"));
     }
+    /* the statistics of the final outputs, row by row, against the reference's */
+    const size_t nsum = (size_t)imgs * k->rows * 2 * nv;
+    double *s1 = calloc(nsum, sizeof *s1), *s2 = calloc(nsum, sizeof *s2);
+    float *shift = malloc((size_t)nv * sizeof *shift);
+    mpq_test_fill_uniform(shift, (size_t)nv, -0.5f, 0.5f, seed + 4);
+    mpq_dconv_geom gs = g;
+    gs.shift = shift;
+    gs.sums = s1;
+    mpq_dconv_forward(&gs, in, w, o1, 0);
+    gs.sums = s2;
+    mpq_dconv_forward_ref(&gs, in, w, o2, 0);
+    for (size_t i = 0; i < nsum; i++)
+        ck_assert_msg(fabs(s1[i] - s2[i]) <= 1e-4 * (1.0 + fabs(s2[i])),
+                      "dconv sums [%zu]: %.9g, reference %.9g", i, s1[i], s2[i]);
+    free(s1), free(s2), free(shift);
     mpq_test_fill_uniform(d1, nw, -1, 1, seed + 3);
     memcpy(d2, d1, nw * sizeof *d2);
     mpq_dconv_wgrad(&g, in, o1, d1);

@@ -11,6 +11,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "kernels/dconv.h"
+#include "models/graph.h"
 #include "models/models.h"
 #include "testutil.h"
 
@@ -24,7 +26,8 @@ static double loss_of(mpq_model *m, const mpq_step *s, const float *x, const flo
     memcpy(mpq_model_input(m), x, in * sizeof(float));
     mpq_model_forward(m, s);
     const float *y = mpq_model_logits(m);
-    for (size_t i = 0; i < k; i++) acc += (double)y[i] * r[i];
+    for (size_t i = 0; i < k; i++)
+        acc += (double)y[i] * r[i];
     return acc;
 }
 
@@ -60,7 +63,8 @@ static double model_fd_error(mpq_model *m, int per_tensor)
             double fd = (up - dn) / (2.0 * eps), g = m->params.grad[i];
             num += (g - fd) * (g - fd);
             den += fd * fd;
-            if (getenv("MPQ_FD_VERBOSE")) fprintf(stderr, "%s[%zu]: %g vs fd %g\n", p->name, i - p->s.off, g, fd);
+            if (getenv("MPQ_FD_VERBOSE"))
+                fprintf(stderr, "%s[%zu]: %g vs fd %g\n", p->name, i - p->s.off, g, fd);
         }
     }
     memcpy(m->state.val, state0, m->state.n_floats * sizeof(float));
@@ -90,7 +94,8 @@ START_TEST(test_models_resnet20_shapes_and_names)
     ck_assert_int_ge(mpq_params_find(&m.params, "res1/layer1/basicblock1/quantized_conv/W"), 0);
     ck_assert_int_ge(mpq_params_find(&m.params, "res3/layer3/basicblock2/bn/gamma"), 0);
     ck_assert_int_ge(mpq_params_find(&m.params, "res2/layer1/basicblock_s/shortcut_conv/"
-                                                "quantized_conv/W"), 0);
+                                                "quantized_conv/W"),
+                     0);
     ck_assert_int_ge(mpq_params_find(&m.params, "fc/quantized_affine/b"), 0);
     ck_assert_int_ge(mpq_params_find(&m.state, "conv1/bn/mean"), 0);
     const mpq_node *out = &m.nodes[m.out];
@@ -99,8 +104,8 @@ START_TEST(test_models_resnet20_shapes_and_names)
     size_t w_count = 0;
     for (int i = 0; i < m.params.n_info; i++)
         if (m.params.info[i].kind == MPQ_PKIND_WEIGHT) w_count += m.params.info[i].s.n;
-    ck_assert_uint_eq(w_count, 432 + 6 * 2304 + 4608 + 5 * 9216 + 18432 + 5 * 36864 + 512 + 2048 +
-                                   640);
+    ck_assert_uint_eq(w_count,
+                      432 + 6 * 2304 + 4608 + 5 * 9216 + 18432 + 5 * 36864 + 512 + 2048 + 640);
     /* ~41 MFLOP (multiply-adds) per 32x32 image */
     ck_assert(mpq_model_macs(&m) > 40e6 && mpq_model_macs(&m) < 42e6);
     mpq_model_free(&m);
@@ -204,8 +209,8 @@ END_TEST
 
 START_TEST(test_models_every_family_builds)
 {
-    static const char *names[] = {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                                  "resnet18", "mobilenetv2"};
+    static const char *names[] = {"resnet20",  "resnet32", "resnet44",   "resnet56",
+                                  "resnet110", "resnet18", "mobilenetv2"};
     mpq_qsettings w, a;
     settings(&w, &a);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -236,6 +241,11 @@ START_TEST(test_models_resnet_backward_matches_central_differences)
         ck_assert_int_eq(mpq_resnet_cifar_build(&m, 20, shortcuts[i], 1), 0);
         ck_assert_int_eq(mpq_model_alloc(&m), 0);
         ck_assert_int_eq(mpq_model_plan(&m, N), 0);
+        int summing = 0; /* convolutions that sum their BN's statistics: this test covers them */
+        for (int k = 0; k < m.n_nodes; k++)
+            summing += m.nodes[k].sums_bn != 0;
+        ck_assert_msg(summing > 0 || !mpq_dconv_vec(), "shortcut %s: no fused statistics",
+                      shortcuts[i]);
         mpq_model_init_values(&m, 3, 0);
         double err = model_fd_error(&m, 3);
         if (getenv("MPQ_FD_VERBOSE")) fprintf(stderr, "shortcut %s: %g\n", shortcuts[i], err);
@@ -252,8 +262,8 @@ START_TEST(test_models_mobilenetv2_block_backward_matches_central_differences)
     settings(&w, &a);
     mpq_model_init(&m, 6, 6, 8, 4, &w, &a, 0.9f);
     int x = mpq_g_input(&m);
-    int h = mpq_g_act(&m, "b/expand", mpq_g_bn(&m, "b/expand", mpq_g_conv(&m, "b/expand", x, 48,
-                                                                           1, 1, 0, 0)), 1);
+    int h = mpq_g_act(&m, "b/expand",
+                      mpq_g_bn(&m, "b/expand", mpq_g_conv(&m, "b/expand", x, 48, 1, 1, 0, 0)), 1);
     h = mpq_g_act(&m, "b/dw", mpq_g_bn(&m, "b/dw", mpq_g_dwconv(&m, "b/dw", h, 3, 1, 1)), 1);
     h = mpq_g_bn(&m, "b/project", mpq_g_conv(&m, "b/project", h, 8, 1, 1, 0, 0));
     h = mpq_g_add(&m, h, x);
