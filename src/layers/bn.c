@@ -431,12 +431,14 @@ static const float *staged(const float *src, int c, size_t q0, size_t q1, float 
     return stage;
 }
 
-/* The element (row r, channel j of a block) of pass 1: g from the kind (or gb), its sums. */
-#define BN_SUMS_BODY                                                                               \
+/* The element (row r, channel j of a block) of pass 1: g from the kind (or read from gr), kept
+ * in go with a residual, and its sums. */
+#define BN_PASS1_BODY                                                                              \
     float ed = 0.0f, ex = 0.0f;                                                                    \
-    const float gj =                                                                               \
-        kind == KIND_G ? gr[j] : elem_grad(kind, u, xr[j] * a[j] + b[j], dr[j], &ed, &ex);         \
+    const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];                       \
+    const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, u, o, dr[j], &ed, &ex);              \
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
+    if (RES) go[j] = gj;                                                                           \
     s1[j] += (double)gj;                                                                           \
     s2[j] += (double)gj * (double)h;                                                               \
     if (kind == KIND_UQ) {                                                                         \
@@ -444,11 +446,14 @@ static const float *staged(const float *src, int c, size_t q0, size_t q1, float 
         s4[j] += (double)ex;                                                                       \
     }
 
-/* Adds per-channel sums of g and g * xhat over rows [r0, r1) into sdy, sdyx, and for KIND_UQ
- * those of the quantizer's e_d, e_x into sed, sex; g (KIND_G) is indexed from row r0. */
-ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
-                               const float *dy, const float *g, size_t r0, size_t r1, double *sdy,
-                               double *sdyx, double *sed, double *sex)
+/* Pass 1 over rows [r0, r1): adds per-channel sums of g and g * xhat into sdy, sdyx, and for
+ * KIND_UQ those of the quantizer's e_d, e_x into sed, sex. g is read from g (KIND_G, indexed
+ * from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b + res) * dy is
+ * also stored into gb. */
+ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_coefs *k,
+                                const float *x, const float *res, const float *dy, const float *g,
+                                float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
+                                double *sed, double *sex)
 {
     const mpq_ucore u = k->uq;
     const size_t rb = block_rows(c);
@@ -461,10 +466,13 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
             const float *a = k->a, *b = k->b, *mu = k->mu, *iv = k->iv;
             double *s1 = sdy, *s2 = sdyx, *s3 = sed, *s4 = sex;
             for (size_t r = q0; r < q1; r++) {
-                const float *xr = x + r * c, *dr = dq + (r - q0) * c, *gr = g + (r - r0) * c;
+                const float *xr = x + r * c, *dr = dq + (r - q0) * c;
+                const float *gr = kind == KIND_G ? g + (r - r0) * c : NULL;
+                const float *rr = RES ? res + r * c : NULL;
+                float *go = RES ? gb + r * c : NULL;
 #pragma omp simd
                 for (int j = 0; j < c; j++) {
-                    BN_SUMS_BODY
+                    BN_PASS1_BODY
                 }
             }
             continue;
@@ -477,16 +485,18 @@ ALWAYS_INLINE void sums_rows_k(const int kind, int c, const bn_coefs *k, const f
             for (int j = 0; j < BN_JB; j++)
                 s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
             for (size_t r = q0; r < q1; r++) {
-                const size_t o = (r - q0) * c + j0;
-                const float *xr = x + r * c + j0, *dr = dq + o, *gr = g + (r - r0) * c + j0;
+                const float *xr = x + r * c + j0, *dr = dq + (r - q0) * c + j0;
+                const float *gr = kind == KIND_G ? g + (r - r0) * c + j0 : NULL;
+                const float *rr = RES ? res + r * c + j0 : NULL;
+                float *go = RES ? gb + r * c + j0 : NULL;
                 if (w == BN_JB) {
 #pragma omp simd
                     for (int j = 0; j < BN_JB; j++) {
-                        BN_SUMS_BODY
+                        BN_PASS1_BODY
                     }
                 } else {
                     for (int j = 0; j < w; j++) {
-                        BN_SUMS_BODY
+                        BN_PASS1_BODY
                     }
                 }
             }
@@ -563,78 +573,6 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
     }
 }
 
-/* Pass 1 with a residual input: g = act'(x * a + b + res) * dy into gb, and the sums (as
- * sums_rows_k). */
-#define BN_RES_BODY                                                                                \
-    float ed = 0.0f, ex = 0.0f;                                                                    \
-    const float gj = elem_grad(kind, u, xr[j] * a[j] + b[j] + rr[j], dr[j], &ed, &ex);             \
-    const float h = (xr[j] - mu[j]) * iv[j];                                                       \
-    gr[j] = gj;                                                                                    \
-    s1[j] += (double)gj;                                                                           \
-    s2[j] += (double)gj * (double)h;                                                               \
-    if (kind == KIND_UQ) {                                                                         \
-        s3[j] += (double)ed;                                                                       \
-        s4[j] += (double)ex;                                                                       \
-    }
-
-ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const float *x,
-                              const float *res, const float *dy, float *gb, size_t r0, size_t r1,
-                              double *sdy, double *sdyx, double *sed, double *sex)
-{
-    const mpq_ucore u = k->uq;
-    const size_t rb = block_rows(c);
-    const int cfull = c - c % BN_JB;
-    float stage[BN_STAGE_FLOATS];
-    for (size_t q0 = r0; q0 < r1; q0 += rb) {
-        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        const float *dq = staged(dy, c, q0, q1, stage);
-        if (c > BN_WIDE) { /* one pass per row, sums in memory */
-            const float *a = k->a, *b = k->b, *mu = k->mu, *iv = k->iv;
-            double *s1 = sdy, *s2 = sdyx, *s3 = sed, *s4 = sex;
-            for (size_t r = q0; r < q1; r++) {
-                const float *xr = x + r * c, *rr = res + r * c, *dr = dq + (r - q0) * c;
-                float *gr = gb + r * c;
-#pragma omp simd
-                for (int j = 0; j < c; j++) {
-                    BN_RES_BODY
-                }
-            }
-            continue;
-        }
-        for (int j0 = 0; j0 < c; j0 += BN_JB) {
-            const int w = j0 < cfull ? BN_JB : c - j0;
-            const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
-            double s1[BN_JB], s2[BN_JB], s3[BN_JB], s4[BN_JB];
-#pragma omp simd
-            for (int j = 0; j < BN_JB; j++)
-                s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
-            for (size_t r = q0; r < q1; r++) {
-                const float *xr = x + r * c + j0, *rr = res + r * c + j0;
-                const float *dr = dq + (r - q0) * c + j0;
-                float *gr = gb + r * c + j0;
-                if (w == BN_JB) {
-#pragma omp simd
-                    for (int j = 0; j < BN_JB; j++) {
-                        BN_RES_BODY
-                    }
-                } else {
-                    for (int j = 0; j < w; j++) {
-                        BN_RES_BODY
-                    }
-                }
-            }
-            for (int j = 0; j < w; j++) {
-                sdy[j0 + j] += s1[j];
-                sdyx[j0 + j] += s2[j];
-                if (kind == KIND_UQ) {
-                    sed[j0 + j] += s3[j];
-                    sex[j0 + j] += s4[j];
-                }
-            }
-        }
-    }
-}
-
 /* One instance per kind of each row loop. */
 #define BN_ROWS(name, args, call)                                                                  \
     static void name args                                                                          \
@@ -657,10 +595,10 @@ ALWAYS_INLINE void res_rows_k(const int kind, int c, const bn_coefs *k, const fl
             break;                                                                                 \
         }                                                                                          \
     }
-#define SUMS_CALL(K) sums_rows_k(K, c, k, x, dy, g, r0, r1, sdy, sdyx, sed, sex)
+#define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sed, sex)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
 #define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, dx)
-#define RES_CALL(K) res_rows_k(K, c, k, x, res, dy, gb, r0, r1, sdy, sdyx, sed, sex)
+#define RES_CALL(K) pass1_rows_k(K, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
 BN_ROWS(sums_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
          size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
