@@ -20,6 +20,21 @@ void mpq_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * mpq_rng_uniform(&r);
 }
 
+void mpq_test_sample_sums(const float *t, int n, int hw, int c, const float *shift, double *sums)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < c; j++) {
+            double s1 = 0.0, s2 = 0.0;
+            for (int p = 0; p < hw; p++) {
+                const double d = (double)(t[((size_t)i * hw + p) * c + j] - shift[j]);
+                s1 += d;
+                s2 += d * d;
+            }
+            sums[(size_t)i * 2 * c + j] = s1;
+            sums[(size_t)i * 2 * c + c + j] = s2;
+        }
+}
+
 int mpq_ck_allclose(const float *a, const float *b, size_t n, float rtol, float atol,
                     const char *label)
 {

@@ -8,6 +8,10 @@
 
 /* Fills x with uniform values in [lo, hi) from the stream (seed, 0, 0) of core/rng.h. */
 void mpq_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
+/* BN's per-sample statistics sums of t (n samples of hw pixels x c channels), computed plainly:
+ * sums[i * 2c + j] and sums[i * 2c + c + j] = the sums over sample i's pixels, in order, of
+ * d = (double)(t - shift[j]) and of d * d. */
+void mpq_test_sample_sums(const float *t, int n, int hw, int c, const float *shift, double *sums);
 /* 1 if |a[i] - b[i]| <= atol + rtol * |b[i]| for all i; else prints label, the first mismatch and
  * the maximum difference to stderr and returns 0. */
 int mpq_ck_allclose(const float *a, const float *b, size_t n, float rtol, float atol,

@@ -375,18 +375,8 @@ START_TEST(test_bn_forward_from_sums_matches_the_pass)
         make_act_q(&u, MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu");
         const int c = 24;
         double *sums = malloc((size_t)f.n * 2 * c * sizeof *sums);
-        const float *rm = f.state; /* the running mean: the shift of the sums */
-        for (int i = 0; i < f.n; i++)
-            for (int j = 0; j < c; j++) {
-                double s1 = 0.0, s2 = 0.0;
-                for (int p = 0; p < HW; p++) {
-                    const double d = (double)(f.x[((size_t)i * HW + p) * c + j] - rm[j]);
-                    s1 += d;
-                    s2 += d * d;
-                }
-                sums[(size_t)i * 2 * c + j] = s1;
-                sums[(size_t)i * 2 * c + c + j] = s2;
-            }
+        /* shifted by the running mean, as the convolution sums them */
+        mpq_test_sample_sums(f.x, f.n, HW, c, f.state, sums);
         float st0[2 * 24];
         memcpy(st0, f.state, sizeof st0);
         mpq_bn_forward_sums(&f.l, &a, &f.s, f.x, f.r, f.y, sums);
