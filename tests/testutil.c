@@ -17,7 +17,8 @@ void mpq_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed
 {
     mpq_rng r;
     mpq_rng_seed(&r, seed, 0, 0);
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * mpq_rng_uniform(&r);
+    for (size_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * mpq_rng_uniform(&r);
 }
 
 void mpq_test_sample_sums(const float *t, int n, int hw, int c, const float *shift, double *sums)
@@ -75,6 +76,15 @@ void mpq_test_rmtree(const char *path)
     if (!path || !*path || strstr(path, "mpq-test-") == NULL) return;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", path);
+}
+
+int mpq_test_main(struct Suite *(*make)(void))
+{
+    SRunner *sr = srunner_create(make());
+    srunner_run_all(sr, CK_NORMAL);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int mpq_test_main_mpi(int *argc, char ***argv, struct Suite *(*make)(void), struct mpq_comm **comm,

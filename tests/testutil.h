@@ -23,6 +23,9 @@ void mpq_test_rmtree(const char *path);
 
 struct mpq_comm;
 struct Suite;
+/* The one main of every suite that runs without MPI: runs make()'s suite (forking per test, as
+ * Check does by default) and returns EXIT_SUCCESS when no test failed. */
+int mpq_test_main(struct Suite *(*make)(void));
 /* The one main of every suite that needs MPI, on one rank (trainer, checkpoints) or several
  * (mpiexec): starts MPI once (*comm is set before make() builds the suite), makes a temporary
  * directory that all ranks share (*tmp: made by rank 0, broadcast, removed afterwards), runs the

@@ -208,12 +208,4 @@ static Suite *imagenet_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(imagenet_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return mpq_test_main(imagenet_suite); }

@@ -135,11 +135,4 @@ static Suite *act_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(act_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return mpq_test_main(act_suite); }

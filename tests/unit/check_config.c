@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "core/err.h"
+#include "testutil.h"
 
 static const char *const ref_cfg =
     "# ResNet-20 on CIFAR-10: the float baseline and a quantized run\n"
@@ -630,12 +631,4 @@ static Suite *config_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return mpq_test_main(config_suite); }

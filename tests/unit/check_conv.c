@@ -474,11 +474,4 @@ static Suite *conv_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(conv_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return mpq_test_main(conv_suite); }

@@ -332,9 +332,5 @@ static Suite *models_suite(void)
 int main(void)
 {
     mpq_log_set_quiet(1);
-    SRunner *sr = srunner_create(models_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mpq_test_main(models_suite);
 }

@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "perf/model.h"
 #include "perf/profile.h"
+#include "testutil.h"
 
 #define TOL 1e-12
 
@@ -304,11 +305,4 @@ static Suite *perf_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(perf_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return mpq_test_main(perf_suite); }

@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "data.h"
+#include "testutil.h"
 
 static long peak_rss_kib(void)
 {
@@ -103,11 +104,4 @@ static Suite *synth_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(synth_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return mpq_test_main(synth_suite); }

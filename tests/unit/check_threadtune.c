@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "train/threadtune.h"
+#include "testutil.h"
 
 /* Seconds of a step on n threads: per-count times, switched to `later` from step `change`. */
 typedef struct scenario {
@@ -142,11 +143,4 @@ static Suite *threadtune_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(threadtune_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return mpq_test_main(threadtune_suite); }
