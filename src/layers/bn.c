@@ -450,11 +450,59 @@ static const float *staged(const float *src, int c, size_t q0, size_t q1, float 
  * KIND_UQ those of the quantizer's e_d, e_x into sed, sex. g is read from g (KIND_G, indexed
  * from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b + res) * dy is
  * also stored into gb. */
+/* pass1_rows_k for rows of exactly C channels (a constant: 16 or 32): coefficients and sums in
+ * locals, in registers across the rows (as dx_rows_n). */
+ALWAYS_INLINE void pass1_rows_n(const int kind, const int RES, const int C, const bn_coefs *k,
+                                const float *x, const float *res, const float *dy, const float *g,
+                                float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
+                                double *sed, double *sex)
+{
+    const mpq_ucore u = k->uq;
+    const size_t rb = block_rows(C);
+    float a[C], b[C], mu[C], iv[C];
+    double s1[C], s2[C], s3[C], s4[C];
+    for (int j = 0; j < C; j++) {
+        a[j] = k->a[j], b[j] = k->b[j], mu[j] = k->mu[j], iv[j] = k->iv[j];
+        s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
+    }
+    float stage[BN_STAGE_FLOATS];
+    for (size_t q0 = r0; q0 < r1; q0 += rb) {
+        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+        const float *dq = kind == KIND_G ? g : staged(dy, C, q0, q1, stage); /* g: unused */
+        for (size_t r = q0; r < q1; r++) {
+            const float *xr = x + r * C, *dr = dq + (r - q0) * C;
+            const float *gr = kind == KIND_G ? g + (r - r0) * C : NULL;
+            const float *rr = RES ? res + r * C : NULL;
+            float *go = RES ? gb + r * C : NULL;
+#pragma omp simd
+            for (int j = 0; j < C; j++) {
+                BN_PASS1_BODY
+            }
+        }
+    }
+    for (int j = 0; j < C; j++) {
+        sdy[j] += s1[j];
+        sdyx[j] += s2[j];
+        if (kind == KIND_UQ) {
+            sed[j] += s3[j];
+            sex[j] += s4[j];
+        }
+    }
+}
+
 ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_coefs *k,
                                 const float *x, const float *res, const float *dy, const float *g,
                                 float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
                                 double *sed, double *sex)
 {
+    if (c == BN_JB) {
+        pass1_rows_n(kind, RES, BN_JB, k, x, res, dy, g, gb, r0, r1, sdy, sdyx, sed, sex);
+        return;
+    }
+    if (c == 2 * BN_JB) {
+        pass1_rows_n(kind, RES, 2 * BN_JB, k, x, res, dy, g, gb, r0, r1, sdy, sdyx, sed, sex);
+        return;
+    }
     const mpq_ucore u = k->uq;
     const size_t rb = block_rows(c);
     const int cfull = c - c % BN_JB;
@@ -541,10 +589,47 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
     d[j] = a[j] * (g - m1[j] - h * m2[j]);
 
+/* dx_rows_k for rows of exactly C channels (a constant: 16 or 32): the coefficients in locals,
+ * which stay in registers across the rows (the stores into dx could alias the coefficients'
+ * memory, so they would be reloaded per row). */
+ALWAYS_INLINE void dx_rows_n(const int kind, const int C, const bn_coefs *k, const float *mg,
+                             const float *mgh, const float *x, const float *dy, const float *gb,
+                             size_t r0, size_t r1, float *dx)
+{
+    const mpq_ucore u = k->uq;
+    const size_t rb = block_rows(C);
+    float a[C], b[C], mu[C], iv[C], m1[C], m2[C];
+    for (int j = 0; j < C; j++) {
+        a[j] = k->a[j], b[j] = k->b[j], mu[j] = k->mu[j], iv[j] = k->iv[j];
+        m1[j] = mg[j], m2[j] = mgh[j];
+    }
+    float stage[BN_STAGE_FLOATS];
+    for (size_t q0 = r0; q0 < r1; q0 += rb) {
+        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+        const float *sq = staged(kind == KIND_G ? gb : dy, C, q0, q1, stage);
+        for (size_t r = q0; r < q1; r++) {
+            const float *xr = x + r * C, *sr = sq + (r - q0) * C;
+            float *d = dx + r * C;
+#pragma omp simd
+            for (int j = 0; j < C; j++) {
+                BN_DX_BODY
+            }
+        }
+    }
+}
+
 ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const float *mg,
                              const float *mgh, const float *x, const float *dy, const float *gb,
                              size_t r0, size_t r1, float *dx)
 {
+    if (c == BN_JB) {
+        dx_rows_n(kind, BN_JB, k, mg, mgh, x, dy, gb, r0, r1, dx);
+        return;
+    }
+    if (c == 2 * BN_JB) {
+        dx_rows_n(kind, 2 * BN_JB, k, mg, mgh, x, dy, gb, r0, r1, dx);
+        return;
+    }
     const mpq_ucore u = k->uq;
     const size_t rb = block_rows(c);
     const int cfull = c - c % BN_JB;

@@ -186,27 +186,31 @@ static double probe_loss(void *ctx)
     return mpq_test_dot(f->y, f->r, f->nx);
 }
 
-static void check_fd(int groups, int training, float eps, double atol)
+static void check_fd(int c, int groups, int training, float eps, double atol)
 {
     fixture f;
-    fixture_init(&f, 4, groups, 30 + groups + 2 * training);
+    fixture_init_c(&f, 4, groups, c, 30 + groups + 2 * training + (c != C) * c);
     f.s.training = training;
-    for (int i = 0; i < 2 * C; i++)
+    for (int i = 0; i < 2 * c; i++)
         f.grad[i] = 0.0f;
     probe_loss(&f);
     mpq_bn_backward(&f.l, NULL, &f.s, f.x, f.r, f.dx);
     ck_assert_int_eq(mpq_test_gradcheck(probe_loss, &f, f.x, f.nx, f.dx, eps, atol, 1e-2, "dx"), 0);
-    ck_assert_int_eq(
-        mpq_test_gradcheck(probe_loss, &f, f.val, 2 * C, f.grad, eps, atol, 1e-2, "dgamma,dbeta"),
-        0);
+    ck_assert_int_eq(mpq_test_gradcheck(probe_loss, &f, f.val, 2 * (size_t)c, f.grad, eps, atol,
+                                        1e-2, "dgamma,dbeta"),
+                     0);
     fixture_free(&f);
 }
 
+/* Any width, and the two whose row loops are compiled for their width (16, 32). */
 START_TEST(test_bn_gradients_match_central_differences)
 {
-    check_fd(1, 1, 1e-3f, 2e-3);
-    check_fd(2, 1, 1e-3f, 2e-3);
-    check_fd(1, 0, 0.25f, 1e-4); /* eval: affine in x, gamma and beta */
+    static const int cs[] = {C, 16, 32};
+    for (int i = 0; i < 3; i++) {
+        check_fd(cs[i], 1, 1, 1e-3f, 2e-3);
+        check_fd(cs[i], 2, 1, 1e-3f, 2e-3);
+        check_fd(cs[i], 1, 0, 0.25f, 1e-4); /* eval: affine in x, gamma and beta */
+    }
 }
 END_TEST
 
@@ -291,29 +295,31 @@ static void check_fused(mpq_act_kind kind, const char *method, int c, int traini
 START_TEST(test_bn_fused_activation_matches_separate_layers)
 {
     static const mpq_act_kind kinds[3] = {MPQ_ACT_RELU, MPQ_ACT_RELU6, MPQ_ACT_QUANT};
+    static const int cs[] = {C, 16, 32}; /* any width; the two compiled for their width */
     for (int k = 0; k < 3; k++)
-        for (int training = 0; training < 2; training++)
-            check_fused(kinds[k], "parametric_fp_d_xmax_relu", C, training, 1 + training,
-                        70 + 4 * k + training);
+        for (int i = 0; i < 3; i++)
+            for (int training = 0; training < 2; training++)
+                check_fused(kinds[k], "parametric_fp_d_xmax_relu", cs[i], training, 1 + training,
+                            70 + 4 * k + training + 16 * i);
 }
 END_TEST
 
 /* Every activation quantizer, fused element by element (U1-U3) or called per chunk (the others),
- * for channel counts that take each row-loop path: a partial channel block (5), full blocks (16),
- * full and partial (40), several row blocks (200: 10 rows each), rows too wide for the staged
- * gradient (2100). */
+ * for channel counts that take each row-loop path: a partial channel block (5), rows of one and
+ * two blocks compiled for their width (16, 32), full and partial blocks (40), several row blocks
+ * (200: 10 rows each), rows too wide for the staged gradient (2100). */
 START_TEST(test_bn_fused_quantizers_match_separate_layers)
 {
     static const char *const methods[] = {
         "parametric_fp_d_xmax_relu",      "parametric_fp_d_b_relu",
         "parametric_fp_b_xmax_relu",      "parametric_pow2_b_xmax_relu",
         "parametric_pow2_xmin_xmax_relu", "fp_relu"};
-    static const int cs[] = {5, 16, 40, 200, 2100};
+    static const int cs[] = {5, 16, 32, 40, 200, 2100};
     for (int m = 0; m < 6; m++)
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 6; i++)
             for (int training = 0; training < 2; training++)
                 check_fused(MPQ_ACT_QUANT, methods[m], cs[i], training, 1 + training,
-                            200 + 8 * m + 2 * i + training);
+                            200 + 16 * m + 2 * i + training);
 }
 END_TEST
 
@@ -357,6 +363,9 @@ START_TEST(test_bn_fused_residual_matches_separate_layers)
         check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", 2100, training, 102 + training);
         check_fused_res(MPQ_ACT_QUANT, "parametric_pow2_xmin_xmax_relu", 16, training,
                         98 + training);
+        check_fused_res(MPQ_ACT_RELU, "", 16, training, 104 + training);
+        check_fused_res(MPQ_ACT_RELU, "", 32, training, 106 + training);
+        check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", 32, training, 108 + training);
     }
 }
 END_TEST
@@ -567,11 +576,4 @@ static Suite *bn_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(bn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return mpq_test_main(bn_suite); }
