@@ -32,7 +32,8 @@ enum {
     BN_RB_FLOATS = 2048,     /* floats per row block of the register-blocked sums */
     BN_JB = 16,              /* channels per block of the row loops */
     BN_STAGE_FLOATS = 8192,  /* the incoming gradient of a row block, staged in L1 */
-    BN_WIDE = 2 * BN_JB,     /* wider rows run whole (measured: blocks cost MobileNetV2 rows) */
+    BN_SLICED_MAX = 64,      /* wider rows run whole (BN_SLICES) */
+    BN_SLICE = 2 * BN_JB,    /* channels of a row loop's slice compiled for its width */
 };
 
 void mpq_bn_init(mpq_bn *l, int hw, int c)
@@ -138,19 +139,85 @@ static int chunk_rows(const chunks *k, int i, size_t *r0, size_t *r1)
 /* Sub-chunk rows for the quantizer's staging buffers. */
 static size_t sub_rows(int c) { return c >= BN_SUB_FLOATS ? 1 : (size_t)(BN_SUB_FLOATS / c); }
 
-/* The element of the statistics pass. */
+/* Rows per block of the row loops: about BN_RB_FLOATS floats of each tensor (at least 4 rows). */
+static size_t block_rows(int c) { return c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c; }
+
+/* Runs CALL(W, w, j0) over the channel slices of a row of c channels, each w wide from j0. Rows
+ * of up to BN_SLICED_MAX channels: slices of BN_SLICE while they fit, then one of BN_JB, each
+ * with W = w (compiled for that width, the slice's coefficients and sums in registers), then the
+ * narrower tail; wider rows as one slice (measured: tensors that come from memory stream faster
+ * row by row than slice by slice); W = 0 for these two: the coefficients and sums stay in
+ * memory. */
+#define BN_SLICES(c, CALL)                                                                         \
+    do {                                                                                           \
+        int j0_ = 0;                                                                               \
+        if ((c) > BN_SLICED_MAX) {                                                                 \
+            CALL(0, (c), 0);                                                                       \
+            break;                                                                                 \
+        }                                                                                          \
+        for (; j0_ + BN_SLICE <= (c); j0_ += BN_SLICE)                                             \
+            CALL(BN_SLICE, BN_SLICE, j0_);                                                         \
+        if (j0_ + BN_JB <= (c)) {                                                                  \
+            CALL(BN_JB, BN_JB, j0_);                                                               \
+            j0_ += BN_JB;                                                                          \
+        }                                                                                          \
+        if (j0_ < (c)) CALL(0, (c)-j0_, j0_);                                                      \
+    } while (0)
+
+/* A slice's channel loop over j < n running BODY: a slice of BN_SLICE as one loop per vector of
+ * BN_JB (a loop over two vectors keeps the slice's locals in memory instead of registers). */
+#define BN_SLICE_LOOP(W, n, BODY)                                                                  \
+    do {                                                                                           \
+        if ((W) == BN_SLICE) {                                                                     \
+            _Pragma("omp simd") for (int j = 0; j < BN_JB; j++){BODY} _Pragma(                     \
+                "omp simd") for (int j = BN_JB; j < BN_SLICE; j++)                                 \
+            {                                                                                      \
+                BODY                                                                               \
+            }                                                                                      \
+        } else {                                                                                   \
+            _Pragma("omp simd") for (int j = 0; j < (n); j++) { BODY }                             \
+        }                                                                                          \
+    } while (0)
+
 #define BN_STATS_BODY                                                                              \
     const double d = (double)(xr[j] - sh[j]);                                                      \
     a1[j] += d;                                                                                    \
     a2[j] += d * d;
 
-/* part[k] = per-channel sums over chunk k of (x - shift) and (x - shift)^2: blocks of BN_JB
- * channels keep their double sums in registers over a block of rows (as the backward sums). */
+/* The statistics' sums over channels [j0, j0 + w) of rows [q0, q1) (row stride c) added into
+ * s1, s2 at j0; W as in pass1_slice (sums and shifts in registers across the rows). */
+ALWAYS_INLINE void stats_slice(const int W, int w, int c, int j0, const float *shift,
+                               const float *x, size_t q0, size_t q1, double *s1, double *s2)
+{
+    const int n = W ? W : w;
+    float lsh[BN_SLICE];
+    double l1[BN_SLICE], l2[BN_SLICE];
+    const float *sh = shift + j0;
+    double *a1 = s1 + j0, *a2 = s2 + j0;
+    if (W) {
+        for (int j = 0; j < W; j++) {
+            lsh[j] = sh[j];
+            l1[j] = l2[j] = 0.0;
+        }
+        sh = lsh, a1 = l1, a2 = l2;
+    }
+    for (size_t r = q0; r < q1; r++) {
+        const float *xr = x + r * c + j0;
+        BN_SLICE_LOOP(W, n, BN_STATS_BODY);
+    }
+    for (int j = 0; j < W; j++) {
+        s1[j0 + j] += l1[j];
+        s2[j0 + j] += l2[j];
+    }
+}
+
+/* part[k] = per-channel sums over chunk k of (x - shift) and (x - shift)^2, row block by row
+ * block. */
 static void stats_pass(const mpq_bn *l, const chunks *k, const float *x, const float *shift,
                        double *part)
 {
-    const int c = l->c, cfull = c - c % BN_JB;
-    const size_t rb = c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c;
+    const int c = l->c;
+    const size_t rb = block_rows(c);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
         size_t r0, r1;
@@ -160,44 +227,9 @@ static void stats_pass(const mpq_bn *l, const chunks *k, const float *x, const f
             s1[j] = s2[j] = 0.0;
         for (size_t q0 = r0; q0 < r1; q0 += rb) {
             const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-            if (c > BN_WIDE) { /* one pass per row, sums in memory */
-                const float *sh = shift;
-                double *a1 = s1, *a2 = s2;
-                for (size_t r = q0; r < q1; r++) {
-                    const float *xr = x + r * c;
-#pragma omp simd
-                    for (int j = 0; j < c; j++) {
-                        BN_STATS_BODY
-                    }
-                }
-                continue;
-            }
-            for (int j0 = 0; j0 < c; j0 += BN_JB) {
-                const int w = j0 < cfull ? BN_JB : c - j0;
-                const float *sh = shift + j0;
-                double a1[BN_JB], a2[BN_JB];
-#pragma omp simd
-                for (int j = 0; j < BN_JB; j++)
-                    a1[j] = a2[j] = 0.0;
-                for (size_t r = q0; r < q1; r++) {
-                    const float *xr = x + r * c + j0;
-
-                    if (w == BN_JB) {
-#pragma omp simd
-                        for (int j = 0; j < BN_JB; j++) {
-                            BN_STATS_BODY
-                        }
-                    } else {
-                        for (int j = 0; j < w; j++) {
-                            BN_STATS_BODY
-                        }
-                    }
-                }
-                for (int j = 0; j < w; j++) {
-                    s1[j0 + j] += a1[j];
-                    s2[j0 + j] += a2[j];
-                }
-            }
+#define STATS_SLICE(W, w, j0) stats_slice(W, w, c, j0, shift, x, q0, q1, s1, s2)
+            BN_SLICES(c, STATS_SLICE);
+#undef STATS_SLICE
         }
     }
 }
@@ -221,6 +253,29 @@ static void sum_chunks(const chunks *k, const double *part, size_t stride, size_
  * per kind so that it vectorizes. */
 enum { KIND_NONE = -1, KIND_G = -2, KIND_UQ = -3 };
 
+/* One instance per kind of each row loop. */
+#define BN_ROWS(name, args, call)                                                                  \
+    static void name args                                                                          \
+    {                                                                                              \
+        switch (kind) {                                                                            \
+        case MPQ_ACT_RELU:                                                                         \
+            call(MPQ_ACT_RELU);                                                                    \
+            break;                                                                                 \
+        case MPQ_ACT_RELU6:                                                                        \
+            call(MPQ_ACT_RELU6);                                                                   \
+            break;                                                                                 \
+        case KIND_G:                                                                               \
+            call(KIND_G);                                                                          \
+            break;                                                                                 \
+        case KIND_UQ:                                                                              \
+            call(KIND_UQ);                                                                         \
+            break;                                                                                 \
+        default:                                                                                   \
+            call(KIND_NONE);                                                                       \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
 /* The row loops' kind for act. KIND_UQ (u filled) for a uniform quantizer (U1-U3, unsigned,
  * exact reciprocal step) that the passes compute element by element; other quantizers give
  * KIND_NONE and run per chunk through mpq_quant_forward/backward. */
@@ -231,66 +286,85 @@ static int act_kind(const mpq_act *act, const float *val, mpq_ucore *u)
     return mpq_quant_ucore(act->q, val, u) && u->inv_d != 0.0f && !u->sign ? KIND_UQ : KIND_NONE;
 }
 
-/* y = act(x * a + b (+ res)) for rows [r0, r1) with the coefficients of their group. RES (a
- * constant at each call site) adds the residual input; a quantizer that is not fused is applied
- * to the chunk afterwards, in place. */
-ALWAYS_INLINE void output_rows_k(const int RES, const mpq_bn *l, const mpq_act *act, int kind,
-                                 const mpq_ucore *uq, const mpq_step *s, const float *x,
-                                 const float *res, const float *a, const float *b, size_t r0,
-                                 size_t r1, float *y)
+/* The activation of a row loop's kind at o (KIND_NONE: o itself). */
+ALWAYS_INLINE float act_value(const int kind, const mpq_ucore u, float o)
 {
-    const int c = l->c;
-    const mpq_ucore u = *uq;
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * c, *rr = RES ? res + r * c : NULL;
-        float *yr = y + r * c;
-        switch (kind) {
-        case MPQ_ACT_RELU:
-#pragma omp simd
-            for (int j = 0; j < c; j++) {
-                const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
-                yr[j] = o > 0.0f ? o : 0.0f;
-            }
-            break;
-        case MPQ_ACT_RELU6:
-#pragma omp simd
-            for (int j = 0; j < c; j++) {
-                const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
-                const float v = o > 0.0f ? o : 0.0f;
-                yr[j] = v < 6.0f ? v : 6.0f;
-            }
-            break;
-        case KIND_UQ:
-#pragma omp simd
-            for (int j = 0; j < c; j++) {
-                const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
-                yr[j] = mpq_ucore_forward(u, o, 1);
-            }
-            break;
-        default:
-#pragma omp simd
-            for (int j = 0; j < c; j++)
-                yr[j] = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];
-            break;
-        }
+    if (kind == MPQ_ACT_RELU) return o > 0.0f ? o : 0.0f;
+    if (kind == MPQ_ACT_RELU6) {
+        const float v = o > 0.0f ? o : 0.0f;
+        return v < 6.0f ? v : 6.0f;
     }
-    if (act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ) /* the whole chunk in one call */
-        mpq_quant_forward(act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
+    if (kind == KIND_UQ) return mpq_ucore_forward(u, o, 1);
+    return o;
 }
 
+#define BN_OUTPUT_BODY                                                                             \
+    yr[j] = act_value(kind, u, RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j]);
+
+/* y = act(x * a + b (+ res)) over channels [j0, j0 + w) of rows [q0, q1) (row stride c) with the
+ * coefficients of their group; RES adds the residual input. W as in pass1_slice: the
+ * coefficients stay in registers across the rows (y's stores could alias their memory, so they
+ * would be reloaded per row). */
+ALWAYS_INLINE void output_slice(const int kind, const int RES, const int W, int w, int c, int j0,
+                                const mpq_ucore u, const float *ka, const float *kb, const float *x,
+                                const float *res, size_t q0, size_t q1, float *y)
+{
+    const int n = W ? W : w;
+    float la[BN_SLICE], lb[BN_SLICE];
+    const float *a = ka + j0, *b = kb + j0;
+    if (W) {
+        for (int j = 0; j < W; j++)
+            la[j] = a[j], lb[j] = b[j];
+        a = la, b = lb;
+    }
+    for (size_t r = q0; r < q1; r++) {
+        const float *xr = x + r * c + j0, *rr = RES ? res + r * c + j0 : NULL;
+        float *yr = y + r * c + j0;
+        BN_SLICE_LOOP(W, n, BN_OUTPUT_BODY);
+    }
+}
+
+ALWAYS_INLINE void output_rows_k(const int kind, const int RES, int c, const mpq_ucore u,
+                                 const float *a, const float *b, const float *x, const float *res,
+                                 size_t r0, size_t r1, float *y)
+{
+    const size_t rb = block_rows(c);
+    for (size_t q0 = r0; q0 < r1; q0 += rb) {
+        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
+#define OUTPUT_SLICE(W, w, j0) output_slice(kind, RES, W, w, c, j0, u, a, b, x, res, q0, q1, y)
+        BN_SLICES(c, OUTPUT_SLICE);
+#undef OUTPUT_SLICE
+    }
+}
+
+#define OUTPUT_CALL0(K) output_rows_k(K, 0, c, u, a, b, x, res, r0, r1, y)
+#define OUTPUT_CALL1(K) output_rows_k(K, 1, c, u, a, b, x, res, r0, r1, y)
+BN_ROWS(output_rows,
+        (int c, int kind, const mpq_ucore u, const float *a, const float *b, const float *x,
+         const float *res, size_t r0, size_t r1, float *y),
+        OUTPUT_CALL0)
+BN_ROWS(output_rows_res,
+        (int c, int kind, const mpq_ucore u, const float *a, const float *b, const float *x,
+         const float *res, size_t r0, size_t r1, float *y),
+        OUTPUT_CALL1)
+
+/* The output pass over the chunks; a quantizer that is not fused is applied to each chunk
+ * afterwards, in place, in one call. */
 static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const chunks *k,
                         const float *x, const float *res, const float *a, const float *b, float *y)
 {
     mpq_ucore u = {0};
-    const int kind = act_kind(act, s->val, &u);
+    const int kind = act_kind(act, s->val, &u), c = l->c;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
         size_t r0, r1;
-        const size_t o = (size_t)chunk_rows(k, i, &r0, &r1) * l->c;
+        const size_t o = (size_t)chunk_rows(k, i, &r0, &r1) * c;
         if (res)
-            output_rows_k(1, l, act, kind, &u, s, x, res, a + o, b + o, r0, r1, y);
+            output_rows_res(c, kind, u, a + o, b + o, x, res, r0, r1, y);
         else
-            output_rows_k(0, l, act, kind, &u, s, x, NULL, a + o, b + o, r0, r1, y);
+            output_rows(c, kind, u, a + o, b + o, x, NULL, r0, r1, y);
+        if (act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ)
+            mpq_quant_forward(act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
     }
 }
 
@@ -412,22 +486,27 @@ ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float 
     return dy;
 }
 
-/* The blocked row loops: rows in blocks of block_rows(c) (about BN_RB_FLOATS floats of each
- * tensor); narrow rows (up to BN_WIDE) in channel blocks of BN_JB whose body is compiled for that
- * width (a runtime-width loop over a 16-channel row costs more than the row; the per-channel
- * double sums of the block stay in registers), wider rows whole, sums in memory. The incoming
- * gradient of a block is first copied into an L1 stage: where the element's gradient is masked
- * (ReLU), the compiler folds the mask into the load, and a masked load from memory waits for x's
- * load and the compare (measured 2x slower on Zen 5). */
-static size_t block_rows(int c) { return c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c; }
+/* The row loops (all passes): rows in blocks of block_rows(c), each block in channel slices
+ * (BN_SLICES) whose body is compiled for their width, with the slice's coefficients and double
+ * sums in locals that stay in registers across the block's rows (measured: the loops are bound
+ * by their code, not by memory -- the same time per element on an L2-resident tensor as on an
+ * 8 MB one; runtime-width loops, coefficients reloaded per row and sums kept in memory cost 1.5x
+ * per element on 16 channels). In backward the incoming gradient of a block is first copied
+ * into an L1 stage: where the element's gradient is masked (ReLU), the compiler folds the mask
+ * into the load, and a masked load from memory waits for x's load and the compare (measured 2x
+ * slower on Zen 5). */
 
 /* The rows [q0, q1) of src (row stride c) in stage when they fit, else src itself; returns the
  * pointer that row q0 is at. */
-static const float *staged(const float *src, int c, size_t q0, size_t q1, float *stage)
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) static const float *
+staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
 {
     const size_t n = (q1 - q0) * (size_t)c;
     if (n > BN_STAGE_FLOATS) return src + q0 * c;
-    memcpy(stage, src + q0 * c, n * sizeof *stage);
+    const float *restrict from = src + q0 * c;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        stage[i] = from[i];
     return stage;
 }
 
@@ -446,117 +525,64 @@ static const float *staged(const float *src, int c, size_t q0, size_t q1, float 
         s4[j] += (double)ex;                                                                       \
     }
 
-/* Pass 1 over rows [r0, r1): adds per-channel sums of g and g * xhat into sdy, sdyx, and for
- * KIND_UQ those of the quantizer's e_d, e_x into sed, sex. g is read from g (KIND_G, indexed
- * from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b + res) * dy is
- * also stored into gb. */
-/* pass1_rows_k for rows of exactly C channels (a constant: 16 or 32): coefficients and sums in
- * locals, in registers across the rows (as dx_rows_n). */
-ALWAYS_INLINE void pass1_rows_n(const int kind, const int RES, const int C, const bn_coefs *k,
-                                const float *x, const float *res, const float *dy, const float *g,
-                                float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
-                                double *sed, double *sex)
+/* Pass 1 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; dq: the block's staged
+ * incoming gradient, from row q0; g, with KIND_G, from row r0): the slice's sums added at j0. W
+ * is w as a constant (BN_SLICE or BN_JB: the body compiled for that width, coefficients and sums
+ * in locals that stay in registers across the rows), or 0 (a tail narrower than BN_JB). */
+ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w, int c, int j0,
+                               const bn_coefs *k, const float *x, const float *res, const float *dq,
+                               const float *g, float *gb, size_t r0, size_t q0, size_t q1,
+                               double *sdy, double *sdyx, double *sed, double *sex)
 {
     const mpq_ucore u = k->uq;
-    const size_t rb = block_rows(C);
-    float a[C], b[C], mu[C], iv[C];
-    double s1[C], s2[C], s3[C], s4[C];
-    for (int j = 0; j < C; j++) {
-        a[j] = k->a[j], b[j] = k->b[j], mu[j] = k->mu[j], iv[j] = k->iv[j];
-        s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
-    }
-    float stage[BN_STAGE_FLOATS];
-    for (size_t q0 = r0; q0 < r1; q0 += rb) {
-        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        const float *dq = kind == KIND_G ? g : staged(dy, C, q0, q1, stage); /* g: unused */
-        for (size_t r = q0; r < q1; r++) {
-            const float *xr = x + r * C, *dr = dq + (r - q0) * C;
-            const float *gr = kind == KIND_G ? g + (r - r0) * C : NULL;
-            const float *rr = RES ? res + r * C : NULL;
-            float *go = RES ? gb + r * C : NULL;
-#pragma omp simd
-            for (int j = 0; j < C; j++) {
-                BN_PASS1_BODY
-            }
+    const int n = W ? W : w;
+    float la[BN_SLICE], lb[BN_SLICE], lmu[BN_SLICE], liv[BN_SLICE];
+    double l1[BN_SLICE], l2[BN_SLICE], l3[BN_SLICE], l4[BN_SLICE];
+    const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+    double *s1 = sdy + j0, *s2 = sdyx + j0, *s3 = sed + j0, *s4 = sex + j0;
+    if (W) {
+        for (int j = 0; j < W; j++) {
+            la[j] = a[j], lb[j] = b[j], lmu[j] = mu[j], liv[j] = iv[j];
+            l1[j] = l2[j] = l3[j] = l4[j] = 0.0;
         }
+        a = la, b = lb, mu = lmu, iv = liv;
+        s1 = l1, s2 = l2, s3 = l3, s4 = l4;
     }
-    for (int j = 0; j < C; j++) {
-        sdy[j] += s1[j];
-        sdyx[j] += s2[j];
+    for (size_t r = q0; r < q1; r++) {
+        const float *xr = x + r * c + j0, *dr = dq + (r - q0) * c + j0;
+        const float *gr = kind == KIND_G ? g + (r - r0) * c + j0 : NULL;
+        const float *rr = RES ? res + r * c + j0 : NULL;
+        float *go = RES ? gb + r * c + j0 : NULL;
+        BN_SLICE_LOOP(W, n, BN_PASS1_BODY);
+    }
+    for (int j = 0; j < W; j++) {
+        sdy[j0 + j] += l1[j];
+        sdyx[j0 + j] += l2[j];
         if (kind == KIND_UQ) {
-            sed[j] += s3[j];
-            sex[j] += s4[j];
+            sed[j0 + j] += l3[j];
+            sex[j0 + j] += l4[j];
         }
     }
 }
 
+/* Pass 1 over rows [r0, r1): adds per-channel sums of g and g * xhat into sdy, sdyx, and for
+ * KIND_UQ those of the quantizer's e_d, e_x into sed, sex. g is read from g (KIND_G, indexed
+ * from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b + res) * dy is
+ * also stored into gb. */
 ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_coefs *k,
                                 const float *x, const float *res, const float *dy, const float *g,
                                 float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
                                 double *sed, double *sex)
 {
-    if (c == BN_JB) {
-        pass1_rows_n(kind, RES, BN_JB, k, x, res, dy, g, gb, r0, r1, sdy, sdyx, sed, sex);
-        return;
-    }
-    if (c == 2 * BN_JB) {
-        pass1_rows_n(kind, RES, 2 * BN_JB, k, x, res, dy, g, gb, r0, r1, sdy, sdyx, sed, sex);
-        return;
-    }
-    const mpq_ucore u = k->uq;
     const size_t rb = block_rows(c);
-    const int cfull = c - c % BN_JB;
     float stage[BN_STAGE_FLOATS];
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *dq = kind == KIND_G ? g : staged(dy, c, q0, q1, stage); /* g: unused */
-        if (c > BN_WIDE) { /* one pass per row, sums in memory */
-            const float *a = k->a, *b = k->b, *mu = k->mu, *iv = k->iv;
-            double *s1 = sdy, *s2 = sdyx, *s3 = sed, *s4 = sex;
-            for (size_t r = q0; r < q1; r++) {
-                const float *xr = x + r * c, *dr = dq + (r - q0) * c;
-                const float *gr = kind == KIND_G ? g + (r - r0) * c : NULL;
-                const float *rr = RES ? res + r * c : NULL;
-                float *go = RES ? gb + r * c : NULL;
-#pragma omp simd
-                for (int j = 0; j < c; j++) {
-                    BN_PASS1_BODY
-                }
-            }
-            continue;
-        }
-        for (int j0 = 0; j0 < c; j0 += BN_JB) {
-            const int w = j0 < cfull ? BN_JB : c - j0;
-            const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
-            double s1[BN_JB], s2[BN_JB], s3[BN_JB], s4[BN_JB];
-#pragma omp simd
-            for (int j = 0; j < BN_JB; j++)
-                s1[j] = s2[j] = s3[j] = s4[j] = 0.0;
-            for (size_t r = q0; r < q1; r++) {
-                const float *xr = x + r * c + j0, *dr = dq + (r - q0) * c + j0;
-                const float *gr = kind == KIND_G ? g + (r - r0) * c + j0 : NULL;
-                const float *rr = RES ? res + r * c + j0 : NULL;
-                float *go = RES ? gb + r * c + j0 : NULL;
-                if (w == BN_JB) {
-#pragma omp simd
-                    for (int j = 0; j < BN_JB; j++) {
-                        BN_PASS1_BODY
-                    }
-                } else {
-                    for (int j = 0; j < w; j++) {
-                        BN_PASS1_BODY
-                    }
-                }
-            }
-            for (int j = 0; j < w; j++) {
-                sdy[j0 + j] += s1[j];
-                sdyx[j0 + j] += s2[j];
-                if (kind == KIND_UQ) {
-                    sed[j0 + j] += s3[j];
-                    sex[j0 + j] += s4[j];
-                }
-            }
-        }
+#define PASS1_SLICE(W, w, j0)                                                                      \
+    pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sed, sex)
+        BN_SLICES(c, PASS1_SLICE);
+#undef PASS1_SLICE
     }
 }
 
@@ -589,32 +615,28 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
     d[j] = a[j] * (g - m1[j] - h * m2[j]);
 
-/* dx_rows_k for rows of exactly C channels (a constant: 16 or 32): the coefficients in locals,
- * which stay in registers across the rows (the stores into dx could alias the coefficients'
- * memory, so they would be reloaded per row). */
-ALWAYS_INLINE void dx_rows_n(const int kind, const int C, const bn_coefs *k, const float *mg,
-                             const float *mgh, const float *x, const float *dy, const float *gb,
-                             size_t r0, size_t r1, float *dx)
+/* Pass 2 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; sq: the block's staged g or
+ * dy, from row q0); W as in pass1_slice. */
+ALWAYS_INLINE void dx_slice(const int kind, const int W, int w, int c, int j0, const bn_coefs *k,
+                            const float *mg, const float *mgh, const float *x, const float *sq,
+                            size_t q0, size_t q1, float *dx)
 {
     const mpq_ucore u = k->uq;
-    const size_t rb = block_rows(C);
-    float a[C], b[C], mu[C], iv[C], m1[C], m2[C];
-    for (int j = 0; j < C; j++) {
-        a[j] = k->a[j], b[j] = k->b[j], mu[j] = k->mu[j], iv[j] = k->iv[j];
-        m1[j] = mg[j], m2[j] = mgh[j];
-    }
-    float stage[BN_STAGE_FLOATS];
-    for (size_t q0 = r0; q0 < r1; q0 += rb) {
-        const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        const float *sq = staged(kind == KIND_G ? gb : dy, C, q0, q1, stage);
-        for (size_t r = q0; r < q1; r++) {
-            const float *xr = x + r * C, *sr = sq + (r - q0) * C;
-            float *d = dx + r * C;
-#pragma omp simd
-            for (int j = 0; j < C; j++) {
-                BN_DX_BODY
-            }
+    const int n = W ? W : w;
+    float la[BN_SLICE], lb[BN_SLICE], lmu[BN_SLICE], liv[BN_SLICE], l1[BN_SLICE], l2[BN_SLICE];
+    const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+    const float *m1 = mg + j0, *m2 = mgh + j0;
+    if (W) {
+        for (int j = 0; j < W; j++) {
+            la[j] = a[j], lb[j] = b[j], lmu[j] = mu[j], liv[j] = iv[j];
+            l1[j] = m1[j], l2[j] = m2[j];
         }
+        a = la, b = lb, mu = lmu, iv = liv, m1 = l1, m2 = l2;
+    }
+    for (size_t r = q0; r < q1; r++) {
+        const float *xr = x + r * c + j0, *sr = sq + (r - q0) * c + j0;
+        float *d = dx + r * c + j0;
+        BN_SLICE_LOOP(W, n, BN_DX_BODY);
     }
 }
 
@@ -622,64 +644,17 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
                              const float *mgh, const float *x, const float *dy, const float *gb,
                              size_t r0, size_t r1, float *dx)
 {
-    if (c == BN_JB) {
-        dx_rows_n(kind, BN_JB, k, mg, mgh, x, dy, gb, r0, r1, dx);
-        return;
-    }
-    if (c == 2 * BN_JB) {
-        dx_rows_n(kind, 2 * BN_JB, k, mg, mgh, x, dy, gb, r0, r1, dx);
-        return;
-    }
-    const mpq_ucore u = k->uq;
     const size_t rb = block_rows(c);
-    const int cfull = c - c % BN_JB;
     float stage[BN_STAGE_FLOATS];
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *sq = staged(kind == KIND_G ? gb : dy, c, q0, q1, stage);
-        for (size_t r = q0; r < q1; r++)
-            for (int j0 = 0; j0 < c; j0 += BN_JB) {
-                const int w = j0 < cfull ? BN_JB : c - j0;
-                const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
-                const float *m1 = mg + j0, *m2 = mgh + j0;
-                const float *xr = x + r * c + j0, *sr = sq + (r - q0) * c + j0;
-                float *d = dx + r * c + j0;
-                if (w == BN_JB) {
-#pragma omp simd
-                    for (int j = 0; j < BN_JB; j++) {
-                        BN_DX_BODY
-                    }
-                } else {
-                    for (int j = 0; j < w; j++) {
-                        BN_DX_BODY
-                    }
-                }
-            }
+#define DX_SLICE(W, w, j0) dx_slice(kind, W, w, c, j0, k, mg, mgh, x, sq, q0, q1, dx)
+        BN_SLICES(c, DX_SLICE);
+#undef DX_SLICE
     }
 }
 
-/* One instance per kind of each row loop. */
-#define BN_ROWS(name, args, call)                                                                  \
-    static void name args                                                                          \
-    {                                                                                              \
-        switch (kind) {                                                                            \
-        case MPQ_ACT_RELU:                                                                         \
-            call(MPQ_ACT_RELU);                                                                    \
-            break;                                                                                 \
-        case MPQ_ACT_RELU6:                                                                        \
-            call(MPQ_ACT_RELU6);                                                                   \
-            break;                                                                                 \
-        case KIND_G:                                                                               \
-            call(KIND_G);                                                                          \
-            break;                                                                                 \
-        case KIND_UQ:                                                                              \
-            call(KIND_UQ);                                                                         \
-            break;                                                                                 \
-        default:                                                                                   \
-            call(KIND_NONE);                                                                       \
-            break;                                                                                 \
-        }                                                                                          \
-    }
 #define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sed, sex)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
 #define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, dx)

@@ -101,61 +101,68 @@ static void fixture_free(fixture *f)
 /* Reference training step in double: y, dx, dgamma/dbeta (added to GRAD0), new running stats. */
 static void bn_ref_train(const fixture *f, float *y, float *dx, float *grad, float *state)
 {
-    const int per = f->n / f->groups;
+    const int per = f->n / f->groups, nc = f->l.c;
     const double m = (double)per * HW;
-    const float *gamma = f->val, *beta = f->val + C;
-    for (int i = 0; i < 2 * C; i++)
+    const float *gamma = f->val, *beta = f->val + nc;
+    for (int i = 0; i < 2 * nc; i++)
         grad[i] = GRAD0;
-    for (int c = 0; c < C; c++) {
+    for (int c = 0; c < nc; c++) {
         double mean_acc = 0.0, var_acc = 0.0;
         for (int g = 0; g < f->groups; g++) {
             const size_t i0 = (size_t)g * per * HW, i1 = i0 + (size_t)per * HW;
             double mean = 0.0, var = 0.0, sdy = 0.0, sdyh = 0.0;
             for (size_t i = i0; i < i1; i++)
-                mean += f->x[i * C + c];
+                mean += f->x[i * nc + c];
             mean /= m;
             for (size_t i = i0; i < i1; i++)
-                var += pow(f->x[i * C + c] - mean, 2);
+                var += pow(f->x[i * nc + c] - mean, 2);
             var /= m;
             const double inv = 1.0 / sqrt(var + 1e-5);
             for (size_t i = i0; i < i1; i++) {
-                const double h = (f->x[i * C + c] - mean) * inv;
-                y[i * C + c] = (float)(gamma[c] * h + beta[c]);
-                sdy += f->r[i * C + c];
-                sdyh += f->r[i * C + c] * h;
+                const double h = (f->x[i * nc + c] - mean) * inv;
+                y[i * nc + c] = (float)(gamma[c] * h + beta[c]);
+                sdy += f->r[i * nc + c];
+                sdyh += f->r[i * nc + c] * h;
             }
             for (size_t i = i0; i < i1; i++) {
-                const double h = (f->x[i * C + c] - mean) * inv;
-                dx[i * C + c] =
-                    (float)(gamma[c] * inv / m * (m * f->r[i * C + c] - sdy - h * sdyh));
+                const double h = (f->x[i * nc + c] - mean) * inv;
+                dx[i * nc + c] =
+                    (float)(gamma[c] * inv / m * (m * f->r[i * nc + c] - sdy - h * sdyh));
             }
             grad[c] += (float)sdyh;
-            grad[C + c] += (float)sdy;
+            grad[nc + c] += (float)sdy;
             mean_acc += mean;
             var_acc += var * m / (m - 1.0);
         }
         state[c] = (float)(0.9 * f->state[c] + 0.1 * mean_acc / f->groups);
-        state[C + c] = (float)(0.9 * f->state[C + c] + 0.1 * var_acc / f->groups);
+        state[nc + c] = (float)(0.9 * f->state[nc + c] + 0.1 * var_acc / f->groups);
     }
 }
 
+/* The row loops' paths: see test_bn_gradients_match_central_differences. */
 START_TEST(test_bn_training_matches_reference)
 {
-    for (int groups = 1; groups <= 2; groups++) {
-        fixture f;
-        fixture_init(&f, 4, groups, 10 + groups);
-        float *y = malloc(f.nx * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
-        float grad[2 * C], state[2 * C];
-        bn_ref_train(&f, y, dx, grad, state);
-        mpq_bn_forward(&f.l, NULL, &f.s, f.x, f.y);
-        ck_assert(mpq_ck_allclose(f.y, y, f.nx, 1e-5f, 1e-5f, "bn y"));
-        ck_assert(mpq_ck_allclose(f.state, state, 2 * C, 1e-5f, 1e-6f, "bn running stats"));
-        mpq_bn_backward(&f.l, NULL, &f.s, f.x, f.r, f.dx);
-        ck_assert(mpq_ck_allclose(f.dx, dx, f.nx, 1e-4f, 1e-5f, "bn dx"));
-        ck_assert(mpq_ck_allclose(f.grad, grad, 2 * C, 1e-5f, 1e-5f, "bn dgamma,dbeta"));
-        free(y), free(dx);
-        fixture_free(&f);
-    }
+    static const int cs[] = {C, 16, 32, 48, 64, 72};
+    for (int i = 0; i < 6; i++)
+        for (int groups = 1; groups <= 2; groups++) {
+            const int c = cs[i];
+            fixture f;
+            fixture_init_c(&f, 4, groups, c, 10 + groups + (c != C) * c);
+            float *y = malloc(f.nx * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
+            float *grad = malloc(2 * (size_t)c * sizeof *grad);
+            float *state = malloc(2 * (size_t)c * sizeof *state);
+            bn_ref_train(&f, y, dx, grad, state);
+            mpq_bn_forward(&f.l, NULL, &f.s, f.x, f.y);
+            ck_assert(mpq_ck_allclose(f.y, y, f.nx, 1e-5f, 1e-5f, "bn y"));
+            ck_assert(
+                mpq_ck_allclose(f.state, state, 2 * (size_t)c, 1e-5f, 1e-6f, "bn running stats"));
+            mpq_bn_backward(&f.l, NULL, &f.s, f.x, f.r, f.dx);
+            ck_assert(mpq_ck_allclose(f.dx, dx, f.nx, 1e-4f, 1e-5f, "bn dx"));
+            ck_assert(
+                mpq_ck_allclose(f.grad, grad, 2 * (size_t)c, 1e-5f, 1e-5f, "bn dgamma,dbeta"));
+            free(y), free(dx), free(grad), free(state);
+            fixture_free(&f);
+        }
 }
 END_TEST
 
@@ -202,11 +209,12 @@ static void check_fd(int c, int groups, int training, float eps, double atol)
     fixture_free(&f);
 }
 
-/* Any width, and the two whose row loops are compiled for their width (16, 32). */
+/* A tail slice (C), slices compiled for their width (16, 32, both: 48, two: 64), whole rows
+ * (72). */
 START_TEST(test_bn_gradients_match_central_differences)
 {
-    static const int cs[] = {C, 16, 32};
-    for (int i = 0; i < 3; i++) {
+    static const int cs[] = {C, 16, 32, 48, 64, 72};
+    for (int i = 0; i < 6; i++) {
         check_fd(cs[i], 1, 1, 1e-3f, 2e-3);
         check_fd(cs[i], 2, 1, 1e-3f, 2e-3);
         check_fd(cs[i], 1, 0, 0.25f, 1e-4); /* eval: affine in x, gamma and beta */
@@ -295,9 +303,9 @@ static void check_fused(mpq_act_kind kind, const char *method, int c, int traini
 START_TEST(test_bn_fused_activation_matches_separate_layers)
 {
     static const mpq_act_kind kinds[3] = {MPQ_ACT_RELU, MPQ_ACT_RELU6, MPQ_ACT_QUANT};
-    static const int cs[] = {C, 16, 32}; /* any width; the two compiled for their width */
+    static const int cs[] = {C, 16, 32, 48, 72}; /* the row loops' paths */
     for (int k = 0; k < 3; k++)
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 5; i++)
             for (int training = 0; training < 2; training++)
                 check_fused(kinds[k], "parametric_fp_d_xmax_relu", cs[i], training, 1 + training,
                             70 + 4 * k + training + 16 * i);
@@ -305,18 +313,18 @@ START_TEST(test_bn_fused_activation_matches_separate_layers)
 END_TEST
 
 /* Every activation quantizer, fused element by element (U1-U3) or called per chunk (the others),
- * for channel counts that take each row-loop path: a partial channel block (5), rows of one and
- * two blocks compiled for their width (16, 32), full and partial blocks (40), several row blocks
- * (200: 10 rows each), rows too wide for the staged gradient (2100). */
+ * for channel counts that take each row-loop path: a tail slice alone (5), slices compiled for
+ * their width (16, 32), with a tail (40), of both widths (48), two of 32 (64), whole rows in
+ * several row blocks (200: 10 rows each), rows wider than the staged gradient (8200). */
 START_TEST(test_bn_fused_quantizers_match_separate_layers)
 {
     static const char *const methods[] = {
         "parametric_fp_d_xmax_relu",      "parametric_fp_d_b_relu",
         "parametric_fp_b_xmax_relu",      "parametric_pow2_b_xmax_relu",
         "parametric_pow2_xmin_xmax_relu", "fp_relu"};
-    static const int cs[] = {5, 16, 32, 40, 200, 2100};
+    static const int cs[] = {5, 16, 32, 40, 48, 64, 200, 8200};
     for (int m = 0; m < 6; m++)
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < 8; i++)
             for (int training = 0; training < 2; training++)
                 check_fused(MPQ_ACT_QUANT, methods[m], cs[i], training, 1 + training,
                             200 + 16 * m + 2 * i + training);
@@ -360,7 +368,7 @@ START_TEST(test_bn_fused_residual_matches_separate_layers)
         check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", C, training, 94 + training);
         check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", 40, training, 96 + training);
         check_fused_res(MPQ_ACT_RELU, "", 200, training, 100 + training);
-        check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", 2100, training, 102 + training);
+        check_fused_res(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", 8200, training, 102 + training);
         check_fused_res(MPQ_ACT_QUANT, "parametric_pow2_xmin_xmax_relu", 16, training,
                         98 + training);
         check_fused_res(MPQ_ACT_RELU, "", 16, training, 104 + training);
