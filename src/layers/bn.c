@@ -33,6 +33,8 @@ enum {
     BN_JB = 16,              /* channels per block of the row loops */
     BN_STAGE_FLOATS = 8192,  /* the incoming gradient of a row block, staged in L1 */
     BN_SLICED_MAX = 64,      /* wider rows run whole (BN_SLICES) */
+    BN_FLOAT_ROWS = 8,       /* rows whose sums a slice adds in float before adding them in
+                                double (8 terms: float rounding far below the statistics') */
     BN_SLICE = 2 * BN_JB,    /* channels of a row loop's slice compiled for its width */
 };
 
@@ -512,48 +514,65 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
 
 /* The element (row r, channel j of a block) of pass 1: g from the kind (or read from gr), kept
  * in go with a residual, and its sums. */
-#define BN_PASS1_BODY                                                                              \
+#define BN_PASS1_BODY(T, A1, A2, A3, A4)                                                           \
     float ed = 0.0f, ex = 0.0f;                                                                    \
     const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];                       \
     const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, u, o, dr[j], &ed, &ex);              \
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
-    if (RES) go[j] = gj;                                                                           \
-    s1[j] += (double)gj;                                                                           \
-    s2[j] += (double)gj * (double)h;                                                               \
+    if (STORE) go[j] = gj;                                                                         \
+    A1[j] += (T)gj;                                                                                \
+    A2[j] += (T)gj * (T)h;                                                                         \
     if (kind == KIND_UQ) {                                                                         \
-        s3[j] += (double)ed;                                                                       \
-        s4[j] += (double)ex;                                                                       \
+        A3[j] += (T)ed;                                                                            \
+        A4[j] += (T)ex;                                                                            \
     }
+
+/* The row pointers of pass 1's element at row r. */
+#define BN_PASS1_ROW                                                                               \
+    const float *xr = x + r * c + j0, *dr = dq + (r - q0) * c + j0;                                \
+    const float *gr = kind == KIND_G ? g + (r - r0) * c + j0 : NULL;                               \
+    const float *rr = RES ? res + r * c + j0 : NULL;                                               \
+    float *go = STORE ? gb + r * c + j0 : NULL;
 
 /* Pass 1 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; dq: the block's staged
  * incoming gradient, from row q0; g, with KIND_G, from row r0): the slice's sums added at j0. W
  * is w as a constant (BN_SLICE or BN_JB: the body compiled for that width, coefficients and sums
  * in locals that stay in registers across the rows), or 0 (a tail narrower than BN_JB). */
-ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w, int c, int j0,
-                               const bn_coefs *k, const float *x, const float *res, const float *dq,
-                               const float *g, float *gb, size_t r0, size_t q0, size_t q1,
-                               double *sdy, double *sdyx, double *sed, double *sex)
+ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int STORE, const int W, int w,
+                               int c, int j0, const bn_coefs *k, const float *x, const float *res,
+                               const float *dq, const float *g, float *gb, size_t r0, size_t q0,
+                               size_t q1, double *sdy, double *sdyx, double *sed, double *sex)
 {
     const mpq_ucore u = k->uq;
-    const int n = W ? W : w;
+    const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+    if (!W) { /* sums in memory, in double */
+        double *s1 = sdy + j0, *s2 = sdyx + j0, *s3 = sed + j0, *s4 = sex + j0;
+        for (size_t r = q0; r < q1; r++) {
+            BN_PASS1_ROW
+            BN_SLICE_LOOP(0, w, BN_PASS1_BODY(double, s1, s2, s3, s4));
+        }
+        return;
+    }
     float la[BN_SLICE], lb[BN_SLICE], lmu[BN_SLICE], liv[BN_SLICE];
     double l1[BN_SLICE], l2[BN_SLICE], l3[BN_SLICE], l4[BN_SLICE];
-    const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
-    double *s1 = sdy + j0, *s2 = sdyx + j0, *s3 = sed + j0, *s4 = sex + j0;
-    if (W) {
-        for (int j = 0; j < W; j++) {
-            la[j] = a[j], lb[j] = b[j], lmu[j] = mu[j], liv[j] = iv[j];
-            l1[j] = l2[j] = l3[j] = l4[j] = 0.0;
-        }
-        a = la, b = lb, mu = lmu, iv = liv;
-        s1 = l1, s2 = l2, s3 = l3, s4 = l4;
+    for (int j = 0; j < W; j++) {
+        la[j] = a[j], lb[j] = b[j], lmu[j] = mu[j], liv[j] = iv[j];
+        l1[j] = l2[j] = l3[j] = l4[j] = 0.0;
     }
-    for (size_t r = q0; r < q1; r++) {
-        const float *xr = x + r * c + j0, *dr = dq + (r - q0) * c + j0;
-        const float *gr = kind == KIND_G ? g + (r - r0) * c + j0 : NULL;
-        const float *rr = RES ? res + r * c + j0 : NULL;
-        float *go = RES ? gb + r * c + j0 : NULL;
-        BN_SLICE_LOOP(W, n, BN_PASS1_BODY);
+    a = la, b = lb, mu = lmu, iv = liv;
+    for (size_t p0 = q0; p0 < q1; p0 += BN_FLOAT_ROWS) { /* float sums of a few rows, then double */
+        const size_t p1 = p0 + BN_FLOAT_ROWS < q1 ? p0 + BN_FLOAT_ROWS : q1;
+        float f1[BN_SLICE], f2[BN_SLICE], f3[BN_SLICE], f4[BN_SLICE];
+        for (int j = 0; j < W; j++)
+            f1[j] = f2[j] = f3[j] = f4[j] = 0.0f;
+        for (size_t r = p0; r < p1; r++) {
+            BN_PASS1_ROW
+            BN_SLICE_LOOP(W, W, BN_PASS1_BODY(float, f1, f2, f3, f4));
+        }
+        for (int j = 0; j < W; j++) {
+            l1[j] += f1[j], l2[j] += f2[j];
+            l3[j] += f3[j], l4[j] += f4[j];
+        }
     }
     for (int j = 0; j < W; j++) {
         sdy[j0 + j] += l1[j];
@@ -569,10 +588,10 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
  * KIND_UQ those of the quantizer's e_d, e_x into sed, sex. g is read from g (KIND_G, indexed
  * from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b + res) * dy is
  * also stored into gb. */
-ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_coefs *k,
-                                const float *x, const float *res, const float *dy, const float *g,
-                                float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
-                                double *sed, double *sex)
+ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, const int STORE, int c,
+                                const bn_coefs *k, const float *x, const float *res,
+                                const float *dy, const float *g, float *gb, size_t r0, size_t r1,
+                                double *sdy, double *sdyx, double *sed, double *sex)
 {
     const size_t rb = block_rows(c);
     float stage[BN_STAGE_FLOATS];
@@ -580,7 +599,8 @@ ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_c
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *dq = kind == KIND_G ? g : staged(dy, c, q0, q1, stage); /* g: unused */
 #define PASS1_SLICE(W, w, j0)                                                                      \
-    pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sed, sex)
+    pass1_slice(kind, RES, STORE, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sed,   \
+                sex)
         BN_SLICES(c, PASS1_SLICE);
 #undef PASS1_SLICE
     }
@@ -655,10 +675,11 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
     }
 }
 
-#define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sed, sex)
+#define SUMS_CALL(K) pass1_rows_k(K, 0, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sed, sex)
+#define KEEP_CALL(K) pass1_rows_k(K, 0, 1, c, k, x, NULL, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
 #define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, dx)
-#define RES_CALL(K) pass1_rows_k(K, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
+#define RES_CALL(K) pass1_rows_k(K, 1, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
 BN_ROWS(sums_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
          size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
@@ -671,6 +692,10 @@ BN_ROWS(dx_rows,
         (int c, int kind, const bn_coefs *k, const float *mg, const float *mgh, const float *x,
          const float *dy, const float *gb, size_t r0, size_t r1, float *dx),
         DX_CALL)
+BN_ROWS(keep_rows,
+        (int c, int kind, const bn_coefs *k, const float *x, const float *dy, float *gb, size_t r0,
+         size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
+        KEEP_CALL)
 BN_ROWS(res_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *res, const float *dy,
          float *gb, size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
@@ -713,6 +738,8 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, int kind, const 
     if (!act || act->kind != MPQ_ACT_QUANT || kind == KIND_UQ) {
         if (res)
             res_rows(c, kind, k, x, res, dy, gb, r0, r1, sdy, sdyx, sed, sex);
+        else if (gb)
+            keep_rows(c, kind, k, x, dy, gb, r0, r1, sdy, sdyx, sed, sex);
         else
             sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx, sed, sex);
         for (int j = 0; j < c && kind == KIND_UQ; j++) {
@@ -763,7 +790,9 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
     mpq_ucore uq = {0};
     const int kind = act_kind(act, s->val, &uq);
     const int quant = act && act->kind == MPQ_ACT_QUANT, chunked = quant && kind != KIND_UQ;
-    float *gb = res ? dres : chunked ? dx : NULL; /* where pass 1 keeps g */
+    /* where pass 1 keeps g: the residual's gradient; dx for a quantizer (run apart, or fused: its
+     * gradient costs more to recompute in pass 2 than to store and read back) */
+    float *gb = res ? dres : chunked || (kind == KIND_UQ && s->training) ? dx : NULL;
     mpq_step st = *s;
     if (!s->training) st.n_groups = 1;
     const chunks k = checked_plan(l, &st, act);
