@@ -1,0 +1,112 @@
+/* BN's passes alone (run: tests/bench/bench_bn [N HW C KIND]...; no arguments: ResNet-20's three
+ * BN shapes at batch 128, and each again at a batch that keeps the tensors in L2): the training
+ * forward (statistics and output) and backward (both passes) of one BN fused with its activation
+ * (KIND: relu, relu6, or none), on one thread. Prints CSV
+ * "n,hw,c,kind,forward_ns_per_element,backward_ns_per_element": the best of several repetitions
+ * of about 50 M elements each. The pair of a shape and its L2-resident twin tells whether the
+ * passes are bound by memory or by their code. Owns its buffers. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "layers/bn.h"
+
+enum { ROUNDS = 5 };
+
+static float *floats(size_t n)
+{
+    float *p = mpq_alloc_floats(n);
+    MPQ_ASSERT(p, "bench_bn: cannot allocate %zu floats", n);
+    return p;
+}
+
+/* One BN's buffers and step. */
+typedef struct bench {
+    mpq_bn l;
+    const mpq_act *act;
+    mpq_step s;
+    float *x, *y, *dy, *dx;
+} bench;
+
+static void forward(const bench *b) { mpq_bn_forward(&b->l, b->act, &b->s, b->x, b->y); }
+static void backward(const bench *b) { mpq_bn_backward(&b->l, b->act, &b->s, b->x, b->dy, b->dx); }
+
+/* The best over ROUNDS rounds of the seconds per call of fn, reps calls a round. */
+static double best_of(int reps, void (*fn)(const bench *), const bench *b)
+{
+    double best = 1e30;
+    for (int k = 0; k < ROUNDS; k++) {
+        const double t0 = omp_get_wtime();
+        for (int r = 0; r < reps; r++)
+            fn(b);
+        const double t = (omp_get_wtime() - t0) / reps;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+static void run_shape(int n, int hw, int c, const char *kind)
+{
+    MPQ_ASSERT(n > 0 && hw > 0 && c > 0, "bench_bn: bad shape %d x %d x %d", n, hw, c);
+    MPQ_ASSERT(!strcmp(kind, "relu") || !strcmp(kind, "relu6") || !strcmp(kind, "none"),
+               "bench_bn: unknown kind '%s' (relu, relu6, none)", kind);
+    bench b;
+    mpq_bn_init(&b.l, hw, c);
+    b.l.gamma = (mpq_slice){0, (size_t)c};
+    b.l.beta = (mpq_slice){(size_t)c, (size_t)c};
+    b.l.mean = (mpq_slice){0, (size_t)c};
+    b.l.var = (mpq_slice){(size_t)c, (size_t)c};
+    const size_t nx = (size_t)n * hw * c, ncache = mpq_bn_cache_floats(&b.l, n, 1);
+    const size_t nws = mpq_bn_ws_floats(&b.l, n, 1);
+    b.l.cache = (mpq_slice){0, ncache};
+    float *val = floats(2 * (size_t)c), *grad = floats(2 * (size_t)c);
+    float *state = floats(2 * (size_t)c), *arena = floats(ncache), *ws = floats(nws);
+    b.x = floats(nx), b.y = floats(nx), b.dy = floats(nx), b.dx = floats(nx);
+    for (int i = 0; i < c; i++) {
+        val[i] = 1.0f + 0.01f * (float)i, val[c + i] = 0.1f, grad[i] = grad[c + i] = 0.0f;
+        state[i] = 0.0f, state[c + i] = 1.0f;
+    }
+    for (size_t i = 0; i < nx; i++) { /* fixed patterns in [-1, 1) */
+        b.x[i] = (float)((i * 2654435761u) % 1000u) / 500.0f - 1.0f;
+        b.dy[i] = (float)((i * 40503u) % 100u) / 50.0f - 1.0f;
+    }
+    const mpq_act act = {.kind = strcmp(kind, "relu6") ? MPQ_ACT_RELU : MPQ_ACT_RELU6,
+                         .len = (size_t)hw * c};
+    b.act = strcmp(kind, "none") ? &act : NULL;
+    b.s = (mpq_step){.val = val,
+                     .wq = val,
+                     .grad = grad,
+                     .state = state,
+                     .arena = arena,
+                     .ws = ws,
+                     .ws_floats = nws,
+                     .n = n,
+                     .n_groups = 1,
+                     .training = 1};
+    const int reps = (int)(50e6 / (double)nx) + 1;
+    forward(&b); /* warm, and the cache that backward reads */
+    const double tf = best_of(reps, forward, &b), tb = best_of(reps, backward, &b);
+    printf("%d,%d,%d,%s,%.3f,%.3f\n", n, hw, c, kind, tf * 1e9 / (double)nx,
+           tb * 1e9 / (double)nx);
+    free(val), free(grad), free(state), free(arena), free(ws);
+    free(b.x), free(b.y), free(b.dy), free(b.dx);
+}
+
+int main(int argc, char **argv)
+{
+    omp_set_num_threads(1);
+    printf("n,hw,c,kind,forward_ns_per_element,backward_ns_per_element\n");
+    if (argc > 1) {
+        MPQ_ASSERT((argc - 1) % 4 == 0, "usage: bench_bn [N HW C KIND]...");
+        for (int i = 1; i < argc; i += 4)
+            run_shape(atoi(argv[i]), atoi(argv[i + 1]), atoi(argv[i + 2]), argv[i + 3]);
+        return 0;
+    }
+    static const int shapes[][3] = {{128, 1024, 16}, {128, 256, 32}, {128, 64, 64},
+                                    {4, 1024, 16},   {4, 256, 32},   {4, 64, 64}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        run_shape(shapes[i][0], shapes[i][1], shapes[i][2], "relu");
+    return 0;
+}
