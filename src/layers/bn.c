@@ -9,9 +9,10 @@
  * per-channel sums of g = dL/d(BN output) and g * xhat, then dx. ReLU/ReLU6 masks and a uniform
  * activation quantizer (U1-U3, quant/uniform.h: its value, straight-through gradient and the
  * per-channel sums of its parameter-gradient terms) are computed element by element in the same
- * loops, and g recomputed in pass 2; other quantizers run per sub-chunk of BN_SUB_FLOATS staged
- * on the stack, and their gradient, like any residual's, is stored once (into dres, else dx) and
- * read back. Scratch: s->ws holds the sums, chunk partials and coefficients. */
+ * loops; other quantizers run per sub-chunk of BN_SUB_FLOATS staged on the stack. g is
+ * recomputed in pass 2 for ReLU/ReLU6, else (a quantizer, a residual) stored once by pass 1 (into
+ * dres, else dx) and read back. The row loops run in channel slices (BN_SLICES). Scratch: s->ws
+ * holds the sums, chunk partials and coefficients. */
 #include "layers/bn.h"
 
 #include <math.h>
@@ -29,8 +30,8 @@ enum {
     BN_MAX_CHUNKS = 256,     /* per statistics group */
     BN_SUB_FLOATS = 8192,    /* quantizer backward sub-chunks, staged on the stack (every call of
                                 the quantizer has a fixed cost: an OpenMP region, its setup) */
-    BN_RB_FLOATS = 2048,     /* floats per row block of the register-blocked sums */
-    BN_JB = 16,              /* channels per block of the row loops */
+    BN_RB_FLOATS = 2048,     /* floats per row block of the row loops */
+    BN_JB = 16,              /* channels of the narrower slice compiled for its width */
     BN_STAGE_FLOATS = 8192,  /* the incoming gradient of a row block, staged in L1 */
     BN_SLICED_MAX = 64,      /* wider rows run whole (BN_SLICES) */
     BN_FLOAT_ROWS = 8,       /* rows whose sums a slice adds in float before adding them in
