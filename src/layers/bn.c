@@ -751,30 +751,40 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, int kind, const 
             scale_rows(c, res ? KIND_G : kind, k, x, dy, res ? gb + r0 * c : NULL, r0, r1, dx);
         return;
     }
+    /* pieces of at most BN_SUB_FLOATS: whole rows, or one row in column pieces where rows are
+     * wider (the quantizer is elementwise; a piece's sums are those of its columns) */
     const size_t step = sub_rows(c);
+    const int pw = c > BN_SUB_FLOATS ? BN_SUB_FLOATS : c;
     float o[BN_SUB_FLOATS], gtmp[BN_SUB_FLOATS];
     for (size_t r = r0; r < r1; r += step) {
-        const size_t e = r + step < r1 ? r + step : r1, len = (e - r) * c;
-        for (size_t i = r; i < e; i++) {
-            const float *xr = x + i * c, *rr = res ? res + i * c : NULL;
-            float *orow = o + (i - r) * c;
-            if (rr) {
+        const size_t e = r + step < r1 ? r + step : r1;
+        for (int j0 = 0; j0 < c; j0 += pw) {
+            const int w = c - j0 < pw ? c - j0 : pw;
+            const bn_coefs kp = {k->a + j0, k->b + j0, k->mu + j0, k->iv + j0, k->uq};
+            const size_t at = r * c + j0, len = (e - r) * w; /* w < c: one row */
+            for (size_t i = r; i < e; i++) {
+                const float *xr = x + i * c + j0, *rr = res ? res + i * c + j0 : NULL;
+                float *orow = o + (i - r) * w;
+                if (rr) {
 #pragma omp simd
-                for (int j = 0; j < c; j++)
-                    orow[j] = xr[j] * k->a[j] + k->b[j] + rr[j];
-            } else {
+                    for (int j = 0; j < w; j++)
+                        orow[j] = xr[j] * kp.a[j] + kp.b[j] + rr[j];
+                } else {
 #pragma omp simd
-                for (int j = 0; j < c; j++)
-                    orow[j] = xr[j] * k->a[j] + k->b[j];
+                    for (int j = 0; j < w; j++)
+                        orow[j] = xr[j] * kp.a[j] + kp.b[j];
+                }
             }
+            float pg[2] = {0.0f, 0.0f};
+            float *g = gb ? gb + at : gtmp;
+            mpq_quant_backward(&qv->q, qv->pv, pg, o, dy + at, g, len);
+            qacc[0] += pg[0];
+            qacc[1] += pg[1];
+            sums_rows(w, KIND_G, &kp, x + at, dy + at, g, 0, e - r, sdy + j0, sdyx + j0, sed + j0,
+                      sex + j0);
+            if (!s->training && dx)
+                scale_rows(w, KIND_G, &kp, x + at, dy + at, g, 0, e - r, dx + at);
         }
-        float pg[2] = {0.0f, 0.0f};
-        float *g = gb ? gb + r * c : gtmp;
-        mpq_quant_backward(&qv->q, qv->pv, pg, o, dy + r * c, g, len);
-        qacc[0] += pg[0];
-        qacc[1] += pg[1];
-        sums_rows(c, KIND_G, k, x, dy, g, r, e, sdy, sdyx, sed, sex);
-        if (!s->training && dx) scale_rows(c, KIND_G, k, x, dy, g, r, e, dx);
     }
 }
 
