@@ -98,6 +98,7 @@ SlurmctldLogFile=$tmp/slurmctld.log
 SlurmdLogFile=$tmp/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
+TaskProlog=$tmp/task-prolog.sh
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=pmix
@@ -113,7 +114,13 @@ PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$tmp/slurm.conf"
 daemon "$tmp/slurmctld.pid" slurmctld
+# each node's tasks get their own TMPDIR: Open MPI's session directory (ompi.HOST.UID under
+# TMPDIR) is named after the host, which the two nodes share; mpirun on one node and its orted on
+# the other made it at once and one failed ("mkdir ... File exists", a fresh-box run)
+printf '#!/bin/sh\necho "export TMPDIR=%s/tmp-$SLURMD_NODENAME"\n' "$tmp" > "$tmp/task-prolog.sh"
+chmod +x "$tmp/task-prolog.sh"
 for n in n1 n2; do
+    mkdir "$tmp/tmp-$n"
     # each node's slurmstepd makes its PMIx directory under PMIxCliTmpDirBase of the mpi.conf
     # beside the slurm.conf it was started with: one directory per node, or the two collide
     mkdir "$tmp/spool-$n" "$tmp/etc-$n" "$tmp/pmix-$n"
