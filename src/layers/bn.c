@@ -9,10 +9,10 @@
  * per-channel sums of g = dL/d(BN output) and g * xhat, then dx. ReLU/ReLU6 masks and a uniform
  * activation quantizer (U1-U3, quant/uniform.h: its value, straight-through gradient and the
  * per-channel sums of its parameter-gradient terms) are computed element by element in the same
- * loops; other quantizers run per sub-chunk of BN_SUB_FLOATS staged on the stack. g is
- * recomputed in pass 2 for ReLU/ReLU6, else (a quantizer, a residual) stored once by pass 1 (into
- * dres, else dx) and read back. The row loops run in channel slices (BN_SLICES). Scratch: s->ws
- * holds the sums, chunk partials and coefficients. */
+ * loops, and g recomputed in pass 2; other quantizers run per sub-chunk of BN_SUB_FLOATS staged
+ * on the stack, and their gradient, like any residual's, is stored once (into dres, else dx) and
+ * read back. The row loops run in channel slices (BN_SLICES). Scratch: s->ws holds the sums,
+ * chunk partials and coefficients. */
 #include "layers/bn.h"
 
 #include <math.h>
@@ -169,18 +169,17 @@ static size_t block_rows(int c) { return c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOAT
 
 /* A slice's channel loop over j < n running BODY: a slice of BN_SLICE as one loop per vector of
  * BN_JB (a loop over two vectors keeps the slice's locals in memory instead of registers). */
+/* clang-format off */
 #define BN_SLICE_LOOP(W, n, BODY)                                                                  \
     do {                                                                                           \
         if ((W) == BN_SLICE) {                                                                     \
-            _Pragma("omp simd") for (int j = 0; j < BN_JB; j++){BODY} _Pragma(                     \
-                "omp simd") for (int j = BN_JB; j < BN_SLICE; j++)                                 \
-            {                                                                                      \
-                BODY                                                                               \
-            }                                                                                      \
+            _Pragma("omp simd") for (int j = 0; j < BN_JB; j++) { BODY }                           \
+            _Pragma("omp simd") for (int j = BN_JB; j < BN_SLICE; j++) { BODY }                    \
         } else {                                                                                   \
             _Pragma("omp simd") for (int j = 0; j < (n); j++) { BODY }                             \
         }                                                                                          \
     } while (0)
+/* clang-format on */
 
 #define BN_STATS_BODY                                                                              \
     const double d = (double)(xr[j] - sh[j]);                                                      \
@@ -520,7 +519,7 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
     const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];                       \
     const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, u, o, dr[j], &ed, &ex);              \
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
-    if (STORE) go[j] = gj;                                                                         \
+    if (RES) go[j] = gj;                                                                           \
     A1[j] += (T)gj;                                                                                \
     A2[j] += (T)gj * (T)h;                                                                         \
     if (kind == KIND_UQ) {                                                                         \
@@ -533,16 +532,16 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
     const float *xr = x + r * c + j0, *dr = dq + (r - q0) * c + j0;                                \
     const float *gr = kind == KIND_G ? g + (r - r0) * c + j0 : NULL;                               \
     const float *rr = RES ? res + r * c + j0 : NULL;                                               \
-    float *go = STORE ? gb + r * c + j0 : NULL;
+    float *go = RES ? gb + r * c + j0 : NULL;
 
 /* Pass 1 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; dq: the block's staged
  * incoming gradient, from row q0; g, with KIND_G, from row r0): the slice's sums added at j0. W
  * is w as a constant (BN_SLICE or BN_JB: the body compiled for that width, coefficients and sums
  * in locals that stay in registers across the rows), or 0 (a tail narrower than BN_JB). */
-ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int STORE, const int W, int w,
-                               int c, int j0, const bn_coefs *k, const float *x, const float *res,
-                               const float *dq, const float *g, float *gb, size_t r0, size_t q0,
-                               size_t q1, double *sdy, double *sdyx, double *sed, double *sex)
+ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w, int c, int j0,
+                               const bn_coefs *k, const float *x, const float *res, const float *dq,
+                               const float *g, float *gb, size_t r0, size_t q0, size_t q1,
+                               double *sdy, double *sdyx, double *sed, double *sex)
 {
     const mpq_ucore u = k->uq;
     const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
@@ -589,10 +588,10 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int STORE, c
  * KIND_UQ those of the quantizer's e_d, e_x into sed, sex. g is read from g (KIND_G, indexed
  * from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b + res) * dy is
  * also stored into gb. */
-ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, const int STORE, int c,
-                                const bn_coefs *k, const float *x, const float *res,
-                                const float *dy, const float *g, float *gb, size_t r0, size_t r1,
-                                double *sdy, double *sdyx, double *sed, double *sex)
+ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_coefs *k,
+                                const float *x, const float *res, const float *dy, const float *g,
+                                float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
+                                double *sed, double *sex)
 {
     const size_t rb = block_rows(c);
     float stage[BN_STAGE_FLOATS];
@@ -600,8 +599,7 @@ ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, const int STORE, 
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *dq = kind == KIND_G ? g : staged(dy, c, q0, q1, stage); /* g: unused */
 #define PASS1_SLICE(W, w, j0)                                                                      \
-    pass1_slice(kind, RES, STORE, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sed,   \
-                sex)
+    pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sed, sex)
         BN_SLICES(c, PASS1_SLICE);
 #undef PASS1_SLICE
     }
@@ -676,11 +674,10 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
     }
 }
 
-#define SUMS_CALL(K) pass1_rows_k(K, 0, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sed, sex)
-#define KEEP_CALL(K) pass1_rows_k(K, 0, 1, c, k, x, NULL, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
+#define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sed, sex)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
 #define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, dx)
-#define RES_CALL(K) pass1_rows_k(K, 1, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
+#define RES_CALL(K) pass1_rows_k(K, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
 BN_ROWS(sums_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
          size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
@@ -693,10 +690,6 @@ BN_ROWS(dx_rows,
         (int c, int kind, const bn_coefs *k, const float *mg, const float *mgh, const float *x,
          const float *dy, const float *gb, size_t r0, size_t r1, float *dx),
         DX_CALL)
-BN_ROWS(keep_rows,
-        (int c, int kind, const bn_coefs *k, const float *x, const float *dy, float *gb, size_t r0,
-         size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
-        KEEP_CALL)
 BN_ROWS(res_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *res, const float *dy,
          float *gb, size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
@@ -739,8 +732,6 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, int kind, const 
     if (!act || act->kind != MPQ_ACT_QUANT || kind == KIND_UQ) {
         if (res)
             res_rows(c, kind, k, x, res, dy, gb, r0, r1, sdy, sdyx, sed, sex);
-        else if (gb)
-            keep_rows(c, kind, k, x, dy, gb, r0, r1, sdy, sdyx, sed, sex);
         else
             sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx, sed, sex);
         for (int j = 0; j < c && kind == KIND_UQ; j++) {
@@ -801,9 +792,7 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
     mpq_ucore uq = {0};
     const int kind = act_kind(act, s->val, &uq);
     const int quant = act && act->kind == MPQ_ACT_QUANT, chunked = quant && kind != KIND_UQ;
-    /* where pass 1 keeps g: the residual's gradient; dx for a quantizer (run apart, or fused: its
-     * gradient costs more to recompute in pass 2 than to store and read back) */
-    float *gb = res ? dres : chunked || (kind == KIND_UQ && s->training) ? dx : NULL;
+    float *gb = res ? dres : chunked ? dx : NULL; /* where pass 1 keeps g */
     mpq_step st = *s;
     if (!s->training) st.n_groups = 1;
     const chunks k = checked_plan(l, &st, act);
