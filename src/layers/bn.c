@@ -493,10 +493,15 @@ ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float 
  * sums in locals that stay in registers across the block's rows (measured: the loops are bound
  * by their code, not by memory -- the same time per element on an L2-resident tensor as on an
  * 8 MB one; runtime-width loops, coefficients reloaded per row and sums kept in memory cost 1.5x
- * per element on 16 channels). In backward the incoming gradient of a block is first copied
- * into an L1 stage: where the element's gradient is masked (ReLU), the compiler folds the mask
- * into the load, and a masked load from memory waits for x's load and the compare (measured 2x
- * slower on Zen 5). */
+ * per element on 16 channels). In backward, where the element's gradient is masked (ReLU,
+ * ReLU6), the incoming gradient of a block is first copied into an L1 stage: the compiler folds
+ * the mask into the load, and a masked load from memory waits for x's load and the compare
+ * (measured 2x slower on Zen 5). Other kinds read it in place: the copy cost them 15 % of the
+ * backward (the quantizer fused, ResNet-20's shapes). */
+
+/* Whether a row loop of this kind masks the incoming gradient (ReLU, ReLU6): the kinds that
+ * stage it. */
+ALWAYS_INLINE int masked(const int kind) { return kind == MPQ_ACT_RELU || kind == MPQ_ACT_RELU6; }
 
 /* The rows [q0, q1) of src (row stride c) in stage when they fit, else src itself; returns the
  * pointer that row q0 is at. */
@@ -597,7 +602,7 @@ ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_c
     float stage[BN_STAGE_FLOATS];
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        const float *dq = kind == KIND_G ? g : staged(dy, c, q0, q1, stage); /* g: unused */
+        const float *dq = masked(kind) ? staged(dy, c, q0, q1, stage) : dy + q0 * c;
 #define PASS1_SLICE(W, w, j0)                                                                      \
     pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sed, sex)
         BN_SLICES(c, PASS1_SLICE);
@@ -667,7 +672,8 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
     float stage[BN_STAGE_FLOATS];
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        const float *sq = staged(kind == KIND_G ? gb : dy, c, q0, q1, stage);
+        const float *src = kind == KIND_G ? gb : dy;
+        const float *sq = masked(kind) ? staged(src, c, q0, q1, stage) : src + q0 * c;
 #define DX_SLICE(W, w, j0) dx_slice(kind, W, w, c, j0, k, mg, mgh, x, sq, q0, q1, dx)
         BN_SLICES(c, DX_SLICE);
 #undef DX_SLICE

@@ -1,7 +1,8 @@
 /* BN's passes alone (run: tests/bench/bench_bn [N HW C KIND]...; no arguments: ResNet-20's three
  * BN shapes at batch 128, and each again at a batch that keeps the tensors in L2): the training
  * forward (statistics and output) and backward (both passes) of one BN fused with its activation
- * (KIND: relu, relu6, or none), on one thread. Prints CSV
+ * (KIND: relu, relu6, none, or uq: the default activation quantizer, parametric_fp_d_xmax_relu,
+ * computed in BN's loops), on one thread. Prints CSV
  * "n,hw,c,kind,forward_ns_per_element,backward_ns_per_element": the best of several repetitions
  * of about 50 M elements each. The pair of a shape and its L2-resident twin tells whether the
  * passes are bound by memory or by their code. Owns its buffers. */
@@ -10,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "core/err.h"
 #include "layers/bn.h"
+#include "quant/quant.h"
 
 enum { ROUNDS = 5 };
 
@@ -50,8 +53,9 @@ static double best_of(int reps, void (*fn)(const bench *), const bench *b)
 static void run_shape(int n, int hw, int c, const char *kind)
 {
     MPQ_ASSERT(n > 0 && hw > 0 && c > 0, "bench_bn: bad shape %d x %d x %d", n, hw, c);
-    MPQ_ASSERT(!strcmp(kind, "relu") || !strcmp(kind, "relu6") || !strcmp(kind, "none"),
-               "bench_bn: unknown kind '%s' (relu, relu6, none)", kind);
+    const int uq = !strcmp(kind, "uq");
+    MPQ_ASSERT(uq || !strcmp(kind, "relu") || !strcmp(kind, "relu6") || !strcmp(kind, "none"),
+               "bench_bn: unknown kind '%s' (relu, relu6, none, uq)", kind);
     bench b;
     mpq_bn_init(&b.l, hw, c);
     b.l.gamma = (mpq_slice){0, (size_t)c};
@@ -61,7 +65,7 @@ static void run_shape(int n, int hw, int c, const char *kind)
     const size_t nx = (size_t)n * hw * c, ncache = mpq_bn_cache_floats(&b.l, n, 1);
     const size_t nws = mpq_bn_ws_floats(&b.l, n, 1);
     b.l.cache = (mpq_slice){0, ncache};
-    float *val = floats(2 * (size_t)c), *grad = floats(2 * (size_t)c);
+    float *val = floats(2 * (size_t)c + 2), *grad = floats(2 * (size_t)c + 2);
     float *state = floats(2 * (size_t)c), *arena = floats(ncache), *ws = floats(nws);
     b.x = floats(nx), b.y = floats(nx), b.dy = floats(nx), b.dx = floats(nx);
     for (int i = 0; i < c; i++) {
@@ -72,8 +76,18 @@ static void run_shape(int n, int hw, int c, const char *kind)
         b.x[i] = (float)((i * 2654435761u) % 1000u) / 500.0f - 1.0f;
         b.dy[i] = (float)((i * 40503u) % 100u) / 50.0f - 1.0f;
     }
-    const mpq_act act = {.kind = strcmp(kind, "relu6") ? MPQ_ACT_RELU : MPQ_ACT_RELU6,
-                         .len = (size_t)hw * c};
+    mpq_act act = {.kind = strcmp(kind, "relu6") ? MPQ_ACT_RELU : MPQ_ACT_RELU6,
+                   .len = (size_t)hw * c};
+    mpq_quant q;
+    if (uq) {
+        mpq_cfg cfg;
+        mpq_cfg_defaults(&cfg);
+        snprintf(cfg.aq.method, sizeof cfg.aq.method, "%s", "parametric_fp_d_xmax_relu");
+        MPQ_ASSERT(!mpq_quant_setup(&q, &cfg.aq, 1, act.len), "bench_bn: quantizer setup");
+        q.p = (mpq_slice){2 * (size_t)c, 2};
+        mpq_quant_init_values(&q, &cfg.aq, cfg.aq.stepsize, val);
+        act = (mpq_act){.kind = MPQ_ACT_QUANT, .len = act.len, .q = &q};
+    }
     b.act = strcmp(kind, "none") ? &act : NULL;
     b.s = (mpq_step){.val = val,
                      .wq = val,
@@ -88,8 +102,7 @@ static void run_shape(int n, int hw, int c, const char *kind)
     const int reps = (int)(50e6 / (double)nx) + 1;
     forward(&b); /* warm, and the cache that backward reads */
     const double tf = best_of(reps, forward, &b), tb = best_of(reps, backward, &b);
-    printf("%d,%d,%d,%s,%.3f,%.3f\n", n, hw, c, kind, tf * 1e9 / (double)nx,
-           tb * 1e9 / (double)nx);
+    printf("%d,%d,%d,%s,%.3f,%.3f\n", n, hw, c, kind, tf * 1e9 / (double)nx, tb * 1e9 / (double)nx);
     free(val), free(grad), free(state), free(arena), free(ws);
     free(b.x), free(b.y), free(b.dy), free(b.dx);
 }
