@@ -478,13 +478,19 @@ typedef struct bn_coefs {
 
 /* g = dL/d(BN output) for one element from the BN output o and dy, by the kind's gradient: the
  * ReLU/ReLU6 mask, the quantizer's straight-through gradient (which also writes the element's
- * terms e_d, e_x of its parameter gradients), or the identity. */
-ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float dy, float *ed,
-                              float *ex)
+ * terms e_d, e_x of its parameter gradients), or the identity. The mask selects dy or 0 (rows
+ * staged in L1), or with MUL multiplies dy by 1 or 0 (rows read in place from memory: the
+ * compiler folds a select into dy's load, which then waits for x's load and the compare; the
+ * product loads dy at once; it differs from the select only where dy is not finite or
+ * negative: NaN instead of 0, -0 instead of 0). */
+ALWAYS_INLINE float elem_grad(const int kind, const int MUL, const mpq_ucore u, float o, float dy,
+                              float *ed, float *ex)
 {
     if (kind == KIND_UQ) return mpq_ucore_backward(u, o, dy, 0, 1, ed, ex);
-    if (kind == MPQ_ACT_RELU) return mpq_keep_if(o > 0.0f, dy);
-    if (kind == MPQ_ACT_RELU6) return mpq_keep_if((o > 0.0f) & (o < 6.0f), dy);
+    if (kind == MPQ_ACT_RELU || kind == MPQ_ACT_RELU6) {
+        const int keep = kind == MPQ_ACT_RELU ? o > 0.0f : (o > 0.0f) & (o < 6.0f);
+        return MUL ? dy * (float)keep : mpq_keep_if(keep, dy);
+    }
     return dy;
 }
 
@@ -499,9 +505,12 @@ ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float 
  * (measured 2x slower on Zen 5). Other kinds read it in place: the copy cost them 15 % of the
  * backward (the quantizer fused, ResNet-20's shapes). */
 
-/* Whether a row loop of this kind masks the incoming gradient (ReLU, ReLU6): the kinds that
- * stage it. */
-ALWAYS_INLINE int masked(const int kind) { return kind == MPQ_ACT_RELU || kind == MPQ_ACT_RELU6; }
+/* Whether a row loop stages the incoming gradient: rows of up to BN_SLICED_MAX channels whose
+ * kind masks it (ReLU, ReLU6) with a select (elem_grad); wider rows multiply. */
+ALWAYS_INLINE int staging(const int kind, int c)
+{
+    return (kind == MPQ_ACT_RELU || kind == MPQ_ACT_RELU6) && c <= BN_SLICED_MAX;
+}
 
 /* The rows [q0, q1) of src (row stride c) in stage when they fit, else src itself; returns the
  * pointer that row q0 is at. */
@@ -522,7 +531,7 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
 #define BN_PASS1_BODY(T, A1, A2, A3, A4)                                                           \
     float ed = 0.0f, ex = 0.0f;                                                                    \
     const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];                       \
-    const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, u, o, dr[j], &ed, &ex);              \
+    const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, !W, u, o, dr[j], &ed, &ex);          \
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
     if (RES) go[j] = gj;                                                                           \
     A1[j] += (T)gj;                                                                                \
@@ -602,7 +611,7 @@ ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_c
     float stage[BN_STAGE_FLOATS];
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        const float *dq = masked(kind) ? staged(dy, c, q0, q1, stage) : dy + q0 * c;
+        const float *dq = staging(kind, c) ? staged(dy, c, q0, q1, stage) : dy + q0 * c;
 #define PASS1_SLICE(W, w, j0)                                                                      \
     pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sed, sex)
         BN_SLICES(c, PASS1_SLICE);
@@ -621,10 +630,10 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
 #pragma omp simd
         for (int j = 0; j < c; j++) {
             float ed, ex;
-            d[j] =
-                (kind == KIND_G ? gr[j]
-                                : elem_grad(kind, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex)) *
-                k->a[j];
+            d[j] = (kind == KIND_G
+                        ? gr[j]
+                        : elem_grad(kind, 0, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex)) *
+                   k->a[j];
         }
     }
 }
@@ -635,7 +644,7 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
 #define BN_DX_BODY                                                                                 \
     float ed, ex;                                                                                  \
     const float g =                                                                                \
-        kind == KIND_G ? sr[j] : elem_grad(kind, u, xr[j] * a[j] + b[j], sr[j], &ed, &ex);         \
+        kind == KIND_G ? sr[j] : elem_grad(kind, !W, u, xr[j] * a[j] + b[j], sr[j], &ed, &ex);     \
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
     d[j] = a[j] * (g - m1[j] - h * m2[j]);
 
@@ -673,7 +682,7 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *src = kind == KIND_G ? gb : dy;
-        const float *sq = masked(kind) ? staged(src, c, q0, q1, stage) : src + q0 * c;
+        const float *sq = staging(kind, c) ? staged(src, c, q0, q1, stage) : src + q0 * c;
 #define DX_SLICE(W, w, j0) dx_slice(kind, W, w, c, j0, k, mg, mgh, x, sq, q0, q1, dx)
         BN_SLICES(c, DX_SLICE);
 #undef DX_SLICE
