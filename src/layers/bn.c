@@ -37,6 +37,7 @@ enum {
     BN_FLOAT_ROWS = 8,       /* rows whose sums a slice adds in float before adding them in
                                 double (8 terms: float rounding far below the statistics') */
     BN_SLICE = 2 * BN_JB,    /* channels of a row loop's slice compiled for its width */
+    BN_WIDE = 1024,          /* columns of a wide row's piece, whose float sums stay in memory */
 };
 
 void mpq_bn_init(mpq_bn *l, int hw, int c)
@@ -148,14 +149,15 @@ static size_t block_rows(int c) { return c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOAT
 /* Runs CALL(W, w, j0) over the channel slices of a row of c channels, each w wide from j0. Rows
  * of up to BN_SLICED_MAX channels: slices of BN_SLICE while they fit, then one of BN_JB, each
  * with W = w (compiled for that width, the slice's coefficients and sums in registers), then the
- * narrower tail; wider rows as one slice (measured: tensors that come from memory stream faster
- * row by row than slice by slice); W = 0 for these two: the coefficients and sums stay in
- * memory. */
+ * narrower tail; wider rows in pieces of BN_WIDE (measured: tensors that come from memory stream
+ * faster row by row than slice by slice); W = 0 for these two: the coefficients stay in memory,
+ * the sums too (a few rows in float, then added in double). */
 #define BN_SLICES(c, CALL)                                                                         \
     do {                                                                                           \
         int j0_ = 0;                                                                               \
         if ((c) > BN_SLICED_MAX) {                                                                 \
-            CALL(0, (c), 0);                                                                       \
+            for (; j0_ < (c); j0_ += BN_WIDE)                                                      \
+                CALL(0, (c)-j0_ < BN_WIDE ? (c)-j0_ : BN_WIDE, j0_);                               \
             break;                                                                                 \
         }                                                                                          \
         for (; j0_ + BN_SLICE <= (c); j0_ += BN_SLICE)                                             \
@@ -181,6 +183,19 @@ static size_t block_rows(int c) { return c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOAT
     } while (0)
 /* clang-format on */
 
+/* s_i[j] += f_i[j] for j < w and the first m (2 or 4) of the four: a few rows' float sums (the
+ * W = 0 loops) added in double. */
+ALWAYS_INLINE void add_float_sums(const int m, int w, const float *f1, const float *f2,
+                                  const float *f3, const float *f4, double *s1, double *s2,
+                                  double *s3, double *s4)
+{
+#pragma omp simd
+    for (int j = 0; j < w; j++) {
+        s1[j] += f1[j], s2[j] += f2[j];
+        if (m == 4) s3[j] += f3[j], s4[j] += f4[j];
+    }
+}
+
 #define BN_STATS_BODY                                                                              \
     const double d = (double)(xr[j] - sh[j]);                                                      \
     a1[j] += d;                                                                                    \
@@ -202,6 +217,25 @@ ALWAYS_INLINE void stats_slice(const int W, int w, int c, int j0, const float *s
             l1[j] = l2[j] = 0.0;
         }
         sh = lsh, a1 = l1, a2 = l2;
+    }
+    if (!W) { /* a few rows in float in memory (w <= BN_WIDE), then in double */
+        float f1[BN_WIDE], f2[BN_WIDE];
+        for (size_t p0 = q0; p0 < q1; p0 += BN_FLOAT_ROWS) {
+            const size_t p1 = p0 + BN_FLOAT_ROWS < q1 ? p0 + BN_FLOAT_ROWS : q1;
+            for (int j = 0; j < w; j++)
+                f1[j] = f2[j] = 0.0f;
+            for (size_t r = p0; r < p1; r++) {
+                const float *xr = x + r * c + j0;
+#pragma omp simd
+                for (int j = 0; j < w; j++) {
+                    const float d = xr[j] - sh[j];
+                    f1[j] += d;
+                    f2[j] += d * d;
+                }
+            }
+            add_float_sums(2, w, f1, f2, NULL, NULL, a1, a2, NULL, NULL);
+        }
+        return;
     }
     for (size_t r = q0; r < q1; r++) {
         const float *xr = x + r * c + j0;
@@ -559,11 +593,18 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
 {
     const mpq_ucore u = k->uq;
     const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
-    if (!W) { /* sums in memory, in double */
-        double *s1 = sdy + j0, *s2 = sdyx + j0, *s3 = sed + j0, *s4 = sex + j0;
-        for (size_t r = q0; r < q1; r++) {
-            BN_PASS1_ROW
-            BN_SLICE_LOOP(0, w, BN_PASS1_BODY(double, s1, s2, s3, s4));
+    if (!W) { /* sums of a few rows in float in memory (w <= BN_WIDE), then in double */
+        float f1[BN_WIDE], f2[BN_WIDE], f3[BN_WIDE], f4[BN_WIDE];
+        for (size_t p0 = q0; p0 < q1; p0 += BN_FLOAT_ROWS) {
+            const size_t p1 = p0 + BN_FLOAT_ROWS < q1 ? p0 + BN_FLOAT_ROWS : q1;
+            for (int j = 0; j < w; j++)
+                f1[j] = f2[j] = f3[j] = f4[j] = 0.0f;
+            for (size_t r = p0; r < p1; r++) {
+                BN_PASS1_ROW
+                BN_SLICE_LOOP(0, w, BN_PASS1_BODY(float, f1, f2, f3, f4));
+            }
+            add_float_sums(kind == KIND_UQ ? 4 : 2, w, f1, f2, f3, f4, sdy + j0, sdyx + j0,
+                           sed + j0, sex + j0);
         }
         return;
     }
