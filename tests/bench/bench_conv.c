@@ -1,0 +1,74 @@
+/* One convolution alone (run: tests/bench/bench_conv [N H W CIN COUT K STRIDE]...; no arguments:
+ * ResNet-20's 3x3 shapes at batch 128): the forward and the backward (weight and input
+ * gradients) of one layer with padding K / 2, on one thread, by the algorithm mpq_conv_init
+ * picks. Prints CSV "n,h,w,cin,cout,k,stride,forward_ms,backward_ms,forward_gflops,
+ * backward_gflops": the best of several calls. Owns its buffers. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/err.h"
+#include "layers/conv.h"
+
+enum { ROUNDS = 7 };
+
+static float *floats(size_t n)
+{
+    float *p = mpq_alloc_floats(n);
+    MPQ_ASSERT(p, "bench_conv: cannot allocate %zu floats", n);
+    return p;
+}
+
+static void run_shape(int n, int h, int w, int cin, int cout, int k, int stride)
+{
+    mpq_conv l;
+    MPQ_ASSERT(n > 0 && !mpq_conv_init(&l, h, w, cin, cout, k, k, stride, stride, k / 2, k / 2, 1),
+               "bench_conv: bad shape");
+    const size_t nw = (size_t)cout * k * k * cin;
+    l.weight = (mpq_slice){0, nw};
+    const size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * l.ho * l.wo * cout;
+    const size_t nws = mpq_conv_ws_floats(&l, n);
+    float *val = floats(nw), *grad = floats(nw), *ws = floats(nws);
+    float *x = floats(nx), *y = floats(ny), *dy = floats(ny), *dx = floats(nx);
+    for (size_t i = 0; i < nw; i++)
+        val[i] = (float)((i * 7u) % 11u) / 11.0f - 0.5f;
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)((i * 2654435761u) % 1000u) / 500.0f - 1.0f;
+    for (size_t i = 0; i < ny; i++)
+        dy[i] = (float)((i * 40503u) % 100u) / 50.0f - 1.0f;
+    const mpq_step s = {
+        .val = val, .wq = val, .grad = grad, .ws = ws, .ws_floats = nws, .n = n, .training = 1};
+    double tf = 1e30, tb = 1e30;
+    for (int r = 0; r < ROUNDS; r++) {
+        const double t0 = omp_get_wtime();
+        mpq_conv_forward(&l, &s, x, y);
+        const double t1 = omp_get_wtime();
+        mpq_conv_backward(&l, &s, x, dy, dx);
+        const double t2 = omp_get_wtime();
+        if (t1 - t0 < tf) tf = t1 - t0;
+        if (t2 - t1 < tb) tb = t2 - t1;
+    }
+    const double flop = 2.0 * n * mpq_conv_macs(&l);
+    printf("%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.1f,%.1f\n", n, h, w, cin, cout, k, stride, tf * 1e3,
+           tb * 1e3, flop / tf / 1e9, 2.0 * flop / tb / 1e9);
+    free(val), free(grad), free(ws), free(x), free(y), free(dy), free(dx);
+}
+
+int main(int argc, char **argv)
+{
+    omp_set_num_threads(1);
+    printf("n,h,w,cin,cout,k,stride,forward_ms,backward_ms,forward_gflops,backward_gflops\n");
+    if (argc > 1) {
+        MPQ_ASSERT((argc - 1) % 7 == 0, "usage: bench_conv [N H W CIN COUT K STRIDE]...");
+        for (int i = 1; i < argc; i += 7)
+            run_shape(atoi(argv[i]), atoi(argv[i + 1]), atoi(argv[i + 2]), atoi(argv[i + 3]),
+                      atoi(argv[i + 4]), atoi(argv[i + 5]), atoi(argv[i + 6]));
+        return 0;
+    }
+    static const int shapes[][5] = {{32, 16, 16, 3, 1}, {32, 16, 32, 3, 2}, {16, 32, 32, 3, 1},
+                                    {16, 32, 64, 3, 2}, {8, 64, 64, 3, 1},  {32, 3, 16, 3, 1}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        run_shape(128, shapes[i][0], shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3],
+                  shapes[i][4]);
+    return 0;
+}
