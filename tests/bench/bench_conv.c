@@ -1,8 +1,9 @@
 /* One convolution alone (run: tests/bench/bench_conv [N H W CIN COUT K STRIDE]...; no arguments:
  * ResNet-20's 3x3 shapes at batch 128): the forward and the backward (weight and input
- * gradients) of one layer with padding K / 2, on one thread, by the algorithm mpq_conv_init
- * picks. Prints CSV "n,h,w,cin,cout,k,stride,forward_ms,backward_ms,forward_gflops,
- * backward_gflops": the best of several calls. Owns its buffers. */
+ * gradients) of one layer with padding K / 2, on one thread, by each algorithm (im2col + BLIS,
+ * and the direct kernels where they apply; the one mpq_conv_init picks is marked). Prints CSV
+ * "n,h,w,cin,cout,k,stride,algo,picked,forward_ms,backward_ms,forward_gflops,backward_gflops":
+ * the best of several calls. Owns its buffers. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,13 @@ static float *floats(size_t n)
     return p;
 }
 
-static void run_shape(int n, int h, int w, int cin, int cout, int k, int stride)
+static void run_algo(int n, int h, int w, int cin, int cout, int k, int stride, mpq_conv_algo algo)
 {
     mpq_conv l;
     MPQ_ASSERT(n > 0 && !mpq_conv_init(&l, h, w, cin, cout, k, k, stride, stride, k / 2, k / 2, 1),
                "bench_conv: bad shape");
+    const int picked = l.algo == algo && l.algo_bwd == algo;
+    l.algo = l.algo_bwd = algo;
     const size_t nw = (size_t)cout * k * k * cin;
     l.weight = (mpq_slice){0, nw};
     const size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * l.ho * l.wo * cout;
@@ -49,15 +52,26 @@ static void run_shape(int n, int h, int w, int cin, int cout, int k, int stride)
         if (t2 - t1 < tb) tb = t2 - t1;
     }
     const double flop = 2.0 * n * mpq_conv_macs(&l);
-    printf("%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.1f,%.1f\n", n, h, w, cin, cout, k, stride, tf * 1e3,
-           tb * 1e3, flop / tf / 1e9, 2.0 * flop / tb / 1e9);
+    printf("%d,%d,%d,%d,%d,%d,%d,%s,%d,%.2f,%.2f,%.1f,%.1f\n", n, h, w, cin, cout, k, stride,
+           algo == MPQ_CONV_DIRECT ? "direct" : "im2col", picked, tf * 1e3, tb * 1e3,
+           flop / tf / 1e9, 2.0 * flop / tb / 1e9);
     free(val), free(grad), free(ws), free(x), free(y), free(dy), free(dx);
+}
+
+static void run_shape(int n, int h, int w, int cin, int cout, int k, int stride)
+{
+    run_algo(n, h, w, cin, cout, k, stride, MPQ_CONV_IM2COL);
+    mpq_conv l;
+    if (!mpq_conv_init(&l, h, w, cin, cout, k, k, stride, stride, k / 2, k / 2, 1) &&
+        mpq_conv_direct_ok(&l))
+        run_algo(n, h, w, cin, cout, k, stride, MPQ_CONV_DIRECT);
 }
 
 int main(int argc, char **argv)
 {
     omp_set_num_threads(1);
-    printf("n,h,w,cin,cout,k,stride,forward_ms,backward_ms,forward_gflops,backward_gflops\n");
+    printf("n,h,w,cin,cout,k,stride,algo,picked,forward_ms,backward_ms,forward_gflops,"
+           "backward_gflops\n");
     if (argc > 1) {
         MPQ_ASSERT((argc - 1) % 7 == 0, "usage: bench_conv [N H W CIN COUT K STRIDE]...");
         for (int i = 1; i < argc; i += 7)
