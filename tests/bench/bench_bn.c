@@ -13,28 +13,25 @@
 
 #include "config.h"
 #include "core/err.h"
+#include "layerbench.h"
 #include "layers/bn.h"
 #include "quant/quant.h"
 
 enum { ROUNDS = 5 };
-
-static float *floats(size_t n)
-{
-    float *p = mpq_alloc_floats(n);
-    MPQ_ASSERT(p, "bench_bn: cannot allocate %zu floats", n);
-    return p;
-}
 
 /* One BN's buffers and step. */
 typedef struct bench {
     mpq_bn l;
     const mpq_act *act;
     mpq_step s;
-    float *x, *y, *dy, *dx;
+    mpq_bench_io io;
 } bench;
 
-static void forward(const bench *b) { mpq_bn_forward(&b->l, b->act, &b->s, b->x, b->y); }
-static void backward(const bench *b) { mpq_bn_backward(&b->l, b->act, &b->s, b->x, b->dy, b->dx); }
+static void forward(const bench *b) { mpq_bn_forward(&b->l, b->act, &b->s, b->io.x, b->io.y); }
+static void backward(const bench *b)
+{
+    mpq_bn_backward(&b->l, b->act, &b->s, b->io.x, b->io.dy, b->io.dx);
+}
 
 /* The best over ROUNDS rounds of the seconds per call of fn, reps calls a round. */
 static double best_of(int reps, void (*fn)(const bench *), const bench *b)
@@ -65,16 +62,13 @@ static void run_shape(int n, int hw, int c, const char *kind)
     const size_t nx = (size_t)n * hw * c, ncache = mpq_bn_cache_floats(&b.l, n, 1);
     const size_t nws = mpq_bn_ws_floats(&b.l, n, 1);
     b.l.cache = (mpq_slice){0, ncache};
-    float *val = floats(2 * (size_t)c + 2), *grad = floats(2 * (size_t)c + 2);
-    float *state = floats(2 * (size_t)c), *arena = floats(ncache), *ws = floats(nws);
-    b.x = floats(nx), b.y = floats(nx), b.dy = floats(nx), b.dx = floats(nx);
+    float *val = mpq_bench_floats(2 * (size_t)c + 2), *grad = mpq_bench_floats(2 * (size_t)c + 2);
+    float *state = mpq_bench_floats(2 * (size_t)c), *arena = mpq_bench_floats(ncache);
+    float *ws = mpq_bench_floats(nws);
+    b.io = mpq_bench_io_alloc(nx, nx);
     for (int i = 0; i < c; i++) {
         val[i] = 1.0f + 0.01f * (float)i, val[c + i] = 0.1f, grad[i] = grad[c + i] = 0.0f;
         state[i] = 0.0f, state[c + i] = 1.0f;
-    }
-    for (size_t i = 0; i < nx; i++) { /* fixed patterns in [-1, 1) */
-        b.x[i] = (float)((i * 2654435761u) % 1000u) / 500.0f - 1.0f;
-        b.dy[i] = (float)((i * 40503u) % 100u) / 50.0f - 1.0f;
     }
     mpq_act act = {.kind = strcmp(kind, "relu6") ? MPQ_ACT_RELU : MPQ_ACT_RELU6,
                    .len = (size_t)hw * c};
@@ -104,7 +98,7 @@ static void run_shape(int n, int hw, int c, const char *kind)
     const double tf = best_of(reps, forward, &b), tb = best_of(reps, backward, &b);
     printf("%d,%d,%d,%s,%.3f,%.3f\n", n, hw, c, kind, tf * 1e9 / (double)nx, tb * 1e9 / (double)nx);
     free(val), free(grad), free(state), free(arena), free(ws);
-    free(b.x), free(b.y), free(b.dy), free(b.dx);
+    mpq_bench_io_free(&b.io);
 }
 
 int main(int argc, char **argv)

@@ -9,53 +9,52 @@
 #include <stdlib.h>
 
 #include "core/err.h"
+#include "layerbench.h"
 #include "layers/conv.h"
 
 enum { ROUNDS = 7 };
 
-static float *floats(size_t n)
+typedef struct bench {
+    mpq_conv l;
+    mpq_step s;
+    mpq_bench_io io;
+} bench;
+
+static void forward(const void *p)
 {
-    float *p = mpq_alloc_floats(n);
-    MPQ_ASSERT(p, "bench_conv: cannot allocate %zu floats", n);
-    return p;
+    const bench *b = p;
+    mpq_conv_forward(&b->l, &b->s, b->io.x, b->io.y);
+}
+
+static void backward(const void *p)
+{
+    const bench *b = p;
+    mpq_conv_backward(&b->l, &b->s, b->io.x, b->io.dy, b->io.dx);
 }
 
 static void run_algo(int n, int h, int w, int cin, int cout, int k, int stride, mpq_conv_algo algo)
 {
-    mpq_conv l;
-    MPQ_ASSERT(n > 0 && !mpq_conv_init(&l, h, w, cin, cout, k, k, stride, stride, k / 2, k / 2, 1),
+    bench b;
+    MPQ_ASSERT(n > 0 &&
+                   !mpq_conv_init(&b.l, h, w, cin, cout, k, k, stride, stride, k / 2, k / 2, 1),
                "bench_conv: bad shape");
-    const int picked = l.algo == algo && l.algo_bwd == algo;
-    l.algo = l.algo_bwd = algo;
-    const size_t nw = (size_t)cout * k * k * cin;
-    l.weight = (mpq_slice){0, nw};
-    const size_t nx = (size_t)n * h * w * cin, ny = (size_t)n * l.ho * l.wo * cout;
-    const size_t nws = mpq_conv_ws_floats(&l, n);
-    float *val = floats(nw), *grad = floats(nw), *ws = floats(nws);
-    float *x = floats(nx), *y = floats(ny), *dy = floats(ny), *dx = floats(nx);
-    for (size_t i = 0; i < nw; i++)
-        val[i] = (float)((i * 7u) % 11u) / 11.0f - 0.5f;
-    for (size_t i = 0; i < nx; i++)
-        x[i] = (float)((i * 2654435761u) % 1000u) / 500.0f - 1.0f;
-    for (size_t i = 0; i < ny; i++)
-        dy[i] = (float)((i * 40503u) % 100u) / 50.0f - 1.0f;
-    const mpq_step s = {
+    const int picked = b.l.algo == algo && b.l.algo_bwd == algo;
+    b.l.algo = b.l.algo_bwd = algo;
+    const size_t nw = (size_t)cout * k * k * cin, nws = mpq_conv_ws_floats(&b.l, n);
+    b.l.weight = (mpq_slice){0, nw};
+    float *val = mpq_bench_floats(nw), *grad = mpq_bench_floats(nw), *ws = mpq_bench_floats(nws);
+    mpq_bench_weights(val, nw);
+    b.io = mpq_bench_io_alloc((size_t)n * h * w * cin, (size_t)n * b.l.ho * b.l.wo * cout);
+    b.s = (mpq_step){
         .val = val, .wq = val, .grad = grad, .ws = ws, .ws_floats = nws, .n = n, .training = 1};
-    double tf = 1e30, tb = 1e30;
-    for (int r = 0; r < ROUNDS; r++) {
-        const double t0 = omp_get_wtime();
-        mpq_conv_forward(&l, &s, x, y);
-        const double t1 = omp_get_wtime();
-        mpq_conv_backward(&l, &s, x, dy, dx);
-        const double t2 = omp_get_wtime();
-        if (t1 - t0 < tf) tf = t1 - t0;
-        if (t2 - t1 < tb) tb = t2 - t1;
-    }
-    const double flop = 2.0 * n * mpq_conv_macs(&l);
+    double tf, tb;
+    mpq_bench_best(ROUNDS, forward, backward, &b, &tf, &tb);
+    const double flop = 2.0 * n * mpq_conv_macs(&b.l);
     printf("%d,%d,%d,%d,%d,%d,%d,%s,%d,%.2f,%.2f,%.1f,%.1f\n", n, h, w, cin, cout, k, stride,
            algo == MPQ_CONV_DIRECT ? "direct" : "im2col", picked, tf * 1e3, tb * 1e3,
            flop / tf / 1e9, 2.0 * flop / tb / 1e9);
-    free(val), free(grad), free(ws), free(x), free(y), free(dy), free(dx);
+    free(val), free(grad), free(ws);
+    mpq_bench_io_free(&b.io);
 }
 
 static void run_shape(int n, int h, int w, int cin, int cout, int k, int stride)

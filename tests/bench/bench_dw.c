@@ -9,49 +9,49 @@
 #include <stdlib.h>
 
 #include "core/err.h"
+#include "layerbench.h"
 #include "layers/dwconv.h"
 
 enum { ROUNDS = 5 };
 
-static float *floats(size_t n)
+typedef struct bench {
+    mpq_dwconv l;
+    mpq_step s;
+    mpq_bench_io io;
+} bench;
+
+static void forward(const void *p)
 {
-    float *p = mpq_alloc_floats(n);
-    MPQ_ASSERT(p, "bench_dw: cannot allocate %zu floats", n);
-    return p;
+    const bench *b = p;
+    mpq_dwconv_forward(&b->l, &b->s, b->io.x, b->io.y);
+}
+
+static void backward(const void *p)
+{
+    const bench *b = p;
+    mpq_dwconv_backward(&b->l, &b->s, b->io.x, b->io.dy, b->io.dx);
 }
 
 static void run_shape(int n, int h, int w, int c, int stride)
 {
-    mpq_dwconv l;
-    MPQ_ASSERT(n > 0 && !mpq_dwconv_init(&l, h, w, c, 3, 3, stride, stride, 1, 1),
+    bench b;
+    MPQ_ASSERT(n > 0 && !mpq_dwconv_init(&b.l, h, w, c, 3, 3, stride, stride, 1, 1),
                "bench_dw: bad shape %d x %d x %d x %d stride %d", n, h, w, c, stride);
-    l.weight = (mpq_slice){0, (size_t)c * 9};
-    const size_t nx = (size_t)n * h * w * c, ny = (size_t)n * l.ho * l.wo * c;
-    const size_t nws = mpq_dwconv_ws_floats(&l, n);
-    float *val = floats((size_t)c * 9), *grad = floats((size_t)c * 9), *ws = floats(nws);
-    float *x = floats(nx), *y = floats(ny), *dy = floats(ny), *dx = floats(nx);
-    for (size_t i = 0; i < (size_t)c * 9; i++)
-        val[i] = (float)((i * 7u) % 11u) / 11.0f - 0.5f;
-    for (size_t i = 0; i < nx; i++)
-        x[i] = (float)((i * 2654435761u) % 1000u) / 500.0f - 1.0f;
-    for (size_t i = 0; i < ny; i++)
-        dy[i] = (float)((i * 40503u) % 100u) / 50.0f - 1.0f;
-    const mpq_step s = {
+    const size_t nw = (size_t)c * 9, nws = mpq_dwconv_ws_floats(&b.l, n);
+    const size_t nx = (size_t)n * h * w * c, ny = (size_t)n * b.l.ho * b.l.wo * c;
+    b.l.weight = (mpq_slice){0, nw};
+    float *val = mpq_bench_floats(nw), *grad = mpq_bench_floats(nw), *ws = mpq_bench_floats(nws);
+    mpq_bench_weights(val, nw);
+    b.io = mpq_bench_io_alloc(nx, ny);
+    b.s = (mpq_step){
         .val = val, .wq = val, .grad = grad, .ws = ws, .ws_floats = nws, .n = n, .training = 1};
-    double tf = 1e30, tb = 1e30;
-    for (int k = 0; k < ROUNDS; k++) {
-        double t0 = omp_get_wtime();
-        mpq_dwconv_forward(&l, &s, x, y);
-        double t1 = omp_get_wtime();
-        mpq_dwconv_backward(&l, &s, x, dy, dx);
-        double t2 = omp_get_wtime();
-        if (t1 - t0 < tf) tf = t1 - t0;
-        if (t2 - t1 < tb) tb = t2 - t1;
-    }
+    double tf, tb;
+    mpq_bench_best(ROUNDS, forward, backward, &b, &tf, &tb);
     const double bf = 4.0 * (double)(nx + ny), bb = 4.0 * (double)(2 * nx + ny);
     printf("%d,%d,%d,%d,%d,%.2f,%.2f,%.1f,%.1f\n", n, h, w, c, stride, tf * 1e3, tb * 1e3,
            bf / tf / 1e9, bb / tb / 1e9);
-    free(val), free(grad), free(ws), free(x), free(y), free(dy), free(dx);
+    free(val), free(grad), free(ws);
+    mpq_bench_io_free(&b.io);
 }
 
 int main(int argc, char **argv)
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
                       atoi(argv[i + 4]));
         return 0;
     }
-    static const int shapes[][4] = {{112, 32, 1}, {112, 96, 2}, {56, 144, 1}, {56, 144, 2},
+    static const int shapes[][3] = {{112, 32, 1}, {112, 96, 2}, {56, 144, 1}, {56, 144, 2},
                                     {28, 192, 1}, {28, 192, 2}, {14, 384, 1}, {14, 576, 1},
                                     {14, 576, 2}, {7, 960, 1}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
