@@ -323,6 +323,7 @@ typedef void (*wgrad_fn)(const mpq_dconv_geom *, int, const float *, const float
     }
 #define FWD_J(J) FWD(1, J) FWD(2, J) FWD(3, J) FWD(4, J) FWD(5, J) FWD(6, J)
 #define WG_6(J) WG(1, J) WG(2, J) WG(3, J) WG(4, J) WG(5, J) WG(6, J)
+/* clang-format off: the instances end in no semicolon, which clang-format would run together */
 FWD_J(1)
 FWD_J(2)
 WG_6(1)
@@ -335,19 +336,35 @@ WG(8, 1)
 FWD(7, 2)
 FWD(8, 2)
 WG_6(3)
-WG_6(4) WG(7, 2) WG(8, 2) WG(9, 2) WG(10, 2) WG(11, 2) WG(12, 2) WG(7, 3) WG(8, 3) WG(9, 1)
-    WG(10, 1) WG(11, 1) WG(12, 1) WG(13, 1) WG(14, 1) WG(15, 1) WG(
-        16, 1) static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
-        {
-            {NULL},
-            {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
-            {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
-        },
-        {
-            {NULL},
-            {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
-            {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2, fwdm_7_2, fwdm_8_2},
-        },
+WG_6(4)
+WG(7, 2)
+WG(8, 2)
+WG(9, 2)
+WG(10, 2)
+WG(11, 2)
+WG(12, 2)
+WG(7, 3)
+WG(8, 3)
+WG(9, 1)
+WG(10, 1)
+WG(11, 1)
+WG(12, 1)
+WG(13, 1)
+WG(14, 1)
+WG(15, 1)
+WG(16, 1)
+/* clang-format on */
+static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+    {
+        {NULL},
+        {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
+        {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
+    },
+    {
+        {NULL},
+        {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
+        {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2, fwdm_7_2, fwdm_8_2},
+    },
 };
 static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     {
@@ -370,10 +387,14 @@ static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     },
 };
 #else
+/* clang-format off */
 WG(1, 3)
 WG(2, 3)
 WG(3, 3)
-WG(1, 4) WG(2, 4) static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+WG(1, 4)
+WG(2, 4)
+/* clang-format on */
+static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
     {
         {NULL},
         {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
