@@ -10,6 +10,7 @@
 
 #include "core/checked_size.h"
 #include "core/err.h"
+#include "core/grow.h"
 
 static pthread_mutex_t h5_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static int h5_quiet;
@@ -356,4 +357,112 @@ int mpq_h5_attr_read_double(hid_t obj, const char *name, const char *where, doub
 int mpq_h5_attr_read_string(hid_t obj, const char *name, const char *where, char *out, size_t bytes)
 {
     return mpq_h5_read_string(obj, name, MPQ_H5_ATTRIBUTE, where, H5P_DEFAULT, out, bytes);
+}
+
+/* ---- walking a file's groups ------------------------------------------------------------------
+ */
+
+typedef struct walk {
+    const char *where;
+    mpq_h5_walk_fn fn;
+    void *ctx;
+    haddr_t *seen; /* addresses of the groups entered */
+    size_t n_seen, cap_seen;
+    long links;
+    int depth;
+    size_t len; /* of path: the current group's path, "" at the start */
+    char path[MPQ_H5_WALK_PATH];
+    int rc; /* < 0: an error; > 0: fn stopped the walk */
+} walk;
+
+static herr_t walk_link(hid_t g, const char *name, const H5L_info_t *info, void *arg);
+
+/* Walks the links of group g (at w->path); sets w->rc when the walk must end. */
+static void walk_group(hid_t g, walk *w)
+{
+    hsize_t idx = 0;
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, walk_link, w) < 0 && w->rc == 0)
+        w->rc =
+            MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read the group '/%s' (damaged?)", w->where, w->path);
+}
+
+/* Records group address a as entered: 1, or 0 if it was already; < 0 out of memory. */
+static int enter(walk *w, haddr_t a)
+{
+    for (size_t i = 0; i < w->n_seen; i++)
+        if (w->seen[i] == a) return 0;
+    if (mpq_grow((void **)&w->seen, &w->cap_seen, w->n_seen + 1, sizeof *w->seen) < 0)
+        return MPQ_FAIL(MPQ_E_NOMEM, "%s: out of memory walking its groups", w->where);
+    w->seen[w->n_seen++] = a;
+    return 1;
+}
+
+/* Enters group `name` of g (its address a) unless it was entered before. */
+static void walk_subgroup(hid_t g, const char *name, haddr_t a, walk *w)
+{
+    const int fresh = enter(w, a);
+    if (fresh <= 0) {
+        w->rc = fresh;
+        return;
+    }
+    if (w->depth >= MPQ_H5_WALK_DEPTH) {
+        w->rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: groups nested deeper than %d at '/%s'", w->where,
+                         MPQ_H5_WALK_DEPTH, w->path);
+        return;
+    }
+    hid_t sub = H5Gopen2(g, name, H5P_DEFAULT);
+    if (sub < 0) {
+        w->rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot open the group '/%s'", w->where, w->path);
+        return;
+    }
+    w->depth++;
+    walk_group(sub, w);
+    w->depth--;
+    H5Gclose(sub);
+}
+
+static herr_t walk_link(hid_t g, const char *name, const H5L_info_t *info, void *arg)
+{
+    walk *w = arg;
+    if (++w->links > MPQ_H5_WALK_LINKS) {
+        w->rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: more than %d links in its groups", w->where,
+                         MPQ_H5_WALK_LINKS);
+        return -1;
+    }
+    H5O_info_t oi;
+    if (info->type != H5L_TYPE_HARD ||
+        H5Oget_info_by_name2(g, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+        (oi.type != H5O_TYPE_GROUP && oi.type != H5O_TYPE_DATASET))
+        return 0;
+    const size_t n = strlen(name), len = w->len;
+    if (len + (len > 0) + n >= sizeof w->path) {
+        w->rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: a path longer than %d bytes below '/%s'", w->where,
+                         MPQ_H5_WALK_PATH - 1, w->path);
+        return -1;
+    }
+    if (len) w->path[w->len++] = '/';
+    memcpy(w->path + w->len, name, n + 1);
+    w->len += n;
+    if (oi.type == H5O_TYPE_DATASET)
+        w->rc = w->fn(g, name, w->path, w->ctx);
+    else
+        walk_subgroup(g, name, oi.addr, w);
+    w->len = len;
+    w->path[len] = '\0';
+    return w->rc ? -1 : 0;
+}
+
+int mpq_h5_walk_datasets(hid_t g, const char *where, mpq_h5_walk_fn fn, void *ctx)
+{
+    walk w = {.where = where, .fn = fn, .ctx = ctx};
+    H5O_info_t oi;
+    if (H5Oget_info2(g, &oi, H5O_INFO_BASIC) < 0)
+        return MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read a group's header", where);
+    int rc = enter(&w, oi.addr);
+    if (rc >= 0) {
+        walk_group(g, &w);
+        rc = w.rc < 0 ? w.rc : MPQ_OK;
+    }
+    free(w.seen);
+    return rc;
 }

@@ -355,8 +355,8 @@ int mpq_pf_dims(mpq_pf *p, const char *name, int *ndim, hsize_t *dims, int max_d
 int mpq_pf_read(mpq_pf *p, const char *name, hid_t mt, int ndim, const hsize_t *dims, void *out,
                 size_t bytes)
 {
-    int rc = mpq_h5_read_checked(p->f, name, MPQ_H5_DATASET, p->path, p->dxpl, mt, ndim, dims,
-                                 out, bytes);
+    int rc = mpq_h5_read_checked(p->f, name, MPQ_H5_DATASET, p->path, p->dxpl, mt, ndim, dims, out,
+                                 bytes);
     if (rc < 0) return rc;
     hid_t d = H5Dopen2(p->f, name, H5P_DEFAULT); /* the stored checksum, where there is one */
     if (d < 0) return MPQ_FAIL(MPQ_E_IO, "%s: cannot open '%s'", p->path, name);
@@ -367,20 +367,17 @@ int mpq_pf_read(mpq_pf *p, const char *name, hid_t mt, int ndim, const hsize_t *
 
 /* ---- names in a group ------------------------------------------------------------------------ */
 
-static herr_t collect_dataset(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
+static int collect_dataset(hid_t g, const char *name, const char *path, void *ctx)
 {
     mpq_pf_names *l = ctx;
-    (void)info;
-    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
-    int is_dset = o >= 0 && H5Iget_type(o) == H5I_DATASET;
-    if (o >= 0) H5Oclose(o);
-    if (!is_dset) return 0;
-    if (strlen(name) >= 128) {
+    (void)g, (void)name;
+    if (strlen(path) >= sizeof *l->names) {
         l->too_long++;
         return 0;
     }
-    if (mpq_grow((void **)&l->names, &l->cap, (size_t)l->n + 1, sizeof *l->names) < 0) return -1;
-    strcpy(l->names[l->n++], name);
+    if (mpq_grow((void **)&l->names, &l->cap, (size_t)l->n + 1, sizeof *l->names) < 0)
+        return MPQ_FAIL(MPQ_E_NOMEM, "out of memory listing tensor names");
+    strcpy(l->names[l->n++], path);
     return 0;
 }
 
@@ -390,10 +387,9 @@ int mpq_pf_list_datasets(mpq_pf *p, const char *group, mpq_pf_names *l)
     memset(l, 0, sizeof *l);
     if (strcmp(group, "/") && !mpq_pf_exists(p->f, group)) return MPQ_OK;
     hid_t g = H5Gopen2(p->f, group, H5P_DEFAULT);
-    int rc = MPQ_OK;
-    if (g < 0 || H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, l) < 0)
-        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot list the group '%s'", p->path, group);
-    if (g >= 0) H5Gclose(g);
+    if (g < 0) return MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot list the group '%s'", p->path, group);
+    const int rc = mpq_h5_walk_datasets(g, p->path, collect_dataset, l);
+    H5Gclose(g);
     return rc;
 }
 
@@ -439,20 +435,15 @@ int mpq_pf_commit(mpq_comm *c, const char *tmp, const char *path, int rc)
 
 /* ---- whole-file verification (serial) ------------------------------------------------------- */
 
-typedef struct verify_ctx {
-    const char *path;
-    int rc;
-} verify_ctx;
-
-/* Reads one dataset in its native type and checks it against its stored checksum. */
-static herr_t verify_one(hid_t g, const char *name, const H5L_info_t *info, void *arg)
+/* Reads one dataset in its native type and checks it against its stored checksum (the walk
+ * stops at the first damaged one). */
+static int verify_one(hid_t g, const char *name, const char *path, void *arg)
 {
-    verify_ctx *v = arg;
-    (void)info;
-    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
-    if (o < 0) return 0;
-    if (H5Iget_type(o) != H5I_DATASET || H5Aexists(o, CHECKSUM_ATTR) <= 0) {
-        H5Oclose(o);
+    const char *file = arg;
+    hid_t o = H5Dopen2(g, name, H5P_DEFAULT);
+    if (o < 0) return MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot open '%s'", file, path);
+    if (H5Aexists(o, CHECKSUM_ATTR) <= 0) {
+        H5Dclose(o);
         return 0;
     }
     hid_t ft = H5Dget_type(o), sp = H5Dget_space(o);
@@ -460,25 +451,22 @@ static herr_t verify_one(hid_t g, const char *name, const H5L_info_t *info, void
     hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
     size_t bytes = mt < 0 || n < 0 ? 0 : (size_t)n * H5Tget_size(mt);
     void *buf = bytes ? malloc(bytes) : NULL;
+    int rc;
     if (mt < 0 || n < 0 || (bytes && !buf))
-        v->rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read '%s'", v->path, name);
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read '%s'", file, path);
     else if (bytes && H5Dread(o, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        v->rc =
-            MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read '%s' (truncated or damaged)", v->path, name);
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot read '%s' (truncated or damaged)", file, path);
     else
-        v->rc = verify_checksum(v->path, o, name, mt, buf);
+        rc = verify_checksum(file, o, path, mt, buf);
     free(buf);
     if (mt >= 0) H5Tclose(mt);
     if (ft >= 0) H5Tclose(ft);
     if (sp >= 0) H5Sclose(sp);
-    H5Oclose(o);
-    return v->rc < 0 ? 1 : 0; /* stop at the first damaged tensor */
+    H5Dclose(o);
+    return rc;
 }
 
 int mpq_pf_verify_file(hid_t f, const char *path)
 {
-    verify_ctx v = {path, MPQ_OK};
-    if (H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, verify_one, &v) < 0 && v.rc == MPQ_OK)
-        v.rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot walk its groups (damaged?)", path);
-    return v.rc;
+    return mpq_h5_walk_datasets(f, path, verify_one, (void *)path);
 }

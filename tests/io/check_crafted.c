@@ -296,7 +296,8 @@ START_TEST(test_crafted_checkpoint_strings_and_config)
     ck_assert_int_eq(iofix_copy_file(good, bad, -1), 0);
     replace_root_string(bad, "model", 5000, 0);
     expect_msg(mpq_ckpt_read_info(comm, bad, &out), MPQ_E_FORMAT, bad, "'model'", "too long");
-    expect_msg(mpq_ckpt_load(comm, bad, &m.view, "resnet20", 0), MPQ_E_FORMAT, bad, "'model'", NULL);
+    expect_msg(mpq_ckpt_load(comm, bad, &m.view, "resnet20", 0), MPQ_E_FORMAT, bad, "'model'",
+               NULL);
     /* 'kind' as 1000 strings of 15 bytes: the old reader wrote 16 KB into a 16-byte array */
     ck_assert_int_eq(iofix_copy_file(good, bad, -1), 0);
     replace_root_string(bad, "kind", 15, 1000);
@@ -331,8 +332,8 @@ START_TEST(test_crafted_checkpoint_strings_and_config)
     H5Ldelete(f, "/optimizer/v", H5P_DEFAULT);
     make_dataset(f, "/optimizer/v", H5T_IEEE_F32LE, 1, (hsize_t[]){(hsize_t)1 << 40});
     H5Fclose(f);
-    expect_msg(mpq_ckpt_load(comm, bad, &m.view, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER), MPQ_E_FORMAT, bad,
-               "/optimizer/v", NULL);
+    expect_msg(mpq_ckpt_load(comm, bad, &m.view, "resnet20", MPQ_CKPT_LOAD_OPTIMIZER), MPQ_E_FORMAT,
+               bad, "/optimizer/v", NULL);
     assert_no_open_handles();
     mpq_model_free(&m);
 }
@@ -363,6 +364,105 @@ START_TEST(test_crafted_export_tensor_larger_than_the_model)
     assert_no_open_handles();
     mpq_model_free(&a);
     mpq_model_free(&b);
+}
+END_TEST
+
+/* ---- group walks ----------------------------------------------------------------------------- */
+
+typedef struct walked {
+    char paths[8][64];
+    int n;
+} walked;
+
+static int collect_path(hid_t g, const char *name, const char *path, void *ctx)
+{
+    walked *w = ctx;
+    (void)g, (void)name;
+    ck_assert_int_lt(w->n, 8);
+    snprintf(w->paths[w->n++], sizeof w->paths[0], "%s", path);
+    return 0;
+}
+
+/* mpq_h5_walk_datasets, which lists checkpoint and export tensors, enters every group once
+ * (a link back to the root is a cycle), follows no soft or external link (an external one names
+ * another file), and refuses groups nested deeper than its bound, naming the file. */
+START_TEST(test_crafted_group_walk_is_bounded)
+{
+    char file[4096], other[4096];
+    path(file, "groups.h5");
+    path(other, "other.h5");
+    hid_t o = H5Fcreate(other, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    make_dataset(o, "/X", H5T_IEEE_F32LE, 1, (hsize_t[]){2});
+    H5Fclose(o);
+    hid_t f = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t sp = H5Screate_simple(1, (hsize_t[]){2}, NULL);
+    hid_t d = H5Dcreate2(f, "/a/b/W", H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(d >= 0);
+    H5Dclose(d);
+    ck_assert(H5Lcreate_hard(f, "/", f, "/a/b/up", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    ck_assert(H5Lcreate_soft("/a/b/W", f, "/a/soft", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    ck_assert(H5Lcreate_external(other, "/X", f, "/a/ext", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    walked w = {.n = 0};
+    ck_assert_int_eq(mpq_h5_walk_datasets(f, file, collect_path, &w), 0);
+    ck_assert_int_eq(w.n, 1);
+    ck_assert_str_eq(w.paths[0], "a/b/W");
+    /* one group more than the bound below the root */
+    char deep[4096] = "";
+    for (int i = 0; i <= MPQ_H5_WALK_DEPTH; i++)
+        snprintf(deep + strlen(deep), sizeof deep - strlen(deep), "/g%d", i);
+    strcat(deep, "/D");
+    d = H5Dcreate2(f, deep, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(d >= 0);
+    H5Dclose(d);
+    w.n = 0;
+    expect_msg(mpq_h5_walk_datasets(f, file, collect_path, &w), MPQ_E_FORMAT, file,
+               "nested deeper than 32", NULL);
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+    H5Fclose(f);
+    assert_no_open_handles();
+}
+END_TEST
+
+/* Each export file that once stopped the export fuzzer (tests/fuzz/regressions/export/: an
+ * attribute over-read, a group that links back to its ancestor) loads with a clean error or not
+ * at all, in bounded time (the test case's timeout). */
+START_TEST(test_crafted_export_regressions_end_cleanly)
+{
+    const char *src = getenv("top_srcdir");
+    char list[4096], file[4096];
+    int n = 0;
+    ck_assert_msg(src, "top_srcdir is not set (run through make check)");
+    snprintf(list, sizeof list, "%s/tests/fuzz/regressions/export", src);
+    DIR *dir = opendir(list);
+    ck_assert_msg(dir, "no %s", list);
+    path(file, "regress-export.h5");
+    mpq_model m;
+    build(&m, "");
+    for (struct dirent *e; (e = readdir(dir));) {
+        char in[8192];
+        mpq_export_entry *t = NULL;
+        int nt, packed, fold;
+        if (e->d_name[0] == '.') continue;
+        snprintf(in, sizeof in, "%s/%s", list, e->d_name);
+        ck_assert_int_eq(iofix_copy_file(in, file, -1), 0);
+        mpq_err_clear();
+        int rc = mpq_export_load(comm, file, &m.view);
+        ck_assert_msg(rc == 0 || strstr(mpq_errmsg(), file), "%s: rc %d: %s", e->d_name, rc,
+                      mpq_errmsg());
+        mpq_err_clear();
+        rc = mpq_export_table(comm, file, &t, &nt, &packed, &fold);
+        ck_assert_msg(rc == 0 || strstr(mpq_errmsg(), file), "%s: rc %d: %s", e->d_name, rc,
+                      mpq_errmsg());
+        free(t);
+        assert_no_open_handles();
+        n++;
+    }
+    closedir(dir);
+    mpq_model_free(&m);
+    ck_assert_int_ge(n, 2);
 }
 END_TEST
 
@@ -563,6 +663,8 @@ static Suite *crafted_suite(void)
     tcase_add_test(tc, test_crafted_checked_read_refuses_before_reading);
     tcase_add_test(tc, test_crafted_checkpoint_strings_and_config);
     tcase_add_test(tc, test_crafted_export_tensor_larger_than_the_model);
+    tcase_add_test(tc, test_crafted_group_walk_is_bounded);
+    tcase_add_test(tc, test_crafted_export_regressions_end_cleanly);
     suite_add_tcase(s, tc);
     tc = tcase_create("raw");
     tcase_set_timeout(tc, 60);
