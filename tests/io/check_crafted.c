@@ -367,6 +367,33 @@ START_TEST(test_crafted_export_tensor_larger_than_the_model)
 }
 END_TEST
 
+/* ---- inputs that once crashed a fuzz target (tests/fuzz/regressions/TARGET/) ---------------- */
+
+/* Copies each regression input of target to file and calls check(input name, file, ctx) on it,
+ * then checks that no HDF5 handle is left open; returns the number of inputs. */
+static int each_regression(const char *target, const char *file,
+                           void (*check)(const char *input, const char *file, void *ctx), void *ctx)
+{
+    const char *src = getenv("top_srcdir");
+    char list[4096];
+    int n = 0;
+    ck_assert_msg(src, "top_srcdir is not set (run through make check)");
+    snprintf(list, sizeof list, "%s/tests/fuzz/regressions/%s", src, target);
+    DIR *d = opendir(list);
+    ck_assert_msg(d, "no %s", list);
+    for (struct dirent *e; (e = readdir(d));) {
+        char in[8192];
+        if (e->d_name[0] == '.') continue;
+        snprintf(in, sizeof in, "%s/%s", list, e->d_name);
+        ck_assert_int_eq(iofix_copy_file(in, file, -1), 0);
+        check(e->d_name, file, ctx);
+        assert_no_open_handles();
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
 /* ---- group walks ----------------------------------------------------------------------------- */
 
 typedef struct walked {
@@ -426,43 +453,32 @@ START_TEST(test_crafted_group_walk_is_bounded)
 }
 END_TEST
 
-/* Each export file that once stopped the export fuzzer (tests/fuzz/regressions/export/: an
- * attribute over-read, a group that links back to its ancestor) loads with a clean error or not
- * at all, in bounded time (the test case's timeout). */
+/* An export file that once stopped the export fuzzer loads with a clean error naming the file,
+ * or not at all. */
+static void load_export(const char *input, const char *file, void *ctx)
+{
+    mpq_model *m = ctx;
+    mpq_export_entry *t = NULL;
+    int nt, packed, fold;
+    mpq_err_clear();
+    int rc = mpq_export_load(comm, file, &m->view);
+    ck_assert_msg(rc == 0 || strstr(mpq_errmsg(), file), "%s: rc %d: %s", input, rc, mpq_errmsg());
+    mpq_err_clear();
+    rc = mpq_export_table(comm, file, &t, &nt, &packed, &fold);
+    ck_assert_msg(rc == 0 || strstr(mpq_errmsg(), file), "%s: rc %d: %s", input, rc, mpq_errmsg());
+    free(t);
+}
+
+/* Each export regression input (tests/fuzz/regressions/export/: an attribute over-read, a group
+ * that links back to its ancestor) ends cleanly, in bounded time (the test case's timeout). */
 START_TEST(test_crafted_export_regressions_end_cleanly)
 {
-    const char *src = getenv("top_srcdir");
-    char list[4096], file[4096];
-    int n = 0;
-    ck_assert_msg(src, "top_srcdir is not set (run through make check)");
-    snprintf(list, sizeof list, "%s/tests/fuzz/regressions/export", src);
-    DIR *dir = opendir(list);
-    ck_assert_msg(dir, "no %s", list);
-    path(file, "regress-export.h5");
+    char file[4096];
     mpq_model m;
+    path(file, "regress-export.h5");
     build(&m, "");
-    for (struct dirent *e; (e = readdir(dir));) {
-        char in[8192];
-        mpq_export_entry *t = NULL;
-        int nt, packed, fold;
-        if (e->d_name[0] == '.') continue;
-        snprintf(in, sizeof in, "%s/%s", list, e->d_name);
-        ck_assert_int_eq(iofix_copy_file(in, file, -1), 0);
-        mpq_err_clear();
-        int rc = mpq_export_load(comm, file, &m.view);
-        ck_assert_msg(rc == 0 || strstr(mpq_errmsg(), file), "%s: rc %d: %s", e->d_name, rc,
-                      mpq_errmsg());
-        mpq_err_clear();
-        rc = mpq_export_table(comm, file, &t, &nt, &packed, &fold);
-        ck_assert_msg(rc == 0 || strstr(mpq_errmsg(), file), "%s: rc %d: %s", e->d_name, rc,
-                      mpq_errmsg());
-        free(t);
-        assert_no_open_handles();
-        n++;
-    }
-    closedir(dir);
+    ck_assert_int_ge(each_regression("export", file, load_export, &m), 2);
     mpq_model_free(&m);
-    ck_assert_int_ge(n, 2);
 }
 END_TEST
 
@@ -619,37 +635,25 @@ START_TEST(test_crafted_imagefolder_truncated_jpeg_fails_or_is_skipped)
 }
 END_TEST
 
-/* ---- inputs that crashed a fuzz target (tests/fuzz/regressions/shard/) ----------------------- */
+/* A shard regression input, opened as the only shard of a split (ctx: the split's directory),
+ * gives a clean error naming the shard. */
+static void open_shard(const char *input, const char *shard, void *ctx)
+{
+    mpq_split *s = NULL;
+    mpq_err_clear();
+    int rc = mpq_split_open(ctx, &s);
+    ck_assert_msg(rc == MPQ_E_FORMAT && strstr(mpq_errmsg(), shard), "%s: rc %d: %s", input, rc,
+                  mpq_errmsg());
+    ck_assert_ptr_null(s);
+}
 
-/* Each regression input, opened as the only shard of a split, must give a clean error. */
 START_TEST(test_crafted_fuzz_regressions_give_clean_errors)
 {
-    const char *src = getenv("top_srcdir");
-    char dir[4096], shard[4096], list[4096];
-    int n = 0;
-    ck_assert_msg(src, "top_srcdir is not set (run through make check)");
-    snprintf(list, sizeof list, "%s/tests/fuzz/regressions/shard", src);
-    DIR *d = opendir(list);
-    ck_assert_msg(d, "no %s", list);
+    char dir[4096], shard[4096];
     path(dir, "regress");
     mkdir(dir, 0777);
     snprintf(shard, sizeof shard, "%s/shard-00000.h5", dir);
-    for (struct dirent *e; (e = readdir(d));) {
-        char in[8192];
-        mpq_split *s = NULL;
-        if (e->d_name[0] == '.') continue;
-        snprintf(in, sizeof in, "%s/%s", list, e->d_name);
-        ck_assert_int_eq(iofix_copy_file(in, shard, -1), 0);
-        mpq_err_clear();
-        int rc = mpq_split_open(dir, &s);
-        ck_assert_msg(rc == MPQ_E_FORMAT && strstr(mpq_errmsg(), shard), "%s: rc %d: %s", e->d_name,
-                      rc, mpq_errmsg());
-        ck_assert_ptr_null(s);
-        assert_no_open_handles();
-        n++;
-    }
-    closedir(d);
-    ck_assert_int_ge(n, 1);
+    ck_assert_int_ge(each_regression("shard", shard, open_shard, dir), 1);
 }
 END_TEST
 
