@@ -229,10 +229,13 @@ START_TEST(test_kernels_dconv_matches_reference)
 }
 END_TEST
 
-/* Depthwise kernels: pix pixels at stride ps * c, n_taps taps on a 5-wide window. */
-static void check_dwk(int pix, int ps, int c, int n_taps, uint64_t seed)
+/* Depthwise kernels: pix pixels at stride ps * c, n_taps taps on a kw-wide window (kw <= 5),
+ * listed row by row, each row's columns left to right or, with desc, right to left (the order of
+ * the input gradient's tap lists): at stride 1 the kernels take each row's taps as groups that
+ * share input loads. */
+static void check_dwk(int pix, int ps, int c, int n_taps, int kw, int desc, uint64_t seed)
 {
-    const int wp = (pix - 1) * ps + 5, rows = (n_taps + 4) / 5 + 1;
+    const int wp = (pix - 1) * ps + 5, rows = (n_taps + kw - 1) / kw + 1;
     const size_t nin = (size_t)rows * wp * c, nout = (size_t)pix * (c + 3);
     float *in = malloc(nin * sizeof *in), *w = malloc(((size_t)n_taps + 1) * c * sizeof *w);
     float *o1 = malloc(nout * sizeof *o1), *o2 = malloc(nout * sizeof *o2);
@@ -241,7 +244,8 @@ static void check_dwk(int pix, int ps, int c, int n_taps, uint64_t seed)
     mpq_dwk_taps t1, t2;
     t1.n = t2.n = n_taps;
     for (int k = 0; k < n_taps; k++) {
-        t1.off[k] = t2.off[k] = ((ptrdiff_t)(k / 5) * wp + k % 5) * c;
+        const int col = desc ? kw - 1 - k % kw : k % kw;
+        t1.off[k] = t2.off[k] = ((ptrdiff_t)(k / kw) * wp + col) * c;
         t1.w[k] = t2.w[k] = w + (size_t)k * c;
         t1.dw[k] = d1 + (size_t)k * c;
         t2.dw[k] = d2 + (size_t)k * c;
@@ -265,11 +269,17 @@ static void check_dwk(int pix, int ps, int c, int n_taps, uint64_t seed)
 
 START_TEST(test_kernels_dwk_matches_reference)
 {
-    check_dwk(19, 1, 37, 9, 200); /* pixel and channel tails */
-    check_dwk(8, 2, 32, 6, 210);  /* stride 2, aligned channels */
-    check_dwk(3, 1, 5, 25, 220);  /* 5x5 taps in several blocks, fewer channels than a vector */
-    check_dwk(1, 1, 16, 0, 230);  /* no taps */
-    check_dwk(11, 1, 144, 13, 240);
+    check_dwk(19, 1, 37, 9, 5, 0, 200); /* pixel and channel tails */
+    check_dwk(8, 2, 32, 6, 5, 0, 210);  /* stride 2, aligned channels */
+    check_dwk(3, 1, 5, 25, 5, 0,
+              220); /* 5x5 taps in several blocks, fewer channels than a vector */
+    check_dwk(1, 1, 16, 0, 5, 0, 230); /* no taps */
+    check_dwk(11, 1, 144, 13, 5, 0, 240);
+    check_dwk(29, 1, 37, 9, 3, 0, 250);  /* 3x3 rows at stride 1: groups of 3, tiles and tails */
+    check_dwk(13, 1, 144, 6, 3, 0, 260); /* two rows of 3 */
+    check_dwk(29, 1, 40, 9, 3, 1, 270);  /* right to left: descending groups */
+    check_dwk(7, 1, 16, 4, 2, 1, 280);   /* descending groups of 2 (stride-2 input gradient) */
+    check_dwk(5, 2, 16, 9, 3, 0, 290);   /* stride 2: no groups */
 }
 END_TEST
 
