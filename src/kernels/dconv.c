@@ -230,19 +230,8 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const in
                 for (int p = 0; p < P; p++)
                     ip[p] = it + p * ps;
 #pragma GCC unroll 32
-                for (int k = 0; k < KC; k++) {
-                    vf wv[FWD_JMAX];
-#pragma GCC unroll 4
-                    for (int j = 0; j < J; j++)
-                        wv[j] = VLOAD(wt + (k * J + j) * VW);
-#pragma GCC unroll 16
-                    for (int p = 0; p < P; p++) {
-                        const vf b = VBCAST(ip[p][k]);
-#pragma GCC unroll 4
-                        for (int j = 0; j < J; j++)
-                            acc[p][j] = VFMA(b, wv[j], acc[p][j]);
-                    }
-                }
+                for (int k = 0; k < KC; k++)
+                    fwd_step(P, J, MASKED, acc, wt + (size_t)k * J * VW, NULL, 0, ip, k, last);
             } else {
                 for (int k = kb->k0; k < kb->k1; k++)
                     fwd_step(P, J, MASKED, acc, wt + (size_t)k * nv, it + k, ps, NULL, k, last);
