@@ -106,8 +106,7 @@ ALWAYS_INLINE void fwd_tile(const int P, const int MASKED, const mpq_dwk_taps *t
         acc[p] = VZERO();
     for (int k = 0; k < ng; k++) {
         switch (gr[k].g * 2 + gr[k].desc) {
-        case 2:
-        case 3:
+        case 2: /* a single tap (never descending) */
             fwd_group(P, 1, 0, MASKED, acc, t, &gr[k], j0, m, in, in_ps);
             break;
         case 4:
@@ -243,19 +242,21 @@ ALWAYS_INLINE void wgrad_rows3(const int NG, const int MASKED, const mpq_dwk_tap
     {                                                                                              \
         wgrad_rows3(NG, 1, t, gr, pix, j0, m, in, in_ps, g, g_ps);                                 \
     }
-/* clang-format off: the instances end in no semicolon, which clang-format would run together */
-FWD(1)
-FWD(2) FWD(3) FWD(4) FWD(5) FWD(6) FWD(7) FWD(8) WG(1) WG(2) WG(3) WG(4) WG(5) WG(6) WG(7) WG(8)
-    WG(9)
+/* The instances end in no semicolon, which clang-format would run together (and indent what
+ * follows): the typedefs after them end the unformatted block. */
+/* clang-format off */
+FWD(1) FWD(2) FWD(3) FWD(4) FWD(5) FWD(6) FWD(7) FWD(8)
+WG(1) WG(2) WG(3) WG(4) WG(5) WG(6) WG(7) WG(8) WG(9)
 #if NREG == 32
-        FWD(9) FWD(10) FWD(11) FWD(12) WG(10) WG(11) WG(12) WG_ROWS3(1) WG_ROWS3(2) WG_ROWS3(3)
+FWD(9) FWD(10) FWD(11) FWD(12)
+WG(10) WG(11) WG(12)
+WG_ROWS3(1) WG_ROWS3(2) WG_ROWS3(3)
 #endif
-    /* clang-format on */
-
-    typedef void (*fwd_fn)(const mpq_dwk_taps *, const tap_group *, int, int, vmask, const float *,
-                           ptrdiff_t, float *, ptrdiff_t, int);
+typedef void (*fwd_fn)(const mpq_dwk_taps *, const tap_group *, int, int, vmask, const float *,
+                       ptrdiff_t, float *, ptrdiff_t, int);
 typedef void (*wg_fn)(const mpq_dwk_taps *, int, int, int, vmask, const float *, ptrdiff_t,
                       const float *, ptrdiff_t);
+/* clang-format on */
 static const fwd_fn fwd_tab[2][PMAX + 1] = {
     {NULL, fwd_1, fwd_2, fwd_3, fwd_4, fwd_5, fwd_6, fwd_7, fwd_8,
 #if NREG == 32
