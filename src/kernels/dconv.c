@@ -375,23 +375,6 @@ WG(14, 1)
 WG(15, 1)
 WG(16, 1)
 /* clang-format on */
-static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
-    {
-        {NULL},
-        {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
-        {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2, fwd_7_2, fwd_8_2},
-    },
-    {
-        {NULL},
-        {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
-        {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2, fwdm_7_2, fwdm_8_2},
-    },
-};
-static const fwd_fn fwdc_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {
-    {NULL},
-    {NULL, fwdc_1_1, fwdc_2_1, fwdc_3_1, fwdc_4_1, fwdc_5_1, fwdc_6_1, fwdc_7_1, fwdc_8_1},
-    {NULL, fwdc_1_2, fwdc_2_2, fwdc_3_2, fwdc_4_2, fwdc_5_2, fwdc_6_2, fwdc_7_2, fwdc_8_2},
-};
 static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     {
         {NULL},
@@ -420,23 +403,6 @@ WG(3, 3)
 WG(1, 4)
 WG(2, 4)
 /* clang-format on */
-static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
-    {
-        {NULL},
-        {NULL, fwd_1_1, fwd_2_1, fwd_3_1, fwd_4_1, fwd_5_1, fwd_6_1, fwd_7_1, fwd_8_1},
-        {NULL, fwd_1_2, fwd_2_2, fwd_3_2, fwd_4_2, fwd_5_2, fwd_6_2},
-    },
-    {
-        {NULL},
-        {NULL, fwdm_1_1, fwdm_2_1, fwdm_3_1, fwdm_4_1, fwdm_5_1, fwdm_6_1, fwdm_7_1, fwdm_8_1},
-        {NULL, fwdm_1_2, fwdm_2_2, fwdm_3_2, fwdm_4_2, fwdm_5_2, fwdm_6_2},
-    },
-};
-static const fwd_fn fwdc_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {
-    {NULL},
-    {NULL, fwdc_1_1, fwdc_2_1, fwdc_3_1, fwdc_4_1, fwdc_5_1, fwdc_6_1, fwdc_7_1, fwdc_8_1},
-    {NULL, fwdc_1_2, fwdc_2_2, fwdc_3_2, fwdc_4_2, fwdc_5_2, fwdc_6_2},
-};
 static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     {
         {NULL},
@@ -454,6 +420,28 @@ static const wgrad_fn wg_tab[2][JMAX + 1][PMAX1 + 1] = {
     },
 };
 #endif
+/* The forward tiles by J and P (one vector: up to 8 pixels; two: up to 8 with 32 registers, 6
+ * with 16), plain, masked and with the unrolled 16-channel taps. */
+#define FWD_ROW1(F)                                                                                \
+    {                                                                                              \
+        NULL, F##_1_1, F##_2_1, F##_3_1, F##_4_1, F##_5_1, F##_6_1, F##_7_1, F##_8_1               \
+    }
+#if NREG == 32
+#define FWD_ROW2(F)                                                                                \
+    {                                                                                              \
+        NULL, F##_1_2, F##_2_2, F##_3_2, F##_4_2, F##_5_2, F##_6_2, F##_7_2, F##_8_2               \
+    }
+#else
+#define FWD_ROW2(F)                                                                                \
+    {                                                                                              \
+        NULL, F##_1_2, F##_2_2, F##_3_2, F##_4_2, F##_5_2, F##_6_2                                 \
+    }
+#endif
+static const fwd_fn fwd_tab[2][FWD_JMAX + 1][FWD_PMAX + 1] = {
+    {{NULL}, FWD_ROW1(fwd), FWD_ROW2(fwd)},
+    {{NULL}, FWD_ROW1(fwdm), FWD_ROW2(fwdm)},
+};
+static const fwd_fn fwdc_tab[FWD_JMAX + 1][FWD_PMAX + 1] = {{NULL}, FWD_ROW1(fwdc), FWD_ROW2(fwdc)};
 
 /* Splits n into the fewest tiles of at most pmax, of balanced sizes: returns the tile size
  * (the last tile may be smaller). */
