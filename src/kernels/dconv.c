@@ -7,6 +7,7 @@
  * other builds run the scalar references. No allocation; single-threaded (callers split work). */
 #include "kernels/dconv.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/simd.h"
@@ -196,13 +197,17 @@ ALWAYS_INLINE void fwd_tile_stats(const int P, const int J, const int MASKED, vf
     }
 }
 
+/* How a forward tile stores its outputs: over them, added to them, or over them past the caches
+ * (every vector of the tile aligned, none masked). */
+enum { STORE_WRITE, STORE_ADD, STORE_STREAM };
+
 /* P pixels x J vectors of one output row (at pixel stride out_ps), over the reduction slice kb;
  * the tile's first pixel is p0 of row ir of its image (for the clip table), its input starts at
  * in. The last vector covers the lanes of `last` only (channel tails). Each pixel's input comes
  * through its own pointer, which is g->zeros where the tap reads no input. */
 ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const int KC,
                             const mpq_dconv_geom *g, const kblock *kb, int ir, int p0,
-                            const float *in, const float *w, float *out, int accumulate, vmask last,
+                            const float *in, const float *w, float *out, int store, vmask last,
                             const tile_stats *st)
 {
     vf acc[FWD_PMAX][FWD_JMAX];
@@ -251,10 +256,13 @@ ALWAYS_INLINE void fwd_tile(const int P, const int J, const int MASKED, const in
         for (int j = 0; j < J; j++) { /* acc becomes the stored output */
             float *o = out + p * ops + j * VW;
             if (j < J - 1 || !MASKED) {
-                if (accumulate) acc[p][j] = VADD(VLOAD(o), acc[p][j]);
-                VSTORE(o, acc[p][j]);
+                if (store == STORE_ADD) acc[p][j] = VADD(VLOAD(o), acc[p][j]);
+                if (store == STORE_STREAM)
+                    VSTREAM(o, acc[p][j]);
+                else
+                    VSTORE(o, acc[p][j]);
             } else {
-                if (accumulate) acc[p][j] = VADD(VLOADM(o, last), acc[p][j]);
+                if (store == STORE_ADD) acc[p][j] = VADD(VLOADM(o, last), acc[p][j]);
                 VSTOREM(o, last, acc[p][j]);
             }
         }
@@ -314,22 +322,22 @@ typedef void (*wgrad_fn)(const mpq_dconv_geom *, int, const float *, const float
  * a masked (channel tail) version: masked stores of full vectors are slow on Zen 5. */
 #define FWD(P, J)                                                                                  \
     static void fwd_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, int ir, int p0,           \
-                              const float *in, const float *w, float *out, int accumulate,         \
-                              vmask last, const tile_stats *st)                                    \
+                              const float *in, const float *w, float *out, int store, vmask last,  \
+                              const tile_stats *st)                                                \
     {                                                                                              \
-        fwd_tile(P, J, 0, 0, g, kb, ir, p0, in, w, out, accumulate, last, st);                     \
+        fwd_tile(P, J, 0, 0, g, kb, ir, p0, in, w, out, store, last, st);                          \
     }                                                                                              \
     static void fwdm_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, int ir, int p0,          \
-                               const float *in, const float *w, float *out, int accumulate,        \
-                               vmask last, const tile_stats *st)                                   \
+                               const float *in, const float *w, float *out, int store, vmask last, \
+                               const tile_stats *st)                                               \
     {                                                                                              \
-        fwd_tile(P, J, 1, 0, g, kb, ir, p0, in, w, out, accumulate, last, st);                     \
+        fwd_tile(P, J, 1, 0, g, kb, ir, p0, in, w, out, store, last, st);                          \
     }                                                                                              \
     static void fwdc_##P##_##J(const mpq_dconv_geom *g, const kblock *kb, int ir, int p0,          \
-                               const float *in, const float *w, float *out, int accumulate,        \
-                               vmask last, const tile_stats *st)                                   \
+                               const float *in, const float *w, float *out, int store, vmask last, \
+                               const tile_stats *st)                                               \
     {                                                                                              \
-        fwd_tile(P, J, 0, FWD_KC, g, kb, ir, p0, in, w, out, accumulate, last, st);                \
+        fwd_tile(P, J, 0, FWD_KC, g, kb, ir, p0, in, w, out, store, last, st);                     \
     }
 #define WG(A, J)                                                                                   \
     static void wg_##A##_##J(const mpq_dconv_geom *g, int t, const float *in, const float *gy,     \
@@ -457,10 +465,13 @@ static vmask block_mask(int j0, int J, int nvec, int rem)
     return VMASK(j0 + J == nvec ? rem : VW);
 }
 
-void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
-                       int accumulate)
+static int vec_aligned(const float *p) { return ((uintptr_t)p & (VW * sizeof(float) - 1)) == 0; }
+
+int mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
+                      int accumulate)
 {
     const int nvec = (g->nv + VW - 1) / VW, rem = g->nv - (nvec - 1) * VW;
+    int streamed = 0;
     for (int j0 = 0; j0 < nvec; j0 += FWD_JMAX) {
         const int J = nvec - j0 < FWD_JMAX ? nvec - j0 : FWD_JMAX;
         const int P = tile_size(g->pix, pmax_of[J] < FWD_PMAX ? pmax_of[J] : FWD_PMAX);
@@ -476,24 +487,31 @@ void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w,
                                    k0 + kstep < g->c ? k0 + kstep : g->c};
                 const int acc = accumulate || t0 > 0 || k0 > 0;
                 const int final = kb.t1 == g->n_taps && kb.k1 == g->c;
+                /* streaming: whole outputs written once, every vector aligned and unmasked */
+                const int stream = g->stream && final && !acc && !masked && g->out_ps % VW == 0;
                 const fwd_fn *tab = g->nv == J * VW && g->c == FWD_KC && kb.k1 - kb.k0 == FWD_KC
                                         ? fwdc_tab[J]
                                         : fwd_tab[masked][J];
                 for (int r = 0; r < all_rows(g); r++) {
                     const ptrdiff_t ir = in_row(g, r);
                     float *orow = out + out_row(g, r) + j0 * VW;
+                    const int store =
+                        !acc ? stream && vec_aligned(orow) ? STORE_STREAM : STORE_WRITE : STORE_ADD;
+                    streamed |= store == STORE_STREAM;
                     const tile_stats st = {
                         g->sums ? g->sums + (size_t)r * 2 * g->nv + j0 * VW : NULL,
                         g->shift + j0 * VW, masked ? (J - 1) * VW + rem : J * VW, g->nv};
                     for (int p0 = 0; p0 < g->pix; p0 += P) {
                         const int np = g->pix - p0 < P ? g->pix - p0 : P;
                         tab[np](g, &kb, g->row0 + r % g->rows, p0, in + (ir + p0 * g->in_ps),
-                                w + j0 * VW, orow + p0 * g->out_ps, acc, last,
+                                w + j0 * VW, orow + p0 * g->out_ps, store, last,
                                 final && g->sums ? &st : NULL);
                     }
                 }
             }
     }
+    if (streamed) _mm_sfence(); /* the streamed outputs reach memory before any later read */
+    return streamed;
 }
 
 void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt)
@@ -517,10 +535,11 @@ void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, 
 
 int mpq_dconv_vec(void) { return 0; }
 
-void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
-                       int accumulate)
+int mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
+                      int accumulate)
 {
     mpq_dconv_forward_ref(g, in, w, out, accumulate);
+    return 0;
 }
 
 void mpq_dconv_wgrad(const mpq_dconv_geom *g, const float *in, const float *gy, float *dwt)

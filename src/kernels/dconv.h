@@ -34,6 +34,9 @@ typedef struct mpq_dconv_geom {
      * a fixed order). */
     double *sums;
     const float *shift;
+    /* Streaming (forward): nonzero lets outputs bypass the caches (non-temporal stores; see
+     * mpq_dconv_forward), for outputs too large to be read back from cache. Same results. */
+    int stream;
 } mpq_dconv_geom;
 
 /* The SIMD width of the kernels (16 with AVX-512, 8 with AVX2+FMA; nv that are multiples of it
@@ -44,9 +47,11 @@ int mpq_dconv_vec(void);
 /* out[r*out_rs + p*out_ps + j] = (accumulate ? out : 0)
  *     + sum_{t < n_taps, k < c} in[r*in_rs + p*in_ps + off[t] + k] * w[(t*c + k)*nv + j]
  * for r < imgs*rows, p < pix, j < nv, over the taps the clip table lets (r, p) read.
- * w: (n_taps, c, nv) row-major. */
-void mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
-                       int accumulate);
+ * w: (n_taps, c, nv) row-major. Returns 1 when some outputs went past the caches (g->stream:
+ * those of rows whose vectors are all aligned, written in one reduction slice, not accumulated,
+ * no channel tail), else 0. */
+int mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
+                      int accumulate);
 void mpq_dconv_forward_ref(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                            int accumulate);
 

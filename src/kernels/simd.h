@@ -1,7 +1,9 @@
 /* Private to src/kernels: the vector type and operations of the SIMD kernels, for AVX-512
  * (VW = 16 floats, 32 registers) or AVX2+FMA (VW = 8, 16 registers); VW stays undefined in other
  * builds, whose kernels fall back to their scalar references. Masked loads read zeros in the
- * lanes off the mask and never touch memory there; masked stores leave those lanes alone. */
+ * lanes off the mask and never touch memory there; masked stores leave those lanes alone.
+ * VSTREAM stores a vector at an address aligned to its size past the caches (non-temporal); a
+ * kernel that uses it ends with _mm_sfence(). */
 #ifndef MPQ_KERNELS_SIMD_H
 #define MPQ_KERNELS_SIMD_H
 
@@ -13,6 +15,7 @@ typedef __m512 vf;
 #define VZERO() _mm512_setzero_ps()
 #define VLOAD(p) _mm512_loadu_ps(p)
 #define VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define VSTREAM(p, v) _mm512_stream_ps((p), (v)) /* p aligned to VW floats */
 #define VBCAST(x) _mm512_set1_ps(x)
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm512_add_ps((a), (b))
@@ -39,6 +42,7 @@ typedef __m256 vf;
 #define VZERO() _mm256_setzero_ps()
 #define VLOAD(p) _mm256_loadu_ps(p)
 #define VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define VSTREAM(p, v) _mm256_stream_ps((p), (v))
 #define VBCAST(x) _mm256_set1_ps(x)
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VADD(a, b) _mm256_add_ps((a), (b))

@@ -79,6 +79,7 @@ int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, 
     l->wo = (w + 2 * pw - kw) / sw + 1;
     l->algo = pick_algo(l, 0);
     l->algo_bwd = pick_algo(l, 1);
+    l->stream_bytes = MPQ_CONV_STREAM_BYTES;
     return MPQ_OK;
 }
 
@@ -380,6 +381,12 @@ static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0, 
     g->row0 = *r0;
 }
 
+/* Whether outputs of `per_sample` floats per sample go past the caches (mpq_conv.stream_bytes). */
+static int streams(const mpq_conv *l, const mpq_step *s, size_t per_sample)
+{
+    return (size_t)s->n * per_sample * sizeof(float) >= l->stream_bytes;
+}
+
 /* The direct forward; with sums, also the statistics of y per sample (mpq_conv_forward_sums):
  * each band sums its rows into the per-row block of the scratch, then the rows of each sample are
  * added in order. */
@@ -396,6 +403,7 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
     transpose(l->cout, k, mpq_cat(s->wq, l->weight), v.wpack);
     mpq_dconv_geom g0 = fwd_geom(l, v.zeros, off, clip);
     g0.shift = shift;
+    g0.stream = streams(l, s, (size_t)l->ho * l->wo * l->cout);
 #pragma omp parallel for schedule(static)
     for (int it = 0; it < bd.total; it++) {
         mpq_dconv_geom g = g0;
@@ -427,10 +435,34 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
     }
 }
 
+/* The input gradient of a 1x1 stride-1 layer as a forward over dy with W (Cout, Cin) itself as
+ * the (Cout, Cin) weights: geometry of one output row; bands set imgs, rows and row0. */
+static mpq_dconv_geom pointwise_dgrad_geom(const mpq_conv *l, const mpq_step *s, const float *zeros,
+                                           const ptrdiff_t *off)
+{
+    return (mpq_dconv_geom){.rows = 1,
+                            .pix = l->w,
+                            .in_rs = (ptrdiff_t)l->wo * l->cout,
+                            .in_ps = l->cout,
+                            .out_rs = (ptrdiff_t)l->w * l->cin,
+                            .out_ps = l->cin,
+                            .imgs = 1,
+                            .in_is = (ptrdiff_t)l->ho * l->wo * l->cout,
+                            .out_is = (ptrdiff_t)l->h * l->w * l->cin,
+                            .n_taps = 1,
+                            .off = off,
+                            .c = l->cout,
+                            .nv = l->cin,
+                            .zeros = zeros,
+                            .stream = streams(l, s, (size_t)l->h * l->w * l->cin)};
+}
+
 /* dW += dy^T (patches of x): fixed sample ranges into partials, added in order into the first,
- * which is then transposed into dW. */
+ * which is then transposed into dW. With dx (1x1 stride-1 layers, is_direct), each band's input
+ * gradient is written (accumulate 0) or added (1) right after its weight gradient, so dy comes
+ * from memory once. */
 static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *x,
-                         const float *dy)
+                         const float *dy, float *dx, int accumulate)
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout, stride = round16(kc);
     const int n = s->n, parts = wgrad_parts(l, n);
@@ -438,6 +470,10 @@ static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
     ptrdiff_t off[MPQ_CONV_MAX_TAPS];
     int clip[4 * MPQ_CONV_MAX_TAPS];
     const mpq_dconv_geom g0 = fwd_geom(l, v->zeros, off, clip);
+    const ptrdiff_t dx_off = 0;
+    const mpq_dconv_geom gd0 = pointwise_dgrad_geom(l, s, v->zeros, &dx_off);
+    const float *w = mpq_cat(s->wq, l->weight);
+    MPQ_ASSERT(!dx || is_direct(l), "conv: the band-wise input gradient is for 1x1 layers");
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < parts; p++) {
         float *part = v->parts + (size_t)p * stride;
@@ -449,8 +485,15 @@ static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
             int i, r0;
             band_item(&bd, np, l->ho, it, &i, &r0, &g);
             i += p0;
-            mpq_dconv_wgrad(&g, x + ((size_t)i * l->h + (size_t)r0 * l->sh) * l->w * l->cin,
-                            dy + ((size_t)i * l->ho + r0) * l->wo * l->cout, part);
+            const float *dyb = dy + ((size_t)i * l->ho + r0) * l->wo * l->cout;
+            mpq_dconv_wgrad(&g, x + ((size_t)i * l->h + (size_t)r0 * l->sh) * l->w * l->cin, dyb,
+                            part);
+            if (dx) {
+                mpq_dconv_geom gd = gd0;
+                gd.imgs = g.imgs, gd.rows = g.rows, gd.row0 = g.row0;
+                mpq_dconv_forward(&gd, dyb, w, dx + ((size_t)i * l->h + r0) * l->w * l->cin,
+                                  accumulate);
+            }
         }
     }
     enum { SPAN = 4096 };
@@ -528,7 +571,8 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
                                        .c = l->cout,
                                        .nv = l->cin,
                                        .clip = clip,
-                                       .zeros = v->zeros};
+                                       .zeros = v->zeros,
+                                       .stream = streams(l, s, (size_t)l->h * l->w * l->cin)};
             const bands bd = make_bands(s->n, na, (size_t)nb * l->cin, 4 * omp_get_max_threads());
 #pragma omp parallel for schedule(static)
             for (int it = 0; it < bd.total; it++) {
@@ -548,7 +592,11 @@ static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x
                             float *dx, int accumulate)
 {
     const direct_ws v = direct_views(l, s, 1);
-    wgrad_direct(l, s, &v, x, dy);
+    if (is_direct(l)) {
+        wgrad_direct(l, s, &v, x, dy, dx, accumulate);
+        return;
+    }
+    wgrad_direct(l, s, &v, x, dy, NULL, 0);
     if (dx) dgrad_direct(l, s, &v, dy, dx, accumulate);
 }
 

@@ -2,7 +2,8 @@
  * reference on odd shapes (strides, padding, groups, the 1x1 path, 7x7, rectangular kernels, the
  * chunked im2col path; for the direct path vector-aligned and unaligned channels, every stride
  * phase of the input gradient, more samples than weight-gradient parts), central-difference
- * gradients of x, W and b, accumulation into grad, independence of the thread count, exact
+ * gradients of x, W and b, accumulation into grad, outputs streamed past the caches, independence
+ * of the thread count, exact
  * workspace size, the automatic algorithm choice, and geometry validation. */
 #include <check.h>
 #include <math.h>
@@ -51,8 +52,8 @@ static void fixture_init(fixture *f, const conv_case *c, uint64_t seed)
     f->l.bias = (mpq_slice){f->nw, f->nb};
     f->nws = mpq_conv_ws_floats(&f->l, c->n);
     f->x = malloc(f->nx * sizeof(float));
-    f->dx = malloc(f->nx * sizeof(float));
-    f->y = malloc(f->ny * sizeof(float));
+    f->dx = aligned_alloc(64, (f->nx * sizeof(float) + 63) / 64 * 64); /* streamable */
+    f->y = aligned_alloc(64, (f->ny * sizeof(float) + 63) / 64 * 64);
     f->r = malloc(f->ny * sizeof(float));
     /* 16 floats of slack: BLIS 0.9 may read (never write) a little past a small C with beta 1 */
     f->val = calloc(f->nw + f->nb + 16, sizeof(float));
@@ -436,6 +437,44 @@ START_TEST(test_conv_backward_add_accumulates_dx)
 }
 END_TEST
 
+/* Outputs streamed past the caches (stream_bytes 0: every direct output; aligned channels, so
+ * the kernels do stream): y, dx written and dx added, and dW bitwise those of the cached path,
+ * for a 1x1 layer (the input gradient band by band after the weight gradient) and a stride-2
+ * 3x3 layer (by stride phases). */
+START_TEST(test_conv_streamed_outputs_are_bitwise_the_same)
+{
+    /*                             n  h  w cin cout kh kw sh sw ph pw  g bias direct */
+    static const conv_case pw = {3, 5, 7, 32, 48, 1, 1, 1, 1, 0, 0, 1, 0, 1};
+    const conv_case *cases[2] = {&pw, &D_S2};
+    for (int k = 0; k < 2; k++)
+        for (int add = 0; add < 2; add++) {
+            fixture f;
+            fixture_init(&f, cases[k], 110 + k);
+            ck_assert_uint_eq(f.l.stream_bytes, MPQ_CONV_STREAM_BYTES);
+            float *y = malloc(f.ny * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
+            float *g = malloc(f.nw * sizeof *g);
+            for (int streamed = 0; streamed < 2; streamed++) {
+                f.l.stream_bytes = streamed ? 0 : MPQ_CONV_STREAM_BYTES;
+                for (size_t i = 0; i < f.nw; i++)
+                    f.grad[i] = GRAD0;
+                mpq_test_fill_uniform(f.dx, f.nx, -1, 1, 9);
+                mpq_conv_forward(&f.l, &f.s, f.x, f.y);
+                (add ? mpq_conv_backward_add : mpq_conv_backward)(&f.l, &f.s, f.x, f.r, f.dx);
+                if (!streamed) {
+                    memcpy(y, f.y, f.ny * sizeof *y);
+                    memcpy(dx, f.dx, f.nx * sizeof *dx);
+                    memcpy(g, f.grad, f.nw * sizeof *g);
+                }
+            }
+            ck_assert_mem_eq(y, f.y, f.ny * sizeof *y);
+            ck_assert_mem_eq(dx, f.dx, f.nx * sizeof *dx);
+            ck_assert_mem_eq(g, f.grad, f.nw * sizeof *g);
+            free(y), free(dx), free(g);
+            fixture_free(&f);
+        }
+}
+END_TEST
+
 START_TEST(test_conv_init_rejects_bad_geometry)
 {
     mpq_conv l;
@@ -469,6 +508,7 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_conv_gradients_match_central_differences);
     tcase_add_test(tc, test_conv_backward_adds_into_grad);
     tcase_add_test(tc, test_conv_backward_add_accumulates_dx);
+    tcase_add_test(tc, test_conv_streamed_outputs_are_bitwise_the_same);
     tcase_add_test(tc, test_conv_init_rejects_bad_geometry);
     suite_add_tcase(s, tc);
     return s;

@@ -183,6 +183,23 @@ static void check_dconv(const dconv_case *k, uint64_t seed)
         mpq_dconv_forward_ref(&g, in, w, o2, accumulate);
         ck_assert(mpq_ck_allclose(o1, o2, nout, 1e-4f, 1e-4f, "dconv forward"));
     }
+    /* streamed (into 64-byte aligned memory): the same outputs, bitwise; streaming takes the
+     * rows written whole in one reduction slice, so never an accumulated output or a tail */
+    const size_t nal = (nout * sizeof(float) + 63) / 64 * 64;
+    float *o3 = aligned_alloc(64, nal);
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        mpq_test_fill_uniform(o1, nout, -1, 1, seed + 5);
+        memcpy(o3, o1, nout * sizeof *o3);
+        mpq_dconv_geom gst = g;
+        gst.stream = 1;
+        ck_assert_int_eq(mpq_dconv_forward(&g, in, w, o1, accumulate), 0);
+        const int streamed = mpq_dconv_forward(&gst, in, w, o3, accumulate);
+        ck_assert_mem_eq(o1, o3, nout * sizeof *o1);
+        if (accumulate || k->nv_tail || !mpq_dconv_vec()) ck_assert_int_eq(streamed, 0);
+        if (!accumulate && !k->nv_tail && k->n_taps && k->c * k->n_taps <= 144 && mpq_dconv_vec())
+            ck_assert_int_eq(streamed, 1); /* one reduction slice */
+    }
+    free(o3);
     /* the statistics of the final outputs, row by row, against the reference's */
     const size_t nsum = (size_t)imgs * k->rows * 2 * nv;
     double *s1 = calloc(nsum, sizeof *s1), *s2 = calloc(nsum, sizeof *s2);
