@@ -1,7 +1,8 @@
 /* Depthwise 2-D convolution in NHWC (see dwconv.h) on the kernels of kernels/dwk.h: each output
  * row is an interior run of pixels whose taps all lie inside the input (one kernel call over the
  * run) and border pixels with their clipped tap lists; the input gradient runs per stride phase
- * as a direct sum over the output-gradient pixels that read each input pixel. The weights are
+ * as a direct sum over the output-gradient pixels that read each input pixel, row by row after
+ * the weight gradient of the output rows that own them (dy read from memory once). The weights are
  * first transposed into s->ws as (KH, KW, C) so every tap is a contiguous channel vector.
  * No allocation. Threading: OpenMP over output/input rows; dW and db are summed over DW_PARTS
  * fixed row ranges into partial buffers in s->ws, combined in part order, so results do not
@@ -44,10 +45,7 @@ size_t mpq_dwconv_ws_floats(const mpq_dwconv *l, int n)
     return taps(l) * l->c + DW_PARTS * (taps(l) + 1) * l->c;
 }
 
-double mpq_dwconv_macs(const mpq_dwconv *l)
-{
-    return (double)l->ho * l->wo * l->c * l->kh * l->kw;
-}
+double mpq_dwconv_macs(const mpq_dwconv *l) { return (double)l->ho * l->wo * l->c * l->kh * l->kw; }
 
 /* wt (KH*KW, C) = W (C, KH*KW) transposed. */
 static void transpose_weights(const mpq_dwconv *l, const float *w, float *wt)
@@ -163,27 +161,6 @@ static void wg_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
                   w->gr + (size_t)ow0 * c, c);
 }
 
-/* Partial p's dW (KH*KW, C) and db (C) over output rows [rows*p/P, rows*(p+1)/P). */
-static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, const float *x,
-                      const float *dy, float *part)
-{
-    const int c = l->c;
-    float *pdb = part + taps(l) * c;
-    memset(part, 0, (taps(l) + 1) * c * sizeof *part);
-    const int r0 = (int)((long long)n_rows * p / DW_PARTS);
-    const int r1 = (int)((long long)n_rows * (p + 1) / DW_PARTS);
-    for (int r = r0; r < r1; r++) {
-        wg_ctx w = {l, x + (size_t)(r / l->ho) * l->h * l->w * c, dy + (size_t)r * l->wo * c};
-        row_runs(l, wt, part, r % l->ho, wg_run, &w);
-        for (int ow = 0; ow < l->wo; ow++) {
-            const float *g = w.gr + (size_t)ow * c;
-#pragma omp simd
-            for (int i = 0; i < c; i++)
-                pdb[i] += g[i];
-        }
-    }
-}
-
 /* dx row (n, ih): for each column phase rx, input column sw*b + rx takes the output-gradient
  * pixels (a + dr, b + dc) of the taps that read it, times their weights. */
 static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n, int ih, float *dx)
@@ -228,6 +205,34 @@ static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n,
     }
 }
 
+/* Partial p's dW (KH*KW, C) and db (C) over output rows [rows*p/P, rows*(p+1)/P); with dx, also
+ * the input-gradient rows of each output row (input rows [sh*oh, sh*(oh + 1)), the last output
+ * row of an image taking the rest) right after its weight gradient, while the rows of dy they
+ * read are still in cache: dy comes from memory once. Every dx row is written by one part. */
+static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, const float *x,
+                      const float *dy, float *part, float *dx)
+{
+    const int c = l->c;
+    float *pdb = part + taps(l) * c;
+    memset(part, 0, (taps(l) + 1) * c * sizeof *part);
+    const int r0 = (int)((long long)n_rows * p / DW_PARTS);
+    const int r1 = (int)((long long)n_rows * (p + 1) / DW_PARTS);
+    for (int r = r0; r < r1; r++) {
+        wg_ctx w = {l, x + (size_t)(r / l->ho) * l->h * l->w * c, dy + (size_t)r * l->wo * c};
+        row_runs(l, wt, part, r % l->ho, wg_run, &w);
+        for (int ow = 0; ow < l->wo; ow++) {
+            const float *g = w.gr + (size_t)ow * c;
+#pragma omp simd
+            for (int i = 0; i < c; i++)
+                pdb[i] += g[i];
+        }
+        if (!dx) continue;
+        const int oh = r % l->ho, ih1 = oh == l->ho - 1 ? l->h : (oh + 1) * l->sh;
+        for (int ih = oh * l->sh; ih < ih1 && ih < l->h; ih++)
+            dx_row(l, wt, dy, r / l->ho, ih, dx);
+    }
+}
+
 void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x, const float *dy,
                          float *dx)
 {
@@ -239,7 +244,7 @@ void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x,
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < DW_PARTS; p++)
-        grad_part(l, wt, n_rows, p, x, dy, parts + p * part_len);
+        grad_part(l, wt, n_rows, p, x, dy, parts + p * part_len, dx);
     for (int p = 1; p < DW_PARTS; p++)
         for (size_t i = 0; i < part_len; i++)
             parts[i] += parts[p * part_len + i];
@@ -251,8 +256,4 @@ void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x,
         for (int i = 0; i < c; i++)
             db[i] += parts[t * c + i];
     }
-    if (!dx) return;
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < s->n * l->h; r++)
-        dx_row(l, wt, dy, r / l->h, r % l->h, dx);
 }

@@ -1,8 +1,10 @@
 /* dwconv: the direct NHWC depthwise layer against a double-precision reference (strides,
- * asymmetric kernels and padding, channel counts off the vector width), central-difference
- * gradients of x, W and b, accumulation into grad, bitwise independence of the thread count,
- * exact workspace size, and geometry validation. */
+ * asymmetric kernels and padding, input rows past the last output row's stride, channel counts
+ * off the vector width; every dx element written), central-difference gradients of x, W and b,
+ * accumulation into grad, bitwise independence of the thread count, exact workspace size, and
+ * geometry validation. */
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +116,8 @@ static void check_against_ref(const dw_case *c, uint64_t seed)
     float *gf = to_float(dw, f.nw + f.nb, GRAD0);
     mpq_dwconv_forward(&f.l, &f.s, f.x, f.y);
     ck_assert(mpq_ck_allclose(f.y, yf, f.ny, 1e-5f, 1e-5f, "dwconv y"));
+    for (size_t i = 0; i < f.nx; i++) /* every dx element must be written */
+        f.dx[i] = NAN;
     mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, f.dx);
     ck_assert(mpq_ck_allclose(f.dx, dxf, f.nx, 1e-5f, 1e-5f, "dwconv dx"));
     ck_assert(mpq_ck_allclose(f.grad, gf, f.nw + f.nb, 1e-4f, 1e-4f, "dwconv dW,db"));
@@ -153,6 +157,10 @@ static const dw_case CASE_S2 = {2, 7, 5, 5, 3, 3, 2, 2, 1, 1, 1};
 static const dw_case CASE_RECT = {3, 6, 7, 19, 5, 3, 1, 2, 2, 1, 0};
 static const dw_case CASE_WIDE = {1, 4, 3, 70, 3, 3, 1, 1, 1, 1, 1};
 static const dw_case CASE_BIG = {40, 8, 8, 33, 3, 3, 1, 1, 1, 1, 1}; /* rows > partial count */
+/* input rows past the last output row's stride (6, 7; 7 read by no tap), and a padding so wide
+ * that the last output row's stride starts past the input */
+static const dw_case CASE_TAIL_ROWS = {3, 8, 6, 16, 3, 3, 2, 2, 0, 0, 0};
+static const dw_case CASE_WIDE_PAD = {2, 5, 5, 16, 3, 3, 2, 1, 2, 2, 1};
 
 START_TEST(test_dwconv_matches_reference)
 {
@@ -160,6 +168,8 @@ START_TEST(test_dwconv_matches_reference)
     check_against_ref(&CASE_RECT, 2);
     check_against_ref(&CASE_WIDE, 3);
     check_against_ref(&CASE_BIG, 4);
+    check_against_ref(&CASE_TAIL_ROWS, 5);
+    check_against_ref(&CASE_WIDE_PAD, 6);
 }
 END_TEST
 
