@@ -5,14 +5,16 @@
  * accumulators stay in registers; builds without AVX-512/AVX2 run the references. */
 #include "kernels/dwk.h"
 
+#include <stdint.h>
+
 #include "kernels/simd.h"
 
 void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                         float *out, ptrdiff_t out_ps, int accumulate)
+                         float *out, ptrdiff_t out_ps, int store)
 {
     for (int p = 0; p < pix; p++)
         for (int j = 0; j < c; j++) {
-            float acc = accumulate ? out[p * out_ps + j] : 0.0f;
+            float acc = store == MPQ_DWK_ADD ? out[p * out_ps + j] : 0.0f;
             for (int k = 0; k < t->n; k++)
                 acc += in[p * in_ps + t->off[k] + j] * t->w[k][j];
             out[p * out_ps + j] = acc;
@@ -98,7 +100,7 @@ ALWAYS_INLINE void fwd_group(const int P, const int G, const int DESC, const int
 /* P pixels of one channel vector (lanes of m) at channel j0, over the tap groups. */
 ALWAYS_INLINE void fwd_tile(const int P, const int MASKED, const mpq_dwk_taps *t,
                             const tap_group *gr, int ng, int j0, vmask m, const float *in,
-                            ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int accumulate)
+                            ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int store)
 {
     vf acc[PMAX];
 #pragma GCC unroll 16
@@ -127,9 +129,11 @@ ALWAYS_INLINE void fwd_tile(const int P, const int MASKED, const mpq_dwk_taps *t
     for (int p = 0; p < P; p++) {
         float *o = out + p * out_ps + j0;
         if (MASKED)
-            VSTOREM(o, m, accumulate ? VADD(VLOADM(o, m), acc[p]) : acc[p]);
+            VSTOREM(o, m, store == MPQ_DWK_ADD ? VADD(VLOADM(o, m), acc[p]) : acc[p]);
+        else if (store == MPQ_DWK_STREAM)
+            VSTREAM(o, acc[p]);
         else
-            VSTORE(o, accumulate ? VADD(VLOAD(o), acc[p]) : acc[p]);
+            VSTORE(o, store == MPQ_DWK_ADD ? VADD(VLOAD(o), acc[p]) : acc[p]);
     }
 }
 
@@ -209,16 +213,15 @@ ALWAYS_INLINE void wgrad_rows3(const int NG, const int MASKED, const mpq_dwk_tap
 /* Plain and masked (channel tail) instances: masked stores of full vectors are slow on Zen 5. */
 #define FWD(P)                                                                                     \
     static void fwd_##P(const mpq_dwk_taps *t, const tap_group *gr, int ng, int j0, vmask m,       \
-                        const float *in, ptrdiff_t in_ps, float *out, ptrdiff_t out_ps,            \
-                        int accumulate)                                                            \
+                        const float *in, ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int store) \
     {                                                                                              \
-        fwd_tile(P, 0, t, gr, ng, j0, m, in, in_ps, out, out_ps, accumulate);                      \
+        fwd_tile(P, 0, t, gr, ng, j0, m, in, in_ps, out, out_ps, store);                           \
     }                                                                                              \
     static void fwdm_##P(const mpq_dwk_taps *t, const tap_group *gr, int ng, int j0, vmask m,      \
                          const float *in, ptrdiff_t in_ps, float *out, ptrdiff_t out_ps,           \
-                         int accumulate)                                                           \
+                         int store)                                                                \
     {                                                                                              \
-        fwd_tile(P, 1, t, gr, ng, j0, m, in, in_ps, out, out_ps, accumulate);                      \
+        fwd_tile(P, 1, t, gr, ng, j0, m, in, in_ps, out, out_ps, store);                           \
     }
 #define WG(TB)                                                                                     \
     static void wg_##TB(const mpq_dwk_taps *t, int k0, int pix, int j0, vmask m, const float *in,  \
@@ -282,19 +285,25 @@ static const wg_fn wg_tab[2][TBMAX + 1] = {
     },
 };
 
-void mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                     float *out, ptrdiff_t out_ps, int accumulate)
+int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
+                    float *out, ptrdiff_t out_ps, int store)
 {
     tap_group gr[MPQ_DWK_MAX_TAPS];
     const int ng = group_taps(t, in_ps, gr);
+    if (store == MPQ_DWK_STREAM &&
+        (c % VW || out_ps % VW || ((uintptr_t)out & (VW * sizeof(float) - 1))))
+        store = MPQ_DWK_WRITE;               /* streams whole aligned vectors only */
     for (int p0 = 0; p0 < pix; p0 += PMAX) { /* all channels of a tile: its inputs stay in L1 */
         const int np = pix - p0 < PMAX ? pix - p0 : PMAX;
         for (int j0 = 0; j0 < c; j0 += VW) {
             const int tail = c - j0 < VW;
             fwd_tab[tail][np](t, gr, ng, j0, VMASK(tail ? c - j0 : VW), in + p0 * in_ps, in_ps,
-                              out + p0 * out_ps, out_ps, accumulate);
+                              out + p0 * out_ps, out_ps, store);
         }
     }
+    if (store != MPQ_DWK_STREAM) return 0;
+    _mm_sfence(); /* the streamed outputs reach memory before any later read */
+    return 1;
 }
 
 #if NREG == 32
@@ -344,10 +353,11 @@ void mpq_dwk_wgrad(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdi
 
 #else /* no SIMD kernels in this build */
 
-void mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                     float *out, ptrdiff_t out_ps, int accumulate)
+int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
+                    float *out, ptrdiff_t out_ps, int store)
 {
-    mpq_dwk_forward_ref(t, pix, c, in, in_ps, out, out_ps, accumulate);
+    mpq_dwk_forward_ref(t, pix, c, in, in_ps, out, out_ps, store);
+    return 0;
 }
 
 void mpq_dwk_wgrad(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,

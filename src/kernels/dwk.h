@@ -17,12 +17,17 @@ typedef struct mpq_dwk_taps {
     float *dw[MPQ_DWK_MAX_TAPS];      /* its c weight gradients (mpq_dwk_wgrad) */
 } mpq_dwk_taps;
 
-/* out[p*out_ps + j] = (accumulate ? out[...] : 0) + sum_t in[p*in_ps + off[t] + j] * w[t][j]
- * for p < pix, j < c. */
-void mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                     float *out, ptrdiff_t out_ps, int accumulate);
+/* How the forward stores out: written, added to, or written past the caches (non-temporal
+ * stores, when c and out_ps are multiples of the vector width and out is aligned to it; else
+ * written; the call then ends with a store fence). */
+enum { MPQ_DWK_WRITE, MPQ_DWK_ADD, MPQ_DWK_STREAM };
+
+/* out[p*out_ps + j] = (store == MPQ_DWK_ADD ? out[...] : 0) + sum_t in[p*in_ps + off[t] + j] *
+ * w[t][j] for p < pix, j < c. Returns 1 when the outputs went past the caches, else 0. */
+int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
+                    float *out, ptrdiff_t out_ps, int store);
 void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                         float *out, ptrdiff_t out_ps, int accumulate);
+                         float *out, ptrdiff_t out_ps, int store);
 
 /* dw[t][j] += sum_{p < pix} in[p*in_ps + off[t] + j] * g[p*g_ps + j] for every tap t, j < c
  * (pixels summed in order per tap). */

@@ -79,7 +79,7 @@ int mpq_conv_init(mpq_conv *l, int h, int w, int cin, int cout, int kh, int kw, 
     l->wo = (w + 2 * pw - kw) / sw + 1;
     l->algo = pick_algo(l, 0);
     l->algo_bwd = pick_algo(l, 1);
-    l->stream_bytes = MPQ_CONV_STREAM_BYTES;
+    l->stream_bytes = MPQ_STREAM_BYTES;
     return MPQ_OK;
 }
 
@@ -381,12 +381,6 @@ static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0, 
     g->row0 = *r0;
 }
 
-/* Whether outputs of `per_sample` floats per sample go past the caches (mpq_conv.stream_bytes). */
-static int streams(const mpq_conv *l, const mpq_step *s, size_t per_sample)
-{
-    return (size_t)s->n * per_sample * sizeof(float) >= l->stream_bytes;
-}
-
 /* The direct forward; with sums, also the statistics of y per sample (mpq_conv_forward_sums):
  * each band sums its rows into the per-row block of the scratch, then the rows of each sample are
  * added in order. */
@@ -403,7 +397,7 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
     transpose(l->cout, k, mpq_cat(s->wq, l->weight), v.wpack);
     mpq_dconv_geom g0 = fwd_geom(l, v.zeros, off, clip);
     g0.shift = shift;
-    g0.stream = streams(l, s, (size_t)l->ho * l->wo * l->cout);
+    g0.stream = mpq_step_streams(s, (size_t)l->ho * l->wo * l->cout, l->stream_bytes);
 #pragma omp parallel for schedule(static)
     for (int it = 0; it < bd.total; it++) {
         mpq_dconv_geom g = g0;
@@ -435,26 +429,29 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
     }
 }
 
-/* The input gradient of a 1x1 stride-1 layer as a forward over dy with W (Cout, Cin) itself as
- * the (Cout, Cin) weights: geometry of one output row; bands set imgs, rows and row0. */
-static mpq_dconv_geom pointwise_dgrad_geom(const mpq_conv *l, const mpq_step *s, const float *zeros,
-                                           const ptrdiff_t *off)
+/* The input gradient's geometry (one phase of nb input pixels per row at the input's stride,
+ * nt taps of dy): a forward over dy with the phase's packed weights (taps, Cout, Cin); bands set
+ * imgs, rows and row0. A 1x1 stride-1 layer is one phase of one tap, W itself its weights. */
+static mpq_dconv_geom dgrad_geom(const mpq_conv *l, const mpq_step *s, int nb, int nt,
+                                 const ptrdiff_t *off, const int *clip, const float *zeros)
 {
     return (mpq_dconv_geom){.rows = 1,
-                            .pix = l->w,
+                            .pix = nb,
                             .in_rs = (ptrdiff_t)l->wo * l->cout,
                             .in_ps = l->cout,
-                            .out_rs = (ptrdiff_t)l->w * l->cin,
-                            .out_ps = l->cin,
+                            .out_rs = (ptrdiff_t)l->sh * l->w * l->cin,
+                            .out_ps = (ptrdiff_t)l->sw * l->cin,
                             .imgs = 1,
                             .in_is = (ptrdiff_t)l->ho * l->wo * l->cout,
                             .out_is = (ptrdiff_t)l->h * l->w * l->cin,
-                            .n_taps = 1,
+                            .n_taps = nt,
                             .off = off,
                             .c = l->cout,
                             .nv = l->cin,
+                            .clip = clip,
                             .zeros = zeros,
-                            .stream = streams(l, s, (size_t)l->h * l->w * l->cin)};
+                            .stream =
+                                mpq_step_streams(s, (size_t)l->h * l->w * l->cin, l->stream_bytes)};
 }
 
 /* dW += dy^T (patches of x): fixed sample ranges into partials, added in order into the first,
@@ -471,7 +468,7 @@ static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
     int clip[4 * MPQ_CONV_MAX_TAPS];
     const mpq_dconv_geom g0 = fwd_geom(l, v->zeros, off, clip);
     const ptrdiff_t dx_off = 0;
-    const mpq_dconv_geom gd0 = pointwise_dgrad_geom(l, s, v->zeros, &dx_off);
+    const mpq_dconv_geom gd0 = dgrad_geom(l, s, l->w, 1, &dx_off, NULL, v->zeros);
     const float *w = mpq_cat(s->wq, l->weight);
     MPQ_ASSERT(!dx || is_direct(l), "conv: the band-wise input gradient is for 1x1 layers");
 #pragma omp parallel for schedule(static)
@@ -557,22 +554,7 @@ static void dgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *
             const int na = (l->h - ry + l->sh - 1) / l->sh, nb = (l->w - rx + l->sw - 1) / l->sw;
             const int nt = dx_phase(l, ry, rx, na, nb, w, off, clip, wb);
             if (nt == 0 && accumulate) continue; /* no tap reaches this phase: dx += 0 */
-            const mpq_dconv_geom g0 = {.rows = 1,
-                                       .pix = nb,
-                                       .in_rs = (ptrdiff_t)l->wo * l->cout,
-                                       .in_ps = l->cout,
-                                       .out_rs = (ptrdiff_t)l->sh * l->w * l->cin,
-                                       .out_ps = (ptrdiff_t)l->sw * l->cin,
-                                       .imgs = 1,
-                                       .in_is = (ptrdiff_t)l->ho * l->wo * l->cout,
-                                       .out_is = (ptrdiff_t)l->h * l->w * l->cin,
-                                       .n_taps = nt,
-                                       .off = off,
-                                       .c = l->cout,
-                                       .nv = l->cin,
-                                       .clip = clip,
-                                       .zeros = v->zeros,
-                                       .stream = streams(l, s, (size_t)l->h * l->w * l->cin)};
+            const mpq_dconv_geom g0 = dgrad_geom(l, s, nb, nt, off, clip, v->zeros);
             const bands bd = make_bands(s->n, na, (size_t)nb * l->cin, 4 * omp_get_max_threads());
 #pragma omp parallel for schedule(static)
             for (int it = 0; it < bd.total; it++) {

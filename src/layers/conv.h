@@ -25,18 +25,11 @@ typedef struct mpq_conv {
     int h, w, cin;          /* input, per sample */
     int ho, wo, cout;       /* output, per sample */
     int kh, kw, sh, sw, ph, pw, groups;
-    mpq_slice weight; /* (Cout, KH, KW, Cin/groups) */
-    mpq_slice bias;   /* (Cout), n == 0: no bias */
-    /* Direct path: outputs (y, or dx in backward) of at least this many bytes per step (the
-     * whole batch) are written past the caches (non-temporal stores): they cannot be read back from
-     * cache anyway. MPQ_CONV_STREAM_BYTES from mpq_conv_init; the results do not depend on it. */
-    size_t stream_bytes;
+    mpq_slice weight;    /* (Cout, KH, KW, Cin/groups) */
+    mpq_slice bias;      /* (Cout), n == 0: no bias */
+    size_t stream_bytes; /* direct path: y (dx in backward) written past the caches from this
+                            many bytes per step (MPQ_STREAM_BYTES, core/step.h) */
 } mpq_conv;
-
-/* Measured on MobileNetV2 (batch 32, one thread, 32 MB L3): its expanded 112x112 and 56x56
- * tensors (58-154 MB per step) write 1.3-1.6x faster streamed; tensors of a few MB, which the
- * next layer reads from L3, stay cached. */
-#define MPQ_CONV_STREAM_BYTES ((size_t)16 << 20)
 
 /* Fills the geometry and picks the algorithms (weight and bias slices are set by the model
  * builder). Returns 0 or MPQ_E_ARG when the geometry is impossible (channels not divisible by

@@ -34,6 +34,7 @@ int mpq_dwconv_init(mpq_dwconv *l, int h, int w, int c, int kh, int kw, int sh, 
     l->kh = kh, l->kw = kw, l->sh = sh, l->sw = sw, l->ph = ph, l->pw = pw;
     l->ho = (h + 2 * ph - kh) / sh + 1;
     l->wo = (w + 2 * pw - kw) / sw + 1;
+    l->stream_bytes = MPQ_STREAM_BYTES;
     return MPQ_OK;
 }
 
@@ -119,7 +120,7 @@ typedef struct fwd_ctx {
     const mpq_dwconv *l;
     const float *xs;
     float *yr;
-    int accumulate;
+    int store; /* MPQ_DWK_* */
 } fwd_ctx;
 
 static void fwd_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
@@ -127,7 +128,7 @@ static void fwd_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
     const fwd_ctx *f = p;
     const int c = f->l->c;
     mpq_dwk_forward(t, pix, c, f->xs + (size_t)ow0 * f->l->sw * c, (ptrdiff_t)f->l->sw * c,
-                    f->yr + (size_t)ow0 * c, c, f->accumulate);
+                    f->yr + (size_t)ow0 * c, c, f->store);
 }
 
 void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y)
@@ -137,10 +138,13 @@ void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, 
     float *wt = s->ws;
     MPQ_ASSERT(s->ws_floats >= mpq_dwconv_ws_floats(l, s->n), "dwconv: workspace too small");
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
+    const int store = mpq_step_streams(s, (size_t)l->ho * l->wo * c, l->stream_bytes)
+                          ? MPQ_DWK_STREAM
+                          : MPQ_DWK_WRITE;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < s->n * l->ho; r++) {
         fwd_ctx f = {l, x + (size_t)(r / l->ho) * l->h * l->w * c, y + (size_t)r * l->wo * c,
-                     b != NULL};
+                     b ? MPQ_DWK_ADD : store};
         if (b)
             for (int ow = 0; ow < l->wo; ow++)
                 memcpy(f.yr + (size_t)ow * c, b, (size_t)c * sizeof *b);
@@ -163,7 +167,8 @@ static void wg_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
 
 /* dx row (n, ih): for each column phase rx, input column sw*b + rx takes the output-gradient
  * pixels (a + dr, b + dc) of the taps that read it, times their weights. */
-static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n, int ih, float *dx)
+static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n, int ih, int store,
+                   float *dx)
 {
     const int c = l->c, ry = ih % l->sh, a = ih / l->sh;
     const float *dys = dy + (size_t)n * l->ho * l->wo * c;
@@ -199,7 +204,7 @@ static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n,
                 }
             }
             mpq_dwk_forward(&t, run, c, dys + (size_t)b0 * c, c,
-                            row + ((size_t)b0 * l->sw + rx) * c, (ptrdiff_t)l->sw * c, 0);
+                            row + ((size_t)b0 * l->sw + rx) * c, (ptrdiff_t)l->sw * c, store);
             b0 += run;
         }
     }
@@ -209,10 +214,12 @@ static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n,
  * the input-gradient rows of each output row (input rows [sh*oh, sh*(oh + 1)), the last output
  * row of an image taking the rest) right after its weight gradient, while the rows of dy they
  * read are still in cache: dy comes from memory once. Every dx row is written by one part. */
-static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, const float *x,
-                      const float *dy, float *part, float *dx)
+static void grad_part(const mpq_dwconv *l, const mpq_step *s, const float *wt, int n_rows, int p,
+                      const float *x, const float *dy, float *part, float *dx)
 {
     const int c = l->c;
+    const int store = mpq_step_streams(s, (size_t)l->h * l->w * c, l->stream_bytes) ? MPQ_DWK_STREAM
+                                                                                    : MPQ_DWK_WRITE;
     float *pdb = part + taps(l) * c;
     memset(part, 0, (taps(l) + 1) * c * sizeof *part);
     const int r0 = (int)((long long)n_rows * p / DW_PARTS);
@@ -229,7 +236,7 @@ static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, c
         if (!dx) continue;
         const int oh = r % l->ho, ih1 = oh == l->ho - 1 ? l->h : (oh + 1) * l->sh;
         for (int ih = oh * l->sh; ih < ih1 && ih < l->h; ih++)
-            dx_row(l, wt, dy, r / l->ho, ih, dx);
+            dx_row(l, wt, dy, r / l->ho, ih, store, dx);
     }
 }
 
@@ -244,7 +251,7 @@ void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x,
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < DW_PARTS; p++)
-        grad_part(l, wt, n_rows, p, x, dy, parts + p * part_len, dx);
+        grad_part(l, s, wt, n_rows, p, x, dy, parts + p * part_len, dx);
     for (int p = 1; p < DW_PARTS; p++)
         for (size_t i = 0; i < part_len; i++)
             parts[i] += parts[p * part_len + i];

@@ -10,8 +10,10 @@ typedef struct mpq_dwconv {
     int h, w, c;
     int ho, wo;
     int kh, kw, sh, sw, ph, pw;
-    mpq_slice weight; /* (C, KH, KW, 1) */
-    mpq_slice bias;   /* (C) or absent */
+    mpq_slice weight;    /* (C, KH, KW, 1) */
+    mpq_slice bias;      /* (C) or absent */
+    size_t stream_bytes; /* y (dx in backward) written past the caches from this many bytes
+                            per step (MPQ_STREAM_BYTES, core/step.h) */
 } mpq_dwconv;
 
 int mpq_dwconv_init(mpq_dwconv *l, int h, int w, int c, int kh, int kw, int sh, int sw, int ph,

@@ -450,11 +450,11 @@ START_TEST(test_conv_streamed_outputs_are_bitwise_the_same)
         for (int add = 0; add < 2; add++) {
             fixture f;
             fixture_init(&f, cases[k], 110 + k);
-            ck_assert_uint_eq(f.l.stream_bytes, MPQ_CONV_STREAM_BYTES);
+            ck_assert_uint_eq(f.l.stream_bytes, MPQ_STREAM_BYTES);
             float *y = malloc(f.ny * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
             float *g = malloc(f.nw * sizeof *g);
             for (int streamed = 0; streamed < 2; streamed++) {
-                f.l.stream_bytes = streamed ? 0 : MPQ_CONV_STREAM_BYTES;
+                f.l.stream_bytes = streamed ? 0 : MPQ_STREAM_BYTES;
                 for (size_t i = 0; i < f.nw; i++)
                     f.grad[i] = GRAD0;
                 mpq_test_fill_uniform(f.dx, f.nx, -1, 1, 9);

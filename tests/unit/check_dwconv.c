@@ -1,8 +1,8 @@
 /* dwconv: the direct NHWC depthwise layer against a double-precision reference (strides,
  * asymmetric kernels and padding, input rows past the last output row's stride, channel counts
  * off the vector width; every dx element written), central-difference gradients of x, W and b,
- * accumulation into grad, bitwise independence of the thread count, exact workspace size, and
- * geometry validation. */
+ * accumulation into grad, bitwise independence of the thread count, outputs streamed past the
+ * caches, exact workspace size, and geometry validation. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -42,8 +42,8 @@ static void fixture_init(fixture *f, const dw_case *c, uint64_t seed)
     f->l.bias = (mpq_slice){f->nw, f->nb};
     f->nws = mpq_dwconv_ws_floats(&f->l, c->n);
     f->x = malloc(f->nx * sizeof(float));
-    f->dx = malloc(f->nx * sizeof(float));
-    f->y = malloc(f->ny * sizeof(float));
+    f->dx = aligned_alloc(64, (f->nx * sizeof(float) + 63) / 64 * 64); /* streamable */
+    f->y = aligned_alloc(64, (f->ny * sizeof(float) + 63) / 64 * 64);
     f->r = malloc(f->ny * sizeof(float));
     f->val = malloc((f->nw + f->nb) * sizeof(float));
     f->grad = malloc((f->nw + f->nb) * sizeof(float));
@@ -206,6 +206,42 @@ START_TEST(test_dwconv_is_independent_of_threads)
 }
 END_TEST
 
+/* Outputs streamed past the caches (stream_bytes 0; 32 channels: whole aligned vectors): y, dx
+ * and the parameter gradients bitwise those of the cached path, at strides 1 and 2. */
+START_TEST(test_dwconv_streamed_outputs_are_bitwise_the_same)
+{
+    /*                             n  h  w   c kh kw sh sw ph pw bias */
+    static const dw_case s1 = {3, 6, 7, 32, 3, 3, 1, 1, 1, 1, 0};
+    static const dw_case s2 = {2, 8, 7, 32, 3, 3, 2, 2, 1, 1, 1};
+    const dw_case *cases[2] = {&s1, &s2};
+    for (int k = 0; k < 2; k++) {
+        fixture f;
+        fixture_init(&f, cases[k], 30 + k);
+        ck_assert_uint_eq(f.l.stream_bytes, MPQ_STREAM_BYTES);
+        const size_t np = f.nw + f.nb;
+        float *y = malloc(f.ny * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
+        float *g = malloc(np * sizeof *g);
+        for (int streamed = 0; streamed < 2; streamed++) {
+            f.l.stream_bytes = streamed ? 0 : MPQ_STREAM_BYTES;
+            for (size_t i = 0; i < np; i++)
+                f.grad[i] = GRAD0;
+            mpq_dwconv_forward(&f.l, &f.s, f.x, f.y);
+            mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+            if (!streamed) {
+                memcpy(y, f.y, f.ny * sizeof *y);
+                memcpy(dx, f.dx, f.nx * sizeof *dx);
+                memcpy(g, f.grad, np * sizeof *g);
+            }
+        }
+        ck_assert_mem_eq(y, f.y, f.ny * sizeof *y);
+        ck_assert_mem_eq(dx, f.dx, f.nx * sizeof *dx);
+        ck_assert_mem_eq(g, f.grad, np * sizeof *g);
+        free(y), free(dx), free(g);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
 START_TEST(test_dwconv_init_rejects_bad_geometry)
 {
     mpq_dwconv l;
@@ -227,6 +263,7 @@ static Suite *dwconv_suite(void)
     tcase_add_test(tc, test_dwconv_matches_reference);
     tcase_add_test(tc, test_dwconv_gradients_match_central_differences);
     tcase_add_test(tc, test_dwconv_is_independent_of_threads);
+    tcase_add_test(tc, test_dwconv_streamed_outputs_are_bitwise_the_same);
     tcase_add_test(tc, test_dwconv_init_rejects_bad_geometry);
     suite_add_tcase(s, tc);
     return s;

@@ -249,7 +249,7 @@ END_TEST
 /* Depthwise kernels: pix pixels at stride ps * c, n_taps taps on a kw-wide window (kw <= 5),
  * listed row by row, each row's columns left to right or, with desc, right to left (the order of
  * the input gradient's tap lists): at stride 1 the kernels take each row's taps as groups that
- * share input loads. */
+ * share input loads. Outputs written, added to and streamed past the caches. */
 static void check_dwk(int pix, int ps, int c, int n_taps, int kw, int desc, uint64_t seed)
 {
     const int wp = (pix - 1) * ps + 5, rows = (n_taps + kw - 1) / kw + 1;
@@ -269,13 +269,23 @@ static void check_dwk(int pix, int ps, int c, int n_taps, int kw, int desc, uint
     }
     mpq_test_fill_uniform(in, nin, -1, 1, seed);
     mpq_test_fill_uniform(w, ((size_t)n_taps + 1) * c, -1, 1, seed + 1);
-    for (int accumulate = 0; accumulate < 2; accumulate++) {
+    for (int store = MPQ_DWK_WRITE; store <= MPQ_DWK_ADD; store++) {
         mpq_test_fill_uniform(o1, nout, -1, 1, seed + 2);
         memcpy(o2, o1, nout * sizeof *o2);
-        mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3, accumulate);
-        mpq_dwk_forward_ref(&t2, pix, c, in, (ptrdiff_t)ps * c, o2, c + 3, accumulate);
+        ck_assert_int_eq(mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3, store), 0);
+        mpq_dwk_forward_ref(&t2, pix, c, in, (ptrdiff_t)ps * c, o2, c + 3, store);
         ck_assert(mpq_ck_allclose(o1, o2, nout, 1e-5f, 1e-5f, "dwk forward"));
     }
+    /* streamed, into aligned pixels (out_ps = c): bitwise the written outputs; whole aligned
+     * vectors only (c a multiple of the vector width), else written */
+    const size_t nal = ((size_t)pix * c * sizeof(float) + 63) / 64 * 64;
+    float *s1 = aligned_alloc(64, nal), *s2 = aligned_alloc(64, nal);
+    mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s1, c, MPQ_DWK_WRITE);
+    const int v = mpq_dconv_vec();
+    ck_assert_int_eq(mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s2, c, MPQ_DWK_STREAM),
+                     v && c % v == 0);
+    ck_assert_mem_eq(s1, s2, (size_t)pix * c * sizeof *s1);
+    free(s1), free(s2);
     mpq_test_fill_uniform(d1, ((size_t)n_taps + 1) * c, -1, 1, seed + 3);
     memcpy(d2, d1, ((size_t)n_taps + 1) * c * sizeof *d2);
     mpq_dwk_wgrad(&t1, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3);
