@@ -270,30 +270,46 @@ START_TEST(test_conv_direct_matches_reference)
 }
 END_TEST
 
+/* y, dx and dW of a fixture's last run, kept to compare a later run with. */
+typedef struct results {
+    float *y, *dx, *g;
+} results;
+
+static results results_keep(const fixture *f)
+{
+    results r = {malloc(f->ny * sizeof(float)), malloc(f->nx * sizeof(float)),
+                 malloc(f->nw * sizeof(float))};
+    memcpy(r.y, f->y, f->ny * sizeof *r.y);
+    memcpy(r.dx, f->dx, f->nx * sizeof *r.dx);
+    memcpy(r.g, f->grad, f->nw * sizeof *r.g);
+    return r;
+}
+
+/* The fixture's y, dx and dW are bitwise those kept in r (freed). */
+static void results_check_same(const fixture *f, results *r)
+{
+    ck_assert_mem_eq(r->y, f->y, f->ny * sizeof *r->y);
+    ck_assert_mem_eq(r->dx, f->dx, f->nx * sizeof *r->dx);
+    ck_assert_mem_eq(r->g, f->grad, f->nw * sizeof *r->g);
+    free(r->y), free(r->dx), free(r->g);
+}
+
 /* Forward, dx and dW of one case with 1 and 2 threads: bitwise equal. */
 START_TEST(test_conv_direct_is_independent_of_threads)
 {
     fixture f;
     fixture_init(&f, &D_PARTS, 90);
-    float *y1 = malloc(f.ny * sizeof *y1), *dx1 = malloc(f.nx * sizeof *dx1);
-    float *g1 = malloc(f.nw * sizeof *g1);
+    results first;
     for (int t = 1; t <= 2; t++) {
         mpq_gemm_set_threads(t);
         for (size_t i = 0; i < f.nw; i++)
             f.grad[i] = 0.0f;
         mpq_conv_forward(&f.l, &f.s, f.x, f.y);
         mpq_conv_backward(&f.l, &f.s, f.x, f.r, f.dx);
-        if (t == 1) {
-            memcpy(y1, f.y, f.ny * sizeof *y1);
-            memcpy(dx1, f.dx, f.nx * sizeof *dx1);
-            memcpy(g1, f.grad, f.nw * sizeof *g1);
-        }
+        if (t == 1) first = results_keep(&f);
     }
     mpq_gemm_set_threads(1);
-    ck_assert_mem_eq(y1, f.y, f.ny * sizeof *y1);
-    ck_assert_mem_eq(dx1, f.dx, f.nx * sizeof *dx1);
-    ck_assert_mem_eq(g1, f.grad, f.nw * sizeof *g1);
-    free(y1), free(dx1), free(g1);
+    results_check_same(&f, &first);
     fixture_free(&f);
 }
 END_TEST
@@ -451,8 +467,7 @@ START_TEST(test_conv_streamed_outputs_are_bitwise_the_same)
             fixture f;
             fixture_init(&f, cases[k], 110 + k);
             ck_assert_uint_eq(f.l.stream_bytes, MPQ_STREAM_BYTES);
-            float *y = malloc(f.ny * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
-            float *g = malloc(f.nw * sizeof *g);
+            results cached;
             for (int streamed = 0; streamed < 2; streamed++) {
                 f.l.stream_bytes = streamed ? 0 : MPQ_STREAM_BYTES;
                 for (size_t i = 0; i < f.nw; i++)
@@ -460,16 +475,9 @@ START_TEST(test_conv_streamed_outputs_are_bitwise_the_same)
                 mpq_test_fill_uniform(f.dx, f.nx, -1, 1, 9);
                 mpq_conv_forward(&f.l, &f.s, f.x, f.y);
                 (add ? mpq_conv_backward_add : mpq_conv_backward)(&f.l, &f.s, f.x, f.r, f.dx);
-                if (!streamed) {
-                    memcpy(y, f.y, f.ny * sizeof *y);
-                    memcpy(dx, f.dx, f.nx * sizeof *dx);
-                    memcpy(g, f.grad, f.nw * sizeof *g);
-                }
+                if (!streamed) cached = results_keep(&f);
             }
-            ck_assert_mem_eq(y, f.y, f.ny * sizeof *y);
-            ck_assert_mem_eq(dx, f.dx, f.nx * sizeof *dx);
-            ck_assert_mem_eq(g, f.grad, f.nw * sizeof *g);
-            free(y), free(dx), free(g);
+            results_check_same(&f, &cached);
             fixture_free(&f);
         }
 }

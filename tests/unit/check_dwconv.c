@@ -181,27 +181,51 @@ START_TEST(test_dwconv_gradients_match_central_differences)
 }
 END_TEST
 
+/* y, dx and the parameter gradients of a fixture's last run, kept to compare a later run with. */
+typedef struct results {
+    float *y, *dx, *g;
+} results;
+
+static results results_keep(const fixture *f)
+{
+    const size_t np = f->nw + f->nb;
+    results r = {malloc(f->ny * sizeof(float)), malloc(f->nx * sizeof(float)),
+                 malloc(np * sizeof(float))};
+    memcpy(r.y, f->y, f->ny * sizeof *r.y);
+    memcpy(r.dx, f->dx, f->nx * sizeof *r.dx);
+    memcpy(r.g, f->grad, np * sizeof *r.g);
+    return r;
+}
+
+/* The fixture's y, dx and parameter gradients are bitwise those kept in r (freed). */
+static void results_check_same(const fixture *f, results *r)
+{
+    ck_assert_mem_eq(r->y, f->y, f->ny * sizeof *r->y);
+    ck_assert_mem_eq(r->dx, f->dx, f->nx * sizeof *r->dx);
+    ck_assert_mem_eq(r->g, f->grad, (f->nw + f->nb) * sizeof *r->g);
+    free(r->y), free(r->dx), free(r->g);
+}
+
+/* A forward and a backward with the gradients reset to GRAD0 first. */
+static void run_layer(fixture *f)
+{
+    for (size_t i = 0; i < f->nw + f->nb; i++)
+        f->grad[i] = GRAD0;
+    mpq_dwconv_forward(&f->l, &f->s, f->x, f->y);
+    mpq_dwconv_backward(&f->l, &f->s, f->x, f->r, f->dx);
+}
+
 START_TEST(test_dwconv_is_independent_of_threads)
 {
     fixture f;
     fixture_init(&f, &CASE_BIG, 20);
-    const size_t np = f.nw + f.nb;
-    float *y1 = malloc(f.ny * sizeof *y1), *dx1 = malloc(f.nx * sizeof *dx1);
-    float *g1 = malloc(np * sizeof *g1);
     mpq_gemm_set_threads(1);
-    mpq_dwconv_forward(&f.l, &f.s, f.x, y1);
-    mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, dx1);
-    memcpy(g1, f.grad, np * sizeof *g1);
-    for (size_t i = 0; i < np; i++)
-        f.grad[i] = GRAD0;
+    run_layer(&f);
+    results one = results_keep(&f);
     mpq_gemm_set_threads(2);
-    mpq_dwconv_forward(&f.l, &f.s, f.x, f.y);
-    mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+    run_layer(&f);
     mpq_gemm_set_threads(1);
-    ck_assert_mem_eq(y1, f.y, f.ny * sizeof *y1);
-    ck_assert_mem_eq(dx1, f.dx, f.nx * sizeof *dx1);
-    ck_assert_mem_eq(g1, f.grad, np * sizeof *g1);
-    free(y1), free(dx1), free(g1);
+    results_check_same(&f, &one);
     fixture_free(&f);
 }
 END_TEST
@@ -218,25 +242,11 @@ START_TEST(test_dwconv_streamed_outputs_are_bitwise_the_same)
         fixture f;
         fixture_init(&f, cases[k], 30 + k);
         ck_assert_uint_eq(f.l.stream_bytes, MPQ_STREAM_BYTES);
-        const size_t np = f.nw + f.nb;
-        float *y = malloc(f.ny * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
-        float *g = malloc(np * sizeof *g);
-        for (int streamed = 0; streamed < 2; streamed++) {
-            f.l.stream_bytes = streamed ? 0 : MPQ_STREAM_BYTES;
-            for (size_t i = 0; i < np; i++)
-                f.grad[i] = GRAD0;
-            mpq_dwconv_forward(&f.l, &f.s, f.x, f.y);
-            mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, f.dx);
-            if (!streamed) {
-                memcpy(y, f.y, f.ny * sizeof *y);
-                memcpy(dx, f.dx, f.nx * sizeof *dx);
-                memcpy(g, f.grad, np * sizeof *g);
-            }
-        }
-        ck_assert_mem_eq(y, f.y, f.ny * sizeof *y);
-        ck_assert_mem_eq(dx, f.dx, f.nx * sizeof *dx);
-        ck_assert_mem_eq(g, f.grad, np * sizeof *g);
-        free(y), free(dx), free(g);
+        run_layer(&f);
+        results cached = results_keep(&f);
+        f.l.stream_bytes = 0;
+        run_layer(&f);
+        results_check_same(&f, &cached);
         fixture_free(&f);
     }
 }
