@@ -285,11 +285,23 @@ static const wg_fn wg_tab[2][TBMAX + 1] = {
     },
 };
 
+/* Prefetches the input vectors at channel j0 that the forward tile of np pixels at `in` reads:
+ * each group's np + g - 1 columns. Inlined: GCC takes a function whose only effects are
+ * prefetches for one without effects, and drops its calls. */
+ALWAYS_INLINE void prefetch_tile(const tap_group *gr, int ng, int np, const float *in,
+                                 ptrdiff_t in_ps, int j0)
+{
+    for (int k = 0; k < ng; k++)
+        for (int q = 0; q < np + gr[k].g - 1; q++)
+            __builtin_prefetch(in + gr[k].base + j0 + q * in_ps);
+}
+
 int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
                     float *out, ptrdiff_t out_ps, int store)
 {
     tap_group gr[MPQ_DWK_MAX_TAPS];
     const int ng = group_taps(t, in_ps, gr);
+    const int prefetch = store == MPQ_DWK_STREAM; /* the tensors do not fit the caches */
     if (store == MPQ_DWK_STREAM &&
         (c % VW || out_ps % VW || ((uintptr_t)out & (VW * sizeof(float) - 1))))
         store = MPQ_DWK_WRITE;               /* streams whole aligned vectors only */
@@ -297,6 +309,10 @@ int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrd
         const int np = pix - p0 < PMAX ? pix - p0 : PMAX;
         for (int j0 = 0; j0 < c; j0 += VW) {
             const int tail = c - j0 < VW;
+            if (prefetch && p0 + PMAX < pix) {
+                const int next = pix - p0 - PMAX < PMAX ? pix - p0 - PMAX : PMAX;
+                prefetch_tile(gr, ng, next, in + (p0 + PMAX) * in_ps, in_ps, j0);
+            }
             fwd_tab[tail][np](t, gr, ng, j0, VMASK(tail ? c - j0 : VW), in + p0 * in_ps, in_ps,
                               out + p0 * out_ps, out_ps, store);
         }

@@ -17,9 +17,12 @@ typedef struct mpq_dwk_taps {
     float *dw[MPQ_DWK_MAX_TAPS];      /* its c weight gradients (mpq_dwk_wgrad) */
 } mpq_dwk_taps;
 
-/* How the forward stores out: written, added to, or written past the caches (non-temporal
- * stores, when c and out_ps are multiples of the vector width and out is aligned to it; else
- * written; the call then ends with a store fence). */
+/* How the forward stores out: written, added to, or, for tensors too large for the caches,
+ * written past them (non-temporal stores, when c and out_ps are multiples of the vector width
+ * and out is aligned to it, else written; the call then ends with a store fence) while each
+ * pixel tile prefetches the next one's input (measured on Zen 4, bench_dw, batch 32: 56x56x144
+ * forward 14.4 -> 8.5 ms, its backward 25.6 -> 19.4; on cache-resident 14x14 layers prefetching
+ * cost 5-10%). */
 enum { MPQ_DWK_WRITE, MPQ_DWK_ADD, MPQ_DWK_STREAM };
 
 /* out[p*out_ps + j] = (store == MPQ_DWK_ADD ? out[...] : 0) + sum_t in[p*in_ps + off[t] + j] *
