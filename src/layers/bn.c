@@ -47,6 +47,7 @@ void mpq_bn_init(mpq_bn *l, int hw, int c)
     l->c = c;
     l->eps = 1e-5f;
     l->momentum = 0.9f;
+    l->stream_bytes = MPQ_STREAM_BYTES;
 }
 
 size_t mpq_bn_cache_floats(const mpq_bn *l, int n, int n_groups)
@@ -145,6 +146,15 @@ static size_t sub_rows(int c) { return c >= BN_SUB_FLOATS ? 1 : (size_t)(BN_SUB_
 
 /* Rows per block of the row loops: about BN_RB_FLOATS floats of each tensor (at least 4 rows). */
 static size_t block_rows(int c) { return c >= BN_RB_FLOATS / 4 ? 4 : BN_RB_FLOATS / (size_t)c; }
+
+/* Whether an output (y, or dx) goes past the caches: a large tensor (mpq_bn.stream_bytes) whose
+ * wide rows (BN_SLICED_MAX channels and more, the only ones written line by line) are aligned
+ * lines. */
+static int streams(const mpq_bn *l, const mpq_step *s, const float *out)
+{
+    return l->c > BN_SLICED_MAX && mpq_stream_ok(out, (size_t)l->c) &&
+           mpq_step_streams(s, (size_t)l->hw * l->c, l->stream_bytes);
+}
 
 /* Runs CALL(W, w, j0) over the channel slices of a row of c channels, each w wide from j0. Rows
  * of up to BN_SLICED_MAX channels: slices of BN_SLICE while they fit, then one of BN_JB, each
@@ -334,16 +344,25 @@ ALWAYS_INLINE float act_value(const int kind, const mpq_ucore u, float o)
     return o;
 }
 
-#define BN_OUTPUT_BODY                                                                             \
-    yr[j] = act_value(kind, u, RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j]);
+#define BN_OUTPUT_VALUE act_value(kind, u, RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j])
+#define BN_OUTPUT_BODY yr[j] = BN_OUTPUT_VALUE;
+
+/* Runs BODY(t[j - j1]) over the row's n channels (a multiple of MPQ_STREAM_FLOATS) line by
+ * line, j from j1, and streams each line of t to out + j1 past the caches. */
+#define BN_STREAM_LOOP(n, out, BODY)                                                               \
+    for (int j1 = 0; j1 < (n); j1 += MPQ_STREAM_FLOATS) {                                          \
+        float t[MPQ_STREAM_FLOATS];                                                                \
+        _Pragma("omp simd") for (int j = j1; j < j1 + MPQ_STREAM_FLOATS;                           \
+                                 j++){BODY} mpq_stream_line((out) + j1, t);                        \
+    }
 
 /* y = act(x * a + b (+ res)) over channels [j0, j0 + w) of rows [q0, q1) (row stride c) with the
  * coefficients of their group; RES adds the residual input. W as in pass1_slice: the
  * coefficients stay in registers across the rows (y's stores could alias their memory, so they
- * would be reloaded per row). */
+ * would be reloaded per row). With stream, wide rows (W = 0) are written past the caches. */
 ALWAYS_INLINE void output_slice(const int kind, const int RES, const int W, int w, int c, int j0,
                                 const mpq_ucore u, const float *ka, const float *kb, const float *x,
-                                const float *res, size_t q0, size_t q1, float *y)
+                                const float *res, size_t q0, size_t q1, int stream, float *y)
 {
     const int n = W ? W : w;
     float la[BN_SLICE], lb[BN_SLICE];
@@ -356,32 +375,37 @@ ALWAYS_INLINE void output_slice(const int kind, const int RES, const int W, int 
     for (size_t r = q0; r < q1; r++) {
         const float *xr = x + r * c + j0, *rr = RES ? res + r * c + j0 : NULL;
         float *yr = y + r * c + j0;
-        BN_SLICE_LOOP(W, n, BN_OUTPUT_BODY);
+        if (!W && stream) {
+            BN_STREAM_LOOP(n, yr, t[j - j1] = BN_OUTPUT_VALUE;);
+        } else {
+            BN_SLICE_LOOP(W, n, BN_OUTPUT_BODY);
+        }
     }
 }
 
 ALWAYS_INLINE void output_rows_k(const int kind, const int RES, int c, const mpq_ucore u,
                                  const float *a, const float *b, const float *x, const float *res,
-                                 size_t r0, size_t r1, float *y)
+                                 size_t r0, size_t r1, int stream, float *y)
 {
     const size_t rb = block_rows(c);
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-#define OUTPUT_SLICE(W, w, j0) output_slice(kind, RES, W, w, c, j0, u, a, b, x, res, q0, q1, y)
+#define OUTPUT_SLICE(W, w, j0)                                                                     \
+    output_slice(kind, RES, W, w, c, j0, u, a, b, x, res, q0, q1, stream, y)
         BN_SLICES(c, OUTPUT_SLICE);
 #undef OUTPUT_SLICE
     }
 }
 
-#define OUTPUT_CALL0(K) output_rows_k(K, 0, c, u, a, b, x, res, r0, r1, y)
-#define OUTPUT_CALL1(K) output_rows_k(K, 1, c, u, a, b, x, res, r0, r1, y)
+#define OUTPUT_CALL0(K) output_rows_k(K, 0, c, u, a, b, x, res, r0, r1, stream, y)
+#define OUTPUT_CALL1(K) output_rows_k(K, 1, c, u, a, b, x, res, r0, r1, stream, y)
 BN_ROWS(output_rows,
         (int c, int kind, const mpq_ucore u, const float *a, const float *b, const float *x,
-         const float *res, size_t r0, size_t r1, float *y),
+         const float *res, size_t r0, size_t r1, int stream, float *y),
         OUTPUT_CALL0)
 BN_ROWS(output_rows_res,
         (int c, int kind, const mpq_ucore u, const float *a, const float *b, const float *x,
-         const float *res, size_t r0, size_t r1, float *y),
+         const float *res, size_t r0, size_t r1, int stream, float *y),
         OUTPUT_CALL1)
 
 /* The output pass over the chunks; a quantizer that is not fused is applied to each chunk
@@ -391,16 +415,18 @@ static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, 
 {
     mpq_ucore u = {0};
     const int kind = act_kind(act, s->val, &u), c = l->c;
+    const int apart = act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ; /* reads y back */
+    const int stream = !apart && streams(l, s, y);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
         size_t r0, r1;
         const size_t o = (size_t)chunk_rows(k, i, &r0, &r1) * c;
         if (res)
-            output_rows_res(c, kind, u, a + o, b + o, x, res, r0, r1, y);
+            output_rows_res(c, kind, u, a + o, b + o, x, res, r0, r1, stream, y);
         else
-            output_rows(c, kind, u, a + o, b + o, x, NULL, r0, r1, y);
-        if (act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ)
-            mpq_quant_forward(act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
+            output_rows(c, kind, u, a + o, b + o, x, NULL, r0, r1, stream, y);
+        if (apart) mpq_quant_forward(act->q, s->val, y + r0 * c, y + r0 * c, (r1 - r0) * c);
+        if (stream) mpq_stream_fence();
     }
 }
 
@@ -682,18 +708,18 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
 /* Pass 2 (training): dx = a * (g - mg - xhat * mgh) with the group means mg of g and mgh of
  * g * xhat; g read from gb (KIND_G; may be dx itself) or recomputed from dy (which dx may alias:
  * every element is read before it is written). */
-#define BN_DX_BODY                                                                                 \
+#define BN_DX_BODY(OUT)                                                                            \
     float ed, ex;                                                                                  \
     const float g =                                                                                \
         kind == KIND_G ? sr[j] : elem_grad(kind, !W, u, xr[j] * a[j] + b[j], sr[j], &ed, &ex);     \
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
-    d[j] = a[j] * (g - m1[j] - h * m2[j]);
+    OUT = a[j] * (g - m1[j] - h * m2[j]);
 
 /* Pass 2 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; sq: the block's staged g or
- * dy, from row q0); W as in pass1_slice. */
+ * dy, from row q0); W as in pass1_slice; stream as in output_slice. */
 ALWAYS_INLINE void dx_slice(const int kind, const int W, int w, int c, int j0, const bn_coefs *k,
                             const float *mg, const float *mgh, const float *x, const float *sq,
-                            size_t q0, size_t q1, float *dx)
+                            size_t q0, size_t q1, int stream, float *dx)
 {
     const mpq_ucore u = k->uq;
     const int n = W ? W : w;
@@ -710,13 +736,17 @@ ALWAYS_INLINE void dx_slice(const int kind, const int W, int w, int c, int j0, c
     for (size_t r = q0; r < q1; r++) {
         const float *xr = x + r * c + j0, *sr = sq + (r - q0) * c + j0;
         float *d = dx + r * c + j0;
-        BN_SLICE_LOOP(W, n, BN_DX_BODY);
+        if (!W && stream) {
+            BN_STREAM_LOOP(n, d, BN_DX_BODY(t[j - j1]));
+        } else {
+            BN_SLICE_LOOP(W, n, BN_DX_BODY(d[j]));
+        }
     }
 }
 
 ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const float *mg,
                              const float *mgh, const float *x, const float *dy, const float *gb,
-                             size_t r0, size_t r1, float *dx)
+                             size_t r0, size_t r1, int stream, float *dx)
 {
     const size_t rb = block_rows(c);
     float stage[BN_STAGE_FLOATS];
@@ -724,7 +754,7 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *src = kind == KIND_G ? gb : dy;
         const float *sq = staging(kind, c) ? staged(src, c, q0, q1, stage) : src + q0 * c;
-#define DX_SLICE(W, w, j0) dx_slice(kind, W, w, c, j0, k, mg, mgh, x, sq, q0, q1, dx)
+#define DX_SLICE(W, w, j0) dx_slice(kind, W, w, c, j0, k, mg, mgh, x, sq, q0, q1, stream, dx)
         BN_SLICES(c, DX_SLICE);
 #undef DX_SLICE
     }
@@ -732,7 +762,7 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
 
 #define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sed, sex)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
-#define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, dx)
+#define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, stream, dx)
 #define RES_CALL(K) pass1_rows_k(K, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
 BN_ROWS(sums_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
@@ -744,7 +774,7 @@ BN_ROWS(scale_rows,
         SCALE_CALL)
 BN_ROWS(dx_rows,
         (int c, int kind, const bn_coefs *k, const float *mg, const float *mgh, const float *x,
-         const float *dy, const float *gb, size_t r0, size_t r1, float *dx),
+         const float *dy, const float *gb, size_t r0, size_t r1, int stream, float *dx),
         DX_CALL)
 BN_ROWS(res_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *res, const float *dy,
@@ -911,13 +941,14 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
         v.kc[i] = (float)(sdy[i] / *cnt);
         v.kd[i] = (float)(sdyx[i] / *cnt);
     }
-    const int kind2 = gb ? KIND_G : kind;
+    const int kind2 = gb ? KIND_G : kind, stream = streams(l, s, dx);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k.total; i++) {
         size_t r0, r1;
         const int g = chunk_rows(&k, i, &r0, &r1);
         const size_t o = (size_t)g * c;
         const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o, uq};
-        dx_rows(c, kind2, &kc, v.kc + o, v.kd + o, x, dy, gb ? gb : dx, r0, r1, dx);
+        dx_rows(c, kind2, &kc, v.kc + o, v.kd + o, x, dy, gb ? gb : dx, r0, r1, stream, dx);
+        if (stream) mpq_stream_fence();
     }
 }

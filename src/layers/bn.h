@@ -23,6 +23,8 @@ typedef struct mpq_bn {
     mpq_slice sums;        /* arena, mpq_bn_sums_floats(l, n) floats, or empty: per-sample
                               statistics sums written by the producing convolution (see
                               mpq_bn_forward_sums); set by the plan */
+    size_t stream_bytes;   /* y and dx of wide rows written past the caches from this many bytes
+                              per step (MPQ_STREAM_BYTES, core/step.h) */
 } mpq_bn;
 
 /* Sets the geometry, eps = 1e-5 and momentum = 0.9; the slices are set by the model builder. */

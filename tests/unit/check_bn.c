@@ -47,9 +47,9 @@ static void fixture_init_c(fixture *f, int n, int groups, int c, uint64_t seed)
     f->l.cache = (mpq_slice){0, f->ncache};
     f->nws = mpq_bn_ws_floats(&f->l, n, groups);
     f->x = malloc(f->nx * sizeof(float));
-    f->y = malloc(f->nx * sizeof(float));
+    f->y = aligned_alloc(64, (f->nx * sizeof(float) + 63) / 64 * 64); /* streamable */
     f->r = malloc(f->nx * sizeof(float));
-    f->dx = malloc(f->nx * sizeof(float));
+    f->dx = aligned_alloc(64, (f->nx * sizeof(float) + 63) / 64 * 64);
     f->val = malloc((2 * c + 2) * sizeof(float)); /* gamma, beta, a quantizer's pair */
     f->grad = malloc((2 * c + 2) * sizeof(float));
     f->state = malloc(2 * c * sizeof(float));
@@ -419,6 +419,58 @@ START_TEST(test_bn_forward_from_sums_matches_the_pass)
 }
 END_TEST
 
+/* Wide rows streamed past the caches (stream_bytes 0) give the bits of the cached path: y, dx,
+ * the parameter gradients and the running statistics, for ReLU6, no activation, the fused
+ * quantizer, a quantizer applied apart (its output is not streamed; dx holds g between the
+ * passes) and a residual input; c = 80 (one piece) and 1040 (a piece of 1024 and one of 16). */
+static void check_streamed(int kind, const char *method, int c, int res, uint64_t seed)
+{
+    fixture f;
+    fixture_init_c(&f, 3, 1, c, seed);
+    ck_assert_uint_eq(f.l.stream_bytes, MPQ_STREAM_BYTES);
+    mpq_act act = make_act_q(&f, kind < 0 ? MPQ_ACT_RELU : (mpq_act_kind)kind, method);
+    const mpq_act *a = kind < 0 ? NULL : &act; /* kind -1: no activation */
+    float *rin = malloc(f.nx * sizeof *rin), *dres = malloc(f.nx * sizeof *dres);
+    float *y = malloc(f.nx * sizeof *y), *dx = malloc(f.nx * sizeof *dx);
+    float *grad = malloc((2 * (size_t)c + 2) * sizeof *grad), *st0 = malloc(2 * c * sizeof *st0);
+    mpq_test_fill_uniform(rin, f.nx, -1, 1, seed + 9);
+    memcpy(st0, f.state, 2 * c * sizeof *st0);
+    for (int streamed = 0; streamed < 2; streamed++) {
+        f.l.stream_bytes = streamed ? 0 : MPQ_STREAM_BYTES;
+        memcpy(f.state, st0, 2 * c * sizeof *st0);
+        for (int i = 0; i < 2 * c + 2; i++)
+            f.grad[i] = GRAD0;
+        mpq_bn_forward_res(&f.l, a, &f.s, f.x, res ? rin : NULL, f.y);
+        if (res)
+            mpq_bn_backward_res(&f.l, a, &f.s, f.x, rin, f.r, f.dx, dres);
+        else
+            mpq_bn_backward(&f.l, a, &f.s, f.x, f.r, f.dx);
+        if (!streamed) {
+            memcpy(y, f.y, f.nx * sizeof *y);
+            memcpy(dx, f.dx, f.nx * sizeof *dx);
+            memcpy(grad, f.grad, (2 * (size_t)c + 2) * sizeof *grad);
+        }
+    }
+    ck_assert_mem_eq(y, f.y, f.nx * sizeof *y);
+    ck_assert_mem_eq(dx, f.dx, f.nx * sizeof *dx);
+    ck_assert_mem_eq(grad, f.grad, (2 * (size_t)c + 2) * sizeof *grad);
+    free(rin), free(dres), free(y), free(dx), free(grad), free(st0);
+    fixture_free(&f);
+}
+
+START_TEST(test_bn_streamed_outputs_are_bitwise_the_same)
+{
+    static const int cs[2] = {80, 1040};
+    for (int i = 0; i < 2; i++) {
+        check_streamed(MPQ_ACT_RELU6, "", cs[i], 0, 600 + 10 * i);
+        check_streamed(-1, "", cs[i], 1, 601 + 10 * i);
+        check_streamed(MPQ_ACT_QUANT, "parametric_fp_d_xmax_relu", cs[i], 0, 602 + 10 * i);
+        check_streamed(MPQ_ACT_QUANT, "parametric_pow2_b_xmax_relu", cs[i], 0, 603 + 10 * i);
+        check_streamed(MPQ_ACT_RELU, "", cs[i], 1, 604 + 10 * i);
+    }
+}
+END_TEST
+
 /* Many row chunks (more rows than one chunk holds): 1 and 2 threads give identical bits. */
 START_TEST(test_bn_is_independent_of_threads)
 {
@@ -577,6 +629,7 @@ static Suite *bn_suite(void)
     tcase_add_test(tc, test_bn_fused_activation_matches_separate_layers);
     tcase_add_test(tc, test_bn_fused_quantizers_match_separate_layers);
     tcase_add_test(tc, test_bn_fused_residual_matches_separate_layers);
+    tcase_add_test(tc, test_bn_streamed_outputs_are_bitwise_the_same);
     tcase_add_test(tc, test_bn_is_independent_of_threads);
     tcase_add_test(tc, test_bn_ghost_groups_equal_separate_batches);
     tcase_add_test(tc, test_bn_sync_two_replicas_match_full_batch);
