@@ -3,8 +3,10 @@
  * loads J weight vectors and broadcasts P inputs), weight-gradient tiles are A input channels of
  * one tap x J gradient vectors (each pixel loads J gradient vectors and broadcasts A inputs).
  * Tiles are instantiated for constant (P|A, J) through an always-inlined body, so accumulators
- * stay in registers. AVX-512 (32 registers, 16 floats) or AVX2+FMA (16 registers, 8 floats);
- * other builds run the scalar references. No allocation; single-threaded (callers split work). */
+ * stay in registers. Forward tiles store past the caches where the geometry asks (g->stream)
+ * and prefetch the next tile's input where the hardware prefetchers lose it (PF_MIN_PS).
+ * AVX-512 (32 registers, 16 floats) or AVX2+FMA (16 registers, 8 floats); other builds run the
+ * scalar references. No allocation; single-threaded (callers split work). */
 #include "kernels/dconv.h"
 
 #include <stdint.h>

@@ -2,7 +2,9 @@
  * over all taps (each tap: one weight vector, P input vectors); weight-gradient tiles hold up to
  * TBMAX taps x one channel vector over all pixels (each pixel: one gradient vector, one input
  * vector per tap). Tiles are instantiated for constant sizes (always-inlined bodies) so their
- * accumulators stay in registers; builds without AVX-512/AVX2 run the references. */
+ * accumulators stay in registers. A streaming forward (MPQ_DWK_STREAM) stores past the caches
+ * and prefetches the next tile's input; the 3x3 weight gradient prefetches ahead of its row walk.
+ * Builds without AVX-512/AVX2 run the references. */
 #include "kernels/dwk.h"
 
 #include <stdint.h>
