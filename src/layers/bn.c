@@ -340,7 +340,7 @@ ALWAYS_INLINE float act_value(const int kind, const mpq_ucore u, float o)
         const float v = o > 0.0f ? o : 0.0f;
         return v < 6.0f ? v : 6.0f;
     }
-    if (kind == KIND_UQ) return mpq_ucore_forward(u, o, 1);
+    if (kind == KIND_UQ) return mpq_ucore_forward(u, o, 0, 1);
     return o;
 }
 

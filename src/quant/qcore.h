@@ -105,6 +105,16 @@ static inline float mpq_qround(float v)
     return copysignf(t, v);
 }
 
+/* mpq_qround(v) for v >= +0 or NaN, in fewer operations (the unsigned quantizers' clipped
+ * inputs): below 2^23 the nearest-even r differs from the half-away rounding only where v - r is
+ * exactly 0.5; the same bits as mpq_qround. */
+static inline float mpq_qround_nonneg(float v)
+{
+    float r = (v + 0x1p23f) - 0x1p23f;
+    r = r + (v - r == 0.5f ? 1.0f : 0.0f); /* v - r is exact */
+    return v < 0x1p23f ? r : v;            /* also keeps inf and NaN */
+}
+
 /* logf as the spec fixes it: the correctly rounded float of the natural log. */
 static inline float mpq_qlogf(float v) { return (float)log((double)v); }
 

@@ -98,22 +98,27 @@ static void chain(mpq_qmethod m, const mpq_ucore *k, float gd, float gx, float g
     gp[1] = k->pass1 ? g1 : 0.0f;
 }
 
-/* The core's forward over one chunk. RECIP (a constant at each call site) selects multiplication
- * by the exact reciprocal instead of the division. */
+/* The core's forward over one chunk. SIGN (k.sign) and RECIP (multiplication by the exact
+ * reciprocal instead of the division) are constants at each call site. */
 static inline __attribute__((always_inline)) void
-core_forward(const mpq_ucore *kp, const float *x, float *q, size_t n, int recip)
+core_forward(const mpq_ucore *kp, const float *x, float *q, size_t n, int sign, int recip)
 {
     const mpq_ucore k = *kp;
 #pragma omp simd
     for (size_t i = 0; i < n; i++)
-        q[i] = mpq_ucore_forward(k, x[i], recip);
+        q[i] = mpq_ucore_forward(k, x[i], sign, recip);
 }
 
 static void chunk_forward(const void *kp, const float *x, float *q, size_t n)
 {
     const mpq_ucore *k = kp;
-    if (k->inv_d != 0.0f) core_forward(k, x, q, n, 1);
-    else core_forward(k, x, q, n, 0);
+    if (k->sign) {
+        if (k->inv_d != 0.0f) core_forward(k, x, q, n, 1, 1);
+        else core_forward(k, x, q, n, 1, 0);
+    } else {
+        if (k->inv_d != 0.0f) core_forward(k, x, q, n, 0, 1);
+        else core_forward(k, x, q, n, 0, 0);
+    }
 }
 
 /* The core's backward over one chunk: writes gx, adds the sums of e_d and e_xmax into acc.

@@ -26,14 +26,24 @@ int mpq_quant_ucore(const mpq_quant *q, const float *val, mpq_ucore *k);
 void mpq_quant_ucore_grads(const mpq_quant *q, const mpq_ucore *k, double sum_ed, double sum_ex,
                            float *grad);
 
-/* Q(x). RECIP (a constant at each call site, true only where k.inv_d != 0) multiplies by the
- * exact reciprocal instead of dividing. */
-static inline __attribute__((always_inline)) float mpq_ucore_forward(const mpq_ucore k, float x,
-                                                                     const int recip)
+/* round(c2 / d) of a clipped input; SIGN (k.sign, a constant at each call site) false: c2 is in
+ * [0, xmax] (xmin = 0, and a NaN x clips to 0), so the shorter non-negative rounding gives the
+ * same bits. */
+static inline __attribute__((always_inline)) float mpq_ucore_round(const mpq_ucore k, float c2,
+                                                                   const int sign, const int recip)
+{
+    const float v = recip ? c2 * k.inv_d : c2 / k.d;
+    return sign ? mpq_qround(v) : mpq_qround_nonneg(v);
+}
+
+/* Q(x). SIGN is k.sign and RECIP (true only where k.inv_d != 0) multiplies by the exact
+ * reciprocal instead of dividing, both constants at each call site. */
+static inline __attribute__((always_inline)) float
+mpq_ucore_forward(const mpq_ucore k, float x, const int sign, const int recip)
 {
     float c1 = x > k.xmin ? x : k.xmin;   /* maximum2(x, xmin) */
     float c2 = c1 < k.xmax ? c1 : k.xmax; /* minimum2(c1, xmax) */
-    return k.d * mpq_qround(recip ? c2 * k.inv_d : c2 / k.d);
+    return k.d * mpq_ucore_round(k, c2, sign, recip);
 }
 
 /* dQ/dx * g, the function graph's backward in the reference's order; writes the element's terms
@@ -47,7 +57,7 @@ static inline __attribute__((always_inline)) float mpq_ucore_backward(const mpq_
 {
     float c1 = x > k.xmin ? x : k.xmin;
     float c2 = c1 < k.xmax ? c1 : k.xmax;
-    float r = mpq_qround(recip ? c2 * k.inv_d : c2 / k.d);
+    float r = mpq_ucore_round(k, c2, sign, recip);
     float g_r = g * k.d;                                   /* mul2(d, r): d/dr */
     float g_c2 = recip ? g_r * k.inv_d : g_r / k.d;        /* div2: d/dx0 */
     float g_c1 = (float)(c1 < k.xmax) * g_c2;              /* minimum2: d/dx0 */

@@ -587,6 +587,38 @@ START_TEST(test_quant_constants_and_round)
 }
 END_TEST
 
+/* mpq_qround_nonneg gives the bits of mpq_qround on +0, every integer and half below 2^24 and
+ * their neighbours, a million random non-negative floats, inf and NaN. */
+static int same_round_bits(float v)
+{
+    const float a = mpq_qround(v), b = mpq_qround_nonneg(v);
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+START_TEST(test_quant_round_nonneg_matches_round)
+{
+    int bad = 0;
+    for (uint32_t i = 0; i < (1u << 25); i++) {
+        const float v = (float)i * 0.5f;
+        bad += !same_round_bits(v) + !same_round_bits(nextafterf(v, INFINITY)) +
+               !same_round_bits(nextafterf(v, 0.0f));
+    }
+    mpq_rng r;
+    mpq_rng_seed(&r, 5, 0, 0);
+    for (int i = 0; i < 1000000; i++) {
+        const uint32_t bits = (uint32_t)(mpq_rng_uniform(&r) * 2147483648.0); /* sign bit clear */
+        float v;
+        memcpy(&v, &bits, 4);
+        bad += !same_round_bits(v);
+    }
+    bad += !same_round_bits(INFINITY) + !same_round_bits(NAN) + !same_round_bits(0.0f);
+    ck_assert_int_eq(bad, 0);
+    ck_assert_float_eq(mpq_qround_nonneg(2.5f), 3.0f);
+    ck_assert_float_eq(mpq_qround_nonneg(3.5f), 4.0f);
+    ck_assert_float_eq(mpq_qround_nonneg(0.49999997f), 0.0f);
+}
+END_TEST
+
 /* Q2 over n floats through the block routine of the library. */
 static void q2_lib(const float *a, float *q, size_t n)
 {
@@ -1054,6 +1086,7 @@ static Suite *quant_suite(void)
     TCase *tc = tcase_create("quant");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_quant_constants_and_round);
+    tcase_add_test(tc, test_quant_round_nonneg_matches_round);
     tcase_add_test(tc, test_quant_q2_bits_match_exact_logs);
     tcase_add_test(tc, test_quant_hand_computed_cases);
     tcase_add_test(tc, test_quant_uniform_methods_match_reference);
