@@ -50,10 +50,11 @@ cleanup() { # the jobs, then the daemons started here, by their PIDs
 }
 trap cleanup EXIT
 
-free_port() { # an unused TCP port on 127.0.0.1
+free_port() { # free_port [TAKEN...]: an unused TCP port on 127.0.0.1, none of TAKEN
     local p
     while :; do
         p=$((20000 + RANDOM % 30000))
+        [[ " $* " == *" $p "* ]] && continue
         (exec 3<> "/dev/tcp/127.0.0.1/$p") 2> /dev/null || { echo "$p"; return; }
     done
 }
@@ -61,12 +62,13 @@ daemon() { # daemon PIDFILE COMMAND...: starts a daemon that writes PIDFILE
     pidfiles+=("$1")
     local f=$1
     shift
-    if "$@" && wait_for 10 test -s "$f"; then return; fi
+    # 30 s: make check runs other tests beside this one, and a loaded machine starts slowly
+    if "$@" && wait_for 30 test -s "$f"; then return; fi
     # slurmd 22.05 needs cgroups even with proctrack/linuxproc: no usable cgroup, no SLURM here
     if grep -s "error" "$tmp"/slurmd-*.log | grep -i cgroup; then
         echo "SKIP: slurmd cannot start on this machine's cgroups (its log above)"; exit 77
     fi
-    echo "FAIL: $* did not start (no $f)"; tail -20 "$tmp"/*.log; exit 1
+    echo "FAIL: $* did not start (no $f)"; tail -n 20 "$tmp"/*.log; exit 1
 }
 
 # ---- munge: own key, socket, pid and log
@@ -80,13 +82,17 @@ daemon "$tmp/munge/pid" munged --socket="$tmp/munge/sock" --key-file="$tmp/munge
 # requeued job may start again cred_expire seconds after its requeue (default 120), at the next
 # pass of the scheduler (every sched_interval seconds, default 60)
 cpus=$(slurmd -C | sed -n 's/^NodeName=[^ ]* \(CPUs=.*\) RealMemory=.*/\1/p')
+# three distinct ports (two random picks could coincide, and the second daemon would not bind)
+port_ctl=$(free_port)
+port_n1=$(free_port "$port_ctl")
+port_n2=$(free_port "$port_ctl" "$port_n1")
 mkdir "$tmp/state"
 cat > "$tmp/slurm.conf" << CONF
 ClusterName=mpqtest
 SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
-SlurmctldPort=$(free_port)
+SlurmctldPort=$port_ctl
 AuthType=auth/munge
 AuthInfo=socket=$tmp/munge/sock,cred_expire=5
 CredType=cred/munge
@@ -108,8 +114,8 @@ JobCompType=jobcomp/none
 ReturnToService=2
 SchedulerType=sched/builtin
 SchedulerParameters=sched_interval=1
-NodeName=n1 NodeAddr=127.0.0.1 Port=$(free_port) $cpus
-NodeName=n2 NodeAddr=127.0.0.1 Port=$(free_port) $cpus
+NodeName=n1 NodeAddr=127.0.0.1 Port=$port_n1 $cpus
+NodeName=n2 NodeAddr=127.0.0.1 Port=$port_n2 $cpus
 PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$tmp/slurm.conf"
