@@ -9,7 +9,6 @@
  * scalar references. No allocation; single-threaded (callers split work). */
 #include "kernels/dconv.h"
 
-#include <stdint.h>
 #include <string.h>
 
 #include "kernels/simd.h"
@@ -489,8 +488,6 @@ static vmask block_mask(int j0, int J, int nvec, int rem)
 {
     return VMASK(j0 + J == nvec ? rem : VW);
 }
-
-static int vec_aligned(const float *p) { return ((uintptr_t)p & (VW * sizeof(float) - 1)) == 0; }
 
 int mpq_dconv_forward(const mpq_dconv_geom *g, const float *in, const float *w, float *out,
                       int accumulate)

@@ -7,8 +7,6 @@
  * Builds without AVX-512/AVX2 run the references. */
 #include "kernels/dwk.h"
 
-#include <stdint.h>
-
 #include "kernels/simd.h"
 
 void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
@@ -315,8 +313,7 @@ int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrd
     tap_group gr[MPQ_DWK_MAX_TAPS];
     const int ng = group_taps(t, in_ps, gr);
     const int prefetch = store == MPQ_DWK_STREAM; /* the tensors do not fit the caches */
-    if (store == MPQ_DWK_STREAM &&
-        (c % VW || out_ps % VW || ((uintptr_t)out & (VW * sizeof(float) - 1))))
+    if (store == MPQ_DWK_STREAM && (c % VW || out_ps % VW || !vec_aligned(out)))
         store = MPQ_DWK_WRITE;               /* streams whole aligned vectors only */
     for (int p0 = 0; p0 < pix; p0 += PMAX) { /* all channels of a tile: its inputs stay in L1 */
         const int np = pix - p0 < PMAX ? pix - p0 : PMAX;

@@ -7,6 +7,8 @@
 #ifndef MPQ_KERNELS_SIMD_H
 #define MPQ_KERNELS_SIMD_H
 
+#include <stdint.h>
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define VW 16
@@ -62,5 +64,13 @@ typedef __m256d vd;
 #endif
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+#ifdef VW
+/* Whether p is aligned to a whole vector (VSTREAM's requirement). */
+ALWAYS_INLINE int vec_aligned(const float *p)
+{
+    return ((uintptr_t)p & (VW * sizeof(float) - 1)) == 0;
+}
+#endif
 
 #endif

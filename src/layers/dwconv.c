@@ -46,7 +46,10 @@ size_t mpq_dwconv_ws_floats(const mpq_dwconv *l, int n)
     return taps(l) * l->c + DW_PARTS * (taps(l) + 1) * l->c;
 }
 
-double mpq_dwconv_macs(const mpq_dwconv *l) { return (double)l->ho * l->wo * l->c * l->kh * l->kw; }
+double mpq_dwconv_macs(const mpq_dwconv *l)
+{
+    return (double)l->ho * l->wo * l->c * l->kh * l->kw;
+}
 
 /* wt (KH*KW, C) = W (C, KH*KW) transposed. */
 static void transpose_weights(const mpq_dwconv *l, const float *w, float *wt)
@@ -116,6 +119,13 @@ static void row_runs(const mpq_dwconv *l, const float *wt, float *dw, int oh, ro
     }
 }
 
+/* How the kernels store an output of per_sample floats per sample: past the caches when it is
+ * large (mpq_dwconv.stream_bytes), else plainly. */
+static int output_store(const mpq_dwconv *l, const mpq_step *s, size_t per_sample)
+{
+    return mpq_step_streams(s, per_sample, l->stream_bytes) ? MPQ_DWK_STREAM : MPQ_DWK_WRITE;
+}
+
 typedef struct fwd_ctx {
     const mpq_dwconv *l;
     const float *xs;
@@ -138,9 +148,7 @@ void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, 
     float *wt = s->ws;
     MPQ_ASSERT(s->ws_floats >= mpq_dwconv_ws_floats(l, s->n), "dwconv: workspace too small");
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
-    const int store = mpq_step_streams(s, (size_t)l->ho * l->wo * c, l->stream_bytes)
-                          ? MPQ_DWK_STREAM
-                          : MPQ_DWK_WRITE;
+    const int store = output_store(l, s, (size_t)l->ho * l->wo * c);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < s->n * l->ho; r++) {
         fwd_ctx f = {l, x + (size_t)(r / l->ho) * l->h * l->w * c, y + (size_t)r * l->wo * c,
@@ -213,13 +221,12 @@ static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n,
 /* Partial p's dW (KH*KW, C) and db (C) over output rows [rows*p/P, rows*(p+1)/P); with dx, also
  * the input-gradient rows of each output row (input rows [sh*oh, sh*(oh + 1)), the last output
  * row of an image taking the rest) right after its weight gradient, while the rows of dy they
- * read are still in cache: dy comes from memory once. Every dx row is written by one part. */
-static void grad_part(const mpq_dwconv *l, const mpq_step *s, const float *wt, int n_rows, int p,
-                      const float *x, const float *dy, float *part, float *dx)
+ * read are still in cache: dy comes from memory once. Every dx row is written by one part, as
+ * `store` says (MPQ_DWK_*). */
+static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, const float *x,
+                      const float *dy, float *part, float *dx, int store)
 {
     const int c = l->c;
-    const int store = mpq_step_streams(s, (size_t)l->h * l->w * c, l->stream_bytes) ? MPQ_DWK_STREAM
-                                                                                    : MPQ_DWK_WRITE;
     float *pdb = part + taps(l) * c;
     memset(part, 0, (taps(l) + 1) * c * sizeof *part);
     const int r0 = (int)((long long)n_rows * p / DW_PARTS);
@@ -249,9 +256,10 @@ void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x,
     float *dw = mpq_at(s->grad, l->weight);
     MPQ_ASSERT(s->ws_floats >= mpq_dwconv_ws_floats(l, s->n), "dwconv: workspace too small");
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
+    const int store = output_store(l, s, (size_t)l->h * l->w * c);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < DW_PARTS; p++)
-        grad_part(l, s, wt, n_rows, p, x, dy, parts + p * part_len, dx);
+        grad_part(l, wt, n_rows, p, x, dy, parts + p * part_len, dx, store);
     for (int p = 1; p < DW_PARTS; p++)
         for (size_t i = 0; i < part_len; i++)
             parts[i] += parts[p * part_len + i];
