@@ -16,16 +16,16 @@ typedef struct mpq_reducer {
 } mpq_reducer;
 
 typedef struct mpq_step {
-    const float *val; /* trainable values */
-    const float *wq;  /* conv/fc weights and biases after their quantizer (== val if none) */
-    float *grad;      /* gradients, same layout as val; layers add into it */
-    float *state;     /* non-trainable values (BN running statistics) */
-    float *arena;     /* activation arena: layer caches live here (slices set by the plan) */
-    float *ws;        /* scratch shared by all layers, at least ws_floats */
+    const float *val;   /* trainable values */
+    const float *wq;    /* conv/fc weights and biases after their quantizer (== val if none) */
+    float *grad;        /* gradients, same layout as val; layers add into it */
+    float *state;       /* non-trainable values (BN running statistics) */
+    float *arena;       /* activation arena: layer caches live here (slices set by the plan) */
+    float *ws;          /* scratch shared by all layers, at least ws_floats */
     size_t ws_floats;
-    int n;                     /* samples in the local batch */
-    int n_groups;              /* BN statistics groups; divides n */
-    int training;              /* 1: batch statistics, running-stat update, caches for backward */
+    int n;              /* samples in the local batch */
+    int n_groups;       /* BN statistics groups; divides n */
+    int training;       /* 1: batch statistics, running-stat update, caches for backward */
     const mpq_reducer *reduce; /* sync-BN across ranks, or NULL */
 } mpq_step;
 

@@ -347,14 +347,17 @@ ALWAYS_INLINE float act_value(const int kind, const mpq_ucore u, float o)
 #define BN_OUTPUT_VALUE act_value(kind, u, RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j])
 #define BN_OUTPUT_BODY yr[j] = BN_OUTPUT_VALUE;
 
-/* Runs BODY(t[j - j1]) over the row's n channels (a multiple of MPQ_STREAM_FLOATS) line by
- * line, j from j1, and streams each line of t to out + j1 past the caches. */
+/* Runs BODY (which writes t[j - j1]) over the row's n channels (a multiple of
+ * MPQ_STREAM_FLOATS) line by line, j from j1, and streams each line of t to out + j1 past the
+ * caches. */
+/* clang-format off */
 #define BN_STREAM_LOOP(n, out, BODY)                                                               \
     for (int j1 = 0; j1 < (n); j1 += MPQ_STREAM_FLOATS) {                                          \
         float t[MPQ_STREAM_FLOATS];                                                                \
-        _Pragma("omp simd") for (int j = j1; j < j1 + MPQ_STREAM_FLOATS;                           \
-                                 j++){BODY} mpq_stream_line((out) + j1, t);                        \
+        _Pragma("omp simd") for (int j = j1; j < j1 + MPQ_STREAM_FLOATS; j++) { BODY }             \
+        mpq_stream_line((out) + j1, t);                                                            \
     }
+/* clang-format on */
 
 /* y = act(x * a + b (+ res)) over channels [j0, j0 + w) of rows [q0, q1) (row stride c) with the
  * coefficients of their group; RES adds the residual input. W as in pass1_slice: the
