@@ -129,8 +129,8 @@ typedef struct kblock {
 /* Software prefetch of the next tile's input (measured on Zen 4, bench_conv, batch 32): the
  * hardware prefetchers lose track of a tile's interleaved pixel streams when each pixel spans
  * several lines and the input comes from memory once: 1x1 layers over 64+ channels with few
- * outputs (56x56 144->24 forward 14.5 -> 8.6 ms, 28x28 192->32 3.8 -> 3.0) and strided layers
- * (56x56 64->128 3x3 stride 2: 41 -> 37 ms); slower where a stride-1 kernel's taps or a
+ * outputs (56x56 144->24 forward 14.2-15.0 -> 9.1 ms, 28x28 192->32 3.3-4.2 -> 3.0) and strided
+ * layers (56x56 64->128 3x3 stride 2: 41 -> 36 ms); slower where a stride-1 kernel's taps or a
  * previous vector block already brought the input into cache (3x3 stride 1: +3-5%), and on
  * narrow pixels (32->16: +35%), so only the first vector block of such calls prefetches. */
 #define PF_MIN_PS 64 /* floats between a tile's pixels */

@@ -21,8 +21,8 @@ typedef struct mpq_dwk_taps {
  * written past them (non-temporal stores, when c and out_ps are multiples of the vector width
  * and out is aligned to it, else written; the call then ends with a store fence) while each
  * pixel tile prefetches the next one's input (measured on Zen 4, bench_dw, batch 32: 56x56x144
- * forward 14.4 -> 8.5 ms, its backward 25.6 -> 19.4; on cache-resident 14x14 layers prefetching
- * cost 5-10%). */
+ * forward 14.9-17.9 -> 10.5-10.8 ms, its backward 25.7-33.5 -> 20.3-20.4; prefetching in every
+ * call cost cache-resident 14x14 layers 5-10%, hence only here). */
 enum { MPQ_DWK_WRITE, MPQ_DWK_ADD, MPQ_DWK_STREAM };
 
 /* out[p*out_ps + j] = (store == MPQ_DWK_ADD ? out[...] : 0) + sum_t in[p*in_ps + off[t] + j] *
