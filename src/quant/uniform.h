@@ -68,4 +68,21 @@ static inline __attribute__((always_inline)) float mpq_ucore_backward(const mpq_
     return (float)(x > k.xmin) * g_c1; /* maximum2: d/dx0 */
 }
 
+/* mpq_ucore_backward(k, x, g, 0, 1, e_d, e_x) for an unsigned core (xmin = 0) whose step d is a
+ * power of two (k.inv_d != 0), in fewer operations: there g * d * (1/d) is g, d / d^2 is 1/d and
+ * each scaling by a power of two is exact, so dQ/dx * g is the mask 0 < x < xmax times g, e_x is
+ * the mask x >= xmax times g and e_d = g * r - g * (c2 / d): the same bits wherever g * d,
+ * c2 / d and c2 / d^2 are normal floats (no product falls below 2^-126 or overflows). */
+static inline __attribute__((always_inline)) float
+mpq_ucore_backward_pow2(const mpq_ucore k, float x, float g, float *e_d, float *e_x)
+{
+    float c1 = x > 0.0f ? x : 0.0f;
+    float c2 = c1 < k.xmax ? c1 : k.xmax;
+    float v = c2 * k.inv_d;
+    float r = mpq_qround_nonneg(v);
+    *e_d = (g * r) - (g * v);
+    *e_x = (float)(c1 >= k.xmax) * g;
+    return (float)(x > 0.0f) * ((float)(c1 < k.xmax) * g);
+}
+
 #endif

@@ -19,6 +19,7 @@
 #include "quant/codes.h"
 #include "quant/qcore.h"
 #include "quant/quant.h"
+#include "quant/uniform.h"
 #include "testutil.h"
 
 /* Check's ck_assert records every passing assertion through a pipe; loops over millions of
@@ -619,6 +620,53 @@ START_TEST(test_quant_round_nonneg_matches_round)
 }
 END_TEST
 
+/* Whether the power-of-two backward gives the bits of the general one (value, e_d, e_x). */
+static int same_pow2_bits(const mpq_ucore k, float x, float g)
+{
+    float d1, x1, d2, x2;
+    const float a = mpq_ucore_backward(k, x, g, 0, 1, &d1, &x1);
+    const float b = mpq_ucore_backward_pow2(k, x, g, &d2, &x2);
+    return !memcmp(&a, &b, 4) && !memcmp(&d1, &d2, 4) && !memcmp(&x1, &x2, 4);
+}
+
+/* mpq_ucore_backward_pow2 gives the bits of mpq_ucore_backward (unsigned, exact reciprocal) for
+ * steps 2^-10..2^3, inputs on both sides of 0 and xmax, on the grid and at xmax itself, and
+ * gradients of either sign from 2^-40 to 2^40, zero, inf and NaN among them; and it differs
+ * where the product would be. */
+START_TEST(test_quant_ucore_pow2_backward_matches_general)
+{
+    mpq_rng r;
+    mpq_rng_seed(&r, 9, 0, 0);
+    int bad = 0;
+    for (int e = -10; e <= 3; e++) {
+        const float d = ldexpf(1.0f, e);
+        const mpq_ucore k = {.d = d,
+                             .xmax = d * (float)(1 + e + 12) + d * 0.37f,
+                             .inv_d = 1.0f / d,
+                             .inv_dd = 1.0f / (d * d)};
+        for (int i = 0; i < 20000; i++) {
+            const float x = (float)(mpq_rng_uniform(&r) * 3.0 - 1.0) * k.xmax;
+            const float g = (mpq_rng_uniform(&r) < 0.5 ? -1.0f : 1.0f) *
+                            ldexpf((float)(1.0 + mpq_rng_uniform(&r)),
+                                   (int)(mpq_rng_uniform(&r) * 80.0) - 40);
+            bad += !same_pow2_bits(k, x, g) + !same_pow2_bits(k, d * (float)(i % 40), g) +
+                   !same_pow2_bits(k, (float)(i % 40) * d + 0.5f * d, -g);
+        }
+        static const float gs[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.0f};
+        static const float xs[] = {0.0f, -0.0f, -1.0f, 1e30f, NAN, INFINITY, -INFINITY};
+        for (int i = 0; i < 6; i++) {
+            bad += !same_pow2_bits(k, k.xmax, gs[i]);
+            for (int j = 0; j < 7; j++)
+                bad += !same_pow2_bits(k, xs[j], gs[i]);
+        }
+    }
+    ck_assert_int_eq(bad, 0);
+    /* where g * d underflows the general form loses bits that the short one keeps */
+    const mpq_ucore k = {.d = 0x1p-8f, .xmax = 1.0f, .inv_d = 0x1p8f, .inv_dd = 0x1p16f};
+    ck_assert(!same_pow2_bits(k, 0.5f, 0x1.234568p-125f));
+}
+END_TEST
+
 /* Q2 over n floats through the block routine of the library. */
 static void q2_lib(const float *a, float *q, size_t n)
 {
@@ -1087,6 +1135,7 @@ static Suite *quant_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_quant_constants_and_round);
     tcase_add_test(tc, test_quant_round_nonneg_matches_round);
+    tcase_add_test(tc, test_quant_ucore_pow2_backward_matches_general);
     tcase_add_test(tc, test_quant_q2_bits_match_exact_logs);
     tcase_add_test(tc, test_quant_hand_computed_cases);
     tcase_add_test(tc, test_quant_uniform_methods_match_reference);
