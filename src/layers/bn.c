@@ -8,7 +8,7 @@
  * writes act(x * a + b (+ res)). Backward takes two passes over x and dy: the
  * per-channel sums of g = dL/d(BN output) and g * xhat, then dx. ReLU/ReLU6 masks and a uniform
  * activation quantizer (U1-U3, quant/uniform.h: its value, straight-through gradient and the
- * per-channel sums of its parameter-gradient terms) are computed element by element in the same
+ * sums of its parameter-gradient terms) are computed element by element in the same
  * loops, and g recomputed in pass 2; other quantizers run per sub-chunk of BN_SUB_FLOATS staged
  * on the stack, and their gradient, like any residual's, is stored once (into dres, else dx) and
  * read back. The row loops run in channel slices (BN_SLICES). Scratch: s->ws holds the sums,
@@ -79,9 +79,9 @@ static chunks chunk_plan(const mpq_bn *l, int n, int n_groups)
 /* Doubles of the reduce buffer: two (groups, C) blocks and a count. */
 static size_t red_len(const mpq_bn *l, int n_groups) { return 2 * (size_t)n_groups * l->c + 1; }
 
-/* Scratch, doubles first (s->ws is 64-byte aligned): reduce buffer, chunk partials (4C each:
- * forward's two sums, backward's two and the fused quantizer's two per channel), quantizer
- * partials (2 each); then floats: 4 blocks of (groups, C) coefficients. */
+/* Scratch, doubles first (s->ws is 64-byte aligned): reduce buffer, chunk partials (2C each:
+ * forward's two sums per channel, or backward's), quantizer partials (2 each); then floats: 4
+ * blocks of (groups, C) coefficients. */
 typedef struct bn_ws {
     double *red, *part, *qpart;
     float *ka, *kb, *kc, *kd;
@@ -89,7 +89,7 @@ typedef struct bn_ws {
 
 static size_t ws_doubles(const mpq_bn *l, const chunks *k, int n_groups)
 {
-    return red_len(l, n_groups) + (size_t)k->total * (4 * (size_t)l->c + 2);
+    return red_len(l, n_groups) + (size_t)k->total * (2 * (size_t)l->c + 2);
 }
 
 size_t mpq_bn_ws_floats(const mpq_bn *l, int n, int n_groups)
@@ -106,7 +106,7 @@ static bn_ws ws_views(const mpq_bn *l, const mpq_step *s, const chunks *k)
     MPQ_ASSERT((uintptr_t)s->ws % sizeof(double) == 0, "bn: workspace not 8-byte aligned");
     v.red = (double *)(void *)s->ws;
     v.part = v.red + red_len(l, s->n_groups);
-    v.qpart = v.part + (size_t)k->total * 4 * l->c;
+    v.qpart = v.part + (size_t)k->total * 2 * l->c;
     v.ka = s->ws + 2 * ws_doubles(l, k, s->n_groups);
     v.kb = v.ka + gc;
     v.kc = v.kb + gc;
@@ -193,17 +193,22 @@ static int streams(const mpq_bn *l, const mpq_step *s, const float *out)
     } while (0)
 /* clang-format on */
 
-/* s_i[j] += f_i[j] for j < w and the first m (2 or 4) of the four: a few rows' float sums (the
- * W = 0 loops) added in double. */
-ALWAYS_INLINE void add_float_sums(const int m, int w, const float *f1, const float *f2,
-                                  const float *f3, const float *f4, double *s1, double *s2,
-                                  double *s3, double *s4)
+/* s1[j] += f1[j], s2[j] += f2[j] for j < w: a few rows' float sums (the W = 0 loops) added in
+ * double. */
+ALWAYS_INLINE void add_float_sums(int w, const float *f1, const float *f2, double *s1, double *s2)
 {
 #pragma omp simd
-    for (int j = 0; j < w; j++) {
+    for (int j = 0; j < w; j++)
         s1[j] += f1[j], s2[j] += f2[j];
-        if (m == 4) s3[j] += f3[j], s4[j] += f4[j];
-    }
+}
+
+/* sq[j] += e3[j], sq[BN_JB + j] += e4[j] for j < BN_JB, then e3 = e4 = 0: the fused quantizer's
+ * lane sums in float added in double. */
+ALWAYS_INLINE void add_lanes(float *e3, float *e4, double *sq)
+{
+    add_float_sums(BN_JB, e3, e4, sq, sq + BN_JB);
+    for (int j = 0; j < BN_JB; j++)
+        e3[j] = e4[j] = 0.0f;
 }
 
 #define BN_STATS_BODY                                                                              \
@@ -243,7 +248,7 @@ ALWAYS_INLINE void stats_slice(const int W, int w, int c, int j0, const float *s
                     f2[j] += d * d;
                 }
             }
-            add_float_sums(2, w, f1, f2, NULL, NULL, a1, a2, NULL, NULL);
+            add_float_sums(w, f1, f2, a1, a2);
         }
         return;
     }
@@ -541,15 +546,15 @@ typedef struct bn_coefs {
 
 /* g = dL/d(BN output) for one element from the BN output o and dy, by the kind's gradient: the
  * ReLU/ReLU6 mask, the quantizer's straight-through gradient (which also writes the element's
- * terms e_d, e_x of its parameter gradients), or the identity. The mask selects dy or 0 (rows
- * staged in L1), or with MUL multiplies dy by 1 or 0 (rows read in place from memory: the
- * compiler folds a select into dy's load, which then waits for x's load and the compare; the
- * product loads dy at once; it differs from the select only where dy is not finite or
- * negative: NaN instead of 0, -0 instead of 0). */
+ * terms e_d, e_x of its parameter gradients; its step is a power of two, act_kind), or the
+ * identity. The mask selects dy or 0 (rows staged in L1), or with MUL multiplies dy by 1 or 0 (rows
+ * read in place from memory: the compiler folds a select into dy's load, which then waits for x's
+ * load and the compare; the product loads dy at once; it differs from the select only where dy is
+ * not finite or negative: NaN instead of 0, -0 instead of 0). */
 ALWAYS_INLINE float elem_grad(const int kind, const int MUL, const mpq_ucore u, float o, float dy,
                               float *ed, float *ex)
 {
-    if (kind == KIND_UQ) return mpq_ucore_backward(u, o, dy, 0, 1, ed, ex);
+    if (kind == KIND_UQ) return mpq_ucore_backward_pow2(u, o, dy, ed, ex);
     if (kind == MPQ_ACT_RELU || kind == MPQ_ACT_RELU6) {
         const int keep = kind == MPQ_ACT_RELU ? o > 0.0f : (o > 0.0f) & (o < 6.0f);
         return MUL ? dy * (float)keep : mpq_keep_if(keep, dy);
@@ -590,8 +595,9 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
 }
 
 /* The element (row r, channel j of a block) of pass 1: g from the kind (or read from gr), kept
- * in go with a residual, and its sums. */
-#define BN_PASS1_BODY(T, A1, A2, A3, A4)                                                           \
+ * in go with a residual, and its sums: per channel into A1[j], A2[j], and for KIND_UQ the
+ * quantizer's terms into E3, E4 (its parameters' sums are over the whole tensor). */
+#define BN_PASS1_BODY(T, A1, A2, E3, E4)                                                           \
     float ed = 0.0f, ex = 0.0f;                                                                    \
     const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];                       \
     const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, !W, u, o, dr[j], &ed, &ex);          \
@@ -600,8 +606,8 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
     A1[j] += (T)gj;                                                                                \
     A2[j] += (T)gj * (T)h;                                                                         \
     if (kind == KIND_UQ) {                                                                         \
-        A3[j] += (T)ed;                                                                            \
-        A4[j] += (T)ex;                                                                            \
+        E3 += (T)ed;                                                                               \
+        E4 += (T)ex;                                                                               \
     }
 
 /* The row pointers of pass 1's element at row r. */
@@ -612,28 +618,46 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
     float *go = RES ? gb + r * c + j0 : NULL;
 
 /* Pass 1 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; dq: the block's staged
- * incoming gradient, from row q0; g, with KIND_G, from row r0): the slice's sums added at j0. W
- * is w as a constant (BN_SLICE or BN_JB: the body compiled for that width, coefficients and sums
- * in locals that stay in registers across the rows), or 0 (a tail narrower than BN_JB). */
+ * incoming gradient, from row q0; g, with KIND_G, from row r0): the slice's sums added at j0,
+ * the quantizer's e_d, e_x into the lanes sq[0..BN_JB), sq[BN_JB..2 BN_JB) (summed apart, j
+ * modulo BN_JB: its parameters' sums are over the whole tensor). W is w as a constant (BN_SLICE or
+ * BN_JB: the body compiled for that width, coefficients and sums in locals that stay in registers
+ * across the rows), or 0 (a tail narrower than BN_JB, or a wide row's piece). */
 ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w, int c, int j0,
                                const bn_coefs *k, const float *x, const float *res, const float *dq,
                                const float *g, float *gb, size_t r0, size_t q0, size_t q1,
-                               double *sdy, double *sdyx, double *sed, double *sex)
+                               double *sdy, double *sdyx, double *sq)
 {
     const mpq_ucore u = k->uq;
     const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
-    if (!W) { /* sums of a few rows in float in memory (w <= BN_WIDE), then in double */
-        float f1[BN_WIDE], f2[BN_WIDE], f3[BN_WIDE], f4[BN_WIDE];
+    if (!W) { /* per-channel sums of a few rows in float in memory (w <= BN_WIDE), then in double;
+                 the quantizer's in lanes that stay in registers, added in double after each row
+                 of a wide piece, else after the few rows (measured on MobileNetV2's expanded
+                 tensors: kept per channel in memory they cost its backward 15-20 %; added per
+                 row they double a 24-channel tensor's) */
+        float f1[BN_WIDE], f2[BN_WIDE];
         for (size_t p0 = q0; p0 < q1; p0 += BN_FLOAT_ROWS) {
             const size_t p1 = p0 + BN_FLOAT_ROWS < q1 ? p0 + BN_FLOAT_ROWS : q1;
+            float e3[BN_JB] = {0.0f}, e4[BN_JB] = {0.0f};
             for (int j = 0; j < w; j++)
-                f1[j] = f2[j] = f3[j] = f4[j] = 0.0f;
+                f1[j] = f2[j] = 0.0f;
             for (size_t r = p0; r < p1; r++) {
                 BN_PASS1_ROW
-                BN_SLICE_LOOP(0, w, BN_PASS1_BODY(float, f1, f2, f3, f4));
+                int j1 = 0;
+                for (; j1 + BN_JB <= w; j1 += BN_JB) {
+#pragma omp simd
+                    for (int j = j1; j < j1 + BN_JB; j++) {
+                        BN_PASS1_BODY(float, f1, f2, e3[j - j1], e4[j - j1])
+                    }
+                }
+#pragma omp simd
+                for (int j = j1; j < w; j++) {
+                    BN_PASS1_BODY(float, f1, f2, e3[j - j1], e4[j - j1])
+                }
+                if (kind == KIND_UQ && w >= BN_JB) add_lanes(e3, e4, sq);
             }
-            add_float_sums(kind == KIND_UQ ? 4 : 2, w, f1, f2, f3, f4, sdy + j0, sdyx + j0,
-                           sed + j0, sex + j0);
+            add_float_sums(w, f1, f2, sdy + j0, sdyx + j0);
+            if (kind == KIND_UQ && w < BN_JB) add_lanes(e3, e4, sq);
         }
         return;
     }
@@ -651,7 +675,7 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
             f1[j] = f2[j] = f3[j] = f4[j] = 0.0f;
         for (size_t r = p0; r < p1; r++) {
             BN_PASS1_ROW
-            BN_SLICE_LOOP(W, W, BN_PASS1_BODY(float, f1, f2, f3, f4));
+            BN_SLICE_LOOP(W, W, BN_PASS1_BODY(float, f1, f2, f3[j], f4[j]));
         }
         for (int j = 0; j < W; j++) {
             l1[j] += f1[j], l2[j] += f2[j];
@@ -661,21 +685,18 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
     for (int j = 0; j < W; j++) {
         sdy[j0 + j] += l1[j];
         sdyx[j0 + j] += l2[j];
-        if (kind == KIND_UQ) {
-            sed[j0 + j] += l3[j];
-            sex[j0 + j] += l4[j];
-        }
+        if (kind == KIND_UQ) sq[j % BN_JB] += l3[j], sq[BN_JB + j % BN_JB] += l4[j];
     }
 }
 
 /* Pass 1 over rows [r0, r1): adds per-channel sums of g and g * xhat into sdy, sdyx, and for
- * KIND_UQ those of the quantizer's e_d, e_x into sed, sex. g is read from g (KIND_G, indexed
- * from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b + res) * dy is
- * also stored into gb. */
+ * KIND_UQ the sums of the quantizer's e_d, e_x into the lanes sq (pass1_slice). g is read from g
+ * (KIND_G, indexed from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b +
+ * res) * dy is also stored into gb. */
 ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_coefs *k,
                                 const float *x, const float *res, const float *dy, const float *g,
                                 float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
-                                double *sed, double *sex)
+                                double *sq)
 {
     const size_t rb = block_rows(c);
     float stage[BN_STAGE_FLOATS];
@@ -683,7 +704,7 @@ ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_c
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
         const float *dq = staging(kind, c) ? staged(dy, c, q0, q1, stage) : dy + q0 * c;
 #define PASS1_SLICE(W, w, j0)                                                                      \
-    pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sed, sex)
+    pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sq)
         BN_SLICES(c, PASS1_SLICE);
 #undef PASS1_SLICE
     }
@@ -763,13 +784,13 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
     }
 }
 
-#define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sed, sex)
+#define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sq)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
 #define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, stream, dx)
-#define RES_CALL(K) pass1_rows_k(K, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sed, sex)
+#define RES_CALL(K) pass1_rows_k(K, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sq)
 BN_ROWS(sums_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
-         size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
+         size_t r0, size_t r1, double *sdy, double *sdyx, double *sq),
         SUMS_CALL)
 BN_ROWS(scale_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
@@ -781,7 +802,7 @@ BN_ROWS(dx_rows,
         DX_CALL)
 BN_ROWS(res_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *res, const float *dy,
-         float *gb, size_t r0, size_t r1, double *sdy, double *sdyx, double *sed, double *sex),
+         float *gb, size_t r0, size_t r1, double *sdy, double *sdyx, double *sq),
         RES_CALL)
 
 /* A quantizer that is not fused as one chunk sees it: a copy reading its two values from pv and
@@ -805,28 +826,26 @@ static quant_view quant_local(const mpq_act *act, const mpq_step *s)
 /* Pass 1 over one chunk: the sums of g and g * xhat into sums[0..C), sums[C..2C). kind is the
  * row loops' (act_kind); g is stored into gb when set (the residual's gradient, or a non-fused
  * quantizer's gradient kept for pass 2; NULL: g is recomputed in pass 2). The quantizer's
- * parameter sums go into qacc: the core's sums of e_d, e_x when fused (KIND_UQ, through the
- * per-channel sums[2C..4C)), else the chained gradients of its per-sub-chunk calls. Eval writes
- * dx = g * a. */
+ * parameter sums go into qacc: the core's sums of e_d, e_x when fused (KIND_UQ), else the
+ * chained gradients of its per-sub-chunk calls. Eval writes dx = g * a. */
 static void backward_chunk(const mpq_bn *l, const mpq_act *act, int kind, const quant_view *qv,
                            const mpq_step *s, const bn_coefs *k, const float *x, const float *res,
                            const float *dy, size_t r0, size_t r1, float *gb, float *dx,
                            double *sums, double qacc[2])
 {
     const int c = l->c;
-    double *sdy = sums, *sdyx = sums + c, *sed = sums + 2 * c, *sex = sums + 3 * c;
-    for (int j = 0; j < 4 * c; j++)
+    double *sdy = sums, *sdyx = sums + c;
+    for (int j = 0; j < 2 * c; j++)
         sums[j] = 0.0;
     qacc[0] = qacc[1] = 0.0;
     if (!act || act->kind != MPQ_ACT_QUANT || kind == KIND_UQ) {
+        double lanes[2 * BN_JB] = {0.0};
         if (res)
-            res_rows(c, kind, k, x, res, dy, gb, r0, r1, sdy, sdyx, sed, sex);
+            res_rows(c, kind, k, x, res, dy, gb, r0, r1, sdy, sdyx, lanes);
         else
-            sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx, sed, sex);
-        for (int j = 0; j < c && kind == KIND_UQ; j++) {
-            qacc[0] += sed[j];
-            qacc[1] += sex[j];
-        }
+            sums_rows(c, kind, k, x, dy, NULL, r0, r1, sdy, sdyx, lanes);
+        for (int j = 0; j < BN_JB; j++)
+            qacc[0] += lanes[j], qacc[1] += lanes[BN_JB + j];
         if (!s->training && dx)
             scale_rows(c, res ? KIND_G : kind, k, x, dy, res ? gb + r0 * c : NULL, r0, r1, dx);
         return;
@@ -860,8 +879,7 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, int kind, const 
             mpq_quant_backward(&qv->q, qv->pv, pg, o, dy + at, g, len);
             qacc[0] += pg[0];
             qacc[1] += pg[1];
-            sums_rows(w, KIND_G, &kp, x + at, dy + at, g, 0, e - r, sdy + j0, sdyx + j0, sed + j0,
-                      sex + j0);
+            sums_rows(w, KIND_G, &kp, x + at, dy + at, g, 0, e - r, sdy + j0, sdyx + j0, NULL);
             if (!s->training && dx)
                 scale_rows(w, KIND_G, &kp, x + at, dy + at, g, 0, e - r, dx + at);
         }
@@ -914,11 +932,11 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
         const size_t o = (size_t)g * c;
         const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o, uq};
         backward_chunk(l, act, kind, &qv, s, &kc, x, res, dy, r0, r1, gb, dx,
-                       v.part + (size_t)i * 4 * c, v.qpart + 2 * i);
+                       v.part + (size_t)i * 2 * c, v.qpart + 2 * i);
     }
     double *sdy = v.red, *sdyx = sdy + gc, *cnt = sdyx + gc;
-    sum_chunks(&k, v.part, 4 * (size_t)c, 0, c, sdy);
-    sum_chunks(&k, v.part, 4 * (size_t)c, (size_t)c, c, sdyx);
+    sum_chunks(&k, v.part, 2 * (size_t)c, 0, c, sdy);
+    sum_chunks(&k, v.part, 2 * (size_t)c, (size_t)c, c, sdyx);
     for (int g = 0; g < ng; g++) /* parameter gradients: local sums (ranks allreduce them) */
         for (int i = 0; i < c; i++) {
             dgamma[i] += (float)sdyx[g * c + i];
