@@ -32,7 +32,6 @@ enum {
                                 the quantizer has a fixed cost: an OpenMP region, its setup) */
     BN_RB_FLOATS = 2048,     /* floats per row block of the row loops */
     BN_JB = 16,              /* channels of the narrower slice compiled for its width */
-    BN_STAGE_FLOATS = 8192,  /* the incoming gradient of a row block, staged in L1 */
     BN_SLICED_MAX = 64,      /* wider rows run whole (BN_SLICES) */
     BN_FLOAT_ROWS = 8,       /* rows whose sums a slice adds in float before adding them in
                                 double (8 terms: float rounding far below the statistics') */
@@ -202,11 +201,11 @@ ALWAYS_INLINE void add_float_sums(int w, const float *f1, const float *f2, doubl
         s1[j] += f1[j], s2[j] += f2[j];
 }
 
-/* sq[j] += e3[j], sq[BN_JB + j] += e4[j] for j < BN_JB, then e3 = e4 = 0: the fused quantizer's
+/* ql[j] += e3[j], ql[BN_JB + j] += e4[j] for j < BN_JB, then e3 = e4 = 0: the fused quantizer's
  * lane sums in float added in double. */
-ALWAYS_INLINE void add_lanes(float *e3, float *e4, double *sq)
+ALWAYS_INLINE void add_lanes(float *e3, float *e4, double *ql)
 {
-    add_float_sums(BN_JB, e3, e4, sq, sq + BN_JB);
+    add_float_sums(BN_JB, e3, e4, ql, ql + BN_JB);
     for (int j = 0; j < BN_JB; j++)
         e3[j] = e4[j] = 0.0f;
 }
@@ -547,17 +546,19 @@ typedef struct bn_coefs {
 /* g = dL/d(BN output) for one element from the BN output o and dy, by the kind's gradient: the
  * ReLU/ReLU6 mask, the quantizer's straight-through gradient (which also writes the element's
  * terms e_d, e_x of its parameter gradients; its step is a power of two, act_kind), or the
- * identity. The mask selects dy or 0 (rows staged in L1), or with MUL multiplies dy by 1 or 0 (rows
- * read in place from memory: the compiler folds a select into dy's load, which then waits for x's
- * load and the compare; the product loads dy at once; it differs from the select only where dy is
- * not finite or negative: NaN instead of 0, -0 instead of 0). */
-ALWAYS_INLINE float elem_grad(const int kind, const int MUL, const mpq_ucore u, float o, float dy,
-                              float *ed, float *ex)
+ * identity. The mask multiplies dy by 1 or 0, the bits of selecting dy or 0 except where dy is
+ * not finite or negative (NaN instead of 0, -0 instead of 0), and dy is read in place: a select
+ * is folded into dy's load, which then waits for x's load and the compare (measured 2x slower on
+ * Zen 5), and dy staged in L1 for the select cost more than the product on Zen 4 (backward of
+ * ReLU6 on 32 channels 1.14-1.21 ns per element against 0.72-0.80, of ReLU on ResNet-20's shapes
+ * 0.42-0.56 against 0.35-0.45). */
+ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float dy, float *ed,
+                              float *ex)
 {
     if (kind == KIND_UQ) return mpq_ucore_backward_pow2(u, o, dy, ed, ex);
     if (kind == MPQ_ACT_RELU || kind == MPQ_ACT_RELU6) {
         const int keep = kind == MPQ_ACT_RELU ? o > 0.0f : (o > 0.0f) & (o < 6.0f);
-        return MUL ? dy * (float)keep : mpq_keep_if(keep, dy);
+        return dy * (float)keep;
     }
     return dy;
 }
@@ -567,32 +568,7 @@ ALWAYS_INLINE float elem_grad(const int kind, const int MUL, const mpq_ucore u, 
  * sums in locals that stay in registers across the block's rows (measured: the loops are bound
  * by their code, not by memory -- the same time per element on an L2-resident tensor as on an
  * 8 MB one; runtime-width loops, coefficients reloaded per row and sums kept in memory cost 1.5x
- * per element on 16 channels). In backward, where the element's gradient is masked (ReLU,
- * ReLU6), the incoming gradient of a block is first copied into an L1 stage: the compiler folds
- * the mask into the load, and a masked load from memory waits for x's load and the compare
- * (measured 2x slower on Zen 5). Other kinds read it in place: the copy cost them 15 % of the
- * backward (the quantizer fused, ResNet-20's shapes). */
-
-/* Whether a row loop stages the incoming gradient: rows of up to BN_SLICED_MAX channels whose
- * kind masks it (ReLU, ReLU6) with a select (elem_grad); wider rows multiply. */
-ALWAYS_INLINE int staging(const int kind, int c)
-{
-    return (kind == MPQ_ACT_RELU || kind == MPQ_ACT_RELU6) && c <= BN_SLICED_MAX;
-}
-
-/* The rows [q0, q1) of src (row stride c) in stage when they fit, else src itself; returns the
- * pointer that row q0 is at. */
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) static const float *
-staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
-{
-    const size_t n = (q1 - q0) * (size_t)c;
-    if (n > BN_STAGE_FLOATS) return src + q0 * c;
-    const float *restrict from = src + q0 * c;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++)
-        stage[i] = from[i];
-    return stage;
-}
+ * per element on 16 channels). */
 
 /* The element (row r, channel j of a block) of pass 1: g from the kind (or read from gr), kept
  * in go with a residual, and its sums: per channel into A1[j], A2[j], and for KIND_UQ the
@@ -600,7 +576,7 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
 #define BN_PASS1_BODY(T, A1, A2, E3, E4)                                                           \
     float ed = 0.0f, ex = 0.0f;                                                                    \
     const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];                       \
-    const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, !W, u, o, dr[j], &ed, &ex);          \
+    const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, u, o, dr[j], &ed, &ex);              \
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
     if (RES) go[j] = gj;                                                                           \
     A1[j] += (T)gj;                                                                                \
@@ -617,16 +593,16 @@ staged(const float *src, int c, size_t q0, size_t q1, float *restrict stage)
     const float *rr = RES ? res + r * c + j0 : NULL;                                               \
     float *go = RES ? gb + r * c + j0 : NULL;
 
-/* Pass 1 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; dq: the block's staged
- * incoming gradient, from row q0; g, with KIND_G, from row r0): the slice's sums added at j0,
- * the quantizer's e_d, e_x into the lanes sq[0..BN_JB), sq[BN_JB..2 BN_JB) (summed apart, j
+/* Pass 1 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; dq: the block's incoming
+ * gradient, from row q0; g, with KIND_G, from row r0): the slice's sums added at j0,
+ * the quantizer's e_d, e_x into the lanes ql[0..BN_JB), ql[BN_JB..2 BN_JB) (summed apart, j
  * modulo BN_JB: its parameters' sums are over the whole tensor). W is w as a constant (BN_SLICE or
  * BN_JB: the body compiled for that width, coefficients and sums in locals that stay in registers
  * across the rows), or 0 (a tail narrower than BN_JB, or a wide row's piece). */
 ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w, int c, int j0,
                                const bn_coefs *k, const float *x, const float *res, const float *dq,
                                const float *g, float *gb, size_t r0, size_t q0, size_t q1,
-                               double *sdy, double *sdyx, double *sq)
+                               double *sdy, double *sdyx, double *ql)
 {
     const mpq_ucore u = k->uq;
     const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
@@ -654,10 +630,10 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
                 for (int j = j1; j < w; j++) {
                     BN_PASS1_BODY(float, f1, f2, e3[j - j1], e4[j - j1])
                 }
-                if (kind == KIND_UQ && w >= BN_JB) add_lanes(e3, e4, sq);
+                if (kind == KIND_UQ && w >= BN_JB) add_lanes(e3, e4, ql);
             }
             add_float_sums(w, f1, f2, sdy + j0, sdyx + j0);
-            if (kind == KIND_UQ && w < BN_JB) add_lanes(e3, e4, sq);
+            if (kind == KIND_UQ && w < BN_JB) add_lanes(e3, e4, ql);
         }
         return;
     }
@@ -685,26 +661,25 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
     for (int j = 0; j < W; j++) {
         sdy[j0 + j] += l1[j];
         sdyx[j0 + j] += l2[j];
-        if (kind == KIND_UQ) sq[j % BN_JB] += l3[j], sq[BN_JB + j % BN_JB] += l4[j];
+        if (kind == KIND_UQ) ql[j % BN_JB] += l3[j], ql[BN_JB + j % BN_JB] += l4[j];
     }
 }
 
 /* Pass 1 over rows [r0, r1): adds per-channel sums of g and g * xhat into sdy, sdyx, and for
- * KIND_UQ the sums of the quantizer's e_d, e_x into the lanes sq (pass1_slice). g is read from g
+ * KIND_UQ the sums of the quantizer's e_d, e_x into the lanes ql (pass1_slice). g is read from g
  * (KIND_G, indexed from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b +
  * res) * dy is also stored into gb. */
 ALWAYS_INLINE void pass1_rows_k(const int kind, const int RES, int c, const bn_coefs *k,
                                 const float *x, const float *res, const float *dy, const float *g,
                                 float *gb, size_t r0, size_t r1, double *sdy, double *sdyx,
-                                double *sq)
+                                double *ql)
 {
     const size_t rb = block_rows(c);
-    float stage[BN_STAGE_FLOATS];
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        const float *dq = staging(kind, c) ? staged(dy, c, q0, q1, stage) : dy + q0 * c;
+        const float *dq = dy + q0 * c;
 #define PASS1_SLICE(W, w, j0)                                                                      \
-    pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, sq)
+    pass1_slice(kind, RES, W, w, c, j0, k, x, res, dq, g, gb, r0, q0, q1, sdy, sdyx, ql)
         BN_SLICES(c, PASS1_SLICE);
 #undef PASS1_SLICE
     }
@@ -721,10 +696,10 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
 #pragma omp simd
         for (int j = 0; j < c; j++) {
             float ed, ex;
-            d[j] = (kind == KIND_G
-                        ? gr[j]
-                        : elem_grad(kind, 0, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex)) *
-                   k->a[j];
+            d[j] =
+                (kind == KIND_G ? gr[j]
+                                : elem_grad(kind, u, xr[j] * k->a[j] + k->b[j], dr[j], &ed, &ex)) *
+                k->a[j];
         }
     }
 }
@@ -735,12 +710,12 @@ ALWAYS_INLINE void scale_rows_k(const int kind, int c, const bn_coefs *k, const 
 #define BN_DX_BODY(OUT)                                                                            \
     float ed, ex;                                                                                  \
     const float g =                                                                                \
-        kind == KIND_G ? sr[j] : elem_grad(kind, !W, u, xr[j] * a[j] + b[j], sr[j], &ed, &ex);     \
+        kind == KIND_G ? sr[j] : elem_grad(kind, u, xr[j] * a[j] + b[j], sr[j], &ed, &ex);         \
     const float h = (xr[j] - mu[j]) * iv[j];                                                       \
     OUT = a[j] * (g - m1[j] - h * m2[j]);
 
-/* Pass 2 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; sq: the block's staged g or
- * dy, from row q0); W as in pass1_slice; stream as in output_slice. */
+/* Pass 2 over channels [j0, j0 + w) of rows [q0, q1) (row stride c; sq: the block's g or dy,
+ * from row q0); W as in pass1_slice; stream as in output_slice. */
 ALWAYS_INLINE void dx_slice(const int kind, const int W, int w, int c, int j0, const bn_coefs *k,
                             const float *mg, const float *mgh, const float *x, const float *sq,
                             size_t q0, size_t q1, int stream, float *dx)
@@ -773,24 +748,22 @@ ALWAYS_INLINE void dx_rows_k(const int kind, int c, const bn_coefs *k, const flo
                              size_t r0, size_t r1, int stream, float *dx)
 {
     const size_t rb = block_rows(c);
-    float stage[BN_STAGE_FLOATS];
     for (size_t q0 = r0; q0 < r1; q0 += rb) {
         const size_t q1 = q0 + rb < r1 ? q0 + rb : r1;
-        const float *src = kind == KIND_G ? gb : dy;
-        const float *sq = staging(kind, c) ? staged(src, c, q0, q1, stage) : src + q0 * c;
+        const float *sq = (kind == KIND_G ? gb : dy) + q0 * c;
 #define DX_SLICE(W, w, j0) dx_slice(kind, W, w, c, j0, k, mg, mgh, x, sq, q0, q1, stream, dx)
         BN_SLICES(c, DX_SLICE);
 #undef DX_SLICE
     }
 }
 
-#define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, sq)
+#define SUMS_CALL(K) pass1_rows_k(K, 0, c, k, x, NULL, dy, g, NULL, r0, r1, sdy, sdyx, ql)
 #define SCALE_CALL(K) scale_rows_k(K, c, k, x, dy, g, r0, r1, dx)
 #define DX_CALL(K) dx_rows_k(K, c, k, mg, mgh, x, dy, gb, r0, r1, stream, dx)
-#define RES_CALL(K) pass1_rows_k(K, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, sq)
+#define RES_CALL(K) pass1_rows_k(K, 1, c, k, x, res, dy, NULL, gb, r0, r1, sdy, sdyx, ql)
 BN_ROWS(sums_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
-         size_t r0, size_t r1, double *sdy, double *sdyx, double *sq),
+         size_t r0, size_t r1, double *sdy, double *sdyx, double *ql),
         SUMS_CALL)
 BN_ROWS(scale_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *dy, const float *g,
@@ -802,7 +775,7 @@ BN_ROWS(dx_rows,
         DX_CALL)
 BN_ROWS(res_rows,
         (int c, int kind, const bn_coefs *k, const float *x, const float *res, const float *dy,
-         float *gb, size_t r0, size_t r1, double *sdy, double *sdyx, double *sq),
+         float *gb, size_t r0, size_t r1, double *sdy, double *sdyx, double *ql),
         RES_CALL)
 
 /* A quantizer that is not fused as one chunk sees it: a copy reading its two values from pv and
