@@ -49,12 +49,6 @@ void mpq_bn_init(mpq_bn *l, int hw, int c)
     l->stream_bytes = MPQ_STREAM_BYTES;
 }
 
-size_t mpq_bn_cache_floats(const mpq_bn *l, int n, int n_groups)
-{
-    (void)n;
-    return 2 * (size_t)n_groups * l->c; /* mean, inverse std per group */
-}
-
 /* Row chunks: each group's rows in pieces of cr rows (the last may be shorter). */
 typedef struct chunks {
     size_t rows, cr; /* rows per group, rows per chunk */
@@ -865,14 +859,46 @@ void mpq_bn_backward(const mpq_bn *l, const mpq_act *act, const mpq_step *s, con
     mpq_bn_backward_res(l, act, s, x, NULL, dy, dx, NULL);
 }
 
-void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
-                         const float *res, const float *dy, float *dx, float *dres)
+/* Backward's per-group coefficients: in training the cache's blocks (bn_cached), in eval the
+ * scratch's (frozen statistics). */
+typedef struct bn_back {
+    const float *mu, *iv; /* xhat = (x - mu) * iv */
+    float *a, *b;         /* the forward's y = act(x * a + b), a also dx's scale */
+    float *mg, *mgh;      /* the group means of g and of g * xhat (training) */
+} bn_back;
+
+/* The cache: the forward's mean and inverse std per group, then backward's a, b, mg, mgh, kept
+ * there so that pass 2 may run later (mpq_bn_dx_rows). */
+static bn_back cached(const mpq_bn *l, const mpq_step *s)
 {
-    MPQ_ASSERT(!res == !dres, "bn: a residual input needs its gradient buffer");
-    mpq_ucore uq = {0};
-    const int kind = act_kind(act, s->val, &uq);
-    const int quant = act && act->kind == MPQ_ACT_QUANT, chunked = quant && kind != KIND_UQ;
-    float *gb = res ? dres : chunked ? dx : NULL; /* where pass 1 keeps g */
+    const size_t gc = (size_t)s->n_groups * l->c;
+    float *m = mpq_at(s->arena, l->cache);
+    MPQ_ASSERT(l->cache.n >= mpq_bn_cache_floats(l, s->n, s->n_groups), "bn: cache too small");
+    return (bn_back){m, m + gc, m + 2 * gc, m + 3 * gc, m + 4 * gc, m + 5 * gc};
+}
+
+size_t mpq_bn_cache_floats(const mpq_bn *l, int n, int n_groups)
+{
+    (void)n;
+    return 6 * (size_t)n_groups * l->c;
+}
+
+/* Whether pass 2 recomputes g from x and dy (no residual, no quantizer applied apart: pass 1
+ * keeps no g). */
+static int recomputes_g(const mpq_act *act, int kind, const float *res)
+{
+    return !res && !(act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ);
+}
+
+/* Pass 1 and the parameter gradients; in training with want_dx, the cross-rank reduction and
+ * pass 2's coefficients too (into the cache). gb as in backward_chunk; eval writes dx. Returns
+ * the chunks; *bk the coefficients, *kind and *uq the row loops' kind. */
+static chunks backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                            const float *res, const float *dy, float *gb, float *dx, int want_dx,
+                            bn_back *bk, int *kind, mpq_ucore *uq)
+{
+    *kind = act_kind(act, s->val, uq);
+    const int quant = act && act->kind == MPQ_ACT_QUANT, chunked = quant && *kind != KIND_UQ;
     mpq_step st = *s;
     if (!s->training) st.n_groups = 1;
     const chunks k = checked_plan(l, &st, act);
@@ -881,30 +907,27 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
     const size_t gc = (size_t)ng * c;
     const float *gamma = mpq_cat(s->val, l->gamma), *beta = mpq_cat(s->val, l->beta);
     float *dgamma = mpq_at(s->grad, l->gamma), *dbeta = mpq_at(s->grad, l->beta);
-    const float *mu, *iv;
     if (s->training) {
-        mu = mpq_cat(s->arena, l->cache);
-        iv = mu + gc;
+        *bk = cached(l, s);
         for (size_t i = 0; i < gc; i++) {
-            v.ka[i] = gamma[i % c] * iv[i];
-            v.kb[i] = beta[i % c] - mu[i] * v.ka[i];
+            bk->a[i] = gamma[i % c] * bk->iv[i];
+            bk->b[i] = beta[i % c] - bk->mu[i] * bk->a[i];
         }
     } else {
         const float *rv = mpq_cat(s->state, l->var);
         eval_coefs(l, s, v.ka, v.kb);
         for (int i = 0; i < c; i++)
             v.kd[i] = 1.0f / sqrtf(rv[i] + l->eps);
-        mu = mpq_cat(s->state, l->mean);
-        iv = v.kd;
+        *bk = (bn_back){mpq_cat(s->state, l->mean), v.kd, v.ka, v.kb, NULL, NULL};
     }
     const quant_view qv = chunked ? quant_local(act, s) : (quant_view){0};
+    const bn_back b = *bk;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k.total; i++) {
         size_t r0, r1;
-        const int g = chunk_rows(&k, i, &r0, &r1);
-        const size_t o = (size_t)g * c;
-        const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o, uq};
-        backward_chunk(l, act, kind, &qv, s, &kc, x, res, dy, r0, r1, gb, dx,
+        const size_t o = (size_t)chunk_rows(&k, i, &r0, &r1) * c;
+        const bn_coefs kc = {b.a + o, b.b + o, b.mu + o, b.iv + o, *uq};
+        backward_chunk(l, act, *kind, &qv, s, &kc, x, res, dy, r0, r1, gb, dx,
                        v.part + (size_t)i * 2 * c, v.qpart + 2 * i);
     }
     double *sdy = v.red, *sdyx = sdy + gc, *cnt = sdyx + gc;
@@ -921,28 +944,75 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
             q0 += v.qpart[2 * i];
             q1 += v.qpart[2 * i + 1];
         }
-        if (kind == KIND_UQ) {
-            mpq_quant_ucore_grads(act->q, &uq, q0, q1, s->grad);
+        if (*kind == KIND_UQ) {
+            mpq_quant_ucore_grads(act->q, uq, q0, q1, s->grad);
         } else {
             s->grad[act->q->p.off] += (float)q0;
             s->grad[act->q->p.off + 1] += (float)q1;
         }
     }
-    if (!dx || !s->training) return;
+    if (!want_dx || !s->training) return k;
     *cnt = (double)k.rows;
     reduce(s, v.red, red_len(l, ng));
-    for (size_t i = 0; i < gc; i++) { /* in training, ka = gamma * inv is also dx's scale */
-        v.kc[i] = (float)(sdy[i] / *cnt);
-        v.kd[i] = (float)(sdyx[i] / *cnt);
+    for (size_t i = 0; i < gc; i++) {
+        bk->mg[i] = (float)(sdy[i] / *cnt);
+        bk->mgh[i] = (float)(sdyx[i] / *cnt);
     }
-    const int kind2 = gb ? KIND_G : kind, stream = streams(l, s, dx);
+    return k;
+}
+
+void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                         const float *res, const float *dy, float *dx, float *dres)
+{
+    MPQ_ASSERT(!res == !dres, "bn: a residual input needs its gradient buffer");
+    bn_back b;
+    mpq_ucore uq = {0};
+    int kind = KIND_NONE;
+    const int chunked = act && act->kind == MPQ_ACT_QUANT && act_kind(act, s->val, &uq) != KIND_UQ;
+    float *gb = res ? dres : chunked ? dx : NULL; /* where pass 1 keeps g */
+    const chunks k = backward_sums(l, act, s, x, res, dy, gb, dx, dx != NULL, &b, &kind, &uq);
+    if (!dx || !s->training) return;
+    const int c = l->c, kind2 = gb ? KIND_G : kind, stream = streams(l, s, dx);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k.total; i++) {
         size_t r0, r1;
-        const int g = chunk_rows(&k, i, &r0, &r1);
-        const size_t o = (size_t)g * c;
-        const bn_coefs kc = {v.ka + o, v.kb + o, mu + o, iv + o, uq};
-        dx_rows(c, kind2, &kc, v.kc + o, v.kd + o, x, dy, gb ? gb : dx, r0, r1, stream, dx);
+        const size_t o = (size_t)chunk_rows(&k, i, &r0, &r1) * c;
+        const bn_coefs kc = {b.a + o, b.b + o, b.mu + o, b.iv + o, uq};
+        dx_rows(c, kind2, &kc, b.mg + o, b.mgh + o, x, dy, gb ? gb : dx, r0, r1, stream, dx);
         if (stream) mpq_stream_fence();
+    }
+}
+
+int mpq_bn_dx_rows_ok(const mpq_act *act, const mpq_step *s)
+{
+    mpq_ucore uq;
+    return s->training && recomputes_g(act, act_kind(act, s->val, &uq), NULL);
+}
+
+void mpq_bn_backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                          const float *dy)
+{
+    MPQ_ASSERT(mpq_bn_dx_rows_ok(act, s), "bn: pass 2 cannot be deferred here");
+    bn_back b;
+    mpq_ucore uq;
+    int kind;
+    backward_sums(l, act, s, x, NULL, dy, NULL, NULL, 1, &b, &kind, &uq);
+}
+
+void mpq_bn_dx_rows(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                    const float *dy, size_t r0, size_t r1, float *out)
+{
+    mpq_ucore uq = {0};
+    const int kind = act_kind(act, s->val, &uq), c = l->c;
+    const size_t rows = (size_t)(s->n / s->n_groups) * l->hw; /* per statistics group */
+    const bn_back b = cached(l, s);
+    MPQ_ASSERT(recomputes_g(act, kind, NULL) && s->training, "bn: pass 2 cannot be deferred here");
+    MPQ_ASSERT(r1 <= (size_t)s->n * l->hw, "bn: rows %zu beyond the batch", r1);
+    for (size_t r = r0; r < r1;) {
+        const size_t g = r / rows, e = (g + 1) * rows < r1 ? (g + 1) * rows : r1, o = g * c;
+        const bn_coefs kc = {b.a + o, b.b + o, b.mu + o, b.iv + o, uq};
+        dx_rows(c, kind, &kc, b.mg + o, b.mgh + o, x + r * c, dy + r * c, NULL, 0, e - r, 0,
+                out + (r - r0) * c);
+        r = e;
     }
 }

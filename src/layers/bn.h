@@ -6,7 +6,8 @@
  * running = momentum * running + (1 - momentum) * batch (momentum 0.9, like nnabla; the running
  * variance takes the unbiased batch variance). Eval: running statistics.
  * gamma, beta in s->val/s->grad; running mean/var in s->state; the per-group mean and inverse
- * std are cached in the arena slice `cache`; backward recomputes the normalized input from x. */
+ * std are cached in the arena slice `cache` (and backward's coefficients, for a deferred pass 2);
+ * backward recomputes the normalized input from x. */
 #ifndef MPQ_LAYERS_BN_H
 #define MPQ_LAYERS_BN_H
 
@@ -61,5 +62,19 @@ void mpq_bn_forward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
                          const float *res, float *y, const double *sums);
 void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                          const float *res, const float *dy, float *dx, float *dres);
+
+/* Backward in two halves, so that the layer that produced x can take dx a band of rows at a
+ * time while the band is in its caches (layers/conv.h, mpq_conv_backward_rows) and dx never goes
+ * to memory: mpq_bn_backward_sums does all of mpq_bn_backward but writing dx (the parameter
+ * gradients, the cross-rank reduction) and keeps dx's coefficients in the cache; then
+ * mpq_bn_dx_rows writes rows [r0, r1) of dx (rows: pixels, r = i * hw + p) into out, the bits
+ * mpq_bn_backward writes there, from any thread, until the cache is reused. Training only, with
+ * no quantizer applied apart from the BN's passes (mpq_bn_dx_rows_ok: for the activation
+ * quantizer that depends on its current step, a power of two or not). */
+int mpq_bn_dx_rows_ok(const mpq_act *act, const mpq_step *s);
+void mpq_bn_backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                          const float *dy);
+void mpq_bn_dx_rows(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
+                    const float *dy, size_t r0, size_t r1, float *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "core/params.h"
 #include "kernels/gemm.h"
 #include "layers/bn.h"
+#include "quant/uniform.h"
 #include "layertest.h"
 #include "testutil.h"
 
@@ -226,7 +227,7 @@ START_TEST(test_bn_cache_holds_statistics_and_dx_may_alias_dy)
 {
     fixture f;
     fixture_init(&f, 4, 2, 40);
-    ck_assert_uint_eq(f.ncache, 2 * 2 * C); /* mean and inverse std per group */
+    ck_assert_uint_eq(f.ncache, 6 * 2 * C); /* mean, inverse std and backward's 4 per group */
     float *g = malloc(f.nx * sizeof *g);
     float grad[2 * C];
     mpq_bn_forward(&f.l, NULL, &f.s, f.x, f.y);
@@ -331,6 +332,54 @@ START_TEST(test_bn_fused_quantizers_match_separate_layers)
 }
 END_TEST
 
+/* Backward in two halves (the parameter gradients, then dx in row pieces of uneven sizes that
+ * cross the group boundaries, last piece first) gives the bits of mpq_bn_backward: for each
+ * activation kind, power-of-two and other quantizer steps, row-loop paths (5, 16, 40, 72, 200
+ * channels), one and two statistics groups. Where pass 2 cannot be deferred (a quantizer applied
+ * apart, eval) mpq_bn_dx_rows_ok says so. */
+static void check_deferred(int kind, const char *method, int c, int groups, uint64_t seed)
+{
+    fixture f, u;
+    fixture_init_c(&f, 4, groups, c, seed);
+    fixture_init_c(&u, 4, groups, c, seed);
+    if (kind == MPQ_ACT_RELU6) f.val[0] = u.val[0] = 5.0f; /* some outputs above 6 */
+    mpq_act a = {0}, b = {0};
+    if (kind >= 0) a = make_act_q(&f, kind, method), b = make_act_q(&u, kind, method);
+    mpq_act *fa = kind < 0 ? NULL : &a, *ua = kind < 0 ? NULL : &b; /* -1: no activation */
+    mpq_bn_forward(&f.l, fa, &f.s, f.x, f.y);
+    mpq_bn_forward(&u.l, ua, &u.s, u.x, u.y);
+    const int ok = mpq_bn_dx_rows_ok(fa, &f.s);
+    mpq_ucore k;
+    const int uq = fa && fa->kind == MPQ_ACT_QUANT && mpq_quant_ucore(fa->q, f.val, &k) &&
+                   k.inv_d != 0.0f && !k.sign;
+    ck_assert_int_eq(ok, !fa || fa->kind != MPQ_ACT_QUANT || uq);
+    mpq_bn_backward(&u.l, ua, &u.s, u.x, u.r, u.dx);
+    if (ok) {
+        mpq_bn_backward_sums(&f.l, fa, &f.s, f.x, f.r);
+        const size_t rows = (size_t)f.n * HW, cut[4] = {0, 7, rows / 2 + 1, rows};
+        for (int p = 3; p > 0; p--)
+            mpq_bn_dx_rows(&f.l, fa, &f.s, f.x, f.r, cut[p - 1], cut[p], f.dx + cut[p - 1] * c);
+        ck_assert_mem_eq(f.dx, u.dx, f.nx * sizeof(float));
+        ck_assert_mem_eq(f.grad, u.grad, (2 * (size_t)c + 2) * sizeof(float));
+    }
+    f.s.training = 0;
+    ck_assert(!mpq_bn_dx_rows_ok(fa, &f.s));
+    fixture_free(&f), fixture_free(&u);
+}
+
+START_TEST(test_bn_deferred_dx_rows_match_backward)
+{
+    static const int kinds[4] = {-1, MPQ_ACT_RELU, MPQ_ACT_RELU6, MPQ_ACT_QUANT};
+    static const char *const methods[] = {"parametric_fp_d_xmax_relu", "parametric_fp_b_xmax_relu"};
+    static const int cs[] = {5, 16, 40, 72, 200};
+    for (int k = 0; k < 5; k++)
+        for (int i = 0; i < 5; i++)
+            for (int groups = 1; groups <= 2; groups++)
+                check_deferred(kinds[k < 4 ? k : 3], methods[k == 4], cs[i], groups,
+                               900 + 10 * k + 2 * i + groups);
+}
+END_TEST
+
 /* BN -> add -> activation fused equals the three layers in a row (ReLU and the quantizer,
  * training and eval), including the residual's gradient. */
 static void check_fused_res(mpq_act_kind kind, const char *method, int c, int training,
@@ -379,7 +428,7 @@ START_TEST(test_bn_fused_residual_matches_separate_layers)
 END_TEST
 
 /* Training statistics from per-sample sums (what a direct convolution writes) equal the pass
- * over x: outputs, running statistics and the cache to float rounding (the sums are added in
+ * over x: outputs, running statistics and the cached statistics to float rounding (the sums are added in
  * another order), with a residual and a fused activation, for 1 and 2 ghost groups; and eval
  * ignores the sums. */
 START_TEST(test_bn_forward_from_sums_matches_the_pass)
@@ -400,7 +449,8 @@ START_TEST(test_bn_forward_from_sums_matches_the_pass)
         mpq_bn_forward_res(&u.l, &a, &u.s, u.x, u.r, u.y);
         ck_assert(mpq_ck_allclose(f.y, u.y, f.nx, 1e-5f, 1e-5f, "y from sums"));
         ck_assert(mpq_ck_allclose(f.state, u.state, 2 * (size_t)c, 1e-6f, 1e-6f, "running stats"));
-        ck_assert(mpq_ck_allclose(f.arena, u.arena, f.ncache, 1e-6f, 1e-6f, "cache"));
+        ck_assert(mpq_ck_allclose(f.arena, u.arena, 2 * (size_t)groups * c, 1e-6f, 1e-6f,
+                                  "cached mean and inverse std"));
         sums[0] += 0.5 * HW; /* the statistics come from the sums: channel 0's mean moves */
         memcpy(f.state, st0, sizeof st0);
         const float cache0 = f.arena[0];
@@ -628,6 +678,7 @@ static Suite *bn_suite(void)
     tcase_add_test(tc, test_bn_cache_holds_statistics_and_dx_may_alias_dy);
     tcase_add_test(tc, test_bn_fused_activation_matches_separate_layers);
     tcase_add_test(tc, test_bn_fused_quantizers_match_separate_layers);
+    tcase_add_test(tc, test_bn_deferred_dx_rows_match_backward);
     tcase_add_test(tc, test_bn_fused_residual_matches_separate_layers);
     tcase_add_test(tc, test_bn_streamed_outputs_are_bitwise_the_same);
     tcase_add_test(tc, test_bn_is_independent_of_threads);
