@@ -6,7 +6,8 @@
  * Direct path: the kernels read x and dy in place, clipping the taps at the borders (the padding
  * is never copied); s->ws holds a row of zeros, the repacked weights and, in backward, the
  * weight-gradient partial sums of fixed sample ranges (at most CONV_PARTS, each of at least
- * CONV_PART_PIXELS output pixels).
+ * CONV_PART_PIXELS output pixels) and, for 1x1 stride-1 layers, a band of dy per range (when dy
+ * comes from a row source).
  * No allocation. Threading: BLIS inside sgemm; OpenMP over output rows (each output element
  * written by one thread) and over the fixed sample ranges, whose partial weight gradients are
  * added in range order: results do not depend on the thread count. */
@@ -101,10 +102,12 @@ static int chunk_rows(const mpq_conv *l, int n)
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Direct-path scratch: [zeros (what clipped taps read) | repacked W | weight-gradient partials
- * (backward) or per-row statistics sums (forward)]. */
+ * (backward) or per-row statistics sums (forward) | the output gradient of a band per sample
+ * range (backward of 1x1 stride-1 layers, when it comes from a row source)]. */
 typedef struct direct_ws {
-    float *zeros, *wpack, *parts;
+    float *zeros, *wpack, *parts, *stage;
     double *rows;
+    size_t stage_floats; /* per sample range */
 } direct_ws;
 
 /* Sample ranges of the direct weight gradient: a function of the batch and the layer only. */
@@ -117,34 +120,90 @@ static int wgrad_parts(const mpq_conv *l, int n)
     return parts < 1 ? 1 : (int)parts;
 }
 
+/* Work items of the direct kernels over n images of `rows` output rows: several whole images, or
+ * a band of rows of one image, so an item's outputs (or inputs and gradients) stay near
+ * CONV_BAND_FLOATS and the weights of a reduction slice are reused across it; items are cut
+ * smaller until there are `want` of them (or they are single rows). */
+typedef struct bands {
+    int imgs, rows;       /* per item */
+    int row_items, total; /* items per image block, items in all */
+} bands;
+
+static bands make_bands(int n, int rows, size_t row_floats, int want)
+{
+    bands b;
+    const size_t per_img = (size_t)rows * row_floats;
+    b.imgs = per_img >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / per_img);
+    b.rows =
+        b.imgs > 1 || row_floats >= CONV_BAND_FLOATS ? rows : (int)(CONV_BAND_FLOATS / row_floats);
+    if (b.imgs > n) b.imgs = n;
+    if (b.rows > rows) b.rows = rows;
+    for (;;) {
+        b.row_items = (rows + b.rows - 1) / b.rows;
+        b.total = (n + b.imgs - 1) / b.imgs * b.row_items;
+        if (b.total >= want) break;
+        if (b.imgs > 1)
+            b.imgs = (b.imgs + 1) / 2;
+        else if (b.rows > 1)
+            b.rows = (b.rows + 1) / 2;
+        else
+            break;
+    }
+    return b;
+}
+
+/* Item k of b (over images [0, n)): its first image and row, and the geometry's counts. */
+static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0, mpq_dconv_geom *g)
+{
+    *i0 = k / b->row_items * b->imgs;
+    *r0 = k % b->row_items * b->rows;
+    g->imgs = n - *i0 < b->imgs ? n - *i0 : b->imgs;
+    g->rows = rows - *r0 < b->rows ? rows - *r0 : b->rows;
+    g->row0 = *r0;
+}
+
+/* The weight gradient's bands of a sample range of np samples: input and gradient rows. */
+static bands wgrad_bands(const mpq_conv *l, int np)
+{
+    return make_bands(np, l->ho, (size_t)l->wo * l->cout + (size_t)l->sh * l->w * l->cin, 1);
+}
+
 /* Floats of the direct path's scratch blocks in sz; their sum. The third block holds the
- * weight-gradient partials in backward, the per-row statistics sums (doubles) in forward. */
-static size_t direct_sizes(const mpq_conv *l, int n, int backward, size_t sz[3])
+ * weight-gradient partials in backward, the per-row statistics sums (doubles) in forward; the
+ * fourth, in backward of 1x1 stride-1 layers, the largest band of dy of each sample range. */
+static size_t direct_sizes(const mpq_conv *l, int n, int backward, size_t sz[4])
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout;
+    const int parts = wgrad_parts(l, n);
     sz[0] = round16((size_t)(l->cin > l->cout ? l->cin : l->cout));
     sz[1] = round16(kc);
-    sz[2] = backward ? (size_t)wgrad_parts(l, n) * round16(kc)
-                     : round16((size_t)n * l->ho * 4 * l->cout);
-    return sz[0] + sz[1] + sz[2];
+    sz[2] = backward ? (size_t)parts * round16(kc) : round16((size_t)n * l->ho * 4 * l->cout);
+    sz[3] = 0;
+    if (backward && is_direct(l)) {
+        const bands b = wgrad_bands(l, (n + parts - 1) / parts);
+        sz[3] = (size_t)parts * round16((size_t)b.imgs * b.rows * l->wo * l->cout);
+    }
+    return sz[0] + sz[1] + sz[2] + sz[3];
 }
 
 static direct_ws direct_views(const mpq_conv *l, const mpq_step *s, int backward)
 {
-    size_t sz[3];
+    size_t sz[4];
     MPQ_ASSERT(s->ws_floats >= direct_sizes(l, s->n, backward, sz), "conv: workspace too small");
     direct_ws v;
     v.zeros = s->ws;
     v.wpack = v.zeros + sz[0];
     v.parts = v.wpack + sz[1];
     v.rows = (double *)(void *)v.parts; /* 64-byte aligned: s->ws is, sz[0..1] are round16 */
+    v.stage = v.parts + sz[2];
+    v.stage_floats = sz[3] / (size_t)wgrad_parts(l, s->n);
     memset(v.zeros, 0, sz[0] * sizeof *v.zeros);
     return v;
 }
 
 static size_t algo_ws(const mpq_conv *l, mpq_conv_algo a, int n, int backward)
 {
-    size_t sz[3];
+    size_t sz[4];
     if (a == MPQ_CONV_DIRECT) return direct_sizes(l, n, backward, sz);
     if (is_direct(l)) return 0;
     return (size_t)chunk_rows(l, n) * l->wo * col_stride(l);
@@ -339,48 +398,6 @@ static void transpose(int rows, int cols, const float *a, float *t)
             t[(size_t)j * rows + i] = a[(size_t)i * cols + j];
 }
 
-/* Work items of the direct kernels over n images of `rows` output rows: several whole images, or
- * a band of rows of one image, so an item's outputs (or inputs and gradients) stay near
- * CONV_BAND_FLOATS and the weights of a reduction slice are reused across it; items are cut
- * smaller until there are `want` of them (or they are single rows). */
-typedef struct bands {
-    int imgs, rows;       /* per item */
-    int row_items, total; /* items per image block, items in all */
-} bands;
-
-static bands make_bands(int n, int rows, size_t row_floats, int want)
-{
-    bands b;
-    const size_t per_img = (size_t)rows * row_floats;
-    b.imgs = per_img >= CONV_BAND_FLOATS ? 1 : (int)(CONV_BAND_FLOATS / per_img);
-    b.rows =
-        b.imgs > 1 || row_floats >= CONV_BAND_FLOATS ? rows : (int)(CONV_BAND_FLOATS / row_floats);
-    if (b.imgs > n) b.imgs = n;
-    if (b.rows > rows) b.rows = rows;
-    for (;;) {
-        b.row_items = (rows + b.rows - 1) / b.rows;
-        b.total = (n + b.imgs - 1) / b.imgs * b.row_items;
-        if (b.total >= want) break;
-        if (b.imgs > 1)
-            b.imgs = (b.imgs + 1) / 2;
-        else if (b.rows > 1)
-            b.rows = (b.rows + 1) / 2;
-        else
-            break;
-    }
-    return b;
-}
-
-/* Item k of b (over images [0, n)): its first image and row, and the geometry's counts. */
-static void band_item(const bands *b, int n, int rows, int k, int *i0, int *r0, mpq_dconv_geom *g)
-{
-    *i0 = k / b->row_items * b->imgs;
-    *r0 = k % b->row_items * b->rows;
-    g->imgs = n - *i0 < b->imgs ? n - *i0 : b->imgs;
-    g->rows = rows - *r0 < b->rows ? rows - *r0 : b->rows;
-    g->row0 = *r0;
-}
-
 /* The direct forward; with sums, also the statistics of y per sample (mpq_conv_forward_sums):
  * each band sums its rows into the per-row block of the scratch, then the rows of each sample are
  * added in order. */
@@ -457,32 +474,40 @@ static mpq_dconv_geom dgrad_geom(const mpq_conv *l, const mpq_step *s, int nb, i
 /* dW += dy^T (patches of x): fixed sample ranges into partials, added in order into the first,
  * which is then transposed into dW. With dx (1x1 stride-1 layers, is_direct), each band's input
  * gradient is written (accumulate 0) or added (1) right after its weight gradient, so dy comes
- * from memory once. */
+ * from memory once; with src (dy NULL), each band of dy is first written by src into the sample
+ * range's stage, and never goes to memory. */
 static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *x,
-                         const float *dy, float *dx, int accumulate)
+                         const float *dy, const mpq_conv_dy_src *src, float *dx, int accumulate)
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout, stride = round16(kc);
     const int n = s->n, parts = wgrad_parts(l, n);
-    const size_t per_row = (size_t)l->wo * l->cout + (size_t)l->sh * l->w * l->cin;
     ptrdiff_t off[MPQ_CONV_MAX_TAPS];
     int clip[4 * MPQ_CONV_MAX_TAPS];
     const mpq_dconv_geom g0 = fwd_geom(l, v->zeros, off, clip);
     const ptrdiff_t dx_off = 0;
     const mpq_dconv_geom gd0 = dgrad_geom(l, s, l->w, 1, &dx_off, NULL, v->zeros);
     const float *w = mpq_cat(s->wq, l->weight);
-    MPQ_ASSERT(!dx || is_direct(l), "conv: the band-wise input gradient is for 1x1 layers");
+    MPQ_ASSERT((!dx && !src) || is_direct(l),
+               "conv: the band-wise input gradient is for 1x1 layers");
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < parts; p++) {
         float *part = v->parts + (size_t)p * stride;
         const int p0 = n * p / parts, np = n * (p + 1) / parts - p0;
-        const bands bd = make_bands(np, l->ho, per_row, 1);
+        const bands bd = wgrad_bands(l, np);
+        float *stage = src ? v->stage + (size_t)p * v->stage_floats : NULL;
         zero_floats(part, kc);
         for (int it = 0; it < bd.total; it++) {
             mpq_dconv_geom g = g0;
             int i, r0;
             band_item(&bd, np, l->ho, it, &i, &r0, &g);
             i += p0;
-            const float *dyb = dy + ((size_t)i * l->ho + r0) * l->wo * l->cout;
+            const size_t px = ((size_t)i * l->ho + r0) * l->wo; /* the band's first dy pixel */
+            const float *dyb = dy ? dy + px * l->cout : stage;
+            if (src) {
+                const size_t np_ = (size_t)g.imgs * g.rows * l->wo;
+                MPQ_ASSERT(np_ * l->cout <= v->stage_floats, "conv: band past its stage");
+                src->rows(src->ctx, px, px + np_, stage);
+            }
             mpq_dconv_wgrad(&g, x + ((size_t)i * l->h + (size_t)r0 * l->sh) * l->w * l->cin, dyb,
                             part);
             if (dx) {
@@ -575,10 +600,10 @@ static void backward_direct(const mpq_conv *l, const mpq_step *s, const float *x
 {
     const direct_ws v = direct_views(l, s, 1);
     if (is_direct(l)) {
-        wgrad_direct(l, s, &v, x, dy, dx, accumulate);
+        wgrad_direct(l, s, &v, x, dy, NULL, dx, accumulate);
         return;
     }
-    wgrad_direct(l, s, &v, x, dy, NULL, 0);
+    wgrad_direct(l, s, &v, x, dy, NULL, NULL, 0);
     if (dx) dgrad_direct(l, s, &v, dy, dx, accumulate);
 }
 
@@ -674,4 +699,17 @@ void mpq_conv_backward_add(const mpq_conv *l, const mpq_step *s, const float *x,
                            float *dx)
 {
     backward(l, s, x, dy, dx, 1);
+}
+
+int mpq_conv_dy_rows_ok(const mpq_conv *l)
+{
+    return l->algo_bwd == MPQ_CONV_DIRECT && is_direct(l) && !l->bias.n;
+}
+
+void mpq_conv_backward_rows(const mpq_conv *l, const mpq_step *s, const float *x,
+                            const mpq_conv_dy_src *src, float *dx, int accumulate)
+{
+    MPQ_ASSERT(mpq_conv_dy_rows_ok(l), "conv: dy by rows needs a 1x1 stride-1 direct backward");
+    const direct_ws v = direct_views(l, s, 1);
+    wgrad_direct(l, s, &v, x, NULL, src, dx, accumulate);
 }

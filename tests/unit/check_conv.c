@@ -7,6 +7,7 @@
  * workspace size, the automatic algorithm choice, and geometry validation. */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,6 +315,72 @@ START_TEST(test_conv_direct_is_independent_of_threads)
 }
 END_TEST
 
+/* A row source over a stored dy that counts the pixels it wrote. */
+typedef struct stored_dy {
+    const float *dy;
+    int c;
+    size_t pixels; /* written, summed over the calls (atomically) */
+} stored_dy;
+
+static void stored_rows(const void *ctx, size_t p0, size_t p1, float *out)
+{
+    stored_dy *d = (stored_dy *)(uintptr_t)ctx;
+    memcpy(out, d->dy + p0 * d->c, (p1 - p0) * d->c * sizeof *out);
+#pragma omp atomic
+    d->pixels += p1 - p0;
+}
+
+/* dy from a row source gives mpq_conv_backward's and mpq_conv_backward_add's bits (dx and dW),
+ * each pixel asked for once, on 1 and 2 threads; from one image in several bands to many images
+ * per band, several sample ranges; layers with bias or not 1x1 stride 1 cannot take it. */
+START_TEST(test_conv_backward_rows_matches_backward)
+{
+    static const conv_case cases[] = {
+        {3, 5, 7, 24, 40, 1, 1, 1, 1, 0, 0, 1, 0, 1},   /* several images per band */
+        {2, 40, 44, 16, 48, 1, 1, 1, 1, 0, 0, 1, 0, 1}, /* an image in several bands */
+        {37, 8, 8, 16, 16, 1, 1, 1, 1, 0, 0, 1, 0, 1},  /* many sample ranges */
+    };
+    for (int k = 0; k < 3; k++)
+        for (int t = 1; t <= 2; t++) {
+            fixture f;
+            fixture_init(&f, &cases[k], 300 + k);
+            ck_assert(mpq_conv_dy_rows_ok(&f.l));
+            mpq_gemm_set_threads(t);
+            for (int add = 0; add < 2; add++) {
+                float *dx0 = malloc(f.nx * sizeof *dx0), *g0 = malloc(f.nw * sizeof *g0);
+                mpq_test_fill_uniform(f.dx, f.nx, -1, 1, 400 + k);
+                memcpy(dx0, f.dx, f.nx * sizeof *dx0);
+                memcpy(g0, f.grad, f.nw * sizeof *g0);
+                if (add)
+                    mpq_conv_backward_add(&f.l, &f.s, f.x, f.r, f.dx);
+                else
+                    mpq_conv_backward(&f.l, &f.s, f.x, f.r, f.dx);
+                float *dx1 = malloc(f.nx * sizeof *dx1), *g1 = malloc(f.nw * sizeof *g1);
+                memcpy(dx1, f.dx, f.nx * sizeof *dx1);
+                memcpy(g1, f.grad, f.nw * sizeof *g1);
+                memcpy(f.dx, dx0, f.nx * sizeof *dx0);
+                memcpy(f.grad, g0, f.nw * sizeof *g0);
+                stored_dy d = {f.r, cases[k].cout, 0};
+                const mpq_conv_dy_src src = {stored_rows, &d};
+                mpq_conv_backward_rows(&f.l, &f.s, f.x, &src, f.dx, add);
+                ck_assert_mem_eq(f.dx, dx1, f.nx * sizeof *dx1);
+                ck_assert_mem_eq(f.grad, g1, f.nw * sizeof *g1);
+                ck_assert_uint_eq(d.pixels, f.ny / cases[k].cout);
+                free(dx0), free(g0), free(dx1), free(g1);
+            }
+            mpq_gemm_set_threads(1);
+            fixture_free(&f);
+        }
+    fixture f;
+    fixture_init(&f, &D_1X1, 310); /* with bias */
+    ck_assert(!mpq_conv_dy_rows_ok(&f.l));
+    fixture_free(&f);
+    fixture_init(&f, &D_1X1S2, 311);
+    ck_assert(!mpq_conv_dy_rows_ok(&f.l));
+    fixture_free(&f);
+}
+END_TEST
+
 /* mpq_conv_forward_sums: y bitwise that of mpq_conv_forward, each sample's sums equal to those
  * of d = (double)(y - shift) over its pixels in any order (to rounding), and the same bits on 1
  * and 2 threads. */
@@ -510,6 +577,7 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_conv_chunked_im2col_matches_reference);
     tcase_add_test(tc, test_conv_direct_matches_reference);
     tcase_add_test(tc, test_conv_direct_is_independent_of_threads);
+    tcase_add_test(tc, test_conv_backward_rows_matches_backward);
     tcase_add_test(tc, test_conv_forward_sums_match_the_output);
     tcase_add_test(tc, test_conv_picks_direct_for_skinny_products);
     tcase_add_test(tc, test_conv_mixed_algorithms_match_reference);
