@@ -77,6 +77,10 @@ typedef struct mpq_node {
     int res;                 /* ACT fused through an add: the add's other input; 0: none */
     int sums_bn;             /* CONV: the BN (its only consumer) whose training statistics the
                                 convolution sums as it writes its output; 0: none (the plan) */
+    int dy_bn;               /* CONV: the activation fused with the BN that is its only consumer,
+                                when that BN may compute the convolution's output gradient band by
+                                band inside its backward (mpq_conv_backward_rows, mpq_bn_dx_rows:
+                                the activation allows it at that step); 0: none (the plan) */
     int n_consumers;
     size_t param_lo;         /* lowest trainable offset registered by this node (or SIZE_MAX) */
     double macs;             /* multiply-adds per sample, forward */
@@ -160,7 +164,8 @@ void mpq_model_init_values(mpq_model *m, unsigned long seed, int from_weights);
 void mpq_model_init_quantizers(mpq_model *m, int from_weights, const unsigned char *keep);
 /* Sizes the arena and scratch for local batches up to n (one BN group). Fuses each BN whose only
  * consumer is an activation (or an add whose only consumer is an activation: act(BN(x) + res))
- * into one node pass, then places every materialized output, gradient
+ * into one node pass, marks the 1x1 convolutions whose output gradient such a BN computes
+ * inside their backward (mpq_node.dy_bn), then places every materialized output, gradient
  * and BN cache in the arena by lifetime (forward step of the producer to the last forward or
  * backward step that reads it; gradients from the first consumer's backward to the owner's), so
  * buffers with disjoint lifetimes share memory: after forward only the input, the logits and the

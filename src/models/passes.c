@@ -1,9 +1,11 @@
 /* The passes of a model (graph.h): weights quantized once per step, forward in node order with
  * fused groups run at their activation's place, backward in reverse order with each input
- * gradient written in place the first time and through the temporary block after, the weight
- * quantizers' straight-through backward, and the ready callback as a parameter range becomes
- * final (for the overlapped allreduce). Also per-layer-kind times, multiply-adds, the size model,
- * clipping and projections over every quantizer. */
+ * gradient written in place the first time and through the temporary block after (or, for a
+ * fused BN over a 1x1 convolution, inside the convolution's backward band by band: dy_bn), the
+ * weight quantizers' straight-through backward, and the ready callback as a parameter range
+ * becomes final (for the overlapped allreduce). Also per-layer-kind times (the BN's input
+ * gradient computed inside a convolution counts as the convolution's), multiply-adds, the size
+ * model, clipping and projections over every quantizer. */
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
@@ -119,6 +121,20 @@ static void grad_settle(const mpq_model *m, const mpq_step *s, int p, const floa
         dy[i] += dx[i];
 }
 
+/* The input gradient of a fused BN as a convolution's row source (mpq_node.dy_bn). */
+typedef struct bn_rows_ctx {
+    const mpq_bn *bn;
+    const mpq_act *act;
+    const mpq_step *s;
+    const float *x, *dy;
+} bn_rows_ctx;
+
+static void bn_rows(const void *ctx, size_t p0, size_t p1, float *out)
+{
+    const bn_rows_ctx *c = ctx;
+    mpq_bn_dx_rows(c->bn, c->act, c->s, c->x, c->dy, p0, p1, out);
+}
+
 /* The straight-through backward of a node's weight quantizers, in place on grad[W], grad[b]. */
 static void weights_backward(mpq_model *m, const mpq_node *n, const mpq_step *s)
 {
@@ -136,6 +152,7 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
 {
     unsigned char written[m->n_nodes];
     size_t lo = SIZE_MAX;
+    int deferred = 0; /* the activation whose BN left dx to its convolution (dy_bn) */
     memset(written, 0, sizeof written);
     written[m->out] = 1;
     for (int i = m->n_nodes - 1; i > 0; i--) {
@@ -155,10 +172,18 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
         float *dx = add ? mpq_at(s->arena, m->nodes[p].dy) : grad_target(m, s, p, written);
         switch (n->kind) {
         case MPQ_NODE_CONV:
-            if (add)
+            if (deferred && n->dy_bn == deferred) { /* dy from the BN, band by band */
+                const mpq_node *a = &m->nodes[deferred];
+                const bn_rows_ctx c = {&m->nodes[a->fused].u.bn, &a->u.act, s,
+                                       mpq_cat(s->arena, n->y), mpq_cat(s->arena, a->dy)};
+                const mpq_conv_dy_src src = {bn_rows, &c};
+                mpq_conv_backward_rows(&n->u.conv, s, x, &src, dx, add);
+                deferred = 0;
+            } else if (add) {
                 mpq_conv_backward_add(&n->u.conv, s, x, dy, dx);
-            else
+            } else {
                 mpq_conv_backward(&n->u.conv, s, x, dy, dx);
+            }
             break;
         case MPQ_NODE_DWCONV:
             mpq_dwconv_backward(&n->u.dw, s, x, dy, dx);
@@ -172,6 +197,11 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
                 mpq_bn_backward_res(&b->u.bn, &n->u.act, s, x,
                                     mpq_cat(s->arena, m->nodes[n->res].y), dy, dx, dres);
                 grad_settle(m, s, n->res, dres);
+            } else if (n->fused && m->nodes[p].dy_bn == i && dx &&
+                       mpq_bn_dx_rows_ok(&n->u.act, s)) {
+                mpq_bn_backward_sums(&b->u.bn, &n->u.act, s, x, dy); /* dx: the conv's */
+                deferred = i;
+                dx = NULL;
             } else if (n->fused) {
                 mpq_bn_backward(&b->u.bn, &n->u.act, s, x, dy, dx);
             } else {

@@ -1,5 +1,6 @@
 /* The plan of a model for a batch size (graph.h): BN -> (add ->) activation groups fused into
- * one pass, BN statistics summed by the direct convolution that feeds the BN, the lifetime of
+ * one pass, BN statistics summed by the direct convolution that feeds the BN, the BN's input
+ * gradient computed inside the backward of the 1x1 convolution that feeds it, the lifetime of
  * every output, gradient, BN cache and statistics block in steps (forward i, backward
  * 2 * n_nodes - i), gradients of an add's sole-consumer inputs aliased onto the add's, and every
  * block placed greedily in one arena (largest first, at the lowest offset clear of the blocks
@@ -59,6 +60,23 @@ static void fuse_nodes(mpq_model *m)
             z->res = r;
             break;
         }
+    }
+}
+
+/* The convolutions whose output gradient their BN computes band by band inside their backward:
+ * a 1x1 stride-1 direct convolution (mpq_conv_dy_rows_ok) whose only consumer is a BN fused with
+ * its activation (no residual). Its output, the activation's gradient and the BN's cache then
+ * live until the convolution's backward. */
+static void mark_dy_rows(mpq_model *m)
+{
+    for (int i = 0; i < m->n_nodes; i++)
+        m->nodes[i].dy_bn = 0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const mpq_node *a = &m->nodes[i];
+        if (a->kind != MPQ_NODE_ACT || !a->fused || a->res) continue;
+        mpq_node *p = &m->nodes[m->nodes[a->fused].in[0]];
+        if (p->kind == MPQ_NODE_CONV && p->n_consumers == 1 && mpq_conv_dy_rows_ok(&p->u.conv))
+            p->dy_bn = i;
     }
 }
 
@@ -132,7 +150,8 @@ static size_t bn_blocks(mpq_model *m, int i, int n, block *bl, int *nb)
     const size_t c = mpq_bn_cache_floats(&nd->u.bn, n, 1);
     const int at = runner(m, i);
     nd->u.bn.cache = (mpq_slice){0, c};
-    bl[(*nb)++] = (block){round16(c), 0, fwd_t(at), bwd_t(m, at), &nd->u.bn.cache};
+    const int until = src->dy_bn ? bwd_t(m, nd->in[0]) : bwd_t(m, at); /* mark_dy_rows */
+    bl[(*nb)++] = (block){round16(c), 0, fwd_t(at), until, &nd->u.bn.cache};
     nd->u.bn.sums = (mpq_slice){0, 0};
     if (src->kind == MPQ_NODE_CONV && src->n_consumers == 1 && mpq_conv_sums_ok(&src->u.conv)) {
         src->sums_bn = i; /* from the convolution's forward to the BN's */
@@ -149,6 +168,7 @@ int mpq_model_plan(mpq_model *m, int n)
     const int nn = m->n_nodes;
     if (m->err) return m->err;
     fuse_nodes(m);
+    mark_dy_rows(m);
     int *last_y = malloc((size_t)nn * sizeof *last_y),
         *first_d = malloc((size_t)nn * sizeof *first_d);
     int *alias = malloc((size_t)nn * sizeof *alias), *dend = malloc((size_t)nn * sizeof *dend);
@@ -194,6 +214,12 @@ int mpq_model_plan(mpq_model *m, int n)
             alias[p] = root;
             if (dend[p] > dend[root]) dend[root] = dend[p];
         }
+    }
+    for (int p = 1; p < nn; p++) { /* read again by the convolution's backward */
+        const int a = m->nodes[p].dy_bn, root = a && alias[a] >= 0 ? alias[a] : a;
+        if (!a) continue;
+        if (bwd_t(m, p) > last_y[p]) last_y[p] = bwd_t(m, p);
+        if (bwd_t(m, p) > dend[root]) dend[root] = bwd_t(m, p);
     }
     int nb = 0;
     for (int i = 0; i < nn; i++)

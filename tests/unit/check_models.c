@@ -255,26 +255,91 @@ START_TEST(test_models_resnet_backward_matches_central_differences)
 }
 END_TEST
 
-START_TEST(test_models_mobilenetv2_block_backward_matches_central_differences)
+/* A MobileNetV2 block (1x1 expand, depthwise, 1x1 project, residual) and a classifier over 6x6x8
+ * inputs, activations quantized by amethod ("": ReLU6), planned for N. */
+static void mobilenetv2_block(mpq_model *m, const char *amethod)
 {
     mpq_qsettings w, a;
-    mpq_model m;
     settings(&w, &a);
-    mpq_model_init(&m, 6, 6, 8, 4, &w, &a, 0.9f);
-    int x = mpq_g_input(&m);
-    int h = mpq_g_act(&m, "b/expand",
-                      mpq_g_bn(&m, "b/expand", mpq_g_conv(&m, "b/expand", x, 48, 1, 1, 0, 0)), 1);
-    h = mpq_g_act(&m, "b/dw", mpq_g_bn(&m, "b/dw", mpq_g_dwconv(&m, "b/dw", h, 3, 1, 1)), 1);
-    h = mpq_g_bn(&m, "b/project", mpq_g_conv(&m, "b/project", h, 8, 1, 1, 0, 0));
-    h = mpq_g_add(&m, h, x);
-    mpq_g_fc(&m, "fc", mpq_g_gap(&m, h), 4);
-    ck_assert_int_eq(m.err, 0);
-    ck_assert_int_eq(mpq_model_alloc(&m), 0);
-    ck_assert_int_eq(mpq_model_plan(&m, N), 0);
+    strcpy(a.method, amethod);
+    mpq_model_init(m, 6, 6, 8, 4, &w, &a, 0.9f);
+    int x = mpq_g_input(m);
+    int h = mpq_g_act(m, "b/expand",
+                      mpq_g_bn(m, "b/expand", mpq_g_conv(m, "b/expand", x, 48, 1, 1, 0, 0)), 1);
+    h = mpq_g_act(m, "b/dw", mpq_g_bn(m, "b/dw", mpq_g_dwconv(m, "b/dw", h, 3, 1, 1)), 1);
+    h = mpq_g_bn(m, "b/project", mpq_g_conv(m, "b/project", h, 8, 1, 1, 0, 0));
+    h = mpq_g_add(m, h, x);
+    mpq_g_fc(m, "fc", mpq_g_gap(m, h), 4);
+    ck_assert_int_eq(m->err, 0);
+    ck_assert_int_eq(mpq_model_alloc(m), 0);
+    ck_assert_int_eq(mpq_model_plan(m, N), 0);
+}
+
+/* The convolutions whose output gradient their BN computes band by band (mpq_node.dy_bn). */
+static int dy_rows_convs(const mpq_model *m)
+{
+    int k = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        k += m->nodes[i].dy_bn != 0;
+    return k;
+}
+
+START_TEST(test_models_mobilenetv2_block_backward_matches_central_differences)
+{
+    mpq_model m;
+    mobilenetv2_block(&m, "");
+    ck_assert_int_eq(dy_rows_convs(&m), mpq_dconv_vec() ? 1 : 0); /* covered here: the expand */
     mpq_model_init_values(&m, 4, 0);
     double err = model_fd_error(&m, 6);
     ck_assert_msg(err < 2e-2, "relative gradient error %g", err);
     mpq_model_free(&m);
+}
+END_TEST
+
+/* The expand convolution taking its output gradient from its BN band by band (dy_bn) gives the
+ * bits of the BN writing it whole: every gradient and the BN statistics, with ReLU6, with the
+ * activation quantizer computed in BN's passes (a power-of-two step) and with one applied apart
+ * (at each step the BN falls back to writing dx). */
+START_TEST(test_models_bn_dx_inside_the_convolution_changes_no_bit)
+{
+    static const char *const methods[] = {"", "parametric_fp_d_xmax_relu",
+                                          "parametric_fp_b_xmax_relu"};
+    if (!mpq_dconv_vec()) return; /* no direct kernels: nothing is fused */
+    for (int k = 0; k < 3; k++) {
+        mpq_model m;
+        float *grad[2], *state[2];
+        for (int fused = 1; fused >= 0; fused--) {
+            mobilenetv2_block(&m, methods[k]);
+            ck_assert_int_eq(dy_rows_convs(&m), 1);
+            if (!fused)
+                for (int i = 0; i < m.n_nodes; i++)
+                    m.nodes[i].dy_bn = 0;
+            mpq_model_init_values(&m, 7, 0);
+            size_t in = (size_t)N * 6 * 6 * 8, nk = (size_t)N * 4;
+            float *x = malloc(in * sizeof *x), *r = malloc(nk * sizeof *r);
+            mpq_test_fill_uniform(x, in, -1.0f, 1.0f, 21);
+            mpq_test_fill_uniform(r, nk, -1.0f, 1.0f, 22);
+            mpq_step s = mpq_model_step(&m, N, 1);
+            memset(m.params.grad, 0, m.params.n_floats * sizeof(float));
+            loss_of(&m, &s, x, r);
+            memcpy(mpq_model_dlogits(&m), r, nk * sizeof(float));
+            mpq_model_backward(&m, &s, NULL, NULL);
+            grad[fused] = malloc(m.params.n_floats * sizeof(float));
+            state[fused] = malloc(m.state.n_floats * sizeof(float));
+            memcpy(grad[fused], m.params.grad, m.params.n_floats * sizeof(float));
+            memcpy(state[fused], m.state.val, m.state.n_floats * sizeof(float));
+            free(x), free(r);
+            if (fused) mpq_model_free(&m);
+        }
+        ck_assert_mem_eq(grad[0], grad[1], m.params.n_floats * sizeof(float));
+        ck_assert_mem_eq(state[0], state[1], m.state.n_floats * sizeof(float));
+        float gmax = 0.0f; /* the gradients are not all zero */
+        for (size_t i = 0; i < m.params.n_floats; i++)
+            gmax = fmaxf(gmax, fabsf(grad[1][i]));
+        ck_assert(gmax > 0.0f);
+        free(grad[0]), free(grad[1]), free(state[0]), free(state[1]);
+        mpq_model_free(&m);
+    }
 }
 END_TEST
 
@@ -324,6 +389,7 @@ static Suite *models_suite(void)
     tcase_add_test(tc, test_models_tensor_roles_and_bn_fold);
     tcase_add_test(tc, test_models_resnet_backward_matches_central_differences);
     tcase_add_test(tc, test_models_mobilenetv2_block_backward_matches_central_differences);
+    tcase_add_test(tc, test_models_bn_dx_inside_the_convolution_changes_no_bit);
     tcase_add_test(tc, test_models_quantized_backward_passes_ste_to_weights);
     suite_add_tcase(s, tc);
     return s;
