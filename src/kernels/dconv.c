@@ -172,21 +172,6 @@ typedef struct tile_stats {
     int width, nv;
 } tile_stats;
 
-/* sums[0 .. VW) += the VW doubles of lo, hi; only the first n when PART. */
-ALWAYS_INLINE void add_doubles(const int PART, double *sums, vd lo, vd hi, int n)
-{
-    if (!PART) {
-        VDSTORE(sums, VDADD(VDLOAD(sums), lo));
-        VDSTORE(sums + VW / 2, VDADD(VDLOAD(sums + VW / 2), hi));
-        return;
-    }
-    double t[VW];
-    VDSTORE(t, lo);
-    VDSTORE(t + VW / 2, hi);
-    for (int q = 0; q < n; q++)
-        sums[q] += t[q];
-}
-
 /* Adds the statistics of a tile's outputs (acc, P x J vectors; the masked lanes of the last are
  * zero, their shifts too) into its row's sums: per vector, the sums over the P pixels of
  * d = out - shift and d * d in double registers, added to memory once. */
@@ -199,22 +184,13 @@ ALWAYS_INLINE void fwd_tile_stats(const int P, const int J, const int MASKED, vf
         const vf sh = part ? VLOADM(st->shift + j * VW, last) : VLOAD(st->shift + j * VW);
         vd s1[2] = {VDZERO(), VDZERO()}, s2[2] = {VDZERO(), VDZERO()};
 #pragma GCC unroll 16
-        for (int p = 0; p < P; p++) {
-            const vf d = VSUB(acc[p][j], sh);
-            const vd lo = VWIDEN_LO(d), hi = VWIDEN_HI(d);
-            s1[0] = VDADD(s1[0], lo);
-            s1[1] = VDADD(s1[1], hi);
-            s2[0] = VDFMA(lo, lo, s2[0]);
-            s2[1] = VDFMA(hi, hi, s2[1]);
-        }
+        for (int p = 0; p < P; p++)
+            vstats_add(acc[p][j], sh, s1, s2);
         const int n = st->width - j * VW;
-        if (part) {
-            add_doubles(1, st->sums + j * VW, s1[0], s1[1], n);
-            add_doubles(1, st->sums + st->nv + j * VW, s2[0], s2[1], n);
-        } else {
-            add_doubles(0, st->sums + j * VW, s1[0], s1[1], n);
-            add_doubles(0, st->sums + st->nv + j * VW, s2[0], s2[1], n);
-        }
+        if (part)
+            vstats_store(1, st->sums + j * VW, st->nv, s1, s2, n);
+        else
+            vstats_store(0, st->sums + j * VW, st->nv, s1, s2, n);
     }
 }
 

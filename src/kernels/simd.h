@@ -71,6 +71,43 @@ ALWAYS_INLINE int vec_aligned(const float *p)
 {
     return ((uintptr_t)p & (VW * sizeof(float) - 1)) == 0;
 }
+
+/* The statistics a BN takes from a kernel's output vectors (layers/bn.h, mpq_bn_forward_sums):
+ * with d = v - shift (in float), s1 += d and s2 += d * d in double, VW / 2 lanes in each of the
+ * two halves. */
+ALWAYS_INLINE void vstats_add(vf v, vf shift, vd s1[2], vd s2[2])
+{
+    const vf d = VSUB(v, shift);
+    const vd lo = VWIDEN_LO(d), hi = VWIDEN_HI(d);
+    s1[0] = VDADD(s1[0], lo);
+    s1[1] = VDADD(s1[1], hi);
+    s2[0] = VDFMA(lo, lo, s2[0]);
+    s2[1] = VDFMA(hi, hi, s2[1]);
+}
+
+/* sums[q] += lane q of lo, hi (the VW doubles in order); only q < n when PART. */
+ALWAYS_INLINE void vstats_add_doubles(const int PART, double *sums, vd lo, vd hi, int n)
+{
+    if (!PART) {
+        VDSTORE(sums, VDADD(VDLOAD(sums), lo));
+        VDSTORE(sums + VW / 2, VDADD(VDLOAD(sums + VW / 2), hi));
+        return;
+    }
+    double t[VW];
+    VDSTORE(t, lo);
+    VDSTORE(t + VW / 2, hi);
+    for (int q = 0; q < n; q++)
+        sums[q] += t[q];
+}
+
+/* The sums of vstats_add added to memory: s1 at sums, s2 at sums + nv (the first n lanes when
+ * PART). */
+ALWAYS_INLINE void vstats_store(const int PART, double *sums, int nv, const vd s1[2],
+                                const vd s2[2], int n)
+{
+    vstats_add_doubles(PART, sums, s1[0], s1[1], n);
+    vstats_add_doubles(PART, sums + nv, s2[0], s2[1], n);
+}
 #endif
 
 #endif
