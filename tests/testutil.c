@@ -36,6 +36,26 @@ void mpq_test_sample_sums(const float *t, int n, int hw, int c, const float *shi
         }
 }
 
+int mpq_test_sums_match(const float *t, int n, int hw, int c, const float *shift,
+                        const double *sums, double tol)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < c; j++) {
+            double s1 = 0.0, s2 = 0.0, a1 = 0.0; /* and the sum of |d| */
+            for (int p = 0; p < hw; p++) {
+                const double d = (double)(t[((size_t)i * hw + p) * c + j] - shift[j]);
+                s1 += d, s2 += d * d, a1 += fabs(d);
+            }
+            const double *got = sums + (size_t)i * 2 * c;
+            if (fabs(got[j] - s1) <= tol * (1.0 + a1) && fabs(got[c + j] - s2) <= tol * (1.0 + s2))
+                continue;
+            fprintf(stderr, "sample %d channel %d: sums %.17g %.17g, want %.17g %.17g\n", i, j,
+                    got[j], got[c + j], s1, s2);
+            return 0;
+        }
+    return 1;
+}
+
 int mpq_ck_allclose(const float *a, const float *b, size_t n, float rtol, float atol,
                     const char *label)
 {

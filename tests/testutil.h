@@ -12,6 +12,11 @@ void mpq_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed
  * sums[i * 2c + j] and sums[i * 2c + c + j] = the sums over sample i's pixels, in order, of
  * d = (double)(t - shift[j]) and of d * d. */
 void mpq_test_sample_sums(const float *t, int n, int hw, int c, const float *shift, double *sums);
+/* Whether sums (as mpq_test_sample_sums lays them out) equal t's within tol relative to the sums
+ * of |d| and d * d (1e-9: the same sums in double in another order; 1e-6: partial sums of a few
+ * terms in float); prints the first mismatch. */
+int mpq_test_sums_match(const float *t, int n, int hw, int c, const float *shift,
+                        const double *sums, double tol);
 /* 1 if |a[i] - b[i]| <= atol + rtol * |b[i]| for all i; else prints label, the first mismatch and
  * the maximum difference to stderr and returns 0. */
 int mpq_ck_allclose(const float *a, const float *b, size_t n, float rtol, float atol,

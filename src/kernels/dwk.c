@@ -10,7 +10,7 @@
 #include "kernels/simd.h"
 
 void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                         float *out, ptrdiff_t out_ps, int store)
+                         float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st)
 {
     for (int p = 0; p < pix; p++)
         for (int j = 0; j < c; j++) {
@@ -18,6 +18,11 @@ void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in,
             for (int k = 0; k < t->n; k++)
                 acc += in[p * in_ps + t->off[k] + j] * t->w[k][j];
             out[p * out_ps + j] = acc;
+            if (st) {
+                const double d = (double)(acc - st->shift[j]);
+                st->sums[j] += d;
+                st->sums[c + j] += d * d;
+            }
         }
 }
 
@@ -97,10 +102,12 @@ ALWAYS_INLINE void fwd_group(const int P, const int G, const int DESC, const int
     }
 }
 
-/* P pixels of one channel vector (lanes of m) at channel j0, over the tap groups. */
+/* P pixels of one channel vector (lanes of m) at channel j0 of c, over the tap groups; with st,
+ * their statistics too. */
 ALWAYS_INLINE void fwd_tile(const int P, const int MASKED, const mpq_dwk_taps *t,
                             const tap_group *gr, int ng, int j0, vmask m, const float *in,
-                            ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int store)
+                            ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int store, int c,
+                            const mpq_dwk_stats *st)
 {
     vf acc[PMAX];
 #pragma GCC unroll 16
@@ -127,14 +134,26 @@ ALWAYS_INLINE void fwd_tile(const int P, const int MASKED, const mpq_dwk_taps *t
     }
 #pragma GCC unroll 16
     for (int p = 0; p < P; p++) {
-        float *o = out + p * out_ps + j0;
+        float *o = out + p * out_ps + j0; /* acc becomes the stored output */
+        if (store == MPQ_DWK_ADD) acc[p] = VADD(MASKED ? VLOADM(o, m) : VLOAD(o), acc[p]);
         if (MASKED)
-            VSTOREM(o, m, store == MPQ_DWK_ADD ? VADD(VLOADM(o, m), acc[p]) : acc[p]);
+            VSTOREM(o, m, acc[p]);
         else if (store == MPQ_DWK_STREAM)
             VSTREAM(o, acc[p]);
         else
-            VSTORE(o, store == MPQ_DWK_ADD ? VADD(VLOAD(o), acc[p]) : acc[p]);
+            VSTORE(o, acc[p]);
     }
+    if (!st) return;
+    const vf sh = MASKED ? VLOADM(st->shift + j0, m) : VLOAD(st->shift + j0);
+    vf f1 = VZERO(), f2 = VZERO();
+#pragma GCC unroll 16
+    for (int p = 0; p < P; p++) {
+        const vf d = VSUB(acc[p], sh);
+        f1 = VADD(f1, d);
+        f2 = VFMA(d, d, f2);
+    }
+    const vd s1[2] = {VWIDEN_LO(f1), VWIDEN_HI(f1)}, s2[2] = {VWIDEN_LO(f2), VWIDEN_HI(f2)};
+    vstats_store(MASKED, st->sums + j0, c, s1, s2, c - j0);
 }
 
 /* Adds acc[k] into dw[k0 + k], k < TB. */
@@ -224,15 +243,16 @@ ALWAYS_INLINE void wgrad_rows3(const int NG, const int MASKED, const mpq_dwk_tap
 /* Plain and masked (channel tail) instances: masked stores of full vectors are slow on Zen 5. */
 #define FWD(P)                                                                                     \
     static void fwd_##P(const mpq_dwk_taps *t, const tap_group *gr, int ng, int j0, vmask m,       \
-                        const float *in, ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int store) \
+                        const float *in, ptrdiff_t in_ps, float *out, ptrdiff_t out_ps, int store, \
+                        int c, const mpq_dwk_stats *st)                                            \
     {                                                                                              \
-        fwd_tile(P, 0, t, gr, ng, j0, m, in, in_ps, out, out_ps, store);                           \
+        fwd_tile(P, 0, t, gr, ng, j0, m, in, in_ps, out, out_ps, store, c, st);                    \
     }                                                                                              \
     static void fwdm_##P(const mpq_dwk_taps *t, const tap_group *gr, int ng, int j0, vmask m,      \
                          const float *in, ptrdiff_t in_ps, float *out, ptrdiff_t out_ps,           \
-                         int store)                                                                \
+                         int store, int c, const mpq_dwk_stats *st)                                \
     {                                                                                              \
-        fwd_tile(P, 1, t, gr, ng, j0, m, in, in_ps, out, out_ps, store);                           \
+        fwd_tile(P, 1, t, gr, ng, j0, m, in, in_ps, out, out_ps, store, c, st);                    \
     }
 #define WG(TB)                                                                                     \
     static void wg_##TB(const mpq_dwk_taps *t, int k0, int pix, int j0, vmask m, const float *in,  \
@@ -267,7 +287,7 @@ WG(10) WG(11) WG(12)
 WG_ROWS3(1) WG_ROWS3(2) WG_ROWS3(3)
 #endif
 typedef void (*fwd_fn)(const mpq_dwk_taps *, const tap_group *, int, int, vmask, const float *,
-                       ptrdiff_t, float *, ptrdiff_t, int);
+                       ptrdiff_t, float *, ptrdiff_t, int, int, const mpq_dwk_stats *);
 typedef void (*wg_fn)(const mpq_dwk_taps *, int, int, int, vmask, const float *, ptrdiff_t,
                       const float *, ptrdiff_t);
 /* clang-format on */
@@ -308,7 +328,7 @@ ALWAYS_INLINE void prefetch_tile(const tap_group *gr, int ng, int np, const floa
 }
 
 int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                    float *out, ptrdiff_t out_ps, int store)
+                    float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st)
 {
     tap_group gr[MPQ_DWK_MAX_TAPS];
     const int ng = group_taps(t, in_ps, gr);
@@ -324,7 +344,7 @@ int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrd
                 prefetch_tile(gr, ng, next, in + (p0 + PMAX) * in_ps, in_ps, j0);
             }
             fwd_tab[tail][np](t, gr, ng, j0, VMASK(tail ? c - j0 : VW), in + p0 * in_ps, in_ps,
-                              out + p0 * out_ps, out_ps, store);
+                              out + p0 * out_ps, out_ps, store, c, st);
         }
     }
     if (store != MPQ_DWK_STREAM) return 0;
@@ -380,9 +400,9 @@ void mpq_dwk_wgrad(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdi
 #else /* no SIMD kernels in this build */
 
 int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                    float *out, ptrdiff_t out_ps, int store)
+                    float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st)
 {
-    mpq_dwk_forward_ref(t, pix, c, in, in_ps, out, out_ps, store);
+    mpq_dwk_forward_ref(t, pix, c, in, in_ps, out, out_ps, store, st);
     return 0;
 }
 

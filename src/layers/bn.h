@@ -55,8 +55,9 @@ void mpq_bn_forward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, 
                         const float *res, float *y);
 /* mpq_bn_forward_res with the training statistics taken from sums instead of a pass over x:
  * sums[i * 2C + j] and sums[i * 2C + C + j] are, for sample i, the sums over its HW pixels of
- * d = (double)(x - running mean[j]) (the subtraction in float) and of d * d, as the producing
- * layer computed them while writing x (layers/conv.h, mpq_conv_forward_sums). sums NULL, or eval:
+ * d = x - running mean[j] (the subtraction in float) and of d * d, as the producing layer
+ * computed them while writing x (layers/conv.h, mpq_conv_forward_sums: in double;
+ * layers/dwconv.h, mpq_dwconv_forward_sums: a few pixels in float, then in double). sums NULL, or eval:
  * mpq_bn_forward_res. Samples are added in order: results do not depend on the thread count. */
 void mpq_bn_forward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                          const float *res, float *y, const double *sums);

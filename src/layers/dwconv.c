@@ -40,16 +40,18 @@ int mpq_dwconv_init(mpq_dwconv *l, int h, int w, int c, int kh, int kw, int sh, 
 
 static size_t taps(const mpq_dwconv *l) { return (size_t)l->kh * l->kw; }
 
+/* Floats of the transposed weights, rounded up so that what follows is 64-byte aligned. */
+static size_t wt_floats(const mpq_dwconv *l) { return (taps(l) * l->c + 15) & ~(size_t)15; }
+
 size_t mpq_dwconv_ws_floats(const mpq_dwconv *l, int n)
 {
-    /* transposed weights, then DW_PARTS partials of (dW (KH, KW, C), db (C)) */
-    return taps(l) * l->c + DW_PARTS * (taps(l) + 1) * l->c;
+    /* transposed weights, then DW_PARTS partials of (dW (KH, KW, C), db (C)) in backward, or the
+     * statistics of each output row (2C doubles) in forward */
+    const size_t bwd = DW_PARTS * (taps(l) + 1) * l->c, fwd = 2 * (size_t)n * l->ho * 2 * l->c;
+    return wt_floats(l) + (bwd > fwd ? bwd : fwd);
 }
 
-double mpq_dwconv_macs(const mpq_dwconv *l)
-{
-    return (double)l->ho * l->wo * l->c * l->kh * l->kw;
-}
+double mpq_dwconv_macs(const mpq_dwconv *l) { return (double)l->ho * l->wo * l->c * l->kh * l->kw; }
 
 /* wt (KH*KW, C) = W (C, KH*KW) transposed. */
 static void transpose_weights(const mpq_dwconv *l, const float *w, float *wt)
@@ -130,7 +132,8 @@ typedef struct fwd_ctx {
     const mpq_dwconv *l;
     const float *xs;
     float *yr;
-    int store; /* MPQ_DWK_* */
+    int store;               /* MPQ_DWK_* */
+    const mpq_dwk_stats *st; /* the row's statistics, or NULL */
 } fwd_ctx;
 
 static void fwd_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
@@ -138,26 +141,58 @@ static void fwd_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
     const fwd_ctx *f = p;
     const int c = f->l->c;
     mpq_dwk_forward(t, pix, c, f->xs + (size_t)ow0 * f->l->sw * c, (ptrdiff_t)f->l->sw * c,
-                    f->yr + (size_t)ow0 * c, c, f->store);
+                    f->yr + (size_t)ow0 * c, c, f->store, f->st);
 }
 
-void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y)
+/* The forward; with sums, also the statistics of y per sample (mpq_dwconv_forward_sums): each
+ * output row sums into its block of the scratch, then the rows of each sample are added in
+ * order. */
+static void forward(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y,
+                    const float *shift, double *sums)
 {
     const int c = l->c;
     const float *b = l->bias.n ? mpq_cat(s->wq, l->bias) : NULL;
     float *wt = s->ws;
+    double *rows = (double *)(void *)(s->ws + wt_floats(l)); /* 64-byte aligned */
     MPQ_ASSERT(s->ws_floats >= mpq_dwconv_ws_floats(l, s->n), "dwconv: workspace too small");
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
     const int store = output_store(l, s, (size_t)l->ho * l->wo * c);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < s->n * l->ho; r++) {
+        const mpq_dwk_stats st = {rows + (size_t)r * 2 * c, shift};
         fwd_ctx f = {l, x + (size_t)(r / l->ho) * l->h * l->w * c, y + (size_t)r * l->wo * c,
-                     b ? MPQ_DWK_ADD : store};
+                     b ? MPQ_DWK_ADD : store, sums ? &st : NULL};
         if (b)
             for (int ow = 0; ow < l->wo; ow++)
                 memcpy(f.yr + (size_t)ow * c, b, (size_t)c * sizeof *b);
+        if (sums) memset(st.sums, 0, 2 * (size_t)c * sizeof *st.sums);
         row_runs(l, wt, NULL, r % l->ho, fwd_run, &f);
     }
+    if (!sums) return;
+    const size_t row_sums = 2 * (size_t)c;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < s->n; i++) {
+        double *si = sums + (size_t)i * row_sums;
+        memcpy(si, rows + (size_t)i * l->ho * row_sums, row_sums * sizeof *si);
+        for (int oh = 1; oh < l->ho; oh++) {
+            const double *rs = rows + ((size_t)i * l->ho + oh) * row_sums;
+#pragma omp simd
+            for (size_t q = 0; q < row_sums; q++)
+                si[q] += rs[q];
+        }
+    }
+}
+
+void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y)
+{
+    forward(l, s, x, y, NULL, NULL);
+}
+
+void mpq_dwconv_forward_sums(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y,
+                             const float *shift, double *sums)
+{
+    MPQ_ASSERT(shift && sums, "dwconv: statistics need a shift and their buffer");
+    forward(l, s, x, y, shift, sums);
 }
 
 typedef struct wg_ctx {
@@ -212,7 +247,7 @@ static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n,
                 }
             }
             mpq_dwk_forward(&t, run, c, dys + (size_t)b0 * c, c,
-                            row + ((size_t)b0 * l->sw + rx) * c, (ptrdiff_t)l->sw * c, store);
+                            row + ((size_t)b0 * l->sw + rx) * c, (ptrdiff_t)l->sw * c, store, NULL);
             b0 += run;
         }
     }

@@ -20,6 +20,13 @@ int mpq_dwconv_init(mpq_dwconv *l, int h, int w, int c, int kh, int kw, int sh, 
                     int pw);
 size_t mpq_dwconv_ws_floats(const mpq_dwconv *l, int n);
 void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y);
+/* Writes y and, for each sample i, the statistics of y for the BN that consumes it:
+ * sums[i * 2C + j] = sum over its pixels of d = y - shift[j] and sums[i * 2C + C + j] = sum of
+ * d * d, taken from the kernels' registers as they write y (kernels/dwk.h: a few pixels in float,
+ * then in double, in an order fixed by the layer and the batch: independent of the thread
+ * count). Layers/bn.h, mpq_bn_forward_sums. */
+void mpq_dwconv_forward_sums(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y,
+                             const float *shift, double *sums);
 /* Writes dx (NULL: not needed); adds dL/dW, dL/db into s->grad. */
 void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x, const float *dy,
                          float *dx);

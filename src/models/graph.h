@@ -75,8 +75,9 @@ typedef struct mpq_node {
                                 both directions; BN and ADD (when the BN feeds an add that feeds
                                 the ACT): that ACT (the node is then skipped); 0: not fused */
     int res;                 /* ACT fused through an add: the add's other input; 0: none */
-    int sums_bn;             /* CONV: the BN (its only consumer) whose training statistics the
-                                convolution sums as it writes its output; 0: none (the plan) */
+    int sums_bn;             /* CONV, DWCONV: the BN (its only consumer) whose training
+                                statistics the convolution sums as it writes its output; 0: none
+                                (the plan) */
     int dy_bn;               /* CONV: the activation fused with the BN that is its only consumer,
                                 when that BN may compute the convolution's output gradient band by
                                 band inside its backward (mpq_conv_backward_rows, mpq_bn_dx_rows:

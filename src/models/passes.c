@@ -54,9 +54,15 @@ void mpq_model_forward(mpq_model *m, const mpq_step *s)
                 mpq_conv_forward(&n->u.conv, s, x, y);
             break;
         }
-        case MPQ_NODE_DWCONV:
-            mpq_dwconv_forward(&n->u.dw, s, x, y);
+        case MPQ_NODE_DWCONV: {
+            const mpq_bn *bn = n->sums_bn ? &m->nodes[n->sums_bn].u.bn : NULL;
+            double *sums = bn ? bn_sums(s, bn) : NULL;
+            if (sums)
+                mpq_dwconv_forward_sums(&n->u.dw, s, x, y, mpq_cat(s->state, bn->mean), sums);
+            else
+                mpq_dwconv_forward(&n->u.dw, s, x, y);
             break;
+        }
         case MPQ_NODE_BN:
             if (!n->fused) mpq_bn_forward_sums(&n->u.bn, NULL, s, x, NULL, y, bn_sums(s, &n->u.bn));
             break;

@@ -1,7 +1,7 @@
 /* The plan of a model for a batch size (graph.h): BN -> (add ->) activation groups fused into
- * one pass, BN statistics summed by the direct convolution that feeds the BN, the BN's input
- * gradient computed inside the backward of the 1x1 convolution that feeds it, the lifetime of
- * every output, gradient, BN cache and statistics block in steps (forward i, backward
+ * one pass, BN statistics summed by the (direct or depthwise) convolution that feeds the BN, the
+ * BN's input gradient computed inside the backward of the 1x1 convolution that feeds it, the
+ * lifetime of every output, gradient, BN cache and statistics block in steps (forward i, backward
  * 2 * n_nodes - i), gradients of an add's sole-consumer inputs aliased onto the add's, and every
  * block placed greedily in one arena (largest first, at the lowest offset clear of the blocks
  * whose lifetimes overlap). Also the step descriptor and the arena's input and logits. */
@@ -142,8 +142,9 @@ static size_t place_blocks(block *bl, int nb)
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-/* The arena blocks of BN node i (its cache, and the statistics its convolution sums when that
- * convolution can and has no other consumer) appended to bl; returns its scratch floats. */
+/* The arena blocks of BN node i (its cache, and the statistics its convolution, full or
+ * depthwise, sums when it can and has no other consumer) appended to bl; returns its scratch
+ * floats. */
 static size_t bn_blocks(mpq_model *m, int i, int n, block *bl, int *nb)
 {
     mpq_node *nd = &m->nodes[i], *src = &m->nodes[nd->in[0]];
@@ -153,7 +154,8 @@ static size_t bn_blocks(mpq_model *m, int i, int n, block *bl, int *nb)
     const int until = src->dy_bn ? bwd_t(m, nd->in[0]) : bwd_t(m, at); /* mark_dy_rows */
     bl[(*nb)++] = (block){round16(c), 0, fwd_t(at), until, &nd->u.bn.cache};
     nd->u.bn.sums = (mpq_slice){0, 0};
-    if (src->kind == MPQ_NODE_CONV && src->n_consumers == 1 && mpq_conv_sums_ok(&src->u.conv)) {
+    if (src->n_consumers == 1 && ((src->kind == MPQ_NODE_CONV && mpq_conv_sums_ok(&src->u.conv)) ||
+                                  src->kind == MPQ_NODE_DWCONV)) {
         src->sums_bn = i; /* from the convolution's forward to the BN's */
         nd->u.bn.sums.n = mpq_bn_sums_floats(&nd->u.bn, n);
         bl[(*nb)++] =

@@ -230,6 +230,44 @@ START_TEST(test_dwconv_is_independent_of_threads)
 }
 END_TEST
 
+/* mpq_dwconv_forward_sums: y bitwise that of mpq_dwconv_forward, each sample's sums equal to
+ * those of d = y - shift over its pixels (to float rounding: the kernels add a few pixels in
+ * float), the same bits on 1 and 2 threads: with channel tails, strides 1 and 2, bias, streamed
+ * outputs. */
+static void check_sums(const dw_case *c, size_t stream_bytes, uint64_t seed)
+{
+    fixture f;
+    fixture_init(&f, c, seed);
+    f.l.stream_bytes = stream_bytes;
+    const size_t ns = (size_t)c->n * 2 * c->c;
+    float *y0 = malloc(f.ny * sizeof *y0), *shift = malloc((size_t)c->c * sizeof *shift);
+    double *sums = malloc(ns * sizeof *sums), *sums1 = malloc(ns * sizeof *sums1);
+    mpq_test_fill_uniform(shift, (size_t)c->c, -0.5f, 0.5f, seed + 7);
+    mpq_dwconv_forward(&f.l, &f.s, f.x, y0);
+    for (int t = 1; t <= 2; t++) {
+        mpq_gemm_set_threads(t);
+        mpq_dwconv_forward_sums(&f.l, &f.s, f.x, f.y, shift, sums);
+        if (t == 1) memcpy(sums1, sums, ns * sizeof *sums1);
+    }
+    mpq_gemm_set_threads(1);
+    ck_assert_mem_eq(y0, f.y, f.ny * sizeof *y0);
+    ck_assert_mem_eq(sums1, sums, ns * sizeof *sums);
+    ck_assert(mpq_test_sums_match(f.y, c->n, f.l.ho * f.l.wo, c->c, shift, sums, 1e-6));
+    free(y0), free(shift), free(sums), free(sums1);
+    fixture_free(&f);
+}
+
+START_TEST(test_dwconv_forward_sums_match_the_output)
+{
+    static const dw_case streamed = {3, 9, 10, 32, 3, 3, 1, 1, 1, 1, 0};
+    check_sums(&CASE_S2, MPQ_STREAM_BYTES, 60);
+    check_sums(&CASE_RECT, MPQ_STREAM_BYTES, 61);
+    check_sums(&CASE_BIG, MPQ_STREAM_BYTES, 62);
+    check_sums(&CASE_WIDE_PAD, MPQ_STREAM_BYTES, 63);
+    check_sums(&streamed, 0, 64);
+}
+END_TEST
+
 /* Outputs streamed past the caches (stream_bytes 0; 32 channels: whole aligned vectors): y, dx
  * and the parameter gradients bitwise those of the cached path, at strides 1 and 2. */
 START_TEST(test_dwconv_streamed_outputs_are_bitwise_the_same)
@@ -274,6 +312,7 @@ static Suite *dwconv_suite(void)
     tcase_add_test(tc, test_dwconv_gradients_match_central_differences);
     tcase_add_test(tc, test_dwconv_is_independent_of_threads);
     tcase_add_test(tc, test_dwconv_streamed_outputs_are_bitwise_the_same);
+    tcase_add_test(tc, test_dwconv_forward_sums_match_the_output);
     tcase_add_test(tc, test_dwconv_init_rejects_bad_geometry);
     suite_add_tcase(s, tc);
     return s;

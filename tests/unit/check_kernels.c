@@ -269,21 +269,45 @@ static void check_dwk(int pix, int ps, int c, int n_taps, int kw, int desc, uint
     }
     mpq_test_fill_uniform(in, nin, -1, 1, seed);
     mpq_test_fill_uniform(w, ((size_t)n_taps + 1) * c, -1, 1, seed + 1);
-    for (int store = MPQ_DWK_WRITE; store <= MPQ_DWK_ADD; store++) {
-        mpq_test_fill_uniform(o1, nout, -1, 1, seed + 2);
-        memcpy(o2, o1, nout * sizeof *o2);
-        ck_assert_int_eq(mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3, store), 0);
-        mpq_dwk_forward_ref(&t2, pix, c, in, (ptrdiff_t)ps * c, o2, c + 3, store);
-        ck_assert(mpq_ck_allclose(o1, o2, nout, 1e-5f, 1e-5f, "dwk forward"));
-    }
+    /* with the outputs' statistics too (added to what the sums hold): those of the outputs */
+    double *sm1 = malloc(2 * (size_t)c * sizeof *sm1), *sm2 = malloc(2 * (size_t)c * sizeof *sm2);
+    float *shift = malloc((size_t)c * sizeof *shift);
+    mpq_test_fill_uniform(shift, (size_t)c, -0.5f, 0.5f, seed + 4);
+    for (int store = MPQ_DWK_WRITE; store <= MPQ_DWK_ADD; store++)
+        for (int stats = 0; stats < 2; stats++) {
+            mpq_test_fill_uniform(o1, nout, -1, 1, seed + 2);
+            memcpy(o2, o1, nout * sizeof *o2);
+            for (int j = 0; j < 2 * c; j++)
+                sm1[j] = sm2[j] = 0.25 * j;
+            const mpq_dwk_stats st1 = {sm1, shift}, st2 = {sm2, shift};
+            ck_assert_int_eq(mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3, store,
+                                             stats ? &st1 : NULL),
+                             0);
+            mpq_dwk_forward_ref(&t2, pix, c, in, (ptrdiff_t)ps * c, o2, c + 3, store,
+                                stats ? &st2 : NULL);
+            ck_assert(mpq_ck_allclose(o1, o2, nout, 1e-5f, 1e-5f, "dwk forward"));
+            for (int j = 0; j < c && stats; j++) { /* of o1, as stored (a few pixels in float) */
+                double s1 = 0.25 * j, s2 = 0.25 * (c + j), a1 = 0.0;
+                for (int p = 0; p < pix; p++) {
+                    const double d = (double)(o1[(size_t)p * (c + 3) + j] - shift[j]);
+                    s1 += d, s2 += d * d, a1 += fabs(d);
+                }
+                ck_assert_msg(fabs(sm1[j] - s1) <= 1e-6 * (1.0 + a1) &&
+                                  fabs(sm1[c + j] - s2) <= 1e-6 * (1.0 + s2),
+                              "dwk stats c=%d channel %d: %.17g %.17g, want %.17g %.17g", c, j,
+                              sm1[j], sm1[c + j], s1, s2);
+            }
+        }
+    free(sm1), free(sm2), free(shift);
     /* streamed, into aligned pixels (out_ps = c): bitwise the written outputs; whole aligned
      * vectors only (c a multiple of the vector width), else written */
     const size_t nal = ((size_t)pix * c * sizeof(float) + 63) / 64 * 64;
     float *s1 = aligned_alloc(64, nal), *s2 = aligned_alloc(64, nal);
-    mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s1, c, MPQ_DWK_WRITE);
+    mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s1, c, MPQ_DWK_WRITE, NULL);
     const int v = mpq_dconv_vec();
-    ck_assert_int_eq(mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s2, c, MPQ_DWK_STREAM),
-                     v && c % v == 0);
+    ck_assert_int_eq(
+        mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s2, c, MPQ_DWK_STREAM, NULL),
+        v && c % v == 0);
     ck_assert_mem_eq(s1, s2, (size_t)pix * c * sizeof *s1);
     free(s1), free(s2);
     mpq_test_fill_uniform(d1, ((size_t)n_taps + 1) * c, -1, 1, seed + 3);
