@@ -57,8 +57,9 @@ void mpq_bn_forward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, 
  * sums[i * 2C + j] and sums[i * 2C + C + j] are, for sample i, the sums over its HW pixels of
  * d = x - running mean[j] (the subtraction in float) and of d * d, as the producing layer
  * computed them while writing x (layers/conv.h, mpq_conv_forward_sums: in double;
- * layers/dwconv.h, mpq_dwconv_forward_sums: a few pixels in float, then in double). sums NULL, or eval:
- * mpq_bn_forward_res. Samples are added in order: results do not depend on the thread count. */
+ * layers/dwconv.h, mpq_dwconv_forward_sums: a few pixels in float, then in double). sums NULL,
+ * or eval: mpq_bn_forward_res. Samples are added in order: results do not depend on the thread
+ * count. */
 void mpq_bn_forward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                          const float *res, float *y, const double *sums);
 void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
