@@ -43,26 +43,24 @@ void mpq_model_forward(mpq_model *m, const mpq_step *s)
         const float *x = mpq_cat(s->arena, m->nodes[n->in[0]].y);
         float *y = mpq_at(s->arena, n->y);
         size_t len = (size_t)s->n * mpq_node_len(n);
+        /* a convolution summing its BN's statistics: the BN's shift and sums */
+        const mpq_bn *sbn = n->sums_bn ? &m->nodes[n->sums_bn].u.bn : NULL;
+        double *sums = sbn ? bn_sums(s, sbn) : NULL;
+        const float *shift = sbn ? mpq_cat(s->state, sbn->mean) : NULL;
         t0 = omp_get_wtime();
         switch (n->kind) {
-        case MPQ_NODE_CONV: {
-            const mpq_bn *bn = n->sums_bn ? &m->nodes[n->sums_bn].u.bn : NULL;
-            double *sums = bn ? bn_sums(s, bn) : NULL;
+        case MPQ_NODE_CONV:
             if (sums)
-                mpq_conv_forward_sums(&n->u.conv, s, x, y, mpq_cat(s->state, bn->mean), sums);
+                mpq_conv_forward_sums(&n->u.conv, s, x, y, shift, sums);
             else
                 mpq_conv_forward(&n->u.conv, s, x, y);
             break;
-        }
-        case MPQ_NODE_DWCONV: {
-            const mpq_bn *bn = n->sums_bn ? &m->nodes[n->sums_bn].u.bn : NULL;
-            double *sums = bn ? bn_sums(s, bn) : NULL;
+        case MPQ_NODE_DWCONV:
             if (sums)
-                mpq_dwconv_forward_sums(&n->u.dw, s, x, y, mpq_cat(s->state, bn->mean), sums);
+                mpq_dwconv_forward_sums(&n->u.dw, s, x, y, shift, sums);
             else
                 mpq_dwconv_forward(&n->u.dw, s, x, y);
             break;
-        }
         case MPQ_NODE_BN:
             if (!n->fused) mpq_bn_forward_sums(&n->u.bn, NULL, s, x, NULL, y, bn_sums(s, &n->u.bn));
             break;
