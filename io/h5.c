@@ -3,10 +3,14 @@
  * owned. */
 #include "io/h5.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/checked_size.h"
 #include "core/err.h"
@@ -125,8 +129,32 @@ static const char *class_name(H5T_class_t c)
     return "other";
 }
 
+int mpq_h5_storage_ok(hid_t d, const char *name, const char *where)
+{
+    hid_t dcpl = H5Dget_create_plist(d), type = H5Dget_type(d), space = H5Dget_space(d);
+    const H5D_layout_t layout = dcpl < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(dcpl);
+    const hssize_t n = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+    const size_t size = type < 0 ? 0 : H5Tget_size(type);
+    const hsize_t have = H5Dget_storage_size(d);
+    size_t need = 0;
+    int rc = MPQ_OK;
+    if (layout < 0 || n < 0 || size == 0 || mpq_size_mul(&need, (size_t)n, size) < 0)
+        rc = MPQ_FAIL(MPQ_E_FORMAT, "%s: dataset '%s' has an unreadable layout, type or shape",
+                      where, name);
+    else if ((layout == H5D_COMPACT && have != need) ||
+             (layout == H5D_CONTIGUOUS && have != 0 && have < need))
+        rc = MPQ_FAIL(MPQ_E_FORMAT,
+                      "%s: dataset '%s' stores %llu bytes where its %lld elements need %zu (a "
+                      "damaged or crafted file)",
+                      where, name, (unsigned long long)have, (long long)n, need);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return rc;
+}
+
 /* Opens the object (attribute or dataset) and its type and dataspace; *obj, *type, *space are
- * H5I_INVALID_HID on failure. */
+ * H5I_INVALID_HID on failure. A dataset's stored bytes are checked (mpq_h5_storage_ok). */
 static int open_object(hid_t loc, const char *name, mpq_h5_kind kind, const char *where, hid_t *obj,
                        hid_t *type, hid_t *space)
 {
@@ -142,7 +170,7 @@ static int open_object(hid_t loc, const char *name, mpq_h5_kind kind, const char
     if (*obj < 0 || *type < 0 || *space < 0)
         return MPQ_FAIL(MPQ_E_FORMAT, "%s: cannot open %s '%s' (not a %s, or corrupt)", where,
                         kind_name(kind), name, kind_name(kind));
-    return MPQ_OK;
+    return attr ? MPQ_OK : mpq_h5_storage_ok(*obj, name, where);
 }
 
 static void close_object(mpq_h5_kind kind, hid_t obj, hid_t type, hid_t space)
@@ -465,4 +493,82 @@ int mpq_h5_walk_datasets(hid_t g, const char *where, mpq_h5_walk_fn fn, void *ct
     }
     free(w.seen);
     return rc;
+}
+
+/* ---- probing a file from outside in a child process ------------------------------------------ */
+
+enum { PROBE_ATTR_BYTES = 1 << 20 }; /* attributes read whole up to this size */
+
+/* Opens (and reads, when small and of fixed size) attribute name of loc. */
+static herr_t probe_attr(hid_t loc, const char *name, const H5A_info_t *info, void *arg)
+{
+    (void)info, (void)arg;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t t = a < 0 ? H5I_INVALID_HID : H5Aget_type(a);
+    hid_t sp = a < 0 ? H5I_INVALID_HID : H5Aget_space(a);
+    const hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    const size_t size = t < 0 ? 0 : H5Tget_size(t);
+    herr_t r = a < 0 || t < 0 || n < 0 || size == 0 ? -1 : 0;
+    if (r == 0 && n > 0 && (size_t)n <= PROBE_ATTR_BYTES / size && H5Tis_variable_str(t) == 0 &&
+        H5Tget_class(t) != H5T_VLEN) {
+        void *buf = malloc((size_t)n * size);
+        if (buf && H5Aread(a, t, buf) < 0) r = -1;
+        free(buf);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return r;
+}
+
+static int probe_attrs(hid_t obj)
+{
+    hsize_t idx = 0;
+    return H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, probe_attr, NULL) < 0 ? -1 : 0;
+}
+
+/* A dataset of the walk: opened, its storage checked, its attributes probed. */
+static int probe_dataset(hid_t g, const char *name, const char *path, void *ctx)
+{
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    int rc = d < 0 || mpq_h5_storage_ok(d, path, (const char *)ctx) < 0 || probe_attrs(d) < 0;
+    if (d >= 0) H5Dclose(d);
+    return rc ? MPQ_E_FORMAT : 0;
+}
+
+/* The child's work: 0 when every object opened, 1 on an HDF5 error (the parent's own open then
+ * reports it in its words). */
+static int probe_child(const char *path)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int bad = f < 0 || probe_attrs(f) < 0 ||
+              mpq_h5_walk_datasets(f, path, probe_dataset, (void *)path) < 0;
+    if (f >= 0) H5Fclose(f);
+    return bad;
+}
+
+int mpq_h5_probe_file(const char *path)
+{
+    mpq_h5_lock(); /* no other thread is inside HDF5 while the child is forked */
+    fflush(NULL);
+    const pid_t pid = fork();
+    if (pid == 0) { /* a crash kills the child plainly, past any handler of the parent's */
+        static const int fatal[] = {SIGSEGV, SIGFPE, SIGBUS, SIGILL, SIGABRT, SIGPIPE};
+        for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
+            signal(fatal[i], SIG_DFL);
+        _exit(probe_child(path));
+    }
+    mpq_h5_unlock();
+    if (pid < 0) return MPQ_OK; /* no child: the file is opened unprobed */
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    if (w == pid && WIFSIGNALED(status))
+        return MPQ_FAIL(MPQ_E_FORMAT,
+                        "'%s': the HDF5 library crashed (signal %d, %s) reading its metadata: the "
+                        "file is damaged or crafted ---> HINT: recreate it (mpq prep) or use an "
+                        "earlier copy",
+                        path, WTERMSIG(status), strsignal(WTERMSIG(status)));
+    return MPQ_OK;
 }

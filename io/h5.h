@@ -41,6 +41,20 @@ typedef struct mpq_h5_shape {
 /* Whether the absolute or relative path name exists below loc, walking its groups one by one
  * (so a missing intermediate group is "no", not an HDF5 error). */
 int mpq_h5_exists(hid_t loc, const char *name);
+/* Whether dataset d stores the bytes its dataspace needs: a compact or contiguous layout must
+ * store every element (or, contiguous, none yet: read as the fill value); chunked ones may leave
+ * chunks unwritten. HDF5 1.10 reads a compact dataset's elements from its stored bytes without
+ * comparing the two (a crafted file with an empty compact store crashed it). Returns MPQ_OK or
+ * MPQ_E_FORMAT naming where and name. Every dataset the readers here open is checked. */
+int mpq_h5_storage_ok(hid_t d, const char *name, const char *where);
+/* Opens the file read-only in a child process and, there, its root's and every dataset's
+ * attributes and every dataset (checked as above): HDF5 1.10 crashes inside its own calls on
+ * some crafted metadata (a chunk dimension of zero divides by zero in H5Dopen2), which no check
+ * before the call can see. A child killed by a signal makes the file refused: MPQ_E_FORMAT,
+ * naming it. Anything else returns MPQ_OK (an HDF5 error in the child is reported by the
+ * caller's own open, in its words; no fork: no probe). Call it before the first open of a file
+ * that comes from outside; no MPI in the child. */
+int mpq_h5_probe_file(const char *path);
 /* Describes attribute or dataset name of loc (where: the file name, for messages): MPQ_E_FORMAT
  * when it is missing, cannot be opened, has a rank above MPQ_H5_MAX_RANK or more elements than
  * size_t can count. */

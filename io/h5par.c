@@ -171,6 +171,17 @@ int mpq_pf_open(mpq_comm *c, const char *path, int create, mpq_pf *p)
         return MPQ_FAIL(MPQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
     if (!create && S_ISDIR(st.st_mode))
         return MPQ_FAIL(MPQ_E_IO, "'%s' is a directory, not a checkpoint file", path);
+    if (!create) { /* rank 0 probes the file (io/h5.h); every rank learns the verdict */
+        int probed = p->rank == 0 ? mpq_h5_probe_file(path) : MPQ_OK;
+        if (mpq_comm_bcast(c, &probed, sizeof probed, 0) < 0)
+            return MPQ_FAIL(MPQ_E_IO, "%s: cannot agree on the file across ranks", path);
+        if (probed < 0)
+            return p->rank == 0 ? probed
+                                : MPQ_FAIL(probed,
+                                           "'%s' is damaged or crafted: HDF5 crashed on rank 0 "
+                                           "reading its metadata",
+                                           path);
+    }
     mpq_comm_get_mpi(c, &mc);
     fapl = H5Pcreate(H5P_FILE_ACCESS);
     p->dxpl = H5Pcreate(H5P_DATASET_XFER);
@@ -445,6 +456,11 @@ static int verify_one(hid_t g, const char *name, const char *path, void *arg)
     if (H5Aexists(o, CHECKSUM_ATTR) <= 0) {
         H5Dclose(o);
         return 0;
+    }
+    const int ok = mpq_h5_storage_ok(o, path, file);
+    if (ok < 0) {
+        H5Dclose(o);
+        return ok;
     }
     hid_t ft = H5Dget_type(o), sp = H5Dget_space(o);
     hid_t mt = ft < 0 ? H5I_INVALID_HID : H5Tget_native_type(ft, H5T_DIR_ASCEND);

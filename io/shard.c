@@ -165,6 +165,7 @@ static int probe_shard(shard *sh, mpq_data_info *info, int32_t **labels, size_t 
         rc = MPQ_FAIL(MPQ_E_IO, "cannot read shard '%s': %s", path, strerror(errno));
         goto out;
     }
+    if ((rc = mpq_h5_probe_file(path)) < 0) goto out;
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         rc = MPQ_FAIL(MPQ_E_FORMAT,
