@@ -497,7 +497,10 @@ int mpq_h5_walk_datasets(hid_t g, const char *where, mpq_h5_walk_fn fn, void *ct
 
 /* ---- probing a file from outside in a child process ------------------------------------------ */
 
-enum { PROBE_ATTR_BYTES = 1 << 20 }; /* attributes read whole up to this size */
+enum {
+    PROBE_ATTR_BYTES = 1 << 20,  /* attributes read whole up to this size, */
+    PROBE_READ_BYTES = 16 << 20, /* datasets too */
+};
 
 /* Opens (and reads, when small and of fixed size) attribute name of loc. */
 static herr_t probe_attr(hid_t loc, const char *name, const H5A_info_t *info, void *arg)
@@ -527,11 +530,33 @@ static int probe_attrs(hid_t obj)
     return H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, probe_attr, NULL) < 0 ? -1 : 0;
 }
 
-/* A dataset of the walk: opened, its storage checked, its attributes probed. */
+/* Reads dataset d whole when it holds at most PROBE_READ_BYTES of fixed-size elements (the
+ * chunk index and the filters are parsed only then); 0, or -1 on an HDF5 error. */
+static int probe_read(hid_t d)
+{
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+    hid_t mt = t < 0 ? H5I_INVALID_HID : H5Tget_native_type(t, H5T_DIR_ASCEND);
+    const hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    const size_t size = mt < 0 ? 0 : H5Tget_size(mt);
+    int rc = mt < 0 || n < 0 || size == 0 ? -1 : 0;
+    if (rc == 0 && n > 0 && (size_t)n <= PROBE_READ_BYTES / size && H5Tis_variable_str(t) == 0 &&
+        H5Tget_class(t) != H5T_VLEN) {
+        void *buf = malloc((size_t)n * size);
+        if (buf && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) rc = -1;
+        free(buf);
+    }
+    if (mt >= 0) H5Tclose(mt);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    return rc;
+}
+
+/* A dataset of the walk: opened, its storage checked, its attributes probed, read when small. */
 static int probe_dataset(hid_t g, const char *name, const char *path, void *ctx)
 {
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    int rc = d < 0 || mpq_h5_storage_ok(d, path, (const char *)ctx) < 0 || probe_attrs(d) < 0;
+    int rc = d < 0 || mpq_h5_storage_ok(d, path, (const char *)ctx) < 0 || probe_attrs(d) < 0 ||
+             probe_read(d) < 0;
     if (d >= 0) H5Dclose(d);
     return rc ? MPQ_E_FORMAT : 0;
 }

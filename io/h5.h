@@ -48,7 +48,8 @@ int mpq_h5_exists(hid_t loc, const char *name);
  * MPQ_E_FORMAT naming where and name. Every dataset the readers here open is checked. */
 int mpq_h5_storage_ok(hid_t d, const char *name, const char *where);
 /* Opens the file read-only in a child process and, there, its root's and every dataset's
- * attributes and every dataset (checked as above): HDF5 1.10 crashes inside its own calls on
+ * attributes and every dataset (checked as above; read whole up to 16 MB, so that chunk indexes
+ * and filters are parsed): HDF5 1.10 crashes inside its own calls on
  * some crafted metadata (a chunk dimension of zero divides by zero in H5Dopen2), which no check
  * before the call can see. A child killed by a signal makes the file refused: MPQ_E_FORMAT,
  * naming it. Anything else returns MPQ_OK (an HDF5 error in the child is reported by the
