@@ -71,3 +71,18 @@ void mpq_colsum_add(size_t rows, int cols, const float *a, size_t ld, float *out
             out[j0 + j] += (float)tot[j];
     }
 }
+
+void mpq_colsum_blocks(int n, int per, size_t cols, const double *rows, double *out)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        double *oi = out + (size_t)i * cols;
+        memcpy(oi, rows + (size_t)i * per * cols, cols * sizeof *oi);
+        for (int k = 1; k < per; k++) {
+            const double *r = rows + ((size_t)i * per + k) * cols;
+#pragma omp simd
+            for (size_t q = 0; q < cols; q++)
+                oi[q] += r[q];
+        }
+    }
+}

@@ -19,5 +19,9 @@ void mpq_colsum(mpq_colsum_op op, size_t rows, int cols, const float *a, const f
                 const double *shift, double *out);
 /* Adds the column sums of a (rows, cols; row stride ld) into out[0..cols): bias gradients. */
 void mpq_colsum_add(size_t rows, int cols, const float *a, size_t ld, float *out);
+/* out[i * cols + q] = the sum over k < per of rows[(i * per + k) * cols + q], k in order, for
+ * i < n, q < cols (doubles; OpenMP over i): per-sample totals of per-row sums, such as the BN
+ * statistics a layer sums row by row as it writes its output. */
+void mpq_colsum_blocks(int n, int per, size_t cols, const double *rows, double *out);
 
 #endif

@@ -432,18 +432,7 @@ static void forward_direct(const mpq_conv *l, const mpq_step *s, const float *x,
         mpq_dconv_forward(&g, x + ((size_t)i * l->h + (size_t)oh * l->sh) * l->w * l->cin, v.wpack,
                           yr, b != NULL);
     }
-    if (!sums) return;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < s->n; i++) {
-        double *si = sums + (size_t)i * row_sums;
-        memcpy(si, v.rows + (size_t)i * l->ho * row_sums, row_sums * sizeof *si);
-        for (int oh = 1; oh < l->ho; oh++) {
-            const double *r = v.rows + ((size_t)i * l->ho + oh) * row_sums;
-#pragma omp simd
-            for (size_t q = 0; q < row_sums; q++)
-                si[q] += r[q];
-        }
-    }
+    if (sums) mpq_colsum_blocks(s->n, l->ho, row_sums, v.rows, sums);
 }
 
 /* The input gradient's geometry (one phase of nb input pixels per row at the input's stride,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "kernels/colsum.h"
 #include "kernels/dwk.h"
 
 enum { DW_PARTS = 16 };
@@ -168,19 +169,7 @@ static void forward(const mpq_dwconv *l, const mpq_step *s, const float *x, floa
         if (sums) memset(st.sums, 0, 2 * (size_t)c * sizeof *st.sums);
         row_runs(l, wt, NULL, r % l->ho, fwd_run, &f);
     }
-    if (!sums) return;
-    const size_t row_sums = 2 * (size_t)c;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < s->n; i++) {
-        double *si = sums + (size_t)i * row_sums;
-        memcpy(si, rows + (size_t)i * l->ho * row_sums, row_sums * sizeof *si);
-        for (int oh = 1; oh < l->ho; oh++) {
-            const double *rs = rows + ((size_t)i * l->ho + oh) * row_sums;
-#pragma omp simd
-            for (size_t q = 0; q < row_sums; q++)
-                si[q] += rs[q];
-        }
-    }
+    if (sums) mpq_colsum_blocks(s->n, l->ho, 2 * (size_t)c, rows, sums);
 }
 
 void mpq_dwconv_forward(const mpq_dwconv *l, const mpq_step *s, const float *x, float *y)
