@@ -330,6 +330,12 @@ static int act_kind(const mpq_act *act, const float *val, mpq_ucore *u)
     return mpq_quant_ucore(act->q, val, u) && u->inv_d != 0.0f && !u->sign ? KIND_UQ : KIND_NONE;
 }
 
+/* Whether act is a quantizer that the passes apply apart, per chunk (kind: act_kind's). */
+static int applied_apart(const mpq_act *act, int kind)
+{
+    return act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ;
+}
+
 /* The activation of a row loop's kind at o (KIND_NONE: o itself). */
 ALWAYS_INLINE float act_value(const int kind, const mpq_ucore u, float o)
 {
@@ -416,7 +422,7 @@ static void output_pass(const mpq_bn *l, const mpq_act *act, const mpq_step *s, 
 {
     mpq_ucore u = {0};
     const int kind = act_kind(act, s->val, &u), c = l->c;
-    const int apart = act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ; /* reads y back */
+    const int apart = applied_apart(act, kind); /* reads y back */
     const int stream = !apart && streams(l, s, y);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < k->total; i++) {
@@ -805,7 +811,7 @@ static void backward_chunk(const mpq_bn *l, const mpq_act *act, int kind, const 
     for (int j = 0; j < 2 * c; j++)
         sums[j] = 0.0;
     qacc[0] = qacc[1] = 0.0;
-    if (!act || act->kind != MPQ_ACT_QUANT || kind == KIND_UQ) {
+    if (!applied_apart(act, kind)) {
         double lanes[2 * BN_JB] = {0.0};
         if (res)
             res_rows(c, kind, k, x, res, dy, gb, r0, r1, sdy, sdyx, lanes);
@@ -887,18 +893,17 @@ size_t mpq_bn_cache_floats(const mpq_bn *l, int n, int n_groups)
  * keeps no g). */
 static int recomputes_g(const mpq_act *act, int kind, const float *res)
 {
-    return !res && !(act && act->kind == MPQ_ACT_QUANT && kind != KIND_UQ);
+    return !res && !applied_apart(act, kind);
 }
 
-/* Pass 1 and the parameter gradients; in training with want_dx, the cross-rank reduction and
- * pass 2's coefficients too (into the cache). gb as in backward_chunk; eval writes dx. Returns
- * the chunks; *bk the coefficients, *kind and *uq the row loops' kind. */
-static chunks backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
-                            const float *res, const float *dy, float *gb, float *dx, int want_dx,
-                            bn_back *bk, int *kind, mpq_ucore *uq)
+/* Pass 1 and the parameter gradients, for the row loops' kind (act_kind: kind, uq); in training
+ * with want_dx, the cross-rank reduction and pass 2's coefficients too (into the cache). gb as in
+ * backward_chunk; eval writes dx. Returns the chunks; *bk the coefficients. */
+static chunks backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, int kind,
+                            const mpq_ucore *uq, const float *x, const float *res, const float *dy,
+                            float *gb, float *dx, int want_dx, bn_back *bk)
 {
-    *kind = act_kind(act, s->val, uq);
-    const int quant = act && act->kind == MPQ_ACT_QUANT, chunked = quant && *kind != KIND_UQ;
+    const int quant = act && act->kind == MPQ_ACT_QUANT, chunked = applied_apart(act, kind);
     mpq_step st = *s;
     if (!s->training) st.n_groups = 1;
     const chunks k = checked_plan(l, &st, act);
@@ -927,7 +932,7 @@ static chunks backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step 
         size_t r0, r1;
         const size_t o = (size_t)chunk_rows(&k, i, &r0, &r1) * c;
         const bn_coefs kc = {b.a + o, b.b + o, b.mu + o, b.iv + o, *uq};
-        backward_chunk(l, act, *kind, &qv, s, &kc, x, res, dy, r0, r1, gb, dx,
+        backward_chunk(l, act, kind, &qv, s, &kc, x, res, dy, r0, r1, gb, dx,
                        v.part + (size_t)i * 2 * c, v.qpart + 2 * i);
     }
     double *sdy = v.red, *sdyx = sdy + gc, *cnt = sdyx + gc;
@@ -944,7 +949,7 @@ static chunks backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step 
             q0 += v.qpart[2 * i];
             q1 += v.qpart[2 * i + 1];
         }
-        if (*kind == KIND_UQ) {
+        if (kind == KIND_UQ) {
             mpq_quant_ucore_grads(act->q, uq, q0, q1, s->grad);
         } else {
             s->grad[act->q->p.off] += (float)q0;
@@ -967,10 +972,9 @@ void mpq_bn_backward_res(const mpq_bn *l, const mpq_act *act, const mpq_step *s,
     MPQ_ASSERT(!res == !dres, "bn: a residual input needs its gradient buffer");
     bn_back b;
     mpq_ucore uq = {0};
-    int kind = KIND_NONE;
-    const int chunked = act && act->kind == MPQ_ACT_QUANT && act_kind(act, s->val, &uq) != KIND_UQ;
-    float *gb = res ? dres : chunked ? dx : NULL; /* where pass 1 keeps g */
-    const chunks k = backward_sums(l, act, s, x, res, dy, gb, dx, dx != NULL, &b, &kind, &uq);
+    const int kind = act_kind(act, s->val, &uq);
+    float *gb = res ? dres : applied_apart(act, kind) ? dx : NULL; /* where pass 1 keeps g */
+    const chunks k = backward_sums(l, act, s, kind, &uq, x, res, dy, gb, dx, dx != NULL, &b);
     if (!dx || !s->training) return;
     const int c = l->c, kind2 = gb ? KIND_G : kind, stream = streams(l, s, dx);
 #pragma omp parallel for schedule(static)
@@ -992,11 +996,11 @@ int mpq_bn_dx_rows_ok(const mpq_act *act, const mpq_step *s)
 void mpq_bn_backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
                           const float *dy)
 {
-    MPQ_ASSERT(mpq_bn_dx_rows_ok(act, s), "bn: pass 2 cannot be deferred here");
+    mpq_ucore uq = {0};
+    const int kind = act_kind(act, s->val, &uq);
+    MPQ_ASSERT(s->training && recomputes_g(act, kind, NULL), "bn: pass 2 cannot be deferred here");
     bn_back b;
-    mpq_ucore uq;
-    int kind;
-    backward_sums(l, act, s, x, NULL, dy, NULL, NULL, 1, &b, &kind, &uq);
+    backward_sums(l, act, s, kind, &uq, x, NULL, dy, NULL, NULL, 1, &b);
 }
 
 void mpq_bn_dx_rows(const mpq_bn *l, const mpq_act *act, const mpq_step *s, const float *x,
@@ -1004,7 +1008,7 @@ void mpq_bn_dx_rows(const mpq_bn *l, const mpq_act *act, const mpq_step *s, cons
 {
     mpq_ucore uq = {0};
     const int kind = act_kind(act, s->val, &uq), c = l->c;
-    const size_t rows = (size_t)(s->n / s->n_groups) * l->hw; /* per statistics group */
+    const size_t rows = checked_plan(l, s, act).rows; /* per statistics group */
     const bn_back b = cached(l, s);
     MPQ_ASSERT(recomputes_g(act, kind, NULL) && s->training, "bn: pass 2 cannot be deferred here");
     MPQ_ASSERT(r1 <= (size_t)s->n * l->hw, "bn: rows %zu beyond the batch", r1);
