@@ -502,24 +502,38 @@ enum {
     PROBE_READ_BYTES = 16 << 20, /* datasets too */
 };
 
-/* Opens (and reads, when small and of fixed size) attribute name of loc. */
+/* Reads attribute or dataset obj whole in its native type when it holds at most max bytes of
+ * fixed-size elements (a dataset's chunk index and filters are parsed only then); 0, or -1 on an
+ * HDF5 error. */
+static int probe_read(hid_t obj, mpq_h5_kind kind, size_t max)
+{
+    const int attr = kind == MPQ_H5_ATTRIBUTE;
+    hid_t t = attr ? H5Aget_type(obj) : H5Dget_type(obj);
+    hid_t sp = attr ? H5Aget_space(obj) : H5Dget_space(obj);
+    hid_t mt = t < 0 ? H5I_INVALID_HID : H5Tget_native_type(t, H5T_DIR_ASCEND);
+    const hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    const size_t size = mt < 0 ? 0 : H5Tget_size(mt);
+    int rc = mt < 0 || n < 0 || size == 0 ? -1 : 0;
+    if (rc == 0 && n > 0 && (size_t)n <= max / size && H5Tis_variable_str(t) == 0 &&
+        H5Tget_class(t) != H5T_VLEN) {
+        void *buf = malloc((size_t)n * size);
+        if (buf && (attr ? H5Aread(obj, mt, buf)
+                         : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)) < 0)
+            rc = -1;
+        free(buf);
+    }
+    if (mt >= 0) H5Tclose(mt);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    return rc;
+}
+
+/* Opens and reads (probe_read) attribute name of loc. */
 static herr_t probe_attr(hid_t loc, const char *name, const H5A_info_t *info, void *arg)
 {
     (void)info, (void)arg;
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    hid_t t = a < 0 ? H5I_INVALID_HID : H5Aget_type(a);
-    hid_t sp = a < 0 ? H5I_INVALID_HID : H5Aget_space(a);
-    const hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
-    const size_t size = t < 0 ? 0 : H5Tget_size(t);
-    herr_t r = a < 0 || t < 0 || n < 0 || size == 0 ? -1 : 0;
-    if (r == 0 && n > 0 && (size_t)n <= PROBE_ATTR_BYTES / size && H5Tis_variable_str(t) == 0 &&
-        H5Tget_class(t) != H5T_VLEN) {
-        void *buf = malloc((size_t)n * size);
-        if (buf && H5Aread(a, t, buf) < 0) r = -1;
-        free(buf);
-    }
-    if (sp >= 0) H5Sclose(sp);
-    if (t >= 0) H5Tclose(t);
+    const herr_t r = a < 0 || probe_read(a, MPQ_H5_ATTRIBUTE, PROBE_ATTR_BYTES) < 0 ? -1 : 0;
     if (a >= 0) H5Aclose(a);
     return r;
 }
@@ -530,33 +544,12 @@ static int probe_attrs(hid_t obj)
     return H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, probe_attr, NULL) < 0 ? -1 : 0;
 }
 
-/* Reads dataset d whole when it holds at most PROBE_READ_BYTES of fixed-size elements (the
- * chunk index and the filters are parsed only then); 0, or -1 on an HDF5 error. */
-static int probe_read(hid_t d)
-{
-    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
-    hid_t mt = t < 0 ? H5I_INVALID_HID : H5Tget_native_type(t, H5T_DIR_ASCEND);
-    const hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
-    const size_t size = mt < 0 ? 0 : H5Tget_size(mt);
-    int rc = mt < 0 || n < 0 || size == 0 ? -1 : 0;
-    if (rc == 0 && n > 0 && (size_t)n <= PROBE_READ_BYTES / size && H5Tis_variable_str(t) == 0 &&
-        H5Tget_class(t) != H5T_VLEN) {
-        void *buf = malloc((size_t)n * size);
-        if (buf && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) rc = -1;
-        free(buf);
-    }
-    if (mt >= 0) H5Tclose(mt);
-    if (sp >= 0) H5Sclose(sp);
-    if (t >= 0) H5Tclose(t);
-    return rc;
-}
-
 /* A dataset of the walk: opened, its storage checked, its attributes probed, read when small. */
 static int probe_dataset(hid_t g, const char *name, const char *path, void *ctx)
 {
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
     int rc = d < 0 || mpq_h5_storage_ok(d, path, (const char *)ctx) < 0 || probe_attrs(d) < 0 ||
-             probe_read(d) < 0;
+             probe_read(d, MPQ_H5_DATASET, PROBE_READ_BYTES) < 0;
     if (d >= 0) H5Dclose(d);
     return rc ? MPQ_E_FORMAT : 0;
 }
