@@ -50,10 +50,15 @@ cleanup() { # the jobs, then the daemons started here, by their PIDs
 }
 trap cleanup EXIT
 
+# below the kernel's ephemeral range, where the outgoing connections of the other tests that run
+# beside this one (Open MPI's, SLURM's own) cannot take a port between its pick and the bind
+read -r ephemeral_low _ < /proc/sys/net/ipv4/ip_local_port_range
+port_low=10000 port_span=$((ephemeral_low - 10000))
+[ "$port_span" -ge 1000 ] || { port_low=$((ephemeral_low - 9000)); port_span=1000; }
 free_port() { # free_port [TAKEN...]: an unused TCP port on 127.0.0.1, none of TAKEN
     local p
     while :; do
-        p=$((20000 + RANDOM % 30000))
+        p=$((port_low + RANDOM % port_span))
         [[ " $* " == *" $p "* ]] && continue
         (exec 3<> "/dev/tcp/127.0.0.1/$p") 2> /dev/null || { echo "$p"; return; }
     done
@@ -120,13 +125,17 @@ PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$tmp/slurm.conf"
 daemon "$tmp/slurmctld.pid" slurmctld
-# each node's tasks get their own TMPDIR: Open MPI's session directory (ompi.HOST.UID under
-# TMPDIR) is named after the host, which the two nodes share; mpirun on one node and its orted on
-# the other made it at once and one failed ("mkdir ... File exists", a fresh-box run)
-printf '#!/bin/sh\necho "export TMPDIR=%s/tmp-$SLURMD_NODENAME"\n' "$tmp" > "$tmp/task-prolog.sh"
+# each job's tasks on each node get their own TMPDIR: Open MPI's session directory (ompi.HOST.UID
+# under TMPDIR) is named after the host, which the two nodes share; mpirun on one node and its
+# orted on the other made it at once and one failed ("mkdir ... File exists", a fresh-box run),
+# and two jobs start at once on the same node
+cat > "$tmp/task-prolog.sh" << PROLOG
+#!/bin/sh
+d="$tmp/tmp-\$SLURMD_NODENAME-\$SLURM_JOB_ID"
+mkdir -p "\$d" && echo "export TMPDIR=\$d"
+PROLOG
 chmod +x "$tmp/task-prolog.sh"
 for n in n1 n2; do
-    mkdir "$tmp/tmp-$n"
     # each node's slurmstepd makes its PMIx directory under PMIxCliTmpDirBase of the mpi.conf
     # beside the slurm.conf it was started with: one directory per node, or the two collide
     mkdir "$tmp/spool-$n" "$tmp/etc-$n" "$tmp/pmix-$n"
@@ -166,20 +175,28 @@ declare -A id how
 for j in full:train.sbatch usr1:train.sbatch term:train.sbatch srun-term:train-srun.sbatch; do
     id[${j%%:*}]=$(submit "${j%%:*}" "${j#*:}")
 done
-# signal NAME SCANCEL-OPTIONS...: once the ranks have their signal handlers
-signal() {
-    local name=$1
-    shift
-    how[$name]="scancel $*"
-    if wait_for 240 grep -qs "signal handlers installed on 2 rank" "$tmp/$name.out"; then
-        scancel "$@" "${id[$name]}"
-    else
-        echo "FAIL $name: the ranks did not start"; cat "$tmp/$name.out" 2> /dev/null; fail=1
-    fi
-}
-signal usr1 --signal=USR1 --batch       # (b)
-signal term --signal=TERM --full        # (c)
-signal srun-term --signal=TERM --batch  # (d)
+# each job gets its signal as soon as its ranks have their signal handlers, whatever order the
+# scheduler starts the queued jobs in (signalling them one after the other let a job that started
+# before the one waited for run to its end unsignalled)
+how[usr1]="--signal=USR1 --batch"       # (b)
+how[term]="--signal=TERM --full"        # (c)
+how[srun-term]="--signal=TERM --batch"  # (d)
+waiting=(usr1 term srun-term)
+started=$SECONDS
+while [ ${#waiting[@]} -gt 0 ] && [ $((SECONDS - started)) -lt 240 ]; do
+    left=()
+    for name in "${waiting[@]}"; do
+        if grep -qs "signal handlers installed on 2 rank" "$tmp/$name.out"; then
+            # shellcheck disable=SC2086 # the options are words
+            scancel ${how[$name]} "${id[$name]}"
+        else left+=("$name"); fi
+    done
+    waiting=("${left[@]}")
+    sleep 0.1
+done
+for name in "${waiting[@]}"; do
+    echo "FAIL $name: the ranks did not start"; cat "$tmp/$name.out" 2> /dev/null; fail=1
+done
 
 a=${id[full]}
 if finish full "$a" && [ "$(wc -l < "$(steps_of full "$a")")" -eq $((steps + 1)) ]; then
@@ -196,7 +213,7 @@ chain() {
     if [ -n "$st" ] && grep -q "stopped by SIG[A-Z0-9]* after step $st " "$out" &&
         grep -q "requeueing job $job" "$out" && grep -q "job $job (restart 1)" "$out" &&
         grep -q "resuming from .*ckpt-0*$st.h5" "$out"; then
-        echo "PASS $name (${SECONDS}s): ${how[$name]}: complete checkpoint at step $st, status 75," \
+        echo "PASS $name (${SECONDS}s): scancel ${how[$name]}: complete checkpoint at step $st, status 75," \
              "requeued, resumed"
     else
         echo "FAIL $name: the signal -> checkpoint -> 75 -> requeue -> resume chain"; cat "$out"
