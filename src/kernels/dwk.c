@@ -38,7 +38,27 @@ void mpq_dwk_wgrad_ref(const mpq_dwk_taps *t, int pix, int c, const float *in, p
         }
 }
 
+/* Prefetches lines [done, until) of a into L2. */
+static void ahead_issue(mpq_dwk_ahead *a, size_t until)
+{
+    for (; a->done < until; a->done++) {
+        const size_t i = a->done;
+        __builtin_prefetch(i < a->lines[0] ? a->at[0] + 64 * i : a->at[1] + 64 * (i - a->lines[0]),
+                           0, 2);
+    }
+}
+
+void mpq_dwk_ahead_rest(mpq_dwk_ahead *a) { ahead_issue(a, a->lines[0] + a->lines[1]); }
+
 #ifdef VW
+
+/* Before a pixel tile: the lines up to its share. */
+static void ahead_share(mpq_dwk_ahead *a)
+{
+    const size_t total = a->lines[0] + a->lines[1];
+    a->tile++;
+    ahead_issue(a, a->tile >= a->tiles ? total : total * a->tile / a->tiles);
+}
 
 #if NREG == 32
 #define PMAX 12  /* forward pixels per tile */
@@ -327,8 +347,11 @@ ALWAYS_INLINE void prefetch_tile(const tap_group *gr, int ng, int np, const floa
             __builtin_prefetch(in + gr[k].base + j0 + q * in_ps);
 }
 
+int mpq_dwk_tile_pixels(void) { return PMAX; }
+
 int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                    float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st)
+                    float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st,
+                    mpq_dwk_ahead *ahead)
 {
     tap_group gr[MPQ_DWK_MAX_TAPS];
     const int ng = group_taps(t, in_ps, gr);
@@ -337,6 +360,7 @@ int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrd
         store = MPQ_DWK_WRITE;               /* streams whole aligned vectors only */
     for (int p0 = 0; p0 < pix; p0 += PMAX) { /* all channels of a tile: its inputs stay in L1 */
         const int np = pix - p0 < PMAX ? pix - p0 : PMAX;
+        if (ahead) ahead_share(ahead);
         for (int j0 = 0; j0 < c; j0 += VW) {
             const int tail = c - j0 < VW;
             if (prefetch && p0 + PMAX < pix) {
@@ -399,10 +423,14 @@ void mpq_dwk_wgrad(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdi
 
 #else /* no SIMD kernels in this build */
 
+int mpq_dwk_tile_pixels(void) { return 8; }
+
 int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                    float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st)
+                    float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st,
+                    mpq_dwk_ahead *ahead)
 {
     mpq_dwk_forward_ref(t, pix, c, in, in_ps, out, out_ps, store, st);
+    if (ahead) mpq_dwk_ahead_rest(ahead);
     return 0;
 }
 

@@ -36,11 +36,29 @@ typedef struct mpq_dwk_stats {
     const float *shift;
 } mpq_dwk_stats;
 
+/* Lines that forward calls prefetch into L2 on the side, a share before each pixel tile: the
+ * caller's next rows, so that they come from memory while these calls compute (see
+ * layers/dwconv.c). The share of tile k of `tiles` is lines * k / tiles; mpq_dwk_ahead_rest
+ * issues what is left. */
+typedef struct mpq_dwk_ahead {
+    const char *at[2];
+    size_t lines[2]; /* 64-byte lines from at[i] */
+    size_t done;     /* lines prefetched so far */
+    size_t tile;     /* pixel tiles run so far */
+    size_t tiles;    /* pixel tiles the calls will run (mpq_dwk_tile_pixels) */
+} mpq_dwk_ahead;
+
+void mpq_dwk_ahead_rest(mpq_dwk_ahead *a);
+
+/* The pixels of the forward's register tiles. */
+int mpq_dwk_tile_pixels(void);
+
 /* out[p*out_ps + j] = (store == MPQ_DWK_ADD ? out[...] : 0) + sum_t in[p*in_ps + off[t] + j] *
- * w[t][j] for p < pix, j < c, and with st (else NULL) the statistics of out.
- * Returns 1 when the outputs went past the caches, else 0. */
+ * w[t][j] for p < pix, j < c, and with st (else NULL) the statistics of out; with ahead (else
+ * NULL), its lines' share of the tiles. Returns 1 when the outputs went past the caches, else 0. */
 int mpq_dwk_forward(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
-                    float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st);
+                    float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st,
+                    mpq_dwk_ahead *ahead);
 void mpq_dwk_forward_ref(const mpq_dwk_taps *t, int pix, int c, const float *in, ptrdiff_t in_ps,
                          float *out, ptrdiff_t out_ps, int store, const mpq_dwk_stats *st);
 

@@ -281,7 +281,7 @@ static void check_dwk(int pix, int ps, int c, int n_taps, int kw, int desc, uint
                 sm1[j] = sm2[j] = 0.25 * j;
             const mpq_dwk_stats st1 = {sm1, shift}, st2 = {sm2, shift};
             ck_assert_int_eq(mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, o1, c + 3, store,
-                                             stats ? &st1 : NULL),
+                                             stats ? &st1 : NULL, NULL),
                              0);
             mpq_dwk_forward_ref(&t2, pix, c, in, (ptrdiff_t)ps * c, o2, c + 3, store,
                                 stats ? &st2 : NULL);
@@ -300,15 +300,22 @@ static void check_dwk(int pix, int ps, int c, int n_taps, int kw, int desc, uint
         }
     free(sm1), free(sm2), free(shift);
     /* streamed, into aligned pixels (out_ps = c): bitwise the written outputs; whole aligned
-     * vectors only (c a multiple of the vector width), else written */
+     * vectors only (c a multiple of the vector width), else written; prefetching two regions
+     * on the side (the input and the weights), all of their lines by the call's last tile */
     const size_t nal = ((size_t)pix * c * sizeof(float) + 63) / 64 * 64;
     float *s1 = aligned_alloc(64, nal), *s2 = aligned_alloc(64, nal);
-    mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s1, c, MPQ_DWK_WRITE, NULL);
-    const int v = mpq_dconv_vec();
+    mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s1, c, MPQ_DWK_WRITE, NULL, NULL);
+    const int v = mpq_dconv_vec(), tile = mpq_dwk_tile_pixels();
+    mpq_dwk_ahead a = {{(const char *)in, (const char *)w},
+                       {nin * sizeof *in / 64, (size_t)n_taps * c * sizeof *w / 64},
+                       0,
+                       0,
+                       (size_t)((pix + tile - 1) / tile)};
     ck_assert_int_eq(
-        mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s2, c, MPQ_DWK_STREAM, NULL),
+        mpq_dwk_forward(&t1, pix, c, in, (ptrdiff_t)ps * c, s2, c, MPQ_DWK_STREAM, NULL, &a),
         v && c % v == 0);
     ck_assert_mem_eq(s1, s2, (size_t)pix * c * sizeof *s1);
+    ck_assert_uint_eq(a.done, a.lines[0] + a.lines[1]);
     free(s1), free(s2);
     mpq_test_fill_uniform(d1, ((size_t)n_taps + 1) * c, -1, 1, seed + 3);
     memcpy(d2, d1, ((size_t)n_taps + 1) * c * sizeof *d2);
