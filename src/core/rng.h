@@ -18,6 +18,8 @@ void mpq_rng_seed(mpq_rng *r, uint64_t seed, uint64_t a, uint64_t b);
 uint64_t mpq_rng_u64(mpq_rng *r);
 /* Uniform float in [0, 1) with 24 random bits. */
 float mpq_rng_uniform(mpq_rng *r);
+/* out[i] = the next n draws of mpq_rng_uniform, with the state kept in registers. */
+void mpq_rng_uniform_fill(mpq_rng *r, float *out, size_t n);
 /* Uniform integer in [0, n). */
 uint64_t mpq_rng_below(mpq_rng *r, uint64_t n);
 /* Writes a permutation of 0..n-1 that depends only on (seed, a, b) (Fisher-Yates). */

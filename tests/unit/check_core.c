@@ -209,6 +209,22 @@ START_TEST(test_rng_uniform_range_and_mean)
 }
 END_TEST
 
+START_TEST(test_rng_uniform_fill_is_the_stream)
+{
+    mpq_rng a, b;
+    float f[1000];
+    mpq_rng_seed(&a, 7, 8, 9);
+    mpq_rng_seed(&b, 7, 8, 9);
+    mpq_rng_uniform_fill(&a, f, 600);
+    mpq_rng_uniform_fill(&a, f + 600, 400); /* continues where the first call ended */
+    for (int i = 0; i < 1000; i++) {
+        const float u = mpq_rng_uniform(&b);
+        ck_assert_msg(memcmp(&u, &f[i], sizeof u) == 0, "draw %d: %a, want %a", i, f[i], u);
+    }
+    ck_assert_uint_eq(mpq_rng_u64(&a), mpq_rng_u64(&b)); /* and leaves the same state */
+}
+END_TEST
+
 START_TEST(test_gemm_matches_reference_all_transposes)
 {
     const int m = 37, n = 19, k = 53;
@@ -243,6 +259,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_rng_permutation_is_pure_and_complete);
     tcase_add_test(tc, test_rng_permutation_reaches_every_ordering);
     tcase_add_test(tc, test_rng_uniform_range_and_mean);
+    tcase_add_test(tc, test_rng_uniform_fill_is_the_stream);
     tcase_add_test(tc, test_gemm_matches_reference_all_transposes);
     suite_add_tcase(s, tc);
     return s;
