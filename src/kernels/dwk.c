@@ -227,8 +227,10 @@ ALWAYS_INLINE void wgrad_rows3(const int NG, const int MASKED, const mpq_dwk_tap
                                const tap_group *gr, int pix, int j0, vmask m, const float *in,
                                ptrdiff_t in_ps, const float *g, ptrdiff_t g_ps)
 {
-    vf acc[3 * NG], win[NG][3];
-    const float *ib[NG];
+    /* constant bounds (NG <= 3): arrays sized by NG are variable-length to the compiler, which
+     * then kept them in memory, storing every accumulator and window vector at every pixel */
+    vf acc[3 * 3], win[3][3];
+    const float *ib[3];
 #pragma GCC unroll 4
     for (int r = 0; r < NG; r++) {
         ib[r] = in + gr[r].base + j0;

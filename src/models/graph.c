@@ -38,6 +38,7 @@ void mpq_model_free(mpq_model *m)
     free(m->wq);
     free(m->arena);
     free(m->ws);
+    free(m->written);
     free(m->tensors);
     free(m->bns);
     free(m->qnames);

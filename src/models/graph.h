@@ -117,6 +117,7 @@ typedef struct mpq_model {
     float *ws;
     size_t ws_floats;
     int plan_n;        /* largest local batch the arena holds */
+    unsigned char *written; /* mpq_model_backward's scratch: which input gradients hold a value */
     /* after mpq_model_alloc: the tensor-role table and the view io/ reads (model_view.h) */
     mpq_tensor *tensors;
     int n_tensors;

@@ -154,10 +154,10 @@ static void weights_backward(mpq_model *m, const mpq_node *n, const mpq_step *s)
 
 void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, void *ctx)
 {
-    unsigned char written[m->n_nodes];
+    unsigned char *written = m->written;
     size_t lo = SIZE_MAX;
     int deferred = 0; /* the activation whose BN left dx to its convolution (dy_bn) */
-    memset(written, 0, sizeof written);
+    memset(written, 0, (size_t)m->n_nodes);
     written[m->out] = 1;
     for (int i = m->n_nodes - 1; i > 0; i--) {
         mpq_node *n = &m->nodes[i];

@@ -274,9 +274,11 @@ int mpq_model_plan(mpq_model *m, int n)
     m->ws_floats = ws;
     free(m->arena);
     free(m->ws);
+    free(m->written);
     m->arena = mpq_alloc_floats(m->arena_floats);
     m->ws = mpq_alloc_floats(ws);
-    if (!m->arena || !m->ws)
+    m->written = malloc((size_t)nn);
+    if (!m->arena || !m->ws || !m->written)
         return MPQ_FAIL(MPQ_E_NOMEM, "cannot allocate the activation arena (%.1f MB for batch %d)",
                         m->arena_floats * 4.0 / 1e6, n);
     m->plan_n = n;
