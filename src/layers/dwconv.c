@@ -136,9 +136,11 @@ static int output_store(const mpq_dwconv *l, const mpq_step *s, size_t per_sampl
  * kernels' pixel-strided walks (and the kernels' own prefetch of their next tile then finds them
  * in L2). Measured on Zen 4, batch 32, one thread, three interleaved pairs, forward: 112x112x32
  * 8.4-10.9 -> 6.5-7.6 ms, 112x112x96 stride 2 18.2-20.2 -> 13.1-14.6, 56x56x144 10.1-12.3 ->
- * 6.5-7.3, 28x28x192 3.8-4.5 -> 2.3-2.6; backward at stride 2: 112x112x96 29.9-31.0 ->
- * 19.6-22.3, 56x56x144 11.1-12.3 -> 7.0-8.3. Only for tensors past the caches (the streamed
- * ones). */
+ * 6.5-7.3, 28x28x192 3.8-4.5 -> 2.3-2.6; backward: 112x112x96 stride 2 29.9-31.0 ->
+ * 19.6-22.3, 56x56x144 stride 2 11.1-12.3 -> 7.0-8.3, and at stride 1 (once the weight
+ * gradient kept its accumulators in registers; before, it lost there) 112x112x32 16.1-16.9 ->
+ * 11.9-12.4, 56x56x144 15.8-16.4 -> 12.2-13.8, 28x28x192 5.6-5.7 -> 4.3-4.6, the 14x14 and 7x7
+ * layers unchanged. Only for tensors past the caches (the streamed ones). */
 
 /* Rows [r0, r1) of one image's tensor of rows of `row` floats as the lines a->at[i]. */
 static void ahead_rows(mpq_dwk_ahead *a, int i, const float *image, int r0, int r1, size_t row)
@@ -341,10 +343,8 @@ static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, c
         if (!dx) continue;
         const int oh = r % l->ho, ih1 = oh == l->ho - 1 ? l->h : (oh + 1) * l->sh;
         mpq_dwk_ahead a, *next = NULL;
-        /* the next row's x and dy lines; at stride 1 the kernels' own prefetches do better
-         * (56x56x144 backward 18.2-21.8 -> 23.4-24.7 ms with these, 112x112x96 stride 2
-         * 25.7-28.9 -> 20.4-21.0) */
-        if (store == MPQ_DWK_STREAM && l->sh > 1 && r + 1 < r1) {
+        /* the next row's x and dy lines */
+        if (store == MPQ_DWK_STREAM && r + 1 < r1) {
             const int oh1 = (r + 1) % l->ho;
             /* spread over the interior runs of this row's input-gradient rows */
             ahead_input(l, n_rows / l->ho, r, x,
