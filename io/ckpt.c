@@ -833,16 +833,17 @@ static void free_list(char **v, int n)
 static int probe(const char *path)
 {
     char fmt[64] = "", kind[16] = "";
-    mpq_h5_lock();
     int rc = mpq_h5_probe_file(path); /* says why when it refuses the file */
-    hid_t f = rc < 0 ? H5I_INVALID_HID : H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (rc == MPQ_OK && f < 0)
+    if (rc < 0) return rc;
+    mpq_h5_lock();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
         rc = MPQ_FAIL(MPQ_E_IO, "cannot open '%s' (truncated or damaged)", path);
-    else if (rc == MPQ_OK && (mpq_h5_attr_read_string(f, "mpq_format", path, fmt, sizeof fmt) < 0 ||
-                              mpq_h5_attr_read_string(f, "kind", path, kind, sizeof kind) < 0 ||
-                              strcmp(fmt, MPQ_CKPT_FORMAT) || strcmp(kind, "checkpoint")))
+    else if (mpq_h5_attr_read_string(f, "mpq_format", path, fmt, sizeof fmt) < 0 ||
+             mpq_h5_attr_read_string(f, "kind", path, kind, sizeof kind) < 0 ||
+             strcmp(fmt, MPQ_CKPT_FORMAT) || strcmp(kind, "checkpoint"))
         rc = MPQ_FAIL(MPQ_E_FORMAT, "'%s' is not a complete mpq checkpoint", path);
-    else if (rc == MPQ_OK)
+    else
         rc = mpq_pf_verify_file(f, path);
     if (f >= 0) H5Fclose(f);
     mpq_h5_unlock();

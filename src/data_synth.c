@@ -54,10 +54,11 @@ static void sample(const synth *s, long idx, float *x, int *y)
      * the draws a block at a time, the same values as one call per draw (a batch of 32
      * 224x224x3 images, one thread: 35.6-36.1 -> 12.0-15.2 ms, in every MobileNetV2 or
      * ResNet-18 step of `mpq bench`) */
-    float u[256];
+    enum { BLOCK = 256 };
+    float u[BLOCK];
     mpq_rng_uniform_fill(&proto, x, len);
-    for (size_t i0 = 0; i0 < len; i0 += 256) {
-        const size_t m = len - i0 < 256 ? len - i0 : 256;
+    for (size_t i0 = 0; i0 < len; i0 += BLOCK) {
+        const size_t m = len - i0 < BLOCK ? len - i0 : BLOCK;
         mpq_rng_uniform_fill(&r, u, m);
         for (size_t i = 0; i < m; i++) {
             const float p = 2.0f * x[i0 + i] - 1.0f;

@@ -213,6 +213,9 @@ static void forward(const mpq_dwconv *l, const mpq_step *s, const float *x, floa
     MPQ_ASSERT(s->ws_floats >= mpq_dwconv_ws_floats(l, s->n), "dwconv: workspace too small");
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
     const int store = output_store(l, s, (size_t)l->ho * l->wo * c);
+    int lo, hi; /* the interior run: the pixel tiles the next row's lines are spread over */
+    interior(l->wo, l->w, l->kw, l->sw, l->pw, &lo, &hi);
+    const size_t row_tiles = tiles_of(1, hi - lo);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < s->n * l->ho; r++) {
         const mpq_dwk_stats st = {rows + (size_t)r * 2 * c, shift};
@@ -224,9 +227,7 @@ static void forward(const mpq_dwconv *l, const mpq_step *s, const float *x, floa
                      sums ? &st : NULL,
                      NULL};
         if (store == MPQ_DWK_STREAM) {
-            int lo, hi; /* the interior run */
-            interior(l->wo, l->w, l->kw, l->sw, l->pw, &lo, &hi);
-            ahead_input(l, s->n, r, x, tiles_of(1, hi - lo), &a);
+            ahead_input(l, s->n, r, x, row_tiles, &a);
             f.ahead = &a;
         }
         if (b)
