@@ -3,8 +3,9 @@
 # 128), ResNet-18 and MobileNetV2 (224x224, batch 32), float and with learned-step fake
 # quantization (parametric_fp_d_xmax on weights and activations), on 1 and 2 threads, next to
 # the same float training step in PyTorch (jobs/torch-step.py) where python3 can import torch.
-# The matrix is run ROUNDS times over, so that a float row, its quantized twin and the reference
-# are measured minutes apart at most. Each row prints the medians over the rounds: training
+# The matrix is run ROUNDS times over; in each round a float row and its quantized twin run back
+# to back (the twin first in every other round, so that the machine's drift within a pair falls
+# on either side alike), then the reference. Each row prints the medians over the rounds: training
 # images/s, training GFLOP/s (3x the forward's multiply-adds x 2), the training's fraction of the
 # BLIS sgemm peak measured in the same run (issue 19's targets: ResNet-20 80%,
 # MobileNetV2 50%), the forward's fraction, mpq / PyTorch, peak memory, and the thread count the
@@ -48,14 +49,19 @@ if [ "${1:-}" != --summary ]; then
     : > "$out"
     for ((r = 1; r <= rounds; r++)); do
         echo "round $r of $rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-        while read -r model batch quant thr target; do
-            q=(); [ "$quant" = float ] || q=(--quant "$quant")
-            "$mpq" bench --model "$model" --batch "$batch" --threads "$thr" --steps "$steps" \
-                "${q[@]}" --json >> "$out"
-            if [ -n "$py" ] && [ "$quant" = float ]; then
+        order=(float parametric_fp_d_xmax)
+        ((r % 2)) || order=(parametric_fp_d_xmax float)
+        # the rows' model, batch and threads, each once
+        while read -r model batch thr; do
+            for quant in "${order[@]}"; do
+                q=(); [ "$quant" = float ] || q=(--quant "$quant")
+                "$mpq" bench --model "$model" --batch "$batch" --threads "$thr" \
+                    --steps "$steps" "${q[@]}" --json >> "$out"
+            done
+            if [ -n "$py" ]; then
                 "$py" jobs/torch-step.py "$model" "$batch" "$thr" "$steps" >> "$out"
             fi
-        done <<< "$rows"
+        done < <(awk '!seen[$1 " " $2 " " $4]++ { print $1, $2, $4 }' <<< "$rows")
     done
 fi
 # the summary, from the JSON lines (in round order)
@@ -91,7 +97,7 @@ while read -r model batch quant thr target; do
         "$(median <<< "${rss[$key]:-}")"
 done <<< "$rows"
 echo "cost of quantization (1 - quant / float per round, the float and quantized runs of a"
-echo "round minutes apart; the median, each round's in brackets; target at most 7%):"
+echo "round back to back; the median, each round's in brackets; target at most 7%):"
 for model in resnet20 resnet18 mobilenetv2; do
     for thr in 1 2; do
         each=$(awk -v f="${train[$model float $thr]:-}" -v q="${train[$model parametric_fp_d_xmax $thr]:-}" \

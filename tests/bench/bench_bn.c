@@ -2,10 +2,11 @@
  * BN shapes at batch 128, and each again at a batch that keeps the tensors in L2): the training
  * forward (statistics and output) and backward (both passes) of one BN fused with its activation
  * (KIND: relu, relu6, none, or uq: the default activation quantizer, parametric_fp_d_xmax_relu,
- * computed in BN's loops), on one thread. Prints CSV
- * "n,hw,c,kind,forward_ns_per_element,backward_ns_per_element": the best of several repetitions
- * of about 50 M elements each. The pair of a shape and its L2-resident twin tells whether the
- * passes are bound by memory or by their code. Owns its buffers. */
+ * computed in BN's loops), and backward's pass 1 alone (its sums, what runs before a convolution
+ * takes pass 2 band by band), on one thread. Prints CSV
+ * "n,hw,c,kind,forward_ns_per_element,backward_ns_per_element,pass1_ns_per_element": the best of
+ * several repetitions of about 50 M elements each. The pair of a shape and its L2-resident twin
+ * tells whether the passes are bound by memory or by their code. Owns its buffers. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ static void backward(const bench *b)
 {
     mpq_bn_backward(&b->l, b->act, &b->s, b->io.x, b->io.dy, b->io.dx);
 }
+static void pass1(const bench *b) { mpq_bn_backward_sums(&b->l, b->act, &b->s, b->io.x, b->io.dy); }
 
 /* The best over ROUNDS rounds of the seconds per call of fn, reps calls a round. */
 static double best_of(int reps, void (*fn)(const bench *), const bench *b)
@@ -96,7 +98,9 @@ static void run_shape(int n, int hw, int c, const char *kind)
     const int reps = (int)(50e6 / (double)nx) + 1;
     forward(&b); /* warm, and the cache that backward reads */
     const double tf = best_of(reps, forward, &b), tb = best_of(reps, backward, &b);
-    printf("%d,%d,%d,%s,%.3f,%.3f\n", n, hw, c, kind, tf * 1e9 / (double)nx, tb * 1e9 / (double)nx);
+    const double ts = best_of(reps, pass1, &b);
+    printf("%d,%d,%d,%s,%.3f,%.3f,%.3f\n", n, hw, c, kind, tf * 1e9 / (double)nx,
+           tb * 1e9 / (double)nx, ts * 1e9 / (double)nx);
     free(val), free(grad), free(state), free(arena), free(ws);
     mpq_bench_io_free(&b.io);
 }
@@ -104,7 +108,7 @@ static void run_shape(int n, int hw, int c, const char *kind)
 int main(int argc, char **argv)
 {
     omp_set_num_threads(1);
-    printf("n,hw,c,kind,forward_ns_per_element,backward_ns_per_element\n");
+    printf("n,hw,c,kind,forward_ns_per_element,backward_ns_per_element,pass1_ns_per_element\n");
     if (argc > 1) {
         MPQ_ASSERT((argc - 1) % 4 == 0, "usage: bench_bn [N HW C KIND]...");
         for (int i = 1; i < argc; i += 4)
