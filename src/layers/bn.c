@@ -321,13 +321,13 @@ enum { KIND_NONE = -1, KIND_G = -2, KIND_UQ = -3 };
     }
 
 /* The row loops' kind for act. KIND_UQ (u filled) for a uniform quantizer (U1-U3, unsigned,
- * exact reciprocal step) that the passes compute element by element; other quantizers give
- * KIND_NONE and run per chunk through mpq_quant_forward/backward. */
+ * exact reciprocal step, xmax / d below 2^23: mpq_ucore_pow2) that the passes compute element by
+ * element; other quantizers give KIND_NONE and run per chunk through mpq_quant_forward/backward. */
 static int act_kind(const mpq_act *act, const float *val, mpq_ucore *u)
 {
     if (!act) return KIND_NONE;
     if (act->kind != MPQ_ACT_QUANT) return (int)act->kind;
-    return mpq_quant_ucore(act->q, val, u) && u->inv_d != 0.0f && !u->sign ? KIND_UQ : KIND_NONE;
+    return mpq_quant_ucore(act->q, val, u) && mpq_ucore_pow2(u) ? KIND_UQ : KIND_NONE;
 }
 
 /* Whether act is a quantizer that the passes apply apart, per chunk (kind: act_kind's). */
@@ -571,13 +571,14 @@ ALWAYS_INLINE float elem_grad(const int kind, const mpq_ucore u, float o, float 
  * per element on 16 channels). */
 
 /* The element (row r, channel j of a block) of pass 1: g from the kind (or read from gr), kept
- * in go with a residual, and its sums: per channel into A1[j], A2[j], and for KIND_UQ the
- * quantizer's terms into E3, E4 (its parameters' sums are over the whole tensor). */
+ * in go with a residual, and its sums: per channel into A1[j], A2[j] (g and g * (x - mu): the
+ * sum of g * xhat is iv times the latter, scaled once per group in backward_sums), and for
+ * KIND_UQ the quantizer's terms into E3, E4 (its parameters' sums are over the whole tensor). */
 #define BN_PASS1_BODY(T, A1, A2, E3, E4)                                                           \
     float ed = 0.0f, ex = 0.0f;                                                                    \
     const float o = RES ? xr[j] * a[j] + b[j] + rr[j] : xr[j] * a[j] + b[j];                       \
     const float gj = kind == KIND_G ? gr[j] : elem_grad(kind, u, o, dr[j], &ed, &ex);              \
-    const float h = (xr[j] - mu[j]) * iv[j];                                                       \
+    const float h = xr[j] - mu[j];                                                                 \
     if (RES) go[j] = gj;                                                                           \
     A1[j] += (T)gj;                                                                                \
     A2[j] += (T)gj * (T)h;                                                                         \
@@ -605,7 +606,7 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
                                double *sdy, double *sdyx, double *ql)
 {
     const mpq_ucore u = k->uq;
-    const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0, *iv = k->iv + j0;
+    const float *a = k->a + j0, *b = k->b + j0, *mu = k->mu + j0;
     if (!W) { /* per-channel sums of a few rows in float in memory (w <= BN_WIDE), then in double;
                  the quantizer's in lanes that stay in registers, added in double after each row
                  of a wide piece, else after the few rows (measured on MobileNetV2's expanded
@@ -637,13 +638,13 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
         }
         return;
     }
-    float la[BN_SLICE], lb[BN_SLICE], lmu[BN_SLICE], liv[BN_SLICE];
+    float la[BN_SLICE], lb[BN_SLICE], lmu[BN_SLICE];
     double l1[BN_SLICE], l2[BN_SLICE], l3[BN_SLICE], l4[BN_SLICE];
     for (int j = 0; j < W; j++) {
-        la[j] = a[j], lb[j] = b[j], lmu[j] = mu[j], liv[j] = iv[j];
+        la[j] = a[j], lb[j] = b[j], lmu[j] = mu[j];
         l1[j] = l2[j] = l3[j] = l4[j] = 0.0;
     }
-    a = la, b = lb, mu = lmu, iv = liv;
+    a = la, b = lb, mu = lmu;
     for (size_t p0 = q0; p0 < q1; p0 += BN_FLOAT_ROWS) { /* float sums of a few rows, then double */
         const size_t p1 = p0 + BN_FLOAT_ROWS < q1 ? p0 + BN_FLOAT_ROWS : q1;
         float f1[BN_SLICE], f2[BN_SLICE], f3[BN_SLICE], f4[BN_SLICE];
@@ -665,7 +666,7 @@ ALWAYS_INLINE void pass1_slice(const int kind, const int RES, const int W, int w
     }
 }
 
-/* Pass 1 over rows [r0, r1): adds per-channel sums of g and g * xhat into sdy, sdyx, and for
+/* Pass 1 over rows [r0, r1): adds per-channel sums of g and g * (x - mu) into sdy, sdyx, and for
  * KIND_UQ the sums of the quantizer's e_d, e_x into the lanes ql (pass1_slice). g is read from g
  * (KIND_G, indexed from row r0) or computed from dy; with a residual (RES), g = act'(x * a + b +
  * res) * dy is also stored into gb. */
@@ -796,7 +797,7 @@ static quant_view quant_local(const mpq_act *act, const mpq_step *s)
     return v;
 }
 
-/* Pass 1 over one chunk: the sums of g and g * xhat into sums[0..C), sums[C..2C). kind is the
+/* Pass 1 over one chunk: the sums of g and g * (x - mu) into sums[0..C), sums[C..2C). kind is the
  * row loops' (act_kind); g is stored into gb when set (the residual's gradient, or a non-fused
  * quantizer's gradient kept for pass 2; NULL: g is recomputed in pass 2). The quantizer's
  * parameter sums go into qacc: the core's sums of e_d, e_x when fused (KIND_UQ), else the
@@ -938,6 +939,8 @@ static chunks backward_sums(const mpq_bn *l, const mpq_act *act, const mpq_step 
     double *sdy = v.red, *sdyx = sdy + gc, *cnt = sdyx + gc;
     sum_chunks(&k, v.part, 2 * (size_t)c, 0, c, sdy);
     sum_chunks(&k, v.part, 2 * (size_t)c, (size_t)c, c, sdyx);
+    for (size_t i = 0; i < gc; i++) /* sums of g * (x - mu) to sums of g * xhat */
+        sdyx[i] *= b.iv[i];
     for (int g = 0; g < ng; g++) /* parameter gradients: local sums (ranks allreduce them) */
         for (int i = 0; i < c; i++) {
             dgamma[i] += (float)sdyx[g * c + i];

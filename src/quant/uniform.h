@@ -1,8 +1,9 @@
 /* The uniform core q = d * round(clip(x, xmin, xmax) / d) of U1-U3 per element, inline: one
  * definition of its forward and straight-through backward, used by the chunk loops of uniform.c
  * and by layers that fuse the activation quantizer into their own passes over memory (BN), bit
- * for bit alike. The per-element gradient terms e_d, e_x are summed by the caller in an order of
- * its own and handed to mpq_quant_ucore_grads for the chain rule back to the learnable values. */
+ * for bit alike (but for the power-of-two backward's e_d, rounded once instead of twice). The
+ * per-element gradient terms e_d, e_x are summed by the caller in an order of its own and handed
+ * to mpq_quant_ucore_grads for the chain rule back to the learnable values. */
 #ifndef MPQ_QUANT_UNIFORM_H
 #define MPQ_QUANT_UNIFORM_H
 
@@ -69,20 +70,34 @@ static inline __attribute__((always_inline)) float mpq_ucore_backward(const mpq_
 }
 
 /* mpq_ucore_backward(k, x, g, 0, 1, e_d, e_x) for an unsigned core (xmin = 0) whose step d is a
- * power of two (k.inv_d != 0), in fewer operations: there g * d * (1/d) is g, d / d^2 is 1/d and
- * each scaling by a power of two is exact, so dQ/dx * g is the mask 0 < x < xmax times g, e_x is
- * the mask x >= xmax times g and e_d = g * r - g * (c2 / d): the same bits wherever g * d,
- * c2 / d and c2 / d^2 are normal floats (no product falls below 2^-126 or overflows). */
+ * power of two (k.inv_d != 0) and whose xmax / d is below 2^23 (mpq_ucore_pow2), in fewer
+ * operations: there g * d * (1/d) is g, d / d^2 is 1/d and each scaling by a power of two is
+ * exact, so dQ/dx * g is the mask 0 < x < xmax times g and e_x the mask x >= xmax times g (the
+ * same bits wherever g * d is a normal float: where a mask is 0 it gives 0 * g, the +-0 or NaN
+ * of the reference's products), and e_d = g * r - g * v with v = c2 / d is taken as
+ * g * (r - v), rounded once (r - v is exact: the nearest-even rn and v differ by at most 1/2,
+ * and r - v is rn - v, or 1/2 where the tie rounds up), so the rounded r itself is not formed. */
 static inline __attribute__((always_inline)) float
 mpq_ucore_backward_pow2(const mpq_ucore k, float x, float g, float *e_d, float *e_x)
 {
     float c1 = x > 0.0f ? x : 0.0f;
     float c2 = c1 < k.xmax ? c1 : k.xmax;
     float v = c2 * k.inv_d;
-    float r = mpq_qround_nonneg(v);
-    *e_d = (g * r) - (g * v);
-    *e_x = (float)(c1 >= k.xmax) * g;
-    return (float)(x > 0.0f) * ((float)(c1 < k.xmax) * g);
+    float rn = (v + 0x1p23f) - 0x1p23f; /* v rounded to the nearest even (v < 2^23) */
+    float u = rn - v;
+    u = u == -0.5f ? 0.5f : u; /* r - v for the half-away r */
+    /* where a mask is 0: 0 * g, formed once for both masks */
+    float z = 0.0f * g;
+    *e_d = g * u;
+    *e_x = c1 >= k.xmax ? g : z;
+    return (x > 0.0f) & (c1 < k.xmax) ? g : z;
+}
+
+/* Whether k's backward may take mpq_ucore_backward_pow2: unsigned, an exact reciprocal step (a
+ * power of two) and xmax / d below 2^23 (a finite xmax). */
+static inline int mpq_ucore_pow2(const mpq_ucore *k)
+{
+    return !k->sign && k->inv_d != 0.0f && k->xmax * k->inv_d < 0x1p23f;
 }
 
 #endif

@@ -620,19 +620,23 @@ START_TEST(test_quant_round_nonneg_matches_round)
 }
 END_TEST
 
-/* Whether the power-of-two backward gives the bits of the general one (value, e_d, e_x). */
+/* Whether the power-of-two backward gives the bits of the general one for the value and e_x,
+ * and for e_d the once-rounded g * (r - v) (the general form's g * r - g * v rounds twice), here
+ * from an exact product in double. */
 static int same_pow2_bits(const mpq_ucore k, float x, float g)
 {
     float d1, x1, d2, x2;
     const float a = mpq_ucore_backward(k, x, g, 0, 1, &d1, &x1);
     const float b = mpq_ucore_backward_pow2(k, x, g, &d2, &x2);
-    return !memcmp(&a, &b, 4) && !memcmp(&d1, &d2, 4) && !memcmp(&x1, &x2, 4);
+    const float v = mpq_qclip(x, 0.0f, k.xmax) * k.inv_d, r = mpq_qround_nonneg(v);
+    const float ed = (float)((double)g * ((double)r - (double)v));
+    return !memcmp(&a, &b, 4) && !memcmp(&ed, &d2, 4) && !memcmp(&x1, &x2, 4);
 }
 
 /* mpq_ucore_backward_pow2 gives the bits of mpq_ucore_backward (unsigned, exact reciprocal) for
- * steps 2^-10..2^3, inputs on both sides of 0 and xmax, on the grid and at xmax itself, and
- * gradients of either sign from 2^-40 to 2^40, zero, inf and NaN among them; and it differs
- * where the product would be. */
+ * steps 2^-10..2^3, inputs on both sides of 0 and xmax, on the grid, halfway between grid points
+ * and at xmax itself, and gradients of either sign from 2^-40 to 2^40, zero, inf and NaN among
+ * them (e_d: rounded once, same_pow2_bits); and it differs where the product would be. */
 START_TEST(test_quant_ucore_pow2_backward_matches_general)
 {
     mpq_rng r;
