@@ -33,7 +33,8 @@ static const char usage[] =
     "       mpq bench --cfg FILE EXPERIMENT [--set key=value]... [--steps K] [--json]\n"
     "  M: resnet20 (32x32x3 input, 10 classes), resnet18, mobilenetv2 (224x224x3, 1000)\n"
     "  METHOD: a weight quantizer (e.g. parametric_fp_d_xmax); activations get its _relu\n"
-    "          twin, and the budgets are the initial homogeneous sizes. Default: float.\n"
+    "          twin, and the budgets are the initial homogeneous sizes. Default: float\n"
+    "          (none quantized; also --quant float or --quant none).\n"
     "  The step is the trainer's (mpq train): under mpirun the global batch N is split\n"
     "  over the ranks and the gradients are allreduced.\n"
     "  --timeline FILE: the step profile for `mpq predict` (forward, backward, update\n"
@@ -285,7 +286,7 @@ int mpq_cli_bench(mpq_comm *c, int argc, char **argv)
     if (rc) return rc == 1 ? 0 : rc;
     if (!o.model == !o.cfg[0])
         return mpq_args_usage_error(&spec, "give either --model or --cfg FILE EXPERIMENT");
-    if (!strcmp(o.quant, "none")) o.quant = "";
+    if (!strcmp(o.quant, "none") || !strcmp(o.quant, "float")) o.quant = "";
 
     mpq_cfg cfg;
     rc = bench_config(c, &o, &cfg);
