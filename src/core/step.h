@@ -29,6 +29,14 @@ typedef struct mpq_step {
     const mpq_reducer *reduce; /* sync-BN across ranks, or NULL */
 } mpq_step;
 
+/* A layer's output gradient made on demand, a band of pixels at a time (by the BN that consumes
+ * the output, layers/bn.h, mpq_bn_dx_rows): rows(ctx, p0, p1, out) writes dL/dy of pixels
+ * [p0, p1) (p = (i * Ho + oh) * Wo + ow; C floats each) into out; it is called from any thread. */
+typedef struct mpq_dy_src {
+    void (*rows)(const void *ctx, size_t p0, size_t p1, float *out);
+    const void *ctx;
+} mpq_dy_src;
+
 /* Layer outputs of at least this many bytes per step (the whole local batch) are written past
  * the caches (non-temporal stores): they cannot be read back from cache anyway, and plain stores
  * would first read every line from memory. Measured on MobileNetV2 (batch 32, one thread, 32 MB

@@ -466,7 +466,7 @@ static mpq_dconv_geom dgrad_geom(const mpq_conv *l, const mpq_step *s, int nb, i
  * from memory once; with src (dy NULL), each band of dy is first written by src into the sample
  * range's stage, and never goes to memory. */
 static void wgrad_direct(const mpq_conv *l, const mpq_step *s, const direct_ws *v, const float *x,
-                         const float *dy, const mpq_conv_dy_src *src, float *dx, int accumulate)
+                         const float *dy, const mpq_dy_src *src, float *dx, int accumulate)
 {
     const size_t kc = (size_t)l->kh * l->kw * l->cin * l->cout, stride = round16(kc);
     const int n = s->n, parts = wgrad_parts(l, n);
@@ -696,7 +696,7 @@ int mpq_conv_dy_rows_ok(const mpq_conv *l)
 }
 
 void mpq_conv_backward_rows(const mpq_conv *l, const mpq_step *s, const float *x,
-                            const mpq_conv_dy_src *src, float *dx, int accumulate)
+                            const mpq_dy_src *src, float *dx, int accumulate)
 {
     MPQ_ASSERT(mpq_conv_dy_rows_ok(l), "conv: dy by rows needs a 1x1 stride-1 direct backward");
     const direct_ws v = direct_views(l, s, 1);

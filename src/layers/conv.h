@@ -58,22 +58,15 @@ void mpq_conv_backward(const mpq_conv *l, const mpq_step *s, const float *x, con
 /* The same, adding dL/dx into dx (for inputs with several consumers). */
 void mpq_conv_backward_add(const mpq_conv *l, const mpq_step *s, const float *x, const float *dy,
                            float *dx);
-/* An output gradient made on demand, a band of pixels at a time: rows(ctx, p0, p1, out) writes
- * dL/dy of pixels [p0, p1) (p = (i * Ho + oh) * Wo + ow; Cout floats each) into out; it is
- * called from any thread. */
-typedef struct mpq_conv_dy_src {
-    void (*rows)(const void *ctx, size_t p0, size_t p1, float *out);
-    const void *ctx;
-} mpq_conv_dy_src;
-/* Whether the backward can take dy from such a source: 1x1 stride-1 layers on the direct
- * algorithm, without bias. */
+/* Whether the backward can take dy from a row source (core/step.h, mpq_dy_src): 1x1 stride-1
+ * layers on the direct algorithm, without bias. */
 int mpq_conv_dy_rows_ok(const mpq_conv *l);
 /* mpq_conv_backward (accumulate 0) or mpq_conv_backward_add (1) with dy written band by band
  * into the scratch, each band used for the weight and the input gradient while it is in the
  * caches, so dy never goes to memory (the BN that consumed y computes it, layers/bn.h,
  * mpq_bn_dx_rows). The same bits. Needs mpq_conv_dy_rows_ok(l). */
 void mpq_conv_backward_rows(const mpq_conv *l, const mpq_step *s, const float *x,
-                            const mpq_conv_dy_src *src, float *dx, int accumulate);
+                            const mpq_dy_src *src, float *dx, int accumulate);
 /* Multiply-adds per sample (forward). */
 double mpq_conv_macs(const mpq_conv *l);
 

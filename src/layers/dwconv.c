@@ -2,8 +2,9 @@
  * row is an interior run of pixels whose taps all lie inside the input (one kernel call over the
  * run) and border pixels with their clipped tap lists; the input gradient runs per stride phase
  * as a direct sum over the output-gradient pixels that read each input pixel, row by row after
- * the weight gradient of the output rows that own them (dy read from memory once). The weights are
- * first transposed into s->ws as (KH, KW, C) so every tap is a contiguous channel vector.
+ * the weight gradient of the output rows that own them (dy read from memory once, or made a row
+ * at a time by its source into a ring of rows in the scratch). The weights are first transposed
+ * into s->ws as (KH, KW, C) so every tap is a contiguous channel vector.
  * No allocation. Threading: OpenMP over output/input rows; dW and db are summed over DW_PARTS
  * fixed row ranges into partial buffers in s->ws, combined in part order, so results do not
  * depend on the thread count. */
@@ -44,11 +45,21 @@ static size_t taps(const mpq_dwconv *l) { return (size_t)l->kh * l->kw; }
 /* Floats of the transposed weights, rounded up so that what follows is 64-byte aligned. */
 static size_t wt_floats(const mpq_dwconv *l) { return (taps(l) * l->c + 15) & ~(size_t)15; }
 
+/* Floats of the DW_PARTS partials of (dW (KH, KW, C), db (C)), rounded up to 64 bytes. */
+static size_t parts_floats(const mpq_dwconv *l)
+{
+    return (DW_PARTS * (taps(l) + 1) * l->c + 15) & ~(size_t)15;
+}
+
+static int dy_ring_rows(const mpq_dwconv *l);
+
 size_t mpq_dwconv_ws_floats(const mpq_dwconv *l, int n)
 {
-    /* transposed weights, then DW_PARTS partials of (dW (KH, KW, C), db (C)) in backward, or the
-     * statistics of each output row (2C doubles) in forward */
-    const size_t bwd = DW_PARTS * (taps(l) + 1) * l->c, fwd = 2 * (size_t)n * l->ho * 2 * l->c;
+    /* transposed weights, then in backward the partials and each part's ring of output-gradient
+     * rows (mpq_dwconv_backward_rows), or in forward the statistics of each output row (2C
+     * doubles) */
+    const size_t bwd = parts_floats(l) + DW_PARTS * (size_t)dy_ring_rows(l) * l->wo * l->c;
+    const size_t fwd = 2 * (size_t)n * l->ho * 2 * l->c;
     return wt_floats(l) + (bwd > fwd ? bwd : fwd);
 }
 
@@ -265,13 +276,76 @@ static void wg_run(void *p, const mpq_dwk_taps *t, int ow0, int pix)
                   w->gr + (size_t)ow0 * c, c);
 }
 
+/* The last output-gradient row that the input-gradient rows of output row oh read. */
+static int dx_last_dy_row(const mpq_dwconv *l, int oh)
+{
+    const int ih_last = (oh == l->ho - 1 ? l->h : (oh + 1) * l->sh) - 1;
+    const int last = (ih_last + l->ph) / l->sh;
+    return last < l->ho - 1 ? last : l->ho - 1;
+}
+
+/* The output-gradient rows [*q0, *q1] that the backward of output row oh reads: row oh for its
+ * weight gradient; with dx, also those its input-gradient rows read (input row ih takes the rows
+ * q with q * sh - ph + kh = ih). */
+static void dy_rows_of(const mpq_dwconv *l, int oh, int with_dx, int *q0, int *q1)
+{
+    *q0 = *q1 = oh;
+    if (!with_dx) return;
+    const int a = oh * l->sh + l->ph - l->kh + 1, first = a > 0 ? (a + l->sh - 1) / l->sh : 0;
+    const int last = dx_last_dy_row(l, oh);
+    if (first < *q0) *q0 = first;
+    if (last > *q1) *q1 = last;
+}
+
+/* The most output-gradient rows that one output row's backward reads at once. */
+static int dy_ring_rows(const mpq_dwconv *l)
+{
+    int most = 1;
+    for (int oh = 0; oh < l->ho; oh++) {
+        int q0, q1;
+        dy_rows_of(l, oh, 1, &q0, &q1);
+        if (q1 - q0 + 1 > most) most = q1 - q0 + 1;
+    }
+    return most;
+}
+
+/* Where a part's backward reads dy: the whole tensor, or rows made on demand (src) into a ring
+ * of `slots` rows, row q of image `img` in slot q % slots, rows up to next - 1 made. */
+typedef struct dy_view {
+    const float *dy; /* (N, Ho, Wo, C), or NULL: src */
+    const mpq_dy_src *src;
+    float *ring;
+    int slots, img, next;
+} dy_view;
+
+/* Image i's dy as the kernels index it: row q at (row_slot(v, q) * Wo) * C. */
+static const float *dy_image(const mpq_dwconv *l, const dy_view *v, int i)
+{
+    return v->dy ? v->dy + (size_t)i * l->ho * l->wo * l->c : v->ring;
+}
+
+static int row_slot(const dy_view *v, int q) { return v->dy ? q : q % v->slots; }
+
+/* Makes rows [q0, q1] of image i's dy ready (from the source: the ones not in the ring yet). */
+static void dy_ready(const mpq_dwconv *l, dy_view *v, int i, int q0, int q1)
+{
+    if (v->dy) return;
+    MPQ_ASSERT(q1 - q0 < v->slots, "dwconv: %d dy rows for a ring of %d", q1 - q0 + 1, v->slots);
+    if (i != v->img || v->next < q0) v->img = i, v->next = q0;
+    const size_t row = (size_t)l->wo * l->c;
+    for (; v->next <= q1; v->next++) {
+        const size_t p0 = ((size_t)i * l->ho + v->next) * l->wo;
+        v->src->rows(v->src->ctx, p0, p0 + l->wo, v->ring + (size_t)row_slot(v, v->next) * row);
+    }
+}
+
 /* dx row (n, ih): for each column phase rx, input column sw*b + rx takes the output-gradient
  * pixels (a + dr, b + dc) of the taps that read it, times their weights. */
-static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n, int ih, int store,
+static void dx_row(const mpq_dwconv *l, const float *wt, const dy_view *v, int n, int ih, int store,
                    float *dx, mpq_dwk_ahead *next)
 {
     const int c = l->c, ry = ih % l->sh, a = ih / l->sh;
-    const float *dys = dy + (size_t)n * l->ho * l->wo * c;
+    const float *dys = dy_image(l, v, n);
     float *row = dx + ((size_t)n * l->h + ih) * l->w * c;
     for (int rx = 0; rx < l->sw && rx < l->w; rx++) {
         const int nb = (l->w - rx + l->sw - 1) / l->sw;
@@ -298,7 +372,7 @@ static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n,
                     if ((rx + l->pw - kw) % l->sw) continue;
                     const int dc = (rx + l->pw - kw) / l->sw;
                     if (run == 1 && (b0 + dc < 0 || b0 + dc >= l->wo)) continue;
-                    t.off[t.n] = ((ptrdiff_t)oh * l->wo + dc) * c;
+                    t.off[t.n] = ((ptrdiff_t)row_slot(v, oh) * l->wo + dc) * c;
                     t.w[t.n] = wt + ((size_t)kh * l->kw + kw) * c;
                     t.n++;
                 }
@@ -311,21 +385,14 @@ static void dx_row(const mpq_dwconv *l, const float *wt, const float *dy, int n,
     }
 }
 
-/* The last output-gradient row that the input-gradient rows of output row oh read. */
-static int dx_last_dy_row(const mpq_dwconv *l, int oh)
-{
-    const int ih_last = (oh == l->ho - 1 ? l->h : (oh + 1) * l->sh) - 1;
-    const int last = (ih_last + l->ph) / l->sh;
-    return last < l->ho - 1 ? last : l->ho - 1;
-}
-
 /* Partial p's dW (KH*KW, C) and db (C) over output rows [rows*p/P, rows*(p+1)/P); with dx, also
  * the input-gradient rows of each output row (input rows [sh*oh, sh*(oh + 1)), the last output
  * row of an image taking the rest) right after its weight gradient, while the rows of dy they
- * read are still in cache: dy comes from memory once. Every dx row is written by one part, as
+ * read are still in cache: dy comes from memory once (or from its source, each row once but the
+ * rows before the part's first that its dx rows read). Every dx row is written by one part, as
  * `store` says (MPQ_DWK_*). */
 static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, const float *x,
-                      const float *dy, float *part, float *dx, int store)
+                      dy_view *v, float *part, float *dx, int store)
 {
     const int c = l->c;
     float *pdb = part + taps(l) * c;
@@ -333,16 +400,21 @@ static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, c
     const int r0 = (int)((long long)n_rows * p / DW_PARTS);
     const int r1 = (int)((long long)n_rows * (p + 1) / DW_PARTS);
     for (int r = r0; r < r1; r++) {
-        wg_ctx w = {l, x + (size_t)(r / l->ho) * l->h * l->w * c, dy + (size_t)r * l->wo * c};
-        row_runs(l, wt, part, r % l->ho, wg_run, &w);
+        const int i = r / l->ho, oh = r % l->ho;
+        int q0, q1;
+        dy_rows_of(l, oh, dx != NULL, &q0, &q1);
+        dy_ready(l, v, i, q0, q1);
+        const float *dys = dy_image(l, v, i);
+        wg_ctx w = {l, x + (size_t)i * l->h * l->w * c, dys + (size_t)row_slot(v, oh) * l->wo * c};
+        row_runs(l, wt, part, oh, wg_run, &w);
         for (int ow = 0; ow < l->wo; ow++) {
             const float *g = w.gr + (size_t)ow * c;
 #pragma omp simd
-            for (int i = 0; i < c; i++)
-                pdb[i] += g[i];
+            for (int k = 0; k < c; k++)
+                pdb[k] += g[k];
         }
         if (!dx) continue;
-        const int oh = r % l->ho, ih1 = oh == l->ho - 1 ? l->h : (oh + 1) * l->sh;
+        const int ih1 = oh == l->ho - 1 ? l->h : (oh + 1) * l->sh;
         mpq_dwk_ahead a, *next = NULL;
         /* the next row's x and dy lines */
         if (store == MPQ_DWK_STREAM && r + 1 < r1) {
@@ -350,30 +422,34 @@ static void grad_part(const mpq_dwconv *l, const float *wt, int n_rows, int p, c
             /* spread over the interior runs of this row's input-gradient rows */
             ahead_input(l, n_rows / l->ho, r, x,
                         tiles_of((ih1 - oh * l->sh) * l->sw, l->w / l->sw - l->pw), &a);
-            ahead_rows(&a, 1, dy + (size_t)((r + 1) / l->ho) * l->ho * l->wo * c,
-                       oh1 > 0 ? dx_last_dy_row(l, oh1 - 1) + 1 : 0, dx_last_dy_row(l, oh1) + 1,
-                       (size_t)l->wo * c);
+            if (v->dy)
+                ahead_rows(&a, 1, dy_image(l, v, (r + 1) / l->ho),
+                           oh1 > 0 ? dx_last_dy_row(l, oh1 - 1) + 1 : 0, dx_last_dy_row(l, oh1) + 1,
+                           (size_t)l->wo * c);
             next = &a;
         }
         for (int ih = oh * l->sh; ih < ih1 && ih < l->h; ih++)
-            dx_row(l, wt, dy, r / l->ho, ih, store, dx, next);
+            dx_row(l, wt, v, i, ih, store, dx, next);
         if (next) mpq_dwk_ahead_rest(next);
     }
 }
 
-void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x, const float *dy,
-                         float *dx)
+/* The backward with dy from memory or (dy NULL) from src. */
+static void backward(const mpq_dwconv *l, const mpq_step *s, const float *x, const float *dy,
+                     const mpq_dy_src *src, float *dx)
 {
-    const int c = l->c, n_rows = s->n * l->ho;
+    const int c = l->c, n_rows = s->n * l->ho, slots = dy_ring_rows(l);
     const size_t t = taps(l), part_len = (t + 1) * c;
-    float *wt = s->ws, *parts = s->ws + t * c;
+    float *wt = s->ws, *parts = s->ws + wt_floats(l), *rings = parts + parts_floats(l);
     float *dw = mpq_at(s->grad, l->weight);
     MPQ_ASSERT(s->ws_floats >= mpq_dwconv_ws_floats(l, s->n), "dwconv: workspace too small");
     transpose_weights(l, mpq_cat(s->wq, l->weight), wt);
     const int store = output_store(l, s, (size_t)l->h * l->w * c);
 #pragma omp parallel for schedule(static)
-    for (int p = 0; p < DW_PARTS; p++)
-        grad_part(l, wt, n_rows, p, x, dy, parts + p * part_len, dx, store);
+    for (int p = 0; p < DW_PARTS; p++) {
+        dy_view v = {dy, src, rings + (size_t)p * slots * l->wo * c, slots, -1, 0};
+        grad_part(l, wt, n_rows, p, x, &v, parts + p * part_len, dx, store);
+    }
     for (int p = 1; p < DW_PARTS; p++)
         for (size_t i = 0; i < part_len; i++)
             parts[i] += parts[p * part_len + i];
@@ -385,4 +461,17 @@ void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x,
         for (int i = 0; i < c; i++)
             db[i] += parts[t * c + i];
     }
+}
+
+void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x, const float *dy,
+                         float *dx)
+{
+    backward(l, s, x, dy, NULL, dx);
+}
+
+void mpq_dwconv_backward_rows(const mpq_dwconv *l, const mpq_step *s, const float *x,
+                              const mpq_dy_src *src, float *dx)
+{
+    MPQ_ASSERT(src && src->rows, "dwconv: dy by rows needs a source");
+    backward(l, s, x, NULL, src, dx);
 }

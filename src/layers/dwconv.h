@@ -30,6 +30,13 @@ void mpq_dwconv_forward_sums(const mpq_dwconv *l, const mpq_step *s, const float
 /* Writes dx (NULL: not needed); adds dL/dW, dL/db into s->grad. */
 void mpq_dwconv_backward(const mpq_dwconv *l, const mpq_step *s, const float *x, const float *dy,
                          float *dx);
+/* The same with dy made on demand (core/step.h, mpq_dy_src) a row at a time into a ring of rows
+ * in the scratch, each row used for the weight and the input gradient while it is in the
+ * caches, so dy never goes to memory (the BN that consumed y computes it, layers/bn.h,
+ * mpq_bn_dx_rows). Each row is asked for once, but the rows before a part's first (of 16 fixed
+ * row ranges) that its input gradient reads, asked for again. The same bits. */
+void mpq_dwconv_backward_rows(const mpq_dwconv *l, const mpq_step *s, const float *x,
+                              const mpq_dy_src *src, float *dx);
 double mpq_dwconv_macs(const mpq_dwconv *l);
 
 #endif

@@ -78,10 +78,11 @@ typedef struct mpq_node {
     int sums_bn;             /* CONV, DWCONV: the BN (its only consumer) whose training
                                 statistics the convolution sums as it writes its output; 0: none
                                 (the plan) */
-    int dy_bn;               /* CONV: the activation fused with the BN that is its only consumer,
-                                when that BN may compute the convolution's output gradient band by
-                                band inside its backward (mpq_conv_backward_rows, mpq_bn_dx_rows:
-                                the activation allows it at that step); 0: none (the plan) */
+    int dy_bn;               /* CONV, DWCONV: the activation fused with the BN that is its only
+                                consumer, when that BN may compute the convolution's output
+                                gradient band by band inside its backward (mpq_bn_dx_rows into
+                                mpq_conv_backward_rows or mpq_dwconv_backward_rows: the activation
+                                allows it at that step); 0: none (the plan) */
     int n_consumers;
     size_t param_lo;         /* lowest trainable offset registered by this node (or SIZE_MAX) */
     double macs;             /* multiply-adds per sample, forward */

@@ -1,7 +1,8 @@
 /* The passes of a model (graph.h): weights quantized once per step, forward in node order with
  * fused groups run at their activation's place, backward in reverse order with each input
  * gradient written in place the first time and through the temporary block after (or, for a
- * fused BN over a 1x1 convolution, inside the convolution's backward band by band: dy_bn), the
+ * fused BN over a 1x1 or depthwise convolution, inside the convolution's backward band by band:
+ * dy_bn), the
  * weight quantizers' straight-through backward, and the ready callback as a parameter range
  * becomes final (for the overlapped allreduce). Also per-layer-kind times (the BN's input
  * gradient computed inside a convolution counts as the convolution's), multiply-adds, the size
@@ -139,6 +140,14 @@ static void bn_rows(const void *ctx, size_t p0, size_t p1, float *out)
     mpq_bn_dx_rows(c->bn, c->act, c->s, c->x, c->dy, p0, p1, out);
 }
 
+/* The row source of node n's output gradient: the BN fused with activation a, which left it. */
+static bn_rows_ctx deferred_bn(const mpq_model *m, const mpq_step *s, const mpq_node *n, int a)
+{
+    const mpq_node *act = &m->nodes[a];
+    return (bn_rows_ctx){&m->nodes[act->fused].u.bn, &act->u.act, s, mpq_cat(s->arena, n->y),
+                         mpq_cat(s->arena, act->dy)};
+}
+
 /* The straight-through backward of a node's weight quantizers, in place on grad[W], grad[b]. */
 static void weights_backward(mpq_model *m, const mpq_node *n, const mpq_step *s)
 {
@@ -177,10 +186,8 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
         switch (n->kind) {
         case MPQ_NODE_CONV:
             if (deferred && n->dy_bn == deferred) { /* dy from the BN, band by band */
-                const mpq_node *a = &m->nodes[deferred];
-                const bn_rows_ctx c = {&m->nodes[a->fused].u.bn, &a->u.act, s,
-                                       mpq_cat(s->arena, n->y), mpq_cat(s->arena, a->dy)};
-                const mpq_conv_dy_src src = {bn_rows, &c};
+                const bn_rows_ctx c = deferred_bn(m, s, n, deferred);
+                const mpq_dy_src src = {bn_rows, &c};
                 mpq_conv_backward_rows(&n->u.conv, s, x, &src, dx, add);
                 deferred = 0;
             } else if (add) {
@@ -190,7 +197,14 @@ void mpq_model_backward(mpq_model *m, const mpq_step *s, mpq_ready_fn ready, voi
             }
             break;
         case MPQ_NODE_DWCONV:
-            mpq_dwconv_backward(&n->u.dw, s, x, dy, dx);
+            if (deferred && n->dy_bn == deferred) {
+                const bn_rows_ctx c = deferred_bn(m, s, n, deferred);
+                const mpq_dy_src src = {bn_rows, &c};
+                mpq_dwconv_backward_rows(&n->u.dw, s, x, &src, dx);
+                deferred = 0;
+            } else {
+                mpq_dwconv_backward(&n->u.dw, s, x, dy, dx);
+            }
             break;
         case MPQ_NODE_BN:
             mpq_bn_backward(&n->u.bn, NULL, s, x, dy, dx);

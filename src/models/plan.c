@@ -64,9 +64,9 @@ static void fuse_nodes(mpq_model *m)
 }
 
 /* The convolutions whose output gradient their BN computes band by band inside their backward:
- * a 1x1 stride-1 direct convolution (mpq_conv_dy_rows_ok) whose only consumer is a BN fused with
- * its activation (no residual). Its output, the activation's gradient and the BN's cache then
- * live until the convolution's backward. */
+ * a 1x1 stride-1 direct convolution (mpq_conv_dy_rows_ok) or a depthwise one whose only consumer
+ * is a BN fused with its activation (no residual). Its output, the activation's gradient and the
+ * BN's cache then live until the convolution's backward. */
 static void mark_dy_rows(mpq_model *m)
 {
     for (int i = 0; i < m->n_nodes; i++)
@@ -75,7 +75,8 @@ static void mark_dy_rows(mpq_model *m)
         const mpq_node *a = &m->nodes[i];
         if (a->kind != MPQ_NODE_ACT || !a->fused || a->res) continue;
         mpq_node *p = &m->nodes[m->nodes[a->fused].in[0]];
-        if (p->kind == MPQ_NODE_CONV && p->n_consumers == 1 && mpq_conv_dy_rows_ok(&p->u.conv))
+        if (p->n_consumers == 1 && (p->kind == MPQ_NODE_DWCONV ||
+                                    (p->kind == MPQ_NODE_CONV && mpq_conv_dy_rows_ok(&p->u.conv))))
             p->dy_bn = i;
     }
 }

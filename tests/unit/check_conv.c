@@ -361,7 +361,7 @@ START_TEST(test_conv_backward_rows_matches_backward)
                 memcpy(f.dx, dx0, f.nx * sizeof *dx0);
                 memcpy(f.grad, g0, f.nw * sizeof *g0);
                 stored_dy d = {f.r, cases[k].cout, 0};
-                const mpq_conv_dy_src src = {stored_rows, &d};
+                const mpq_dy_src src = {stored_rows, &d};
                 mpq_conv_backward_rows(&f.l, &f.s, f.x, &src, f.dx, add);
                 ck_assert_mem_eq(f.dx, dx1, f.nx * sizeof *dx1);
                 ck_assert_mem_eq(f.grad, g1, f.nw * sizeof *g1);

@@ -290,6 +290,69 @@ START_TEST(test_dwconv_streamed_outputs_are_bitwise_the_same)
 }
 END_TEST
 
+/* An output gradient served row by row from memory, counting how often each pixel is asked for. */
+typedef struct stored_dy {
+    const float *dy;
+    int c;
+    int *asked; /* per pixel */
+} stored_dy;
+
+static void stored_rows(const void *ctx, size_t p0, size_t p1, float *out)
+{
+    const stored_dy *d = ctx;
+    memcpy(out, d->dy + p0 * d->c, (p1 - p0) * d->c * sizeof *out);
+    for (size_t p = p0; p < p1; p++)
+#pragma omp atomic
+        d->asked[p]++;
+}
+
+/* dy from a row source gives mpq_dwconv_backward's bits (dx, dW, db; dx NULL too) on 1 and 2
+ * threads: strides 1 and 2, kernels of 3 and 5 rows, input rows past the last output row's
+ * stride, wide padding, more rows than parts, streamed dx. Every pixel is asked for, and again
+ * only for the rows before a part's first that its dx rows read (at most KH - 1 per part). */
+START_TEST(test_dwconv_backward_rows_matches_backward)
+{
+    static const dw_case streamed = {3, 9, 10, 32, 3, 3, 1, 1, 1, 1, 0};
+    const dw_case *cases[] = {&CASE_S2,        &CASE_RECT,     &CASE_WIDE, &CASE_BIG,
+                              &CASE_TAIL_ROWS, &CASE_WIDE_PAD, &streamed};
+    for (int k = 0; k < 7; k++)
+        for (int t = 1; t <= 2; t++)
+            for (int with_dx = 1; with_dx >= 0; with_dx--) {
+                fixture f;
+                fixture_init(&f, cases[k], 70 + k);
+                if (cases[k] == &streamed) f.l.stream_bytes = 0;
+                const size_t np = f.nw + f.nb, pixels = f.ny / cases[k]->c;
+                mpq_gemm_set_threads(t);
+                run_layer(&f);
+                if (!with_dx) { /* the weight gradients alone */
+                    for (size_t i = 0; i < np; i++)
+                        f.grad[i] = GRAD0;
+                    mpq_dwconv_backward(&f.l, &f.s, f.x, f.r, NULL);
+                }
+                results whole = results_keep(&f);
+                for (size_t i = 0; i < np; i++)
+                    f.grad[i] = GRAD0;
+                for (size_t i = 0; i < f.nx; i++)
+                    f.dx[i] = with_dx ? NAN : whole.dx[i];
+                stored_dy d = {f.r, cases[k]->c, calloc(pixels, sizeof(int))};
+                const mpq_dy_src src = {stored_rows, &d};
+                mpq_dwconv_backward_rows(&f.l, &f.s, f.x, &src, with_dx ? f.dx : NULL);
+                mpq_gemm_set_threads(1);
+                results_check_same(&f, &whole);
+                size_t extra = 0;
+                for (size_t p = 0; p < pixels; p++) {
+                    ck_assert_int_ge(d.asked[p], 1);
+                    extra += (size_t)d.asked[p] - 1;
+                }
+                const size_t most = with_dx ? 16 * (size_t)(cases[k]->kh - 1) * f.l.wo : 0;
+                ck_assert_msg(extra <= most, "case %d: %zu pixels asked again (at most %zu)", k,
+                              extra, most);
+                free(d.asked);
+                fixture_free(&f);
+            }
+}
+END_TEST
+
 START_TEST(test_dwconv_init_rejects_bad_geometry)
 {
     mpq_dwconv l;
@@ -313,6 +376,7 @@ static Suite *dwconv_suite(void)
     tcase_add_test(tc, test_dwconv_is_independent_of_threads);
     tcase_add_test(tc, test_dwconv_streamed_outputs_are_bitwise_the_same);
     tcase_add_test(tc, test_dwconv_forward_sums_match_the_output);
+    tcase_add_test(tc, test_dwconv_backward_rows_matches_backward);
     tcase_add_test(tc, test_dwconv_init_rejects_bad_geometry);
     suite_add_tcase(s, tc);
     return s;
