@@ -4,16 +4,34 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/err.h"
 #include "core/grow.h"
 
 void mpq_params_init(mpq_params *p) { memset(p, 0, sizeof *p); }
 
+/* Buffers of at least MPQ_HUGE_MIN bytes (the arena, the scratch, the flat buffers of large models)
+ * are 2 MB-aligned and asked for transparent huge pages (where the kernel gives them on request:
+ * THP "madvise" or "always"), so that the passes that stream them miss the TLB 512 times less
+ * often. Measured on MobileNetV2, batch 32, the quantized training step (three interleaved
+ * pairs, Zen 4): one thread 30.5-30.6 -> 31.1-31.8 images/s, two threads 55.3-55.7 ->
+ * 55.8-56.6. */
+enum { MPQ_HUGE_PAGE = 2 << 20, MPQ_HUGE_MIN = 2 * MPQ_HUGE_PAGE };
+
 float *mpq_alloc_floats(size_t n)
 {
     size_t bytes = ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63;
-    float *f = aligned_alloc(64, bytes);
+    float *f;
+    if (bytes >= MPQ_HUGE_MIN) {
+        bytes = (bytes + MPQ_HUGE_PAGE - 1) & ~((size_t)MPQ_HUGE_PAGE - 1);
+        f = aligned_alloc(MPQ_HUGE_PAGE, bytes);
+#ifdef MADV_HUGEPAGE
+        if (f) (void)madvise(f, bytes, MADV_HUGEPAGE); /* a hint: without it, plain pages */
+#endif
+    } else {
+        f = aligned_alloc(64, bytes);
+    }
     if (f) memset(f, 0, bytes);
     return f;
 }

@@ -54,7 +54,8 @@ int mpq_params_alloc(mpq_params *p, int with_grad);
 void mpq_params_free(mpq_params *p);
 /* Index of the tensor called name, or -1. */
 int mpq_params_find(const mpq_params *p, const char *name);
-/* A 64-byte-aligned zeroed allocation of n floats (NULL on failure); release with free(). */
+/* A 64-byte-aligned zeroed allocation of n floats (NULL on failure); release with free(). From
+ * 4 MB, 2 MB-aligned and on transparent huge pages where the system gives them (params.c). */
 float *mpq_alloc_floats(size_t n);
 
 static inline float *mpq_at(float *base, mpq_slice s) { return base + s.off; }

@@ -166,6 +166,27 @@ START_TEST(test_params_registry_orders_and_names)
 }
 END_TEST
 
+/* mpq_alloc_floats: zeroed and 64-byte aligned below 4 MB; from 4 MB (where it asks for huge
+ * pages) 2 MB-aligned and zeroed to the end of its last huge page, every float writable. */
+START_TEST(test_alloc_floats_aligned_and_zeroed)
+{
+    const size_t sizes[] = {1, 17, ((size_t)4 << 20) / sizeof(float) - 1,
+                            ((size_t)4 << 20) / sizeof(float) + 5};
+    for (int k = 0; k < 4; k++) {
+        float *f = mpq_alloc_floats(sizes[k]);
+        ck_assert_ptr_nonnull(f);
+        const size_t align = k == 3 ? (size_t)2 << 20 : 64;
+        ck_assert_uint_eq((uintptr_t)f % align, 0);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < sizes[k]; i++)
+            nonzero += f[i] != 0.0f;
+        ck_assert_uint_eq(nonzero, 0);
+        f[sizes[k] - 1] = 1.0f;
+        free(f);
+    }
+}
+END_TEST
+
 START_TEST(test_rng_permutation_is_pure_and_complete)
 {
     enum { N = 1000 };
@@ -256,6 +277,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_dir_list_sorted_and_filtered);
     tcase_add_test(tc, test_grow_doubles_keeps_values_and_refuses_overflow);
     tcase_add_test(tc, test_params_registry_orders_and_names);
+    tcase_add_test(tc, test_alloc_floats_aligned_and_zeroed);
     tcase_add_test(tc, test_rng_permutation_is_pure_and_complete);
     tcase_add_test(tc, test_rng_permutation_reaches_every_ordering);
     tcase_add_test(tc, test_rng_uniform_range_and_mean);
