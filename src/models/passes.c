@@ -2,11 +2,10 @@
  * fused groups run at their activation's place, backward in reverse order with each input
  * gradient written in place the first time and through the temporary block after (or, for a
  * fused BN over a 1x1 or depthwise convolution, inside the convolution's backward band by band:
- * dy_bn), the
- * weight quantizers' straight-through backward, and the ready callback as a parameter range
- * becomes final (for the overlapped allreduce). Also per-layer-kind times (the BN's input
- * gradient computed inside a convolution counts as the convolution's), multiply-adds, the size
- * model, clipping and projections over every quantizer. */
+ * dy_bn), the weight quantizers' straight-through backward, and the ready callback as a
+ * parameter range becomes final (for the overlapped allreduce). Also per-layer-kind times (the
+ * BN's input gradient computed inside a convolution counts as the convolution's), multiply-adds,
+ * the size model, clipping and projections over every quantizer. */
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>

@@ -290,22 +290,6 @@ START_TEST(test_dwconv_streamed_outputs_are_bitwise_the_same)
 }
 END_TEST
 
-/* An output gradient served row by row from memory, counting how often each pixel is asked for. */
-typedef struct stored_dy {
-    const float *dy;
-    int c;
-    int *asked; /* per pixel */
-} stored_dy;
-
-static void stored_rows(const void *ctx, size_t p0, size_t p1, float *out)
-{
-    const stored_dy *d = ctx;
-    memcpy(out, d->dy + p0 * d->c, (p1 - p0) * d->c * sizeof *out);
-    for (size_t p = p0; p < p1; p++)
-#pragma omp atomic
-        d->asked[p]++;
-}
-
 /* dy from a row source gives mpq_dwconv_backward's bits (dx, dW, db; dx NULL too) on 1 and 2
  * threads: strides 1 and 2, kernels of 3 and 5 rows, input rows past the last output row's
  * stride, wide padding, more rows than parts, streamed dx. Every pixel is asked for, and again
@@ -334,8 +318,8 @@ START_TEST(test_dwconv_backward_rows_matches_backward)
                     f.grad[i] = GRAD0;
                 for (size_t i = 0; i < f.nx; i++)
                     f.dx[i] = with_dx ? NAN : whole.dx[i];
-                stored_dy d = {f.r, cases[k]->c, calloc(pixels, sizeof(int))};
-                const mpq_dy_src src = {stored_rows, &d};
+                mpq_test_rows d = {f.r, cases[k]->c, calloc(pixels, sizeof(int))};
+                const mpq_dy_src src = {mpq_test_rows_fill, &d};
                 mpq_dwconv_backward_rows(&f.l, &f.s, f.x, &src, with_dx ? f.dx : NULL);
                 mpq_gemm_set_threads(1);
                 results_check_same(&f, &whole);

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/params.h"
 
@@ -15,6 +16,15 @@ double mpq_test_dot(const float *y, const float *r, size_t n)
     for (size_t i = 0; i < n; i++)
         acc += (double)y[i] * r[i];
     return acc;
+}
+
+void mpq_test_rows_fill(const void *ctx, size_t p0, size_t p1, float *out)
+{
+    const mpq_test_rows *d = ctx;
+    memcpy(out, d->t + p0 * d->c, (p1 - p0) * d->c * sizeof *out);
+    for (size_t p = p0; p < p1; p++)
+#pragma omp atomic
+        d->asked[p]++;
 }
 
 int mpq_test_gradcheck(double (*loss)(void *ctx), void *ctx, float *v, size_t n, const float *g,
